@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Benchmarks of kinetics-dl against the local test source (Python 3.11 standard library only).
+
+    python3 bench/bench.py clips    [--n 12] [--jobs 4] [--bandwidth 20000000]
+    python3 bench/bench.py throttle [--n 30]
+
+Both print a Markdown report and write it into bench/RESULTS.md (each benchmark owns its section). Build
+first: `cargo build --release --bins`. See bench/README.md for what is measured and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import clips  # noqa: E402
+import common  # noqa: E402
+import throttle  # noqa: E402
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin-dir", type=Path, default=common.REPO / "target" / "release",
+                   help="where kinetics-dl and kinetics-testsrc are (default: target/release)")
+    p.add_argument("--work", type=Path, help="scratch directory (default: a new temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep outputs and journals in the scratch directory")
+    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    sub = p.add_subparsers(dest="bench", required=True)
+
+    c = sub.add_parser("clips", help="bytes/time/CPU per clip: kinetics-dl vs whole video vs naive sections")
+    c.add_argument("--n", type=int, default=12, help="clips per run (default 12)")
+    c.add_argument("--jobs", type=int, default=4, help="clips at once, for every approach (default 4)")
+    c.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
+    c.add_argument("--profiles", default="short,long", help="comma-separated: short, long (default both)")
+    c.add_argument("--approaches", default="a,b,c",
+                   help="a = kinetics-dl, a1 = kinetics-dl --request-size 1MiB, b = seed whole video, "
+                        "c = naive --download-sections (default a,b,c)")
+    c.add_argument("--naive-timeout", type=float, default=60, help="per-clip timeout of (c), seconds (default 60)")
+    c.add_argument("--seed-timeout", type=float, default=600, help="per-process timeout of (b), seconds")
+    c.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
+
+    t = sub.add_parser("throttle", help="per-IP 429 bans: 1 vs 3 egresses, breaker vs --no-breaker")
+    t.add_argument("--n", type=int, default=30, help="clips per run (default 30)")
+    t.add_argument("--max-requests", type=int, default=8, help="B: requests allowed per window per IP (default 8)")
+    t.add_argument("--window", type=float, default=10, help="W: the sliding window, seconds (default 10)")
+    t.add_argument("--ban", type=float, default=10, help="ban length, seconds; also --cooldown (default 10)")
+    t.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
+    t.add_argument("--run-timeout", type=float, default=300, help="upper bound of one run, seconds (default 300)")
+    args = p.parse_args(argv)
+    if args.bench == "clips":
+        args.profiles = [x for x in args.profiles.split(",") if x]
+        args.approaches = [x for x in args.approaches.split(",") if x]
+        bad = [x for x in args.profiles if x not in clips.PROFILES] + \
+              [x for x in args.approaches if x not in clips.APPROACHES]
+        if bad or args.n < 1 or args.jobs < 1:
+            p.error(f"bad --profiles/--approaches/--n/--jobs: {bad}")
+    elif args.n < 1:
+        p.error("--n must be positive")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    kdl, src = common.binaries(args.bin_dir)
+    work = args.work or Path(tempfile.mkdtemp(prefix=f"kinetics-bench-{args.bench}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"==> scratch directory {work}", flush=True)
+    if args.bench == "clips":
+        bench = clips.Bench(args, kdl, src, work)
+        results = bench.run()
+        text = clips.report(results, args, (bench.load_before, bench.load_after))
+        section = "clips"
+    else:
+        bench = throttle.Bench(args, kdl, src, work)
+        calib, r, runs = bench.run()
+        text = throttle.report(calib, r, runs, args, len(bench.clips), (bench.load_before, bench.load_after))
+        section = "throttle"
+    print()
+    print(text)
+    if not args.no_write:
+        common.write_section(section, text)
+        print(f"==> written to {common.RESULTS}")
+    if not args.keep and args.work is None:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

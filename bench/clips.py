@@ -1,0 +1,314 @@
+"""Benchmark 1: bytes, time and CPU per clip for kinetics-dl, the seed's whole-video approach and yt-dlp's
+naive --download-sections, each with YouTube's open-range throttle off and on, on a short and an hour-long
+video. Every number comes from this run: /_stats of the test source, RUSAGE_CHILDREN deltas, wall clocks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common as c
+
+PROFILES = {
+    # As the demo: near YouTube's 360p.
+    "short": {"duration_secs": 300, "width": 640, "height": 360, "fps": 30, "gop_secs": 2, "audio": True,
+              "video_kbps": 700},
+    # An hour; 15 fps and 400 kb/s keep the one-time encode to ~10 minutes on 2 cores.
+    "long": {"duration_secs": 3600, "width": 640, "height": 360, "fps": 15, "gop_secs": 2, "audio": True,
+             "video_kbps": 400},
+}
+# YouTube's behaviour: open-ended ranges with more than ~10 MB left trickle at ~32 KiB/s.
+OPEN_RANGE_THROTTLE = {"enabled": True, "threshold": 10_000_000, "rate": 32768}
+APPROACHES = {
+    "a": "kinetics-dl",
+    # Not a default of kinetics-dl: shows how much of (a)'s excess is read-ahead of its 8 MiB pieces.
+    "a1": "kinetics-dl --request-size 1MiB",
+    "b": "seed: whole video + ffmpeg",
+    "c": "naive --download-sections",
+}
+KDL = ("a", "a1")
+
+
+def remap(profile: str):
+    """Fits a real row's start into the synthetic video: anywhere in the short one, the middle of the long."""
+    if profile == "long":
+        return lambda s: 1500 + s % 590  # 25:00 .. 34:50 of 60:00
+    dur = PROFILES[profile]["duration_secs"]
+    return lambda s: s % (dur - c.MAX_CLIP_SECS - 2)
+
+
+@dataclass
+class Result:
+    profile: str
+    approach: str
+    throttle: bool
+    n: int
+    done: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    bytes_sent: int = 0
+    requests: int = 0
+    peak_tmp: int = 0
+    window: float = 0.0  # mean window bytes per clip
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def per_clip(self) -> float:
+        return self.bytes_sent / self.n if self.n else 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.per_clip / self.window if self.window else 0.0
+
+
+class Bench:
+    def __init__(self, args, kdl: Path, src_bin: Path, work: Path):
+        self.args, self.kdl, self.src_bin, self.work = args, kdl, src_bin, work
+
+    # -------------------------------------------------------------------------------------------- approaches
+
+    def run_kinetics_dl(self, url: str, clips: list[c.Clip], tmp: Path, res: Result, extra: list[str]) -> Path:
+        ann = tmp / "clips.csv"
+        c.write_annotations(clips, ann)
+        out = tmp / "kdl-out"
+        cmd = [str(self.kdl), "download", "--annotations", str(ann), "--out", str(out),
+               "--url-template", url + "/v/{youtube_id}.mp4", "-j", str(self.args.jobs), "-q", *extra]
+        ran = c.run_bounded(cmd, self.args.run_timeout, grace_signal=signal.SIGTERM)
+        res.extra["exit"] = ran.code
+        if ran.code not in (0,):
+            res.extra["stderr"] = ran.stderr.strip()[-2000:]
+        return out
+
+    def run_seed(self, url: str, clips: list[c.Clip], tmp: Path, res: Result, throttle: bool) -> None:
+        outdir = tmp / "seed-out"
+        outdir.mkdir(parents=True, exist_ok=True)
+        chunk = ["--http-chunk-size", "10M"] if throttle else []
+        errors: list[str] = []
+
+        def one(clip: c.Clip) -> str:
+            work = tmp / "seed" / clip.youtube_id
+            work.mkdir(parents=True, exist_ok=True)
+            r1 = c.run_bounded(["yt-dlp", "--ignore-config", "--no-progress", "-q", "-f", "b", "-o", "whole.mp4",
+                                *chunk, f"{url}/v/{clip.youtube_id}.mp4"], self.args.seed_timeout, cwd=work)
+            if r1.code != 0 or not (work / "whole.mp4").is_file():
+                shutil.rmtree(work, ignore_errors=True)
+                errors.append(r1.stderr.strip()[-300:])
+                return "timeout" if r1.code is None else "failed"
+            out = outdir / f"{clip.youtube_id}.mp4"
+            r2 = c.run_bounded(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+                                "-ss", str(clip.start), "-i", "whole.mp4", "-t", str(clip.end - clip.start),
+                                "-c:v", "libx264", "-preset", "veryfast", "-c:a", "aac", str(out)],
+                               self.args.seed_timeout, cwd=work)
+            shutil.rmtree(work, ignore_errors=True)
+            if r2.code != 0 or not out.is_file():
+                errors.append(r2.stderr.strip()[-300:])
+                return "failed"
+            return "done"
+
+        self._pool(one, clips, res)
+        if errors:
+            res.extra["stderr"] = errors[0]
+
+    def run_naive(self, url: str, clips: list[c.Clip], tmp: Path, res: Result) -> None:
+        outdir = tmp / "naive-out"
+        outdir.mkdir(parents=True, exist_ok=True)
+        errors: list[str] = []
+
+        def one(clip: c.Clip) -> str:
+            work = tmp / "naive" / clip.youtube_id
+            work.mkdir(parents=True, exist_ok=True)
+            r = c.run_bounded(["yt-dlp", "--ignore-config", "--no-progress", "-q", "--download-sections",
+                               f"*{clip.start}-{clip.end}", "-f", "b", "-o", "clip.mp4",
+                               f"{url}/v/{clip.youtube_id}.mp4"], self.args.naive_timeout, cwd=work)
+            produced = work / "clip.mp4"
+            ok = r.code == 0 and produced.is_file() and produced.stat().st_size > 0
+            if ok:
+                produced.rename(outdir / f"{clip.youtube_id}.mp4")
+            else:
+                errors.append(r.stderr.strip()[-300:])
+            shutil.rmtree(work, ignore_errors=True)
+            return "done" if ok else ("timeout" if r.code is None else "failed")
+
+        self._pool(one, clips, res)
+        if errors and any(errors):
+            res.extra["stderr"] = next(e for e in errors if e) if any(errors) else ""
+
+    def _pool(self, one, clips: list[c.Clip], res: Result) -> None:
+        with ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
+            outcomes = list(pool.map(one, clips))
+        res.done = outcomes.count("done")
+        res.timed_out = outcomes.count("timeout")
+        res.failed = len(outcomes) - res.done
+
+    # ----------------------------------------------------------------------------------------------- driver
+
+    def measure(self, src: c.TestSource, profile: str, approach: str, throttle: bool, clips: list[c.Clip],
+                window: float) -> Result:
+        res = Result(profile, approach, throttle, len(clips), window=window)
+        tmp = c.fresh_dir(self.work / f"{profile}-{approach}-{'on' if throttle else 'off'}")
+        kdl_tmp = tmp / "kdl-out" / ".kinetics-dl" / "tmp"
+        sampled = {"a": kdl_tmp, "a1": kdl_tmp, "b": tmp / "seed", "c": tmp / "naive"}[approach]
+        before = src.idle_stats()
+        started_ms = int(time.time() * 1000)
+        cpu0, t0 = c.children_cpu(), time.monotonic()
+        with c.DiskSampler(sampled) as disk:
+            if approach in KDL:
+                extra = ["--request-size", "1048576"] if approach == "a1" else []
+                out = self.run_kinetics_dl(src.url, clips, tmp, res, extra)
+            elif approach == "b":
+                self.run_seed(src.url, clips, tmp, res, throttle)
+            else:
+                self.run_naive(src.url, clips, tmp, res)
+        res.wall = time.monotonic() - t0
+        res.cpu = c.children_cpu() - cpu0
+        res.peak_tmp = disk.peak
+        after = src.idle_stats()
+        res.bytes_sent = after["bytes_sent"] - before["bytes_sent"]
+        res.requests = after["total_requests"] - before["total_requests"]
+        log = [e for e in after["log"] if e["time_ms"] >= started_ms - 50 and e["path"].startswith("/v/")]
+        res.extra["no_range_bytes"] = sum(e["bytes"] for e in log if e["range"] is None)
+        res.extra["throttled_requests"] = sum(1 for e in log if e["throttled"])
+        if approach in KDL:
+            # After the CPU reading: status is a child too.
+            st = c.run_bounded([str(self.kdl), "status", "--out", str(out), "--json"], 60)
+            try:
+                status = json.loads(st.stdout)
+                res.done = status["done"]
+                res.failed = res.n - res.done
+                res.extra["relay_bytes"] = status["bytes_fetched"]
+                res.extra["failed_categories"] = status["failed"]
+                res.extra["whole_video_fallbacks"] = status["whole_video_fallbacks"]
+            except (json.JSONDecodeError, KeyError):
+                res.extra["status_error"] = st.stderr.strip()[-500:]
+            res.extra["sample_log"] = [
+                f"{e['method']} {e['path']} range={e['range']} -> {e['status']} {e['bytes']} B"
+                f"{' throttled' if e['throttled'] else ''}{'' if e['complete'] else ' (cut)'}"
+                for e in log[:6]
+            ]
+        if not self.args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return res
+
+    def run(self) -> list[Result]:
+        self.load_before = c.load_average()
+        results = []
+        for profile in self.args.profiles:
+            clips = c.kinetics_rows(self.args.n, remap(profile))
+            for throttle in (False, True):
+                config = {"profile": PROFILES[profile], "bandwidth": self.args.bandwidth}
+                if throttle:
+                    config["open_range_throttle"] = OPEN_RANGE_THROTTLE
+                name = f"{profile}-{'on' if throttle else 'off'}"
+                print(f"==> starting the test source ({name}; the first start encodes the video)", flush=True)
+                src = c.TestSource(self.src_bin, config, self.work, name)
+                try:
+                    index = PACKETS.get(profile) or PACKETS.setdefault(profile, c.PacketIndex(src.media_path()))
+                    HEADERS[profile] = index.header_bytes
+                    window = sum(index.window_bytes(k.start, k.end) for k in clips) / len(clips)
+                    for approach in self.args.approaches:
+                        print(f"--> {profile} video, open-range throttle {'on' if throttle else 'off'}: "
+                              f"{APPROACHES[approach]}, {len(clips)} clips", flush=True)
+                        r = self.measure(src, profile, approach, throttle, clips, window)
+                        print(f"    {r.done}/{r.n} done in {r.wall:.1f} s, {c.human_bytes(r.per_clip)}/clip "
+                              f"({r.ratio:.2f}x window), {r.cpu / r.n:.2f} CPU s/clip", flush=True)
+                        if r.extra.get("stderr") and r.done < r.n:
+                            print("    stderr: " + r.extra["stderr"].replace("\n", "\n    "), flush=True)
+                        results.append(r)
+                finally:
+                    src.close()
+        self.load_after = c.load_average()
+        return results
+
+
+PACKETS: dict[str, c.PacketIndex] = {}
+HEADERS: dict[str, int] = {}
+
+
+def report(results: list[Result], args, load: tuple[str, str]) -> str:
+    def fmt_row(r: Result) -> list[str]:
+        done = f"{r.done}/{r.n}" + (f" ({r.timed_out} timed out)" if r.timed_out else "")
+        return [r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", done,
+                c.human_bytes(r.per_clip), c.human_bytes(r.window), f"{r.ratio:.2f}x", f"{r.requests / r.n:.1f}",
+                f"{r.wall:.1f}", f"{r.done / r.wall * 60:.1f}" if r.wall else "-", f"{r.cpu / r.n:.2f}",
+                c.human_bytes(r.peak_tmp)]
+
+    parts = [
+        "## Benchmark 1: fetching only the clip (issue 2)",
+        "",
+        f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after (a shared machine: wall"
+        " times move with it, bytes and CPU seconds much less)",
+        "",
+        f"Command: `python3 bench/bench.py clips --n {args.n} --jobs {args.jobs} --bandwidth {args.bandwidth}`"
+        f" (profiles: {', '.join(args.profiles)}; naive per-clip timeout {args.naive_timeout:.0f} s)",
+        "",
+        "Test source: " + "; ".join(
+            f"`{p}` = {v['duration_secs']} s, {v['width']}x{v['height']}, {v['fps']} fps, {v['video_kbps']} kb/s "
+            f"video + 64 kb/s AAC, 2 s GOP" for p, v in PROFILES.items() if p in args.profiles)
+        + f". Global bandwidth cap {args.bandwidth / 1e6:.0f} MB/s. Throttle on = open-ended ranges with more than "
+          "10 MB left are served at 32 KiB/s. Clips: real K400 validate ids, starts remapped anywhere into the "
+          "short video and into 25:00-34:50 of the long one, 10 s each.",
+        "",
+        c.table(["video", "approach", "open-range throttle", "done", "fetched/clip", "window/clip",
+                 "fetched/window", "requests/clip", "wall s", "clips/min", "CPU s/clip", "peak temp disk"],
+                [fmt_row(r) for r in results]),
+        "",
+        "fetched = test source `bytes_sent` delta / N (everything: yt-dlp's page GET, every media request, bytes"
+        " pushed into socket buffers before a client hung up). window = bytes of the packets (audio + video) with"
+        " pts in [start, end) in the source file (ffprobe -show_packets). CPU = RUSAGE_CHILDREN delta / N (the"
+        " test source is not counted). Every approach runs `--jobs` clips at once.",
+        "",
+        "### Targets",
+        "",
+    ]
+    by = {(r.profile, r.approach, r.throttle): r for r in results}
+    targets = []
+    for p in args.profiles:
+        for t in (False, True):
+            r = by.get((p, "a", t))
+            if r:
+                ok = r.done == r.n and r.ratio <= 1.5
+                targets.append([f"kinetics-dl fetched/window <= 1.5x ({p}, throttle {'on' if t else 'off'})",
+                                f"{r.ratio:.2f}x", "PASS" if ok else "MISS"])
+        off, on = by.get((p, "a", False)), by.get((p, "a", True))
+        if off and on and off.wall:
+            ratio = on.wall / off.wall
+            targets.append([f"open-range throttle wall-time cost for kinetics-dl < 1.5x ({p})",
+                            f"{ratio:.2f}x ({on.wall:.1f} s vs {off.wall:.1f} s)",
+                            "PASS" if ratio < 1.5 and on.done == on.n else "MISS"])
+    short_on, long_on = by.get(("short", "a", True)), by.get(("long", "a", True))
+    if short_on and long_on:
+        ratio = long_on.wall / short_on.wall
+        targets.append(["mid-hour clip as fast as a short-video clip (kinetics-dl, throttle on; info only: the"
+                        " long video has half the frame rate)", f"{ratio:.2f}x wall", "info"])
+    parts.append(c.table(["target", "measured", "result"], targets))
+    parts += ["", "### kinetics-dl bytes, broken down", ""]
+    rows = []
+    for r in results:
+        if r.approach not in KDL:
+            continue
+        relay = r.extra.get("relay_bytes")
+        page = r.extra.get("no_range_bytes", 0)
+        unread = r.bytes_sent - page - relay if relay is not None else None
+        rows.append([r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", c.human_bytes(r.per_clip),
+                     c.human_bytes(page / r.n),
+                     c.human_bytes(relay / r.n) if relay is not None else "?",
+                     c.human_bytes(unread / r.n) if unread is not None else "?",
+                     c.human_bytes(HEADERS.get(r.profile, 0)), c.human_bytes(r.window),
+                     str(r.extra.get("throttled_requests", 0))])
+    parts.append(c.table(["video", "approach", "throttle", "sent by source/clip", "yt-dlp page GET/clip",
+                          "read by relay/clip (journal bytes_fetched)", "sent, never read by relay/clip",
+                          "source header (ftyp+moov)", "window/clip", "throttled requests"], rows))
+    parts += ["", "First requests of each kinetics-dl run (test source request log):", ""]
+    for r in results:
+        if r.approach in KDL and r.extra.get("sample_log"):
+            parts.append(f"- {r.profile}, {APPROACHES[r.approach]}, throttle {'on' if r.throttle else 'off'}: "
+                         + "; ".join(f"`{x}`" for x in r.extra["sample_log"]))
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,179 @@
+"""Benchmark 2: kinetics-dl against per-IP 429 bans, with 1 and 3 egresses, with and without its circuit
+breakers, next to the completion time the throttle rule allows.
+
+The ideal: an egress may send B video requests in any W-second window without being banned. A clip costs R
+requests (measured in an unthrottled calibration run of the same clips), so N clips over E egresses need
+N*R requests, i.e. ceil(N*R / (B*E)) windows per egress: ideal_throttle = ceil(N*R / (B*E)) * W. The run can
+also never beat the unthrottled run of the same clips (T0, CPU- and bandwidth-bound), so
+ideal = max(ideal_throttle, T0), and ratio = wall / ideal (1.0 is perfect).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import common as c
+
+# Cheap to cut (320x180, 15 fps) so that the throttle, not the CPU, decides the pace.
+PROFILE = {"duration_secs": 120, "width": 320, "height": 180, "fps": 15, "gop_secs": 2, "audio": True,
+           "video_kbps": 500}
+EGRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+@dataclass
+class Run:
+    name: str
+    egresses: int
+    breaker: bool
+    wall: float = 0.0
+    code: int | None = 0
+    done: int = 0
+    failed: int = 0
+    pending: int = 0
+    served: int = 0
+    count_429: int = 0
+    signals: int = 0
+    wasted: int = 0
+    attempts: int = 0
+    throttled_attempts: int = 0
+    per_ip: dict = field(default_factory=dict)
+    ideal: float = 0.0
+    timeout: float = 0.0
+    stderr: str = ""
+
+
+class Bench:
+    def __init__(self, args, kdl: Path, src_bin: Path, work: Path):
+        self.args, self.kdl, self.src_bin, self.work = args, kdl, src_bin, work
+        dur = PROFILE["duration_secs"]
+        self.clips = c.kinetics_rows(args.n, lambda s: s % (dur - c.MAX_CLIP_SECS - 2))
+
+    def config(self, throttled: bool) -> dict:
+        cfg = {"profile": PROFILE, "bandwidth": self.args.bandwidth}
+        if throttled:
+            cfg["ip_throttle"] = {"enabled": True, "window_secs": self.args.window,
+                                  "max_requests": self.args.max_requests, "ban_secs": self.args.ban,
+                                  "extend_ban": False}
+        return cfg
+
+    def one(self, name: str, egresses: int, breaker: bool, throttled: bool, timeout: float) -> Run:
+        run = Run(name, egresses, breaker, timeout=timeout)
+        tmp = c.fresh_dir(self.work / f"throttle-{name.replace(' ', '-').replace(',', '')}")
+        ann = tmp / "clips.csv"
+        c.write_annotations(self.clips, ann)
+        out = tmp / "out"
+        # A fresh source per run: no ban or request window carries over from the previous run.
+        src = c.TestSource(self.src_bin, self.config(throttled), tmp, "src")
+        try:
+            cmd = [str(self.kdl), "download", "--annotations", str(ann), "--out", str(out),
+                   "--url-template", src.url + "/v/{youtube_id}.mp4", "-q", "--cooldown", f"{self.args.ban:g}s"]
+            for addr in EGRESSES[:egresses]:
+                cmd += ["--source-address", addr]
+            if not breaker:
+                cmd.append("--no-breaker")
+            print(f"--> {name}: {len(self.clips)} clips, timeout {timeout:.0f} s", flush=True)
+            ran = c.run_bounded(cmd, timeout, grace_signal=signal.SIGTERM)
+            run.wall, run.code = ran.secs, ran.code
+            run.stderr = ran.stderr.strip()[-1500:]
+            stats = src.idle_stats()
+        finally:
+            src.close()
+        run.count_429 = sum(ip["count_429"] for ip in stats["ips"].values())
+        run.served = stats["total_requests"] - run.count_429
+        run.per_ip = {k: (v["requests"], v["count_429"]) for k, v in stats["ips"].items()}
+        st = c.run_bounded([str(self.kdl), "status", "--out", str(out), "--json"], 60)
+        try:
+            status = json.loads(st.stdout)
+            run.done, run.pending = status["done"], status["pending"]
+            run.failed = sum(status["failed"].values())
+            run.signals = sum(e["throttle_events"] for e in status["egresses"])
+            run.wasted = sum(e["wasted"] for e in status["egresses"])
+        except (json.JSONDecodeError, KeyError):
+            run.stderr += "\nstatus: " + st.stderr.strip()[-500:]
+        run.attempts, run.throttled_attempts = journal_attempts(out / ".kinetics-dl" / "journal.sqlite")
+        if not self.args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"    {run.done} done, {run.failed} failed, {run.pending} pending in {run.wall:.1f} s "
+              f"(exit {run.code}); {run.count_429} answered 429; {run.wasted} requests into bans", flush=True)
+        return run
+
+    def run(self) -> tuple[Run, float, list[Run]]:
+        self.load_before = c.load_average()
+        n = len(self.clips)
+        print("==> calibration: the same clips without per-IP throttling (1 egress)", flush=True)
+        calib = self.one("calibration, unthrottled", 1, True, False, self.args.run_timeout)
+        reqs_per_clip = calib.served / max(calib.done, 1)
+        runs = []
+        for egresses in (1, 3):
+            for breaker in (True, False):
+                windows = c.ceil_div(n * reqs_per_clip, self.args.max_requests * egresses)
+                ideal = max(windows * self.args.window, calib.wall)
+                # Bounded: generous next to the ideal, never past --run-timeout.
+                timeout = min(self.args.run_timeout, 2 * ideal + 30)
+                name = f"{egresses} egress{'es' if egresses > 1 else ''}, {'breaker' if breaker else '--no-breaker'}"
+                r = self.one(name, egresses, breaker, True, timeout)
+                r.ideal = ideal
+                runs.append(r)
+        self.load_after = c.load_average()
+        return calib, reqs_per_clip, runs
+
+
+def journal_attempts(path: Path) -> tuple[int, int]:
+    """(clip attempts, attempts that ended in a throttle signal) from the journal, read-only."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            total = con.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+            hit = con.execute(
+                "SELECT COUNT(*) FROM attempts WHERE category IN ('rate_limited', 'bot_check')").fetchone()[0]
+        finally:
+            con.close()
+        return total, hit
+    except sqlite3.Error:
+        return -1, -1
+
+
+def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load: tuple[str, str]) -> str:
+    rows = []
+    for r in runs:
+        status = "timed out" if r.code is None else f"exit {r.code}"
+        rows.append([r.name, f"{r.done}/{n}", f"{r.failed}/{r.pending}", f"{r.wall:.1f} ({status})",
+                     f"{r.ideal:.0f}", f"{r.wall / r.ideal:.2f}x" if r.ideal else "-", str(r.served), str(r.count_429),
+                     str(r.signals) if r.breaker else f"{r.signals} (not journaled)",
+                     str(r.wasted) if r.breaker else f"{r.wasted} (not journaled)",
+                     f"{r.throttled_attempts}/{r.attempts}"])
+    per_ip = "; ".join(
+        f"{r.name}: " + ", ".join(f"{ip} {req} req/{b} 429" for ip, (req, b) in sorted(r.per_ip.items()))
+        for r in runs)
+    return "\n".join([
+        "## Benchmark 2: per-IP throttling and egresses (issue 3)",
+        "",
+        f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after",
+        "",
+        f"Command: `python3 bench/bench.py throttle --n {args.n}` (rule: more than {args.max_requests} video "
+        f"requests from one IP in a sliding {args.window:g} s window ban it for {args.ban:g} s with 429s; "
+        f"kinetics-dl `--cooldown {args.ban:g}s`, default `-j`, egresses 127.0.0.2..4 via `--source-address`)",
+        "",
+        f"Calibration without the throttle (1 egress): {calib.done}/{n} clips in {calib.wall:.1f} s = T0; "
+        f"{calib.served} requests = R = {reqs_per_clip:.2f} requests per clip (yt-dlp's GET + relay ranges). "
+        f"ideal = max(ceil(N*R / (B*E)) * W, T0) with N={n}, B={args.max_requests}, W={args.window:g} s, "
+        "E = egresses.",
+        "",
+        c.table(["run", "done", "failed/pending", "wall s", "ideal s", "wall/ideal", "requests served",
+                 "answered 429", "throttle signals (journal)", "requests into bans (journal `wasted`)",
+                 "clip attempts throttled/all"], rows),
+        "",
+        f"Per IP (requests / 429s): {per_ip}.",
+        "",
+        "answered 429 = test source `/_stats` `ips[].count_429` summed; throttle signals and requests into bans"
+        " come from `kinetics-dl status --json` (`egresses[].throttle_events`, `egresses[].wasted`). With"
+        " `--no-breaker` kinetics-dl does not journal throttle events, so there the 429 column is the measure."
+        " Clip attempts: rows of the journal's `attempts` table (throttled = category rate_limited/bot_check).",
+        "",
+    ])

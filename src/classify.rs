@@ -1,0 +1,646 @@
+//! The failure taxonomy: yt-dlp's and ffmpeg's stderr into a category and what to do about it.
+//!
+//! Exit codes never say why yt-dlp failed (it exits 1 for everything), so the reason is read from stderr:
+//! the last `ERROR:` line, the `WARNING:` lines before it and, for section downloads, ffmpeg's own lines.
+//! The substrings and their order follow `shared/docs/youtube-and-ytdlp.md`; the unit tests below hold the
+//! exact texts, several of them captured from the installed yt-dlp and ffmpeg against a local server.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Failure categories. Names (snake_case) match ../shared/docs/youtube-and-ytdlp.md; the last two are ours.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    RemovedByUser,
+    AccountTerminated,
+    Copyright,
+    GeoBlocked,
+    TermsViolation,
+    Private,
+    AgeRestricted,
+    MembersOnly,
+    LiveNotStarted,
+    Drm,
+    Unavailable,
+    BotCheck,
+    RateLimited,
+    ExtractFailed,
+    // snake_case alone would say `http403`.
+    #[serde(rename = "http_403")]
+    Http403,
+    #[serde(rename = "http_404")]
+    Http404,
+    ServerError,
+    Network,
+    FormatUnavailable,
+    Environment,
+    UnsupportedUrl,
+    /// The produced clip failed verification (no video stream, wrong duration, undecodable).
+    Corrupt,
+    /// `--source mirror`: the CVDF mirror has no clip for this row.
+    MissingFromMirror,
+    Other,
+}
+
+/// What the scheduler should do with a clip that failed in a given [`Category`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// The video will not become downloadable by retrying: mark the clip failed.
+    Permanent,
+    /// Transient: retry with bounded exponential backoff, up to [`Category::max_attempts`].
+    RetryLater,
+    /// The egress is being throttled: cool the egress down and put the clip back to pending without
+    /// counting the attempt; the video itself is fine.
+    Throttle,
+    /// The machine is broken (missing JS runtime, ffmpeg, outdated yt-dlp): stop scheduling and never
+    /// mark the clip failed for it.
+    Environment,
+    /// Only an age-verified account's cookies help: fail now, retry when the user passes `--cookies`.
+    NeedsCookies,
+}
+
+/// Returned by [`Category::from_str`] for a name that is not in the taxonomy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown failure category `{0}`")]
+pub struct UnknownCategory(pub String);
+
+impl Category {
+    /// Every category, in declaration order (reports iterate this to print stable tables).
+    pub const ALL: [Category; 24] = [
+        Category::RemovedByUser,
+        Category::AccountTerminated,
+        Category::Copyright,
+        Category::GeoBlocked,
+        Category::TermsViolation,
+        Category::Private,
+        Category::AgeRestricted,
+        Category::MembersOnly,
+        Category::LiveNotStarted,
+        Category::Drm,
+        Category::Unavailable,
+        Category::BotCheck,
+        Category::RateLimited,
+        Category::ExtractFailed,
+        Category::Http403,
+        Category::Http404,
+        Category::ServerError,
+        Category::Network,
+        Category::FormatUnavailable,
+        Category::Environment,
+        Category::UnsupportedUrl,
+        Category::Corrupt,
+        Category::MissingFromMirror,
+        Category::Other,
+    ];
+
+    /// The snake_case name used in the journal, reports and the serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::RemovedByUser => "removed_by_user",
+            Category::AccountTerminated => "account_terminated",
+            Category::Copyright => "copyright",
+            Category::GeoBlocked => "geo_blocked",
+            Category::TermsViolation => "terms_violation",
+            Category::Private => "private",
+            Category::AgeRestricted => "age_restricted",
+            Category::MembersOnly => "members_only",
+            Category::LiveNotStarted => "live_not_started",
+            Category::Drm => "drm",
+            Category::Unavailable => "unavailable",
+            Category::BotCheck => "bot_check",
+            Category::RateLimited => "rate_limited",
+            Category::ExtractFailed => "extract_failed",
+            Category::Http403 => "http_403",
+            Category::Http404 => "http_404",
+            Category::ServerError => "server_error",
+            Category::Network => "network",
+            Category::FormatUnavailable => "format_unavailable",
+            Category::Environment => "environment",
+            Category::UnsupportedUrl => "unsupported_url",
+            Category::Corrupt => "corrupt",
+            Category::MissingFromMirror => "missing_from_mirror",
+            Category::Other => "other",
+        }
+    }
+
+    /// The "what to do" column of the taxonomy table.
+    ///
+    /// `geo_blocked` is permanent for the egress that saw it (another country's egress may work; the
+    /// scheduler may re-queue it there), `private` is permanent without an authorised account.
+    pub fn disposition(self) -> Disposition {
+        use Category::*;
+        match self {
+            RemovedByUser | AccountTerminated | Copyright | GeoBlocked | TermsViolation
+            | Private | MembersOnly | Drm | Unavailable | FormatUnavailable | UnsupportedUrl
+            | MissingFromMirror => {
+                Disposition::Permanent
+            }
+            AgeRestricted => Disposition::NeedsCookies,
+            BotCheck | RateLimited => Disposition::Throttle,
+            Environment => Disposition::Environment,
+            LiveNotStarted | ExtractFailed | Http403 | Http404 | ServerError | Network
+            | Corrupt | Other => Disposition::RetryLater,
+        }
+    }
+
+    /// How many attempts (including the first) a clip gets in this category before it is failed.
+    ///
+    /// `http_403`/`http_404` get one retry: a fresh extraction yields fresh media URLs, and a 403 that
+    /// persists points at the environment (PO token, player client) rather than the video. Categories
+    /// whose attempts are not counted ([`Disposition::Throttle`], [`Disposition::Environment`]) return
+    /// `u32::MAX`.
+    pub fn max_attempts(self) -> u32 {
+        match self.disposition() {
+            Disposition::Permanent | Disposition::NeedsCookies => 1,
+            Disposition::Throttle | Disposition::Environment => u32::MAX,
+            Disposition::RetryLater => match self {
+                Category::Http403 | Category::Http404 => 2,
+                Category::LiveNotStarted
+                | Category::ExtractFailed
+                | Category::Corrupt
+                | Category::Other => 3,
+                _ => 5,
+            },
+        }
+    }
+
+    /// Verdicts YouTube states about the video itself; said in the final error they outrank everything.
+    fn is_verdict(self) -> bool {
+        use Category::*;
+        matches!(
+            self,
+            RemovedByUser
+                | AccountTerminated
+                | Copyright
+                | GeoBlocked
+                | TermsViolation
+                | Private
+                | AgeRestricted
+                | MembersOnly
+                | LiveNotStarted
+                | Drm
+                | Unavailable
+        )
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Category {
+    type Err = UnknownCategory;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCategory(s.to_owned()))
+    }
+}
+
+/// One row of the taxonomy: lowercase needles, matched as substrings of the normalised text.
+/// `vague` rows name a symptom rather than a cause, so the rest of stderr is consulted for a better one.
+struct Rule {
+    category: Category,
+    needles: &'static [&'static str],
+    vague: bool,
+}
+
+const fn rule(category: Category, needles: &'static [&'static str]) -> Rule {
+    Rule {
+        category,
+        needles,
+        vague: false,
+    }
+}
+
+const fn vague(category: Category, needles: &'static [&'static str]) -> Rule {
+    Rule {
+        category,
+        needles,
+        vague: true,
+    }
+}
+
+const ENVIRONMENT: &[&str] = &[
+    "no supported javascript runtime",
+    "n challenge solving failed",
+    "signature solving failed",
+    "ffmpeg is not installed",
+];
+
+const WHOLE_DOWNLOAD: &str = "cannot be partially downloaded";
+
+/// First match wins: most specific first. Verdicts come before the environment because YouTube's
+/// playability status is reliable even when formats are missing for lack of a JS runtime.
+const RULES: &[Rule] = &[
+    rule(
+        Category::RemovedByUser,
+        &[
+            "has been removed by the uploader",
+            "uploader has closed their youtube account",
+        ],
+    ),
+    rule(
+        Category::AccountTerminated,
+        &["account associated with this video has been terminated"],
+    ),
+    rule(Category::Copyright, &["due to a copyright claim"]),
+    rule(
+        Category::GeoBlocked,
+        &[
+            "blocked it in your country",
+            "not made this video available in your country",
+            "not available from your location",
+        ],
+    ),
+    rule(
+        Category::TermsViolation,
+        &["has been removed for violating"],
+    ),
+    rule(
+        Category::Private,
+        &["private video", "this video is private"],
+    ),
+    rule(
+        Category::AgeRestricted,
+        &[
+            "sign in to confirm your age",
+            "inappropriate for some users",
+            "age-restricted",
+        ],
+    ),
+    rule(
+        Category::MembersOnly,
+        &["members-only content", "channel's members"],
+    ),
+    rule(
+        Category::LiveNotStarted,
+        &[
+            "this live event will begin",
+            "premieres in",
+            "premiere will begin",
+        ],
+    ),
+    rule(Category::Drm, &["drm protected"]),
+    rule(
+        Category::Unavailable,
+        &[
+            "video unavailable",
+            "this video is unavailable",
+            "isn't available anymore",
+            "this video is not available",
+            "does not exist",
+        ],
+    ),
+    rule(Category::Environment, ENVIRONMENT),
+    rule(
+        Category::BotCheck,
+        &[
+            "confirm you're not a bot",
+            "requiring a captcha",
+            "your ip is likely being blocked",
+        ],
+    ),
+    rule(
+        Category::RateLimited,
+        &[
+            "http error 429",
+            "server returned 429",
+            // ffmpeg before 6 has no text for 429; its `[http @ ...] HTTP error 429` line usually precedes it.
+            "4xx client error, but not one of 40",
+            "rate-limited by youtube",
+            "this content isn't available, try again later",
+        ],
+    ),
+    vague(
+        Category::ExtractFailed,
+        &["failed to extract any player response"],
+    ),
+    rule(
+        Category::Http403,
+        &["http error 403", "server returned 403"],
+    ),
+    rule(
+        Category::Http404,
+        &["http error 404", "server returned 404"],
+    ),
+    rule(
+        Category::ServerError,
+        &["http error 5", "server returned 5xx"],
+    ),
+    rule(
+        Category::Network,
+        &[
+            "connection reset",
+            "connection refused",
+            "connection aborted",
+            "timed out",
+            "content too short",
+            "network is unreachable",
+            "no route to host",
+            "temporary failure in name resolution",
+            "name or service not known",
+            "failed to establish a new connection",
+            "remote end closed connection",
+            "broken pipe",
+        ],
+    ),
+    // yt-dlp's retry wrapper appends this to whatever failed; the cause, if known, matched above.
+    rule(Category::ServerError, &["giving up after"]),
+    rule(Category::FormatUnavailable, &[WHOLE_DOWNLOAD]),
+    vague(
+        Category::FormatUnavailable,
+        &["requested format is not available"],
+    ),
+    rule(
+        Category::UnsupportedUrl,
+        &["unsupported url", "is not a valid url"],
+    ),
+    rule(
+        Category::Corrupt,
+        &[
+            "moov atom not found",
+            "invalid data found when processing input",
+        ],
+    ),
+    vague(Category::Network, &["ffmpeg exited with code"]),
+];
+
+/// Classifies a failed yt-dlp/ffmpeg run from its stderr (pass a tail, see [`stderr_tail`]).
+///
+/// Order of evidence: exit code 2 (bad options) or 100 (yt-dlp must be updated) is the environment. A
+/// verdict about the video in the last `ERROR:` block wins. Otherwise an environment string anywhere
+/// wins, because the machine is broken, not the video. Otherwise a specific cause in the last `ERROR:`
+/// block wins; when that block only names a symptom (`ffmpeg exited with code 1`, `Requested format is
+/// not available`, `Failed to extract any player response`) or there is no `ERROR:` line (plain ffmpeg),
+/// the most specific pattern anywhere in the text decides.
+///
+/// `Failed to extract any player response` after `Unable to download webpage/API page: HTTP Error 429`
+/// warnings is `rate_limited`; after the same warnings with 403 it is `bot_check`: YouTube answers its
+/// own pages with 403 when it has flagged the egress, so both are throttle signals, never video faults.
+///
+/// `This format cannot be partially downloaded` is `format_unavailable`, not `environment`: ffmpeg is
+/// there, only the chosen format's protocol cannot be cut remotely. Callers check
+/// [`needs_whole_download`] first and fall back to downloading the whole video and cutting locally.
+pub fn classify(stderr: &str, exit_code: Option<i32>) -> Category {
+    if matches!(exit_code, Some(2) | Some(100)) {
+        return Category::Environment;
+    }
+    let text = normalise(stderr);
+    let in_error = last_error_block(&text).and_then(|block| first_rule(&block));
+    if let Some(r) = in_error.filter(|r| r.category.is_verdict()) {
+        return r.category;
+    }
+    if ENVIRONMENT.iter().any(|n| text.contains(n)) {
+        return Category::Environment;
+    }
+    if let Some(r) = in_error.filter(|r| !r.vague) {
+        return r.category;
+    }
+    match first_rule(&text).map(|r| r.category) {
+        Some(Category::ExtractFailed) if warned_http(&text, "403") => Category::BotCheck,
+        Some(category) => category,
+        None => Category::Other,
+    }
+}
+
+/// True when yt-dlp refused a section download because the format's protocol cannot be cut by ffmpeg:
+/// the remedy is downloading the whole video, not stopping the run.
+pub fn needs_whole_download(stderr: &str) -> bool {
+    normalise(stderr).contains(WHOLE_DOWNLOAD)
+}
+
+/// The last `max_bytes` of `s`, starting at a line boundary (or a char boundary when the tail is one
+/// long line), for error messages and the journal.
+pub fn stderr_tail(s: &str, max_bytes: usize) -> String {
+    if s.len() <= max_bytes {
+        return s.to_owned();
+    }
+    let mut start = s.len() - max_bytes;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    let tail = &s[start..];
+    if s.as_bytes()[start - 1] == b'\n' {
+        return tail.to_owned();
+    }
+    match tail.find('\n') {
+        Some(i) if i + 1 < tail.len() => tail[i + 1..].to_owned(),
+        _ => tail.to_owned(),
+    }
+}
+
+fn normalise(s: &str) -> String {
+    s.replace('\u{2019}', "'").to_lowercase()
+}
+
+fn first_rule(text: &str) -> Option<&'static Rule> {
+    RULES
+        .iter()
+        .find(|r| r.needles.iter().any(|n| text.contains(n)))
+}
+
+/// The last `ERROR:` line plus its continuation lines (geo errors list countries on the next lines).
+fn last_error_block(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split(['\n', '\r']).map(str::trim_start).collect();
+    let start = lines.iter().rposition(|l| l.starts_with("error:"))?;
+    let continuation = lines[start + 1..].iter().take_while(|l| {
+        !(l.starts_with("warning:") || l.starts_with("error:") || l.starts_with('['))
+    });
+    let mut block = lines[start].to_owned();
+    for line in continuation {
+        block.push('\n');
+        block.push_str(line);
+    }
+    Some(block)
+}
+
+/// Whether a WARNING says the webpage or API page request failed with this HTTP status.
+fn warned_http(text: &str, status: &str) -> bool {
+    text.split(['\n', '\r']).any(|l| {
+        l.starts_with("warning:")
+            && (l.contains("unable to download webpage")
+                || l.contains("unable to download api page"))
+            && l.contains(&format!("http error {status}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Category::*;
+
+    /// (stderr, exit code, expected). Rows marked "captured" were printed by the installed yt-dlp
+    /// 2026.10.26 / ffmpeg 5.1 against a local HTTP server answering with the given status.
+    #[rustfmt::skip]
+    const CASES: &[(&str, Option<i32>, Category)] = &[
+        ("ERROR: [youtube] ---QUuC4vJs: Video unavailable. This video has been removed by the uploader", Some(1), RemovedByUser),
+        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available because the uploader has closed their YouTube account.", Some(1), RemovedByUser),
+        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available because the YouTube account associated with this video has been terminated.", Some(1), AccountTerminated),
+        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available due to a copyright claim by Sony Music", Some(1), Copyright),
+        ("ERROR: [youtube] abc: Video unavailable. This video contains content from SME, who has blocked it in your country on copyright grounds", Some(1), GeoBlocked),
+        ("ERROR: [youtube] abc: The uploader has not made this video available in your country\nThis video is available in Germany, Austria.\nYou might want to use a VPN or a proxy server (with --proxy) to workaround.", Some(1), GeoBlocked),
+        ("ERROR: [youtube] abc: This video is not available from your location due to geo restriction", Some(1), GeoBlocked),
+        ("ERROR: [youtube] abc: Video unavailable. This video has been removed for violating YouTube's Terms of Service", Some(1), TermsViolation),
+        ("ERROR: [youtube] abc: Video unavailable. This video has been removed for violating YouTube\u{2019}s policy on nudity or sexual content", Some(1), TermsViolation),
+        ("ERROR: [youtube] abc: Private video. Sign in if you've been granted access to this video. Use --cookies-from-browser or --cookies for the authentication.", Some(1), Private),
+        ("ERROR: [youtube] abc: Video unavailable. This video is private", Some(1), Private),
+        ("ERROR: [youtube] abc: Sign in to confirm your age. This video may be inappropriate for some users. Use --cookies-from-browser or --cookies for the authentication.", Some(1), AgeRestricted),
+        ("ERROR: [youtube] abc: Join this channel to get access to members-only content like this video, and other exclusive perks.", Some(1), MembersOnly),
+        ("ERROR: [youtube] abc: This video is available to this channel's members on level: Tier 1", Some(1), MembersOnly),
+        ("ERROR: [youtube] abc: This live event will begin in 3 hours.", Some(1), LiveNotStarted),
+        ("ERROR: [youtube] abc: Premieres in 3 hours", Some(1), LiveNotStarted),
+        ("ERROR: [youtube] abc: This video is DRM protected", Some(1), Drm),
+        ("ERROR: [youtube] abc: Video unavailable", Some(1), Unavailable),
+        ("ERROR: [youtube] abc: Video unavailable. This video is unavailable", Some(1), Unavailable),
+        ("ERROR: [youtube] abc: This video isn\u{2019}t available anymore", Some(1), Unavailable),
+        ("ERROR: [youtube] abc: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication.", Some(1), BotCheck),
+        ("ERROR: [youtube] abc: Sign in to confirm you're not a bot. This helps protect our community. YouTube is requiring a captcha challenge before playback", Some(1), BotCheck),
+        ("ERROR: [youtube] abc: All player responses are invalid. Your IP is likely being blocked by Youtube", Some(1), BotCheck),
+        ("ERROR: [youtube] abc: Unable to download API page: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)", Some(1), RateLimited),
+        ("ERROR: [youtube] abc: This content isn\u{2019}t available, try again later. The current session has been rate-limited by YouTube for up to an hour.", Some(1), RateLimited),
+        ("WARNING: [youtube] abc: Unable to download API page: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)\nERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), RateLimited),
+        ("WARNING: [youtube] abc: Unable to download webpage: HTTP Error 403: Forbidden (caused by <HTTPError 403: Forbidden>)\nERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), BotCheck),
+        ("ERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), ExtractFailed),
+        ("ERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Http403),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found (caused by <HTTPError 404: Not Found>)", Some(1), Http404),
+        ("ERROR: unable to download video data: HTTP Error 503: Service Unavailable. Giving up after 10 retries", Some(1), ServerError),
+        ("ERROR: content too short (expected 4096 bytes and served 1024)", Some(1), Network),
+        ("ERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), FormatUnavailable),
+        ("ERROR: [youtube] abc: This format cannot be partially downloaded. Aborting", Some(1), FormatUnavailable),
+        ("WARNING: [youtube] abc: n challenge solving failed: Some formats may be missing. Ensure you have a supported JavaScript runtime\nERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), Environment),
+        ("WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default\nERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Environment),
+        ("WARNING: [youtube] abc: Signature solving failed: Some formats may be missing.\nERROR: [youtube] abc: Video unavailable. This video is private", Some(1), Private),
+        ("WARNING: [youtube] abc: This video is age-restricted; some formats may be missing without authentication.\nERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), AgeRestricted),
+        ("ERROR: [youtube] abc: Some message from the future", Some(1), Other),
+        ("", Some(1), Other),
+        ("ERROR: [youtube] abc: Video unavailable", Some(100), Environment),
+        // Later 429 warnings do not override the 403 the final error names.
+        ("WARNING: [youtube] abc: Unable to download webpage: HTTP Error 429: Too Many Requests\nERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Http403),
+        // Captured: yt-dlp, generic extractor.
+        ("[generic] Extracting URL: http://127.0.0.1:18765/403/v/x.mp4\n[generic] x: Downloading webpage\nERROR: [generic] x: Unable to download webpage: HTTP Error 403: Forbidden (caused by <HTTPError 403: Forbidden>)\n", Some(1), Http403),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)", Some(1), RateLimited),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 500: Internal Server Error (caused by <HTTPError 500: Internal Server Error>)", Some(1), ServerError),
+        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable (caused by <HTTPError 503: Service Unavailable>)", Some(1), ServerError),
+        ("ERROR: [generic] x: Unable to download webpage: ('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer')) (caused by TransportError(\"('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))\"))", Some(1), Network),
+        ("ERROR: [generic] x: Unable to download webpage: HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused (caused by TransportError(\"HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused\"))", Some(1), Network),
+        ("ERROR: Unsupported URL: http://127.0.0.1:18769/", Some(1), UnsupportedUrl),
+        ("[generic] Extracting URL: notaurl\nERROR: [generic] 'notaurl' is not a valid URL", Some(1), UnsupportedUrl),
+        ("Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: no such option: --bogus\n", Some(2), Environment),
+        ("[info] full: Downloading 1 time ranges: 1.0-2.0\nWARNING: ffmpeg-location /nonexistent does not exist! Continuing without ffmpeg\nERROR: You have requested downloading the video partially, but ffmpeg is not installed. Aborting", Some(1), Environment),
+        // Captured: yt-dlp --download-sections, ffmpeg's lines before yt-dlp's final error.
+        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x55f3647c13c0] HTTP error 403 Forbidden\nhttp://127.0.0.1:18767/ff403/v/x.mp4: Server returned 403 Forbidden (access denied)\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Http403),
+        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x5631e76d43c0] HTTP error 404 Not Found\nhttp://127.0.0.1:18767/ff404/v/x.mp4: Server returned 404 Not Found\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Http404),
+        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x55f891c873c0] HTTP error 429 Too Many Requests\nhttp://127.0.0.1:18767/ff429/v/x.mp4: Server returned 4XX Client Error, but not one of 40{0,1,3,4}\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), RateLimited),
+        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x5592350293c0] HTTP error 500 Internal Server Error\nhttp://127.0.0.1:18767/ff500/v/x.mp4: Server returned 5XX Server Error reply\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), ServerError),
+        ("[download] Destination: /tmp/cap/out.mp4\nhttp://127.0.0.1:18767/ffreset/v/x.mp4: Connection reset by peer\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Network),
+        ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x557ad02299c0] Format mov,mp4,m4a,3gp,3g2,mj2 detected only with low score of 1, misdetection possible!\n[mov,mp4,m4a,3gp,3g2,mj2 @ 0x557ad02299c0] moov atom not found\nhttp://127.0.0.1:18766/ff403/v/x.mp4: Invalid data found when processing input\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Corrupt),
+        ("ERROR: ffmpeg exited with code 1", Some(1), Network),
+        // Captured: ffmpeg alone (`ffmpeg -i http://127.0.0.1:PORT/...`), no ERROR: line at all.
+        ("[http @ 0x561b012780c0] HTTP error 404 Not Found\nhttp://127.0.0.1:18765/404/missing.mp4: Server returned 404 Not Found", Some(1), Http404),
+        ("http://127.0.0.1:18765/403/missing.mp4: Server returned 403 Forbidden (access denied)", Some(1), Http403),
+        ("http://127.0.0.1:18765/429/missing.mp4: Server returned 4XX Client Error, but not one of 40{0,1,3,4}", Some(1), RateLimited),
+        ("http://127.0.0.1:18765/503/missing.mp4: Server returned 5XX Server Error reply", Some(1), ServerError),
+        ("[tcp @ 0x561ba7c74f00] Connection to tcp://127.0.0.1:1 failed: Connection refused\nhttp://127.0.0.1:1/x.mp4: Connection refused", Some(1), Network),
+        ("http://127.0.0.1:18765/reset/x.mp4: Connection reset by peer", Some(1), Network),
+        ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x564a4cf32880] moov atom not found\nhttp://127.0.0.1:18765/garbage/missing.mp4: Invalid data found when processing input", Some(1), Corrupt),
+    ];
+
+    #[test]
+    fn classifies_the_documented_and_captured_messages() {
+        let mut wrong = Vec::new();
+        for (stderr, code, expected) in CASES {
+            let got = classify(stderr, *code);
+            if got != *expected {
+                wrong.push(format!("expected {expected}, got {got}: {stderr:?}"));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} misclassified:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
+    }
+
+    #[test]
+    fn every_category_has_a_row() {
+        for category in Category::ALL {
+            assert!(
+                CASES.iter().any(|(_, _, c)| *c == category),
+                "no test row for {category}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_round_trip_through_display_fromstr_and_serde() {
+        for category in Category::ALL {
+            let name = category.to_string();
+            assert_eq!(name.parse::<Category>(), Ok(category));
+            assert_eq!(
+                serde_json::to_string(&category).unwrap(),
+                format!("\"{name}\"")
+            );
+        }
+        assert_eq!("http_403".parse::<Category>(), Ok(Http403));
+        assert_eq!(
+            "Private".parse::<Category>(),
+            Err(UnknownCategory("Private".into()))
+        );
+    }
+
+    #[test]
+    fn dispositions_and_attempts_follow_the_table() {
+        let cases = [
+            (Unavailable, Disposition::Permanent, 1),
+            (GeoBlocked, Disposition::Permanent, 1),
+            (AgeRestricted, Disposition::NeedsCookies, 1),
+            (BotCheck, Disposition::Throttle, u32::MAX),
+            (RateLimited, Disposition::Throttle, u32::MAX),
+            (Environment, Disposition::Environment, u32::MAX),
+            (Http403, Disposition::RetryLater, 2),
+            (Http404, Disposition::RetryLater, 2),
+            (ServerError, Disposition::RetryLater, 5),
+            (Network, Disposition::RetryLater, 5),
+            (Other, Disposition::RetryLater, 3),
+            (FormatUnavailable, Disposition::Permanent, 1),
+        ];
+        for (category, disposition, attempts) in cases {
+            assert_eq!(category.disposition(), disposition, "{category}");
+            assert_eq!(category.max_attempts(), attempts, "{category}");
+        }
+    }
+
+    #[test]
+    fn whole_download_is_detected_and_not_an_environment_failure() {
+        let stderr = "ERROR: [youtube] abc: This format cannot be partially downloaded. Aborting";
+        assert!(needs_whole_download(stderr));
+        assert_ne!(classify(stderr, Some(1)), Environment);
+        assert!(!needs_whole_download("ERROR: ffmpeg exited with code 1"));
+    }
+
+    #[test]
+    fn tail_keeps_whole_lines_and_char_boundaries() {
+        let cases: &[(&str, usize, &str)] = &[
+            ("short", 100, "short"),
+            ("line one\nline two\nline three", 14, "line three"),
+            ("aaaa\nbbbb\n", 5, "bbbb\n"),
+            ("one long line without breaks", 6, "breaks"),
+            ("x\u{2019}\u{2019}y", 5, "\u{2019}y"),
+            ("abc\n", 0, ""),
+        ];
+        for (input, max, expected) in cases {
+            let tail = stderr_tail(input, *max);
+            assert_eq!(tail, *expected, "stderr_tail({input:?}, {max})");
+            assert!(tail.len() <= *max || input.len() <= *max);
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! One clip, start to finish: extract media URLs, fetch the padded window through the relay (or the whole
+//! video when that cannot work), cut, verify, and move the clip into place.
+
+use super::outdir;
+use crate::classify::Category;
+use crate::journal::Done;
+use crate::relay::{Registration, Relay};
+use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe};
+use crate::tools::process::StopSignal;
+use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
+use crate::tools::Failure;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+
+/// Shared by every clip of a run.
+pub struct Engine {
+    pub ytdlp: YtDlp,
+    pub ffmpeg: Ffmpeg,
+    pub relay: Relay,
+    /// One way out per egress, in the governor's lane order.
+    pub exits: Vec<Exit>,
+    pub encode: Encode,
+    /// Encodes are CPU-bound: they get their own, smaller limit than fetches.
+    pub encode_slots: Arc<Semaphore>,
+    pub tmp_dir: PathBuf,
+}
+
+/// How one egress leaves: yt-dlp's options and the relay's upstream client.
+pub struct Exit {
+    pub args: EgressArgs,
+    pub client: reqwest::Client,
+}
+
+/// What to do: one clip.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub clip_id: i64,
+    pub url: String,
+    pub start: f64,
+    pub end: f64,
+    pub dest: PathBuf,
+}
+
+/// How a clip ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done(Done),
+    Failed {
+        failure: Failure,
+        bytes_fetched: u64,
+        download_s: f64,
+    },
+    /// Stopped by Ctrl-C: the clip stays pending.
+    Cancelled,
+}
+
+/// Tolerance on a clip's duration: a frame or two of rounding at each end.
+const DURATION_TOLERANCE: f64 = 0.35;
+
+impl Engine {
+    pub async fn run(&self, task: &Task, lane: usize, mut stop: StopSignal) -> Outcome {
+        let work = self.tmp_dir.join(format!("clip-{}-{:08x}", task.clip_id, fastrand::u32(..)));
+        if let Err(e) = std::fs::create_dir_all(&work) {
+            let f =
+                Failure::new(Category::Environment, format!("failed to create temp space {}: {e}", work.display()), "");
+            return Outcome::Failed { failure: f, bytes_fetched: 0, download_s: 0.0 };
+        }
+        let outcome = self.run_in(task, &self.exits[lane], &work, &mut stop).await;
+        let _ = std::fs::remove_dir_all(&work);
+        if *stop.borrow() && !matches!(outcome, Outcome::Done(_)) {
+            return Outcome::Cancelled;
+        }
+        outcome
+    }
+
+    async fn run_in(&self, task: &Task, exit: &Exit, work: &Path, stop: &mut StopSignal) -> Outcome {
+        let t0 = Instant::now();
+        let mut bytes = 0u64;
+        let failed = |failure: Failure, bytes: u64, t0: Instant| Outcome::Failed {
+            failure,
+            bytes_fetched: bytes,
+            download_s: t0.elapsed().as_secs_f64(),
+        };
+        let info = match self.ytdlp.extract(&task.url, &exit.args, stop).await {
+            Ok(info) => info,
+            Err(f) => return failed(f, 0, t0),
+        };
+        let fetched = match self.fetch(task, exit, &info, work, stop).await {
+            Ok(f) => f,
+            Err((f, b)) => return failed(f, b, t0),
+        };
+        bytes += fetched.bytes;
+        let download_s = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let clip = work.join("clip.mp4");
+        let duration = task.end - task.start;
+        let cut = {
+            let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
+            self.ffmpeg.cut(&fetched.path, task.start, duration, &self.encode, &clip, stop).await
+        };
+        if let Err(f) = cut {
+            return failed(f, bytes, t0);
+        }
+        let source_duration = fetched.source_duration.or(info.duration);
+        let probe = match self.verify(&clip, task, source_duration, stop).await {
+            Ok(p) => p,
+            Err(f) => return failed(f, bytes, t0),
+        };
+        let encode_s = t1.elapsed().as_secs_f64();
+        let size_bytes = std::fs::metadata(&clip).map(|m| m.len()).unwrap_or(0);
+        if let Err(e) = outdir::place(&clip, &task.dest) {
+            let f = Failure::new(
+                Category::Environment,
+                format!("failed to move the clip to {}: {e}", task.dest.display()),
+                "",
+            );
+            return failed(f, bytes, t0);
+        }
+        Outcome::Done(Done {
+            bytes_fetched: bytes,
+            size_bytes,
+            duration_s: probe.duration.unwrap_or(0.0),
+            download_s,
+            encode_s,
+            whole_video: fetched.whole_video,
+            format_id: info.format_id.clone(),
+            source: "youtube".into(),
+        })
+    }
+
+    /// Gets the clip's window (or, failing that, the whole video) into `work`.
+    async fn fetch(
+        &self,
+        task: &Task,
+        exit: &Exit,
+        info: &MediaInfo,
+        work: &Path,
+        stop: &mut StopSignal,
+    ) -> Result<Fetched, (Failure, u64)> {
+        if info.streams.iter().all(|s| s.is_rangeable()) {
+            let regs: Vec<Registration> =
+                info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
+            let urls: Vec<String> = regs.iter().map(Registration::url).collect();
+            let path = work.join("window.mkv");
+            let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, &path, stop).await;
+            let bytes: u64 = regs.iter().map(Registration::bytes_fetched).sum();
+            let unsupported = regs.iter().any(Registration::range_unsupported);
+            match result {
+                Ok(w) if !unsupported => {
+                    // ffmpeg may exit 0 on a cut-short input; the relay knows when upstream failed mid-body.
+                    if let Some(err) = regs.iter().find_map(Registration::last_upstream_error) {
+                        if err.status().is_none() {
+                            let f = Failure::new(Category::Network, format!("media fetch failed: {err}"), "");
+                            return Err((f, bytes));
+                        }
+                    }
+                    return Ok(Fetched { path, bytes, source_duration: w.source_duration, whole_video: false });
+                }
+                Err(f) if !unsupported => return Err((f, bytes)),
+                _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
+            }
+        }
+        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0))?;
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
+        Ok(Fetched { path, bytes, source_duration: duration, whole_video: true })
+    }
+
+    /// A clip counts only if it has a video stream, the right duration, and decodes to the end.
+    async fn verify(
+        &self,
+        clip: &Path,
+        task: &Task,
+        source_duration: Option<f64>,
+        stop: &mut StopSignal,
+    ) -> Result<Probe, Failure> {
+        let probe = self.ffmpeg.probe(clip, stop).await?;
+        if !probe.has_video {
+            return Err(Failure::new(Category::Corrupt, "the clip has no video stream", ""));
+        }
+        let want = expected_duration(task.start, task.end, source_duration);
+        let got = probe.duration.unwrap_or(0.0);
+        if want <= 0.0 {
+            return Err(Failure::new(
+                Category::Corrupt,
+                format!("the video ends before the clip starts ({:.1} s)", task.start),
+                "",
+            ));
+        }
+        let too_long = !self.encode.copy && got > want + DURATION_TOLERANCE;
+        if got < want - DURATION_TOLERANCE || too_long {
+            return Err(Failure::new(
+                Category::Corrupt,
+                format!("the clip lasts {got:.2} s, expected {want:.2} s"),
+                "",
+            ));
+        }
+        self.ffmpeg.decode_check(clip, stop).await?;
+        Ok(probe)
+    }
+}
+
+/// How long a clip must be: its window, less only when the video ends earlier.
+pub fn expected_duration(start: f64, end: f64, source_duration: Option<f64>) -> f64 {
+    let full = end - start;
+    match source_duration {
+        Some(d) if d > 0.0 => full.min(d - start),
+        _ => full,
+    }
+}
+
+struct Fetched {
+    path: PathBuf,
+    bytes: u64,
+    source_duration: Option<f64>,
+    whole_video: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_duration_table() {
+        let table = [
+            (84.0, 94.0, None, 10.0),
+            (84.0, 94.0, Some(300.0), 10.0),
+            (84.0, 94.0, Some(90.0), 6.0),
+            (84.0, 94.0, Some(80.0), -4.0),
+            (0.0, 10.0, Some(0.0), 10.0),
+        ];
+        for (s, e, d, want) in table {
+            assert!((expected_duration(s, e, d) - want).abs() < 1e-9, "{s} {e} {d:?}");
+        }
+    }
+}
+
+impl Engine {
+    /// Verifies a clip already at its final name (a crash came between the rename and the journal).
+    pub async fn adopt(&self, task: &Task, stop: &mut StopSignal) -> Option<Done> {
+        let probe = self.ffmpeg.probe(&task.dest, stop).await.ok()?;
+        let got = probe.duration.unwrap_or(0.0);
+        let want = task.end - task.start;
+        if !probe.has_video || got <= 0.0 || (!self.encode.copy && got > want + DURATION_TOLERANCE) {
+            return None;
+        }
+        self.ffmpeg.decode_check(&task.dest, stop).await.ok()?;
+        Some(Done {
+            size_bytes: std::fs::metadata(&task.dest).ok()?.len(),
+            duration_s: got,
+            source: "adopted".into(),
+            ..Done::default()
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! `kinetics-dl download`: annotations → plan → journal → clips, with resume.
+
+mod clip;
+mod from_mirror;
+pub mod logs;
+pub mod outdir;
+mod scheduler;
+
+pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
+pub use outdir::OutDir;
+
+use crate::cli::Source;
+use crate::config::{Config, Input};
+use crate::journal::Journal;
+use crate::progress::Reporter;
+use crate::summary::Summary;
+use crate::tools::ffmpeg::Ffmpeg;
+use crate::tools::process::StopSignal;
+use crate::tools::ytdlp::YtDlp;
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How a download ended.
+#[derive(Debug)]
+pub struct RunResult {
+    pub exit_code: i32,
+    pub summary: Summary,
+}
+
+/// An error that ends the run before or during its work with exit code 2: bad input or a broken machine.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EnvironmentError(pub String);
+
+/// Runs a whole download. `stop` turns true on the first Ctrl-C.
+pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
+    let rows = read_rows(&cfg).await?;
+    let plan = crate::plan::build(&rows, cfg.class_dirs);
+    tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
+
+    let ytdlp = YtDlp {
+        program: cfg.ytdlp.clone(),
+        max_height: cfg.max_height,
+        cache_dir: None,
+        socket_timeout_secs: 30,
+        extra_args: cfg.ytdlp_args.clone(),
+    };
+    let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
+    let (ytdlp_version, ffmpeg_version) = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
+
+    let out = OutDir::open(&cfg.out)?;
+    let mut journal = Journal::open(&Journal::path_in(out.root()))?;
+    let added = journal.sync_plan(&plan.jobs)?;
+    tracing::info!(added, "journal synced");
+    let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(), &ytdlp_version, &ffmpeg_version)?;
+
+    let relay =
+        crate::relay::Relay::start(crate::relay::RelayConfig { request_size: cfg.request_size, ..Default::default() })
+            .await
+            .context("failed to start the media relay")?;
+    let exits = cfg
+        .egresses
+        .iter()
+        .map(|e| Ok(Exit { args: e.ytdlp_args(), client: e.client()? }))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ytdlp = YtDlp { cache_dir: Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache")), ..ytdlp };
+    let engine = Arc::new(Engine {
+        ytdlp,
+        ffmpeg,
+        relay,
+        exits,
+        encode: cfg.encode.clone(),
+        encode_slots: Arc::new(tokio::sync::Semaphore::new(cfg.encode_jobs)),
+        tmp_dir: out.tmp(),
+    });
+
+    let mirror = match cfg.source {
+        Source::Youtube => None,
+        Source::Mirror | Source::Auto => {
+            Some(from_mirror::run(&cfg, &out, &mut journal, &plan, run_id, reporter, stop.clone()).await?)
+        }
+    };
+    let sched = scheduler::Scheduler::new(&cfg, &out, &mut journal, engine, run_id, &plan, stop)?;
+    let mut summary = sched.run(reporter).await?;
+    if let Some(m) = mirror {
+        summary.from_mirror = m.placed;
+        summary.mirror_bad = m.bad;
+        summary.mirror_missing = m.missing;
+        summary.mirror_tarballs = m.stats.tarballs;
+        summary.mirror_bytes = m.stats.bytes_downloaded;
+        summary.mirror_unmatched = m.stats.unmatched_clips;
+        summary.done += m.placed;
+        summary.bytes_kept += 0;
+    }
+    summary.duplicates_merged = plan.duplicates_merged as u64;
+    summary.rows = rows.len() as u64;
+    logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
+    journal.finish_run(run_id, summary.exit_code)?;
+    Ok(RunResult { exit_code: summary.exit_code, summary })
+}
+
+/// Asks each tool for its version: a missing or broken tool stops the run before any clip is tried.
+async fn check_tools(
+    ytdlp: &YtDlp,
+    ffmpeg: &Ffmpeg,
+    mut stop: StopSignal,
+) -> Result<(String, String), EnvironmentError> {
+    let ytdlp_version = ytdlp.version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
+    let ffmpeg_version = ffmpeg.version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
+    let probe = ffmpeg.probe_version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
+    tracing::debug!(%ytdlp_version, %ffmpeg_version, %probe, "tools");
+    Ok((ytdlp_version, ffmpeg_version))
+}
+
+/// The annotation rows: fetched dataset archives first (when a dataset is named), then the files given.
+async fn read_rows(cfg: &Config) -> anyhow::Result<Vec<crate::annotations::Row>> {
+    let mut filters = cfg.filters.clone();
+    if let Some(path) = &cfg.classes_file {
+        let set = crate::annotations::read_classes_file(path)?;
+        filters.classes.get_or_insert_with(Default::default).extend(set);
+    }
+    let paths: Vec<PathBuf> = match &cfg.input {
+        Input::Files(files) => files.clone(),
+        Input::Dataset { name, base_url, cache_dir, extra } => {
+            let client = reqwest::Client::builder().build()?;
+            let mut paths =
+                crate::dataset::fetch_annotations(name, base_url, cache_dir, &filters.splits, &client).await?;
+            paths.extend(extra.iter().cloned());
+            paths
+        }
+    };
+    Ok(crate::annotations::read_all(&paths, &filters)?)
+}

@@ -1,0 +1,434 @@
+//! The one loop that owns a run: it picks clips, starts at most `-j` of them, records every outcome in the
+//! journal, schedules retries, and handles Ctrl-C. Workers never touch the journal or the screen.
+
+use super::clip::{Engine, Outcome, Task};
+use super::outdir::OutDir;
+use crate::classify::{Category, Disposition};
+use crate::cli::Source;
+use crate::config::Config;
+use crate::governor::{Finish, Governor, Pick};
+use crate::journal::{self, Attempt, ClipRecord, Failed, Journal, State};
+use crate::plan::{ClipKey, Plan};
+use crate::progress::{Event, Reporter};
+use crate::retry::{Decision, RetryPolicy};
+use crate::summary::Summary;
+use crate::tools::process::StopSignal;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+use tokio::task::JoinSet;
+
+pub struct Scheduler<'a> {
+    journal: &'a mut Journal,
+    engine: Arc<Engine>,
+    run_id: i64,
+    jobs: usize,
+    policy: RetryPolicy,
+    have_cookies: bool,
+    /// Ctrl-C from the user.
+    stop: StopSignal,
+    /// What the workers listen to: turned on by Ctrl-C or by a broken environment.
+    halt: tokio::sync::watch::Sender<bool>,
+    /// Clips to work on, in plan order.
+    queue: VecDeque<Work>,
+    /// Clips waiting out a retry delay.
+    delayed: Vec<(Instant, Work)>,
+    /// Attempts made in this run, per clip: each run gets a fresh budget for passing failures.
+    tries: HashMap<i64, u32>,
+    summary: Summary,
+    governor: Governor,
+    max_wait: Duration,
+    /// `--source mirror` fetches nothing from YouTube: what the mirror phase left is pending.
+    youtube: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Work {
+    task: Task,
+    id: String,
+    attempts: u32,
+}
+
+/// Whether a failed clip stays failed on a rerun.
+pub fn is_permanent(category: Category, have_cookies: bool) -> bool {
+    match category.disposition() {
+        Disposition::Permanent => true,
+        Disposition::NeedsCookies => !have_cookies,
+        _ => category == Category::Http404,
+    }
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(
+        cfg: &Config,
+        out: &OutDir,
+        journal: &'a mut Journal,
+        engine: Arc<Engine>,
+        run_id: i64,
+        plan: &Plan,
+        stop: StopSignal,
+    ) -> anyhow::Result<Scheduler<'a>> {
+        let records: HashMap<ClipKey, ClipRecord> = journal.clips()?.into_iter().map(|c| (c.key.clone(), c)).collect();
+        let have_cookies = cfg.have_cookies;
+        let mut summary = Summary { planned: plan.jobs.len() as u64, ..Summary::default() };
+        let mut queue = VecDeque::new();
+        let mut reset = Vec::new();
+        for job in &plan.jobs {
+            let Some(rec) = records.get(&job.key) else { continue };
+            let dest = out.clip_path(&rec.rel_path)?;
+            let run = match rec.state {
+                State::Done if dest.is_file() => {
+                    summary.already_done += 1;
+                    false
+                }
+                State::Done => {
+                    tracing::warn!(path = %dest.display(), "a done clip is missing: fetching it again");
+                    reset.push(rec.id);
+                    true
+                }
+                State::Pending => true,
+                State::Failed => {
+                    let category = rec.category.as_deref().and_then(|c| c.parse().ok()).unwrap_or(Category::Other);
+                    let wanted = match &cfg.retry_failed {
+                        Some(only) => only.is_empty() || only.contains(&category),
+                        None => false,
+                    } || (cfg.source == Source::Auto && category == Category::MissingFromMirror);
+                    if wanted || !is_permanent(category, have_cookies) {
+                        reset.push(rec.id);
+                        true
+                    } else {
+                        summary.already_failed += 1;
+                        *summary.failed.entry(category.as_str().to_string()).or_default() += 1;
+                        false
+                    }
+                }
+            };
+            if run {
+                let task = Task {
+                    clip_id: rec.id,
+                    url: cfg.url_for(&job.key.youtube_id),
+                    start: job.key.start_ms as f64 / 1000.0,
+                    end: job.key.end_ms as f64 / 1000.0,
+                    dest,
+                };
+                queue.push_back(Work { task, id: job.key.youtube_id.clone(), attempts: rec.attempts });
+            }
+        }
+        journal.reset_to_pending(&reset)?;
+        let mut governor = Governor::new(cfg.egresses.clone(), cfg.throttle.clone());
+        let (now, now_ms) = (Instant::now(), journal::now_ms());
+        for (egress, until_ms, cooloff_ms) in journal.egress_states()? {
+            if let Some(until_ms) = until_ms.filter(|u| *u > now_ms) {
+                let until = now + Duration::from_millis((until_ms - now_ms) as u64);
+                governor.restore(&egress, until, Duration::from_millis(cooloff_ms.max(0) as u64));
+            }
+        }
+        Ok(Scheduler {
+            journal,
+            engine,
+            run_id,
+            jobs: cfg.jobs,
+            policy: cfg.retry.clone(),
+            have_cookies,
+            stop,
+            halt: tokio::sync::watch::channel(false).0,
+            queue,
+            delayed: Vec::new(),
+            tries: HashMap::new(),
+            summary,
+            governor,
+            max_wait: cfg.max_wait,
+            youtube: cfg.source != Source::Mirror,
+        })
+    }
+
+    pub async fn run(mut self, reporter: &mut dyn Reporter) -> anyhow::Result<Summary> {
+        let started = Instant::now();
+        reporter.begin(self.summary.planned, self.summary.already_done + self.summary.already_failed);
+        self.adopt_finished_files(reporter).await?;
+        if !self.youtube {
+            self.summary.pending += self.queue.len() as u64;
+            self.queue.clear();
+        }
+        let mut running: JoinSet<(Work, Outcome, i64, usize, bool)> = JoinSet::new();
+        let mut stop = self.stop.clone();
+        let halt = self.halt.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            if *stop.borrow() && !*halt.borrow() {
+                self.halt.send_replace(true);
+            }
+            let stopping = *halt.borrow();
+            let mut wake = self.next_retry();
+            while !stopping && running.len() < self.jobs && self.has_ready_work() {
+                let now = Instant::now();
+                let (index, probe) = match self.governor.pick(now) {
+                    Pick::Lane { index, probe } => (index, probe),
+                    Pick::Wait { until } => {
+                        wake = min_instant(wake, until);
+                        break;
+                    }
+                };
+                let Some(work) = self.next_ready() else { break };
+                self.governor.started(index, probe, now);
+                let engine = self.engine.clone();
+                let stop = self.halt.subscribe();
+                running.spawn(async move {
+                    let started_ms = journal::now_ms();
+                    let outcome = engine.run(&work.task, index, stop).await;
+                    (work, outcome, started_ms, index, probe)
+                });
+            }
+            if running.is_empty() && (stopping || (self.queue.is_empty() && self.delayed.is_empty())) {
+                break;
+            }
+            if running.is_empty() && self.all_cooling_too_long()? {
+                break;
+            }
+            reporter.waiting(self.governor.status_line(Instant::now()));
+            let wake = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                Some(joined) = running.join_next() => {
+                    let (work, outcome, started_ms, lane, probe) = joined?;
+                    self.record(work, outcome, started_ms, lane, probe, reporter)?;
+                }
+                _ = tokio::time::sleep_until(wake.into()), if running.len() < self.jobs && !stopping => {}
+                _ = stop.changed(), if !stopping => {}
+                _ = tick.tick() => reporter.tick(),
+            }
+        }
+        self.save_breakers()?;
+        self.summary.wasted_requests = self.governor.wasted();
+        self.summary.cooling = self.governor.cooled();
+        reporter.end();
+        self.summary.interrupted = *self.stop.borrow() && self.summary.environment.is_none();
+        self.summary.elapsed = started.elapsed();
+        self.summary.pending += (self.queue.len() + self.delayed.len()) as u64;
+        self.summary.exit_code = self.summary.decide_exit_code();
+        Ok(self.summary)
+    }
+
+    /// The next clip whose retry delay is over.
+    fn next_ready(&mut self) -> Option<Work> {
+        let now = Instant::now();
+        if let Some(i) = self.delayed.iter().position(|(t, _)| *t <= now) {
+            return Some(self.delayed.swap_remove(i).1);
+        }
+        self.queue.pop_front()
+    }
+
+    fn has_ready_work(&self) -> bool {
+        let now = Instant::now();
+        !self.queue.is_empty() || self.delayed.iter().any(|(t, _)| *t <= now)
+    }
+
+    /// When the earliest delayed retry is due.
+    fn next_retry(&self) -> Option<Instant> {
+        self.delayed.iter().map(|(t, _)| *t).min()
+    }
+
+    /// Every egress is cooling and the first reopens later than `--max-wait`: the run ends here, and says
+    /// when a rerun will find an egress open again.
+    fn all_cooling_too_long(&mut self) -> anyhow::Result<bool> {
+        let now = Instant::now();
+        let Some(until) = self.governor.all_cooling_until(now) else { return Ok(false) };
+        let wait = until.saturating_duration_since(now);
+        if wait <= self.max_wait {
+            return Ok(false);
+        }
+        let at = std::time::SystemTime::now() + wait;
+        self.summary.resume_after = Some(humantime::format_rfc3339_seconds(at).to_string());
+        Ok(true)
+    }
+
+    /// Writes each egress's breaker to the journal, so that a rerun before a cool-off ends does not hammer.
+    fn save_breakers(&mut self) -> anyhow::Result<()> {
+        let (now, now_ms) = (Instant::now(), journal::now_ms());
+        for lane in &self.governor.lanes {
+            let until = lane.breaker.open_until().map(|u| now_ms + u.saturating_duration_since(now).as_millis() as i64);
+            self.journal.save_egress(&lane.egress.name, until, lane.breaker.cooloff.as_millis() as i64)?;
+        }
+        Ok(())
+    }
+
+    /// Records one finished attempt and decides what happens to the clip next.
+    fn record(
+        &mut self,
+        mut work: Work,
+        outcome: Outcome,
+        started_ms: i64,
+        lane: usize,
+        probe: bool,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let egress = self.governor.lanes[lane].egress.name.clone();
+        let clip_id = work.task.clip_id;
+        let mut attempt = Attempt {
+            clip_id,
+            run_id: self.run_id,
+            started_ms,
+            finished_ms: journal::now_ms(),
+            outcome: "done",
+            category: None,
+            message: None,
+            bytes_fetched: 0,
+            download_s: 0.0,
+            encode_s: 0.0,
+            egress: &egress,
+        };
+        match outcome {
+            Outcome::Cancelled => {
+                self.governor.finished(lane, probe, Finish::Unknown, Instant::now());
+                self.summary.pending += 1;
+            }
+            Outcome::Done(done) => {
+                self.governor.finished(lane, probe, Finish::Served, Instant::now());
+                self.journal.record_done(clip_id, &done)?;
+                attempt.bytes_fetched = done.bytes_fetched;
+                attempt.download_s = done.download_s;
+                attempt.encode_s = done.encode_s;
+                self.journal.record_attempt(&attempt)?;
+                self.summary.add_done(&done);
+                reporter.event(Event::Done { id: &work.id, bytes: done.bytes_fetched });
+            }
+            Outcome::Failed { failure, bytes_fetched, download_s } => {
+                let category = failure.category;
+                self.summary.bytes_fetched += bytes_fetched;
+                let disposition = category.disposition();
+                let throttle = disposition == Disposition::Throttle;
+                let finish = match disposition {
+                    Disposition::Throttle => Finish::Throttled,
+                    Disposition::Environment => Finish::Unknown,
+                    _ => Finish::Served,
+                };
+                let opened = self.governor.finished(lane, probe, finish, Instant::now());
+                if throttle && self.governor.policy.breaker {
+                    // A signal about the egress, not the video: back to pending, attempts untouched.
+                    self.journal.record_throttle(
+                        self.run_id,
+                        &egress,
+                        category.as_str(),
+                        opened.as_ref().map(|o| o.cooloff),
+                    )?;
+                    self.summary.throttle_events += 1;
+                    if let Some(o) = &opened {
+                        reporter.note(&format!(
+                            "{}: {} — cooling down for {}",
+                            o.egress,
+                            category.as_str(),
+                            crate::retry::format_duration(o.cooloff)
+                        ));
+                        self.save_breakers()?;
+                    }
+                    attempt.outcome = "throttled";
+                    attempt.category = Some(category.as_str());
+                    attempt.bytes_fetched = bytes_fetched;
+                    attempt.download_s = download_s;
+                    self.journal.record_attempt(&attempt)?;
+                    self.queue.push_front(work);
+                    return Ok(());
+                }
+                let tries = self.tries.entry(clip_id).or_default();
+                if disposition != Disposition::Environment {
+                    *tries += 1;
+                    work.attempts += 1;
+                }
+                let decision = match disposition {
+                    Disposition::Environment => Decision::GiveUp,
+                    Disposition::NeedsCookies if !self.have_cookies => Decision::GiveUp,
+                    // Without breakers a throttle is just another passing failure, as in the tools of today.
+                    Disposition::Throttle => self.policy.decide(Category::Network, *tries, fastrand::f64()),
+                    _ => self.policy.decide(category, *tries, fastrand::f64()),
+                };
+                let (state, next) = match (disposition, decision) {
+                    (Disposition::Environment, _) => (State::Pending, None),
+                    (_, Decision::Retry { after }) => (State::Pending, Some(after)),
+                    (_, Decision::GiveUp) => (State::Failed, None),
+                };
+                self.journal.record_failure(
+                    clip_id,
+                    &Failed {
+                        state,
+                        category: category.as_str(),
+                        message: &failure.message,
+                        stderr_tail: &failure.stderr_tail,
+                        attempts: work.attempts,
+                        next_attempt_ms: next.map(|d| journal::now_ms() + d.as_millis() as i64),
+                        bytes_fetched,
+                    },
+                )?;
+                attempt.outcome = if state == State::Failed { "failed" } else { "retry" };
+                attempt.category = Some(category.as_str());
+                attempt.message = Some(&failure.message);
+                attempt.bytes_fetched = bytes_fetched;
+                attempt.download_s = download_s;
+                self.journal.record_attempt(&attempt)?;
+                if disposition == Disposition::Environment {
+                    if self.summary.environment.is_none() {
+                        self.summary.environment = Some(failure.message.clone());
+                        reporter
+                            .note(&format!("error: {}; stopping (no clip is marked failed for this)", failure.message));
+                    }
+                    // Ends every running child; their clips stay pending.
+                    self.summary.pending += 1;
+                    self.halt.send_replace(true);
+                    return Ok(());
+                }
+                match next {
+                    Some(after) => {
+                        if throttle {
+                            self.summary.throttle_events += 1;
+                        }
+                        reporter.event(Event::Retrying { id: &work.id, category: category.as_str(), after });
+                        self.delayed.push((Instant::now() + after, work));
+                    }
+                    None => {
+                        if !is_permanent(category, self.have_cookies) {
+                            self.summary.retryable_failed += 1;
+                        }
+                        *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;
+                        reporter.event(Event::Failed {
+                            id: &work.id,
+                            category: category.as_str(),
+                            message: &failure.message,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A clip that reached its final name before a crash is adopted once verified, not fetched again.
+    async fn adopt_finished_files(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
+        let mut keep = VecDeque::new();
+        let mut stop = self.stop.clone();
+        while let Some(work) = self.queue.pop_front() {
+            if !work.task.dest.is_file() {
+                keep.push_back(work);
+                continue;
+            }
+            match self.engine.adopt(&work.task, &mut stop).await {
+                Some(done) => {
+                    self.journal.record_done(work.task.clip_id, &done)?;
+                    self.summary.adopted += 1;
+                    reporter.event(Event::Adopted { id: &work.id });
+                }
+                None => {
+                    tracing::warn!(path = %work.task.dest.display(), "a clip on disk failed verification: fetching it again");
+                    let _ = std::fs::remove_file(&work.task.dest);
+                    keep.push_back(work);
+                }
+            }
+        }
+        self.queue = keep;
+        Ok(())
+    }
+}

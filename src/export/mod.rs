@@ -1,0 +1,150 @@
+//! `kinetics-dl export`: the done clips in the layouts training code reads.
+//!
+//! Every format writes `OUT/classes.txt` (every label of the journal, sorted bytewise, index = 0-based line
+//! number: the Kinetics convention mmaction2's label maps and torchvision's pretrained weights follow) and
+//! numbers labels with it; unlabelled clips (the test split) get `-1`. Only done clips whose file exists
+//! are exported. Formats whose lines are split on whitespace (mmaction2, slowfast) cannot hold paths with
+//! spaces (`--class-dirs raw`): for a split that has any, they list relative symlinks under `OUT/links/`
+//! whose paths have `_` for each space, and say which prefix to configure.
+
+pub mod lists;
+pub mod webdataset;
+
+use crate::exit_codes;
+use crate::manifest::rows::{self, ClipRow, OpenError};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The folder tree as it is, plus `classes.txt` (torchvision.datasets.Kinetics, DatasetFolder).
+    Torchvision,
+    /// `kinetics_{split}_list_videos.txt`: `class_dir/clip.mp4 label_index`, relative to the split folder.
+    Mmaction2,
+    /// `pytorchvideo/{split}.csv`: `path label_index`, relative to OUT (split from the right).
+    Pytorchvideo,
+    /// `slowfast/{train,val,test}.csv`: `path label_index`, no header, relative to OUT.
+    Slowfast,
+    /// `clips.csv`: every column of the journal's clips table.
+    Csv,
+    /// `webdataset/{split}-NNNNN.tar` shards of `KEY.mp4` + `KEY.json` samples.
+    Webdataset,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// Samples per WebDataset shard.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: u64,
+}
+
+/// The done clips of OUT and the class index, as every format needs them.
+pub struct Dataset {
+    pub out: PathBuf,
+    /// Done clips whose file exists, by split, each split sorted by path.
+    pub splits: BTreeMap<String, Vec<ClipRow>>,
+    /// Sorted labels; a label's index is its position.
+    pub classes: Vec<String>,
+    /// Done clips skipped because their file is missing.
+    pub missing_files: usize,
+}
+
+impl Dataset {
+    /// Reads OUT's journal.
+    pub fn load(out: &Path) -> anyhow::Result<Dataset> {
+        let conn = rows::open_read_only(out)?;
+        let clips = rows::clips(&conn).context("failed to read the clips of the journal")?;
+        let mut classes: Vec<String> = clips.iter().filter_map(|c| c.label.clone()).filter(|l| !l.is_empty()).collect();
+        classes.sort();
+        classes.dedup();
+        let mut splits: BTreeMap<String, Vec<ClipRow>> = BTreeMap::new();
+        let mut missing_files = 0;
+        for c in clips.into_iter().filter(ClipRow::is_done) {
+            if out.join(&c.rel_path).is_file() {
+                splits.entry(c.split_name()).or_default().push(c);
+            } else {
+                missing_files += 1;
+            }
+        }
+        for clips in splits.values_mut() {
+            clips.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+        }
+        Ok(Dataset { out: out.to_path_buf(), splits, classes, missing_files })
+    }
+
+    /// The clip's label index in `classes.txt`, or -1 for an unlabelled clip.
+    pub fn label_index(&self, c: &ClipRow) -> i64 {
+        c.label.as_ref().and_then(|l| self.classes.binary_search(l).ok()).map_or(-1, |i| i as i64)
+    }
+
+    pub fn done(&self) -> usize {
+        self.splits.values().map(Vec::len).sum()
+    }
+}
+
+/// Runs one export. Returns 0, or 2 when OUT has no journal or a path cannot be exported.
+pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
+    let ds = match Dataset::load(&args.out) {
+        Ok(ds) => ds,
+        Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {
+            eprintln!("error: {e:#}");
+            return Ok(exit_codes::USAGE);
+        }
+        Err(e) => return Err(e),
+    };
+    let written = match export(&ds, args.format, args.shard_size as usize) {
+        Ok(w) => w,
+        Err(e) if e.downcast_ref::<lists::Unexportable>().is_some() => {
+            eprintln!("error: {e:#}");
+            return Ok(exit_codes::USAGE);
+        }
+        Err(e) => return Err(e),
+    };
+    eprintln!("exported {} done clips as {:?}:", ds.done(), args.format);
+    for line in written {
+        eprintln!("  {line}");
+    }
+    if ds.missing_files > 0 {
+        eprintln!(
+            "warning: skipped {} done clips whose files are missing; run `kinetics-dl verify --out {}`",
+            ds.missing_files,
+            args.out.display()
+        );
+    }
+    Ok(exit_codes::SUCCESS)
+}
+
+/// Writes one format; returns what was written and what to configure, one line each.
+pub fn export(ds: &Dataset, format: Format, shard_size: usize) -> anyhow::Result<Vec<String>> {
+    let mut notes = vec![lists::classes_txt(ds)?];
+    notes.extend(match format {
+        Format::Torchvision => lists::torchvision(ds)?,
+        Format::Mmaction2 => lists::mmaction2(ds)?,
+        Format::Pytorchvideo => lists::pytorchvideo(ds)?,
+        Format::Slowfast => lists::slowfast(ds)?,
+        Format::Csv => lists::csv(ds)?,
+        Format::Webdataset => webdataset::write_shards(ds, shard_size)?,
+    });
+    Ok(notes)
+}
+
+/// Writes a file atomically (temp in the same folder, then rename), creating its folder.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, dest)
+    };
+    write().with_context(|| format!("failed to write {}", dest.display()))
+}

@@ -1,0 +1,167 @@
+//! WebDataset shards: `OUT/webdataset/{split}-NNNNN.tar`, each sample a `KEY.mp4` and a `KEY.json`.
+//!
+//! Samples are shuffled across shards with a fixed seed, so a shard mixes classes (loaders only shuffle
+//! within a buffer) and the same journal always gives byte-identical shards (entries carry mtime 0, uid 0).
+//! The key is the clip's file name without `.mp4` (clip names hold no other dot, and WebDataset cuts the
+//! key at the first dot); class folders, and so spaces in them, never appear in the shards.
+
+use super::Dataset;
+use crate::manifest::rows::ClipRow;
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// Where the shards go, inside OUT.
+pub const DIR: &str = "webdataset";
+const SHUFFLE_SEED: u64 = 0x6b69_6e65_7469_6373;
+
+/// The metadata stored as `KEY.json`.
+#[derive(Debug, Serialize)]
+pub struct SampleMeta<'a> {
+    pub label: Option<&'a str>,
+    pub label_index: i64,
+    pub split: &'a str,
+    pub youtube_id: &'a str,
+    pub time_start: f64,
+    pub time_end: f64,
+    pub source: Option<&'a str>,
+}
+
+/// Writes every split's shards; returns one note per split.
+pub fn write_shards(ds: &Dataset, shard_size: usize) -> anyhow::Result<Vec<String>> {
+    anyhow::ensure!(shard_size > 0, "the shard size must be at least 1");
+    let dir = ds.out.join(DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let mut notes = Vec::new();
+    for (split, clips) in &ds.splits {
+        let mut order: Vec<&ClipRow> = clips.iter().collect();
+        fastrand::Rng::with_seed(SHUFFLE_SEED).shuffle(&mut order);
+        let keys = keys(&order);
+        let mut shards = 0;
+        for (i, chunk) in order.chunks(shard_size).enumerate() {
+            let path = shard_path(&dir, split, i);
+            let start = i * shard_size;
+            write_shard(ds, split, chunk, &keys[start..start + chunk.len()], &path)?;
+            shards += 1;
+        }
+        remove_stale(&dir, split, shards)?;
+        let pattern = format!("{split}-{{{:05}..{:05}}}.tar", 0, shards.max(1) - 1);
+        notes.push(format!("{}: {} samples in {shards} shards", dir.join(pattern).display(), clips.len()));
+    }
+    Ok(notes)
+}
+
+fn shard_path(dir: &Path, split: &str, i: usize) -> PathBuf {
+    dir.join(format!("{split}-{i:05}.tar"))
+}
+
+/// Sample keys: file stems, made unique within the split should two clips share one.
+fn keys(clips: &[&ClipRow]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    clips
+        .iter()
+        .map(|c| {
+            let stem = c.stem().replace(char::is_whitespace, "_");
+            let mut key = stem.clone();
+            let mut n = 1;
+            while !seen.insert(key.clone()) {
+                n += 1;
+                key = format!("{stem}-{n}");
+            }
+            key
+        })
+        .collect()
+}
+
+fn write_shard(ds: &Dataset, split: &str, clips: &[&ClipRow], keys: &[String], dest: &Path) -> anyhow::Result<()> {
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> anyhow::Result<()> {
+        let mut tar = tar::Builder::new(BufWriter::new(File::create(&tmp)?));
+        for (c, key) in clips.iter().zip(keys) {
+            let clip_path = ds.out.join(&c.rel_path);
+            let file = File::open(&clip_path).with_context(|| format!("failed to open {}", clip_path.display()))?;
+            let size = file.metadata()?.len();
+            tar.append_data(&mut header(size), format!("{key}.mp4"), file)?;
+            let meta = SampleMeta {
+                label: c.label.as_deref(),
+                label_index: ds.label_index(c),
+                split,
+                youtube_id: &c.youtube_id,
+                time_start: c.start_ms as f64 / 1000.0,
+                time_end: c.end_ms as f64 / 1000.0,
+                source: c.source.as_deref(),
+            };
+            let json = serde_json::to_vec(&meta)?;
+            tar.append_data(&mut header(json.len() as u64), format!("{key}.json"), json.as_slice())?;
+        }
+        let file = tar.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("failed to write the shard {}", dest.display()))
+}
+
+/// A regular-file header that does not depend on who ran the export or when.
+fn header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+/// Removes shards a previous export wrote beyond the ones just written.
+fn remove_stale(dir: &Path, split: &str, keep: usize) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        let Some(num) = name.strip_prefix(&format!("{split}-")).and_then(|r| r.strip_suffix(".tar")) else {
+            continue;
+        };
+        if num.len() == 5 && num.parse::<usize>().is_ok_and(|n| n >= keep) {
+            std::fs::remove_file(dir.join(&name)).with_context(|| format!("failed to remove the old shard {name}"))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_stems_made_unique() {
+        let rows: Vec<ClipRow> =
+            ["train/a b/x_000001_000011.mp4", "train/c/x_000001_000011.mp4", "test/y.mp4", "test/sp ace.mp4"]
+                .iter()
+                .map(|p| ClipRow { rel_path: p.to_string(), ..ClipRow::default() })
+                .collect();
+        let refs: Vec<&ClipRow> = rows.iter().collect();
+        assert_eq!(keys(&refs), ["x_000001_000011", "x_000001_000011-2", "y", "sp_ace"]);
+    }
+
+    #[test]
+    fn stale_shards_of_the_split_only_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["train-00000.tar", "train-00001.tar", "train-00002.tar", "validate-00003.tar", "train-notes.txt"] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        remove_stale(dir.path(), "train", 1).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["train-00000.tar", "train-notes.txt", "validate-00003.tar"]);
+    }
+}

@@ -1,0 +1,175 @@
+//! A circuit breaker per egress: a throttle signal stops new work through it at once; after a cool-off
+//! exactly one probe goes through; success closes it, another signal doubles the cool-off (capped, jittered).
+
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum State {
+    /// Takes work.
+    Closed,
+    /// Takes nothing until `until`.
+    Open { until: Instant },
+    /// The cool-off is over and one probe is out; nothing else goes through until it comes back.
+    Probing,
+}
+
+/// What the breaker allows right now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admit {
+    Yes,
+    /// Yes, but as the one probe of a half-open breaker.
+    Probe,
+    No {
+        until: Option<Instant>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    pub state: State,
+    /// The cool-off the next signal will start from.
+    pub cooloff: Duration,
+    base: Duration,
+    cap: Duration,
+    jitter: f64,
+    /// When the current ban began (first signal), for counting requests sent into it.
+    pub ban_began: Option<Instant>,
+}
+
+impl Breaker {
+    pub fn new(base: Duration, cap: Duration, jitter: f64) -> Breaker {
+        Breaker { state: State::Closed, cooloff: base, base, cap: cap.max(base), jitter, ban_began: None }
+    }
+
+    /// A breaker restored from the journal: still open until `until`, with the cool-off it had reached.
+    pub fn restored(mut self, until: Instant, cooloff: Duration) -> Breaker {
+        self.state = State::Open { until };
+        self.cooloff = cooloff.clamp(self.base, self.cap);
+        self.ban_began = Some(Instant::now());
+        self
+    }
+
+    pub fn admit(&self, now: Instant) -> Admit {
+        match self.state {
+            State::Closed => Admit::Yes,
+            State::Open { until } if now >= until => Admit::Probe,
+            State::Open { until } => Admit::No { until: Some(until) },
+            State::Probing => Admit::No { until: None },
+        }
+    }
+
+    /// A job was started through this egress (`probe` from `admit`).
+    pub fn started(&mut self, probe: bool) {
+        if probe {
+            self.state = State::Probing;
+        }
+    }
+
+    /// A job through this egress got past the server: the ban, if any, is over.
+    pub fn succeeded(&mut self) {
+        self.state = State::Closed;
+        self.cooloff = self.base;
+        self.ban_began = None;
+    }
+
+    /// A job that was not a throttle signal and not a success (a video failure): a probe that ends like this
+    /// still proves the egress works.
+    pub fn finished_other(&mut self, probe: bool) {
+        if probe {
+            self.succeeded();
+        }
+    }
+
+    /// A throttle signal. Returns the cool-off started, or `None` when the breaker was already open (a job
+    /// that was running when the ban began): that one only counts as wasted.
+    pub fn signal(&mut self, now: Instant, probe: bool, rng_unit: f64) -> Option<Duration> {
+        match (self.state, probe) {
+            (State::Open { .. }, false) | (State::Probing, false) => None,
+            (_, was_probe) => {
+                if was_probe {
+                    self.cooloff = (self.cooloff * 2).min(self.cap);
+                }
+                let spread = 1.0 + self.jitter * (2.0 * rng_unit.clamp(0.0, 1.0) - 1.0);
+                let wait = self.cooloff.mul_f64(spread.max(0.0));
+                self.state = State::Open { until: now + wait };
+                self.ban_began.get_or_insert(now);
+                Some(wait)
+            }
+        }
+    }
+
+    pub fn open_until(&self) -> Option<Instant> {
+        match self.state {
+            State::Open { until } => Some(until),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn first_signal_opens_then_one_probe_then_close() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(10 * S, 80 * S, 0.0);
+        assert_eq!(b.admit(t0), Admit::Yes);
+        assert_eq!(b.signal(t0, false, 0.5), Some(10 * S));
+        assert_eq!(b.admit(t0 + 5 * S), Admit::No { until: Some(t0 + 10 * S) });
+        // A job that was already running reports the ban too: no new cool-off, it is only wasted.
+        assert_eq!(b.signal(t0 + S, false, 0.5), None);
+        assert_eq!(b.admit(t0 + 10 * S), Admit::Probe);
+        b.started(true);
+        assert_eq!(b.admit(t0 + 11 * S), Admit::No { until: None }, "exactly one probe");
+        b.succeeded();
+        assert_eq!(b.admit(t0 + 12 * S), Admit::Yes);
+        assert_eq!(b.cooloff, 10 * S);
+    }
+
+    #[test]
+    fn failed_probes_double_the_cooloff_up_to_the_cap() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(10 * S, 35 * S, 0.0);
+        b.signal(t0, false, 0.5);
+        let mut now = t0;
+        let mut waits = vec![];
+        for _ in 0..4 {
+            now = b.open_until().unwrap();
+            assert_eq!(b.admit(now), Admit::Probe);
+            b.started(true);
+            waits.push(b.signal(now, true, 0.5).unwrap());
+        }
+        assert_eq!(waits, vec![20 * S, 35 * S, 35 * S, 35 * S]);
+        let _ = now;
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let t0 = Instant::now();
+        for (rng, want) in [(0.0, 75), (0.5, 100), (1.0, 125)] {
+            let mut b = Breaker::new(100 * S, 1000 * S, 0.25);
+            assert_eq!(b.signal(t0, false, rng), Some(want * S));
+        }
+    }
+
+    #[test]
+    fn a_probe_that_fails_for_the_video_still_closes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(10 * S, 80 * S, 0.0);
+        b.signal(t0, false, 0.5);
+        b.started(true);
+        b.finished_other(true);
+        assert_eq!(b.admit(t0), Admit::Yes);
+    }
+
+    #[test]
+    fn restored_breakers_stay_open() {
+        let t0 = Instant::now();
+        let b = Breaker::new(10 * S, 80 * S, 0.0).restored(t0 + 30 * S, 40 * S);
+        assert_eq!(b.admit(t0), Admit::No { until: Some(t0 + 30 * S) });
+        assert_eq!(b.cooloff, 40 * S);
+    }
+}

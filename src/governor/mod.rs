@@ -1,0 +1,230 @@
+//! The governor decides which egress a clip leaves through and when: circuit breakers against throttling,
+//! pacing, and the choice of the healthy egress with the most headroom.
+
+pub mod breaker;
+pub mod egress;
+pub mod pacer;
+
+pub use breaker::{Admit, Breaker};
+pub use egress::{Egress, Route};
+pub use pacer::Pacer;
+
+use std::time::{Duration, Instant};
+
+/// Throttle handling settings.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `false` is `--no-breaker`: throttle signals are treated as ordinary passing failures.
+    pub breaker: bool,
+    pub cooldown: Duration,
+    pub cooldown_cap: Duration,
+    /// Clips an hour per egress, or `None`.
+    pub rate_per_hour: Option<f64>,
+    pub jitter: f64,
+}
+
+/// One egress and what the governor knows of it.
+#[derive(Debug)]
+pub struct Lane {
+    pub egress: Egress,
+    pub breaker: Breaker,
+    pub pacer: Pacer,
+    pub running: usize,
+    pub started: u64,
+    pub throttled: u64,
+    /// Requests sent into a ban that had already begun.
+    pub wasted: u64,
+    /// Total time this egress spent cooling.
+    pub cooled: Duration,
+}
+
+/// Where the next clip goes, or how long until one can go.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    Lane {
+        index: usize,
+        probe: bool,
+    },
+    /// Nothing can start now; `until` is the earliest time something may (None: only when a job ends).
+    Wait {
+        until: Option<Instant>,
+    },
+}
+
+/// How a job through a lane ended, as far as the governor cares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Finish {
+    /// The server served us (the clip is done, or failed for a reason of its own).
+    Served,
+    Throttled,
+    /// Neither (interrupted, environment).
+    Unknown,
+}
+
+/// A throttle signal that opened a breaker, for the journal and the display.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub egress: String,
+    pub cooloff: Duration,
+}
+
+pub struct Governor {
+    pub lanes: Vec<Lane>,
+    pub policy: Policy,
+}
+
+impl Governor {
+    pub fn new(egresses: Vec<Egress>, policy: Policy) -> Governor {
+        let lanes = egresses
+            .into_iter()
+            .map(|egress| Lane {
+                egress,
+                breaker: Breaker::new(policy.cooldown, policy.cooldown_cap, policy.jitter),
+                pacer: Pacer::new(policy.rate_per_hour, policy.jitter),
+                running: 0,
+                started: 0,
+                throttled: 0,
+                wasted: 0,
+                cooled: Duration::ZERO,
+            })
+            .collect();
+        Governor { lanes, policy }
+    }
+
+    /// Puts back a cool-off that an earlier run recorded and that is not over yet.
+    pub fn restore(&mut self, egress: &str, until: Instant, cooloff: Duration) {
+        if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
+            lane.breaker = lane.breaker.clone().restored(until, cooloff);
+        }
+    }
+
+    /// The admissible lane with the most headroom: fewest running, then least used.
+    pub fn pick(&self, now: Instant) -> Pick {
+        let mut best: Option<(usize, bool)> = None;
+        let mut earliest: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                earliest = Some(earliest.map_or(t, |e: Instant| e.min(t)));
+            }
+        };
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let admit = if self.policy.breaker { lane.breaker.admit(now) } else { Admit::Yes };
+            let probe = match admit {
+                Admit::Yes => false,
+                Admit::Probe => true,
+                Admit::No { until } => {
+                    consider(until);
+                    continue;
+                }
+            };
+            if !lane.pacer.is_ready(now) {
+                consider(lane.pacer.ready_at());
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((b, _)) => {
+                    let other = &self.lanes[b];
+                    (lane.running, lane.started) < (other.running, other.started)
+                }
+            };
+            if better {
+                best = Some((i, probe));
+            }
+        }
+        match best {
+            Some((index, probe)) => Pick::Lane { index, probe },
+            None => Pick::Wait { until: earliest },
+        }
+    }
+
+    pub fn started(&mut self, index: usize, probe: bool, now: Instant) {
+        let lane = &mut self.lanes[index];
+        lane.breaker.started(probe);
+        lane.pacer.take(now, fastrand::f64());
+        lane.running += 1;
+        lane.started += 1;
+    }
+
+    /// Records how a job ended; returns the breaker that opened, if one did.
+    pub fn finished(&mut self, index: usize, probe: bool, finish: Finish, now: Instant) -> Option<Opened> {
+        let lane = &mut self.lanes[index];
+        lane.running = lane.running.saturating_sub(1);
+        match finish {
+            Finish::Served => {
+                if lane.breaker.ban_began.is_some() && (probe || lane.breaker.open_until().is_none()) {
+                    if let Some(began) = lane.breaker.ban_began {
+                        lane.cooled += now.saturating_duration_since(began);
+                    }
+                }
+                if probe || lane.breaker.open_until().is_none() {
+                    lane.breaker.succeeded();
+                }
+                None
+            }
+            Finish::Unknown => {
+                if probe {
+                    // The probe never got an answer: let another one go when possible.
+                    lane.breaker.state = breaker::State::Open { until: now };
+                }
+                None
+            }
+            Finish::Throttled => {
+                lane.throttled += 1;
+                if lane.breaker.ban_began.is_some() && !probe {
+                    lane.wasted += 1;
+                }
+                if !self.policy.breaker {
+                    lane.breaker.ban_began.get_or_insert(now);
+                    return None;
+                }
+                let cooloff = lane.breaker.signal(now, probe, fastrand::f64())?;
+                Some(Opened { egress: lane.egress.name.clone(), cooloff })
+            }
+        }
+    }
+
+    /// When every lane is cooling, the earliest time one reopens.
+    pub fn all_cooling_until(&self, now: Instant) -> Option<Instant> {
+        if !self.policy.breaker {
+            return None;
+        }
+        let mut earliest: Option<Instant> = None;
+        for lane in &self.lanes {
+            match lane.breaker.admit(now) {
+                Admit::No { until: Some(t) } => earliest = Some(earliest.map_or(t, |e| e.min(t))),
+                _ => return None,
+            }
+        }
+        earliest
+    }
+
+    /// "127.0.0.2 resumes in 3m 10s; 127.0.0.3 probing" for the progress line; None when all are healthy.
+    pub fn status_line(&self, now: Instant) -> Option<String> {
+        let parts: Vec<String> = self
+            .lanes
+            .iter()
+            .filter_map(|l| match l.breaker.state {
+                breaker::State::Closed => None,
+                breaker::State::Probing => Some(format!("{} probing", l.egress.name)),
+                breaker::State::Open { until } => Some(format!(
+                    "{} resumes in {}",
+                    l.egress.name,
+                    crate::retry::format_duration(until.saturating_duration_since(now))
+                )),
+            })
+            .collect();
+        (!parts.is_empty()).then(|| format!("throttled: {}", parts.join("; ")))
+    }
+
+    pub fn wasted(&self) -> u64 {
+        self.lanes.iter().map(|l| l.wasted).sum()
+    }
+
+    pub fn cooled(&self) -> Duration {
+        self.lanes.iter().map(|l| l.cooled).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

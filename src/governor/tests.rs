@@ -1,0 +1,91 @@
+//! Governor tests: lane choice, breakers across lanes, waiting.
+
+use super::*;
+
+const S: Duration = Duration::from_secs(1);
+
+fn gov(n: usize, breaker: bool, rate: Option<f64>) -> Governor {
+    let egresses =
+        (0..n).map(|i| Egress { name: format!("127.0.0.{}", i + 2), route: Route::Default, cookies: None }).collect();
+    Governor::new(
+        egresses,
+        Policy { breaker, cooldown: 10 * S, cooldown_cap: 100 * S, rate_per_hour: rate, jitter: 0.0 },
+    )
+}
+
+#[test]
+fn work_spreads_over_lanes() {
+    let mut g = gov(3, true, None);
+    let now = Instant::now();
+    let mut used = vec![];
+    for _ in 0..6 {
+        let Pick::Lane { index, probe } = g.pick(now) else { panic!() };
+        assert!(!probe);
+        g.started(index, probe, now);
+        used.push(index);
+    }
+    used.sort();
+    assert_eq!(used, vec![0, 0, 1, 1, 2, 2]);
+}
+
+#[test]
+fn a_throttled_lane_takes_nothing_until_its_probe() {
+    let mut g = gov(2, true, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    g.started(0, false, t0);
+    let opened = g.finished(0, false, Finish::Throttled, t0).unwrap();
+    assert_eq!(opened.cooloff, 10 * S);
+    // The other job that was running into the ban: wasted, no second cool-off.
+    assert!(g.finished(0, false, Finish::Throttled, t0 + S).is_none());
+    assert_eq!(g.wasted(), 1);
+    for _ in 0..3 {
+        assert_eq!(g.pick(t0 + 2 * S), Pick::Lane { index: 1, probe: false });
+        g.started(1, false, t0 + 2 * S);
+    }
+    assert_eq!(g.pick(t0 + 10 * S), Pick::Lane { index: 0, probe: true });
+    g.started(0, true, t0 + 10 * S);
+    g.finished(0, true, Finish::Served, t0 + 11 * S);
+    assert!(g.status_line(t0 + 11 * S).is_none());
+}
+
+#[test]
+fn all_lanes_cooling_means_waiting_until_the_first_reopens() {
+    let mut g = gov(2, true, None);
+    let t0 = Instant::now();
+    for i in 0..2 {
+        g.started(i, false, t0);
+        g.finished(i, false, Finish::Throttled, t0 + i as u32 * S);
+    }
+    assert_eq!(g.pick(t0 + 2 * S), Pick::Wait { until: Some(t0 + 10 * S) });
+    assert_eq!(g.all_cooling_until(t0 + 2 * S), Some(t0 + 10 * S));
+    let line = g.status_line(t0 + 2 * S).unwrap();
+    assert!(line.contains("127.0.0.2 resumes in") && line.contains("127.0.0.3"), "{line}");
+}
+
+#[test]
+fn without_breaker_throttles_only_count() {
+    let mut g = gov(1, false, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    assert!(g.finished(0, false, Finish::Throttled, t0).is_none());
+    assert_eq!(g.pick(t0), Pick::Lane { index: 0, probe: false });
+    assert_eq!(g.all_cooling_until(t0), None);
+}
+
+#[test]
+fn pacing_spreads_starts() {
+    let mut g = gov(1, true, Some(360.0)); // one every 10 s
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    assert_eq!(g.pick(t0 + S), Pick::Wait { until: Some(t0 + 10 * S) });
+    assert_eq!(g.pick(t0 + 10 * S), Pick::Lane { index: 0, probe: false });
+}
+
+#[test]
+fn restored_cooloffs_hold_across_runs() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.restore("127.0.0.2", t0 + 30 * S, 20 * S);
+    assert_eq!(g.pick(t0), Pick::Wait { until: Some(t0 + 30 * S) });
+}

@@ -1,0 +1,404 @@
+//! The journal: an SQLite database inside OUT that records every clip's state, so a rerun resumes.
+//!
+//! One writer (the run's event loop) owns the connection. WAL mode keeps readers (`status`) from blocking
+//! it, and every state change is its own transaction, so a SIGKILL loses at most the change in flight.
+
+mod schema;
+
+use crate::plan::{ClipKey, Job};
+use anyhow::Context;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// Where kinetics-dl keeps its own files inside OUT.
+pub const STATE_DIR: &str = ".kinetics-dl";
+pub const FILE_NAME: &str = "journal.sqlite";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Done,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Done => "done",
+            State::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> State {
+        match s {
+            "done" => State::Done,
+            "failed" => State::Failed,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// A clip as the journal knows it.
+#[derive(Debug, Clone)]
+pub struct ClipRecord {
+    pub id: i64,
+    pub key: ClipKey,
+    pub label: Option<String>,
+    pub split: Option<String>,
+    pub rel_path: PathBuf,
+    pub state: State,
+    pub category: Option<String>,
+    pub attempts: u32,
+    pub next_attempt_ms: Option<i64>,
+}
+
+/// What a finished clip records.
+#[derive(Debug, Clone, Default)]
+pub struct Done {
+    pub bytes_fetched: u64,
+    pub size_bytes: u64,
+    pub duration_s: f64,
+    pub download_s: f64,
+    pub encode_s: f64,
+    pub whole_video: bool,
+    pub format_id: String,
+    pub source: String,
+}
+
+/// What a failed attempt records.
+#[derive(Debug, Clone)]
+pub struct Failed<'a> {
+    pub state: State,
+    pub category: &'a str,
+    pub message: &'a str,
+    pub stderr_tail: &'a str,
+    pub attempts: u32,
+    pub next_attempt_ms: Option<i64>,
+    pub bytes_fetched: u64,
+}
+
+/// One attempt, for the history (reports draw throughput over time from it).
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    pub clip_id: i64,
+    pub run_id: i64,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub outcome: &'a str,
+    pub category: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub bytes_fetched: u64,
+    pub download_s: f64,
+    pub encode_s: f64,
+    pub egress: &'a str,
+}
+
+/// Counts for `status` and the exit code.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Counts {
+    pub total: u64,
+    pub done: u64,
+    pub pending: u64,
+    /// Failed clips by category.
+    pub failed: BTreeMap<String, u64>,
+    pub bytes_fetched: u64,
+    pub bytes_on_disk: u64,
+    pub whole_video_fallbacks: u64,
+    /// Done clips by where they came from: `youtube`, `mirror`, `adopted`.
+    pub by_source: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+}
+
+pub struct Journal {
+    conn: Connection,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Journal {
+    /// The journal's path inside OUT.
+    pub fn path_in(out: &Path) -> PathBuf {
+        out.join(STATE_DIR).join(FILE_NAME)
+    }
+
+    pub fn open(path: &Path) -> anyhow::Result<Journal> {
+        let mut conn =
+            Connection::open(path).with_context(|| format!("failed to open the journal {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn).with_context(|| format!("failed to migrate the journal {}", path.display()))?;
+        Ok(Journal { conn })
+    }
+
+    /// Opens an existing journal for reading (`status`): never creates one.
+    pub fn open_existing(out: &Path) -> anyhow::Result<Journal> {
+        let path = Self::path_in(out);
+        if !path.is_file() {
+            anyhow::bail!("no journal in {}: run `kinetics-dl download --out {}` first", out.display(), out.display());
+        }
+        Self::open(&path)
+    }
+
+    /// Adds new jobs and refreshes the label, split and path of clips not done yet. Returns how many were new.
+    pub fn sync_plan(&mut self, jobs: &[Job]) -> anyhow::Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO clips (youtube_id, start_ms, end_ms, label, split, rel_path, rows, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (youtube_id, start_ms, end_ms) DO UPDATE SET
+                   label = excluded.label, split = excluded.split, rel_path = excluded.rel_path, rows = excluded.rows
+                 WHERE clips.state != 'done'",
+            )?;
+            let mut exists =
+                tx.prepare("SELECT 1 FROM clips WHERE youtube_id = ?1 AND start_ms = ?2 AND end_ms = ?3")?;
+            let now = now_ms();
+            for job in jobs {
+                let k = &job.key;
+                let known = exists.exists(params![k.youtube_id, k.start_ms, k.end_ms])?;
+                insert.execute(params![
+                    k.youtube_id,
+                    k.start_ms,
+                    k.end_ms,
+                    job.label,
+                    job.split,
+                    job.rel_path.to_string_lossy(),
+                    job.rows,
+                    now
+                ])?;
+                added += usize::from(!known);
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Every clip, in insertion (plan) order.
+    pub fn clips(&self) -> anyhow::Result<Vec<ClipRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, state, category, attempts, next_attempt_ms
+             FROM clips ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ClipRecord {
+                id: r.get(0)?,
+                key: ClipKey { youtube_id: r.get(1)?, start_ms: r.get(2)?, end_ms: r.get(3)? },
+                label: r.get(4)?,
+                split: r.get(5)?,
+                rel_path: PathBuf::from(r.get::<_, String>(6)?),
+                state: State::parse(&r.get::<_, String>(7)?),
+                category: r.get(8)?,
+                attempts: r.get(9)?,
+                next_attempt_ms: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn begin_run(&mut self, command: &str, settings: &str, ytdlp: &str, ffmpeg: &str) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (started_ms, command, settings, ytdlp_version, ffmpeg_version) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now_ms(), command, settings, ytdlp, ffmpeg],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn finish_run(&mut self, run_id: i64, exit_code: i32) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET finished_ms = ?1, exit_code = ?2 WHERE id = ?3",
+            params![now_ms(), exit_code, run_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_done(&mut self, clip_id: i64, d: &Done) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE clips SET state = 'done', category = NULL, message = NULL, stderr_tail = NULL,
+               attempts = attempts + 1, next_attempt_ms = NULL, bytes_fetched = ?1, size_bytes = ?2, duration_s = ?3,
+               download_s = ?4, encode_s = ?5, whole_video = ?6, format_id = ?7, source = ?8, updated_ms = ?9
+             WHERE id = ?10",
+            params![
+                d.bytes_fetched as i64,
+                d.size_bytes as i64,
+                d.duration_s,
+                d.download_s,
+                d.encode_s,
+                d.whole_video,
+                d.format_id,
+                d.source,
+                now_ms(),
+                clip_id
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_failure(&mut self, clip_id: i64, f: &Failed) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE clips SET state = ?1, category = ?2, message = ?3, stderr_tail = ?4, attempts = ?5,
+               next_attempt_ms = ?6, bytes_fetched = COALESCE(bytes_fetched, 0) + ?7, updated_ms = ?8
+             WHERE id = ?9",
+            params![
+                f.state.as_str(),
+                f.category,
+                f.message,
+                f.stderr_tail,
+                f.attempts,
+                f.next_attempt_ms,
+                f.bytes_fetched as i64,
+                now_ms(),
+                clip_id
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_attempt(&mut self, a: &Attempt) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO attempts (clip_id, run_id, started_ms, finished_ms, outcome, category, message,
+               bytes_fetched, download_s, encode_s, egress) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                a.clip_id,
+                a.run_id,
+                a.started_ms,
+                a.finished_ms,
+                a.outcome,
+                a.category,
+                a.message,
+                a.bytes_fetched as i64,
+                a.download_s,
+                a.encode_s,
+                a.egress
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Puts clips back to pending (a done clip whose file vanished; failures the user asked to retry).
+    pub fn reset_to_pending(&mut self, ids: &[i64]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE clips SET state = 'pending', next_attempt_ms = NULL, attempts = 0, updated_ms = ?1 WHERE id = ?2",
+            )?;
+            let now = now_ms();
+            for id in ids {
+                stmt.execute(params![now, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn counts(&self) -> anyhow::Result<Counts> {
+        let mut c = Counts::default();
+        let mut by_source = self.conn.prepare(
+            "SELECT CASE WHEN source LIKE 'mirror:%' THEN 'mirror' ELSE COALESCE(source, 'unknown') END, COUNT(*)
+             FROM clips WHERE state = 'done' GROUP BY 1",
+        )?;
+        let rows = by_source.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (source, n) = row?;
+            c.by_source.insert(source, n as u64);
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT state, COALESCE(category, 'other'), COUNT(*), COALESCE(SUM(bytes_fetched), 0),
+                    COALESCE(SUM(CASE WHEN state = 'done' THEN size_bytes ELSE 0 END), 0), SUM(whole_video)
+             FROM clips GROUP BY state, category",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let state: String = r.get(0)?;
+            let category: String = r.get(1)?;
+            let n: i64 = r.get(2)?;
+            c.total += n as u64;
+            c.bytes_fetched += r.get::<_, i64>(3)? as u64;
+            c.bytes_on_disk += r.get::<_, i64>(4)? as u64;
+            c.whole_video_fallbacks += r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64;
+            match State::parse(&state) {
+                State::Done => c.done += n as u64,
+                State::Pending => c.pending += n as u64,
+                State::Failed => *c.failed.entry(category).or_default() += n as u64,
+            }
+        }
+        Ok(c)
+    }
+
+    /// The most recent run's tool versions, for `status`.
+    pub fn last_run(&self) -> anyhow::Result<Option<(i64, Option<i64>, Option<String>, Option<String>)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT started_ms, finished_ms, ytdlp_version, ffmpeg_version FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?)
+    }
+
+    /// A throttle signal: `cooloff` is the cool-off it started, `None` when the breaker was already open.
+    pub fn record_throttle(
+        &mut self,
+        run_id: i64,
+        egress: &str,
+        category: &str,
+        cooloff: Option<std::time::Duration>,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO throttle_events (run_id, egress, at_ms, category, cooloff_s, wasted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run_id, egress, now_ms(), category, cooloff.map(|d| d.as_secs_f64()), cooloff.is_none()],
+        )?;
+        Ok(())
+    }
+
+    /// Saves an egress's breaker: open until `open_until_ms` (unix ms), or closed (`None`).
+    pub fn save_egress(&mut self, egress: &str, open_until_ms: Option<i64>, cooloff_ms: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO egress_state (egress, open_until_ms, cooloff_ms, updated_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (egress) DO UPDATE SET open_until_ms = excluded.open_until_ms,
+               cooloff_ms = excluded.cooloff_ms, updated_ms = excluded.updated_ms",
+            params![egress, open_until_ms, cooloff_ms, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// Every egress's saved breaker: (egress, open until unix ms, cool-off ms).
+    pub fn egress_states(&self) -> anyhow::Result<Vec<(String, Option<i64>, i64)>> {
+        let mut stmt =
+            self.conn.prepare("SELECT egress, open_until_ms, cooloff_ms FROM egress_state ORDER BY egress")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Throttle signals per egress: (egress, events, wasted).
+    pub fn throttle_counts(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT egress, COUNT(*), SUM(wasted) FROM throttle_events GROUP BY egress ORDER BY egress")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Rows for `stats.csv`/`failed.csv`, in clip order.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests;

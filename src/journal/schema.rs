@@ -1,0 +1,96 @@
+//! The journal's schema and its migrations, in order. Version N is reached by running migrations 1..=N.
+
+use rusqlite::Connection;
+
+/// Every migration, oldest first. Never edit one that has shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: clips, attempts, runs.
+    "CREATE TABLE clips (
+        id            INTEGER PRIMARY KEY,
+        youtube_id    TEXT    NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER NOT NULL,
+        label         TEXT,
+        split         TEXT,
+        rel_path      TEXT    NOT NULL,
+        rows          INTEGER NOT NULL DEFAULT 1,
+        state         TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+        category      TEXT,
+        message       TEXT,
+        stderr_tail   TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER,
+        bytes_fetched INTEGER,
+        size_bytes    INTEGER,
+        duration_s    REAL,
+        download_s    REAL,
+        encode_s      REAL,
+        whole_video   INTEGER NOT NULL DEFAULT 0,
+        format_id     TEXT,
+        source        TEXT,
+        sha256        TEXT,
+        updated_ms    INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (youtube_id, start_ms, end_ms)
+    );
+    CREATE INDEX clips_state ON clips (state);
+    CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        started_ms  INTEGER NOT NULL,
+        finished_ms INTEGER,
+        command     TEXT NOT NULL,
+        settings    TEXT NOT NULL,
+        ytdlp_version  TEXT,
+        ffmpeg_version TEXT,
+        exit_code   INTEGER
+    );
+    CREATE TABLE attempts (
+        id          INTEGER PRIMARY KEY,
+        clip_id     INTEGER NOT NULL REFERENCES clips (id),
+        run_id      INTEGER NOT NULL REFERENCES runs (id),
+        started_ms  INTEGER NOT NULL,
+        finished_ms INTEGER NOT NULL,
+        outcome     TEXT NOT NULL,
+        category    TEXT,
+        message     TEXT,
+        bytes_fetched INTEGER,
+        download_s  REAL,
+        encode_s    REAL,
+        egress      TEXT
+    );
+    CREATE INDEX attempts_clip ON attempts (clip_id);",
+    // 2: throttling: each egress's breaker survives the run; every throttle signal is kept.
+    "CREATE TABLE egress_state (
+        egress        TEXT PRIMARY KEY,
+        open_until_ms INTEGER,
+        cooloff_ms    INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL
+    );
+    CREATE TABLE throttle_events (
+        id         INTEGER PRIMARY KEY,
+        run_id     INTEGER REFERENCES runs (id),
+        egress     TEXT NOT NULL,
+        at_ms      INTEGER NOT NULL,
+        category   TEXT NOT NULL,
+        cooloff_s  REAL,
+        wasted     INTEGER NOT NULL DEFAULT 0
+    );",
+];
+
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to the current version; refuses a database from a newer kinetics-dl.
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > VERSION {
+        anyhow::bail!(
+            "the journal has schema version {current}, newer than this kinetics-dl understands ({VERSION}); upgrade kinetics-dl"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! Journal tests against a real SQLite file.
+
+use super::*;
+
+fn job(id: &str, start: i64, label: &str) -> Job {
+    Job {
+        key: ClipKey { youtube_id: id.into(), start_ms: start * 1000, end_ms: (start + 10) * 1000 },
+        label: Some(label.into()),
+        split: Some("validate".into()),
+        rel_path: PathBuf::from(format!("validate/{label}/{id}.mp4")),
+        rows: 1,
+    }
+}
+
+fn failed<'a>(state: State, category: &'a str) -> Failed<'a> {
+    Failed { state, category, message: "m", stderr_tail: "tail", attempts: 1, next_attempt_ms: None, bytes_fetched: 5 }
+}
+
+#[test]
+fn migrates_once_and_refuses_newer_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    drop(Journal::open(&path).unwrap());
+    drop(Journal::open(&path).unwrap()); // second open: no migration runs again
+    let conn = Connection::open(&path).unwrap();
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+    drop(conn);
+    let err = Journal::open(&path).err().unwrap();
+    assert!(format!("{err:#}").contains("newer than this kinetics-dl"), "{err:#}");
+}
+
+#[test]
+fn sync_adds_new_jobs_and_never_moves_done_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    assert_eq!(j.sync_plan(&[job("aaaaaaaaaaa", 0, "x"), job("bbbbbbbbbbb", 5, "y")]).unwrap(), 2);
+    let clips = j.clips().unwrap();
+    j.record_done(clips[0].id, &Done { size_bytes: 100, ..Default::default() }).unwrap();
+    // A rerun with other class folders: the done clip keeps its path, the pending one moves.
+    let mut moved = vec![job("aaaaaaaaaaa", 0, "x2"), job("bbbbbbbbbbb", 5, "y2"), job("ccccccccccc", 1, "z")];
+    moved[0].rel_path = "elsewhere/a.mp4".into();
+    assert_eq!(j.sync_plan(&moved).unwrap(), 1);
+    let clips = j.clips().unwrap();
+    assert_eq!(clips.len(), 3);
+    assert_eq!(clips[0].rel_path, PathBuf::from("validate/x/aaaaaaaaaaa.mp4"));
+    assert_eq!(clips[1].rel_path, PathBuf::from("validate/y2/bbbbbbbbbbb.mp4"));
+}
+
+#[test]
+fn counts_split_failures_by_category() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    j.sync_plan(&[
+        job("aaaaaaaaaaa", 0, "x"),
+        job("bbbbbbbbbbb", 0, "x"),
+        job("ccccccccccc", 0, "x"),
+        job("ddddddddddd", 0, "x"),
+    ])
+    .unwrap();
+    let ids: Vec<i64> = j.clips().unwrap().iter().map(|c| c.id).collect();
+    j.record_done(ids[0], &Done { size_bytes: 1000, bytes_fetched: 1500, ..Default::default() }).unwrap();
+    j.record_failure(ids[1], &failed(State::Failed, "http_404")).unwrap();
+    j.record_failure(ids[2], &failed(State::Failed, "unavailable")).unwrap();
+    let c = j.counts().unwrap();
+    assert_eq!((c.total, c.done, c.pending), (4, 1, 1));
+    assert_eq!(c.failed.get("http_404"), Some(&1));
+    assert_eq!(c.failed.get("unavailable"), Some(&1));
+    assert_eq!(c.bytes_on_disk, 1000);
+    assert_eq!(c.bytes_fetched, 1510);
+    j.reset_to_pending(&[ids[1]]).unwrap();
+    assert_eq!(j.counts().unwrap().pending, 2);
+}

@@ -1,0 +1,280 @@
+//! The manifest document: every clip of the journal with its outcome, and for done clips the bytes that
+//! prove it (sha256, size, duration), where they came from and how they were made.
+//!
+//! The document is deterministic (no timestamps of its own, clips sorted by key, one clip a line), so two
+//! researchers can compare datasets with `diff`, `git` or just the `fingerprint`.
+
+use super::rows::{self, ClipRow, RunRow};
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+
+/// Bumped when a field changes meaning; readers refuse newer versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub kinetics_dl_manifest: u32,
+    pub generator: String,
+    /// sha256 over the sorted lines `youtube_id\tstart_ms\tend_ms\tsha256\n` of the done clips: equal
+    /// fingerprints mean the same clips with the same bytes.
+    pub fingerprint: String,
+    pub counts: Counts,
+    pub runs: Vec<RunRow>,
+    pub clips: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub broken: u64,
+}
+
+/// What became of a clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Pending,
+    /// The journal says done but the file is missing or has another size: `kinetics-dl verify` repairs it.
+    Broken,
+}
+
+/// One clip (one or more identical annotation rows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub youtube_id: String,
+    pub time_start: f64,
+    pub time_end: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    pub path: String,
+    pub rows: i64,
+    pub outcome: Outcome,
+    /// Failure category (failed clips) or what is wrong with the file (broken clips).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// `youtube`, `adopted` or `mirror`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The yt-dlp format id, or the mirror tarball the clip came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_video: bool,
+    /// The run (see `runs`: encode settings, tool versions) that produced the clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
+}
+
+impl Entry {
+    /// The clip's identity, exact to the millisecond.
+    pub fn key(&self) -> (String, i64, i64) {
+        (self.youtube_id.clone(), ms(self.time_start), ms(self.time_end))
+    }
+}
+
+fn ms(secs: f64) -> i64 {
+    (secs * 1000.0).round() as i64
+}
+
+/// Builds the manifest of OUT from its journal, hashing done clips whose sha256 is not recorded yet.
+pub fn build(out: &Path) -> anyhow::Result<Manifest> {
+    let conn = rows::open_read_only(out)?;
+    let clips = rows::clips(&conn).context("failed to read the clips of the journal")?;
+    let runs = rows::runs(&conn).context("failed to read the runs of the journal")?;
+    let done_runs = rows::done_run_by_clip(&conn).context("failed to read the attempts of the journal")?;
+    let hashes = hash_missing(out, &clips);
+    let mut entries: Vec<Entry> =
+        clips.iter().zip(hashes).map(|(c, h)| entry(out, c, h, done_runs.get(&c.id).copied())).collect();
+    entries.sort_by_key(Entry::key);
+    Ok(assemble(entries, runs))
+}
+
+/// Puts entries and runs together with their counts and fingerprint.
+pub fn assemble(clips: Vec<Entry>, runs: Vec<RunRow>) -> Manifest {
+    let mut counts = Counts { total: clips.len() as u64, ..Counts::default() };
+    for e in &clips {
+        match e.outcome {
+            Outcome::Done => counts.done += 1,
+            Outcome::Failed => counts.failed += 1,
+            Outcome::Pending => counts.pending += 1,
+            Outcome::Broken => counts.broken += 1,
+        }
+    }
+    Manifest {
+        kinetics_dl_manifest: FORMAT_VERSION,
+        generator: format!("kinetics-dl {}", env!("CARGO_PKG_VERSION")),
+        fingerprint: fingerprint(&clips),
+        counts,
+        runs,
+        clips,
+    }
+}
+
+fn entry(out: &Path, c: &ClipRow, hashed: Option<std::io::Result<String>>, run: Option<i64>) -> Entry {
+    let mut e = Entry {
+        youtube_id: c.youtube_id.clone(),
+        time_start: c.start_ms as f64 / 1000.0,
+        time_end: c.end_ms as f64 / 1000.0,
+        label: c.label.clone(),
+        split: c.split.clone(),
+        path: c.rel_path.clone(),
+        rows: c.rows,
+        outcome: match c.state.as_str() {
+            "done" => Outcome::Done,
+            "failed" => Outcome::Failed,
+            _ => Outcome::Pending,
+        },
+        category: c.category.clone().filter(|_| c.state == "failed"),
+        sha256: None,
+        size_bytes: None,
+        duration_s: None,
+        source: None,
+        format_id: None,
+        whole_video: false,
+        run: None,
+    };
+    if e.outcome != Outcome::Done {
+        return e;
+    }
+    match file_problem(out, c).or_else(|| hashed.as_ref().and_then(|h| h.as_ref().err()).map(|e| e.to_string())) {
+        Some(problem) => {
+            e.outcome = Outcome::Broken;
+            e.category = Some(problem);
+        }
+        None => {
+            e.sha256 = c.sha256.clone().or_else(|| hashed.and_then(Result::ok));
+            e.size_bytes = c.size_bytes;
+            e.duration_s = c.duration_s;
+            e.source = c.source.clone();
+            e.format_id = c.format_id.clone();
+            e.whole_video = c.whole_video;
+            e.run = run;
+        }
+    }
+    e
+}
+
+/// Cheap checks only (existence and size); `verify` does the deep ones.
+fn file_problem(out: &Path, c: &ClipRow) -> Option<String> {
+    match std::fs::metadata(out.join(&c.rel_path)) {
+        Err(_) => Some("file missing".into()),
+        Ok(m) if c.size_bytes.is_some_and(|s| s != m.len() as i64) => {
+            Some(format!("size {} instead of {}", m.len(), c.size_bytes.unwrap_or(0)))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// Hashes, on all cores, the done clips whose sha256 the journal lacks; `None` for the others.
+fn hash_missing(out: &Path, clips: &[ClipRow]) -> Vec<Option<std::io::Result<String>>> {
+    let todo: Vec<usize> = (0..clips.len()).filter(|&i| clips[i].is_done() && clips[i].sha256.is_none()).collect();
+    let mut results: Vec<Option<std::io::Result<String>>> = (0..clips.len()).map(|_| None).collect();
+    if todo.is_empty() {
+        return results;
+    }
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(todo.len());
+    let chunk = todo.len().div_ceil(workers);
+    let hashed: Vec<(usize, std::io::Result<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = todo
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter().map(|&i| (i, sha256_file(&out.join(&clips[i].rel_path)))).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a hashing thread panicked")).collect()
+    });
+    for (i, h) in hashed {
+        results[i] = Some(h);
+    }
+    results
+}
+
+/// The lowercase hex sha256 of a file.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The dataset's fingerprint (see [`Manifest::fingerprint`]).
+pub fn fingerprint(clips: &[Entry]) -> String {
+    let mut done: Vec<_> = clips.iter().filter(|e| e.outcome == Outcome::Done).collect();
+    done.sort_by_key(|e| e.key());
+    let mut hasher = Sha256::new();
+    for e in done {
+        let (id, s, t) = e.key();
+        hasher.update(format!("{id}\t{s}\t{t}\t{}\n", e.sha256.as_deref().unwrap_or("")).as_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+/// Writes the manifest as one JSON document with one clip a line (readable diffs), atomically.
+pub fn write(manifest: &Manifest, dest: &Path) -> anyhow::Result<()> {
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> anyhow::Result<()> {
+        let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
+        writeln!(w, "{{")?;
+        writeln!(w, "\"kinetics_dl_manifest\": {},", manifest.kinetics_dl_manifest)?;
+        writeln!(w, "\"generator\": {},", serde_json::to_string(&manifest.generator)?)?;
+        writeln!(w, "\"fingerprint\": {},", serde_json::to_string(&manifest.fingerprint)?)?;
+        writeln!(w, "\"counts\": {},", serde_json::to_string(&manifest.counts)?)?;
+        writeln!(w, "\"runs\": {},", serde_json::to_string_pretty(&manifest.runs)?)?;
+        write!(w, "\"clips\": [")?;
+        for (i, e) in manifest.clips.iter().enumerate() {
+            write!(w, "{}\n{}", if i == 0 { "" } else { "," }, serde_json::to_string(e)?)?;
+        }
+        writeln!(w, "\n]\n}}")?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("failed to write the manifest {}", dest.display()))
+}
+
+/// Reads a manifest written by [`write`] (or any JSON with the same fields).
+pub fn read(path: &Path) -> anyhow::Result<Manifest> {
+    let text = std::fs::read(path).with_context(|| format!("failed to read the manifest {}", path.display()))?;
+    let m: Manifest =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a kinetics-dl manifest", path.display()))?;
+    anyhow::ensure!(
+        m.kinetics_dl_manifest <= FORMAT_VERSION,
+        "{} has manifest version {}, newer than this kinetics-dl reads ({FORMAT_VERSION}); upgrade kinetics-dl",
+        path.display(),
+        m.kinetics_dl_manifest
+    );
+    Ok(m)
+}

@@ -1,0 +1,85 @@
+//! Rows into jobs: one job per distinct (youtube_id, time_start, time_end), with its output path.
+//!
+//! Layout under OUT: `{split}/{class}/{clip}.mp4`, or `{split}/{clip}.mp4` for unlabelled rows, with
+//! `unsplit` for rows without a split. Naming rules are in `paths.rs`, the class order in `classes.rs`.
+
+mod build;
+mod classes;
+mod paths;
+#[cfg(test)]
+mod tests;
+
+pub use build::build;
+pub use classes::{class_list, class_list_from_labels, ClassEntry};
+pub use paths::{
+    class_dir_name, clip_file_name, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES,
+};
+
+use std::path::PathBuf;
+
+/// How class folders are named.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassDirs {
+    /// The label as is (spaces kept), made safe.
+    Raw,
+    /// Spaces become `_` (mmaction2).
+    #[default]
+    Underscore,
+    /// torchvision's form: spaces become `_`, `'`, `(` and `)` removed.
+    Torchvision,
+}
+
+/// The identity of a clip. Times are kept in milliseconds so that keys compare exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClipKey {
+    pub youtube_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub key: ClipKey,
+    /// Label of the first row for this key.
+    pub label: Option<String>,
+    pub split: Option<String>,
+    /// Path relative to OUT, always inside it.
+    pub rel_path: PathBuf,
+    /// How many annotation rows this job stands for (1 unless duplicates were merged).
+    pub rows: u32,
+}
+
+/// Rows of one clip that disagree on a value: the first row's value was kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub key: ClipKey,
+    pub kept: Option<String>,
+    /// The other values seen, each once, in order of appearance.
+    pub others: Vec<Option<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub jobs: Vec<Job>,
+    /// Rows merged into an earlier job with the same key.
+    pub duplicates_merged: usize,
+    /// Clips whose rows disagree on the label, in order of first disagreement.
+    pub label_conflicts: Vec<Conflict>,
+    /// Clips whose rows disagree on the split (the clip is stored once, under the first split).
+    pub split_conflicts: Vec<Conflict>,
+    /// Class folders sorted by name; a label's index is its position (see `classes.rs`).
+    pub classes: Vec<ClassEntry>,
+    /// The naming the paths were built with.
+    pub class_dirs: ClassDirs,
+}

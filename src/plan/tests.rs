@@ -1,0 +1,252 @@
+//! Tests of `build`: keys, merging, conflicts, paths and the class list, on fixtures and the real CSV.
+
+use super::*;
+use crate::annotations::{self, Row};
+use std::collections::HashSet;
+use std::path::{Component, Path};
+use std::sync::Arc;
+
+fn row(label: Option<&str>, id: &str, start: f64, end: f64, split: Option<&str>) -> Row {
+    Row {
+        label: label.map(str::to_owned),
+        youtube_id: id.to_owned(),
+        time_start: start,
+        time_end: end,
+        split: split.map(str::to_owned),
+        file: Arc::from(Path::new("ann.csv")),
+        line: 2,
+    }
+}
+
+fn paths(plan: &Plan) -> Vec<&str> {
+    plan.jobs
+        .iter()
+        .map(|j| j.rel_path.to_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn paths_by_mode() {
+    let rows = [
+        row(
+            Some("passing American football (in game)"),
+            "0wR5jVB-WPk",
+            417.0,
+            427.0,
+            Some("train"),
+        ),
+        row(Some("air drumming"), "-abc", 17.5, 27.5, Some("validate")),
+        row(None, "t1", 0.0, 10.0, Some("test")),
+        row(Some("yoga"), "u1", 0.0, 10.0, None),
+        row(Some("../../etc"), "h1", 1.0, 2.0, Some("../x")),
+    ];
+    let cases = [
+        (
+            ClassDirs::Raw,
+            [
+                "train/passing American football (in game)/0wR5jVB-WPk_000417_000427.mp4",
+                "validate/air drumming/-abc_000017.500_000027.500.mp4",
+                "test/t1_000000_000010.mp4",
+                "unsplit/yoga/u1_000000_000010.mp4",
+                "_.._x/_.._.._etc/h1_000001_000002.mp4",
+            ],
+        ),
+        (
+            ClassDirs::Underscore,
+            [
+                "train/passing_American_football_(in_game)/0wR5jVB-WPk_000417_000427.mp4",
+                "validate/air_drumming/-abc_000017.500_000027.500.mp4",
+                "test/t1_000000_000010.mp4",
+                "unsplit/yoga/u1_000000_000010.mp4",
+                "_.._x/_.._.._etc/h1_000001_000002.mp4",
+            ],
+        ),
+        (
+            ClassDirs::Torchvision,
+            [
+                "train/passing_American_football_in_game/0wR5jVB-WPk_000417_000427.mp4",
+                "validate/air_drumming/-abc_000017.500_000027.500.mp4",
+                "test/t1_000000_000010.mp4",
+                "unsplit/yoga/u1_000000_000010.mp4",
+                "_.._x/_.._.._etc/h1_000001_000002.mp4",
+            ],
+        ),
+    ];
+    for (mode, want) in cases {
+        let plan = build(&rows, mode);
+        assert_eq!(paths(&plan), want, "{mode:?}");
+        assert_eq!(plan.class_dirs, mode);
+    }
+}
+
+#[test]
+fn duplicates_merge_in_first_appearance_order() {
+    let rows = [
+        row(Some("yoga"), "a", 1.0, 11.0, Some("train")),
+        row(Some("zumba"), "b", 1.0, 11.0, Some("train")),
+        row(Some("yoga"), "a", 1.0, 11.0, Some("train")),
+        row(Some("yoga"), "a", 2.0, 12.0, Some("train")),
+        // 0.4 ms apart: the same clip once times are rounded to milliseconds.
+        row(Some("dancing"), "a", 1.0004, 11.0, Some("validate")),
+        row(Some("zumba"), "b", 1.0, 11.0, Some("train")),
+        row(None, "a", 1.0, 11.0, Some("train")),
+        row(Some("dancing"), "a", 1.0, 11.0, Some("train")),
+    ];
+    let plan = build(&rows, ClassDirs::Underscore);
+    let jobs: Vec<_> = plan
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.key.youtube_id.as_str(),
+                j.key.start_ms,
+                j.key.end_ms,
+                j.label.as_deref(),
+                j.rows,
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("a", 1000, 11000, Some("yoga"), 5),
+            ("b", 1000, 11000, Some("zumba"), 2),
+            ("a", 2000, 12000, Some("yoga"), 1)
+        ]
+    );
+    assert_eq!(plan.duplicates_merged, 5);
+    let a = ClipKey {
+        youtube_id: "a".into(),
+        start_ms: 1000,
+        end_ms: 11000,
+    };
+    assert_eq!(
+        plan.label_conflicts,
+        [Conflict {
+            key: a.clone(),
+            kept: Some("yoga".into()),
+            others: vec![Some("dancing".into()), None]
+        }]
+    );
+    assert_eq!(
+        plan.split_conflicts,
+        [Conflict {
+            key: a,
+            kept: Some("train".into()),
+            others: vec![Some("validate".into())]
+        }]
+    );
+    assert_eq!(
+        plan.jobs[0].rel_path,
+        Path::new("train/yoga/a_000001_000011.mp4")
+    );
+    let labels: Vec<_> = plan.classes.iter().map(|c| c.label()).collect();
+    assert_eq!(labels, ["yoga", "zumba"], "only the labels that jobs kept");
+}
+
+#[test]
+fn fractional_times_are_distinct_clips() {
+    let rows = [
+        row(Some("yoga"), "a", 17.0, 27.0, Some("train")),
+        row(Some("yoga"), "a", 17.5, 27.5, Some("train")),
+        row(Some("yoga"), "a", 17.05, 27.0, Some("train")),
+    ];
+    let plan = build(&rows, ClassDirs::Raw);
+    assert_eq!(plan.duplicates_merged, 0);
+    assert_eq!(
+        paths(&plan),
+        [
+            "train/yoga/a_000017_000027.mp4",
+            "train/yoga/a_000017.500_000027.500.mp4",
+            "train/yoga/a_000017.050_000027.mp4",
+        ]
+    );
+}
+
+#[test]
+fn hostile_labels_stay_inside_out() {
+    let long = "\u{e9}".repeat(200);
+    let labels = [
+        "../../etc",
+        "a/b",
+        "..",
+        ".",
+        "b\0c",
+        "\\..\\..",
+        long.as_str(),
+    ];
+    let rows: Vec<Row> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| row(Some(l), &format!("-{i}"), 0.0, 1.0, Some("..")))
+        .collect();
+    for mode in [
+        ClassDirs::Raw,
+        ClassDirs::Underscore,
+        ClassDirs::Torchvision,
+    ] {
+        let plan = build(&rows, mode);
+        for job in &plan.jobs {
+            let parts: Vec<_> = job.rel_path.components().collect();
+            assert_eq!(parts.len(), 3, "{:?}", job.rel_path);
+            assert!(
+                parts
+                    .iter()
+                    .all(|c| matches!(c, Component::Normal(n) if n.len() <= 255)),
+                "{:?}",
+                job.rel_path
+            );
+        }
+        let dirs: HashSet<_> = plan
+            .jobs
+            .iter()
+            .map(|j| j.rel_path.parent().unwrap())
+            .collect();
+        assert_eq!(
+            dirs.len(),
+            labels.len(),
+            "{mode:?}: distinct labels, distinct folders"
+        );
+    }
+}
+
+#[test]
+fn real_kinetics_400_validate() {
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/k400_validate.csv");
+    let rows = annotations::read_file(&csv).unwrap();
+    let mut doubled = rows.clone();
+    doubled.extend(rows.iter().cloned());
+    for mode in [
+        ClassDirs::Raw,
+        ClassDirs::Underscore,
+        ClassDirs::Torchvision,
+    ] {
+        let plan = build(&doubled, mode);
+        assert_eq!(plan.jobs.len(), rows.len());
+        assert_eq!(plan.duplicates_merged, rows.len());
+        assert!(plan.label_conflicts.is_empty() && plan.split_conflicts.is_empty());
+        assert!(plan.jobs.iter().all(|j| j.rows == 2));
+        assert_eq!(plan.classes.len(), 400);
+        assert_eq!(plan.class_collisions().count(), 0);
+        let unique: HashSet<_> = plan.jobs.iter().map(|j| &j.rel_path).collect();
+        assert_eq!(unique.len(), rows.len());
+        for job in &plan.jobs {
+            assert!(job.rel_path.starts_with("validate"));
+            let label = job.label.as_deref().unwrap();
+            let index = plan.class_index(label).unwrap();
+            assert_eq!(
+                job.rel_path.parent().unwrap().file_name().unwrap(),
+                plan.classes[index].dir.as_str()
+            );
+        }
+        let dirs: Vec<_> = plan.classes.iter().map(|c| c.dir.clone()).collect();
+        let mut sorted = dirs.clone();
+        sorted.sort();
+        assert_eq!(dirs, sorted);
+    }
+    let plan = build(&rows[..1], ClassDirs::Underscore);
+    assert_eq!(
+        paths(&plan),
+        ["validate/javelin_throw/--07WQ2iBlw_000001_000011.mp4"]
+    );
+}

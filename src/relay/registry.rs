@@ -1,0 +1,411 @@
+//! Registrations: which upstream URL a relay token stands for, and what fetching it has cost so far.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+/// Why the upstream side of a registration failed, as recorded in [`Registration::last_upstream_error`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Upstream answered with an HTTP error status.
+    #[error("upstream answered {status} {reason}")]
+    Status { status: u16, reason: String },
+    /// Upstream answered 200 with the whole resource to a Range request.
+    #[error("upstream ignored the range request and answered 200")]
+    RangeUnsupported,
+    /// A 206 whose `Content-Range` is missing, unparsable, or not the range asked for.
+    #[error("upstream sent an unusable Content-Range ({0})")]
+    BadContentRange(String),
+    /// Connecting, a timeout, a reset, or a body that ended early.
+    #[error("upstream transfer failed: {0}")]
+    Transport(String),
+}
+
+impl UpstreamError {
+    /// The HTTP status upstream answered with, if that is what went wrong.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether asking again for the same bytes may work: network trouble, 408, 429 and 5xx.
+    pub(super) fn is_transient(&self) -> bool {
+        match self {
+            UpstreamError::Transport(_) => true,
+            UpstreamError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            UpstreamError::RangeUnsupported | UpstreamError::BadContentRange(_) => false,
+        }
+    }
+}
+
+/// Relay-wide sums over all registrations, past and present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayTotals {
+    /// Body bytes read from upstream.
+    pub bytes_fetched: u64,
+    /// Upstream requests sent, including retries and length probes.
+    pub upstream_requests: u64,
+    /// Upstream requests that were retries after a transient failure.
+    pub upstream_retries: u64,
+}
+
+/// Lock-free counters shared by the relay (totals) and by each registration.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    bytes_fetched: AtomicU64,
+    upstream_requests: AtomicU64,
+    upstream_retries: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> RelayTotals {
+        RelayTotals {
+            bytes_fetched: self.bytes_fetched.load(Ordering::Relaxed),
+            upstream_requests: self.upstream_requests.load(Ordering::Relaxed),
+            upstream_retries: self.upstream_retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a successful upstream answer told us about the resource; cached so HEAD and later requests
+/// can answer without asking again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Meta {
+    pub total: u64,
+    pub content_type: Option<String>,
+}
+
+/// Everything the relay needs to serve one token.
+pub(super) struct Entry {
+    pub upstream_url: String,
+    /// Upstream host only, for logs: media URLs carry signatures that do not belong in logs.
+    pub host: String,
+    pub headers: HeaderMap,
+    pub client: reqwest::Client,
+    totals: Arc<Counters>,
+    own: Counters,
+    max_span: AtomicU64,
+    range_unsupported: AtomicBool,
+    last_error: Mutex<Option<UpstreamError>>,
+    meta: Mutex<Option<Meta>>,
+}
+
+/// Headers that describe one hop, or that the relay itself must control (the range, and an identity
+/// encoding so byte offsets mean the same thing as in the file).
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "range",
+    "if-range",
+    "accept-encoding",
+];
+
+impl Entry {
+    pub fn new(
+        url: &str,
+        headers: &[(String, String)],
+        client: reqwest::Client,
+        totals: Arc<Counters>,
+    ) -> Self {
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "<invalid url>".to_string());
+        Entry {
+            upstream_url: url.to_string(),
+            host,
+            headers: forwarded_headers(headers),
+            client,
+            totals,
+            own: Counters::default(),
+            max_span: AtomicU64::new(0),
+            range_unsupported: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            meta: Mutex::new(None),
+        }
+    }
+
+    pub fn note_request(&self, span: u64, retry: bool) {
+        for c in [&self.own, &*self.totals] {
+            c.upstream_requests.fetch_add(1, Ordering::Relaxed);
+            if retry {
+                c.upstream_retries.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.max_span.fetch_max(span, Ordering::Relaxed);
+    }
+
+    pub fn note_bytes(&self, n: u64) {
+        self.own.bytes_fetched.fetch_add(n, Ordering::Relaxed);
+        self.totals.bytes_fetched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn note_error(&self, error: UpstreamError) {
+        if error == UpstreamError::RangeUnsupported {
+            self.range_unsupported.store(true, Ordering::Relaxed);
+        }
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+    }
+
+    pub fn meta(&self) -> Option<Meta> {
+        self.meta
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records the resource length; a content type learned earlier survives a later answer without one.
+    pub fn set_meta(&self, total: u64, content_type: Option<String>) {
+        let mut meta = self.meta.lock().unwrap_or_else(PoisonError::into_inner);
+        let content_type =
+            content_type.or_else(|| meta.as_ref().and_then(|m| m.content_type.clone()));
+        *meta = Some(Meta {
+            total,
+            content_type,
+        });
+    }
+}
+
+fn forwarded_headers(headers: &[(String, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let parsed = (
+            HeaderName::from_bytes(name.trim().as_bytes()),
+            HeaderValue::from_str(value.trim()),
+        );
+        match parsed {
+            (Ok(name), Ok(value)) if !NOT_FORWARDED.contains(&name.as_str()) => {
+                map.append(name, value);
+            }
+            (Ok(_), Ok(_)) => {}
+            _ => tracing::debug!(header = %name, "relay: skipping an invalid upstream header"),
+        }
+    }
+    map.insert(
+        reqwest::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    map
+}
+
+/// Token -> entry. Entries are `Arc`s so a request in flight finishes even if its registration is dropped.
+#[derive(Default)]
+pub(super) struct Registry {
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl Registry {
+    pub fn get(&self, token: &str) -> Option<Arc<Entry>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned()
+    }
+
+    /// Stores the entry under a fresh random token and returns the token.
+    fn insert(&self, entry: Arc<Entry>) -> String {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            // 128 random bits: collisions are practically impossible, but cost only another draw.
+            let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+            if !entries.contains_key(&token) {
+                entries.insert(token.clone(), entry);
+                return token;
+            }
+        }
+    }
+
+    fn remove(&self, token: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(token);
+    }
+}
+
+/// One upstream URL made reachable through the relay. Dropping it unregisters the URL: later requests to
+/// it get 404, while a transfer already running finishes.
+pub struct Registration {
+    token: String,
+    url: String,
+    entry: Arc<Entry>,
+    registry: Arc<Registry>,
+}
+
+impl Registration {
+    pub(super) fn new(registry: Arc<Registry>, entry: Entry, base: &str) -> Self {
+        let entry = Arc::new(entry);
+        let token = registry.insert(entry.clone());
+        let url = format!("{base}/m/{token}");
+        Registration {
+            token,
+            url,
+            entry,
+            registry,
+        }
+    }
+
+    /// The URL to give ffmpeg: `http://127.0.0.1:PORT/m/<token>`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Body bytes read from upstream for this registration.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.entry.own.bytes_fetched.load(Ordering::Relaxed)
+    }
+
+    /// Upstream requests sent for this registration, retries and length probes included.
+    pub fn upstream_requests(&self) -> u64 {
+        self.entry.own.upstream_requests.load(Ordering::Relaxed)
+    }
+
+    /// How many of those requests were retries after a transient failure.
+    pub fn upstream_retries(&self) -> u64 {
+        self.entry.own.upstream_retries.load(Ordering::Relaxed)
+    }
+
+    /// The largest `b - a + 1` of any upstream `Range: bytes=a-b` sent for this registration.
+    pub fn max_request_span(&self) -> u64 {
+        self.entry.max_span.load(Ordering::Relaxed)
+    }
+
+    /// The last upstream failure that reached ffmpeg (an error status passed through, or an aborted
+    /// transfer). Failures that a retry recovered from are not recorded.
+    pub fn last_upstream_error(&self) -> Option<UpstreamError> {
+        self.entry
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether upstream answered 200 to a Range request; the caller should fetch the whole video instead.
+    pub fn range_unsupported(&self) -> bool {
+        self.entry.range_unsupported.load(Ordering::Relaxed)
+    }
+
+    /// The resource length, once any upstream answer has revealed it.
+    pub fn total_length(&self) -> Option<u64> {
+        self.entry.meta().map(|m| m.total)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(&self.token);
+    }
+}
+
+impl std::fmt::Debug for Registration {
+    // Manual so the upstream URL (signed) and cookies never end up in debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("url", &self.url)
+            .field("upstream_host", &self.entry.host)
+            .field("bytes_fetched", &self.bytes_fetched())
+            .field("upstream_requests", &self.upstream_requests())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_end_to_end_headers_only() {
+        let given: Vec<(String, String)> = [
+            ("User-Agent", "Mozilla/5.0"),
+            ("Cookie", "a=1"),
+            ("Cookie", "b=2"),
+            ("Connection", "keep-alive"),
+            ("Range", "bytes=0-"),
+            ("Accept-Encoding", "gzip"),
+            ("Host", "example.com"),
+            ("Bad Header", "x"),
+            ("X-Ok", "line\nbreak"),
+        ]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+        let map = forwarded_headers(&given);
+        let cookies: Vec<_> = map
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(map["user-agent"], "Mozilla/5.0");
+        assert_eq!(map["accept-encoding"], "identity");
+        for dropped in ["connection", "range", "host", "x-ok"] {
+            assert!(!map.contains_key(dropped), "{dropped}");
+        }
+        assert_eq!(map.len(), 4);
+    }
+
+    #[test]
+    fn transient_errors() {
+        let status = |s: u16| UpstreamError::Status {
+            status: s,
+            reason: String::new(),
+        };
+        let cases = [
+            (status(403), false),
+            (status(404), false),
+            (status(410), false),
+            (status(408), true),
+            (status(429), true),
+            (status(500), true),
+            (status(503), true),
+            (UpstreamError::Transport("reset".into()), true),
+            (UpstreamError::RangeUnsupported, false),
+            (UpstreamError::BadContentRange("x".into()), false),
+        ];
+        for (error, want) in cases {
+            assert_eq!(error.is_transient(), want, "{error}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_unique_and_unregister_on_drop() {
+        let registry = Arc::new(Registry::default());
+        let totals = Arc::new(Counters::default());
+        let entry = || {
+            Entry::new(
+                "http://h.example/v?sig=1",
+                &[],
+                reqwest::Client::new(),
+                totals.clone(),
+            )
+        };
+        let a = Registration::new(registry.clone(), entry(), "http://127.0.0.1:1");
+        let b = Registration::new(registry.clone(), entry(), "http://127.0.0.1:1");
+        assert_ne!(a.token, b.token);
+        assert_eq!(a.token.len(), 32);
+        assert!(a.url().starts_with("http://127.0.0.1:1/m/"));
+        assert_eq!(a.entry.host, "h.example");
+        let token = a.token.clone();
+        assert!(registry.get(&token).is_some());
+        drop(a);
+        assert!(registry.get(&token).is_none());
+        assert!(registry.get(&b.token).is_some());
+    }
+}

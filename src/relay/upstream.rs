@@ -1,0 +1,225 @@
+//! The upstream side: one bounded `Range: bytes=a-b` request and reading its body chunk by chunk.
+
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use reqwest::StatusCode;
+
+use super::registry::{Entry, UpstreamError};
+
+/// An upstream 206 answer whose body is being read.
+pub(super) struct Piece {
+    /// The next byte offset the body will deliver.
+    pub offset: u64,
+    /// The last byte (inclusive) this piece delivers, never beyond what was asked.
+    pub end: u64,
+    /// The resource length from `Content-Range`.
+    pub total: u64,
+    response: reqwest::Response,
+}
+
+/// A parsed `Content-Range` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ContentRange {
+    /// `bytes a-b/total`
+    Bytes { start: u64, end: u64, total: u64 },
+    /// `bytes */total`, sent with 416.
+    Unsatisfied { total: u64 },
+}
+
+pub(super) fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (span, total) = rest.split_once('/')?;
+    let total: u64 = total.trim().parse().ok()?;
+    if span.trim() == "*" {
+        return Some(ContentRange::Unsatisfied { total });
+    }
+    let (start, end) = span.trim().split_once('-')?;
+    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+    (start <= end && end < total).then_some(ContentRange::Bytes { start, end, total })
+}
+
+/// Asks upstream for bytes `start..=end` (the caller keeps `end - start + 1` within the request size).
+///
+/// `retry` only labels the request for the counters. The time to the response head is bounded by
+/// `head_timeout`, since the client (and so its own timeouts) belongs to the caller.
+pub(super) async fn open_piece(
+    entry: &Entry,
+    start: u64,
+    end: u64,
+    head_timeout: Duration,
+    retry: bool,
+) -> Result<Piece, UpstreamError> {
+    let span = end - start + 1;
+    entry.note_request(span, retry);
+    let request = entry
+        .client
+        .get(&entry.upstream_url)
+        .headers(entry.headers.clone())
+        .header(RANGE, format!("bytes={start}-{end}"))
+        .send();
+    let response = match tokio::time::timeout(head_timeout, request).await {
+        Err(_) => Err(UpstreamError::Transport(format!(
+            "no response within {head_timeout:?}"
+        ))),
+        Ok(Err(e)) => Err(UpstreamError::Transport(error_chain(&e))),
+        Ok(Ok(response)) => Ok(response),
+    };
+    let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+    tracing::debug!(host = %entry.host, range = %format_args!("bytes={start}-{end}"), status, retry, "relay: upstream request");
+    let response = response?;
+    let content_range = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::OK => return Err(UpstreamError::RangeUnsupported),
+        status => {
+            if let Some(ContentRange::Unsatisfied { total }) =
+                content_range.as_deref().and_then(parse_content_range)
+            {
+                entry.set_meta(total, None);
+            }
+            let reason = status
+                .canonical_reason()
+                .unwrap_or("Unknown Status")
+                .to_string();
+            return Err(UpstreamError::Status {
+                status: status.as_u16(),
+                reason,
+            });
+        }
+    }
+    let raw = content_range.unwrap_or_default();
+    let Some(ContentRange::Bytes {
+        start: got_start,
+        end: got_end,
+        total,
+    }) = parse_content_range(&raw)
+    else {
+        return Err(UpstreamError::BadContentRange(format!(
+            "{raw:?} for bytes={start}-{end}"
+        )));
+    };
+    if got_start != start {
+        return Err(UpstreamError::BadContentRange(format!(
+            "{raw:?} for bytes={start}-{end}"
+        )));
+    }
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    entry.set_meta(total, content_type);
+    Ok(Piece {
+        offset: start,
+        end: got_end.min(end),
+        total,
+        response,
+    })
+}
+
+impl Piece {
+    pub fn is_done(&self) -> bool {
+        self.offset > self.end
+    }
+
+    /// The next chunk of this piece, trimmed to what was asked for; `Ok(None)` once the piece is complete.
+    /// A body that ends early, stalls for `read_timeout`, or breaks is a transport error.
+    pub async fn next_chunk(
+        &mut self,
+        entry: &Entry,
+        read_timeout: Duration,
+    ) -> Result<Option<impl AsRef<[u8]>>, UpstreamError> {
+        if self.is_done() {
+            return Ok(None);
+        }
+        let chunk = match tokio::time::timeout(read_timeout, self.response.chunk()).await {
+            Err(_) => {
+                return Err(UpstreamError::Transport(format!(
+                    "body stalled for {read_timeout:?}"
+                )))
+            }
+            Ok(Err(e)) => return Err(UpstreamError::Transport(error_chain(&e))),
+            Ok(Ok(None)) => {
+                return Err(UpstreamError::Transport(format!(
+                    "piece ended at byte {} of {}",
+                    self.offset, self.end
+                )))
+            }
+            Ok(Ok(Some(chunk))) => chunk,
+        };
+        // Count what was read even if we pass on less of it: that is what the egress paid for.
+        entry.note_bytes(chunk.len() as u64);
+        let wanted = self.end - self.offset + 1;
+        let chunk = if (chunk.len() as u64) > wanted {
+            chunk.slice(..wanted as usize)
+        } else {
+            chunk
+        };
+        self.offset += chunk.len() as u64;
+        Ok(Some(chunk))
+    }
+}
+
+/// reqwest's top-level message is often just "error sending request"; the causes say what happened.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_values() {
+        use ContentRange::*;
+        let cases: &[(&str, Option<ContentRange>)] = &[
+            (
+                "bytes 0-99/1000",
+                Some(Bytes {
+                    start: 0,
+                    end: 99,
+                    total: 1000,
+                }),
+            ),
+            (
+                "bytes 5-5/6",
+                Some(Bytes {
+                    start: 5,
+                    end: 5,
+                    total: 6,
+                }),
+            ),
+            (
+                " bytes  10-19/20 ",
+                Some(Bytes {
+                    start: 10,
+                    end: 19,
+                    total: 20,
+                }),
+            ),
+            ("bytes */1234", Some(Unsatisfied { total: 1234 })),
+            ("bytes 0-99/*", None),
+            ("bytes 0-1000/1000", None),
+            ("bytes 9-5/100", None),
+            ("bytes 0-/100", None),
+            ("items 0-9/10", None),
+            ("bytes=0-9/10", None),
+            ("", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(parse_content_range(value), *want, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! `kinetics-dl report`: the dataset's state as one self-contained page (`OUT/report.html`) or as JSON.
+//!
+//! The page answers the questions the seed's author answered by hand: how much is done per split, why
+//! the rest failed, which classes are thin, where the time went (download vs encode), how many bytes were
+//! fetched for what was kept, how fast clips arrived over time (with throttle events on the same axis),
+//! and how long the remaining clips will take at that pace.
+
+pub mod data;
+mod effort;
+pub mod html;
+mod outcome;
+pub mod stats;
+pub mod svg;
+
+pub use data::ReportData;
+
+use crate::exit_codes;
+use crate::manifest::rows::OpenError;
+use clap::Args;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The page's file name inside OUT.
+pub const FILE_NAME: &str = "report.html";
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the report's numbers as JSON to stdout (the page is written too).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Writes `OUT/report.html` (and prints JSON with `--json`). Returns 0, or 2 when OUT has no journal.
+pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
+    let data = match data::gather(&args.out) {
+        Ok(d) => d,
+        Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {
+            eprintln!("error: {e:#}");
+            return Ok(exit_codes::USAGE);
+        }
+        Err(e) => return Err(e),
+    };
+    let path = write_page(&data, &args.out)?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
+    } else {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(exit_codes::SUCCESS)
+}
+
+/// Renders the page into OUT atomically and returns its path.
+pub fn write_page(data: &ReportData, out: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let path = out.join(FILE_NAME);
+    let tmp = out.join(format!(".{FILE_NAME}.tmp{}", std::process::id()));
+    let page = html::render(data, now_ms());
+    std::fs::write(&tmp, page)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(path)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! Unit tests of the report's numbers and of the page's formatting helpers.
+
+use super::data::compute;
+use super::html::{fmt_bytes, fmt_secs, render};
+use super::svg::{esc, fmt_num, fmt_utc};
+use crate::manifest::rows::{AttemptRow, ClipRow, RunRow, ThrottleEvent};
+
+fn clip(label: &str, split: &str, state: &str, category: Option<&str>, times: Option<(f64, f64)>) -> ClipRow {
+    ClipRow {
+        youtube_id: format!("id{label}{state}"),
+        label: Some(label.into()),
+        split: Some(split.into()),
+        rel_path: format!("{split}/{label}/x.mp4"),
+        state: state.into(),
+        category: category.map(String::from),
+        download_s: times.map(|t| t.0),
+        encode_s: times.map(|t| t.1),
+        size_bytes: (state == "done").then_some(1000),
+        bytes_fetched: Some(if state == "done" { 1500 } else { 200 }),
+        ..ClipRow::default()
+    }
+}
+
+fn attempt(run_id: i64, finished_ms: i64, outcome: &str) -> AttemptRow {
+    AttemptRow { run_id, started_ms: finished_ms - 1000, finished_ms, outcome: outcome.into() }
+}
+
+fn run(id: i64, started_ms: i64, finished_ms: Option<i64>) -> RunRow {
+    RunRow {
+        id,
+        started_ms,
+        finished_ms,
+        command: "download".into(),
+        settings: serde_json::json!({"max_height": 360, "trim": "exact"}),
+        ytdlp_version: Some("2026.10.26".into()),
+        ffmpeg_version: Some("ffmpeg version 5.1".into()),
+        exit_code: Some(3),
+    }
+}
+
+fn sample() -> (Vec<ClipRow>, Vec<AttemptRow>, Vec<RunRow>) {
+    let clips = vec![
+        clip("abseiling", "train", "done", None, Some((4.0, 1.0))),
+        clip("abseiling", "train", "done", None, Some((2.0, 3.0))),
+        clip("abseiling", "validate", "failed", Some("unavailable"), None),
+        clip("air drumming", "validate", "done", None, Some((6.0, 1.0))),
+        clip("air drumming", "validate", "failed", Some("unavailable"), None),
+        clip("air drumming", "validate", "failed", Some("private"), None),
+        clip("zumba", "validate", "pending", None, None),
+        clip("zumba", "test", "pending", None, None),
+    ];
+    // Run 1 lasted 100 s; run 2 never finished and counts until its last attempt (50 s); the hour between
+    // them does not count.
+    let attempts = vec![
+        attempt(1, 10_000, "done"),
+        attempt(1, 20_000, "done"),
+        attempt(1, 30_000, "failed"),
+        attempt(2, 3_700_000 + 50_000, "done"),
+        attempt(2, 3_700_000 + 40_000, "retry"),
+    ];
+    (clips, attempts, vec![run(1, 0, Some(100_000)), run(2, 3_700_000, None)])
+}
+
+#[test]
+fn counts_failures_and_classes() {
+    let (clips, attempts, runs) = sample();
+    let d = compute(&clips, &attempts, runs, None);
+    assert_eq!((d.totals.total, d.totals.done, d.totals.failed, d.totals.pending, d.totals.missing), (8, 3, 3, 2, 5));
+    let splits: Vec<_> = d.splits.iter().map(|s| (s.split.as_str(), s.tally.done, s.tally.total)).collect();
+    assert_eq!(splits, [("train", 2, 2), ("validate", 1, 5), ("test", 0, 1)]);
+    let failures: Vec<_> = d.failures.iter().map(|f| (f.category.as_str(), f.count)).collect();
+    assert_eq!(failures, [("unavailable", 2), ("private", 1)]);
+    assert!((d.failures[0].share_of_failed - 2.0 / 3.0).abs() < 1e-9);
+    assert!((d.failures[0].share_of_total - 0.25).abs() < 1e-9);
+    let classes: Vec<_> = d.classes.rows.iter().map(|r| (r.label.as_str(), r.tally.done)).collect();
+    assert_eq!(classes, [("zumba", 0), ("air drumming", 1), ("abseiling", 2)], "worst coverage first");
+    assert_eq!(
+        (d.classes.count, d.classes.min_done, d.classes.min_done_classes.clone()),
+        (3, 0, vec!["zumba".to_string()])
+    );
+    assert_eq!(d.classes.median_done, 1.0);
+}
+
+#[test]
+fn timings_phases_bytes_and_projection() {
+    let (clips, attempts, runs) = sample();
+    let d = compute(&clips, &attempts, runs, None);
+    let dl = d.download.as_ref().unwrap();
+    assert_eq!((dl.summary.n, dl.summary.median, dl.summary.max), (3, 4.0, 6.0));
+    assert_eq!((d.phases.download_dominated, d.phases.encode_dominated), (2, 1));
+    assert!((d.phases.download_share_of_time - 12.0 / 17.0).abs() < 1e-9);
+    assert_eq!(
+        (d.bytes.fetched, d.bytes.fetched_for_done, d.bytes.kept, d.bytes.average_clip),
+        (5500, 4500, 3000, 1000)
+    );
+    let p = &d.projection;
+    assert_eq!((p.remaining, p.done_attempts, p.active_s), (2, 3, 150.0));
+    assert!((p.clips_per_hour.unwrap() - 72.0).abs() < 1e-9);
+    assert!((p.eta_s.unwrap() - 100.0).abs() < 1e-9);
+}
+
+#[test]
+fn throughput_buckets_cover_attempts_and_events() {
+    let (clips, attempts, runs) = sample();
+    let events = vec![ThrottleEvent {
+        at_ms: 3_720_000,
+        egress: Some("default".into()),
+        category: Some("rate_limited".into()),
+        cooloff_s: Some(60.0),
+    }];
+    let d = compute(&clips, &attempts, runs, Some(events));
+    let t = &d.throughput;
+    assert_eq!(t.bucket_ms, 120_000, "an hour and a bit in at most 48 buckets");
+    let sum = |f: fn(&super::data::Bucket) -> u64| t.buckets.iter().map(f).sum::<u64>();
+    assert_eq!((sum(|b| b.done), sum(|b| b.failed), sum(|b| b.retried)), (3, 1, 1));
+    assert!(t.buckets.len() <= 48 && t.buckets[0].start_ms <= 10_000);
+    assert!(t.buckets.last().unwrap().start_ms + t.bucket_ms > 3_750_000);
+    assert_eq!(t.throttle_events.as_ref().map(Vec::len), Some(1));
+    let empty = compute(&[], &[], vec![], None);
+    assert!(empty.throughput.buckets.is_empty() && empty.projection.eta_s.is_none() && empty.download.is_none());
+}
+
+#[test]
+fn page_is_self_contained_and_escapes_text() {
+    let (mut clips, attempts, runs) = sample();
+    clips[0].label = Some("<script>alert(1)</script>".into());
+    let d = compute(&clips, &attempts, runs, Some(vec![]));
+    let page = render(&d, 0);
+    for forbidden in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!page.contains(forbidden), "{forbidden} in the page");
+    }
+    assert!(page.contains("&lt;script&gt;"));
+    for needle in ["Failures by category", "unavailable", "Per-class coverage", "No throttle events", "2026.10.26"] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    // An empty journal still renders, without charts that would have nothing in them.
+    let empty = render(&compute(&[], &[], vec![], None), 0);
+    assert!(!empty.contains("<svg") && empty.contains("no clips yet"));
+}
+
+#[test]
+fn formatting_table() {
+    let bytes = [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 1024 * 1024 * 1024, "5.0 GiB")];
+    for (b, want) in bytes {
+        assert_eq!(fmt_bytes(b), want);
+    }
+    let secs = [(4.24, "4.2 s"), (600.0, "10 min"), (3.5 * 3600.0, "3 h 30 min"), (2.0 * 86_400.0 + 7200.0, "2 d 2 h")];
+    for (s, want) in secs {
+        assert_eq!(fmt_secs(s), want);
+    }
+    let nums = [(0.0, "0"), (2.5, "2.5"), (0.25, "0.25"), (12_000.0, "12k"), (15.0, "15")];
+    for (v, want) in nums {
+        assert_eq!(fmt_num(v), want);
+    }
+    let times =
+        [(0, "1970-01-01 00:00"), (951_782_400_000, "2000-02-29 00:00"), (1_780_000_000_000, "2026-05-28 20:26")];
+    for (ms, want) in times {
+        assert_eq!(fmt_utc(ms), want, "{ms}");
+    }
+    assert_eq!(super::svg::fmt_utc_secs(1_780_000_000_000), "2026-05-28 20:26:40");
+    assert_eq!(esc(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&#39;");
+}

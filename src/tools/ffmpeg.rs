@@ -1,0 +1,304 @@
+//! ffmpeg and ffprobe: fetch a clip's padded window by stream copy, cut it frame-accurately, verify it.
+
+use super::process::{self, StopSignal};
+use super::Failure;
+use crate::classify::Category;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+pub const INSTALL_HINT: &str = "install it with `apt-get install ffmpeg`";
+
+/// Seconds fetched after the clip's end, so the last frame and the audio tail are complete.
+pub const END_PAD: f64 = 1.0;
+
+#[derive(Debug, Clone)]
+pub struct Ffmpeg {
+    pub ffmpeg: PathBuf,
+    pub ffprobe: PathBuf,
+}
+
+impl Default for Ffmpeg {
+    fn default() -> Self {
+        Ffmpeg { ffmpeg: "ffmpeg".into(), ffprobe: "ffprobe".into() }
+    }
+}
+
+/// How the final clip is encoded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Encode {
+    /// Stream-copy keyframe cut instead of a frame-accurate re-encode.
+    pub copy: bool,
+    pub short_side: Option<u32>,
+    pub fps: Option<f64>,
+    pub no_audio: bool,
+    pub crf: u8,
+    pub preset: String,
+}
+
+/// What `fetch_window` learned about the source.
+#[derive(Debug, Clone, Default)]
+pub struct Window {
+    /// The source's duration as its container declares it, when ffmpeg printed one.
+    pub source_duration: Option<f64>,
+}
+
+/// What ffprobe says about a file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probe {
+    pub has_video: bool,
+    pub has_audio: bool,
+    pub duration: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub vcodec: Option<String>,
+}
+
+impl Ffmpeg {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.ffmpeg);
+        cmd.args(["-nostdin", "-hide_banner", "-nostats", "-y"]);
+        cmd
+    }
+
+    /// Fetches `[start, end + END_PAD]` of the inputs (video first, optional audio second) by stream copy
+    /// into a Matroska file that keeps the source's timestamps (`-copyts`), so the cut can seek on them.
+    pub async fn fetch_window(
+        &self,
+        inputs: &[String],
+        start: f64,
+        end: f64,
+        out: &Path,
+        stop: &mut StopSignal,
+    ) -> Result<Window, Failure> {
+        let mut cmd = self.command();
+        // `info` keeps the "Duration:" line of the input; the relay makes the input side quiet anyway.
+        cmd.args(["-loglevel", "info"]);
+        for url in inputs {
+            cmd.args(["-rw_timeout", "60000000"]);
+            cmd.arg("-ss").arg(secs(start)).arg("-to").arg(secs(end + END_PAD));
+            cmd.arg("-i").arg(url);
+        }
+        cmd.args(["-map", "0:v:0"]);
+        cmd.args(["-map", if inputs.len() > 1 { "1:a:0?" } else { "0:a:0?" }]);
+        cmd.args(["-c", "copy", "-copyts", "-f", "matroska"]).arg(out);
+        let out_ = run(&mut cmd, stop).await?;
+        if !out_.status.success() {
+            return Err(Failure::from_stderr(&out_.stderr, out_.status.code()));
+        }
+        Ok(Window { source_duration: parse_duration_line(&out_.stderr) })
+    }
+
+    /// Cuts `[start, start + duration)` out of a window (or a whole video) whose timestamps are the
+    /// source's: the first frame is the one at `start`, encoded once to H.264 + AAC with `+faststart`.
+    pub async fn cut(
+        &self,
+        input: &Path,
+        start: f64,
+        duration: f64,
+        encode: &Encode,
+        out: &Path,
+        stop: &mut StopSignal,
+    ) -> Result<(), Failure> {
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
+        cmd.arg("-ss").arg(secs(start)).arg("-i").arg(input).arg("-t").arg(secs(duration));
+        cmd.args(["-map", "0:v:0"]);
+        if !encode.no_audio {
+            cmd.args(["-map", "0:a:0?"]);
+        }
+        cmd.args(encode_args(encode));
+        cmd.args(["-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4"]);
+        cmd.arg(out);
+        let o = run(&mut cmd, stop).await?;
+        if !o.status.success() {
+            return Err(Failure::from_stderr(&o.stderr, o.status.code()));
+        }
+        Ok(())
+    }
+
+    /// Reads streams and duration with ffprobe.
+    pub async fn probe(&self, path: &Path, stop: &mut StopSignal) -> Result<Probe, Failure> {
+        let mut cmd = Command::new(&self.ffprobe);
+        cmd.args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"]).arg(path);
+        let o = run(&mut cmd, stop).await?;
+        if !o.status.success() {
+            return Err(Failure::new(Category::Corrupt, super::headline(&o.stderr, o.status.code()), &o.stderr));
+        }
+        parse_probe(&o.stdout)
+            .map_err(|e| Failure::new(Category::Corrupt, format!("unreadable ffprobe output: {e}"), ""))
+    }
+
+    /// Decodes the whole file; any decoder complaint means the clip is not usable.
+    pub async fn decode_check(&self, path: &Path, stop: &mut StopSignal) -> Result<(), Failure> {
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "error", "-i"]).arg(path).args(["-f", "null", "-"]);
+        let o = run(&mut cmd, stop).await?;
+        if !o.status.success() || !o.stderr.trim().is_empty() {
+            return Err(Failure::new(
+                Category::Corrupt,
+                format!("decoding failed: {}", super::headline(&o.stderr, o.status.code())),
+                &o.stderr,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `ffmpeg -version`'s first line.
+    pub async fn version(&self, stop: &mut StopSignal) -> Result<String, Failure> {
+        version_line(&self.ffmpeg, stop).await
+    }
+
+    /// `ffprobe -version`'s first line.
+    pub async fn probe_version(&self, stop: &mut StopSignal) -> Result<String, Failure> {
+        version_line(&self.ffprobe, stop).await
+    }
+}
+
+async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, Failure> {
+    {
+        let mut cmd = Command::new(program);
+        cmd.arg("-version");
+        let o = run(&mut cmd, stop).await?;
+        if !o.status.success() {
+            let msg = format!("`{} -version` failed; {INSTALL_HINT}", program.display());
+            return Err(Failure::new(Category::Environment, msg, &o.stderr));
+        }
+        // "ffmpeg version 5.1.9-0+deb12u1 Copyright (c) ..." -> "ffmpeg 5.1.9-0+deb12u1"
+        let text = String::from_utf8_lossy(&o.stdout);
+        let words: Vec<&str> = text.lines().next().unwrap_or("").split_whitespace().collect();
+        Ok(match words.as_slice() {
+            [name, "version", v, ..] => format!("{name} {v}"),
+            _ => words.join(" "),
+        })
+    }
+}
+
+/// The encoder arguments, fixed so that the same input and settings give byte-identical clips.
+pub fn encode_args(e: &Encode) -> Vec<String> {
+    let mut args: Vec<String> = Vec::new();
+    if e.copy {
+        args.extend(["-c", "copy", "-avoid_negative_ts", "make_zero"].map(String::from));
+        return args;
+    }
+    let mut filters = Vec::new();
+    if let Some(n) = e.short_side {
+        // Scale so the shorter side is n; -2 keeps the other side even, as H.264 needs.
+        filters.push(format!("scale=w='if(gt(iw,ih),-2,{n})':h='if(gt(iw,ih),{n},-2)'"));
+    }
+    if let Some(fps) = e.fps {
+        filters.push(format!("fps={fps}"));
+    }
+    if !filters.is_empty() {
+        args.push("-vf".into());
+        args.push(filters.join(","));
+    }
+    args.extend(["-c:v", "libx264", "-preset"].map(String::from));
+    args.push(if e.preset.is_empty() { "veryfast".into() } else { e.preset.clone() });
+    args.push("-crf".into());
+    args.push(if e.crf == 0 { "23".into() } else { e.crf.to_string() });
+    // One thread each: encodes run side by side, and single-threaded x264 is deterministic.
+    args.extend(["-pix_fmt", "yuv420p", "-threads", "1", "-filter_threads", "1"].map(String::from));
+    if e.no_audio {
+        args.push("-an".into());
+    } else {
+        args.extend(["-c:a", "aac", "-b:a", "128k", "-ac", "2"].map(String::from));
+    }
+    args.extend(["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"].map(String::from));
+    args
+}
+
+async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output, Failure> {
+    process::run(cmd, INSTALL_HINT, stop).await.map_err(|e| match e {
+        process::RunError::Cancelled { .. } => Failure::new(Category::Other, "cancelled", ""),
+        other => Failure::new(Category::Environment, other.to_string(), ""),
+    })
+}
+
+/// Seconds as ffmpeg reads them, exact to the millisecond.
+pub fn secs(t: f64) -> String {
+    format!("{:.3}", t.max(0.0))
+}
+
+/// The first input's `Duration: HH:MM:SS.ss` line, if ffmpeg knew it.
+pub fn parse_duration_line(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().find(|l| l.trim_start().starts_with("Duration:"))?;
+    let value = line.trim_start().strip_prefix("Duration:")?.trim().split(',').next()?.trim();
+    let mut parts = value.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    let total = h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?;
+    total.is_finite().then_some(total)
+}
+
+#[derive(Deserialize)]
+struct RawProbe {
+    #[serde(default)]
+    streams: Vec<RawStream>,
+    format: Option<RawFormat>,
+}
+
+#[derive(Deserialize)]
+struct RawStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawFormat {
+    duration: Option<String>,
+}
+
+pub fn parse_probe(json: &[u8]) -> Result<Probe, serde_json::Error> {
+    let raw: RawProbe = serde_json::from_slice(json)?;
+    let video = raw.streams.iter().find(|s| s.codec_type.as_deref() == Some("video"));
+    Ok(Probe {
+        has_video: video.is_some(),
+        has_audio: raw.streams.iter().any(|s| s.codec_type.as_deref() == Some("audio")),
+        duration: raw.format.and_then(|f| f.duration).and_then(|d| d.parse().ok()),
+        width: video.and_then(|v| v.width),
+        height: video.and_then(|v| v.height),
+        vcodec: video.and_then(|v| v.codec_name.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_line_table() {
+        let cases = [
+            ("  Duration: 00:00:40.00, start: 0.000000, bitrate: 95 kb/s", Some(40.0)),
+            ("  Duration: 01:02:03.50, start: 0.000000", Some(3723.5)),
+            ("  Duration: N/A, start: 0.000000, bitrate: N/A", None),
+            ("no such line", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration_line(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn probe_json_is_read() {
+        let json = br#"{"streams":[{"codec_type":"video","codec_name":"h264","width":320,"height":180},
+            {"codec_type":"audio","codec_name":"aac"}],"format":{"duration":"10.000000"}}"#;
+        let p = parse_probe(json).unwrap();
+        assert!(p.has_video && p.has_audio);
+        assert_eq!(p.duration, Some(10.0));
+        assert_eq!((p.width, p.height), (Some(320), Some(180)));
+    }
+
+    #[test]
+    fn encode_args_follow_options() {
+        let e = Encode { short_side: Some(256), fps: Some(30.0), no_audio: true, ..Default::default() };
+        let args = encode_args(&e).join(" ");
+        assert!(args.contains("scale=w='if(gt(iw,ih),-2,256)'"), "{args}");
+        assert!(args.contains("fps=30"));
+        assert!(args.contains("-an"));
+        assert!(args.contains("-crf 23") && args.contains("-preset veryfast"));
+        let copy = encode_args(&Encode { copy: true, ..Default::default() }).join(" ");
+        assert!(copy.starts_with("-c copy"));
+    }
+}

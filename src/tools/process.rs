@@ -1,0 +1,212 @@
+//! Running external tools as children that never outlive us.
+//!
+//! Every child gets its own process group (so a stop reaches the grandchildren yt-dlp may spawn) and the
+//! Linux parent-death signal (so a SIGKILL of kinetics-dl takes its children with it). Stopping a child is
+//! SIGTERM to the group, a grace period, then SIGKILL, like nextest does.
+
+use std::io;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+/// How long a stopped child may take to exit after SIGTERM before it gets SIGKILL.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Keep at most this much of a child's stderr: the end is where the reason is.
+pub const STDERR_KEEP: usize = 64 * 1024;
+
+/// What a finished child left behind.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The last `STDERR_KEEP` bytes of stderr, lossily decoded.
+    pub stderr: String,
+}
+
+/// Why a child did not produce an `Output`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("`{program}` was not found on PATH; {hint}")]
+    NotFound { program: String, hint: &'static str },
+    #[error("failed to start `{program}`")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{program}` was stopped")]
+    Cancelled { program: String },
+    #[error("failed to wait for `{program}`")]
+    Wait {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// A signal every running child listens to: when it turns `true`, children are stopped.
+pub type StopSignal = watch::Receiver<bool>;
+
+/// Prepares a command so that its child is in its own process group and dies with us.
+pub fn harden(cmd: &mut Command) {
+    cmd.process_group(0).kill_on_drop(true).stdin(Stdio::null());
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl.
+            if libc::getppid() == 1 {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Runs a prepared command to completion, capturing stdout and the tail of stderr; stops it (and its
+/// process group) when `stop` turns true.
+pub async fn run(cmd: &mut Command, hint: &'static str, stop: &mut StopSignal) -> Result<Output, RunError> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    harden(cmd);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => RunError::NotFound { program: program.clone(), hint },
+        _ => RunError::Spawn { program: program.clone(), source },
+    })?;
+    let pid = child.id();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf).await;
+        buf
+    });
+    let err_task = tokio::spawn(async move { read_tail(&mut stderr, STDERR_KEEP).await });
+
+    let status = if *stop.borrow() {
+        None
+    } else {
+        tokio::select! {
+            status = child.wait() => Some(status),
+            _ = stop.wait_for(|s| *s) => None,
+        }
+    };
+    let status = match status {
+        Some(status) => status.map_err(|source| RunError::Wait { program: program.clone(), source })?,
+        None => {
+            terminate(&mut child, pid).await;
+            return Err(RunError::Cancelled { program });
+        }
+    };
+    let stdout = out_task.await.unwrap_or_default();
+    let stderr = err_task.await.unwrap_or_default();
+    Ok(Output { status, stdout, stderr })
+}
+
+/// SIGTERM to the child's group, a grace period, then SIGKILL.
+async fn terminate(child: &mut tokio::process::Child, pid: Option<u32>) {
+    if let Some(pid) = pid {
+        // SAFETY: plain syscalls on a process group we created.
+        unsafe { libc::killpg(pid as libc::pid_t, libc::SIGTERM) };
+        if tokio::time::timeout(GRACE, child.wait()).await.is_ok() {
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+            return;
+        }
+        unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+    }
+    let _ = child.kill().await;
+}
+
+/// Reads a stream to its end, keeping only the last `keep` bytes.
+async fn read_tail<R: tokio::io::AsyncRead + Unpin>(r: &mut R, keep: usize) -> String {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * keep {
+                    tail.drain(..tail.len() - keep);
+                }
+            }
+        }
+    }
+    if tail.len() > keep {
+        tail.drain(..tail.len() - keep);
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captures_status_stdout_and_stderr_tail() {
+        let (_tx, mut rx) = watch::channel(false);
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let out = run(&mut cmd, "", &mut rx).await.unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, "err\n");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_not_found_with_hint() {
+        let (_tx, mut rx) = watch::channel(false);
+        let mut cmd = Command::new("kinetics-dl-no-such-tool");
+        let err = run(&mut cmd, "install it", &mut rx).await.unwrap_err();
+        assert!(matches!(err, RunError::NotFound { .. }), "{err:?}");
+        assert!(err.to_string().contains("install it"));
+    }
+
+    #[tokio::test]
+    async fn stop_kills_the_whole_group() {
+        let (tx, mut rx) = watch::channel(false);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let mut cmd = Command::new("sh");
+        // The grandchild ignores nothing but would outlive a plain kill of `sh`.
+        cmd.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pidfile.display()));
+        let handle = tokio::spawn(async move { run(&mut cmd, "", &mut rx).await });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "grandchild never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        tx.send(true).unwrap();
+        let err = handle.await.unwrap().unwrap_err();
+        assert!(matches!(err, RunError::Cancelled { .. }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while alive(grandchild) {
+            assert!(std::time::Instant::now() < deadline, "grandchild {grandchild} outlived the stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Alive and not a zombie (a container's init may be slow to reap).
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_only_the_tail() {
+        let (_tx, mut rx) = watch::channel(false);
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "head -c 200000 /dev/zero | tr '\\0' a >&2; echo END >&2"]);
+        let out = run(&mut cmd, "", &mut rx).await.unwrap();
+        assert!(out.stderr.len() <= STDERR_KEEP);
+        assert!(out.stderr.ends_with("END\n"));
+    }
+}

@@ -1,0 +1,242 @@
+//! yt-dlp: resolves a video page into media URLs (and, as a fallback, downloads a whole video).
+
+use super::process::{self, StopSignal};
+use super::Failure;
+use crate::classify::Category;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokio::process::Command;
+
+pub const INSTALL_HINT: &str =
+    "install it with `pip install -U \"yt-dlp[default]\"` (plus `pip install deno` for YouTube)";
+
+/// How yt-dlp is run: the program and everything every call shares.
+#[derive(Debug, Clone)]
+pub struct YtDlp {
+    pub program: PathBuf,
+    /// `--max-height`: formats are sorted toward it, never required to exist.
+    pub max_height: u32,
+    /// Persistent cache (signature functions are cached there).
+    pub cache_dir: Option<PathBuf>,
+    pub socket_timeout_secs: u32,
+    /// Options the user passes through verbatim (`--ytdlp-arg`).
+    pub extra_args: Vec<String>,
+}
+
+/// Per-egress options: every request of a clip leaves through the same egress.
+#[derive(Debug, Clone, Default)]
+pub struct EgressArgs {
+    pub source_address: Option<String>,
+    pub proxy: Option<String>,
+    pub cookies: Option<PathBuf>,
+}
+
+/// One media stream to fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaStream {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub protocol: String,
+    pub format_id: String,
+}
+
+impl MediaStream {
+    /// Only plain HTTP(S) media can be fetched by bounded ranges through the relay.
+    pub fn is_rangeable(&self) -> bool {
+        matches!(self.protocol.as_str(), "http" | "https" | "")
+            && (self.url.starts_with("http://") || self.url.starts_with("https://"))
+    }
+}
+
+/// What extraction found: one stream (video with audio) or two (video, then audio).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaInfo {
+    pub streams: Vec<MediaStream>,
+    pub format_id: String,
+    pub duration: Option<f64>,
+    pub height: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    format_id: Option<String>,
+    url: Option<String>,
+    protocol: Option<String>,
+    #[serde(default)]
+    http_headers: BTreeMap<String, String>,
+    requested_formats: Option<Vec<RawFormat>>,
+    duration: Option<f64>,
+    height: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawFormat {
+    format_id: Option<String>,
+    url: String,
+    protocol: Option<String>,
+    #[serde(default)]
+    http_headers: BTreeMap<String, String>,
+    vcodec: Option<String>,
+}
+
+impl YtDlp {
+    /// `-f`/`-S` for "at most N pixels on the short side, h264/aac, smallest on ties".
+    pub fn format_args(&self) -> Vec<String> {
+        vec![
+            "-f".into(),
+            "bv*+ba/b".into(),
+            "-S".into(),
+            format!("res:{},vcodec:h264,acodec:aac,ext:mp4:m4a,+size", self.max_height),
+        ]
+    }
+
+    fn base_command(&self, egress: &EgressArgs) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["--ignore-config", "--no-playlist", "--no-progress", "--newline", "--color", "never"]);
+        cmd.arg("--socket-timeout").arg(self.socket_timeout_secs.to_string());
+        if let Some(dir) = &self.cache_dir {
+            cmd.arg("--cache-dir").arg(dir);
+        }
+        if let Some(addr) = &egress.source_address {
+            cmd.arg("--source-address").arg(addr);
+        }
+        if let Some(proxy) = &egress.proxy {
+            cmd.arg("--proxy").arg(proxy);
+        }
+        if let Some(cookies) = &egress.cookies {
+            cmd.arg("--cookies").arg(cookies);
+        }
+        cmd.args(self.format_args());
+        cmd.args(&self.extra_args);
+        cmd
+    }
+
+    /// Resolves `url` into media streams without downloading them.
+    pub async fn extract(&self, url: &str, egress: &EgressArgs, stop: &mut StopSignal) -> Result<MediaInfo, Failure> {
+        let mut cmd = self.base_command(egress);
+        // The URL goes after `--` so that nothing in it can ever be read as an option.
+        cmd.arg("--dump-json").arg("--").arg(url);
+        let out = run(&mut cmd, stop).await?;
+        if !out.status.success() {
+            return Err(Failure::from_stderr(&out.stderr, out.status.code()));
+        }
+        // Without a JS runtime yt-dlp still succeeds, with formats silently missing: that is the machine's
+        // fault, not the video's, and it would repeat for every clip.
+        if crate::classify::classify(&out.stderr, None) == Category::Environment {
+            return Err(Failure::from_stderr(&out.stderr, None));
+        }
+        parse_info(&out.stdout)
+            .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &out.stderr))
+    }
+
+    /// Downloads the whole video into `dir` (the fallback when a format cannot be fetched by range).
+    pub async fn download_whole(
+        &self,
+        url: &str,
+        egress: &EgressArgs,
+        dir: &Path,
+        stop: &mut StopSignal,
+    ) -> Result<PathBuf, Failure> {
+        let list = dir.join("filepath.txt");
+        let mut cmd = self.base_command(egress);
+        cmd.arg("--merge-output-format").arg("mkv");
+        cmd.arg("-P").arg(dir).arg("-o").arg("whole.%(ext)s");
+        cmd.arg("--print-to-file").arg("after_move:filepath").arg(&list);
+        cmd.arg("--").arg(url);
+        let out = run(&mut cmd, stop).await?;
+        if !out.status.success() {
+            return Err(Failure::from_stderr(&out.stderr, out.status.code()));
+        }
+        let path = std::fs::read_to_string(&list).unwrap_or_default();
+        let path = PathBuf::from(path.lines().next().unwrap_or("").trim());
+        if path.as_os_str().is_empty() || !path.starts_with(dir) || !path.is_file() {
+            return Err(Failure::new(Category::Other, "yt-dlp reported no downloaded file", &out.stderr));
+        }
+        Ok(path)
+    }
+
+    /// `yt-dlp --version`, for the journal and `doctor`.
+    pub async fn version(&self, stop: &mut StopSignal) -> Result<String, Failure> {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg("--version");
+        let out = run(&mut cmd, stop).await?;
+        if !out.status.success() {
+            return Err(Failure::new(Category::Environment, "`yt-dlp --version` failed", &out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+}
+
+async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output, Failure> {
+    process::run(cmd, INSTALL_HINT, stop).await.map_err(|e| match e {
+        process::RunError::Cancelled { .. } => Failure::new(Category::Other, "cancelled", ""),
+        other => Failure::new(Category::Environment, other.to_string(), ""),
+    })
+}
+
+/// Reads `--dump-json` output into the streams to fetch.
+pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
+    let raw: RawInfo = serde_json::from_slice(stdout)?;
+    let headers = |h: BTreeMap<String, String>| h.into_iter().collect::<Vec<_>>();
+    let streams = match raw.requested_formats {
+        Some(mut formats) if !formats.is_empty() => {
+            // Video first, then audio: the fetch maps input 0 to video and input 1 to audio.
+            formats.sort_by_key(|f| matches!(f.vcodec.as_deref(), Some("none")));
+            formats
+                .into_iter()
+                .map(|f| MediaStream {
+                    url: f.url,
+                    headers: headers(f.http_headers),
+                    protocol: f.protocol.unwrap_or_default(),
+                    format_id: f.format_id.unwrap_or_default(),
+                })
+                .collect()
+        }
+        _ => vec![MediaStream {
+            url: raw.url.clone().unwrap_or_default(),
+            headers: headers(raw.http_headers),
+            protocol: raw.protocol.clone().unwrap_or_default(),
+            format_id: raw.format_id.clone().unwrap_or_default(),
+        }],
+    };
+    Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_link_is_one_stream() {
+        let json = br#"{"id":"abcdefghijk","format_id":"mp4","url":"http://127.0.0.1:8765/v/abcdefghijk.mp4",
+            "protocol":"http","http_headers":{"User-Agent":"UA"},"direct":true}"#;
+        let info = parse_info(json).unwrap();
+        assert_eq!(info.streams.len(), 1);
+        assert_eq!(info.streams[0].url, "http://127.0.0.1:8765/v/abcdefghijk.mp4");
+        assert_eq!(info.streams[0].headers, vec![("User-Agent".to_string(), "UA".to_string())]);
+        assert!(info.streams[0].is_rangeable());
+    }
+
+    #[test]
+    fn merged_formats_put_video_first() {
+        let json = br#"{"format_id":"140+134","duration":300.0,"height":360,"requested_formats":[
+            {"format_id":"140","url":"https://a/audio","protocol":"https","vcodec":"none","http_headers":{}},
+            {"format_id":"134","url":"https://a/video","protocol":"https","vcodec":"avc1.4d401e","http_headers":{}}]}"#;
+        let info = parse_info(json).unwrap();
+        assert_eq!(info.streams[0].format_id, "134");
+        assert_eq!(info.streams[1].format_id, "140");
+        assert_eq!(info.duration, Some(300.0));
+    }
+
+    #[test]
+    fn hls_is_not_rangeable() {
+        let s = MediaStream {
+            url: "https://a/index.m3u8".into(),
+            headers: vec![],
+            protocol: "m3u8_native".into(),
+            format_id: "95".into(),
+        };
+        assert!(!s.is_rangeable());
+    }
+}

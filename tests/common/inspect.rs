@@ -1,0 +1,236 @@
+//! Reading what a run left behind: the journal (read-only SQLite), `stats.csv`/`failed.csv`, `status --json`,
+//! and the clips themselves through ffprobe, ffmpeg and the test source's frame-number strip.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{os, run, FPS, VIDEO_SECS};
+
+pub fn journal_path(out: &Path) -> PathBuf {
+    out.join(".kinetics-dl").join("journal.sqlite")
+}
+
+/// One row of the journal's `clips` table.
+#[derive(Debug, Clone)]
+pub struct JournalClip {
+    pub id: i64,
+    pub youtube_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub label: Option<String>,
+    pub split: Option<String>,
+    pub rel_path: String,
+    pub rows: i64,
+    pub state: String,
+    pub category: Option<String>,
+    pub attempts: i64,
+    pub whole_video: bool,
+    pub source: Option<String>,
+    pub bytes_fetched: Option<i64>,
+    pub size_bytes: Option<i64>,
+}
+
+fn open_journal(out: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(journal_path(out), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn try_journal_clips(out: &Path) -> rusqlite::Result<Vec<JournalClip>> {
+    let conn = open_journal(out)?;
+    let mut stmt = conn.prepare(
+        "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, rows, state, category, attempts,
+                whole_video, source, bytes_fetched, size_bytes FROM clips ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(JournalClip {
+            id: r.get(0)?,
+            youtube_id: r.get(1)?,
+            start_ms: r.get(2)?,
+            end_ms: r.get(3)?,
+            label: r.get(4)?,
+            split: r.get(5)?,
+            rel_path: r.get(6)?,
+            rows: r.get(7)?,
+            state: r.get(8)?,
+            category: r.get(9)?,
+            attempts: r.get(10)?,
+            whole_video: r.get::<_, i64>(11)? != 0,
+            source: r.get(12)?,
+            bytes_fetched: r.get(13)?,
+            size_bytes: r.get(14)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Every clip the journal knows, in plan order.
+pub fn journal_clips(out: &Path) -> Vec<JournalClip> {
+    try_journal_clips(out).expect("the journal is readable")
+}
+
+/// Clips in state `done`, or 0 while the journal does not exist yet (for polling a running download).
+pub fn done_count(out: &Path) -> usize {
+    try_journal_clips(out).map(|c| c.iter().filter(|c| c.state == "done").count()).unwrap_or(0)
+}
+
+/// `(clip_id, run_id, outcome, category)` of every attempt.
+pub fn journal_attempts(out: &Path) -> Vec<(i64, i64, String, Option<String>)> {
+    let conn = open_journal(out).expect("the journal opens");
+    let mut stmt =
+        conn.prepare("SELECT clip_id, run_id, outcome, category FROM attempts ORDER BY id").expect("attempts query");
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("attempts");
+    rows.collect::<Result<_, _>>().expect("attempt rows")
+}
+
+/// `kinetics-dl status --out OUT --json`, parsed.
+pub fn status_json(out: &Path) -> serde_json::Value {
+    let mut args = os(["status", "--json", "--out"]);
+    args.push(out.into());
+    let o = run(&args);
+    o.expect_code(0);
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("status --json is JSON ({e}):\n{}", o.stdout))
+}
+
+/// A CSV file as its header and its rows keyed by column.
+#[derive(Debug)]
+pub struct Table {
+    pub headers: Vec<String>,
+    pub rows: Vec<BTreeMap<String, String>>,
+}
+
+impl Table {
+    /// The rows whose `youtube_id` is `id`.
+    pub fn for_id(&self, id: &str) -> Vec<&BTreeMap<String, String>> {
+        self.rows.iter().filter(|r| r["youtube_id"] == id).collect()
+    }
+}
+
+pub fn read_csv(path: &Path) -> Table {
+    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let headers: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
+    let rows = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a CSV record");
+            headers.iter().cloned().zip(r.iter().map(str::to_owned)).collect()
+        })
+        .collect();
+    Table { headers, rows }
+}
+
+/// What ffprobe says about a clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Media {
+    pub duration: f64,
+    pub width: u32,
+    pub height: u32,
+    /// The video stream's average frame rate.
+    pub fps: f64,
+    pub has_audio: bool,
+}
+
+pub fn probe(path: &Path) -> Media {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe JSON");
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .unwrap_or_else(|| panic!("{} has no video stream", path.display()));
+    let rate = video["avg_frame_rate"].as_str().unwrap_or("0/1");
+    let (n, d) = rate.split_once('/').unwrap_or((rate, "1"));
+    let (n, d): (f64, f64) = (n.parse().unwrap_or(0.0), d.parse().unwrap_or(1.0));
+    Media {
+        duration: v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).expect("a duration"),
+        width: video["width"].as_u64().expect("a width") as u32,
+        height: video["height"].as_u64().expect("a height") as u32,
+        fps: if d > 0.0 { n / d } else { 0.0 },
+        has_audio: streams.iter().any(|s| s["codec_type"] == "audio"),
+    }
+}
+
+/// Decodes the whole file; `Err` with ffmpeg's complaint when it is not a clean, complete video.
+pub fn decode_check(path: &Path) -> Result<(), String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && stderr.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", out.status, stderr.trim()))
+    }
+}
+
+/// Every file under `dir`, recursively (symlinks are listed, not followed).
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Every `.mp4` in OUT outside kinetics-dl's own state folder.
+pub fn clip_files(out: &Path) -> Vec<PathBuf> {
+    all_files(out)
+        .into_iter()
+        .filter(|p| !p.strip_prefix(out).unwrap().starts_with(".kinetics-dl"))
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect()
+}
+
+/// `{id}_{start:06}_{end:06}.mp4`, milliseconds after a dot when a time is fractional (the CVDF naming).
+pub fn clip_name(id: &str, start: f64, end: f64) -> String {
+    let t = |s: f64| {
+        let ms = (s * 1000.0).round() as i64;
+        if ms % 1000 == 0 {
+            format!("{:06}", ms / 1000)
+        } else {
+            format!("{:06}.{:03}", ms / 1000, ms % 1000)
+        }
+    };
+    format!("{id}_{}_{}.mp4", t(start), t(end))
+}
+
+/// How long a correct clip lasts: its window, cut short where the video ends.
+pub fn expected_duration(start: f64, end: f64) -> f64 {
+    end.min(VIDEO_SECS) - start
+}
+
+/// The frame numbers a frame-accurate cut starts and ends with: the frame shown at `start`, and the last
+/// frame before `end` (or the video's last frame).
+pub fn expected_frames(start: f64, end: f64) -> (u32, u32) {
+    let fps = f64::from(FPS);
+    let last = (end.min(VIDEO_SECS) * fps).round() as u32 - 1;
+    ((start * fps).round() as u32, last)
+}
+
+/// First and last frame number of a clip, read from the test source's strip.
+pub fn frames(path: &Path) -> (u32, u32) {
+    kinetics_testsrc::clip_frame_numbers(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+}

@@ -1,0 +1,320 @@
+//! Scripted per-id behaviours: how the server answers requests for one video id.
+//!
+//! Written either as compact strings (`"status:404"`, `"fail_then_ok:503:2"`, `"truncate:0.5"`) on the
+//! command line and in JSON, or as tagged JSON objects (`{"fail_then_ok": {"status": 503, "count": 2}}`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How the server answers requests for one id.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "BehaviourInput", into = "String")]
+pub enum Behaviour {
+    /// Serve the video with full Range support.
+    #[default]
+    Ok,
+    /// Answer every request with this status and a short text body.
+    Status(u16),
+    /// The first `count` requests for the id get `status`, later ones are served normally.
+    FailThenOk { status: u16, count: u32 },
+    /// Promise the full Content-Length but close after this fraction of each media body.
+    Truncate { fraction: f64 },
+    /// A 200 HTML page without any video, as when a video page changed.
+    Html,
+    /// Serve at most this many body bytes per second on each connection.
+    Slow { bytes_per_sec: u64 },
+    /// Ignore Range and never advertise it: always 200 with the full body.
+    NoRange,
+}
+
+impl Behaviour {
+    /// Rejects values the server cannot act on.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. }
+                if !(100..=599).contains(&s) =>
+            {
+                Err(format!("status {s} is not an HTTP status"))
+            }
+            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. }
+                if (100..200).contains(&s) =>
+            {
+                Err(format!(
+                    "status {s} is informational and cannot end a response"
+                ))
+            }
+            Behaviour::Truncate { fraction } if !(0.0..1.0).contains(&fraction) => {
+                Err(format!("truncate fraction {fraction} is not in [0, 1)"))
+            }
+            Behaviour::Slow { bytes_per_sec: 0 } => Err("slow rate must be positive".into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Behaviour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Behaviour::Ok => f.write_str("ok"),
+            Behaviour::Status(s) => write!(f, "status:{s}"),
+            Behaviour::FailThenOk { status, count } => write!(f, "fail_then_ok:{status}:{count}"),
+            Behaviour::Truncate { fraction } => write!(f, "truncate:{fraction}"),
+            Behaviour::Html => f.write_str("html"),
+            Behaviour::Slow { bytes_per_sec } => write!(f, "slow:{bytes_per_sec}"),
+            Behaviour::NoRange => f.write_str("no_range"),
+        }
+    }
+}
+
+impl FromStr for Behaviour {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split(':');
+        let kind = parts.next().unwrap_or_default();
+        let args: Vec<&str> = parts.collect();
+        let num = |i: usize| -> Result<&str, String> {
+            args.get(i)
+                .copied()
+                .ok_or_else(|| format!("behaviour {s:?} misses argument {}", i + 1))
+        };
+        let bad = |what: &str| format!("behaviour {s:?}: bad {what}");
+        let behaviour = match (kind, args.len()) {
+            ("ok", 0) => Behaviour::Ok,
+            ("html", 0) => Behaviour::Html,
+            ("no_range", 0) => Behaviour::NoRange,
+            ("status", 1) => Behaviour::Status(num(0)?.parse().map_err(|_| bad("status"))?),
+            ("fail_then_ok", 1 | 2) => Behaviour::FailThenOk {
+                status: num(0)?.parse().map_err(|_| bad("status"))?,
+                count: args.get(1).map_or(Ok(1), |c| c.parse()).map_err(|_| bad("count"))?,
+            },
+            ("truncate", 1) => Behaviour::Truncate { fraction: num(0)?.parse().map_err(|_| bad("fraction"))? },
+            ("slow", 1) => Behaviour::Slow { bytes_per_sec: num(0)?.parse().map_err(|_| bad("rate"))? },
+            _ => {
+                return Err(format!(
+                    "unknown behaviour {s:?}; expected ok, html, no_range, status:N, fail_then_ok:N[:COUNT], \
+                     truncate:FRACTION or slow:BYTES_PER_SEC"
+                ))
+            }
+        };
+        behaviour.validate()?;
+        Ok(behaviour)
+    }
+}
+
+impl From<Behaviour> for String {
+    fn from(b: Behaviour) -> String {
+        b.to_string()
+    }
+}
+
+/// The JSON shapes accepted for a behaviour: a compact string or a tagged object.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BehaviourInput {
+    Text(String),
+    Tagged(Tagged),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum Tagged {
+    Ok,
+    Status(u16),
+    FailThenOk { status: u16, count: u32 },
+    Truncate { fraction: f64 },
+    Html,
+    Slow { bytes_per_sec: u64 },
+    NoRange,
+}
+
+impl TryFrom<BehaviourInput> for Behaviour {
+    type Error = String;
+
+    fn try_from(input: BehaviourInput) -> Result<Self, String> {
+        let behaviour = match input {
+            BehaviourInput::Text(s) => return s.parse(),
+            BehaviourInput::Tagged(Tagged::Ok) => Behaviour::Ok,
+            BehaviourInput::Tagged(Tagged::Status(s)) => Behaviour::Status(s),
+            BehaviourInput::Tagged(Tagged::FailThenOk { status, count }) => {
+                Behaviour::FailThenOk { status, count }
+            }
+            BehaviourInput::Tagged(Tagged::Truncate { fraction }) => {
+                Behaviour::Truncate { fraction }
+            }
+            BehaviourInput::Tagged(Tagged::Html) => Behaviour::Html,
+            BehaviourInput::Tagged(Tagged::Slow { bytes_per_sec }) => {
+                Behaviour::Slow { bytes_per_sec }
+            }
+            BehaviourInput::Tagged(Tagged::NoRange) => Behaviour::NoRange,
+        };
+        behaviour.validate()?;
+        Ok(behaviour)
+    }
+}
+
+/// What one id does and which profile's video it serves.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "EntryInput")]
+pub struct ScenarioEntry {
+    pub behaviour: Behaviour,
+    /// A name from `Config::profiles`; `None` means the default profile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+impl ScenarioEntry {
+    pub fn new(behaviour: Behaviour) -> Self {
+        ScenarioEntry {
+            behaviour,
+            profile: None,
+        }
+    }
+
+    pub fn with_profile(mut self, name: &str) -> Self {
+        self.profile = Some(name.to_owned());
+        self
+    }
+}
+
+/// A scenario entry is either a bare behaviour or `{"behaviour": ..., "profile": ...}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EntryInput {
+    Full(FullEntry),
+    Bare(Behaviour),
+}
+
+/// Unknown fields must fail here so that `{"status": 404}` falls through to the bare form.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FullEntry {
+    #[serde(default)]
+    behaviour: Behaviour,
+    #[serde(default)]
+    profile: Option<String>,
+}
+
+impl From<EntryInput> for ScenarioEntry {
+    fn from(input: EntryInput) -> Self {
+        match input {
+            EntryInput::Full(FullEntry { behaviour, profile }) => {
+                ScenarioEntry { behaviour, profile }
+            }
+            EntryInput::Bare(behaviour) => ScenarioEntry {
+                behaviour,
+                profile: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_forms_round_trip() {
+        let cases = [
+            ("ok", Behaviour::Ok),
+            ("html", Behaviour::Html),
+            ("no_range", Behaviour::NoRange),
+            ("status:404", Behaviour::Status(404)),
+            (
+                "fail_then_ok:503:2",
+                Behaviour::FailThenOk {
+                    status: 503,
+                    count: 2,
+                },
+            ),
+            ("truncate:0.25", Behaviour::Truncate { fraction: 0.25 }),
+            (
+                "slow:65536",
+                Behaviour::Slow {
+                    bytes_per_sec: 65536,
+                },
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(text.parse::<Behaviour>().unwrap(), want, "{text}");
+            assert_eq!(want.to_string(), text);
+            let json = serde_json::to_string(&want).unwrap();
+            assert_eq!(serde_json::from_str::<Behaviour>(&json).unwrap(), want);
+        }
+        assert_eq!(
+            "fail_then_ok:429".parse::<Behaviour>().unwrap(),
+            Behaviour::FailThenOk {
+                status: 429,
+                count: 1
+            }
+        );
+    }
+
+    #[test]
+    fn bad_strings_are_rejected() {
+        for text in [
+            "",
+            "nope",
+            "status",
+            "status:abc",
+            "status:99",
+            "status:700",
+            "truncate:1.5",
+            "slow:0",
+            "ok:1",
+        ] {
+            assert!(
+                text.parse::<Behaviour>().is_err(),
+                "{text:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn tagged_json_forms() {
+        let cases = [
+            (r#""ok""#, Behaviour::Ok),
+            (r#"{"status": 403}"#, Behaviour::Status(403)),
+            (
+                r#"{"fail_then_ok": {"status": 503, "count": 3}}"#,
+                Behaviour::FailThenOk {
+                    status: 503,
+                    count: 3,
+                },
+            ),
+            (
+                r#"{"truncate": {"fraction": 0.5}}"#,
+                Behaviour::Truncate { fraction: 0.5 },
+            ),
+            (
+                r#"{"slow": {"bytes_per_sec": 100}}"#,
+                Behaviour::Slow { bytes_per_sec: 100 },
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(
+                serde_json::from_str::<Behaviour>(json).unwrap(),
+                want,
+                "{json}"
+            );
+        }
+        assert!(serde_json::from_str::<Behaviour>(r#"{"status": 42}"#).is_err());
+    }
+
+    #[test]
+    fn entries_accept_bare_and_full_forms() {
+        let bare: ScenarioEntry = serde_json::from_str(r#"{"status": 404}"#).unwrap();
+        assert_eq!(bare, ScenarioEntry::new(Behaviour::Status(404)));
+        let full: ScenarioEntry =
+            serde_json::from_str(r#"{"behaviour": "html", "profile": "long"}"#).unwrap();
+        assert_eq!(
+            full,
+            ScenarioEntry::new(Behaviour::Html).with_profile("long")
+        );
+        let back: ScenarioEntry =
+            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        assert_eq!(back, full);
+    }
+}

@@ -1,0 +1,399 @@
+//! What the test source serves and how it misbehaves: video profiles, per-id scenario, throttles.
+//!
+//! Everything deserializes from JSON with defaults for every field, and the builder methods let Rust tests
+//! write `Config::for_tests().with_behaviour("abc", Behaviour::Status(404))`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use crate::behaviour::{Behaviour, ScenarioEntry};
+
+/// The largest frame number the 20-bit strip can carry.
+pub const MAX_FRAMES: u64 = 1 << 20;
+
+/// The shape of a synthetic video. All ids using one profile serve the same file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    pub duration_secs: f64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Seconds between keyframes; the encoder is forced to this exact cadence.
+    pub gop_secs: f64,
+    pub audio: bool,
+    /// Average video bitrate. Kept near YouTube's 360p so byte counts in benchmarks mean something.
+    pub video_kbps: u32,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            duration_secs: 300.0,
+            width: 320,
+            height: 180,
+            fps: 15,
+            gop_secs: 2.0,
+            audio: true,
+            video_kbps: 500,
+        }
+    }
+}
+
+impl Profile {
+    /// Number of frames in the file (frame numbers run from 0 to this minus one).
+    pub fn frame_count(&self) -> u64 {
+        (self.duration_secs * f64::from(self.fps)).round() as u64
+    }
+
+    /// Keyframe interval in frames.
+    pub fn gop_frames(&self) -> u32 {
+        ((self.gop_secs * f64::from(self.fps)).round() as u32).max(1)
+    }
+
+    /// Seconds at which frame `n` is shown.
+    pub fn frame_secs(&self, n: u32) -> f64 {
+        f64::from(n) / f64::from(self.fps)
+    }
+
+    fn validate(&self, name: &str) -> anyhow::Result<()> {
+        ensure!(
+            self.width >= 40
+                && self.height >= 24
+                && self.width.is_multiple_of(2)
+                && self.height.is_multiple_of(2),
+            "profile {name}: width and height must be even and at least 40x24"
+        );
+        ensure!(
+            (1..=120).contains(&self.fps),
+            "profile {name}: fps must be 1..=120"
+        );
+        ensure!(
+            self.duration_secs > 0.0,
+            "profile {name}: duration must be positive"
+        );
+        ensure!(self.gop_secs > 0.0, "profile {name}: gop must be positive");
+        ensure!(
+            self.video_kbps >= 50,
+            "profile {name}: video_kbps must be at least 50"
+        );
+        ensure!(
+            self.frame_count() < MAX_FRAMES,
+            "profile {name}: {} frames do not fit the 20-bit frame-number strip",
+            self.frame_count()
+        );
+        Ok(())
+    }
+}
+
+/// Models YouTube's media servers, which trickle open-ended ranges of long videos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenRangeThrottle {
+    pub enabled: bool,
+    /// Open-ended requests with more than this many bytes left are throttled.
+    pub threshold: u64,
+    /// Bytes per second for throttled responses.
+    pub rate: u64,
+}
+
+impl Default for OpenRangeThrottle {
+    fn default() -> Self {
+        OpenRangeThrottle {
+            enabled: false,
+            threshold: 10_000_000,
+            rate: 32 * 1024,
+        }
+    }
+}
+
+/// Models YouTube's 429 bans: too many requests from one IP in a window ban it for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpThrottle {
+    pub enabled: bool,
+    pub window_secs: f64,
+    /// More than this many `/v/` requests inside the window trigger a ban.
+    pub max_requests: u32,
+    pub ban_secs: f64,
+    /// Requests made during a ban restart the ban clock.
+    pub extend_ban: bool,
+}
+
+impl Default for IpThrottle {
+    fn default() -> Self {
+        IpThrottle {
+            enabled: false,
+            window_secs: 60.0,
+            max_requests: 100,
+            ban_secs: 60.0,
+            extend_ban: false,
+        }
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Generated videos are cached here across runs and processes.
+    pub cache_dir: PathBuf,
+    /// Used by every id without a scenario entry naming another profile.
+    pub profile: Profile,
+    /// Extra named profiles that scenario entries may select.
+    pub profiles: BTreeMap<String, Profile>,
+    pub scenario: BTreeMap<String, ScenarioEntry>,
+    /// Global cap in bytes per second shared by all connections; 0 means no cap.
+    pub bandwidth: u64,
+    pub open_range_throttle: OpenRangeThrottle,
+    pub ip_throttle: IpThrottle,
+    /// Served under `/files/...` when set.
+    pub static_dir: Option<PathBuf>,
+    /// Print one line per finished request to stderr.
+    pub log_requests: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cache_dir: default_cache_dir(),
+            profile: Profile::default(),
+            profiles: BTreeMap::new(),
+            scenario: BTreeMap::new(),
+            bandwidth: 0,
+            open_range_throttle: OpenRangeThrottle::default(),
+            ip_throttle: IpThrottle::default(),
+            static_dir: None,
+            log_requests: false,
+        }
+    }
+}
+
+/// The cache shared by test runs, so repeated runs reuse the encoded videos.
+pub fn default_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("kinetics-testsrc-cache")
+}
+
+impl Config {
+    /// The default config with a short (30 s) default video, which encodes in about a second.
+    pub fn for_tests() -> Self {
+        Config::default().with_duration(30.0)
+    }
+
+    /// Reads a JSON config file; missing fields take their defaults.
+    pub fn from_json_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = dir.into();
+        self
+    }
+
+    /// Sets the duration of the default profile.
+    pub fn with_duration(mut self, secs: f64) -> Self {
+        self.profile.duration_secs = secs;
+        self
+    }
+
+    pub fn with_profile(mut self, name: &str, profile: Profile) -> Self {
+        self.profiles.insert(name.to_owned(), profile);
+        self
+    }
+
+    pub fn with_behaviour(self, id: &str, behaviour: Behaviour) -> Self {
+        self.with_entry(
+            id,
+            ScenarioEntry {
+                behaviour,
+                profile: None,
+            },
+        )
+    }
+
+    pub fn with_entry(mut self, id: &str, entry: ScenarioEntry) -> Self {
+        self.scenario.insert(id.to_owned(), entry);
+        self
+    }
+
+    pub fn with_bandwidth(mut self, bytes_per_sec: u64) -> Self {
+        self.bandwidth = bytes_per_sec;
+        self
+    }
+
+    pub fn with_open_range_throttle(mut self, threshold: u64, rate: u64) -> Self {
+        self.open_range_throttle = OpenRangeThrottle {
+            enabled: true,
+            threshold,
+            rate,
+        };
+        self
+    }
+
+    pub fn with_ip_throttle(mut self, max_requests: u32, window_secs: f64, ban_secs: f64) -> Self {
+        self.ip_throttle = IpThrottle {
+            enabled: true,
+            window_secs,
+            max_requests,
+            ban_secs,
+            extend_ban: false,
+        };
+        self
+    }
+
+    pub fn with_static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.static_dir = Some(dir.into());
+        self
+    }
+
+    /// The scenario entry for `id`, `ok` with the default profile when it has none.
+    pub fn entry_for(&self, id: &str) -> ScenarioEntry {
+        self.scenario.get(id).cloned().unwrap_or_default()
+    }
+
+    /// The profile serving `id`, so tests can turn frame numbers into seconds.
+    pub fn profile_for(&self, id: &str) -> &Profile {
+        match self.scenario.get(id).and_then(|e| e.profile.as_deref()) {
+            Some(name) => self.profiles.get(name).unwrap_or(&self.profile),
+            None => &self.profile,
+        }
+    }
+
+    /// Checks everything `spawn` relies on, so mistakes fail loudly before any video is encoded.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.profile.validate("default")?;
+        for (name, profile) in &self.profiles {
+            profile.validate(name)?;
+        }
+        for (id, entry) in &self.scenario {
+            ensure!(
+                crate::server::valid_id(id),
+                "scenario id {id:?} is not a valid video id"
+            );
+            if let Some(name) = &entry.profile {
+                ensure!(
+                    self.profiles.contains_key(name),
+                    "scenario id {id}: unknown profile {name:?}"
+                );
+            }
+            entry
+                .behaviour
+                .validate()
+                .map_err(|e| anyhow::anyhow!("scenario id {id}: {e}"))?;
+        }
+        if self.open_range_throttle.enabled && self.open_range_throttle.rate == 0 {
+            bail!("open-range throttle rate must be positive");
+        }
+        let ip = &self.ip_throttle;
+        if ip.enabled && (ip.window_secs <= 0.0 || ip.ban_secs < 0.0) {
+            bail!("ip throttle needs a positive window and a non-negative ban");
+        }
+        Ok(())
+    }
+
+    /// The distinct profiles that some id can be served with, default first.
+    pub(crate) fn used_profiles(&self) -> Vec<(Option<&str>, &Profile)> {
+        let mut used = vec![(None, &self.profile)];
+        for (name, profile) in &self.profiles {
+            if self
+                .scenario
+                .values()
+                .any(|e| e.profile.as_deref() == Some(name))
+            {
+                used.push((Some(name.as_str()), profile));
+            }
+        }
+        used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_fills_defaults_and_accepts_both_scenario_forms() {
+        let json = r#"{
+            "bandwidth": 1000,
+            "profile": {"duration_secs": 20},
+            "profiles": {"long": {"duration_secs": 3600}},
+            "scenario": {
+                "gone": "status:410",
+                "flaky": {"fail_then_ok": {"status": 503, "count": 2}},
+                "bench": {"profile": "long"},
+                "cut": {"behaviour": "truncate:0.5", "profile": "long"}
+            }
+        }"#;
+        let config: Config = serde_json::from_str(json).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.profile.duration_secs, 20.0);
+        assert_eq!(config.profile.fps, 15);
+        assert_eq!(config.entry_for("gone").behaviour, Behaviour::Status(410));
+        assert_eq!(
+            config.entry_for("flaky").behaviour,
+            Behaviour::FailThenOk {
+                status: 503,
+                count: 2
+            }
+        );
+        assert_eq!(config.entry_for("bench").behaviour, Behaviour::Ok);
+        assert_eq!(config.profile_for("bench").duration_secs, 3600.0);
+        assert_eq!(config.profile_for("cut").duration_secs, 3600.0);
+        assert_eq!(config.profile_for("other").duration_secs, 20.0);
+        assert_eq!(config.used_profiles().len(), 2);
+        assert!(!config.open_range_throttle.enabled);
+        assert_eq!(config.open_range_throttle.threshold, 10_000_000);
+    }
+
+    #[test]
+    fn validate_rejects_bad_configs() {
+        let cases: Vec<(&str, Config)> = vec![
+            (
+                "bad id",
+                Config::default().with_behaviour("a/b", Behaviour::Ok),
+            ),
+            (
+                "unknown profile",
+                Config::default().with_entry(
+                    "x",
+                    ScenarioEntry {
+                        behaviour: Behaviour::Ok,
+                        profile: Some("nope".into()),
+                    },
+                ),
+            ),
+            (
+                "odd width",
+                Config {
+                    profile: Profile {
+                        width: 321,
+                        ..Profile::default()
+                    },
+                    ..Config::default()
+                },
+            ),
+            ("too long", Config::default().with_duration(1e6)),
+            (
+                "bad status",
+                Config::default().with_behaviour("x", Behaviour::Status(99)),
+            ),
+            (
+                "zero throttle",
+                Config::default().with_open_range_throttle(10, 0),
+            ),
+        ];
+        for (name, config) in cases {
+            assert!(config.validate().is_err(), "{name} should be rejected");
+        }
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_errors() {
+        assert!(serde_json::from_str::<Config>(r#"{"bandwith": 5}"#).is_err());
+    }
+}

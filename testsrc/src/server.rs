@@ -1,0 +1,269 @@
+//! The accept loop, the per-connection request loop, and routing to videos, static files and stats.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::timeout;
+
+use crate::behaviour::Behaviour;
+use crate::config::Config;
+use crate::files;
+use crate::http::{self, HeadError, Request};
+use crate::respond::{self, Reply};
+use crate::stats::Recorder;
+use crate::throttle::{Bucket, IpTracker, Verdict};
+use crate::video;
+
+/// How long a new connection may take to send its first request head.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A file served for video ids.
+#[derive(Debug, Clone)]
+pub(crate) struct Media {
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// State shared by all connections.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    /// Keyed by profile name; `None` is the default profile.
+    pub media: BTreeMap<Option<String>, Media>,
+    pub recorder: Recorder,
+    pub bucket: Option<Bucket>,
+    pub static_root: Option<PathBuf>,
+    fail_counts: Mutex<HashMap<String, u32>>,
+    ips: Mutex<IpTracker>,
+}
+
+impl Shared {
+    /// Validates the config and encodes (or finds in the cache) every video it can serve.
+    pub fn new(config: Config) -> anyhow::Result<Shared> {
+        config.validate()?;
+        let mut media = BTreeMap::new();
+        for (name, profile) in config.used_profiles() {
+            let path = video::ensure_video(&config.cache_dir, profile)?;
+            let len = std::fs::metadata(&path)?.len();
+            media.insert(name.map(str::to_owned), Media { path, len });
+        }
+        let static_root = match &config.static_dir {
+            Some(dir) => Some(
+                dir.canonicalize()
+                    .with_context(|| format!("static dir {} is not readable", dir.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Shared {
+            bucket: (config.bandwidth > 0).then(|| Bucket::new(config.bandwidth)),
+            ips: Mutex::new(IpTracker::new(config.ip_throttle.clone())),
+            config,
+            media,
+            recorder: Recorder::default(),
+            static_root,
+            fail_counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The file served for `id`.
+    pub fn media_for(&self, id: &str) -> &Media {
+        let profile = self.config.scenario.get(id).and_then(|e| e.profile.clone());
+        self.media
+            .get(&profile)
+            .or_else(|| self.media.get(&None))
+            .expect("default profile is always encoded")
+    }
+
+    /// Counts a request for `id` and says whether `fail_then_ok` should still fail it.
+    fn should_fail(&self, id: &str, count: u32) -> bool {
+        let mut counts = self.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = counts.entry(id.to_owned()).or_default();
+        *seen += 1;
+        *seen <= count
+    }
+}
+
+/// Video ids look like YouTube's: `[A-Za-z0-9_-]{1,64}`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Accepts connections until `shutdown` fires (or its sender is dropped).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(connection(stream, peer, shared.clone()));
+                }
+                // Out of descriptors or a connection reset before accept: back off briefly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    let mut idle = FIRST_REQUEST_TIMEOUT;
+    loop {
+        let req = match read_request(&mut stream, &mut buf, idle).await {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
+            Err(e) => {
+                let status = if e == HeadError::TooLarge { 431 } else { 400 };
+                let reply = Reply::text(status, "bad request\n").close();
+                let _ = respond::send(&mut stream, reply, None, peer, &shared).await;
+                return linger_close(stream).await;
+            }
+        };
+        let reply = route(&req, peer, &shared);
+        match respond::send(&mut stream, reply, Some(&req), peer, &shared).await {
+            Ok(true) => idle = KEEP_ALIVE_TIMEOUT,
+            Ok(false) => return linger_close(stream).await,
+            // The client hung up mid-response: nothing to tell anyone.
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reads one request head into `buf`; `Ok(None)` when the client closed or went idle.
+async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    idle: Duration,
+) -> Result<Option<Request>, HeadError> {
+    loop {
+        if let Some((req, used)) = http::parse_head(buf)? {
+            buf.drain(..used);
+            return Ok(Some(req));
+        }
+        let mut chunk = [0u8; 4096];
+        match timeout(idle, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Half-closes, then drains what the client still sends, so unread request bytes do not turn our
+/// close into a reset that could destroy the response before the client reads it.
+async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 4096];
+    for _ in 0..64 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => continue,
+            _ => return,
+        }
+    }
+}
+
+fn route(req: &Request, peer: SocketAddr, shared: &Shared) -> Reply {
+    if req.method != "GET" && req.method != "HEAD" {
+        return Reply::text(405, "only GET and HEAD\n")
+            .header("Allow", "GET, HEAD")
+            .close();
+    }
+    let reply = if req.path == "/_stats" {
+        Reply::json(&shared.recorder.snapshot()).internal()
+    } else if let Some(rest) = req.path.strip_prefix("/v/") {
+        video(req, rest, peer, shared)
+    } else if let Some(rest) = req.path.strip_prefix("/files/") {
+        files::reply(req, rest, shared)
+    } else {
+        Reply::text(404, "not found\n")
+    };
+    if req.has_body() {
+        reply.close()
+    } else {
+        reply
+    }
+}
+
+fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply {
+    let id = rest.strip_suffix(".mp4").filter(|id| valid_id(id));
+    let verdict = shared
+        .ips
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .check(peer.ip(), Instant::now());
+    if let Verdict::Banned { remaining } = verdict {
+        shared.recorder.banned(peer.ip(), remaining);
+        let retry_after = remaining.as_secs_f64().ceil().max(1.0) as u64;
+        return Reply::text(429, "too many requests\n")
+            .header("Retry-After", retry_after.to_string())
+            .for_id(id);
+    }
+    let Some(id) = id else {
+        return Reply::text(404, "no such video\n");
+    };
+    let behaviour = shared.config.entry_for(id).behaviour;
+    let reply = match behaviour {
+        Behaviour::Status(status) => scripted_status(status),
+        Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => {
+            scripted_status(status)
+        }
+        Behaviour::Html => Reply::html(HTML_PAGE),
+        _ => respond::media(req, shared.media_for(id), behaviour, shared),
+    };
+    reply.for_id(Some(id))
+}
+
+/// A scripted error (or odd success) with its reason phrase as body; 204 and 304 must not have one.
+fn scripted_status(status: u16) -> Reply {
+    let body = if matches!(status, 204 | 304) {
+        String::new()
+    } else {
+        format!("{}\n", http::reason(status))
+    };
+    Reply::text(status, &body)
+}
+
+const HTML_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Video unavailable</title></head>\n\
+<body><h1>Video unavailable</h1><p>This page has no playable media.</p></body></html>\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_table() {
+        let long = "a".repeat(64);
+        let too_long = "a".repeat(65);
+        let cases = [
+            ("dQw4w9WgXcQ", true),
+            ("-_aZ09", true),
+            (long.as_str(), true),
+            (too_long.as_str(), false),
+            ("", false),
+            ("a.b", false),
+            ("a/b", false),
+            ("..", false),
+            ("é", false),
+            ("a%20b", false),
+        ];
+        for (id, want) in cases {
+            assert_eq!(valid_id(id), want, "{id:?}");
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Encodes the synthetic, self-describing test videos with ffmpeg and caches them on disk.
+//!
+//! Each frame carries its own global frame number in a strip across the top: 20 equal-width blocks,
+//! block `i` (left to right) bright when bit `i` of the number is set. Below it, `testsrc2` keeps the
+//! bitrate realistic. Several test processes may ask for the same file at once, so encoding happens
+//! under a file lock into a temporary name that is renamed into place.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context};
+
+use crate::config::Profile;
+
+/// Bump when the encoding changes, so caches made by older versions are not reused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Number of bit blocks in the frame-number strip.
+pub const STRIP_BITS: u32 = 20;
+
+/// Luma of a set bit and of a clear bit (video range).
+pub const BRIGHT: u8 = 235;
+pub const DARK: u8 = 16;
+
+/// Height of the frame-number strip: a sixth of the frame, kept even for 4:2:0 chroma.
+pub fn strip_height(height: u32) -> u32 {
+    (height / 6).max(2) & !1
+}
+
+/// The cache file name: every profile parameter plus the format version.
+pub fn cache_file_name(p: &Profile) -> String {
+    format!(
+        "testsrc-v{FORMAT_VERSION}-{}x{}-{}fps-{}s-gop{}s-{}k-{}.mp4",
+        p.width,
+        p.height,
+        p.fps,
+        p.duration_secs,
+        p.gop_secs,
+        p.video_kbps,
+        if p.audio { "aac" } else { "noaudio" }
+    )
+}
+
+/// Returns the cached video for `profile`, encoding it first if no process has done so yet.
+pub fn ensure_video(cache_dir: &Path, profile: &Profile) -> anyhow::Result<PathBuf> {
+    let name = cache_file_name(profile);
+    let path = cache_dir.join(&name);
+    if is_ready(&path) {
+        return Ok(path);
+    }
+    fs::create_dir_all(cache_dir)
+        .with_context(|| format!("failed to create cache dir {}", cache_dir.display()))?;
+    // The lock only avoids encoding the same file twice; correctness comes from the atomic rename.
+    let lock_path = cache_dir.join(format!("{name}.lock"));
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("failed to create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("failed to lock {}", lock_path.display()))?;
+    if is_ready(&path) {
+        return Ok(path);
+    }
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let tmp = cache_dir.join(format!(
+        "{name}.tmp-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = encode(profile, &tmp).and_then(|()| {
+        fs::rename(&tmp, &path)
+            .with_context(|| format!("failed to move {} into place", tmp.display()))
+    });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| path)
+}
+
+fn is_ready(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
+}
+
+/// The ffmpeg filter graph drawing background, strip and (optionally) a sine tone.
+pub fn filter_graph(p: &Profile) -> String {
+    let (w, h, fps, d) = (p.width, p.height, p.fps, p.duration_secs);
+    let strip = strip_height(h);
+    let span = u32::from(BRIGHT - DARK);
+    // geq's N is the frame number; bit i of N lights block floor(X * 20 / W).
+    let lum = format!("{DARK}+{span}*mod(floor(N/pow(2,floor(X*{STRIP_BITS}/W))),2)");
+    let mut graph = format!(
+        "testsrc2=size={w}x{h}:rate={fps}:duration={d}[bg];\
+         color=c=black:size={w}x{strip}:rate={fps}:duration={d},format=gray,geq=lum='{lum}',format=yuv420p[strip];\
+         [bg][strip]overlay=0:0:shortest=1,format=yuv420p[v]"
+    );
+    if p.audio {
+        graph.push_str(&format!(
+            ";sine=frequency=440:sample_rate=44100:duration={d}[a]"
+        ));
+    }
+    graph
+}
+
+/// The full ffmpeg command line (without the program name) writing `out` as mp4.
+pub fn ffmpeg_args(p: &Profile, out: &Path) -> Vec<String> {
+    let (gop, kbps) = (p.gop_frames(), p.video_kbps);
+    let mut flags = String::from("-nostdin -hide_banner -loglevel error -y -map [v]");
+    if p.audio {
+        flags += " -map [a] -c:a aac -b:a 64k";
+    }
+    // A fixed GOP (no scene-cut keyframes) so clip boundaries relative to keyframes are predictable.
+    flags += &format!(
+        " -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf 0 -sc_threshold 0 -g {gop} -keyint_min {gop}"
+    );
+    flags += &format!(" -b:v {kbps}k -maxrate {kbps}k -bufsize {}k", kbps * 2);
+    flags += &format!(" -t {} -movflags +faststart -f mp4", p.duration_secs);
+    let mut args = vec!["-filter_complex".to_owned(), filter_graph(p)];
+    args.extend(flags.split_whitespace().map(str::to_owned));
+    args.push(out.to_string_lossy().into_owned());
+    args
+}
+
+fn encode(p: &Profile, out: &Path) -> anyhow::Result<()> {
+    let output = Command::new("ffmpeg")
+        .args(ffmpeg_args(p, out))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => anyhow::anyhow!("ffmpeg not found on PATH; install ffmpeg"),
+            _ => anyhow::Error::new(e).context("failed to run ffmpeg"),
+        })?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "ffmpeg failed to encode {} ({}): {}",
+            out.display(),
+            output.status,
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_name_changes_with_every_parameter() {
+        let base = Profile::default();
+        let variants = [
+            Profile {
+                duration_secs: 30.0,
+                ..base.clone()
+            },
+            Profile {
+                width: 640,
+                ..base.clone()
+            },
+            Profile {
+                height: 360,
+                ..base.clone()
+            },
+            Profile {
+                fps: 30,
+                ..base.clone()
+            },
+            Profile {
+                gop_secs: 1.0,
+                ..base.clone()
+            },
+            Profile {
+                audio: false,
+                ..base.clone()
+            },
+            Profile {
+                video_kbps: 800,
+                ..base.clone()
+            },
+        ];
+        let base_name = cache_file_name(&base);
+        assert_eq!(
+            base_name,
+            "testsrc-v1-320x180-15fps-300s-gop2s-500k-aac.mp4"
+        );
+        for v in &variants {
+            assert_ne!(cache_file_name(v), base_name, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn strip_heights_are_even() {
+        for (h, want) in [(180, 30), (360, 60), (240, 40), (100, 16), (24, 4), (8, 2)] {
+            assert_eq!(strip_height(h), want, "{h}");
+        }
+    }
+
+    #[test]
+    fn command_forces_the_keyframe_cadence() {
+        let p = Profile {
+            fps: 25,
+            gop_secs: 2.0,
+            audio: false,
+            ..Profile::default()
+        };
+        let args = ffmpeg_args(&p, Path::new("/tmp/x.mp4"));
+        let after = |flag: &str| {
+            args.iter()
+                .position(|a| a == flag)
+                .map(|i| args[i + 1].as_str())
+        };
+        assert_eq!(after("-g"), Some("50"));
+        assert_eq!(after("-keyint_min"), Some("50"));
+        assert_eq!(after("-sc_threshold"), Some("0"));
+        assert!(
+            !args.iter().any(|a| a == "[a]"),
+            "no audio map without audio"
+        );
+        assert_eq!(args.last().map(String::as_str), Some("/tmp/x.mp4"));
+    }
+}
