@@ -24,6 +24,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             rt.block_on(download(cfg))
         }
         Command::Status(args) => status(&args),
+        Command::Report(args) => crate::report::run(&args),
+        Command::Export(args) => crate::export::run(&args),
+        Command::Manifest(args) => crate::manifest::run(&args),
+        Command::Diff(args) => crate::manifest::run_diff(&args),
+        Command::Verify(args) => crate::verify::run(&args),
         Command::Doctor(args) => {
             let opts = crate::doctor::DoctorOptions {
                 yt_dlp: args.ytdlp,

@@ -28,6 +28,16 @@ pub enum Command {
     Status(StatusArgs),
     /// Check yt-dlp, ffmpeg, a JavaScript runtime and disk space, and say how to fix what is missing.
     Doctor(DoctorArgs),
+    /// Write OUT/report.html: coverage, failures, durations, bytes, throughput, projections.
+    Report(crate::report::ReportArgs),
+    /// Write the files a training framework expects (torchvision, mmaction2, pytorchvideo, slowfast, csv, webdataset).
+    Export(crate::export::ExportArgs),
+    /// Write a manifest of every row's outcome and every clip's sha256, size, source and settings.
+    Manifest(crate::manifest::ManifestArgs),
+    /// Compare two manifests (or output folders): what one has that the other lacks, and why.
+    Diff(crate::manifest::DiffArgs),
+    /// Re-check every done clip on disk; broken ones go back to pending for the next download.
+    Verify(crate::verify::VerifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

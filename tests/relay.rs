@@ -623,3 +623,19 @@ async fn ffmpeg_sees_an_error_when_the_relay_gives_up() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tmp_throughput() {
+    let upstream = Upstream::start(source(50_000_000), Script::default()).await;
+    let relay = Relay::start(RelayConfig::default()).await.unwrap();
+    let reg = relay.register(&upstream.url, &[], reqwest::Client::new());
+    for _ in 0..3 {
+    let t = std::time::Instant::now();
+    let (addr, path) = split_url(&reg.url());
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request_text("GET", &path, Some("bytes=0-41943039"), true).as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 32 << 10]; let mut total = 0;
+    loop { let k = s.read(&mut buf).await.unwrap(); if k == 0 { break } total += k; }
+    println!("relay: {total} B in {:.3} s", t.elapsed().as_secs_f64());
+    }
+}

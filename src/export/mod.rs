@@ -77,7 +77,9 @@ impl Dataset {
         for clips in splits.values_mut() {
             clips.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
         }
-        Ok(Dataset { out: out.to_path_buf(), splits, classes, missing_files })
+        // Absolute, so that the prefixes the notes tell users to configure work from anywhere.
+        let out = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
+        Ok(Dataset { out, splits, classes, missing_files })
     }
 
     /// The clip's label index in `classes.txt`, or -1 for an unlabelled clip.
@@ -108,7 +110,8 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(e),
     };
-    eprintln!("exported {} done clips as {:?}:", ds.done(), args.format);
+    let name = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    eprintln!("exported {} done clips for {name}:", ds.done());
     for line in written {
         eprintln!("  {line}");
     }

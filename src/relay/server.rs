@@ -17,7 +17,7 @@ use super::transfer::{self, Outcome};
 /// it needs and hangs up, little has been fetched upstream only to sit unread in a socket buffer; but
 /// several loopback segments (up to 64 KiB each) must fit, or every segment waits for the receiver's
 /// delayed ACK: at 32 KiB the relay managed 2 MB/s, at 128 KiB about 1 GB/s.
-const DOWNSTREAM_SEND_BUFFER: u32 = 128 * 1024;
+const DOWNSTREAM_SEND_BUFFER: u32 = 32 * 1024;
 /// Connections served at once; more wait in the listen backlog. Bounds memory and upstream sockets.
 const MAX_CONNECTIONS: usize = 512;
 /// Requests on one kept-alive connection before we close it, so no connection lives forever.

@@ -12,6 +12,7 @@ use super::RelayConfig;
 
 /// How long ffmpeg may leave our writes blocked before we give up on it; ffmpeg copying to a file
 /// reads as fast as we deliver, so this only frees upstream connections held by a stuck client.
+const SLICE: usize = 16 * 1024;
 const DOWNSTREAM_STALL: Duration = Duration::from_secs(300);
 
 /// How a request ended, which decides what happens to the connection.
@@ -259,10 +260,13 @@ fn abort(entry: &Entry, error: UpstreamError) -> Outcome {
 }
 
 async fn send<W: AsyncWrite + Unpin>(out: &mut W, bytes: &[u8]) -> Outcome {
-    match tokio::time::timeout(DOWNSTREAM_STALL, out.write_all(bytes)).await {
-        Ok(Ok(())) => Outcome::Complete,
-        _ => Outcome::ClientGone,
+    for part in bytes.chunks(SLICE) {
+        match tokio::time::timeout(DOWNSTREAM_STALL, out.write_all(part)).await {
+            Ok(Ok(())) => {}
+            _ => return Outcome::ClientGone,
+        }
     }
+    Outcome::Complete
 }
 
 /// 200 ms, 400 ms, 800 ms ... capped at 5 s, with ±25% jitter so parallel clips do not retry in step.
