@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks of kinetics-dl against the local test source (Python 3.11 standard library only).
 
-    python3 bench/bench.py clips    [--n 12] [--jobs 4] [--bandwidth 20000000]
-    python3 bench/bench.py throttle [--n 30]
+    python3 bench/bench.py clips    [--n 8] [--jobs 4] [--bandwidth 20000000]
+    python3 bench/bench.py throttle [--n 20]
 
 Both print a Markdown report and write it into bench/RESULTS.md (each benchmark owns its section). Build
 first: `cargo build --release --bins`. See bench/README.md for what is measured and how.
@@ -11,6 +11,7 @@ first: `cargo build --release --bins`. See bench/README.md for what is measured 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -29,10 +30,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--work", type=Path, help="scratch directory (default: a new temp dir)")
     p.add_argument("--keep", action="store_true", help="keep outputs and journals in the scratch directory")
     p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    p.add_argument("--section", help="RESULTS.md section to replace (default: the benchmark's name)")
     sub = p.add_subparsers(dest="bench", required=True)
 
     c = sub.add_parser("clips", help="bytes/time/CPU per clip: kinetics-dl vs whole video vs naive sections")
-    c.add_argument("--n", type=int, default=12, help="clips per run (default 12)")
+    c.add_argument("--n", type=int, default=8, help="clips per run (default 8)")
     c.add_argument("--jobs", type=int, default=4, help="clips at once, for every approach (default 4)")
     c.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     c.add_argument("--profiles", default="short,long", help="comma-separated: short, long (default both)")
@@ -44,13 +46,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
 
     t = sub.add_parser("throttle", help="per-IP 429 bans: 1 vs 3 egresses, breaker vs --no-breaker")
-    t.add_argument("--n", type=int, default=30, help="clips per run (default 30)")
+    t.add_argument("--n", type=int, default=20, help="clips per run (default 20)")
     t.add_argument("--max-requests", type=int, default=8, help="B: requests allowed per window per IP (default 8)")
     t.add_argument("--window", type=float, default=10, help="W: the sliding window, seconds (default 10)")
     t.add_argument("--ban", type=float, default=10, help="ban length, seconds; also --cooldown (default 10)")
     t.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     t.add_argument("--run-timeout", type=float, default=300, help="upper bound of one run, seconds (default 300)")
     args = p.parse_args(argv)
+    args.command = shlex.join(["python3", "bench/bench.py", *argv])
     if args.bench == "clips":
         args.profiles = [x for x in args.profiles.split(",") if x]
         args.approaches = [x for x in args.approaches.split(",") if x]
@@ -82,7 +85,7 @@ def main(argv: list[str]) -> int:
     print()
     print(text)
     if not args.no_write:
-        common.write_section(section, text)
+        common.write_section(args.section or section, text)
         print(f"==> written to {common.RESULTS}")
     if not args.keep and args.work is None:
         import shutil

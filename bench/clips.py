@@ -138,8 +138,8 @@ class Bench:
             return "done" if ok else ("timeout" if r.code is None else "failed")
 
         self._pool(one, clips, res)
-        if errors and any(errors):
-            res.extra["stderr"] = next(e for e in errors if e) if any(errors) else ""
+        if any(errors):
+            res.extra["stderr"] = next(e for e in errors if e)
 
     def _pool(self, one, clips: list[c.Clip], res: Result) -> None:
         with ThreadPoolExecutor(max_workers=self.args.jobs) as pool:
@@ -246,8 +246,9 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
         f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after (a shared machine: wall"
         " times move with it, bytes and CPU seconds much less)",
         "",
-        f"Command: `python3 bench/bench.py clips --n {args.n} --jobs {args.jobs} --bandwidth {args.bandwidth}`"
-        f" (profiles: {', '.join(args.profiles)}; naive per-clip timeout {args.naive_timeout:.0f} s)",
+        f"Command: `{args.command}` (n {args.n}, jobs {args.jobs}, bandwidth {args.bandwidth} B/s, approaches"
+        f" {','.join(args.approaches)}, profiles {','.join(args.profiles)}; naive per-clip timeout"
+        f" {args.naive_timeout:.0f} s)",
         "",
         "Test source: " + "; ".join(
             f"`{p}` = {v['duration_secs']} s, {v['width']}x{v['height']}, {v['fps']} fps, {v['video_kbps']} kb/s "
@@ -302,10 +303,15 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
                      c.human_bytes(relay / r.n) if relay is not None else "?",
                      c.human_bytes(unread / r.n) if unread is not None else "?",
                      c.human_bytes(HEADERS.get(r.profile, 0)), c.human_bytes(r.window),
+                     f"{r.per_clip / (HEADERS.get(r.profile, 0) + r.window):.2f}x",
                      str(r.extra.get("throttled_requests", 0))])
     parts.append(c.table(["video", "approach", "throttle", "sent by source/clip", "yt-dlp page GET/clip",
                           "read by relay/clip (journal bytes_fetched)", "sent, never read by relay/clip",
-                          "source header (ftyp+moov)", "window/clip", "throttled requests"], rows))
+                          "source header (ftyp+moov)", "window/clip", "fetched/(header+window)",
+                          "throttled requests"], rows))
+    parts += ["", "The source files are progressive MP4s with the moov box first (+faststart), as YouTube's format 18:"
+              " any reader of a window first reads the whole header, so header + window is the floor for a clip"
+              " from a video not seen before."]
     parts += ["", "First requests of each kinetics-dl run (test source request log):", ""]
     for r in results:
         if r.approach in KDL and r.extra.get("sample_log"):

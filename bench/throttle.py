@@ -46,6 +46,7 @@ class Run:
     ideal: float = 0.0
     timeout: float = 0.0
     stderr: str = ""
+    timeline: str = ""
 
 
 class Bench:
@@ -87,6 +88,7 @@ class Bench:
         run.count_429 = sum(ip["count_429"] for ip in stats["ips"].values())
         run.served = stats["total_requests"] - run.count_429
         run.per_ip = {k: (v["requests"], v["count_429"]) for k, v in stats["ips"].items()}
+        run.timeline = timeline(stats["log"], self.args.window)
         st = c.run_bounded([str(self.kdl), "status", "--out", str(out), "--json"], 60)
         try:
             status = json.loads(st.stdout)
@@ -124,6 +126,19 @@ class Bench:
         return calib, reqs_per_clip, runs
 
 
+def timeline(log: list[dict], window: float) -> str:
+    """Requests per window from the source's log, as `served/429` from the first request on."""
+    video = [e for e in log if e["path"].startswith("/v/")]
+    if not video:
+        return ""
+    t0 = min(e["time_ms"] for e in video)
+    buckets: dict[int, list[int]] = {}
+    for e in video:
+        b = buckets.setdefault(int((e["time_ms"] - t0) / 1000 / window), [0, 0])
+        b[1 if e["status"] == 429 else 0] += 1
+    return " ".join(f"{buckets.get(i, [0, 0])[0]}/{buckets.get(i, [0, 0])[1]}" for i in range(max(buckets) + 1))
+
+
 def journal_attempts(path: Path) -> tuple[int, int]:
     """(clip attempts, attempts that ended in a throttle signal) from the journal, read-only."""
     try:
@@ -151,12 +166,13 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
     per_ip = "; ".join(
         f"{r.name}: " + ", ".join(f"{ip} {req} req/{b} 429" for ip, (req, b) in sorted(r.per_ip.items()))
         for r in runs)
+    lines = [f"- {r.name}: {r.timeline}" for r in runs if r.timeline]
     return "\n".join([
         "## Benchmark 2: per-IP throttling and egresses (issue 3)",
         "",
         f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after",
         "",
-        f"Command: `python3 bench/bench.py throttle --n {args.n}` (rule: more than {args.max_requests} video "
+        f"Command: `{args.command}` (n {args.n}; rule: more than {args.max_requests} video "
         f"requests from one IP in a sliding {args.window:g} s window ban it for {args.ban:g} s with 429s; "
         f"kinetics-dl `--cooldown {args.ban:g}s`, default `-j`, egresses 127.0.0.2..4 via `--source-address`)",
         "",
@@ -170,6 +186,11 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
                  "clip attempts throttled/all"], rows),
         "",
         f"Per IP (requests / 429s): {per_ip}.",
+        "",
+        f"Requests per {args.window:g} s window from each run's first request (served/429; the rule allows"
+        f" {args.max_requests} per window per egress):",
+        "",
+        *lines,
         "",
         "answered 429 = test source `/_stats` `ips[].count_429` summed; throttle signals and requests into bans"
         " come from `kinetics-dl status --json` (`egresses[].throttle_events`, `egresses[].wasted`). With"

@@ -146,6 +146,16 @@ impl Category {
         }
     }
 
+    /// Whether a clip that failed in this category stays failed on a rerun: the permanent categories,
+    /// `http_404` once its retry is spent, and age-restricted clips unless cookies are given.
+    pub fn is_permanent(self, have_cookies: bool) -> bool {
+        match self.disposition() {
+            Disposition::Permanent => true,
+            Disposition::NeedsCookies => !have_cookies,
+            _ => self == Category::Http404,
+        }
+    }
+
     /// How many attempts (including the first) a clip gets in this category before it is failed.
     ///
     /// `http_403`/`http_404` get one retry: a fresh extraction yields fresh media URLs, and a 403 that

@@ -136,6 +136,10 @@ pub struct DownloadArgs {
     /// Keep mirror tarballs after extracting them.
     #[arg(long)]
     pub keep_tarballs: bool,
+    /// Re-encode mirror clips to the target (--max-height as the largest short side, --short-side, --fps,
+    /// --no-audio): the mirror keeps original resolutions, some 720p.
+    #[arg(long)]
+    pub mirror_reencode: bool,
     /// Base URL of DeepMind's annotation archives.
     #[arg(
         long,

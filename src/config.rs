@@ -29,6 +29,8 @@ pub struct Mirror {
     pub base_url: String,
     pub concurrency: usize,
     pub keep_tarballs: bool,
+    /// Re-encode placed clips with this (the user's target); `None` keeps the mirror's bytes.
+    pub reencode: Option<Encode>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +158,15 @@ impl Config {
                     base_url: a.mirror_url.trim_end_matches('/').to_string(),
                     concurrency: a.mirror_jobs,
                     keep_tarballs: a.keep_tarballs,
+                    reencode: a.mirror_reencode.then(|| Encode {
+                        copy: false,
+                        short_side: a.short_side,
+                        max_short_side: Some(a.max_height),
+                        fps: a.fps,
+                        no_audio: a.no_audio,
+                        crf: 23,
+                        preset: "veryfast".into(),
+                    }),
                 })
             }
         };
@@ -178,6 +189,7 @@ impl Config {
             encode: Encode {
                 copy: a.trim == Trim::Copy,
                 short_side: a.short_side,
+                max_short_side: None,
                 fps: a.fps,
                 no_audio: a.no_audio,
                 crf: 23,

@@ -166,10 +166,8 @@ fn end_to_end_real_rows_and_every_behaviour() {
     assert_eq!(status["total"], planned as u64);
     assert_eq!(status["done"], done_rows.len() as u64);
     assert_eq!(status["pending"], 0);
-    let want_failed: BTreeMap<String, u64> = script
-        .iter()
-        .filter_map(|(_, _, w)| w.err())
-        .fold(BTreeMap::new(), |mut m, (c, _)| {
+    let want_failed: BTreeMap<String, u64> =
+        script.iter().filter_map(|(_, _, w)| w.err()).fold(BTreeMap::new(), |mut m, (c, _)| {
             *m.entry(c.to_string()).or_default() += 1;
             m
         });
@@ -180,7 +178,10 @@ fn end_to_end_real_rows_and_every_behaviour() {
     let stats_fetched: u64 = stats.rows.iter().map(|r| r["bytes_fetched"].parse::<u64>().unwrap()).sum();
     let served = server.wait_idle(Duration::from_secs(30)).expect("the server goes idle").bytes_sent;
     let fetched = status["bytes_fetched"].as_u64().unwrap();
-    assert!(fetched >= stats_fetched && fetched <= served, "fetched {fetched}, done clips {stats_fetched}, served {served}");
+    assert!(
+        fetched >= stats_fetched && fetched <= served,
+        "fetched {fetched}, done clips {stats_fetched}, served {served}"
+    );
     assert!(status["last_run"]["ytdlp_version"].as_str().is_some_and(|v| !v.is_empty()), "{status}");
     let dup = journal_clips(&out).into_iter().find(|c| c.youtube_id == real[0].id).unwrap();
     assert_eq!(dup.rows, 2, "the duplicate row is merged into one clip");
@@ -198,4 +199,617 @@ fn end_to_end_real_rows_and_every_behaviour() {
         assert_eq!(again, want, "{id}: requests on the rerun");
     }
     assert_eq!(status_json(&out)["done"], done_rows.len() as u64);
+}
+
+/// Cuts a clip straight from the file the server serves (no request reaches the server).
+fn cut_locally(server: &TestServer, row: &Row, dest: &Path) {
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let tmp = dest.with_extension("part");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-ss", &format!("{:.3}", row.start), "-i"])
+        .arg(server.video_path(&row.id))
+        .args(["-t", &format!("{:.3}", row.end - row.start), "-c:v", "libx264", "-c:a", "aac", "-f", "mp4"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    std::fs::rename(&tmp, dest).unwrap();
+}
+
+#[test]
+fn resume_after_sigkill_fetches_nothing_twice_and_adopts_placed_clips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let rows = real_rows(20, 12);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend(os(["-j", "2"]));
+
+    let first = Running::download(&args);
+    wait_until(RUN_LIMIT, "two clips done", || done_count(&out) >= 2);
+    first.signal(libc::SIGKILL);
+    assert_eq!(first.wait(Duration::from_secs(60)).code, None, "killed by the signal");
+    // Children die with their parent (parent-death signal), whatever they were doing.
+    let out_text = out.to_string_lossy().into_owned();
+    wait_until(Duration::from_secs(20), "no process working in OUT", || mentioning(&out_text).is_empty());
+
+    // Whatever the kill interrupted, nothing half-written is at a clip's final name.
+    for file in clip_files(&out) {
+        decode_check(&file).unwrap_or_else(|e| panic!("{} is not a valid clip: {e}", file.display()));
+    }
+    let clips = journal_clips(&out);
+    let done_first: Vec<&JournalClip> = clips.iter().filter(|c| c.state == "done").collect();
+    assert!(done_first.len() >= 2 && done_first.len() < rows.len(), "{} done", done_first.len());
+    assert!(clips.iter().all(|c| c.state != "failed"), "{clips:?}");
+
+    // A crash between the rename and the journal update leaves a valid clip at a pending clip's path; and a
+    // file that is not a clip at all may sit at another one.
+    let mut untouched = rows.iter().filter(|r| {
+        clips.iter().any(|c| c.youtube_id == r.id && c.state == "pending") && !out.join(r.rel_path()).exists()
+    });
+    let placed = untouched.next().expect("a pending clip without a file").clone();
+    let garbage = untouched.next().expect("a second pending clip without a file").clone();
+    cut_locally(&server, &placed, &out.join(placed.rel_path()));
+    let garbage_path = out.join(garbage.rel_path());
+    std::fs::create_dir_all(garbage_path.parent().unwrap()).unwrap();
+    std::fs::write(&garbage_path, b"not a video").unwrap();
+
+    let before = requests_by_id(&server);
+    run(&args).expect_code(0);
+    let after = requests_by_id(&server);
+    for c in &done_first {
+        assert_eq!(after.get(&c.youtube_id), before.get(&c.youtube_id), "{} was done: not fetched again", c.youtube_id);
+    }
+    assert_eq!(after.get(&placed.id), before.get(&placed.id), "the placed clip is adopted, not fetched");
+    assert!(after.get(&garbage.id) > before.get(&garbage.id), "the garbage file is replaced by a fetched clip");
+    let clips = journal_clips(&out);
+    assert!(clips.iter().all(|c| c.state == "done"), "{clips:?}");
+    let adopted = clips.iter().find(|c| c.youtube_id == placed.id).unwrap();
+    assert_eq!(adopted.source.as_deref(), Some("adopted"));
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+    assert_eq!(clip_files(&out).len(), rows.len());
+}
+
+/// Waits for a child of `pid` whose command line contains `needle`.
+fn wait_for_child(pid: i32, needle: &str) -> Vec<Proc> {
+    let mut seen = Vec::new();
+    wait_until(RUN_LIMIT, &format!("a child running `{needle}`"), || {
+        seen = descendants(pid);
+        seen.iter().any(|p| p.cmdline.contains(needle))
+    });
+    seen
+}
+
+#[test]
+fn ctrl_c_stops_children_saves_state_and_a_rerun_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let rows = real_rows(40, 6);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend(os(["-j", "2"]));
+
+    let running = Running::download(&args);
+    // Clip work has started once a child mentions OUT (yt-dlp's cache or ffmpeg's temp files live there).
+    let children = wait_for_child(running.pid(), &out.to_string_lossy());
+    running.signal(libc::SIGINT);
+    let o = running.wait(Duration::from_secs(120));
+    o.expect_code(130);
+    assert!(o.stderr.contains("stopping"), "{}", o.stderr);
+    assert!(o.stderr.contains("clips planned from 6 rows"), "the summary is printed:\n{}", o.stderr);
+    assert!(o.stderr.contains("interrupted: rerun the same command to resume"), "{}", o.stderr);
+    wait_until(Duration::from_secs(10), "every child of the stopped run to end", || still_alive(&children).is_empty());
+    assert!(mentioning(&out.to_string_lossy()).is_empty());
+
+    // Interrupted clips stay pending (never failed), and the logs are written.
+    let status = status_json(&out);
+    assert_eq!(status["total"], 6);
+    assert!(failed_by_category(&status).is_empty(), "{status}");
+    assert!(status["pending"].as_u64().unwrap() >= 1, "{status}");
+    assert!(out.join("stats.csv").is_file() && out.join("failed.csv").is_file());
+    assert!(all_files(&out.join(".kinetics-dl/tmp")).is_empty(), "temp files are cleaned up");
+
+    run(&args).expect_code(0);
+    assert_eq!(status_json(&out)["done"], 6);
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+}
+
+#[test]
+fn second_ctrl_c_exits_at_once_and_takes_children_along() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let rows = real_rows(50, 2);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    // A stubborn yt-dlp: ignores SIGTERM and takes its time to extract, so a graceful stop has to wait out
+    // the grace period; the second Ctrl-C must not wait for it.
+    let ytdlp = write_script(
+        tmp.path(),
+        "stubborn-yt-dlp",
+        "trap '' TERM\ncase \"$*\" in *--dump-json*) sleep 60 ;; esac\nexec yt-dlp \"$@\"",
+    );
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend(os(["-j", "2", "--ytdlp"]));
+    args.push(ytdlp.into());
+
+    let running = Running::download(&args);
+    let pid = running.pid();
+    wait_for_child(pid, "sleep 60");
+    let children = descendants(pid);
+    running.signal(libc::SIGINT);
+    wait_until(Duration::from_secs(60), "the first Ctrl-C to be acknowledged", || {
+        running.stderr().contains("stopping")
+    });
+    running.signal(libc::SIGINT);
+    let o = running.wait(Duration::from_secs(60));
+    o.expect_code(130);
+    assert!(
+        !o.stderr.contains("interrupted: rerun"),
+        "the second Ctrl-C quits without waiting for children or writing a summary:\n{}",
+        o.stderr
+    );
+    let direct: Vec<Proc> = children.iter().filter(|p| p.ppid == pid).cloned().collect();
+    wait_until(Duration::from_secs(10), "the direct children to die with their parent", || {
+        still_alive(&direct).is_empty()
+    });
+    wait_until(Duration::from_secs(10), "every descendant (grandchildren too) to end", || {
+        still_alive(&children).is_empty()
+    });
+}
+
+#[test]
+fn ctrl_c_during_the_tool_checks_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &real_rows(60, 1));
+    // yt-dlp is asked for its version before any clip; a slow one keeps the run in that phase.
+    let ytdlp =
+        write_script(tmp.path(), "slow-yt-dlp", "case \"$*\" in *--version*) sleep 30 ;; esac\nexec yt-dlp \"$@\"");
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.push("--ytdlp".into());
+    args.push(ytdlp.into());
+    let running = Running::download(&args);
+    wait_for_child(running.pid(), "sleep 30");
+    running.signal(libc::SIGINT);
+    let o = running.wait(Duration::from_secs(60));
+    // Ctrl-C is an interruption wherever it lands, not an environment error.
+    o.expect_code(130);
+    assert_eq!(server.stats().total_requests, 0);
+}
+
+#[test]
+fn a_second_download_into_the_same_out_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let rows = real_rows(70, 2);
+    // Slow enough that the first run is still working when the second one starts.
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 20_000 })));
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    let args = download_args(&server, &out, &[&csv]);
+
+    let first = Running::download(&args);
+    let lock = out.join(".kinetics-dl").join("lock");
+    let pid = first.pid().to_string();
+    wait_until(RUN_LIMIT, "the first run to hold the lock", || {
+        std::fs::read_to_string(&lock).is_ok_and(|s| s.trim() == pid)
+    });
+    let second = run(&args);
+    second.expect_code(2);
+    assert!(second.stderr.contains(&format!("another kinetics-dl (pid {pid})")), "{}", second.stderr);
+    assert!(second.stderr.contains(&out.display().to_string()), "{}", second.stderr);
+    first.signal(libc::SIGINT);
+    first.wait(Duration::from_secs(120)).expect_code(130);
+    // The lock goes with its holder: the next run may work in OUT (here with nothing to do).
+    let mut next = args.clone();
+    next.extend(os(["--limit", "0"]));
+    run(&next).expect_code(0);
+}
+
+#[test]
+fn permanent_failures_alone_exit_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let good = real_rows(80, 1).remove(0);
+    let server = server(
+        config().with_behaviour("perm404aaaa", Behaviour::Status(404)).with_behaviour("permhtmlaaa", Behaviour::Html),
+    );
+    let csv = tmp.path().join("a.csv");
+    let rows = [good.clone(), Row::new("x", "perm404aaaa", 0.0, 10.0), Row::new("x", "permhtmlaaa", 0.0, 10.0)];
+    write_csv(&csv, &rows);
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.push("--quiet".into());
+    let o = run(&args);
+    o.expect_code(0);
+    assert!(o.stderr.trim().is_empty(), "--quiet prints no summary: {}", o.stderr);
+    let status = status_json(&out);
+    assert_eq!(status["done"], 1);
+    assert_eq!(
+        failed_by_category(&status),
+        BTreeMap::from([("http_404".to_string(), 1), ("unsupported_url".to_string(), 1)])
+    );
+    assert_clip(&out, &good);
+}
+
+#[test]
+fn retryable_failures_that_run_out_of_attempts_exit_three() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config().with_behaviour("down503aaaa", Behaviour::Status(503)));
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &[Row::new("x", "down503aaaa", 0.0, 10.0)]);
+    let o = run(&download_args(&server, &out, &[&csv]));
+    o.expect_code(3);
+    assert!(o.stderr.contains("some clips remain: rerun the same command to resume"), "{}", o.stderr);
+    let failed = read_csv(&out.join("failed.csv"));
+    assert_eq!(failed.rows.len(), 1);
+    assert_eq!(failed.rows[0]["category"], "server_error");
+    assert_eq!(failed.rows[0]["attempts"], "5", "server_error gets five attempts");
+    assert_eq!(requests_by_id(&server)["down503aaaa"], 5);
+    assert_eq!(failed_by_category(&status_json(&out)), BTreeMap::from([("server_error".to_string(), 1)]));
+}
+
+#[test]
+fn a_broken_environment_exits_two_and_marks_no_clip_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let rows = real_rows(90, 2);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    let args = download_args(&server, &out, &[&csv]);
+
+    // A missing yt-dlp is found before any clip is tried.
+    let mut missing = args.clone();
+    missing.extend(os(["--ytdlp", "/nonexistent/yt-dlp"]));
+    let o = run(&missing);
+    o.expect_code(2);
+    assert!(o.stderr.contains("/nonexistent/yt-dlp"), "{}", o.stderr);
+    assert!(o.stderr.contains("pip install"), "the error says how to install it: {}", o.stderr);
+    assert_eq!(server.stats().total_requests, 0);
+    assert!(!journal_path(&out).exists() || journal_clips(&out).iter().all(|c| c.state == "pending"));
+
+    // A yt-dlp that starts but is broken (exit code 2: bad options) stops the run mid-way.
+    let broken = write_script(
+        tmp.path(),
+        "broken-yt-dlp",
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\necho 'yt-dlp: error: no such option: --bogus' >&2\nexit 2",
+    );
+    let mut mid_run = args.clone();
+    mid_run.push("--ytdlp".into());
+    mid_run.push(broken.into());
+    let o = run(&mid_run);
+    o.expect_code(2);
+    assert!(o.stderr.contains("no such option"), "{}", o.stderr);
+    let clips = journal_clips(&out);
+    assert_eq!(clips.len(), 2);
+    assert!(clips.iter().all(|c| c.state == "pending"), "no clip is failed for the machine's fault: {clips:?}");
+    assert!(failed_by_category(&status_json(&out)).is_empty());
+
+    // Fixed, the same command finishes.
+    run(&args).expect_code(0);
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+}
+
+#[test]
+fn hostile_labels_splits_and_ids_stay_inside_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    // OUT sits two levels down, so `../../x` from a class folder would land inside the temp dir we watch.
+    let out = tmp.path().join("a").join("out");
+    let server = server(config());
+    let long = "x".repeat(300);
+    let rows = vec![
+        Row::new("../../etc", "-abcdefghij", 1.0, 11.0),
+        Row::new("a/b", "--nQbRBEz2s", 2.0, 12.0),
+        Row::new("..", "hostile0003", 3.0, 13.0),
+        Row::new(&long, "hostile0004", 4.0, 14.0),
+        Row::new("fine", "hostile0005", 5.0, 15.0).split("../../up"),
+    ];
+    let csv = tmp.path().join("hostile.csv");
+    write_csv(&csv, &rows);
+    run(&download_args(&server, &out, &[&csv])).expect_code(0);
+
+    // Nothing was written outside OUT (the annotation file is ours).
+    for file in all_files(tmp.path()) {
+        assert!(file.starts_with(&out) || file == csv, "{} is outside OUT", file.display());
+    }
+    let clips = journal_clips(&out);
+    assert_eq!(clips.len(), rows.len());
+    let mut class_dirs = std::collections::BTreeSet::new();
+    for clip in &clips {
+        assert_eq!(clip.state, "done", "{clip:?}");
+        let rel = Path::new(&clip.rel_path);
+        let parts: Vec<_> = rel.components().collect();
+        assert_eq!(parts.len(), 3, "split/class/file: {rel:?}");
+        assert!(parts.iter().all(|c| matches!(c, std::path::Component::Normal(_))), "{rel:?}");
+        assert!(parts.iter().all(|c| c.as_os_str().len() <= 255), "{rel:?}");
+        assert!(!parts[0].as_os_str().to_string_lossy().starts_with('.'), "{rel:?}");
+        class_dirs.insert(parts[1].as_os_str().to_owned());
+        let row = rows.iter().find(|r| r.id == clip.youtube_id).unwrap();
+        assert_eq!(rel.file_name().unwrap().to_string_lossy(), row.name(), "ids starting with `-` keep their name");
+        let path = out.join(rel);
+        assert_eq!(frames(&path), expected_frames(row.start, row.end), "{}", row.id);
+    }
+    assert_eq!(class_dirs.len(), rows.len(), "distinct labels get distinct folders");
+    assert_eq!(clip_files(&out).len(), rows.len());
+    // Ids that look like options reached the server as ids.
+    let requests = requests_by_id(&server);
+    assert!(requests.contains_key("-abcdefghij") && requests.contains_key("--nQbRBEz2s"), "{requests:?}");
+}
+
+#[test]
+fn bad_input_exits_two_naming_file_line_and_field_before_any_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    const HEAD: &str = "label,youtube_id,time_start,time_end,split\nok,abcdefghijk,1,11,validate\n";
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("semicolon-id.csv", format!("{HEAD}a,abc;rm -rf,1,11,validate\n"), ":3", Some("youtube_id")),
+        ("dotdot-id.csv", format!("{HEAD}a,../x,1,11,validate\n"), ":3", Some("youtube_id")),
+        ("bad-number.csv", format!("{HEAD}a,bcdefghijkl,1x,11,validate\n"), ":3", Some("time_start")),
+        ("end-before-start.csv", format!("{HEAD}a,bcdefghijkl,12,11,validate\n"), ":3", Some("time_end")),
+        ("negative.csv", format!("{HEAD}a,bcdefghijkl,-1,11,validate\n"), ":3", Some("time_start")),
+        ("missing-field.csv", format!("{HEAD}a,bcdefghijkl,,11,validate\n"), ":3", Some("time_start")),
+        ("field-count.csv", format!("{HEAD}a,bcdefghijkl,1,11\n"), ":3", None),
+        ("unterminated.csv", format!("{HEAD}\"a,bcdefghijkl,1,11,validate\n"), ":3", None),
+        ("unknown-header.csv", "label,youtube_id,time_start,time_end,splitz\n".to_string(), ":1", Some("splitz")),
+        (
+            "truncated.json",
+            "{\"abcdefghijk\": {\"annotations\": {\"label\": \"a\", \"segment\": [1, 11]}, \"subset\": \"validate\"},\n\
+             \"bcdefghijkl\": {\"annotations\": {\"label\": \"b\", \"segment\": [1,"
+                .to_string(),
+            ":2",
+            Some("annotations.segment"),
+        ),
+    ];
+    for (name, text, line, field) in cases {
+        let file = tmp.path().join(name);
+        write_text(&file, &text);
+        let out = tmp.path().join(format!("out-{name}"));
+        let o = run(&download_args(&server, &out, &[&file]));
+        assert_eq!(o.code, Some(2), "{name}: {}", o.stderr);
+        let at = format!("{}{line}", file.display());
+        assert!(o.stderr.contains(&at), "{name}: the error names {at}: {}", o.stderr);
+        if let Some(field) = field {
+            assert!(o.stderr.contains(&format!("`{field}`")), "{name}: the error names {field}: {}", o.stderr);
+        }
+        assert_eq!(server.stats().total_requests, 0, "{name}: no request before the input is valid");
+        assert!(!journal_path(&out).exists(), "{name}: no journal for bad input");
+    }
+}
+
+#[test]
+fn scale_fps_no_audio_and_raw_class_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let real = real_rows(100, 1).remove(0);
+    let row = Row::new("passing American football (in game)", &real.id, real.start, real.end);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend(os(["--short-side", "90", "--fps", "10", "--no-audio", "--class-dirs", "raw"]));
+    run(&args).expect_code(0);
+
+    let path = out.join("validate").join("passing American football (in game)").join(row.name());
+    let media = probe(&path);
+    assert_eq!((media.width, media.height), (160, 90), "short side 90, aspect kept");
+    assert!((media.fps - 10.0).abs() < 1e-6, "{media:?}");
+    assert!(!media.has_audio, "{media:?}");
+    assert!((media.duration - 10.0).abs() <= DURATION_TOLERANCE, "{media:?}");
+    let (first, last) = frames(&path);
+    let (want_first, want_last) = expected_frames(row.start, row.end);
+    assert_eq!(first, want_first, "the first frame is still the one at time_start");
+    // At 10 fps the last frame shown is the source frame at time_end - 0.1 s, give or take rounding.
+    assert!((want_last - 2..=want_last).contains(&last), "last frame {last}, source ends at {want_last}");
+    let frames_in_clip = kinetics_testsrc::clip_frame_sequence(&path).unwrap().len();
+    assert!((99..=101).contains(&frames_in_clip), "{frames_in_clip} frames at 10 fps");
+}
+
+#[test]
+fn trim_copy_and_torchvision_class_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    // Starts between keyframes (every 2 s), where a stream copy cannot cut exactly.
+    let row = Row::new("massaging person's head", "trimcopyaaa", 3.0, 13.0);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend(os(["--trim", "copy", "--class-dirs", "torchvision"]));
+    run(&args).expect_code(0);
+
+    let path = out.join("validate").join("massaging_persons_head").join(row.name());
+    let media = probe(&path);
+    assert!(media.duration >= 10.0 - DURATION_TOLERANCE, "a copy cut is never short: {media:?}");
+    assert!(media.has_audio);
+    let (first, last) = frames(&path);
+    let (want_first, want_last) = expected_frames(row.start, row.end);
+    assert!(first <= want_first, "a keyframe cut starts at or before time_start: frame {first}");
+    assert!(last >= want_last, "and covers the whole window: last frame {last}");
+    decode_check(&path).unwrap();
+    // Copy and re-encode options that need an encode do not mix.
+    let mut bad = args.clone();
+    bad.extend(os(["--fps", "10"]));
+    let o = run(&bad);
+    o.expect_code(2);
+    assert!(o.stderr.contains("--trim exact"), "{}", o.stderr);
+}
+
+/// Html ids fail at once and for good (`unsupported_url`), so filter tests need no encode.
+fn html_server(ids: &[&str]) -> TestServer {
+    server(ids.iter().fold(config(), |c, id| c.with_behaviour(id, Behaviour::Html)))
+}
+
+fn planned_ids(out: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = journal_clips(out).into_iter().map(|c| c.youtube_id).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn split_classes_classes_file_and_limit_select_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = vec![
+        Row::new("cat a", "filtera1aaa", 0.0, 10.0).split("train"),
+        Row::new("cat a", "filtera2aaa", 0.0, 10.0),
+        Row::new("cat b", "filterb1aaa", 0.0, 10.0),
+        Row::new("cat c", "filterc1aaa", 0.0, 10.0),
+        Row::new("cat b", "filterb2aaa", 0.0, 10.0).split("test"),
+    ];
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let server = html_server(&ids);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &rows);
+    let classes = tmp.path().join("classes.txt");
+    write_text(&classes, "cat c\ncat b\n");
+    let classes_arg = classes.to_string_lossy().into_owned();
+
+    let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+        ("split-classes", vec!["--split", "validate", "--classes", "cat a,cat b"], vec!["filtera2aaa", "filterb1aaa"]),
+        ("file-limit", vec!["--classes-file", &classes_arg, "--limit", "2"], vec!["filterb1aaa", "filterc1aaa"]),
+        ("val-alias", vec!["--split", "val", "--limit", "1"], vec!["filtera2aaa"]),
+        ("two-splits", vec!["--split", "train", "--split", "test"], vec!["filtera1aaa", "filterb2aaa"]),
+    ];
+    for (name, extra, want) in cases {
+        let out = tmp.path().join(name);
+        let before = requests_by_id(&server);
+        let mut args = download_args(&server, &out, &[&csv]);
+        args.extend(extra.iter().map(std::ffi::OsString::from));
+        run(&args).expect_code(0);
+        assert_eq!(planned_ids(&out), want, "{name}");
+        let after = requests_by_id(&server);
+        let asked: Vec<&String> = after.iter().filter(|(id, n)| before.get(*id) != Some(n)).map(|(id, _)| id).collect();
+        assert_eq!(asked, want.iter().collect::<Vec<_>>(), "{name}: only the selected ids are requested");
+    }
+}
+
+#[test]
+fn retry_failed_retries_permanent_failures_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(
+        config().with_behaviour("retry404aaa", Behaviour::Status(404)).with_behaviour("retryhtmla", Behaviour::Html),
+    );
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &[Row::new("x", "retry404aaa", 0.0, 10.0), Row::new("x", "retryhtmla", 0.0, 10.0)]);
+    let args = download_args(&server, &out, &[&csv]);
+    let with = |extra: &str| {
+        let mut a = args.clone();
+        a.push(extra.into());
+        a
+    };
+    let steps: Vec<(&str, Vec<std::ffi::OsString>, u64, u64)> = vec![
+        ("first run", args.clone(), 2, 1),
+        ("plain rerun", args.clone(), 0, 0),
+        ("only unsupported_url", with("--retry-failed=unsupported_url"), 0, 1),
+        ("all", with("--retry-failed"), 2, 1),
+    ];
+    for (name, args, want_404, want_html) in steps {
+        let before = requests_by_id(&server);
+        run(&args).expect_code(0);
+        let after = requests_by_id(&server);
+        let grew = |id: &str| after.get(id).copied().unwrap_or(0) - before.get(id).copied().unwrap_or(0);
+        assert_eq!((grew("retry404aaa"), grew("retryhtmla")), (want_404, want_html), "{name}");
+        let failed = read_csv(&out.join("failed.csv"));
+        assert_eq!(failed.for_id("retry404aaa")[0]["category"], "http_404", "{name}");
+        assert_eq!(failed.for_id("retryhtmla")[0]["category"], "unsupported_url", "{name}");
+    }
+    let o = run(&with("--retry-failed=no_such_category"));
+    o.expect_code(2);
+    assert!(o.stderr.contains("no_such_category"), "{}", o.stderr);
+}
+
+/// `kinetics400.tar.gz` as DeepMind ships it: `kinetics400/{train,validate,test}.csv`.
+fn write_k400_archive(path: &Path, files: &[(&str, String)]) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (name, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, format!("kinetics400/{name}"), text.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+#[test]
+fn dataset_mode_fetches_the_archive_once_and_downloads_the_chosen_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let validate = real_rows(110, 2);
+    let validate_csv = tmp.path().join("v.csv");
+    write_csv(&validate_csv, &validate);
+    write_k400_archive(
+        &files.join("kinetics400.tar.gz"),
+        &[
+            ("train.csv", "label,youtube_id,time_start,time_end,split\nx,trainonlyaa,0,10,train\n".to_string()),
+            ("validate.csv", std::fs::read_to_string(&validate_csv).unwrap()),
+            ("test.csv", "youtube_id,time_start,time_end,split\ntestonlyaaa,0,10,test\n".to_string()),
+        ],
+    );
+    let server = server(config().with_static_dir(&files));
+    let out = tmp.path().join("out");
+    let cache = tmp.path().join("cache");
+    let mut args = os(["download", "k400", "--split", "validate", "--annotations-base-url"]);
+    args.push(format!("{}/files", server.base_url()).into());
+    args.push("--cache-dir".into());
+    args.push(cache.into());
+    args.extend(download_args(&server, &out, &[]).into_iter().skip(1));
+    let archive_requests =
+        |s: &TestServer| s.stats().log.iter().filter(|e| e.path == "/files/kinetics400.tar.gz").count();
+
+    run(&args).expect_code(0);
+    assert_eq!(archive_requests(&server), 1);
+    assert_eq!(planned_ids(&out), {
+        let mut v: Vec<String> = validate.iter().map(|r| r.id.clone()).collect();
+        v.sort();
+        v
+    });
+    for row in &validate {
+        assert_clip(&out, row);
+    }
+    let requests = requests_by_id(&server);
+    assert!(!requests.contains_key("trainonlyaa") && !requests.contains_key("testonlyaaa"), "{requests:?}");
+
+    // The archive is cached: a rerun neither fetches it nor any clip again.
+    let before = requests_by_id(&server);
+    run(&args).expect_code(0);
+    assert_eq!(archive_requests(&server), 1);
+    assert_eq!(requests_by_id(&server), before);
+}
+
+#[test]
+fn a_relative_out_dir_works_for_every_fetch_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = real_rows(120, 1).remove(0);
+    let server = server(config().with_behaviour("relnorangea", Behaviour::NoRange));
+    let rows = [real.clone(), Row::new("x", "relnorangea", 3.0, 13.0)];
+    write_csv(&tmp.path().join("a.csv"), &rows);
+    let args = download_args(&server, Path::new("out"), &[Path::new("a.csv")]);
+    let o = run_in(Some(tmp.path()), &args);
+    let out = tmp.path().join("out");
+    let failed = read_csv(&out.join("failed.csv"));
+    assert!(failed.rows.is_empty(), "no clip fails because OUT is relative: {:?}", failed.rows);
+    o.expect_code(0);
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+    let stats = read_csv(&out.join("stats.csv"));
+    assert_eq!(stats.for_id("relnorangea")[0]["whole_video"], "1");
 }

@@ -20,6 +20,8 @@ pub struct MirrorPhase {
     pub placed: u64,
     pub bad: u64,
     pub missing: u64,
+    /// (clip id, final path, clip seconds) of clips placed in this run.
+    pub placed_clips: Vec<(i64, std::path::PathBuf, f64)>,
 }
 
 pub async fn run(
@@ -35,6 +37,7 @@ pub async fn run(
     let in_plan: HashSet<&ClipKey> = plan.jobs.iter().map(|j| &j.key).collect();
     let mut wanted = HashMap::new();
     let mut names = HashMap::new();
+    let mut paths = HashMap::new();
     for rec in journal.clips()? {
         if !in_plan.contains(&rec.key) || rec.state != State::Pending {
             continue;
@@ -42,6 +45,7 @@ pub async fn run(
         let dest = out.clip_path(&rec.rel_path)?;
         let name = clip_file_name(&rec.key);
         names.insert(rec.id, rec.key.youtube_id.clone());
+        paths.insert(rec.id, dest.clone());
         let expected_duration = (rec.key.end_ms - rec.key.start_ms) as f64 / 1000.0;
         wanted.insert(name, Wanted { clip_id: rec.id, dest, expected_duration });
     }
@@ -71,13 +75,23 @@ pub async fn run(
     let result = loop {
         tokio::select! {
             r = &mut fetch => break r,
-            Some(ev) = rx.recv() => record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?,
+            Some(ev) = rx.recv() => {
+                let placed = record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?;
+                if let Some((id, secs)) = placed {
+                    phase.placed_clips.push((id, paths[&id].clone(), secs));
+                }
+            }
         }
     };
     while let Ok(ev) = rx.try_recv() {
-        record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?;
+        if let Some((id, secs)) = record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)? {
+            phase.placed_clips.push((id, paths[&id].clone(), secs));
+        }
     }
     phase.stats = result?;
+    if let Some(encode) = &m.reencode {
+        reencode(cfg, out, journal, encode, &phase.placed_clips, reporter).await?;
+    }
     if phase.stats.is_complete() {
         for id in ids.iter().filter(|id| !heard.contains(id)) {
             phase.missing += 1;
@@ -111,7 +125,7 @@ fn record(
     heard: &mut HashSet<i64>,
     phase: &mut MirrorPhase,
     reporter: &mut dyn Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<(i64, f64)>> {
     let attempt = |clip_id, outcome, category, message| Attempt {
         clip_id,
         run_id,
@@ -147,6 +161,7 @@ fn record(
             journal.record_attempt(&attempt(clip_id, "done", None, None))?;
             let id = names.get(&clip_id).map(String::as_str).unwrap_or("");
             reporter.event(Event::Done { id, bytes: 0 });
+            return Ok(Some((clip_id, duration)));
         }
         MirrorEvent::ClipBad { clip_id, category, message } => {
             heard.insert(clip_id);
@@ -166,6 +181,51 @@ fn record(
                 let id = names.get(&clip_id).map(String::as_str).unwrap_or("");
                 reporter.event(Event::Failed { id, category, message: &message });
             }
+        }
+    }
+    Ok(None)
+}
+
+/// Re-encodes placed mirror clips to the user's target, `--encode-jobs` at a time, each through temp space
+/// and an atomic rename like every clip.
+async fn reencode(
+    cfg: &Config,
+    out: &OutDir,
+    journal: &mut Journal,
+    encode: &crate::tools::ffmpeg::Encode,
+    clips: &[(i64, std::path::PathBuf, f64)],
+    reporter: &mut dyn Reporter,
+) -> anyhow::Result<()> {
+    let ffmpeg = std::sync::Arc::new(crate::tools::ffmpeg::Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() });
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.encode_jobs));
+    let mut set = tokio::task::JoinSet::new();
+    for (id, dest, secs) in clips.iter().cloned() {
+        let (ffmpeg, slots, encode) = (ffmpeg.clone(), slots.clone(), encode.clone());
+        let tmp = out.tmp().join(format!("reencode-{id}.mp4"));
+        set.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("semaphore never closes");
+            let (_tx, mut stop) = tokio::sync::watch::channel(false);
+            let t = std::time::Instant::now();
+            let result = ffmpeg.cut(&dest, 0.0, secs + 1.0, &encode, &tmp, &mut stop).await;
+            let result = match result {
+                Ok(()) => super::outdir::place(&tmp, &dest).map_err(|e| e.to_string()),
+                Err(f) => Err(f.message),
+            };
+            let _ = std::fs::remove_file(&tmp);
+            (id, dest, result, t.elapsed().as_secs_f64())
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        let (id, dest, result, secs) = joined?;
+        match result {
+            Ok(()) => {
+                let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+                journal.connection().execute(
+                    "UPDATE clips SET size_bytes = ?1, encode_s = ?2 WHERE id = ?3",
+                    rusqlite::params![size as i64, secs, id],
+                )?;
+            }
+            Err(message) => reporter.note(&format!("re-encoding {} failed, kept the mirror's clip: {message}", dest.display())),
         }
     }
     Ok(())

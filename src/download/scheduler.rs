@@ -56,15 +56,6 @@ struct Work {
     attempts: u32,
 }
 
-/// Whether a failed clip stays failed on a rerun.
-pub fn is_permanent(category: Category, have_cookies: bool) -> bool {
-    match category.disposition() {
-        Disposition::Permanent => true,
-        Disposition::NeedsCookies => !have_cookies,
-        _ => category == Category::Http404,
-    }
-}
-
 impl<'a> Scheduler<'a> {
     pub fn new(
         cfg: &Config,
@@ -100,7 +91,7 @@ impl<'a> Scheduler<'a> {
                         Some(only) => only.is_empty() || only.contains(&category),
                         None => false,
                     } || (cfg.source == Source::Auto && category == Category::MissingFromMirror);
-                    if wanted || !is_permanent(category, have_cookies) {
+                    if wanted || !category.is_permanent(have_cookies) {
                         reset.push(rec.id);
                         true
                     } else {
@@ -390,7 +381,7 @@ impl<'a> Scheduler<'a> {
                         self.delayed.push((Instant::now() + after, work));
                     }
                     None => {
-                        if !is_permanent(category, self.have_cookies) {
+                        if !category.is_permanent(self.have_cookies) {
                             self.summary.retryable_failed += 1;
                         }
                         *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;

@@ -55,13 +55,11 @@ pub(super) enum HeadError {
 /// Finds the end of a request head (the index just past the blank line), if it is complete. Bare `\n`
 /// line ends are tolerated, as in the parser.
 pub(super) fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.iter()
-        .enumerate()
-        .find_map(|(i, &b)| match (b, buf.get(i + 1..)?) {
-            (b'\n', [b'\n', ..]) => Some(i + 2),
-            (b'\n', [b'\r', b'\n', ..]) => Some(i + 3),
-            _ => None,
-        })
+    buf.iter().enumerate().find_map(|(i, &b)| match (b, buf.get(i + 1..)?) {
+        (b'\n', [b'\n', ..]) => Some(i + 2),
+        (b'\n', [b'\r', b'\n', ..]) => Some(i + 3),
+        _ => None,
+    })
 }
 
 /// Parses a complete request head (request line plus headers, blank line optional).
@@ -70,8 +68,7 @@ pub(super) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().ok_or(HeadError::RequestLine)?;
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(HeadError::RequestLine);
     };
@@ -115,12 +112,7 @@ pub(super) fn parse_head(head: &[u8]) -> Result<Request, HeadError> {
     let path = target.split('?').next().unwrap_or(target).to_string();
     // A request body we do not read would be mistaken for the next request, so such connections close.
     let keep_alive = !has_body && if http10 { wants_keep } else { !wants_close };
-    Ok(Request {
-        method,
-        path,
-        range,
-        keep_alive,
-    })
+    Ok(Request { method, path, range, keep_alive })
 }
 
 /// Parses a `Range` value. Only one `bytes` range is supported: ffmpeg never sends more, and quietly
@@ -137,9 +129,7 @@ pub(super) fn parse_range(value: &str) -> Option<ByteRange> {
             let (a, b) = (parse_decimal(first)?, parse_decimal(last)?);
             (a <= b).then_some(ByteRange::FromTo(a, b))
         }
-        (true, false) => {
-            Some(ByteRange::Suffix(parse_decimal(last)?)).filter(|r| *r != ByteRange::Suffix(0))
-        }
+        (true, false) => Some(ByteRange::Suffix(parse_decimal(last)?)).filter(|r| *r != ByteRange::Suffix(0)),
         (true, true) => None,
     }
 }
@@ -181,10 +171,7 @@ impl ResponseHead {
 
 /// The canonical reason phrase, which is what ffmpeg prints after "Server returned".
 pub(super) fn reason_phrase(status: u16) -> &'static str {
-    reqwest::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Unknown Status")
+    reqwest::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Unknown Status")
 }
 
 /// A short plain-text error response; the body lets humans testing with curl see why.
@@ -248,34 +235,13 @@ mod tests {
         // (head, method, range, keep_alive) or None for a parse error.
         type Want = Option<(Method, Option<ByteRange>, bool)>;
         let cases: &[(&str, Want)] = &[
-            (
-                "HEAD /m/t HTTP/1.1\r\n\r\n",
-                Some((Method::Head, None, true)),
-            ),
-            (
-                "GET /m/t HTTP/1.0\r\n\r\n",
-                Some((Method::Get, None, false)),
-            ),
-            (
-                "GET /m/t HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
-                Some((Method::Get, None, true)),
-            ),
-            (
-                "GET /m/t HTTP/1.1\r\nconnection: TE, close\r\n\r\n",
-                Some((Method::Get, None, false)),
-            ),
-            (
-                "GET /m/t HTTP/1.1\nrange: bytes=4-8\n\n",
-                Some((Method::Get, Some(ByteRange::FromTo(4, 8)), true)),
-            ),
-            (
-                "GET /m/t HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
-                Some((Method::Get, None, false)),
-            ),
-            (
-                "POST /m/t HTTP/1.1\r\n\r\n",
-                Some((Method::Other("POST".into()), None, true)),
-            ),
+            ("HEAD /m/t HTTP/1.1\r\n\r\n", Some((Method::Head, None, true))),
+            ("GET /m/t HTTP/1.0\r\n\r\n", Some((Method::Get, None, false))),
+            ("GET /m/t HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", Some((Method::Get, None, true))),
+            ("GET /m/t HTTP/1.1\r\nconnection: TE, close\r\n\r\n", Some((Method::Get, None, false))),
+            ("GET /m/t HTTP/1.1\nrange: bytes=4-8\n\n", Some((Method::Get, Some(ByteRange::FromTo(4, 8)), true))),
+            ("GET /m/t HTTP/1.1\r\nContent-Length: 5\r\n\r\n", Some((Method::Get, None, false))),
+            ("POST /m/t HTTP/1.1\r\n\r\n", Some((Method::Other("POST".into()), None, true))),
             ("GET /m/t HTTP/2\r\n\r\n", None),
             ("GET /m/t\r\n\r\n", None),
             ("GET  /m/t HTTP/1.1\r\n\r\n", None),
@@ -284,17 +250,12 @@ mod tests {
             ("", None),
             ("GET /m/t HTTP/1.1\r\nno colon here\r\n\r\n", None),
             ("GET /m/t HTTP/1.1\r\nBad Name: x\r\n\r\n", None),
-            (
-                "GET /m/t HTTP/1.1\r\nRange: bytes=1-\r\nRange: bytes=2-\r\n\r\n",
-                None,
-            ),
+            ("GET /m/t HTTP/1.1\r\nRange: bytes=1-\r\nRange: bytes=2-\r\n\r\n", None),
             ("GET /m/t HTTP/1.1\r\nRange: bytes=0-1,3-4\r\n\r\n", None),
             ("GET /m/t HTTP/1.1\r\nRange: bytes=5-1\r\n\r\n", None),
         ];
         for (head, want) in cases {
-            let got = parse_head(head.as_bytes())
-                .ok()
-                .map(|r| (r.method, r.range, r.keep_alive));
+            let got = parse_head(head.as_bytes()).ok().map(|r| (r.method, r.range, r.keep_alive));
             assert_eq!(got, *want, "{head:?}");
         }
     }
@@ -314,19 +275,10 @@ mod tests {
             .header("Content-Length", 10)
             .header("Content-Type", "video/mp4\r\nX-Evil: 1")
             .finish();
-        assert_eq!(
-            head,
-            b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\n"
-        );
+        assert_eq!(head, b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\n");
         let err = String::from_utf8(error_response(429, "upstream")).unwrap();
-        assert!(
-            err.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
-            "{err}"
-        );
-        assert!(
-            err.ends_with("\r\n\r\n429 Too Many Requests: upstream\n"),
-            "{err}"
-        );
+        assert!(err.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{err}");
+        assert!(err.ends_with("\r\n\r\n429 Too Many Requests: upstream\n"), "{err}");
         assert_eq!(reason_phrase(599), "Unknown Status");
     }
 }

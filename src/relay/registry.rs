@@ -114,12 +114,7 @@ const NOT_FORWARDED: &[&str] = &[
 ];
 
 impl Entry {
-    pub fn new(
-        url: &str,
-        headers: &[(String, String)],
-        client: reqwest::Client,
-        totals: Arc<Counters>,
-    ) -> Self {
+    pub fn new(url: &str, headers: &[(String, String)], client: reqwest::Client, totals: Arc<Counters>) -> Self {
         let host = reqwest::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(str::to_string))
@@ -157,38 +152,25 @@ impl Entry {
         if error == UpstreamError::RangeUnsupported {
             self.range_unsupported.store(true, Ordering::Relaxed);
         }
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(error);
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
     }
 
     pub fn meta(&self) -> Option<Meta> {
-        self.meta
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.meta.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Records the resource length; a content type learned earlier survives a later answer without one.
     pub fn set_meta(&self, total: u64, content_type: Option<String>) {
         let mut meta = self.meta.lock().unwrap_or_else(PoisonError::into_inner);
-        let content_type =
-            content_type.or_else(|| meta.as_ref().and_then(|m| m.content_type.clone()));
-        *meta = Some(Meta {
-            total,
-            content_type,
-        });
+        let content_type = content_type.or_else(|| meta.as_ref().and_then(|m| m.content_type.clone()));
+        *meta = Some(Meta { total, content_type });
     }
 }
 
 fn forwarded_headers(headers: &[(String, String)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        let parsed = (
-            HeaderName::from_bytes(name.trim().as_bytes()),
-            HeaderValue::from_str(value.trim()),
-        );
+        let parsed = (HeaderName::from_bytes(name.trim().as_bytes()), HeaderValue::from_str(value.trim()));
         match parsed {
             (Ok(name), Ok(value)) if !NOT_FORWARDED.contains(&name.as_str()) => {
                 map.append(name, value);
@@ -197,10 +179,7 @@ fn forwarded_headers(headers: &[(String, String)]) -> HeaderMap {
             _ => tracing::debug!(header = %name, "relay: skipping an invalid upstream header"),
         }
     }
-    map.insert(
-        reqwest::header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
+    map.insert(reqwest::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     map
 }
 
@@ -212,11 +191,7 @@ pub(super) struct Registry {
 
 impl Registry {
     pub fn get(&self, token: &str) -> Option<Arc<Entry>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(token)
-            .cloned()
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
     }
 
     /// Stores the entry under a fresh random token and returns the token.
@@ -233,10 +208,7 @@ impl Registry {
     }
 
     fn remove(&self, token: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(token);
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).remove(token);
     }
 }
 
@@ -254,12 +226,7 @@ impl Registration {
         let entry = Arc::new(entry);
         let token = registry.insert(entry.clone());
         let url = format!("{base}/m/{token}");
-        Registration {
-            token,
-            url,
-            entry,
-            registry,
-        }
+        Registration { token, url, entry, registry }
     }
 
     /// The URL to give ffmpeg: `http://127.0.0.1:PORT/m/<token>`.
@@ -290,11 +257,7 @@ impl Registration {
     /// The last upstream failure that reached ffmpeg (an error status passed through, or an aborted
     /// transfer). Failures that a retry recovered from are not recorded.
     pub fn last_upstream_error(&self) -> Option<UpstreamError> {
-        self.entry
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.entry.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Whether upstream answered 200 to a Range request; the caller should fetch the whole video instead.
@@ -347,11 +310,7 @@ mod tests {
         .map(|(n, v)| (n.to_string(), v.to_string()))
         .collect();
         let map = forwarded_headers(&given);
-        let cookies: Vec<_> = map
-            .get_all("cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect();
+        let cookies: Vec<_> = map.get_all("cookie").iter().map(|v| v.to_str().unwrap()).collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(map["user-agent"], "Mozilla/5.0");
         assert_eq!(map["accept-encoding"], "identity");
@@ -363,10 +322,7 @@ mod tests {
 
     #[test]
     fn transient_errors() {
-        let status = |s: u16| UpstreamError::Status {
-            status: s,
-            reason: String::new(),
-        };
+        let status = |s: u16| UpstreamError::Status { status: s, reason: String::new() };
         let cases = [
             (status(403), false),
             (status(404), false),
@@ -388,14 +344,7 @@ mod tests {
     fn tokens_are_unique_and_unregister_on_drop() {
         let registry = Arc::new(Registry::default());
         let totals = Arc::new(Counters::default());
-        let entry = || {
-            Entry::new(
-                "http://h.example/v?sig=1",
-                &[],
-                reqwest::Client::new(),
-                totals.clone(),
-            )
-        };
+        let entry = || Entry::new("http://h.example/v?sig=1", &[], reqwest::Client::new(), totals.clone());
         let a = Registration::new(registry.clone(), entry(), "http://127.0.0.1:1");
         let b = Registration::new(registry.clone(), entry(), "http://127.0.0.1:1");
         assert_ne!(a.token, b.token);

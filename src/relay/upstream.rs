@@ -59,67 +59,35 @@ pub(super) async fn open_piece(
         .header(RANGE, format!("bytes={start}-{end}"))
         .send();
     let response = match tokio::time::timeout(head_timeout, request).await {
-        Err(_) => Err(UpstreamError::Transport(format!(
-            "no response within {head_timeout:?}"
-        ))),
+        Err(_) => Err(UpstreamError::Transport(format!("no response within {head_timeout:?}"))),
         Ok(Err(e)) => Err(UpstreamError::Transport(error_chain(&e))),
         Ok(Ok(response)) => Ok(response),
     };
     let status = response.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
     tracing::debug!(host = %entry.host, range = %format_args!("bytes={start}-{end}"), status, retry, "relay: upstream request");
     let response = response?;
-    let content_range = response
-        .headers()
-        .get(CONTENT_RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let content_range = response.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
     match response.status() {
         StatusCode::PARTIAL_CONTENT => {}
         StatusCode::OK => return Err(UpstreamError::RangeUnsupported),
         status => {
-            if let Some(ContentRange::Unsatisfied { total }) =
-                content_range.as_deref().and_then(parse_content_range)
-            {
+            if let Some(ContentRange::Unsatisfied { total }) = content_range.as_deref().and_then(parse_content_range) {
                 entry.set_meta(total, None);
             }
-            let reason = status
-                .canonical_reason()
-                .unwrap_or("Unknown Status")
-                .to_string();
-            return Err(UpstreamError::Status {
-                status: status.as_u16(),
-                reason,
-            });
+            let reason = status.canonical_reason().unwrap_or("Unknown Status").to_string();
+            return Err(UpstreamError::Status { status: status.as_u16(), reason });
         }
     }
     let raw = content_range.unwrap_or_default();
-    let Some(ContentRange::Bytes {
-        start: got_start,
-        end: got_end,
-        total,
-    }) = parse_content_range(&raw)
-    else {
-        return Err(UpstreamError::BadContentRange(format!(
-            "{raw:?} for bytes={start}-{end}"
-        )));
+    let Some(ContentRange::Bytes { start: got_start, end: got_end, total }) = parse_content_range(&raw) else {
+        return Err(UpstreamError::BadContentRange(format!("{raw:?} for bytes={start}-{end}")));
     };
     if got_start != start {
-        return Err(UpstreamError::BadContentRange(format!(
-            "{raw:?} for bytes={start}-{end}"
-        )));
+        return Err(UpstreamError::BadContentRange(format!("{raw:?} for bytes={start}-{end}")));
     }
-    let content_type = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     entry.set_meta(total, content_type);
-    Ok(Piece {
-        offset: start,
-        end: got_end.min(end),
-        total,
-        response,
-    })
+    Ok(Piece { offset: start, end: got_end.min(end), total, response })
 }
 
 impl Piece {
@@ -138,28 +106,17 @@ impl Piece {
             return Ok(None);
         }
         let chunk = match tokio::time::timeout(read_timeout, self.response.chunk()).await {
-            Err(_) => {
-                return Err(UpstreamError::Transport(format!(
-                    "body stalled for {read_timeout:?}"
-                )))
-            }
+            Err(_) => return Err(UpstreamError::Transport(format!("body stalled for {read_timeout:?}"))),
             Ok(Err(e)) => return Err(UpstreamError::Transport(error_chain(&e))),
             Ok(Ok(None)) => {
-                return Err(UpstreamError::Transport(format!(
-                    "piece ended at byte {} of {}",
-                    self.offset, self.end
-                )))
+                return Err(UpstreamError::Transport(format!("piece ended at byte {} of {}", self.offset, self.end)))
             }
             Ok(Ok(Some(chunk))) => chunk,
         };
         // Count what was read even if we pass on less of it: that is what the egress paid for.
         entry.note_bytes(chunk.len() as u64);
         let wanted = self.end - self.offset + 1;
-        let chunk = if (chunk.len() as u64) > wanted {
-            chunk.slice(..wanted as usize)
-        } else {
-            chunk
-        };
+        let chunk = if (chunk.len() as u64) > wanted { chunk.slice(..wanted as usize) } else { chunk };
         self.offset += chunk.len() as u64;
         Ok(Some(chunk))
     }
@@ -185,30 +142,9 @@ mod tests {
     fn content_range_values() {
         use ContentRange::*;
         let cases: &[(&str, Option<ContentRange>)] = &[
-            (
-                "bytes 0-99/1000",
-                Some(Bytes {
-                    start: 0,
-                    end: 99,
-                    total: 1000,
-                }),
-            ),
-            (
-                "bytes 5-5/6",
-                Some(Bytes {
-                    start: 5,
-                    end: 5,
-                    total: 6,
-                }),
-            ),
-            (
-                " bytes  10-19/20 ",
-                Some(Bytes {
-                    start: 10,
-                    end: 19,
-                    total: 20,
-                }),
-            ),
+            ("bytes 0-99/1000", Some(Bytes { start: 0, end: 99, total: 1000 })),
+            ("bytes 5-5/6", Some(Bytes { start: 5, end: 5, total: 6 })),
+            (" bytes  10-19/20 ", Some(Bytes { start: 10, end: 19, total: 20 })),
             ("bytes */1234", Some(Unsatisfied { total: 1234 })),
             ("bytes 0-99/*", None),
             ("bytes 0-1000/1000", None),

@@ -30,6 +30,9 @@ pub struct Encode {
     /// Stream-copy keyframe cut instead of a frame-accurate re-encode.
     pub copy: bool,
     pub short_side: Option<u32>,
+    /// Scale down (never up) so the short side is at most this; for mirror clips, whose resolution was not
+    /// chosen by format selection. Ignored when `short_side` is set.
+    pub max_short_side: Option<u32>,
     pub fps: Option<f64>,
     pub no_audio: bool,
     pub crf: u8,
@@ -182,6 +185,9 @@ pub fn encode_args(e: &Encode) -> Vec<String> {
         return args;
     }
     let mut filters = Vec::new();
+    if let (None, Some(n)) = (e.short_side, e.max_short_side) {
+        filters.push(format!("scale=w='if(gt(iw,ih),-2,min(iw,{n}))':h='if(gt(iw,ih),min(ih,{n}),-2)'"));
+    }
     if let Some(n) = e.short_side {
         // Scale so the shorter side is n; -2 keeps the other side even, as H.264 needs.
         filters.push(format!("scale=w='if(gt(iw,ih),-2,{n})':h='if(gt(iw,ih),{n},-2)'"));
@@ -298,6 +304,8 @@ mod tests {
         assert!(args.contains("fps=30"));
         assert!(args.contains("-an"));
         assert!(args.contains("-crf 23") && args.contains("-preset veryfast"));
+        let capped = encode_args(&Encode { max_short_side: Some(360), ..Default::default() }).join(" ");
+        assert!(capped.contains("min(ih,360)"), "{capped}");
         let copy = encode_args(&Encode { copy: true, ..Default::default() }).join(" ");
         assert!(copy.starts_with("-c copy"));
     }

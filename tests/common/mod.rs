@@ -2,7 +2,7 @@
 //! write annotation files, and inspect what a run left in OUT (journal, logs, clips, processes).
 //!
 //! Every test builds its own temp dirs and its own server, so tests can run in parallel processes.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod inspect;
 pub mod procs;
@@ -47,4 +47,13 @@ pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) 
 /// Requests per id seen by the server, without the log (cheap to compare).
 pub fn requests_by_id(server: &TestServer) -> std::collections::BTreeMap<String, u64> {
     server.stats().ids.into_iter().map(|(id, s)| (id, s.requests)).collect()
+}
+
+/// Writes an executable `sh` script (a stand-in program wrapping the real tool) and returns its path.
+pub fn write_script(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("make it executable");
+    path
 }
