@@ -216,3 +216,10 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, idle: Duration) ->
         }
     }
 }
+
+// Workers hold these across tasks and threads; keep that a compile error to break.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Relay>();
+    send_sync::<Registration>();
+};

@@ -20,6 +20,17 @@ const WRITE_SLICE: usize = 16 * 1024;
 /// reads as fast as we deliver, so this only frees upstream connections held by a stuck client.
 const DOWNSTREAM_STALL: Duration = Duration::from_secs(300);
 
+/// The first upstream piece of a response; each next piece doubles, up to the request size. ffmpeg reads
+/// a clip's header and its window in separate requests and hangs up on each long before the end of the
+/// file: small first pieces keep what the server sends past that point small, large later ones keep long
+/// reads fast.
+const FIRST_PIECE: u64 = 64 * 1024;
+
+/// The size of the `index`-th upstream piece (0-based) of one response.
+fn piece_size(index: u32, request_size: u64) -> u64 {
+    FIRST_PIECE.checked_shl(index.min(40)).unwrap_or(u64::MAX).min(request_size).max(1)
+}
+
 /// How a request ended, which decides what happens to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -63,7 +74,7 @@ pub(super) async fn serve<W: AsyncWrite + Unpin>(
         let head = response_head(range.is_some(), start, end.unwrap_or(total - 1).min(total - 1), total, content_type);
         return send(out, &head).await;
     }
-    let first_end = piece_end(start, end, meta.map(|m| m.total), config.request_size);
+    let first_end = piece_end(start, end, meta.map(|m| m.total), piece_size(0, config.request_size));
     let piece = match open_with_retries(entry, config, start, first_end).await {
         Ok(piece) => piece,
         Err(error) => return fail_before_head(entry, error, out).await,
@@ -176,6 +187,7 @@ async fn stream<W: AsyncWrite + Unpin>(
 ) -> Outcome {
     let total = piece.total;
     let mut failures = 0;
+    let mut index = 0;
     loop {
         let error = loop {
             match piece.next_chunk(entry, config.read_timeout).await {
@@ -192,7 +204,10 @@ async fn stream<W: AsyncWrite + Unpin>(
         drop(piece);
         match error {
             None if offset > end => return Outcome::Complete,
-            None => failures = 0,
+            None => {
+                failures = 0;
+                index += 1;
+            }
             Some(error) => {
                 if !error.is_transient() || failures >= config.upstream_retries {
                     return abort(entry, error);
@@ -203,7 +218,7 @@ async fn stream<W: AsyncWrite + Unpin>(
             }
         }
         piece = loop {
-            let last = piece_end(offset, Some(end), Some(total), config.request_size);
+            let last = piece_end(offset, Some(end), Some(total), piece_size(index, config.request_size));
             match open_piece(entry, offset, last, config.connect_timeout, failures > 0).await {
                 Ok(next) if next.total != total => {
                     let why = format!("resource length changed from {total} to {}", next.total);
@@ -265,6 +280,15 @@ mod tests {
         for (range, total, want) in cases {
             assert_eq!(resolve(range, total), want, "{range:?} of {total:?}");
         }
+    }
+
+    #[test]
+    fn pieces_ramp_up_to_the_request_size() {
+        let table = [(0, 8 << 20, 64 << 10), (1, 8 << 20, 128 << 10), (7, 8 << 20, 8 << 20), (60, 8 << 20, 8 << 20)];
+        for (index, request_size, want) in table {
+            assert_eq!(piece_size(index, request_size), want, "piece {index}");
+        }
+        assert_eq!(piece_size(0, 1000), 1000);
     }
 
     #[test]

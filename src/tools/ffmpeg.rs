@@ -9,8 +9,9 @@ use tokio::process::Command;
 
 pub const INSTALL_HINT: &str = "install it with `apt-get install ffmpeg`";
 
-/// Seconds fetched after the clip's end, so the last frame and the audio tail are complete.
-pub const END_PAD: f64 = 1.0;
+/// Seconds fetched after the clip's end, so the last frame and the audio tail are complete (a few frames;
+/// B-frames may need packets a little past the end in decode order).
+pub const END_PAD: f64 = 0.3;
 
 #[derive(Debug, Clone)]
 pub struct Ffmpeg {
