@@ -13,7 +13,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     init_tracing(cli.verbose);
     match cli.command {
         Command::Download(args) => {
-            let cfg = match Config::from_args(args) {
+            let cfg = match Config::from_args(*args) {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Download, cut and verify the clips of annotation files into OUT.
-    Download(DownloadArgs),
+    Download(Box<DownloadArgs>),
     /// Show what the journal in OUT knows.
     Status(StatusArgs),
     /// Check yt-dlp, ffmpeg, a JavaScript runtime and disk space, and say how to fix what is missing.

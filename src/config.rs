@@ -149,7 +149,9 @@ impl Config {
             Source::Youtube => None,
             Source::Mirror | Source::Auto => {
                 let name = a.mirror_dataset.as_deref().or(a.dataset.as_deref()).ok_or_else(|| {
-                    anyhow::anyhow!("--source mirror needs a dataset: name one (k400, k600, k700-2020) or --mirror-dataset")
+                    anyhow::anyhow!(
+                        "--source mirror needs a dataset: name one (k400, k600, k700-2020) or --mirror-dataset"
+                    )
                 })?;
                 let dataset = name.parse::<crate::mirror::MirrorDataset>().map_err(|e| anyhow::anyhow!("{e}"))?;
                 anyhow::ensure!(a.mirror_jobs > 0, "--mirror-jobs must be at least 1");

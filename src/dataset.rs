@@ -28,18 +28,8 @@ const DATASETS: &[(&str, &[&str])] = &[
     ("kinetics400", &["k400"]),
     ("kinetics600", &["k600"]),
     ("kinetics700", &["k700"]),
-    (
-        "kinetics700_2020",
-        &["k700-2020", "k700_2020", "kinetics700-2020"],
-    ),
-    (
-        "kinetics700_2020_delta",
-        &[
-            "k700-2020-delta",
-            "k700_2020_delta",
-            "kinetics700-2020-delta",
-        ],
-    ),
+    ("kinetics700_2020", &["k700-2020", "k700_2020", "kinetics700-2020"]),
+    ("kinetics700_2020_delta", &["k700-2020-delta", "k700_2020_delta", "kinetics700-2020-delta"]),
 ];
 
 /// A dataset name that maps to no known archive.
@@ -56,9 +46,7 @@ pub fn archive_stem(name: &str) -> Result<&'static str, UnknownDataset> {
         .iter()
         .find(|(stem, aliases)| *stem == wanted || aliases.contains(&wanted.as_str()))
         .map(|(stem, _)| *stem)
-        .ok_or_else(|| UnknownDataset {
-            name: name.to_owned(),
-        })
+        .ok_or_else(|| UnknownDataset { name: name.to_owned() })
 }
 
 /// Fetches (or reuses) a dataset's annotation CSVs and returns the paths for `splits`, in order.
@@ -82,9 +70,8 @@ pub async fn fetch_annotations(
             download(client, &url, &archive).await?;
         }
         let (from, to) = (archive.clone(), dir.clone());
-        let extracted = tokio::task::spawn_blocking(move || extract(&from, &to))
-            .await
-            .context("extraction task panicked")?;
+        let extracted =
+            tokio::task::spawn_blocking(move || extract(&from, &to)).await.context("extraction task panicked")?;
         if let Err(err) = extracted {
             // A broken archive would fail the same way forever: make the next run fetch a fresh one.
             let _ = fs::remove_file(&archive);
@@ -99,10 +86,7 @@ pub async fn fetch_annotations(
 
 /// GET `url` into `dest`, resuming from `dest.part`, verifying the length, then renaming into place.
 async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Result<()> {
-    let file_name = dest
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let cache_dir = dest.parent().unwrap_or(Path::new("."));
     let part = cache_dir.join(format!("{file_name}.part"));
     let hint = format!(
@@ -110,8 +94,7 @@ async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> anyhow::R
          or download {file_name} by hand into {}",
         cache_dir.display()
     );
-    fs::create_dir_all(cache_dir)
-        .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+    fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
     // Two rounds: the second one after a stale or over-long `.part` was thrown away.
     for _ in 0..2 {
         let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
@@ -193,17 +176,12 @@ fn discard(part: &Path) -> anyhow::Result<()> {
 }
 
 fn finish(part: &Path, dest: &Path) -> anyhow::Result<()> {
-    fs::rename(part, dest)
-        .with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))
+    fs::rename(part, dest).with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))
 }
 
 /// `Content-Range: bytes START-END/TOTAL` -> (START, TOTAL).
 fn content_range(response: &reqwest::Response) -> Option<(u64, u64)> {
-    let value = response
-        .headers()
-        .get(reqwest::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
+    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
     let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
     let (start, _end) = range.split_once('-')?;
     Some((start.trim().parse().ok()?, total.trim().parse().ok()?))
@@ -211,11 +189,7 @@ fn content_range(response: &reqwest::Response) -> Option<(u64, u64)> {
 
 /// `Content-Range: bytes */TOTAL` (a 416's way of telling the length) -> TOTAL.
 fn content_range_total(response: &reqwest::Response) -> Option<u64> {
-    let value = response
-        .headers()
-        .get(reqwest::header::CONTENT_RANGE)?
-        .to_str()
-        .ok()?;
+    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
     value.rsplit_once('/')?.1.trim().parse().ok()
 }
 
@@ -225,17 +199,13 @@ fn content_range_total(response: &reqwest::Response) -> Option<u64> {
 /// differ), `._*` macOS companions and non-CSV files are skipped, and entries that could escape the
 /// folder (`..`, absolute paths) fail the whole archive.
 fn extract(archive: &Path, dir: &Path) -> anyhow::Result<()> {
-    let stem = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("annotations");
+    let stem = dir.file_name().and_then(|n| n.to_str()).unwrap_or("annotations");
     let tmp = dir.with_file_name(format!(".{stem}.extracting"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
     }
     fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut file =
-        File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
+    let mut file = File::open(archive).with_context(|| format!("cannot open {}", archive.display()))?;
     let mut magic = [0u8; 2];
     let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
     file.rewind()?;
@@ -249,12 +219,8 @@ fn extract(archive: &Path, dir: &Path) -> anyhow::Result<()> {
     for entry in tar.entries().context("not a tar archive")? {
         let mut entry = entry.context("corrupt tar archive")?;
         let path = entry.path().context("corrupt tar entry name")?.into_owned();
-        let unsafe_path = path.components().any(|c| {
-            matches!(
-                c,
-                Component::ParentDir | Component::RootDir | Component::Prefix(_)
-            )
-        });
+        let unsafe_path =
+            path.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
         if unsafe_path {
             bail!("refusing unsafe archive entry `{}`", path.display());
         }
@@ -269,10 +235,8 @@ fn extract(archive: &Path, dir: &Path) -> anyhow::Result<()> {
             bail!("the archive holds two files named {name}");
         }
         let target = tmp.join(name);
-        let mut out =
-            File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
-        io::copy(&mut entry, &mut out)
-            .with_context(|| format!("cannot extract {}", path.display()))?;
+        let mut out = File::create(&target).with_context(|| format!("cannot create {}", target.display()))?;
+        io::copy(&mut entry, &mut out).with_context(|| format!("cannot extract {}", path.display()))?;
     }
     if names.is_empty() {
         bail!("the archive holds no CSV files");
@@ -280,27 +244,18 @@ fn extract(archive: &Path, dir: &Path) -> anyhow::Result<()> {
     let listing: Vec<&str> = names.iter().map(String::as_str).collect();
     fs::write(tmp.join(MARKER), listing.join("\n") + "\n")?;
     if dir.exists() {
-        fs::remove_dir_all(dir)
-            .with_context(|| format!("cannot remove stale {}", dir.display()))?;
+        fs::remove_dir_all(dir).with_context(|| format!("cannot remove stale {}", dir.display()))?;
     }
-    fs::rename(&tmp, dir)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))
+    fs::rename(&tmp, dir).with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))
 }
 
 /// The CSV paths for the requested splits, in order, without duplicates.
 fn select_splits(dir: &Path, splits: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let csv = |split: &str| dir.join(format!("{split}.csv"));
     if splits.is_empty() {
-        let found: Vec<PathBuf> = ["train", "validate", "test"]
-            .map(csv)
-            .into_iter()
-            .filter(|p| p.is_file())
-            .collect();
+        let found: Vec<PathBuf> = ["train", "validate", "test"].map(csv).into_iter().filter(|p| p.is_file()).collect();
         if found.is_empty() {
-            bail!(
-                "{} holds no train, validate or test CSV; delete it to fetch the archive again",
-                dir.display()
-            );
+            bail!("{} holds no train, validate or test CSV; delete it to fetch the archive again", dir.display());
         }
         return Ok(found);
     }
@@ -313,11 +268,7 @@ fn select_splits(dir: &Path, splits: &[String]) -> anyhow::Result<Vec<PathBuf>> 
             other => &[other],
         };
         let Some(path) = candidates.iter().map(|s| csv(s)).find(|p| p.is_file()) else {
-            bail!(
-                "split `{split}` is not in {}: it has {}",
-                dir.display(),
-                available(dir).join(", ")
-            );
+            bail!("split `{split}` is not in {}: it has {}", dir.display(), available(dir).join(", "));
         };
         if !paths.contains(&path) {
             paths.push(path);
@@ -331,12 +282,7 @@ fn available(dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".csv")
-                .map(str::to_owned)
-        })
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".csv").map(str::to_owned))
         .collect();
     names.sort();
     names
@@ -386,33 +332,21 @@ mod tests {
                         .lines()
                         .find_map(|l| l.strip_prefix("range: bytes="))
                         .and_then(|r| r.trim().trim_end_matches('-').parse().ok());
-                    seen.lock()
-                        .unwrap()
-                        .push(from.map(|f| format!("bytes={f}-")).unwrap_or_default());
+                    seen.lock().unwrap().push(from.map(|f| format!("bytes={f}-")).unwrap_or_default());
                     let len = body.len();
                     let (status, extra, payload): (u16, String, &[u8]) = match (mode, from) {
                         (Mode::Status(code), _) => (code, String::new(), b"nope"),
-                        (Mode::Ranges, Some(f)) if f >= len => {
-                            (416, format!("content-range: bytes */{len}\r\n"), b"")
+                        (Mode::Ranges, Some(f)) if f >= len => (416, format!("content-range: bytes */{len}\r\n"), b""),
+                        (Mode::Ranges, Some(f)) => {
+                            (206, format!("content-range: bytes {f}-{}/{len}\r\n", len - 1), &body[f..])
                         }
-                        (Mode::Ranges, Some(f)) => (
-                            206,
-                            format!("content-range: bytes {f}-{}/{len}\r\n", len - 1),
-                            &body[f..],
-                        ),
-                        (Mode::WrongRange, Some(_)) => (
-                            206,
-                            format!("content-range: bytes 0-{}/{len}\r\n", len - 1),
-                            &body[..],
-                        ),
+                        (Mode::WrongRange, Some(_)) => {
+                            (206, format!("content-range: bytes 0-{}/{len}\r\n", len - 1), &body[..])
+                        }
                         (Mode::Truncate(n), _) => (200, String::new(), &body[..n]),
                         _ => (200, String::new(), &body[..]),
                     };
-                    let announced = if let Mode::Truncate(_) = mode {
-                        len
-                    } else {
-                        payload.len()
-                    };
+                    let announced = if let Mode::Truncate(_) = mode { len } else { payload.len() };
                     let reply = format!(
                         "HTTP/1.1 {status} X\r\ncontent-length: {announced}\r\naccept-ranges: bytes\r\n{extra}connection: close\r\n\r\n"
                     );
@@ -447,38 +381,22 @@ mod tests {
 
     /// A K400-like archive: CSVs in a top folder plus the junk real archives carry.
     fn kinetics_archive(top: &str) -> (Vec<u8>, String) {
-        let train: String = (0..400)
-            .map(|i| format!("abseiling,vid{i:07x},{},{},train\n", i * 3, i * 3 + 10))
-            .collect();
+        let train: String =
+            (0..400).map(|i| format!("abseiling,vid{i:07x},{},{},train\n", i * 3, i * 3 + 10)).collect();
         let train = format!("label,youtube_id,time_start,time_end,split\n{train}");
         let entries = [
             (format!("{top}/train.csv"), train.as_bytes().to_vec()),
-            (
-                format!("{top}/validate.csv"),
-                b"label,youtube_id,time_start,time_end,split\n".to_vec(),
-            ),
-            (
-                format!("{top}/test.csv"),
-                b"youtube_id,time_start,time_end,split\n".to_vec(),
-            ),
-            (
-                format!("{top}/._train.csv"),
-                b"\0\x05\x16\x07mac junk".to_vec(),
-            ),
+            (format!("{top}/validate.csv"), b"label,youtube_id,time_start,time_end,split\n".to_vec()),
+            (format!("{top}/test.csv"), b"youtube_id,time_start,time_end,split\n".to_vec()),
+            (format!("{top}/._train.csv"), b"\0\x05\x16\x07mac junk".to_vec()),
             (format!("{top}/train.json"), b"{}".to_vec()),
         ];
-        let refs: Vec<(&str, &[u8])> = entries
-            .iter()
-            .map(|(p, d)| (p.as_str(), d.as_slice()))
-            .collect();
+        let refs: Vec<(&str, &[u8])> = entries.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
         (gzip(&tar_of(&refs)), train)
     }
 
     fn names(paths: &[PathBuf]) -> Vec<String> {
-        paths
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect()
+        paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
     }
 
     fn splits(list: &[&str]) -> Vec<String> {
@@ -510,9 +428,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let client = reqwest::Client::new();
 
-        let paths = fetch_annotations("k400", &base, cache.path(), &[], &client)
-            .await
-            .unwrap();
+        let paths = fetch_annotations("k400", &base, cache.path(), &[], &client).await.unwrap();
         assert_eq!(names(&paths), ["train.csv", "validate.csv", "test.csv"]);
         assert_eq!(fs::read_to_string(&paths[0]).unwrap(), train);
         let dir = cache.path().join("kinetics400");
@@ -521,51 +437,27 @@ mod tests {
 
         // The alias shares the cache, and the base URL is not even reachable any more.
         let dead = "http://127.0.0.1:1/Datasets";
-        let again = fetch_annotations(
-            "kinetics400",
-            dead,
-            cache.path(),
-            &splits(&["val", "train"]),
-            &client,
-        )
-        .await
-        .unwrap();
+        let again =
+            fetch_annotations("kinetics400", dead, cache.path(), &splits(&["val", "train"]), &client).await.unwrap();
         assert_eq!(names(&again), ["validate.csv", "train.csv"]);
         assert_eq!(log.lock().unwrap().len(), 1);
 
-        let err =
-            fetch_annotations("k400", dead, cache.path(), &splits(&["holdout"]), &client).await;
+        let err = fetch_annotations("k400", dead, cache.path(), &splits(&["holdout"]), &client).await;
         let err = format!("{:#}", err.unwrap_err());
-        assert!(
-            err.contains("holdout") && err.contains("test, train, validate"),
-            "{err}"
-        );
+        assert!(err.contains("holdout") && err.contains("test, train, validate"), "{err}");
     }
 
     #[tokio::test]
     async fn resumes_a_partial_download_with_a_range_request() {
         let (archive, train) = kinetics_archive("kinetics700_2020");
-        assert!(
-            archive.len() > 1000,
-            "the archive must be big enough to split"
-        );
+        assert!(archive.len() > 1000, "the archive must be big enough to split");
         let cache = tempfile::tempdir().unwrap();
-        fs::write(
-            cache.path().join("kinetics700_2020.tar.gz.part"),
-            &archive[..700],
-        )
-        .unwrap();
+        fs::write(cache.path().join("kinetics700_2020.tar.gz.part"), &archive[..700]).unwrap();
         let (base, log) = serve(archive, Mode::Ranges).await;
 
-        let paths = fetch_annotations(
-            "k700-2020",
-            &base,
-            cache.path(),
-            &splits(&["train"]),
-            &reqwest::Client::new(),
-        )
-        .await
-        .unwrap();
+        let paths = fetch_annotations("k700-2020", &base, cache.path(), &splits(&["train"]), &reqwest::Client::new())
+            .await
+            .unwrap();
         assert_eq!(fs::read_to_string(&paths[0]).unwrap(), train);
         assert_eq!(log.lock().unwrap().as_slice(), ["bytes=700-"]);
         assert!(!cache.path().join("kinetics700_2020.tar.gz.part").exists());
@@ -577,21 +469,14 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let client = reqwest::Client::new();
         let (cut, _) = serve(archive.clone(), Mode::Truncate(500)).await;
-        let err = fetch_annotations("k600", &cut, cache.path(), &[], &client)
-            .await
-            .unwrap_err();
+        let err = fetch_annotations("k600", &cut, cache.path(), &[], &client).await.unwrap_err();
         let err = format!("{err:#}");
-        assert!(
-            err.contains("kinetics600.tar.gz") && err.contains("run again to resume"),
-            "{err}"
-        );
+        assert!(err.contains("kinetics600.tar.gz") && err.contains("run again to resume"), "{err}");
         let part = cache.path().join("kinetics600.tar.gz.part");
         assert_eq!(fs::metadata(&part).unwrap().len(), 500);
 
         let (base, log) = serve(archive, Mode::Ranges).await;
-        let paths = fetch_annotations("k600", &base, cache.path(), &[], &client)
-            .await
-            .unwrap();
+        let paths = fetch_annotations("k600", &base, cache.path(), &[], &client).await.unwrap();
         assert_eq!(paths.len(), 3);
         assert_eq!(log.lock().unwrap().as_slice(), ["bytes=500-"]);
     }
@@ -605,23 +490,15 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         fs::write(cache.path().join("kinetics700.tar.gz.part"), b"garbage").unwrap();
         let (base, log) = serve(archive.clone(), Mode::IgnoreRange).await;
-        let paths = fetch_annotations("k700", &base, cache.path(), &splits(&["train"]), &client)
-            .await
-            .unwrap();
+        let paths = fetch_annotations("k700", &base, cache.path(), &splits(&["train"]), &client).await.unwrap();
         assert_eq!(fs::read_to_string(&paths[0]).unwrap(), train);
         assert_eq!(log.lock().unwrap().as_slice(), ["bytes=7-"]);
 
         // A 206 for the wrong range must not be appended either: the download starts over.
         let cache = tempfile::tempdir().unwrap();
-        fs::write(
-            cache.path().join("kinetics700.tar.gz.part"),
-            &archive[..300],
-        )
-        .unwrap();
+        fs::write(cache.path().join("kinetics700.tar.gz.part"), &archive[..300]).unwrap();
         let (base, log) = serve(archive.clone(), Mode::WrongRange).await;
-        let paths = fetch_annotations("k700", &base, cache.path(), &[], &client)
-            .await
-            .unwrap();
+        let paths = fetch_annotations("k700", &base, cache.path(), &[], &client).await.unwrap();
         assert_eq!(fs::read_to_string(&paths[0]).unwrap(), train);
         assert_eq!(log.lock().unwrap().as_slice(), ["bytes=300-", ""]);
 
@@ -629,37 +506,25 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         fs::write(cache.path().join("kinetics700.tar.gz.part"), &archive).unwrap();
         let (base, log) = serve(archive.clone(), Mode::Ranges).await;
-        let paths = fetch_annotations("k700", &base, cache.path(), &[], &client)
-            .await
-            .unwrap();
+        let paths = fetch_annotations("k700", &base, cache.path(), &[], &client).await.unwrap();
         assert_eq!(paths.len(), 3);
-        assert_eq!(
-            log.lock().unwrap().as_slice(),
-            [format!("bytes={}-", archive.len())]
-        );
+        assert_eq!(log.lock().unwrap().as_slice(), [format!("bytes={}-", archive.len())]);
     }
 
     #[tokio::test]
     async fn http_errors_name_the_url_and_the_way_out() {
         let (base, _) = serve(Vec::new(), Mode::Status(404)).await;
         let cache = tempfile::tempdir().unwrap();
-        let err =
-            fetch_annotations("k400", &base, cache.path(), &[], &reqwest::Client::new()).await;
+        let err = fetch_annotations("k400", &base, cache.path(), &[], &reqwest::Client::new()).await;
         let err = format!("{:#}", err.unwrap_err());
         assert!(err.contains(&format!("{base}/kinetics400.tar.gz")), "{err}");
-        assert!(
-            err.contains("HTTP 404") && err.contains("--annotations-base-url"),
-            "{err}"
-        );
+        assert!(err.contains("HTTP 404") && err.contains("--annotations-base-url"), "{err}");
         assert!(!cache.path().join("kinetics400").exists());
     }
 
     #[tokio::test]
     async fn unsafe_entries_are_refused_and_the_archive_discarded() {
-        let hostile = gzip(&tar_of(&[
-            ("kinetics400/train.csv", b"a,b\n"),
-            ("../evil.csv", b"x\n"),
-        ]));
+        let hostile = gzip(&tar_of(&[("kinetics400/train.csv", b"a,b\n"), ("../evil.csv", b"x\n")]));
         let (base, _) = serve(hostile, Mode::Ranges).await;
         let root = tempfile::tempdir().unwrap();
         let cache = root.path().join("cache");
@@ -674,21 +539,11 @@ mod tests {
     #[tokio::test]
     async fn an_uncompressed_tar_with_an_odd_prefix_placed_by_hand_is_used_offline() {
         let cache = tempfile::tempdir().unwrap();
-        let plain = tar_of(&[
-            ("home/someone/k/train.csv", b"label\n"),
-            ("home/someone/k/val.csv", b"v\n"),
-        ]);
+        let plain = tar_of(&[("home/someone/k/train.csv", b"label\n"), ("home/someone/k/val.csv", b"v\n")]);
         fs::write(cache.path().join("kinetics400.tar.gz"), plain).unwrap();
         let dead = "http://127.0.0.1:1/Datasets";
-        let paths = fetch_annotations(
-            "k400",
-            dead,
-            cache.path(),
-            &splits(&["val"]),
-            &reqwest::Client::new(),
-        )
-        .await
-        .unwrap();
+        let paths =
+            fetch_annotations("k400", dead, cache.path(), &splits(&["val"]), &reqwest::Client::new()).await.unwrap();
         assert_eq!(names(&paths), ["val.csv"]);
         assert_eq!(fs::read_to_string(&paths[0]).unwrap(), "v\n");
     }

@@ -70,10 +70,7 @@ pub fn run(out: Option<&Path>) -> DoctorReport {
 /// [`run`] with explicit tool paths and date (tests point these at missing or fake tools).
 pub fn run_with(out: Option<&Path>, opts: &DoctorOptions) -> DoctorReport {
     let python = opts.python.clone().unwrap_or_else(|| "python3".into());
-    let today = opts
-        .today
-        .map(|(y, m, d)| days_from_civil(y, m, d))
-        .unwrap_or_else(today_days);
+    let today = opts.today.map(|(y, m, d)| days_from_civil(y, m, d)).unwrap_or_else(today_days);
     let path = opts.path.clone().or_else(|| std::env::var_os("PATH"));
     let checks = vec![
         check_ytdlp(opts.yt_dlp.as_deref(), &python, path.as_deref(), today),
@@ -136,12 +133,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn check(name: &'static str, status: Status, message: String, fix: Option<&str>) -> Check {
-    Check {
-        name,
-        status,
-        message,
-        fix: fix.map(str::to_owned),
-    }
+    Check { name, status, message, fix: fix.map(str::to_owned) }
 }
 
 fn check_ytdlp(explicit: Option<&Path>, python: &Path, path: Option<&OsStr>, today: i64) -> Check {
@@ -153,9 +145,7 @@ fn check_ytdlp(explicit: Option<&Path>, python: &Path, path: Option<&OsStr>, tod
         Some(p) => candidates.push((p.to_owned(), vec!["--version"], p.display().to_string())),
         None => {
             match which("yt-dlp", path) {
-                Some(exe) => {
-                    candidates.push((exe.clone(), vec!["--version"], exe.display().to_string()))
-                }
+                Some(exe) => candidates.push((exe.clone(), vec!["--version"], exe.display().to_string())),
                 None => tried.push("yt-dlp on PATH".to_owned()),
             }
             let module = format!("{} -m yt_dlp", python.display());
@@ -165,30 +155,17 @@ fn check_ytdlp(explicit: Option<&Path>, python: &Path, path: Option<&OsStr>, tod
     for (program, args, label) in candidates {
         match probe(&program, &args) {
             Some(out) if out.status.success() => {
-                found = Some((
-                    String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-                    label,
-                ));
+                found = Some((String::from_utf8_lossy(&out.stdout).trim().to_owned(), label));
                 break;
             }
             _ => tried.push(label),
         }
     }
     let Some((version, via)) = found else {
-        return check(
-            "yt-dlp",
-            Status::Fail,
-            format!("not found (tried {})", tried.join(", ")),
-            Some(FIX),
-        );
+        return check("yt-dlp", Status::Fail, format!("not found (tried {})", tried.join(", ")), Some(FIX));
     };
     let Some(released) = version_date(&version) else {
-        return check(
-            "yt-dlp",
-            Status::Warn,
-            format!("{version} via {via}: cannot tell its release date"),
-            Some(FIX),
-        );
+        return check("yt-dlp", Status::Warn, format!("{version} via {via}: cannot tell its release date"), Some(FIX));
     };
     if explicit.is_none() && via.ends_with(" -m yt_dlp") {
         let message = format!("{version} only as `{via}`; kinetics-dl runs the `yt-dlp` command");
@@ -198,46 +175,27 @@ fn check_ytdlp(explicit: Option<&Path>, python: &Path, path: Option<&OsStr>, tod
     // A release newer than the clock (clock skew, injected dates) is simply fresh.
     let age = (today - released).max(0);
     if age > MAX_YTDLP_AGE_DAYS {
-        let message =
-            format!("{version} is {age} days old; YouTube changes monthly and old releases break");
+        let message = format!("{version} is {age} days old; YouTube changes monthly and old releases break");
         return check("yt-dlp", Status::Warn, message, Some(FIX));
     }
-    check(
-        "yt-dlp",
-        Status::Ok,
-        format!("{version}, {age} days old ({via})"),
-        None,
-    )
+    check("yt-dlp", Status::Ok, format!("{version}, {age} days old ({via})"), None)
 }
 
 fn check_ffmpeg(tool: &'static str, explicit: Option<&Path>) -> Check {
-    let program = explicit
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| tool.into());
+    let program = explicit.map(Path::to_path_buf).unwrap_or_else(|| tool.into());
     let fix = Some("apt-get install ffmpeg");
     match probe(&program, &["-hide_banner", "-version"]) {
         Some(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             let first = text.lines().next().unwrap_or_default();
             let prefix = format!("{tool} version ");
-            let version = first
-                .strip_prefix(&prefix)
-                .and_then(|v| v.split_whitespace().next())
-                .unwrap_or(first);
+            let version = first.strip_prefix(&prefix).and_then(|v| v.split_whitespace().next()).unwrap_or(first);
             check(tool, Status::Ok, version.to_owned(), None)
         }
-        Some(out) => check(
-            tool,
-            Status::Fail,
-            format!("{} -version exited with {}", program.display(), out.status),
-            fix,
-        ),
-        None => check(
-            tool,
-            Status::Fail,
-            format!("{} not found", program.display()),
-            fix,
-        ),
+        Some(out) => {
+            check(tool, Status::Fail, format!("{} -version exited with {}", program.display(), out.status), fix)
+        }
+        None => check(tool, Status::Fail, format!("{} not found", program.display()), fix),
     }
 }
 
@@ -249,40 +207,31 @@ fn check_js_runtime(path: Option<&OsStr>) -> Check {
             continue;
         };
         // quickjs has no --version; its --help names the version and exits 1.
-        let args: &[&str] = if binary == "qjs" {
-            &["--help"]
-        } else {
-            &["--version"]
-        };
+        let args: &[&str] = if binary == "qjs" { &["--help"] } else { &["--version"] };
         let Some(out) = probe(&exe, args) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
         let version = js_version(name, &text).unwrap_or_default();
         // QuickJS-ng numbers its releases 0.x; yt-dlp accepts any of them.
         let ng = text.contains("QuickJS-ng");
         if !ng && version_numbers(&version).as_slice() < minimum {
             too_old.push(format!("{name} {version}"));
         } else if name == "deno" {
-            return check(
-                "js runtime",
-                Status::Ok,
-                format!("deno {version} (yt-dlp's default)"),
-                None,
-            );
+            return check("js runtime", Status::Ok, format!("deno {version} (yt-dlp's default)"), None);
         } else {
-            let message =
-                format!("{name} {version} found, but yt-dlp enables only deno by default");
-            let fix =
-                format!("pass --ytdlp-arg=--js-runtimes={name} to kinetics-dl download, or {FIX}");
+            let message = format!("{name} {version} found, but yt-dlp enables only deno by default");
+            let fix = format!("pass --ytdlp-arg=--js-runtimes={name} to kinetics-dl download, or {FIX}");
             return check("js runtime", Status::Warn, message, Some(&fix));
         }
     }
     let message = if too_old.is_empty() {
         "none of deno, node, bun, quickjs found; YouTube formats will go missing".to_owned()
     } else {
-        format!("{} too old for yt-dlp (needs deno ≥ 2.3, node ≥ 22, bun ≥ 1.2.11); YouTube formats will go missing", too_old.join(", "))
+        format!(
+            "{} too old for yt-dlp (needs deno ≥ 2.3, node ≥ 22, bun ≥ 1.2.11); YouTube formats will go missing",
+            too_old.join(", ")
+        )
     };
     check("js runtime", Status::Warn, message, Some(FIX))
 }
@@ -295,47 +244,22 @@ fn check_ejs(python: &Path) -> Check {
             let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
             check("yt-dlp-ejs", Status::Ok, version, None)
         }
-        Some(_) => check(
-            "yt-dlp-ejs",
-            Status::Warn,
-            "not installed: YouTube's JS challenges cannot be solved".into(),
-            fix,
-        ),
-        None => check(
-            "yt-dlp-ejs",
-            Status::Warn,
-            format!("cannot run {} to look for it", python.display()),
-            fix,
-        ),
+        Some(_) => {
+            check("yt-dlp-ejs", Status::Warn, "not installed: YouTube's JS challenges cannot be solved".into(), fix)
+        }
+        None => check("yt-dlp-ejs", Status::Warn, format!("cannot run {} to look for it", python.display()), fix),
     }
 }
 
 fn check_disk(out: &Path) -> Check {
     // The folder may not exist yet: measure the nearest ancestor that does.
-    let at = out
-        .ancestors()
-        .find(|p| !p.as_os_str().is_empty() && p.exists())
-        .unwrap_or(Path::new("."));
+    let at = out.ancestors().find(|p| !p.as_os_str().is_empty() && p.exists()).unwrap_or(Path::new("."));
     let Some(free) = free_bytes(at) else {
-        return check(
-            "disk",
-            Status::Warn,
-            format!("cannot measure free space at {}", at.display()),
-            None,
-        );
+        return check("disk", Status::Warn, format!("cannot measure free space at {}", at.display()), None);
     };
-    let message = format!(
-        "{} free at {} (Kinetics-700 at 360p takes about 630 GB)",
-        gib(free),
-        at.display()
-    );
+    let message = format!("{} free at {} (Kinetics-700 at 360p takes about 630 GB)", gib(free), at.display());
     if free < MIN_FREE_BYTES {
-        return check(
-            "disk",
-            Status::Warn,
-            message,
-            Some("free some space or choose another --out"),
-        );
+        return check("disk", Status::Warn, message, Some("free some space or choose another --out"));
     }
     check("disk", Status::Ok, message, None)
 }
@@ -362,14 +286,8 @@ fn free_bytes(path: &Path) -> Option<u64> {
 
 /// Runs `program args` with a deadline; `None` when it cannot be started or hangs.
 fn probe(program: &Path, args: &[&str]) -> Option<Output> {
-    let spawn = || {
-        Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-    };
+    let spawn =
+        || Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     // ETXTBSY: a script written a moment ago may still be open in a concurrently forked child.
     let mut child = (0..5)
         .map(|_| spawn())
@@ -398,11 +316,7 @@ fn which(binary: &str, path: Option<&OsStr>) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path?)
         .map(|dir| dir.join(binary))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|candidate| candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// The version a runtime prints: `deno 2.5.6 (...)`, `v22.1.0`, `1.2.11`, `QuickJS version 2024-01-13`.
@@ -418,10 +332,7 @@ fn js_version(name: &str, text: &str) -> Option<String> {
 }
 
 fn version_numbers(version: &str) -> Vec<u64> {
-    version
-        .split(['.', '-'])
-        .map_while(|part| part.parse().ok())
-        .collect()
+    version.split(['.', '-']).map_while(|part| part.parse().ok()).collect()
 }
 
 /// yt-dlp versions are release dates: `2026.10.26` (nightlies add `.123456`).
@@ -435,10 +346,7 @@ fn version_date(version: &str) -> Option<i64> {
 }
 
 fn today_days() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     (secs / 86_400) as i64
 }
 
@@ -463,11 +371,7 @@ mod tests {
     /// A shell script `name` in `dir` that prints `output` and exits with `code`.
     fn fake_tool(dir: &Path, name: &str, output: &str, code: i32) -> PathBuf {
         let path = dir.join(name);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\nprintf '%s\\n' '{output}'\nexit {code}\n"),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\nprintf '%s\\n' '{output}'\nexit {code}\n")).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         path
     }
@@ -479,10 +383,7 @@ mod tests {
     #[test]
     fn the_real_machine_has_ytdlp_and_ffmpeg() {
         let out = tempfile::tempdir().unwrap();
-        let opts = DoctorOptions {
-            today: TODAY,
-            ..DoctorOptions::default()
-        };
+        let opts = DoctorOptions { today: TODAY, ..DoctorOptions::default() };
         let report = run_with(Some(&out.path().join("not/yet/created")), &opts);
         for name in ["yt-dlp", "ffmpeg", "ffprobe", "yt-dlp-ejs"] {
             let c = find(&report, name);
@@ -492,8 +393,7 @@ mod tests {
         assert!(find(&report, "yt-dlp").message.contains("days old"));
         let disk = find(&report, "disk");
         assert!(
-            disk.message.contains("GiB free at ")
-                && disk.message.contains(&out.path().display().to_string()),
+            disk.message.contains("GiB free at ") && disk.message.contains(&out.path().display().to_string()),
             "{disk:?}"
         );
         assert!(!report.has_failures(), "{report}");
@@ -511,22 +411,12 @@ mod tests {
         let yt = find(&report, "yt-dlp");
         assert_eq!(yt.status, Status::Fail);
         assert!(yt.message.contains("/nonexistent/yt-dlp"), "{yt:?}");
-        assert_eq!(
-            yt.fix.as_deref(),
-            Some("pip install -U \"yt-dlp[default]\"")
-        );
+        assert_eq!(yt.fix.as_deref(), Some("pip install -U \"yt-dlp[default]\""));
         assert_eq!(find(&report, "ffmpeg").status, Status::Fail);
-        assert!(find(&report, "ffmpeg")
-            .fix
-            .as_deref()
-            .unwrap()
-            .contains("apt-get install ffmpeg"));
+        assert!(find(&report, "ffmpeg").fix.as_deref().unwrap().contains("apt-get install ffmpeg"));
         assert!(report.has_failures());
         let text = report.to_string();
-        assert!(
-            text.contains("✗ yt-dlp") && text.contains("fix: pip install -U"),
-            "{text}"
-        );
+        assert!(text.contains("✗ yt-dlp") && text.contains("fix: pip install -U"), "{text}");
         assert!(text.contains("2 failures"), "{text}");
     }
 
@@ -581,11 +471,7 @@ mod tests {
     #[test]
     fn js_runtimes_are_found_and_judged_by_version() {
         // (files in PATH as (binary, --version output), status, message fragment)
-        type Case = (
-            &'static [(&'static str, &'static str)],
-            Status,
-            &'static str,
-        );
+        type Case = (&'static [(&'static str, &'static str)], Status, &'static str);
         #[rustfmt::skip]
         let cases: &[Case] = &[
             (&[], Status::Warn, "none of deno, node, bun, quickjs found"),
@@ -613,18 +499,9 @@ mod tests {
     fn dates_and_sizes() {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(
-            days_from_civil(2026, 11, 27) - days_from_civil(2026, 10, 26),
-            32
-        );
-        assert_eq!(
-            days_from_civil(2028, 3, 1) - days_from_civil(2028, 2, 28),
-            2
-        );
-        assert_eq!(
-            version_date("2026.10.26"),
-            Some(days_from_civil(2026, 10, 26))
-        );
+        assert_eq!(days_from_civil(2026, 11, 27) - days_from_civil(2026, 10, 26), 32);
+        assert_eq!(days_from_civil(2028, 3, 1) - days_from_civil(2028, 2, 28), 2);
+        assert_eq!(version_date("2026.10.26"), Some(days_from_civil(2026, 10, 26)));
         assert_eq!(version_date("2026.13.01"), None);
         assert_eq!(gib(10 << 30), "10.0 GiB");
         assert_eq!(gib(3 << 29), "1.5 GiB");

@@ -4,24 +4,24 @@
 //! the same code.
 
 pub mod annotations;
-pub mod classify;
-pub mod dataset;
-pub mod doctor;
-pub mod exit_codes;
-pub mod plan;
-pub mod relay;
-pub mod retry;
-pub mod manifest;
-pub mod report;
 pub mod app;
+pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod dataset;
+pub mod doctor;
 pub mod download;
+pub mod exit_codes;
+pub mod export;
+pub mod governor;
 pub mod journal;
+pub mod manifest;
+pub mod mirror;
+pub mod plan;
 pub mod progress;
+pub mod relay;
+pub mod report;
+pub mod retry;
 pub mod summary;
 pub mod tools;
-pub mod mirror;
-pub mod export;
 pub mod verify;
-pub mod governor;

@@ -23,12 +23,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            base: Duration::from_secs(30),
-            max: Duration::from_secs(3600),
-            factor: 2.0,
-            jitter: 0.25,
-        }
+        RetryPolicy { base: Duration::from_secs(30), max: Duration::from_secs(3600), factor: 2.0, jitter: 0.25 }
     }
 }
 
@@ -52,18 +47,10 @@ impl RetryPolicy {
     /// Permanent, cookie-bound and environment failures give up at once.
     pub fn decide(&self, category: Category, attempts: u32, rng_unit: f64) -> Decision {
         match category.disposition() {
-            Disposition::Permanent | Disposition::NeedsCookies | Disposition::Environment => {
-                Decision::GiveUp
-            }
-            Disposition::Throttle => Decision::Retry {
-                after: self.delay(1, rng_unit),
-            },
-            Disposition::RetryLater if attempts.max(1) >= category.max_attempts() => {
-                Decision::GiveUp
-            }
-            Disposition::RetryLater => Decision::Retry {
-                after: self.delay(attempts.max(1), rng_unit),
-            },
+            Disposition::Permanent | Disposition::NeedsCookies | Disposition::Environment => Decision::GiveUp,
+            Disposition::Throttle => Decision::Retry { after: self.delay(1, rng_unit) },
+            Disposition::RetryLater if attempts.max(1) >= category.max_attempts() => Decision::GiveUp,
+            Disposition::RetryLater => Decision::Retry { after: self.delay(attempts.max(1), rng_unit) },
         }
     }
 
@@ -82,31 +69,19 @@ impl RetryPolicy {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
-        return Err(
-            "empty duration: expected e.g. 90s, 20m, 6h, 1d, 1h30m or plain seconds".into(),
-        );
+        return Err("empty duration: expected e.g. 90s, 20m, 6h, 1d, 1h30m or plain seconds".into());
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|e| format!("invalid duration `{s}`: {e}"));
+        return s.parse::<u64>().map(Duration::from_secs).map_err(|e| format!("invalid duration `{s}`: {e}"));
     }
-    humantime::parse_duration(s).map_err(|e| {
-        format!(
-            "invalid duration `{s}` ({e}): expected e.g. 90s, 20m, 6h, 1d, 1h30m or plain seconds"
-        )
-    })
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration `{s}` ({e}): expected e.g. 90s, 20m, 6h, 1d, 1h30m or plain seconds"))
 }
 
 /// Short human form with the two largest non-zero units: `1h 30m`, `45s`, `2d 3h`, `500ms`.
 pub fn format_duration(d: Duration) -> String {
     if d < Duration::from_secs(1) {
-        return if d.is_zero() {
-            "0s".into()
-        } else {
-            format!("{}ms", d.as_millis())
-        };
+        return if d.is_zero() { "0s".into() } else { format!("{}ms", d.as_millis()) };
     }
     let mut secs = d.as_secs() + u64::from(d.subsec_millis() >= 500);
     let mut parts = Vec::with_capacity(2);
@@ -161,22 +136,13 @@ mod tests {
             (BotCheck, 7, Decision::Retry { after: secs(30) }),
         ];
         for (category, attempts, expected) in cases {
-            assert_eq!(
-                p.decide(category, attempts, mid),
-                expected,
-                "{category} after {attempts}"
-            );
+            assert_eq!(p.decide(category, attempts, mid), expected, "{category} after {attempts}");
         }
     }
 
     #[test]
     fn delays_grow_to_the_cap_and_jitter_stays_in_bounds() {
-        let p = RetryPolicy {
-            base: secs(30),
-            max: secs(3600),
-            factor: 2.0,
-            jitter: 0.25,
-        };
+        let p = RetryPolicy { base: secs(30), max: secs(3600), factor: 2.0, jitter: 0.25 };
         // (attempts, rng, expected seconds)
         let cases = [
             (1, 0.0, 22.5),
@@ -193,10 +159,7 @@ mod tests {
         ];
         for (attempts, rng, expected) in cases {
             let got = p.delay(attempts, rng).as_secs_f64();
-            assert!(
-                (got - expected).abs() < 1e-6,
-                "attempt {attempts} rng {rng}: {got} != {expected}"
-            );
+            assert!((got - expected).abs() < 1e-6, "attempt {attempts} rng {rng}: {got} != {expected}");
         }
     }
 
@@ -218,14 +181,7 @@ mod tests {
         for (input, expected) in ok {
             assert_eq!(parse_duration(input), Ok(expected), "{input:?}");
         }
-        for bad in [
-            "",
-            "abc",
-            "-5s",
-            "1h30",
-            "5 parsecs",
-            "99999999999999999999999",
-        ] {
+        for bad in ["", "abc", "-5s", "1h30", "5 parsecs", "99999999999999999999999"] {
             let err = parse_duration(bad).expect_err(bad);
             assert!(err.contains("duration"), "{bad:?}: {err}");
         }

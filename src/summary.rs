@@ -112,7 +112,7 @@ impl fmt::Display for Summary {
             "  fetched {} for {} of clips kept ({}), {} whole-video fallbacks",
             human_bytes(self.bytes_fetched),
             human_bytes(self.bytes_kept),
-            if self.done > 0 { format!("{} a clip", human_bytes(self.bytes_kept / self.done)) } else { "-".into() },
+            self.bytes_kept.checked_div(self.done).map_or("-".into(), |b| format!("{} a clip", human_bytes(b))),
             self.whole_video_fallbacks
         )?;
         let minutes = self.elapsed.as_secs_f64() / 60.0;

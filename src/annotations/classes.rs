@@ -24,13 +24,7 @@ fn parse_classes(path: &Path, bytes: &[u8]) -> Result<BTreeSet<String>, InputErr
         classes.insert(text.to_owned());
     }
     if classes.is_empty() {
-        return Err(InputError::new(
-            path,
-            None,
-            None,
-            ErrorKind::Empty,
-            "no classes in file",
-        ));
+        return Err(InputError::new(path, None, None, ErrorKind::Empty, "no classes in file"));
     }
     Ok(classes)
 }
@@ -47,24 +41,13 @@ mod tests {
     fn accepted() {
         let cases: [(&[u8], &[&str]); 5] = [
             (b"abseiling\nair drumming\n", &["abseiling", "air drumming"]),
-            (
-                b"\xEF\xBB\xBF# comment\r\n  air drumming \r\n\r\nabseiling",
-                &["abseiling", "air drumming"],
-            ),
+            (b"\xEF\xBB\xBF# comment\r\n  air drumming \r\n\r\nabseiling", &["abseiling", "air drumming"]),
             (b"b\na\nb\n", &["a", "b"]),
-            (
-                b"passing American football (in game)\n",
-                &["passing American football (in game)"],
-            ),
+            (b"passing American football (in game)\n", &["passing American football (in game)"]),
             (b"  # indented comment\nx\n", &["x"]),
         ];
         for (text, want) in cases {
-            assert_eq!(
-                parse(text).unwrap(),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(text)
-            );
+            assert_eq!(parse(text).unwrap(), want, "{:?}", String::from_utf8_lossy(text));
         }
     }
 
@@ -78,12 +61,7 @@ mod tests {
         ];
         for (text, kind, line) in cases {
             let err = parse(text).unwrap_err();
-            assert_eq!(
-                (err.kind, err.line),
-                (kind, line),
-                "{:?}",
-                String::from_utf8_lossy(text)
-            );
+            assert_eq!((err.kind, err.line), (kind, line), "{:?}", String::from_utf8_lossy(text));
         }
     }
 

@@ -36,11 +36,7 @@ pub(crate) struct Collector<'f> {
 
 impl<'f> Collector<'f> {
     pub fn new(filters: &'f Filters) -> Self {
-        let mut splits: Vec<String> = filters
-            .splits
-            .iter()
-            .map(|s| super::normalize_split(s))
-            .collect();
+        let mut splits: Vec<String> = filters.splits.iter().map(|s| super::normalize_split(s)).collect();
         splits.sort();
         splits.dedup();
         Collector {
@@ -77,16 +73,8 @@ impl<'f> Collector<'f> {
             None => false,
         };
         if !self.splits.is_empty() {
-            let name = if has_split {
-                self.split_buf.as_str()
-            } else {
-                UNSPLIT
-            };
-            if self
-                .splits
-                .binary_search_by(|s| s.as_str().cmp(name))
-                .is_err()
-            {
+            let name = if has_split { self.split_buf.as_str() } else { UNSPLIT };
+            if self.splits.binary_search_by(|s| s.as_str().cmp(name)).is_err() {
                 return;
             }
         }

@@ -225,15 +225,10 @@ impl Records<'_> {
     /// The next non-blank record's line, or `None` at the end.
     fn next(&mut self, path: &Path, rec: &mut ByteRecord) -> Result<Option<u64>, InputError> {
         loop {
-            let more = self.reader.read_byte_record(rec).map_err(|e| {
-                InputError::new(
-                    path,
-                    None,
-                    None,
-                    ErrorKind::Io,
-                    format!("cannot read CSV: {e}"),
-                )
-            })?;
+            let more = self
+                .reader
+                .read_byte_record(rec)
+                .map_err(|e| InputError::new(path, None, None, ErrorKind::Io, format!("cannot read CSV: {e}")))?;
             if !more {
                 return Ok(None);
             }
@@ -248,16 +243,8 @@ impl Records<'_> {
     /// The reader never rejects a missing closing quote: it swallows the following lines into the field,
     /// or at the end of the file takes what is left. No valid value spans lines, so a line break inside a
     /// field, or an open quote in the file's last record, is reported as that quote.
-    fn check_quotes(
-        &self,
-        path: &Path,
-        rec: &ByteRecord,
-        line: u64,
-        names: &[String],
-    ) -> Result<(), InputError> {
-        let mut col = rec
-            .iter()
-            .position(|f| f.contains(&b'\n') || f.contains(&b'\r'));
+    fn check_quotes(&self, path: &Path, rec: &ByteRecord, line: u64, names: &[String]) -> Result<(), InputError> {
+        let mut col = rec.iter().position(|f| f.contains(&b'\n') || f.contains(&b'\r'));
         if col.is_none() && self.reader.position().byte() as usize >= self.data.len() {
             col = open_quote_at_eof(&self.data[self.start.min(self.data.len())..]);
         }
@@ -277,30 +264,12 @@ impl Records<'_> {
 /// Reads a whole CSV file (without its BOM), offering each valid row to `out`; stops at the first error.
 pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<(), InputError> {
     // No trimming by the reader: it would also trim the line break that betrays an open quote.
-    let reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(data);
-    let lines = Lines {
-        data,
-        pos: 0,
-        line: 1,
-    };
-    let mut records = Records {
-        reader,
-        data,
-        lines,
-        start: 0,
-    };
+    let reader = ReaderBuilder::new().has_headers(false).flexible(true).from_reader(data);
+    let lines = Lines { data, pos: 0, line: 1 };
+    let mut records = Records { reader, data, lines, start: 0 };
     let mut rec = ByteRecord::new();
     let Some(header_line) = records.next(path, &mut rec)? else {
-        return Err(InputError::new(
-            path,
-            Some(1),
-            None,
-            ErrorKind::Empty,
-            "empty file: no header",
-        ));
+        return Err(InputError::new(path, Some(1), None, ErrorKind::Empty, "empty file: no header"));
     };
     records.check_quotes(path, &rec, header_line, &[])?;
     let layout = Layout::from_header(path, &rec, header_line)?;
@@ -313,15 +282,10 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
                 Some(line),
                 None,
                 ErrorKind::FieldCount,
-                format!(
-                    "expected {width} fields as in the header, found {}",
-                    rec.len()
-                ),
+                format!("expected {width} fields as in the header, found {}", rec.len()),
             ));
         }
-        let checked = layout
-            .check(&rec, line)
-            .map_err(|(p, col)| p.at(path, line, &layout.names[col]))?;
+        let checked = layout.check(&rec, line).map_err(|(p, col)| p.at(path, line, &layout.names[col]))?;
         out.offer(checked);
     }
     Ok(())
@@ -346,12 +310,7 @@ mod tests {
             (b"", None),
         ];
         for (record, want) in cases {
-            assert_eq!(
-                open_quote_at_eof(record),
-                want,
-                "{:?}",
-                String::from_utf8_lossy(record)
-            );
+            assert_eq!(open_quote_at_eof(record), want, "{:?}", String::from_utf8_lossy(record));
         }
     }
 
@@ -365,11 +324,7 @@ mod tests {
             (b"\n\na\n", &[0], &[3]),
         ];
         for (data, offsets, want) in cases {
-            let mut lines = Lines {
-                data,
-                pos: 0,
-                line: 1,
-            };
+            let mut lines = Lines { data, pos: 0, line: 1 };
             let got: Vec<u64> = offsets.iter().map(|&o| lines.at(o)).collect();
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(data));
         }

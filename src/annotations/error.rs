@@ -61,23 +61,11 @@ impl InputError {
         kind: ErrorKind,
         message: impl Into<String>,
     ) -> Self {
-        InputError {
-            file: file.to_path_buf(),
-            line,
-            field: field.map(str::to_owned),
-            message: message.into(),
-            kind,
-        }
+        InputError { file: file.to_path_buf(), line, field: field.map(str::to_owned), message: message.into(), kind }
     }
 
     pub(crate) fn io(file: &Path, err: &std::io::Error) -> Self {
-        Self::new(
-            file,
-            None,
-            None,
-            ErrorKind::Io,
-            format!("cannot read file: {err}"),
-        )
+        Self::new(file, None, None, ErrorKind::Io, format!("cannot read file: {err}"))
     }
 
     fn render(&self) -> String {
@@ -103,10 +91,7 @@ pub(crate) struct Problem {
 
 impl Problem {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Problem {
-            kind,
-            message: message.into(),
-        }
+        Problem { kind, message: message.into() }
     }
 
     pub fn at(self, file: &Path, line: u64, field: &str) -> InputError {
@@ -126,13 +111,7 @@ mod tests {
             (None, None, "a.csv: boom"),
         ];
         for (line, field, want) in cases {
-            let e = InputError::new(
-                Path::new("a.csv"),
-                line,
-                field,
-                ErrorKind::BadNumber,
-                "boom",
-            );
+            let e = InputError::new(Path::new("a.csv"), line, field, ErrorKind::BadNumber, "boom");
             assert_eq!(e.to_string(), want);
         }
     }

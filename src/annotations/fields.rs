@@ -11,11 +11,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// `^[A-Za-z0-9_-]{1,64}$`: the id later goes into a URL and a file name, so nothing else may pass.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Seconds to whole milliseconds, the resolution at which clips are identified and compared.
@@ -46,10 +42,7 @@ pub(crate) fn normalize_split_into(s: &str, out: &mut String) {
 
 pub(crate) fn utf8(bytes: &[u8]) -> Result<&str, Problem> {
     std::str::from_utf8(bytes).map_err(|e| {
-        Problem::new(
-            ErrorKind::BadEncoding,
-            format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to()),
-        )
+        Problem::new(ErrorKind::BadEncoding, format!("not valid UTF-8 (bad byte at offset {})", e.valid_up_to()))
     })
 }
 
@@ -72,31 +65,21 @@ pub(crate) fn parse_time(text: &str) -> Result<f64, Problem> {
         return Err(Problem::new(ErrorKind::MissingField, "empty time"));
     }
     // Rust's parser also accepts `inf`, `NaN` and `infinity`; check_time turns those away.
-    let value: f64 = text
-        .parse()
-        .map_err(|_| Problem::new(ErrorKind::BadNumber, format!("{text:?} is not a number")))?;
+    let value: f64 =
+        text.parse().map_err(|_| Problem::new(ErrorKind::BadNumber, format!("{text:?} is not a number")))?;
     check_time(value)
 }
 
 /// Checks a time that is already a number; returns it with `-0` made `0`.
 pub(crate) fn check_time(value: f64) -> Result<f64, Problem> {
     if !value.is_finite() {
-        return Err(Problem::new(
-            ErrorKind::BadNumber,
-            format!("{value} is not a finite number"),
-        ));
+        return Err(Problem::new(ErrorKind::BadNumber, format!("{value} is not a finite number")));
     }
     if value < 0.0 {
-        return Err(Problem::new(
-            ErrorKind::NegativeTime,
-            format!("negative time {value}"),
-        ));
+        return Err(Problem::new(ErrorKind::NegativeTime, format!("negative time {value}")));
     }
     if value > MAX_SECONDS {
-        return Err(Problem::new(
-            ErrorKind::BadNumber,
-            format!("time {value} is larger than {MAX_SECONDS} seconds"),
-        ));
+        return Err(Problem::new(ErrorKind::BadNumber, format!("time {value} is larger than {MAX_SECONDS} seconds")));
     }
     Ok(value + 0.0)
 }
@@ -104,10 +87,7 @@ pub(crate) fn check_time(value: f64) -> Result<f64, Problem> {
 /// The end must be after the start even once both are rounded to milliseconds, or the clip is empty.
 pub(crate) fn check_window(start: f64, end: f64) -> Result<(), Problem> {
     if end <= start || seconds_to_ms(end) <= seconds_to_ms(start) {
-        return Err(Problem::new(
-            ErrorKind::EndNotAfterStart,
-            format!("end {end} is not after start {start}"),
-        ));
+        return Err(Problem::new(ErrorKind::EndNotAfterStart, format!("end {end} is not after start {start}")));
     }
     Ok(())
 }
@@ -117,10 +97,7 @@ pub(crate) fn check_label(label: &str) -> Result<(), Problem> {
     match label.chars().find(|c| c.is_control()) {
         Some(c) => Err(Problem::new(
             ErrorKind::BadLabel,
-            format!(
-                "label {label:?} contains control character U+{:04X}",
-                c as u32
-            ),
+            format!("label {label:?} contains control character U+{:04X}", c as u32),
         )),
         None => Ok(()),
     }
@@ -130,10 +107,7 @@ pub(crate) fn check_split(split: &str) -> Result<(), Problem> {
     match split.chars().find(|c| c.is_control()) {
         Some(c) => Err(Problem::new(
             ErrorKind::BadSplit,
-            format!(
-                "split {split:?} contains control character U+{:04X}",
-                c as u32
-            ),
+            format!("split {split:?} contains control character U+{:04X}", c as u32),
         )),
         None => Ok(()),
     }
@@ -170,14 +144,7 @@ mod tests {
 
     #[test]
     fn times() {
-        let ok = [
-            ("17", 17.0),
-            ("17.0", 17.0),
-            ("84.5", 84.5),
-            ("0", 0.0),
-            ("-0", 0.0),
-            ("1e3", 1000.0),
-        ];
+        let ok = [("17", 17.0), ("17.0", 17.0), ("84.5", 84.5), ("0", 0.0), ("-0", 0.0), ("1e3", 1000.0)];
         for (text, want) in ok {
             let got = parse_time(text).unwrap();
             assert_eq!(got, want, "{text}");
@@ -206,36 +173,19 @@ mod tests {
         assert!(check_window(0.0, 10.0).is_ok());
         assert!(check_window(1.0, 1.001).is_ok());
         for (s, e) in [(10.0, 10.0), (10.0, 9.0), (1.0, 1.0004)] {
-            assert_eq!(
-                check_window(s, e).unwrap_err().kind,
-                ErrorKind::EndNotAfterStart,
-                "{s} {e}"
-            );
+            assert_eq!(check_window(s, e).unwrap_err().kind, ErrorKind::EndNotAfterStart, "{s} {e}");
         }
     }
 
     #[test]
     fn labels_and_splits() {
-        for label in [
-            "air drumming",
-            "passing American football (in game)",
-            "../../etc",
-            "a/b",
-            "caf\u{e9}",
-        ] {
+        for label in ["air drumming", "passing American football (in game)", "../../etc", "a/b", "caf\u{e9}"] {
             assert!(check_label(label).is_ok(), "{label:?}");
         }
         for label in ["a\0b", "a\tb", "a\nb", "a\rb", "a\u{7f}", "a\u{85}"] {
-            assert_eq!(
-                check_label(label).unwrap_err().kind,
-                ErrorKind::BadLabel,
-                "{label:?}"
-            );
+            assert_eq!(check_label(label).unwrap_err().kind, ErrorKind::BadLabel, "{label:?}");
         }
-        assert_eq!(
-            check_split("te\u{1}st").unwrap_err().kind,
-            ErrorKind::BadSplit
-        );
+        assert_eq!(check_split("te\u{1}st").unwrap_err().kind, ErrorKind::BadSplit);
     }
 
     #[test]

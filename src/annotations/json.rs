@@ -8,9 +8,7 @@
 use super::collect::{Checked, Collector};
 use super::error::{ErrorKind, InputError, Problem};
 use super::fields::{check_id, check_label, check_split, check_time, check_window};
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
@@ -77,21 +75,12 @@ impl Ctx<'_, '_> {
         let path = self.path;
         let at = |field: &'static str| move |p: Problem| p.at(path, line, field);
         check_id(&id).map_err(at("youtube_id"))?;
-        let missing = |field: &str| {
-            InputError::new(
-                path,
-                Some(line),
-                Some(field),
-                ErrorKind::MissingField,
-                "missing value",
-            )
-        };
+        let missing =
+            |field: &str| InputError::new(path, Some(line), Some(field), ErrorKind::MissingField, "missing value");
         if !entry.has_annotations {
             return Err(missing("annotations"));
         }
-        let (start, end) = entry
-            .segment
-            .ok_or_else(|| missing("annotations.segment"))?;
+        let (start, end) = entry.segment.ok_or_else(|| missing("annotations.segment"))?;
         let start = check_time(start).map_err(at("annotations.segment"))?;
         let end = check_time(end).map_err(at("annotations.segment"))?;
         check_window(start, end).map_err(at("annotations.segment"))?;
@@ -180,11 +169,7 @@ impl<'de> de::Deserialize<'de> for Key {
 }
 
 /// Parses the value of `key` with `field` set as context for serde_json's errors.
-fn value<'de, A, T>(
-    map: &mut A,
-    field: &Cell<Option<&'static str>>,
-    name: &'static str,
-) -> Result<T, A::Error>
+fn value<'de, A, T>(map: &mut A, field: &Cell<Option<&'static str>>, name: &'static str) -> Result<T, A::Error>
 where
     A: MapAccess<'de>,
     T: de::Deserialize<'de>,
@@ -283,16 +268,10 @@ impl<'de> Visitor<'de> for SegmentVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Segment, A::Error> {
-        let start = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(0, &self))?;
-        let end = seq
-            .next_element()?
-            .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+        let start = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(0, &self))?;
+        let end = seq.next_element()?.ok_or_else(|| de::Error::invalid_length(1, &self))?;
         if seq.next_element::<IgnoredAny>()?.is_some() {
-            return Err(de::Error::custom(
-                "expected a [start, end] pair of numbers, found more values",
-            ));
+            return Err(de::Error::custom("expected a [start, end] pair of numbers, found more values"));
         }
         Ok(Segment(start, end))
     }
@@ -308,11 +287,7 @@ fn bare_message(err: &serde_json::Error) -> String {
 }
 
 /// Streams one JSON file (without its BOM), offering each valid entry to `out`; stops at the first error.
-pub(crate) fn read<R: Read>(
-    path: &Path,
-    reader: R,
-    out: &mut Collector<'_>,
-) -> Result<(), InputError> {
+pub(crate) fn read<R: Read>(path: &Path, reader: R, out: &mut Collector<'_>) -> Result<(), InputError> {
     let newlines = Rc::new(Cell::new(0));
     let reader = LineReader {
         inner: reader,
@@ -321,13 +296,7 @@ pub(crate) fn read<R: Read>(
         len: 0,
         newlines: Rc::clone(&newlines),
     };
-    let mut ctx = Ctx {
-        path,
-        newlines,
-        field: Cell::new(None),
-        out,
-        failure: None,
-    };
+    let mut ctx = Ctx { path, newlines, field: Cell::new(None), out, failure: None };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let result = de.deserialize_map(Top(&mut ctx)).and_then(|()| de.end());
     if let Some(failure) = ctx.failure {
@@ -347,12 +316,6 @@ pub(crate) fn read<R: Read>(
         if kind == ErrorKind::Truncated {
             message = format!("truncated JSON: {message}");
         }
-        InputError::new(
-            path,
-            Some(err.line() as u64).filter(|&l| l > 0),
-            field,
-            kind,
-            message,
-        )
+        InputError::new(path, Some(err.line() as u64).filter(|&l| l > 0), field, kind, message)
     })
 }

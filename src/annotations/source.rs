@@ -17,9 +17,7 @@ pub(crate) enum Format {
 /// The format from the start of a file (BOM already removed); `None` while only whitespace was seen.
 /// `[` also counts as JSON so that an array gets a JSON error instead of an "unknown header".
 pub(crate) fn sniff(prefix: &[u8]) -> Option<Format> {
-    let first = prefix
-        .iter()
-        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
+    let first = prefix.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))?;
     Some(match first {
         b'{' | b'[' => Format::Json,
         _ => Format::Csv,
@@ -59,17 +57,10 @@ pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>) -> Result<(), Inpu
     let (prefix, format) = read_prefix(path, &mut file)?;
     out.start_file(path);
     match format {
-        None => Err(InputError::new(
-            path,
-            Some(1),
-            None,
-            ErrorKind::Empty,
-            "empty file: no header",
-        )),
+        None => Err(InputError::new(path, Some(1), None, ErrorKind::Empty, "empty file: no header")),
         Some(Format::Csv) => {
             let mut data = prefix;
-            file.read_to_end(&mut data)
-                .map_err(|e| InputError::io(path, &e))?;
+            file.read_to_end(&mut data).map_err(|e| InputError::io(path, &e))?;
             super::csv::read(path, &data, out)
         }
         Some(Format::Json) => super::json::read(path, Cursor::new(prefix).chain(file), out),

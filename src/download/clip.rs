@@ -219,25 +219,6 @@ struct Fetched {
     whole_video: bool,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expected_duration_table() {
-        let table = [
-            (84.0, 94.0, None, 10.0),
-            (84.0, 94.0, Some(300.0), 10.0),
-            (84.0, 94.0, Some(90.0), 6.0),
-            (84.0, 94.0, Some(80.0), -4.0),
-            (0.0, 10.0, Some(0.0), 10.0),
-        ];
-        for (s, e, d, want) in table {
-            assert!((expected_duration(s, e, d) - want).abs() < 1e-9, "{s} {e} {d:?}");
-        }
-    }
-}
-
 impl Engine {
     /// Verifies a clip already at its final name (a crash came between the rename and the journal).
     pub async fn adopt(&self, task: &Task, stop: &mut StopSignal) -> Option<Done> {
@@ -254,5 +235,24 @@ impl Engine {
             source: "adopted".into(),
             ..Done::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_duration_table() {
+        let table = [
+            (84.0, 94.0, None, 10.0),
+            (84.0, 94.0, Some(300.0), 10.0),
+            (84.0, 94.0, Some(90.0), 6.0),
+            (84.0, 94.0, Some(80.0), -4.0),
+            (0.0, 10.0, Some(0.0), 10.0),
+        ];
+        for (s, e, d, want) in table {
+            assert!((expected_duration(s, e, d) - want).abs() < 1e-9, "{s} {e} {d:?}");
+        }
     }
 }

@@ -84,7 +84,9 @@ pub async fn run(
         }
     };
     while let Ok(ev) = rx.try_recv() {
-        if let Some((id, secs)) = record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)? {
+        if let Some((id, secs)) =
+            record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?
+        {
             phase.placed_clips.push((id, paths[&id].clone(), secs));
         }
     }
@@ -151,12 +153,8 @@ fn record(
         MirrorEvent::ClipDone { clip_id, size, duration, tarball } => {
             heard.insert(clip_id);
             phase.placed += 1;
-            let done = Done {
-                size_bytes: size,
-                duration_s: duration,
-                source: format!("mirror:{tarball}"),
-                ..Done::default()
-            };
+            let done =
+                Done { size_bytes: size, duration_s: duration, source: format!("mirror:{tarball}"), ..Done::default() };
             journal.record_done(clip_id, &done)?;
             journal.record_attempt(&attempt(clip_id, "done", None, None))?;
             let id = names.get(&clip_id).map(String::as_str).unwrap_or("");
@@ -196,7 +194,8 @@ async fn reencode(
     clips: &[(i64, std::path::PathBuf, f64)],
     reporter: &mut dyn Reporter,
 ) -> anyhow::Result<()> {
-    let ffmpeg = std::sync::Arc::new(crate::tools::ffmpeg::Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() });
+    let ffmpeg =
+        std::sync::Arc::new(crate::tools::ffmpeg::Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() });
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cfg.encode_jobs));
     let mut set = tokio::task::JoinSet::new();
     for (id, dest, secs) in clips.iter().cloned() {
@@ -225,7 +224,9 @@ async fn reencode(
                     rusqlite::params![size as i64, secs, id],
                 )?;
             }
-            Err(message) => reporter.note(&format!("re-encoding {} failed, kept the mirror's clip: {message}", dest.display())),
+            Err(message) => {
+                reporter.note(&format!("re-encoding {} failed, kept the mirror's clip: {message}", dest.display()))
+            }
         }
     }
     Ok(())

@@ -126,7 +126,7 @@ impl<'a> Scheduler<'a> {
             engine,
             run_id,
             jobs: cfg.jobs,
-            policy: cfg.retry.clone(),
+            policy: cfg.retry,
             have_cookies,
             stop,
             halt: tokio::sync::watch::channel(false).0,

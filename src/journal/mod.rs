@@ -98,6 +98,9 @@ pub struct Attempt<'a> {
     pub egress: &'a str,
 }
 
+/// The latest run: started and finished (unix ms), yt-dlp and ffmpeg versions.
+pub type LastRun = (i64, Option<i64>, Option<String>, Option<String>);
+
 /// Counts for `status` and the exit code.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Counts {
@@ -340,7 +343,7 @@ impl Journal {
     }
 
     /// The most recent run's tool versions, for `status`.
-    pub fn last_run(&self) -> anyhow::Result<Option<(i64, Option<i64>, Option<String>, Option<String>)>> {
+    pub fn last_run(&self) -> anyhow::Result<Option<LastRun>> {
         Ok(self
             .conn
             .query_row(

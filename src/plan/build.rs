@@ -10,10 +10,7 @@ use std::collections::HashMap;
 /// Builds the plan. The first row of a clip decides its label, split and path; later rows with the same
 /// key only raise its `rows` count and, when they disagree, show up in the conflict lists.
 pub fn build(rows: &[Row], class_dirs: ClassDirs) -> Plan {
-    let mut plan = Plan {
-        class_dirs,
-        ..Plan::default()
-    };
+    let mut plan = Plan { class_dirs, ..Plan::default() };
     let mut index: HashMap<(&str, i64, i64), usize> = HashMap::with_capacity(rows.len());
     let mut names = NameCache::new(class_dirs);
     let mut label_conflicts = ConflictLog::default();
@@ -34,21 +31,11 @@ pub fn build(rows: &[Row], class_dirs: ClassDirs) -> Plan {
             }
             Entry::Vacant(slot) => {
                 slot.insert(plan.jobs.len());
-                let key = ClipKey {
-                    youtube_id: row.youtube_id.clone(),
-                    start_ms,
-                    end_ms,
-                };
+                let key = ClipKey { youtube_id: row.youtube_id.clone(), start_ms, end_ms };
                 let split_dir = names.split(row.split.as_deref());
                 let class_dir = row.label.as_deref().map(|l| names.class(l));
                 let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key);
-                plan.jobs.push(Job {
-                    key,
-                    label: row.label.clone(),
-                    split: row.split.clone(),
-                    rel_path,
-                    rows: 1,
-                });
+                plan.jobs.push(Job { key, label: row.label.clone(), split: row.split.clone(), rel_path, rows: 1 });
             }
         }
     }
@@ -67,11 +54,7 @@ struct NameCache {
 
 impl NameCache {
     fn new(mode: ClassDirs) -> Self {
-        NameCache {
-            mode,
-            classes: HashMap::new(),
-            splits: HashMap::new(),
-        }
+        NameCache { mode, classes: HashMap::new(), splits: HashMap::new() }
     }
 
     fn class(&mut self, label: &str) -> String {
@@ -106,11 +89,7 @@ struct ConflictLog {
 impl ConflictLog {
     fn note(&mut self, job_index: usize, job: &Job, kept: &Option<String>, other: &Option<String>) {
         let at = *self.by_job.entry(job_index).or_insert_with(|| {
-            self.conflicts.push(Conflict {
-                key: job.key.clone(),
-                kept: kept.clone(),
-                others: Vec::new(),
-            });
+            self.conflicts.push(Conflict { key: job.key.clone(), kept: kept.clone(), others: Vec::new() });
             self.conflicts.len() - 1
         });
         let others = &mut self.conflicts[at].others;

@@ -29,31 +29,20 @@ pub fn class_list(jobs: &[Job], mode: ClassDirs) -> Vec<ClassEntry> {
 }
 
 /// The sorted class list of any set of labels (duplicates allowed).
-pub fn class_list_from_labels<'a>(
-    labels: impl IntoIterator<Item = &'a str>,
-    mode: ClassDirs,
-) -> Vec<ClassEntry> {
+pub fn class_list_from_labels<'a>(labels: impl IntoIterator<Item = &'a str>, mode: ClassDirs) -> Vec<ClassEntry> {
     let unique: BTreeSet<&str> = labels.into_iter().collect();
     let mut by_dir: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for label in unique {
-        by_dir
-            .entry(class_dir_name(label, mode))
-            .or_default()
-            .push(label.to_owned());
+        by_dir.entry(class_dir_name(label, mode)).or_default().push(label.to_owned());
     }
-    by_dir
-        .into_iter()
-        .map(|(dir, labels)| ClassEntry { dir, labels })
-        .collect()
+    by_dir.into_iter().map(|(dir, labels)| ClassEntry { dir, labels }).collect()
 }
 
 impl Plan {
     /// The index of a label's class in [`Plan::classes`], as written to manifests.
     pub fn class_index(&self, label: &str) -> Option<usize> {
         let dir = class_dir_name(label, self.class_dirs);
-        self.classes
-            .binary_search_by(|c| c.dir.as_str().cmp(&dir))
-            .ok()
+        self.classes.binary_search_by(|c| c.dir.as_str().cmp(&dir)).ok()
     }
 
     /// Class folders that more than one distinct label maps to.
@@ -70,28 +59,12 @@ mod tests {
     type Group<'a> = (&'a str, Vec<&'a str>);
 
     fn dirs(entries: &[ClassEntry]) -> Vec<Group<'_>> {
-        entries
-            .iter()
-            .map(|e| {
-                (
-                    e.dir.as_str(),
-                    e.labels.iter().map(String::as_str).collect(),
-                )
-            })
-            .collect()
+        entries.iter().map(|e| (e.dir.as_str(), e.labels.iter().map(String::as_str).collect())).collect()
     }
 
     #[test]
     fn sorted_by_folder_with_collisions_grouped() {
-        let labels = [
-            "zumba",
-            "air drumming",
-            "a b",
-            "a_b",
-            "a/b",
-            "zumba",
-            "Yoga",
-        ];
+        let labels = ["zumba", "air drumming", "a b", "a_b", "a/b", "zumba", "Yoga"];
         let cases: [(ClassDirs, Vec<Group>); 2] = [
             (
                 ClassDirs::Raw,
@@ -114,11 +87,7 @@ mod tests {
             ),
         ];
         for (mode, want) in cases {
-            assert_eq!(
-                dirs(&class_list_from_labels(labels, mode)),
-                want,
-                "{mode:?}"
-            );
+            assert_eq!(dirs(&class_list_from_labels(labels, mode)), want, "{mode:?}");
         }
     }
 
@@ -126,10 +95,7 @@ mod tests {
     fn index_follows_folder_order() {
         let plan = Plan {
             class_dirs: ClassDirs::Torchvision,
-            classes: class_list_from_labels(
-                ["b c", "a (x)", "massaging person's head"],
-                ClassDirs::Torchvision,
-            ),
+            classes: class_list_from_labels(["b c", "a (x)", "massaging person's head"], ClassDirs::Torchvision),
             ..Plan::default()
         };
         assert_eq!(plan.class_index("a (x)"), Some(0));

@@ -11,24 +11,12 @@ mod tests;
 
 pub use build::build;
 pub use classes::{class_list, class_list_from_labels, ClassEntry};
-pub use paths::{
-    class_dir_name, clip_file_name, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES,
-};
+pub use paths::{class_dir_name, clip_file_name, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES};
 
 use std::path::PathBuf;
 
 /// How class folders are named.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassDirs {
     /// The label as is (spaces kept), made safe.

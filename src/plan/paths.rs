@@ -18,11 +18,9 @@ pub fn class_dir_name(label: &str, mode: ClassDirs) -> String {
     let spelled: String = match mode {
         ClassDirs::Raw => label.to_owned(),
         ClassDirs::Underscore => label.replace(' ', "_"),
-        ClassDirs::Torchvision => label
-            .chars()
-            .filter(|c| !matches!(c, '\'' | '(' | ')'))
-            .map(|c| if c == ' ' { '_' } else { c })
-            .collect(),
+        ClassDirs::Torchvision => {
+            label.chars().filter(|c| !matches!(c, '\'' | '(' | ')')).map(|c| if c == ' ' { '_' } else { c }).collect()
+        }
     };
     safe_component(&spelled, label)
 }
@@ -38,23 +36,10 @@ pub fn split_dir_name(split: Option<&str>) -> String {
 /// `{youtube_id}_{start}_{end}.mp4`; see the module docs for the time format.
 pub fn clip_file_name(key: &ClipKey) -> String {
     // Ids are validated upstream; mapping stray characters anyway keeps a hand-made key from naming a path.
-    let id: String = key
-        .youtube_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let id: String =
+        key.youtube_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let id = if id.is_empty() { "_".to_owned() } else { id };
-    format!(
-        "{id}_{}_{}.mp4",
-        clip_time(key.start_ms),
-        clip_time(key.end_ms)
-    )
+    format!("{id}_{}_{}.mp4", clip_time(key.start_ms), clip_time(key.end_ms))
 }
 
 /// Whole seconds as `000417`, otherwise `000017.500`.
@@ -82,16 +67,7 @@ pub fn rel_path(split_dir: &str, class_dir: Option<&str>, key: &ClipKey) -> Path
 /// a character boundary and ends in `-` plus a 16-hex-digit FNV-1a hash of `original`, so distinct
 /// labels stay distinct and the name is the same on every run.
 pub fn safe_component(name: &str, original: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let mut out: String = name.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
     if out.is_empty() || out.starts_with('.') {
         out.insert(0, '_');
     }
@@ -109,9 +85,7 @@ pub fn safe_component(name: &str, original: &str) -> String {
 
 /// FNV-1a, 64 bits: tiny, and unlike std's hashers fixed across Rust versions and runs.
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -120,21 +94,14 @@ mod tests {
     use std::path::Component;
 
     fn key(id: &str, start_ms: i64, end_ms: i64) -> ClipKey {
-        ClipKey {
-            youtube_id: id.to_owned(),
-            start_ms,
-            end_ms,
-        }
+        ClipKey { youtube_id: id.to_owned(), start_ms, end_ms }
     }
 
     #[test]
     fn class_dirs_by_mode() {
         use ClassDirs::*;
         let cases = [
-            (
-                "air drumming",
-                ["air drumming", "air_drumming", "air_drumming"],
-            ),
+            ("air drumming", ["air drumming", "air_drumming", "air_drumming"]),
             (
                 "passing American football (in game)",
                 [
@@ -145,11 +112,7 @@ mod tests {
             ),
             (
                 "massaging person's head",
-                [
-                    "massaging person's head",
-                    "massaging_person's_head",
-                    "massaging_persons_head",
-                ],
+                ["massaging person's head", "massaging_person's_head", "massaging_persons_head"],
             ),
             ("../../etc", ["_.._.._etc", "_.._.._etc", "_.._.._etc"]),
             ("a/b", ["a_b", "a_b", "a_b"]),
@@ -177,11 +140,7 @@ mod tests {
         let b = format!("{}b", "x".repeat(299));
         let multibyte = "\u{e9}".repeat(150);
         for label in [&a, &b, &multibyte] {
-            for mode in [
-                ClassDirs::Raw,
-                ClassDirs::Underscore,
-                ClassDirs::Torchvision,
-            ] {
+            for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
                 let name = class_dir_name(label, mode);
                 assert!(name.len() <= MAX_NAME_BYTES, "{} bytes", name.len());
                 assert!(name.len() > MAX_NAME_BYTES - 4, "{} bytes", name.len());
@@ -189,10 +148,7 @@ mod tests {
                 assert_eq!(name, class_dir_name(label, mode));
             }
         }
-        assert_ne!(
-            class_dir_name(&a, ClassDirs::Raw),
-            class_dir_name(&b, ClassDirs::Raw)
-        );
+        assert_ne!(class_dir_name(&a, ClassDirs::Raw), class_dir_name(&b, ClassDirs::Raw));
         let exact = "y".repeat(MAX_NAME_BYTES);
         assert_eq!(class_dir_name(&exact, ClassDirs::Raw), exact);
     }
@@ -200,20 +156,11 @@ mod tests {
     #[test]
     fn clip_names() {
         let cases = [
-            (
-                key("0wR5jVB-WPk", 417_000, 427_000),
-                "0wR5jVB-WPk_000417_000427.mp4",
-            ),
-            (
-                key("--07WQ2iBlw", 1_000, 11_000),
-                "--07WQ2iBlw_000001_000011.mp4",
-            ),
+            (key("0wR5jVB-WPk", 417_000, 427_000), "0wR5jVB-WPk_000417_000427.mp4"),
+            (key("--07WQ2iBlw", 1_000, 11_000), "--07WQ2iBlw_000001_000011.mp4"),
             (key("x", 17_500, 27_500), "x_000017.500_000027.500.mp4"),
             (key("x", 0, 10_050), "x_000000_000010.050.mp4"),
-            (
-                key("x", 1_234_567_001, 1_234_567_002),
-                "x_1234567.001_1234567.002.mp4",
-            ),
+            (key("x", 1_234_567_001, 1_234_567_002), "x_1234567.001_1234567.002.mp4"),
             (key("a/../b", 0, 1_000), "a____b_000000_000001.mp4"),
             (key("", 0, 1_000), "__000000_000001.mp4"),
         ];
@@ -224,43 +171,19 @@ mod tests {
 
     #[test]
     fn paths_stay_inside_out() {
-        let hostile = [
-            "../../etc",
-            "a/b",
-            "..",
-            ".",
-            "",
-            "/abs",
-            "\\..\\x",
-            "a\0b",
-            &"z".repeat(300),
-        ];
+        let hostile = ["../../etc", "a/b", "..", ".", "", "/abs", "\\..\\x", "a\0b", &"z".repeat(300)];
         for label in hostile {
             for split in hostile {
-                for mode in [
-                    ClassDirs::Raw,
-                    ClassDirs::Underscore,
-                    ClassDirs::Torchvision,
-                ] {
+                for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
                     let class = class_dir_name(label, mode);
-                    let path = rel_path(
-                        &split_dir_name(Some(split)),
-                        Some(&class),
-                        &key("-x", 0, 1000),
-                    );
+                    let path = rel_path(&split_dir_name(Some(split)), Some(&class), &key("-x", 0, 1000));
                     let parts: Vec<_> = path.components().collect();
                     assert_eq!(parts.len(), 3, "{path:?}");
-                    assert!(
-                        parts.iter().all(|c| matches!(c, Component::Normal(_))),
-                        "{path:?}"
-                    );
+                    assert!(parts.iter().all(|c| matches!(c, Component::Normal(_))), "{path:?}");
                 }
             }
         }
         assert_eq!(split_dir_name(None), "unsplit");
-        assert_eq!(
-            rel_path("test", None, &key("a", 0, 1000)),
-            PathBuf::from("test/a_000000_000001.mp4")
-        );
+        assert_eq!(rel_path("test", None, &key("a", 0, 1000)), PathBuf::from("test/a_000000_000001.mp4"));
     }
 }

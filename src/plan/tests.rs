@@ -19,22 +19,13 @@ fn row(label: Option<&str>, id: &str, start: f64, end: f64, split: Option<&str>)
 }
 
 fn paths(plan: &Plan) -> Vec<&str> {
-    plan.jobs
-        .iter()
-        .map(|j| j.rel_path.to_str().unwrap())
-        .collect()
+    plan.jobs.iter().map(|j| j.rel_path.to_str().unwrap()).collect()
 }
 
 #[test]
 fn paths_by_mode() {
     let rows = [
-        row(
-            Some("passing American football (in game)"),
-            "0wR5jVB-WPk",
-            417.0,
-            427.0,
-            Some("train"),
-        ),
+        row(Some("passing American football (in game)"), "0wR5jVB-WPk", 417.0, 427.0, Some("train")),
         row(Some("air drumming"), "-abc", 17.5, 27.5, Some("validate")),
         row(None, "t1", 0.0, 10.0, Some("test")),
         row(Some("yoga"), "u1", 0.0, 10.0, None),
@@ -96,15 +87,7 @@ fn duplicates_merge_in_first_appearance_order() {
     let jobs: Vec<_> = plan
         .jobs
         .iter()
-        .map(|j| {
-            (
-                j.key.youtube_id.as_str(),
-                j.key.start_ms,
-                j.key.end_ms,
-                j.label.as_deref(),
-                j.rows,
-            )
-        })
+        .map(|j| (j.key.youtube_id.as_str(), j.key.start_ms, j.key.end_ms, j.label.as_deref(), j.rows))
         .collect();
     assert_eq!(
         jobs,
@@ -115,31 +98,16 @@ fn duplicates_merge_in_first_appearance_order() {
         ]
     );
     assert_eq!(plan.duplicates_merged, 5);
-    let a = ClipKey {
-        youtube_id: "a".into(),
-        start_ms: 1000,
-        end_ms: 11000,
-    };
+    let a = ClipKey { youtube_id: "a".into(), start_ms: 1000, end_ms: 11000 };
     assert_eq!(
         plan.label_conflicts,
-        [Conflict {
-            key: a.clone(),
-            kept: Some("yoga".into()),
-            others: vec![Some("dancing".into()), None]
-        }]
+        [Conflict { key: a.clone(), kept: Some("yoga".into()), others: vec![Some("dancing".into()), None] }]
     );
     assert_eq!(
         plan.split_conflicts,
-        [Conflict {
-            key: a,
-            kept: Some("train".into()),
-            others: vec![Some("validate".into())]
-        }]
+        [Conflict { key: a, kept: Some("train".into()), others: vec![Some("validate".into())] }]
     );
-    assert_eq!(
-        plan.jobs[0].rel_path,
-        Path::new("train/yoga/a_000001_000011.mp4")
-    );
+    assert_eq!(plan.jobs[0].rel_path, Path::new("train/yoga/a_000001_000011.mp4"));
     let labels: Vec<_> = plan.classes.iter().map(|c| c.label()).collect();
     assert_eq!(labels, ["yoga", "zumba"], "only the labels that jobs kept");
 }
@@ -166,47 +134,18 @@ fn fractional_times_are_distinct_clips() {
 #[test]
 fn hostile_labels_stay_inside_out() {
     let long = "\u{e9}".repeat(200);
-    let labels = [
-        "../../etc",
-        "a/b",
-        "..",
-        ".",
-        "b\0c",
-        "\\..\\..",
-        long.as_str(),
-    ];
-    let rows: Vec<Row> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| row(Some(l), &format!("-{i}"), 0.0, 1.0, Some("..")))
-        .collect();
-    for mode in [
-        ClassDirs::Raw,
-        ClassDirs::Underscore,
-        ClassDirs::Torchvision,
-    ] {
+    let labels = ["../../etc", "a/b", "..", ".", "b\0c", "\\..\\..", long.as_str()];
+    let rows: Vec<Row> =
+        labels.iter().enumerate().map(|(i, l)| row(Some(l), &format!("-{i}"), 0.0, 1.0, Some(".."))).collect();
+    for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
         let plan = build(&rows, mode);
         for job in &plan.jobs {
             let parts: Vec<_> = job.rel_path.components().collect();
             assert_eq!(parts.len(), 3, "{:?}", job.rel_path);
-            assert!(
-                parts
-                    .iter()
-                    .all(|c| matches!(c, Component::Normal(n) if n.len() <= 255)),
-                "{:?}",
-                job.rel_path
-            );
+            assert!(parts.iter().all(|c| matches!(c, Component::Normal(n) if n.len() <= 255)), "{:?}", job.rel_path);
         }
-        let dirs: HashSet<_> = plan
-            .jobs
-            .iter()
-            .map(|j| j.rel_path.parent().unwrap())
-            .collect();
-        assert_eq!(
-            dirs.len(),
-            labels.len(),
-            "{mode:?}: distinct labels, distinct folders"
-        );
+        let dirs: HashSet<_> = plan.jobs.iter().map(|j| j.rel_path.parent().unwrap()).collect();
+        assert_eq!(dirs.len(), labels.len(), "{mode:?}: distinct labels, distinct folders");
     }
 }
 
@@ -216,11 +155,7 @@ fn real_kinetics_400_validate() {
     let rows = annotations::read_file(&csv).unwrap();
     let mut doubled = rows.clone();
     doubled.extend(rows.iter().cloned());
-    for mode in [
-        ClassDirs::Raw,
-        ClassDirs::Underscore,
-        ClassDirs::Torchvision,
-    ] {
+    for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
         let plan = build(&doubled, mode);
         assert_eq!(plan.jobs.len(), rows.len());
         assert_eq!(plan.duplicates_merged, rows.len());
@@ -234,10 +169,7 @@ fn real_kinetics_400_validate() {
             assert!(job.rel_path.starts_with("validate"));
             let label = job.label.as_deref().unwrap();
             let index = plan.class_index(label).unwrap();
-            assert_eq!(
-                job.rel_path.parent().unwrap().file_name().unwrap(),
-                plan.classes[index].dir.as_str()
-            );
+            assert_eq!(job.rel_path.parent().unwrap().file_name().unwrap(), plan.classes[index].dir.as_str());
         }
         let dirs: Vec<_> = plan.classes.iter().map(|c| c.dir.clone()).collect();
         let mut sorted = dirs.clone();
@@ -245,8 +177,5 @@ fn real_kinetics_400_validate() {
         assert_eq!(dirs, sorted);
     }
     let plan = build(&rows[..1], ClassDirs::Underscore);
-    assert_eq!(
-        paths(&plan),
-        ["validate/javelin_throw/--07WQ2iBlw_000001_000011.mp4"]
-    );
+    assert_eq!(paths(&plan), ["validate/javelin_throw/--07WQ2iBlw_000001_000011.mp4"]);
 }

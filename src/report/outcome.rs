@@ -42,7 +42,8 @@ pub(super) fn coverage(h: &mut String, d: &ReportData) {
 
 fn disposition(category: &str) -> (&'static str, &'static str) {
     // The same rule the scheduler applies on a rerun (a spent http_404 is permanent too).
-    if category.parse::<Category>().is_ok_and(|c| c.is_permanent(false) && c.disposition() != Disposition::NeedsCookies) {
+    if category.parse::<Category>().is_ok_and(|c| c.is_permanent(false) && c.disposition() != Disposition::NeedsCookies)
+    {
         return ("permanent", "permanent");
     }
     match category.parse::<Category>().map(Category::disposition) {

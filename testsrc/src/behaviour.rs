@@ -33,17 +33,11 @@ impl Behaviour {
     /// Rejects values the server cannot act on.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. }
-                if !(100..=599).contains(&s) =>
-            {
+            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. } if !(100..=599).contains(&s) => {
                 Err(format!("status {s} is not an HTTP status"))
             }
-            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. }
-                if (100..200).contains(&s) =>
-            {
-                Err(format!(
-                    "status {s} is informational and cannot end a response"
-                ))
+            Behaviour::Status(s) | Behaviour::FailThenOk { status: s, .. } if (100..200).contains(&s) => {
+                Err(format!("status {s} is informational and cannot end a response"))
             }
             Behaviour::Truncate { fraction } if !(0.0..1.0).contains(&fraction) => {
                 Err(format!("truncate fraction {fraction} is not in [0, 1)"))
@@ -76,9 +70,7 @@ impl FromStr for Behaviour {
         let kind = parts.next().unwrap_or_default();
         let args: Vec<&str> = parts.collect();
         let num = |i: usize| -> Result<&str, String> {
-            args.get(i)
-                .copied()
-                .ok_or_else(|| format!("behaviour {s:?} misses argument {}", i + 1))
+            args.get(i).copied().ok_or_else(|| format!("behaviour {s:?} misses argument {}", i + 1))
         };
         let bad = |what: &str| format!("behaviour {s:?}: bad {what}");
         let behaviour = match (kind, args.len()) {
@@ -138,16 +130,10 @@ impl TryFrom<BehaviourInput> for Behaviour {
             BehaviourInput::Text(s) => return s.parse(),
             BehaviourInput::Tagged(Tagged::Ok) => Behaviour::Ok,
             BehaviourInput::Tagged(Tagged::Status(s)) => Behaviour::Status(s),
-            BehaviourInput::Tagged(Tagged::FailThenOk { status, count }) => {
-                Behaviour::FailThenOk { status, count }
-            }
-            BehaviourInput::Tagged(Tagged::Truncate { fraction }) => {
-                Behaviour::Truncate { fraction }
-            }
+            BehaviourInput::Tagged(Tagged::FailThenOk { status, count }) => Behaviour::FailThenOk { status, count },
+            BehaviourInput::Tagged(Tagged::Truncate { fraction }) => Behaviour::Truncate { fraction },
             BehaviourInput::Tagged(Tagged::Html) => Behaviour::Html,
-            BehaviourInput::Tagged(Tagged::Slow { bytes_per_sec }) => {
-                Behaviour::Slow { bytes_per_sec }
-            }
+            BehaviourInput::Tagged(Tagged::Slow { bytes_per_sec }) => Behaviour::Slow { bytes_per_sec },
             BehaviourInput::Tagged(Tagged::NoRange) => Behaviour::NoRange,
         };
         behaviour.validate()?;
@@ -167,10 +153,7 @@ pub struct ScenarioEntry {
 
 impl ScenarioEntry {
     pub fn new(behaviour: Behaviour) -> Self {
-        ScenarioEntry {
-            behaviour,
-            profile: None,
-        }
+        ScenarioEntry { behaviour, profile: None }
     }
 
     pub fn with_profile(mut self, name: &str) -> Self {
@@ -200,13 +183,8 @@ struct FullEntry {
 impl From<EntryInput> for ScenarioEntry {
     fn from(input: EntryInput) -> Self {
         match input {
-            EntryInput::Full(FullEntry { behaviour, profile }) => {
-                ScenarioEntry { behaviour, profile }
-            }
-            EntryInput::Bare(behaviour) => ScenarioEntry {
-                behaviour,
-                profile: None,
-            },
+            EntryInput::Full(FullEntry { behaviour, profile }) => ScenarioEntry { behaviour, profile },
+            EntryInput::Bare(behaviour) => ScenarioEntry { behaviour, profile: None },
         }
     }
 }
@@ -222,20 +200,9 @@ mod tests {
             ("html", Behaviour::Html),
             ("no_range", Behaviour::NoRange),
             ("status:404", Behaviour::Status(404)),
-            (
-                "fail_then_ok:503:2",
-                Behaviour::FailThenOk {
-                    status: 503,
-                    count: 2,
-                },
-            ),
+            ("fail_then_ok:503:2", Behaviour::FailThenOk { status: 503, count: 2 }),
             ("truncate:0.25", Behaviour::Truncate { fraction: 0.25 }),
-            (
-                "slow:65536",
-                Behaviour::Slow {
-                    bytes_per_sec: 65536,
-                },
-            ),
+            ("slow:65536", Behaviour::Slow { bytes_per_sec: 65536 }),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Behaviour>().unwrap(), want, "{text}");
@@ -243,32 +210,13 @@ mod tests {
             let json = serde_json::to_string(&want).unwrap();
             assert_eq!(serde_json::from_str::<Behaviour>(&json).unwrap(), want);
         }
-        assert_eq!(
-            "fail_then_ok:429".parse::<Behaviour>().unwrap(),
-            Behaviour::FailThenOk {
-                status: 429,
-                count: 1
-            }
-        );
+        assert_eq!("fail_then_ok:429".parse::<Behaviour>().unwrap(), Behaviour::FailThenOk { status: 429, count: 1 });
     }
 
     #[test]
     fn bad_strings_are_rejected() {
-        for text in [
-            "",
-            "nope",
-            "status",
-            "status:abc",
-            "status:99",
-            "status:700",
-            "truncate:1.5",
-            "slow:0",
-            "ok:1",
-        ] {
-            assert!(
-                text.parse::<Behaviour>().is_err(),
-                "{text:?} should be rejected"
-            );
+        for text in ["", "nope", "status", "status:abc", "status:99", "status:700", "truncate:1.5", "slow:0", "ok:1"] {
+            assert!(text.parse::<Behaviour>().is_err(), "{text:?} should be rejected");
         }
     }
 
@@ -277,28 +225,12 @@ mod tests {
         let cases = [
             (r#""ok""#, Behaviour::Ok),
             (r#"{"status": 403}"#, Behaviour::Status(403)),
-            (
-                r#"{"fail_then_ok": {"status": 503, "count": 3}}"#,
-                Behaviour::FailThenOk {
-                    status: 503,
-                    count: 3,
-                },
-            ),
-            (
-                r#"{"truncate": {"fraction": 0.5}}"#,
-                Behaviour::Truncate { fraction: 0.5 },
-            ),
-            (
-                r#"{"slow": {"bytes_per_sec": 100}}"#,
-                Behaviour::Slow { bytes_per_sec: 100 },
-            ),
+            (r#"{"fail_then_ok": {"status": 503, "count": 3}}"#, Behaviour::FailThenOk { status: 503, count: 3 }),
+            (r#"{"truncate": {"fraction": 0.5}}"#, Behaviour::Truncate { fraction: 0.5 }),
+            (r#"{"slow": {"bytes_per_sec": 100}}"#, Behaviour::Slow { bytes_per_sec: 100 }),
         ];
         for (json, want) in cases {
-            assert_eq!(
-                serde_json::from_str::<Behaviour>(json).unwrap(),
-                want,
-                "{json}"
-            );
+            assert_eq!(serde_json::from_str::<Behaviour>(json).unwrap(), want, "{json}");
         }
         assert!(serde_json::from_str::<Behaviour>(r#"{"status": 42}"#).is_err());
     }
@@ -307,14 +239,9 @@ mod tests {
     fn entries_accept_bare_and_full_forms() {
         let bare: ScenarioEntry = serde_json::from_str(r#"{"status": 404}"#).unwrap();
         assert_eq!(bare, ScenarioEntry::new(Behaviour::Status(404)));
-        let full: ScenarioEntry =
-            serde_json::from_str(r#"{"behaviour": "html", "profile": "long"}"#).unwrap();
-        assert_eq!(
-            full,
-            ScenarioEntry::new(Behaviour::Html).with_profile("long")
-        );
-        let back: ScenarioEntry =
-            serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
+        let full: ScenarioEntry = serde_json::from_str(r#"{"behaviour": "html", "profile": "long"}"#).unwrap();
+        assert_eq!(full, ScenarioEntry::new(Behaviour::Html).with_profile("long"));
+        let back: ScenarioEntry = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(back, full);
     }
 }

@@ -31,15 +31,7 @@ pub struct Profile {
 
 impl Default for Profile {
     fn default() -> Self {
-        Profile {
-            duration_secs: 300.0,
-            width: 320,
-            height: 180,
-            fps: 15,
-            gop_secs: 2.0,
-            audio: true,
-            video_kbps: 500,
-        }
+        Profile { duration_secs: 300.0, width: 320, height: 180, fps: 15, gop_secs: 2.0, audio: true, video_kbps: 500 }
     }
 }
 
@@ -61,25 +53,13 @@ impl Profile {
 
     fn validate(&self, name: &str) -> anyhow::Result<()> {
         ensure!(
-            self.width >= 40
-                && self.height >= 24
-                && self.width.is_multiple_of(2)
-                && self.height.is_multiple_of(2),
+            self.width >= 40 && self.height >= 24 && self.width.is_multiple_of(2) && self.height.is_multiple_of(2),
             "profile {name}: width and height must be even and at least 40x24"
         );
-        ensure!(
-            (1..=120).contains(&self.fps),
-            "profile {name}: fps must be 1..=120"
-        );
-        ensure!(
-            self.duration_secs > 0.0,
-            "profile {name}: duration must be positive"
-        );
+        ensure!((1..=120).contains(&self.fps), "profile {name}: fps must be 1..=120");
+        ensure!(self.duration_secs > 0.0, "profile {name}: duration must be positive");
         ensure!(self.gop_secs > 0.0, "profile {name}: gop must be positive");
-        ensure!(
-            self.video_kbps >= 50,
-            "profile {name}: video_kbps must be at least 50"
-        );
+        ensure!(self.video_kbps >= 50, "profile {name}: video_kbps must be at least 50");
         ensure!(
             self.frame_count() < MAX_FRAMES,
             "profile {name}: {} frames do not fit the 20-bit frame-number strip",
@@ -102,11 +82,7 @@ pub struct OpenRangeThrottle {
 
 impl Default for OpenRangeThrottle {
     fn default() -> Self {
-        OpenRangeThrottle {
-            enabled: false,
-            threshold: 10_000_000,
-            rate: 32 * 1024,
-        }
+        OpenRangeThrottle { enabled: false, threshold: 10_000_000, rate: 32 * 1024 }
     }
 }
 
@@ -125,13 +101,7 @@ pub struct IpThrottle {
 
 impl Default for IpThrottle {
     fn default() -> Self {
-        IpThrottle {
-            enabled: false,
-            window_secs: 60.0,
-            max_requests: 100,
-            ban_secs: 60.0,
-            extend_ban: false,
-        }
+        IpThrottle { enabled: false, window_secs: 60.0, max_requests: 100, ban_secs: 60.0, extend_ban: false }
     }
 }
 
@@ -206,13 +176,7 @@ impl Config {
     }
 
     pub fn with_behaviour(self, id: &str, behaviour: Behaviour) -> Self {
-        self.with_entry(
-            id,
-            ScenarioEntry {
-                behaviour,
-                profile: None,
-            },
-        )
+        self.with_entry(id, ScenarioEntry { behaviour, profile: None })
     }
 
     pub fn with_entry(mut self, id: &str, entry: ScenarioEntry) -> Self {
@@ -226,22 +190,12 @@ impl Config {
     }
 
     pub fn with_open_range_throttle(mut self, threshold: u64, rate: u64) -> Self {
-        self.open_range_throttle = OpenRangeThrottle {
-            enabled: true,
-            threshold,
-            rate,
-        };
+        self.open_range_throttle = OpenRangeThrottle { enabled: true, threshold, rate };
         self
     }
 
     pub fn with_ip_throttle(mut self, max_requests: u32, window_secs: f64, ban_secs: f64) -> Self {
-        self.ip_throttle = IpThrottle {
-            enabled: true,
-            window_secs,
-            max_requests,
-            ban_secs,
-            extend_ban: false,
-        };
+        self.ip_throttle = IpThrottle { enabled: true, window_secs, max_requests, ban_secs, extend_ban: false };
         self
     }
 
@@ -270,20 +224,11 @@ impl Config {
             profile.validate(name)?;
         }
         for (id, entry) in &self.scenario {
-            ensure!(
-                crate::server::valid_id(id),
-                "scenario id {id:?} is not a valid video id"
-            );
+            ensure!(crate::server::valid_id(id), "scenario id {id:?} is not a valid video id");
             if let Some(name) = &entry.profile {
-                ensure!(
-                    self.profiles.contains_key(name),
-                    "scenario id {id}: unknown profile {name:?}"
-                );
+                ensure!(self.profiles.contains_key(name), "scenario id {id}: unknown profile {name:?}");
             }
-            entry
-                .behaviour
-                .validate()
-                .map_err(|e| anyhow::anyhow!("scenario id {id}: {e}"))?;
+            entry.behaviour.validate().map_err(|e| anyhow::anyhow!("scenario id {id}: {e}"))?;
         }
         if self.open_range_throttle.enabled && self.open_range_throttle.rate == 0 {
             bail!("open-range throttle rate must be positive");
@@ -299,11 +244,7 @@ impl Config {
     pub(crate) fn used_profiles(&self) -> Vec<(Option<&str>, &Profile)> {
         let mut used = vec![(None, &self.profile)];
         for (name, profile) in &self.profiles {
-            if self
-                .scenario
-                .values()
-                .any(|e| e.profile.as_deref() == Some(name))
-            {
+            if self.scenario.values().any(|e| e.profile.as_deref() == Some(name)) {
                 used.push((Some(name.as_str()), profile));
             }
         }
@@ -333,13 +274,7 @@ mod tests {
         assert_eq!(config.profile.duration_secs, 20.0);
         assert_eq!(config.profile.fps, 15);
         assert_eq!(config.entry_for("gone").behaviour, Behaviour::Status(410));
-        assert_eq!(
-            config.entry_for("flaky").behaviour,
-            Behaviour::FailThenOk {
-                status: 503,
-                count: 2
-            }
-        );
+        assert_eq!(config.entry_for("flaky").behaviour, Behaviour::FailThenOk { status: 503, count: 2 });
         assert_eq!(config.entry_for("bench").behaviour, Behaviour::Ok);
         assert_eq!(config.profile_for("bench").duration_secs, 3600.0);
         assert_eq!(config.profile_for("cut").duration_secs, 3600.0);
@@ -352,39 +287,16 @@ mod tests {
     #[test]
     fn validate_rejects_bad_configs() {
         let cases: Vec<(&str, Config)> = vec![
-            (
-                "bad id",
-                Config::default().with_behaviour("a/b", Behaviour::Ok),
-            ),
+            ("bad id", Config::default().with_behaviour("a/b", Behaviour::Ok)),
             (
                 "unknown profile",
-                Config::default().with_entry(
-                    "x",
-                    ScenarioEntry {
-                        behaviour: Behaviour::Ok,
-                        profile: Some("nope".into()),
-                    },
-                ),
+                Config::default()
+                    .with_entry("x", ScenarioEntry { behaviour: Behaviour::Ok, profile: Some("nope".into()) }),
             ),
-            (
-                "odd width",
-                Config {
-                    profile: Profile {
-                        width: 321,
-                        ..Profile::default()
-                    },
-                    ..Config::default()
-                },
-            ),
+            ("odd width", Config { profile: Profile { width: 321, ..Profile::default() }, ..Config::default() }),
             ("too long", Config::default().with_duration(1e6)),
-            (
-                "bad status",
-                Config::default().with_behaviour("x", Behaviour::Status(99)),
-            ),
-            (
-                "zero throttle",
-                Config::default().with_open_range_throttle(10, 0),
-            ),
+            ("bad status", Config::default().with_behaviour("x", Behaviour::Status(99))),
+            ("zero throttle", Config::default().with_open_range_throttle(10, 0)),
         ];
         for (name, config) in cases {
             assert!(config.validate().is_err(), "{name} should be rejected");

@@ -21,9 +21,7 @@ pub(crate) fn reply(req: &Request, rest: &str, shared: &Shared) -> Reply {
         return Reply::text(403, "forbidden path\n");
     }
     match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_file() => {
-            file_reply(req, &path, meta.len(), content_type(&path), true).0
-        }
+        Ok(meta) if meta.is_file() => file_reply(req, &path, meta.len(), content_type(&path), true).0,
         _ => Reply::text(404, "not found\n"),
     }
 }
@@ -46,8 +44,7 @@ fn safe_relative_path(raw: &str) -> Option<PathBuf> {
     let text = String::from_utf8(decoded).ok()?;
     let mut path = PathBuf::new();
     for segment in text.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." || segment.contains(['\\', '\0'])
-        {
+        if segment.is_empty() || segment == "." || segment == ".." || segment.contains(['\\', '\0']) {
             return None;
         }
         path.push(segment);
@@ -56,11 +53,7 @@ fn safe_relative_path(raw: &str) -> Option<PathBuf> {
 }
 
 fn content_type(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default()
-    {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or_default() {
         "mp4" => "video/mp4",
         "webm" => "video/webm",
         "csv" => "text/csv",

@@ -50,16 +50,7 @@ pub fn decode_frame_number(gray: &[u8], width: usize, height: usize) -> Option<u
 /// Width and height of the first video stream, from ffprobe.
 pub fn probe_size(path: &Path) -> anyhow::Result<(usize, usize)> {
     let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
         .arg(path)
         .stdin(Stdio::null())
         .output()
@@ -72,9 +63,7 @@ pub fn probe_size(path: &Path) -> anyhow::Result<(usize, usize)> {
     );
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().next().unwrap_or_default().trim();
-    let (w, h) = line
-        .split_once(',')
-        .with_context(|| format!("no video stream in {}", path.display()))?;
+    let (w, h) = line.split_once(',').with_context(|| format!("no video stream in {}", path.display()))?;
     Ok((w.trim().parse()?, h.trim().parse()?))
 }
 
@@ -103,10 +92,7 @@ pub fn clip_frame_numbers(path: &Path) -> anyhow::Result<(u32, u32)> {
     match (first, last) {
         (Some(Some(first)), Some(Some(last))) => Ok((first, last)),
         (None, _) => bail!("{} has no video frames", path.display()),
-        _ => bail!(
-            "the frame-number strip of the first or last frame of {} is unreadable",
-            path.display()
-        ),
+        _ => bail!("the frame-number strip of the first or last frame of {} is unreadable", path.display()),
     }
 }
 
@@ -137,17 +123,7 @@ fn decode_gray_frames(
         .args(input_opts)
         .arg("-i")
         .arg(input)
-        .args([
-            "-map",
-            "0:v:0",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -190,12 +166,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {
             Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "partial frame from ffmpeg",
-                ))
-            }
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "partial frame from ffmpeg")),
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -231,31 +202,11 @@ mod tests {
 
     #[test]
     fn decodes_painted_frames_at_many_sizes() {
-        let sizes = [
-            (320, 180),
-            (640, 360),
-            (227, 128),
-            (171, 96),
-            (40, 24),
-            (1280, 720),
-        ];
-        let numbers = [
-            0,
-            1,
-            2,
-            180,
-            4499,
-            65_535,
-            (1 << 20) - 1,
-            0b1010_1010_1010_1010_1010,
-        ];
+        let sizes = [(320, 180), (640, 360), (227, 128), (171, 96), (40, 24), (1280, 720)];
+        let numbers = [0, 1, 2, 180, 4499, 65_535, (1 << 20) - 1, 0b1010_1010_1010_1010_1010];
         for (w, h) in sizes {
             for n in numbers {
-                assert_eq!(
-                    decode_frame_number(&paint(n, w, h), w, h),
-                    Some(n),
-                    "{n} at {w}x{h}"
-                );
+                assert_eq!(decode_frame_number(&paint(n, w, h), w, h), Some(n), "{n} at {w}x{h}");
             }
         }
     }
@@ -266,19 +217,11 @@ mod tests {
         // A crossfade of two frames leaves mid-grey blocks.
         let a = paint(0, w, h);
         let b = paint(0xFFFFF, w, h);
-        let blend: Vec<u8> = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| ((u16::from(*x) + u16::from(*y)) / 2) as u8)
-            .collect();
+        let blend: Vec<u8> = a.iter().zip(&b).map(|(x, y)| ((u16::from(*x) + u16::from(*y)) / 2) as u8).collect();
         assert_eq!(decode_frame_number(&blend, w, h), None);
         assert_eq!(decode_frame_number(&vec![128; w * h], w, h), None);
         assert_eq!(decode_frame_number(&a[..100], w, h), None, "short buffer");
-        assert_eq!(
-            decode_frame_number(&[16; 10 * 10], 10, 10),
-            None,
-            "too small"
-        );
+        assert_eq!(decode_frame_number(&[16; 10 * 10], 10, 10), None, "too small");
     }
 
     #[test]

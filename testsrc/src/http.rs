@@ -29,19 +29,12 @@ pub enum HeadError {
 impl Request {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Whether the client allows the connection to stay open after the response.
     pub fn keep_alive(&self) -> bool {
-        let tokens = |value: &str, want: &str| {
-            value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case(want))
-        };
+        let tokens = |value: &str, want: &str| value.split(',').any(|t| t.trim().eq_ignore_ascii_case(want));
         match self.header("connection") {
             Some(v) if tokens(v, "close") => false,
             Some(v) if tokens(v, "keep-alive") => true,
@@ -51,10 +44,7 @@ impl Request {
 
     /// A request body we would have to skip; we never read bodies, so such connections are closed.
     pub fn has_body(&self) -> bool {
-        self.header("transfer-encoding").is_some()
-            || self
-                .header("content-length")
-                .is_some_and(|v| v.trim() != "0")
+        self.header("transfer-encoding").is_some() || self.header("content-length").is_some_and(|v| v.trim() != "0")
     }
 }
 
@@ -62,25 +52,17 @@ impl Request {
 /// also returns how many bytes the head used, so pipelined requests stay in the buffer.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
     let Some((head_len, body_start)) = find_head_end(buf) else {
-        return if buf.len() > MAX_HEAD {
-            Err(HeadError::TooLarge)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() > MAX_HEAD { Err(HeadError::TooLarge) } else { Ok(None) };
     };
     if head_len > MAX_HEAD {
         return Err(HeadError::TooLarge);
     }
     let text = std::str::from_utf8(&buf[..head_len]).map_err(|_| HeadError::Malformed)?;
     // Tolerate blank lines before the request line, as RFC 9112 asks.
-    let mut lines = text
-        .split('\n')
-        .map(|l| l.strip_suffix('\r').unwrap_or(l))
-        .skip_while(|l| l.is_empty());
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).skip_while(|l| l.is_empty());
     let request_line = lines.next().ok_or(HeadError::Malformed)?;
     let mut parts = request_line.split(' ').filter(|p| !p.is_empty());
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(HeadError::Malformed);
     };
@@ -97,20 +79,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
         }
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
-    let path = target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    Ok(Some((
-        Request {
-            method: method.to_owned(),
-            path,
-            http11,
-            headers,
-        },
-        body_start,
-    )))
+    let path = target.split(['?', '#']).next().unwrap_or_default().to_owned();
+    Ok(Some((Request { method: method.to_owned(), path, http11, headers }, body_start)))
 }
 
 /// Finds the blank line ending the head; accepts bare `\n` line ends like lenient servers do.
@@ -169,10 +139,7 @@ pub struct ResponseHead {
 
 impl ResponseHead {
     pub fn new(status: u16) -> Self {
-        ResponseHead {
-            status,
-            headers: vec![("Server", "kinetics-testsrc".to_owned())],
-        }
+        ResponseHead { status, headers: vec![("Server", "kinetics-testsrc".to_owned())] }
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -186,10 +153,7 @@ impl ResponseHead {
             let _ = write!(out, "{name}: {value}\r\n");
         }
         let connection = if keep_alive { "keep-alive" } else { "close" };
-        let _ = write!(
-            out,
-            "Content-Length: {content_length}\r\nConnection: {connection}\r\n\r\n"
-        );
+        let _ = write!(out, "Content-Length: {content_length}\r\nConnection: {connection}\r\n\r\n");
         out.into_bytes()
     }
 }
@@ -218,14 +182,8 @@ mod tests {
             (b"\r\nGET / HTTP/1.1\r\n\r\n", Ok(true)),
             (b"GET /\r\n\r\n", Err(HeadError::Malformed)),
             (b"GET / HTTP/2\r\n\r\n", Err(HeadError::Malformed)),
-            (
-                b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
-                Err(HeadError::Malformed),
-            ),
-            (
-                b"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
-                Err(HeadError::Malformed),
-            ),
+            (b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", Err(HeadError::Malformed)),
+            (b"GET / HTTP/1.1\r\nNoColon\r\n\r\n", Err(HeadError::Malformed)),
         ];
         for (raw, want) in cases {
             let got = parse_head(raw).map(|r| r.is_some());
@@ -246,9 +204,7 @@ mod tests {
 
     #[test]
     fn encodes_status_line_and_framing() {
-        let head = ResponseHead::new(429)
-            .header("Retry-After", "5")
-            .encode(12, false);
+        let head = ResponseHead::new(429).header("Retry-After", "5").encode(12, false);
         let text = String::from_utf8(head).unwrap();
         assert!(text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"));
         assert!(text.contains("\r\nRetry-After: 5\r\n"));

@@ -49,9 +49,7 @@ use tokio::sync::oneshot;
 
 pub use behaviour::{Behaviour, ScenarioEntry};
 pub use config::{Config, IpThrottle, OpenRangeThrottle, Profile};
-pub use frames::{
-    clip_frame_numbers, clip_frame_sequence, decode_frame_number, frame_number_at, probe_size,
-};
+pub use frames::{clip_frame_numbers, clip_frame_sequence, decode_frame_number, frame_number_at, probe_size};
 pub use server::valid_id;
 pub use stats::{IdStats, IpStats, LogEntry, Stats};
 
@@ -89,12 +87,7 @@ pub fn spawn(config: Config, listen: SocketAddr) -> anyhow::Result<TestServer> {
             runtime.shutdown_timeout(Duration::from_secs(1));
         })
         .context("failed to start the server thread")?;
-    Ok(TestServer {
-        addr,
-        shared,
-        shutdown: Some(shutdown_tx),
-        thread: Some(thread),
-    })
+    Ok(TestServer { addr, shared, shutdown: Some(shutdown_tx), thread: Some(thread) })
 }
 
 /// Size of the kernel send buffer of every connection (accepted sockets inherit it from the listener).

@@ -72,8 +72,9 @@ fn parse_scenario(s: &str) -> Result<(String, Behaviour), String> {
 impl Cli {
     fn into_config(self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
-            Some(path) => Config::from_json_file(path)
-                .with_context(|| format!("failed to read config {}", path.display()))?,
+            Some(path) => {
+                Config::from_json_file(path).with_context(|| format!("failed to read config {}", path.display()))?
+            }
             None => Config::default(),
         };
         if let Some(dir) = self.cache {
@@ -102,9 +103,7 @@ impl Cli {
         }
         for (id, behaviour) in self.scenario {
             let profile = config.scenario.remove(&id).and_then(|e| e.profile);
-            config
-                .scenario
-                .insert(id, ScenarioEntry { behaviour, profile });
+            config.scenario.insert(id, ScenarioEntry { behaviour, profile });
         }
         config.log_requests |= self.verbose;
         Ok(config)
@@ -136,9 +135,7 @@ fn run() -> anyhow::Result<()> {
 
 /// Blocks until SIGINT, SIGTERM, or (when asked) the end of stdin.
 fn wait_for_stop(exit_on_eof: bool) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
     if exit_on_eof {
         // A plain thread: stdin reads block, and it is left behind harmlessly when the process exits.
@@ -203,20 +200,11 @@ mod tests {
         assert_eq!(config.open_range_throttle.rate, 2048);
         assert_eq!(config.open_range_throttle.threshold, 10_000_000);
         assert!(config.ip_throttle.enabled);
-        assert_eq!(
-            (config.ip_throttle.max_requests, config.ip_throttle.ban_secs),
-            (5, 3.0)
-        );
+        assert_eq!((config.ip_throttle.max_requests, config.ip_throttle.ban_secs), (5, 3.0));
         assert_eq!(config.ip_throttle.window_secs, 60.0);
         assert_eq!(config.profile.duration_secs, 20.0);
         assert_eq!(config.entry_for("abc").behaviour, Behaviour::Status(404));
-        assert_eq!(
-            config.entry_for("xyz").behaviour,
-            Behaviour::FailThenOk {
-                status: 503,
-                count: 2
-            }
-        );
+        assert_eq!(config.entry_for("xyz").behaviour, Behaviour::FailThenOk { status: 503, count: 2 });
         config.validate().unwrap();
     }
 

@@ -64,19 +64,10 @@ impl ByteRange {
             ByteRange::Bounded { first, .. } | ByteRange::From { first } if first >= total => {
                 RangeOutcome::Unsatisfiable
             }
-            ByteRange::Bounded { first, last } => RangeOutcome::Partial {
-                start: first,
-                end: last.min(total - 1),
-            },
-            ByteRange::From { first } => RangeOutcome::Partial {
-                start: first,
-                end: total - 1,
-            },
+            ByteRange::Bounded { first, last } => RangeOutcome::Partial { start: first, end: last.min(total - 1) },
+            ByteRange::From { first } => RangeOutcome::Partial { start: first, end: total - 1 },
             ByteRange::Suffix { len } if len == 0 || total == 0 => RangeOutcome::Unsatisfiable,
-            ByteRange::Suffix { len } => RangeOutcome::Partial {
-                start: total.saturating_sub(len),
-                end: total - 1,
-            },
+            ByteRange::Suffix { len } => RangeOutcome::Partial { start: total.saturating_sub(len), end: total - 1 },
         }
     }
 }
@@ -94,11 +85,9 @@ impl RangeOutcome {
     pub fn response_parts(&self, total: u64) -> (u16, u64, Option<String>) {
         match *self {
             RangeOutcome::Full => (200, total, None),
-            RangeOutcome::Partial { start, end } => (
-                206,
-                end - start + 1,
-                Some(format!("bytes {start}-{end}/{total}")),
-            ),
+            RangeOutcome::Partial { start, end } => {
+                (206, end - start + 1, Some(format!("bytes {start}-{end}/{total}")))
+            }
             RangeOutcome::Unsatisfiable => (416, 0, Some(format!("bytes */{total}"))),
         }
     }
@@ -120,13 +109,7 @@ mod tests {
     fn parse_table() {
         use ByteRange::*;
         let cases: &[(&str, Option<ByteRange>)] = &[
-            (
-                "bytes=0-499",
-                Some(Bounded {
-                    first: 0,
-                    last: 499,
-                }),
-            ),
+            ("bytes=0-499", Some(Bounded { first: 0, last: 499 })),
             ("bytes=500-", Some(From { first: 500 })),
             ("bytes=-500", Some(Suffix { len: 500 })),
             ("Bytes = 7 - 9 ", Some(Bounded { first: 7, last: 9 })),
@@ -148,120 +131,24 @@ mod tests {
     }
 
     /// Range header, resource size, outcome, then status, body length and Content-Range.
-    type ResolveRow = (
-        Option<&'static str>,
-        u64,
-        RangeOutcome,
-        u16,
-        u64,
-        Option<&'static str>,
-    );
+    type ResolveRow = (Option<&'static str>, u64, RangeOutcome, u16, u64, Option<&'static str>);
 
     #[test]
     fn resolve_table() {
         use RangeOutcome::*;
         let cases: &[ResolveRow] = &[
             (None, 1000, Full, 200, 1000, None),
-            (
-                Some("bytes=0-499"),
-                1000,
-                Partial { start: 0, end: 499 },
-                206,
-                500,
-                Some("bytes 0-499/1000"),
-            ),
-            (
-                Some("bytes=500-"),
-                1000,
-                Partial {
-                    start: 500,
-                    end: 999,
-                },
-                206,
-                500,
-                Some("bytes 500-999/1000"),
-            ),
-            (
-                Some("bytes=-100"),
-                1000,
-                Partial {
-                    start: 900,
-                    end: 999,
-                },
-                206,
-                100,
-                Some("bytes 900-999/1000"),
-            ),
-            (
-                Some("bytes=-5000"),
-                1000,
-                Partial { start: 0, end: 999 },
-                206,
-                1000,
-                Some("bytes 0-999/1000"),
-            ),
-            (
-                Some("bytes=900-5000"),
-                1000,
-                Partial {
-                    start: 900,
-                    end: 999,
-                },
-                206,
-                100,
-                Some("bytes 900-999/1000"),
-            ),
-            (
-                Some("bytes=999-999"),
-                1000,
-                Partial {
-                    start: 999,
-                    end: 999,
-                },
-                206,
-                1,
-                Some("bytes 999-999/1000"),
-            ),
-            (
-                Some("bytes=1000-"),
-                1000,
-                Unsatisfiable,
-                416,
-                0,
-                Some("bytes */1000"),
-            ),
-            (
-                Some("bytes=1000-2000"),
-                1000,
-                Unsatisfiable,
-                416,
-                0,
-                Some("bytes */1000"),
-            ),
-            (
-                Some("bytes=-0"),
-                1000,
-                Unsatisfiable,
-                416,
-                0,
-                Some("bytes */1000"),
-            ),
-            (
-                Some("bytes=0-"),
-                0,
-                Unsatisfiable,
-                416,
-                0,
-                Some("bytes */0"),
-            ),
-            (
-                Some("bytes=-10"),
-                0,
-                Unsatisfiable,
-                416,
-                0,
-                Some("bytes */0"),
-            ),
+            (Some("bytes=0-499"), 1000, Partial { start: 0, end: 499 }, 206, 500, Some("bytes 0-499/1000")),
+            (Some("bytes=500-"), 1000, Partial { start: 500, end: 999 }, 206, 500, Some("bytes 500-999/1000")),
+            (Some("bytes=-100"), 1000, Partial { start: 900, end: 999 }, 206, 100, Some("bytes 900-999/1000")),
+            (Some("bytes=-5000"), 1000, Partial { start: 0, end: 999 }, 206, 1000, Some("bytes 0-999/1000")),
+            (Some("bytes=900-5000"), 1000, Partial { start: 900, end: 999 }, 206, 100, Some("bytes 900-999/1000")),
+            (Some("bytes=999-999"), 1000, Partial { start: 999, end: 999 }, 206, 1, Some("bytes 999-999/1000")),
+            (Some("bytes=1000-"), 1000, Unsatisfiable, 416, 0, Some("bytes */1000")),
+            (Some("bytes=1000-2000"), 1000, Unsatisfiable, 416, 0, Some("bytes */1000")),
+            (Some("bytes=-0"), 1000, Unsatisfiable, 416, 0, Some("bytes */1000")),
+            (Some("bytes=0-"), 0, Unsatisfiable, 416, 0, Some("bytes */0")),
+            (Some("bytes=-10"), 0, Unsatisfiable, 416, 0, Some("bytes */0")),
             (Some("bytes=9-2"), 1000, Full, 200, 1000, None),
             (Some("pages=1-2"), 1000, Full, 200, 1000, None),
         ];
@@ -269,11 +156,7 @@ mod tests {
             let got = resolve_header(header, total);
             assert_eq!(got, want, "{header:?} of {total}");
             let (s, l, cr) = got.response_parts(total);
-            assert_eq!(
-                (s, l, cr.as_deref()),
-                (status, len, content_range),
-                "{header:?} of {total}"
-            );
+            assert_eq!((s, l, cr.as_deref()), (status, len, content_range), "{header:?} of {total}");
         }
     }
 

@@ -59,11 +59,7 @@ impl Reply {
     }
 
     pub fn text(status: u16, body: &str) -> Reply {
-        Reply::bytes(
-            status,
-            "text/plain; charset=utf-8",
-            body.as_bytes().to_vec(),
-        )
+        Reply::bytes(status, "text/plain; charset=utf-8", body.as_bytes().to_vec())
     }
 
     pub fn html(body: &str) -> Reply {
@@ -99,25 +95,13 @@ impl Reply {
 
 /// A file response honouring Range when `ranges` is set; also says whether the served range is
 /// open-ended (no usable Range, or `bytes=a-`), the shape media servers throttle.
-pub(crate) fn file_reply(
-    req: &Request,
-    path: &Path,
-    total: u64,
-    content_type: &str,
-    ranges: bool,
-) -> (Reply, bool) {
+pub(crate) fn file_reply(req: &Request, path: &Path, total: u64, content_type: &str, ranges: bool) -> (Reply, bool) {
     let header = req.header("range");
-    let outcome = if ranges {
-        range::resolve_header(header, total)
-    } else {
-        RangeOutcome::Full
-    };
+    let outcome = if ranges { range::resolve_header(header, total) } else { RangeOutcome::Full };
     let (status, len, content_range) = outcome.response_parts(total);
     let open_ended = match outcome {
         RangeOutcome::Full => true,
-        RangeOutcome::Partial { .. } => header
-            .and_then(ByteRange::parse)
-            .is_some_and(|r| r.is_open_ended()),
+        RangeOutcome::Partial { .. } => header.and_then(ByteRange::parse).is_some_and(|r| r.is_open_ended()),
         RangeOutcome::Unsatisfiable => false,
     };
     let mut head = ResponseHead::new(status).header("Content-Type", content_type);
@@ -129,34 +113,15 @@ pub(crate) fn file_reply(
     }
     let body = match outcome {
         RangeOutcome::Unsatisfiable => Body::Bytes(Vec::new()),
-        _ => Body::File {
-            path: path.to_owned(),
-            start: outcome.start(),
-            send: len,
-            rate: None,
-        },
+        _ => Body::File { path: path.to_owned(), start: outcome.start(), send: len, rate: None },
     };
-    let reply = Reply {
-        head,
-        body,
-        len,
-        keep_alive: true,
-        id: None,
-        throttled: false,
-        internal: false,
-    };
+    let reply = Reply { head, body, len, keep_alive: true, id: None, throttled: false, internal: false };
     (reply, open_ended)
 }
 
 /// A video response shaped by the id's behaviour and the open-range throttle.
 pub(crate) fn media(req: &Request, media: &Media, behaviour: Behaviour, shared: &Shared) -> Reply {
-    let (mut reply, open_ended) = file_reply(
-        req,
-        &media.path,
-        media.len,
-        "video/mp4",
-        behaviour != Behaviour::NoRange,
-    );
+    let (mut reply, open_ended) = file_reply(req, &media.path, media.len, "video/mp4", behaviour != Behaviour::NoRange);
     let throttle = &shared.config.open_range_throttle;
     let throttled = throttle.enabled && open_ended && reply.len > throttle.threshold;
     let promised = reply.len;
@@ -165,9 +130,7 @@ pub(crate) fn media(req: &Request, media: &Media, behaviour: Behaviour, shared: 
             *rate = Some(throttle.rate);
         }
         match behaviour {
-            Behaviour::Slow { bytes_per_sec } => {
-                *rate = Some(rate.map_or(bytes_per_sec, |r| r.min(bytes_per_sec)))
-            }
+            Behaviour::Slow { bytes_per_sec } => *rate = Some(rate.map_or(bytes_per_sec, |r| r.min(bytes_per_sec))),
             Behaviour::Truncate { fraction } => *send = (promised as f64 * fraction).floor() as u64,
             _ => {}
         }
@@ -196,9 +159,7 @@ pub(crate) async fn send(
     let started = SystemTime::now();
     let id = reply.id.as_deref();
     if !reply.internal {
-        shared
-            .recorder
-            .response_started(peer.ip(), id, reply.head.status);
+        shared.recorder.response_started(peer.ip(), id, reply.head.status);
     }
     let mut written = 0u64;
     let result = async {
@@ -225,10 +186,7 @@ pub(crate) async fn send(
         };
         if shared.config.log_requests {
             let range = entry.range.as_deref().unwrap_or("-");
-            eprintln!(
-                "{} {} {} [{range}] {} {}B",
-                entry.ip, entry.method, entry.path, entry.status, entry.bytes
-            );
+            eprintln!("{} {} {} [{range}] {} {}B", entry.ip, entry.method, entry.path, entry.status, entry.bytes);
         }
         shared.recorder.finished(entry);
     }
@@ -238,28 +196,15 @@ pub(crate) async fn send(
 async fn write(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
     match timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
         Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "client stopped reading",
-        )),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")),
     }
 }
 
 /// Writes the body chunk by chunk under the connection's pacing and the global bucket.
-async fn write_body(
-    stream: &mut TcpStream,
-    reply: &Reply,
-    shared: &Shared,
-    written: &mut u64,
-) -> io::Result<()> {
+async fn write_body(stream: &mut TcpStream, reply: &Reply, shared: &Shared, written: &mut u64) -> io::Result<()> {
     let (mut source, mut remaining, rate) = match &reply.body {
         Body::Bytes(bytes) => (Source::Bytes(bytes.as_slice()), bytes.len() as u64, None),
-        Body::File {
-            path,
-            start,
-            send,
-            rate,
-        } => {
+        Body::File { path, start, send, rate } => {
             let mut file = tokio::fs::File::open(path).await?;
             file.seek(io::SeekFrom::Start(*start)).await?;
             (Source::File(file), *send, *rate)
@@ -268,10 +213,7 @@ async fn write_body(
     let bucket = shared.bucket.as_ref().filter(|_| !reply.internal);
     let mut pacer = rate.map(Pacer::new);
     // Small chunks under any limit, so a low global cap is paced smoothly rather than in bursts.
-    let tightest = rate
-        .into_iter()
-        .chain(bucket.map(|_| shared.config.bandwidth))
-        .min();
+    let tightest = rate.into_iter().chain(bucket.map(|_| shared.config.bandwidth)).min();
     let mut chunk = vec![0u8; chunk_size(tightest)];
     while remaining > 0 {
         let n = remaining.min(chunk.len() as u64) as usize;

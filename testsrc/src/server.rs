@@ -57,10 +57,9 @@ impl Shared {
             media.insert(name.map(str::to_owned), Media { path, len });
         }
         let static_root = match &config.static_dir {
-            Some(dir) => Some(
-                dir.canonicalize()
-                    .with_context(|| format!("static dir {} is not readable", dir.display()))?,
-            ),
+            Some(dir) => {
+                Some(dir.canonicalize().with_context(|| format!("static dir {} is not readable", dir.display()))?)
+            }
             None => None,
         };
         Ok(Shared {
@@ -77,10 +76,7 @@ impl Shared {
     /// The file served for `id`.
     pub fn media_for(&self, id: &str) -> &Media {
         let profile = self.config.scenario.get(id).and_then(|e| e.profile.clone());
-        self.media
-            .get(&profile)
-            .or_else(|| self.media.get(&None))
-            .expect("default profile is always encoded")
+        self.media.get(&profile).or_else(|| self.media.get(&None)).expect("default profile is always encoded")
     }
 
     /// Counts a request for `id` and says whether `fail_then_ok` should still fail it.
@@ -94,18 +90,11 @@ impl Shared {
 
 /// Video ids look like YouTube's: `[A-Za-z0-9_-]{1,64}`.
 pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Accepts connections until `shutdown` fires (or its sender is dropped).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: oneshot::Receiver<()>) {
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -146,11 +135,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>
 }
 
 /// Reads one request head into `buf`; `Ok(None)` when the client closed or went idle.
-async fn read_request(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    idle: Duration,
-) -> Result<Option<Request>, HeadError> {
+async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>, idle: Duration) -> Result<Option<Request>, HeadError> {
     loop {
         if let Some((req, used)) = http::parse_head(buf)? {
             buf.drain(..used);
@@ -180,9 +165,7 @@ async fn linger_close(mut stream: TcpStream) {
 
 fn route(req: &Request, peer: SocketAddr, shared: &Shared) -> Reply {
     if req.method != "GET" && req.method != "HEAD" {
-        return Reply::text(405, "only GET and HEAD\n")
-            .header("Allow", "GET, HEAD")
-            .close();
+        return Reply::text(405, "only GET and HEAD\n").header("Allow", "GET, HEAD").close();
     }
     let reply = if req.path == "/_stats" {
         Reply::json(&shared.recorder.snapshot()).internal()
@@ -202,17 +185,11 @@ fn route(req: &Request, peer: SocketAddr, shared: &Shared) -> Reply {
 
 fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply {
     let id = rest.strip_suffix(".mp4").filter(|id| valid_id(id));
-    let verdict = shared
-        .ips
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .check(peer.ip(), Instant::now());
+    let verdict = shared.ips.lock().unwrap_or_else(|e| e.into_inner()).check(peer.ip(), Instant::now());
     if let Verdict::Banned { remaining } = verdict {
         shared.recorder.banned(peer.ip(), remaining);
         let retry_after = remaining.as_secs_f64().ceil().max(1.0) as u64;
-        return Reply::text(429, "too many requests\n")
-            .header("Retry-After", retry_after.to_string())
-            .for_id(id);
+        return Reply::text(429, "too many requests\n").header("Retry-After", retry_after.to_string()).for_id(id);
     }
     let Some(id) = id else {
         return Reply::text(404, "no such video\n");
@@ -220,9 +197,7 @@ fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply 
     let behaviour = shared.config.entry_for(id).behaviour;
     let reply = match behaviour {
         Behaviour::Status(status) => scripted_status(status),
-        Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => {
-            scripted_status(status)
-        }
+        Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => scripted_status(status),
         Behaviour::Html => Reply::html(HTML_PAGE),
         _ => respond::media(req, shared.media_for(id), behaviour, shared),
     };
@@ -231,11 +206,7 @@ fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply 
 
 /// A scripted error (or odd success) with its reason phrase as body; 204 and 304 must not have one.
 fn scripted_status(status: u16) -> Reply {
-    let body = if matches!(status, 204 | 304) {
-        String::new()
-    } else {
-        format!("{}\n", http::reason(status))
-    };
+    let body = if matches!(status, 204 | 304) { String::new() } else { format!("{}\n", http::reason(status)) };
     Reply::text(status, &body)
 }
 

@@ -75,11 +75,7 @@ impl Stats {
 
     /// How many responses for `id` had `status`.
     pub fn status_count(&self, id: &str, status: u16) -> u64 {
-        self.ids
-            .get(id)
-            .and_then(|s| s.statuses.get(&status))
-            .copied()
-            .unwrap_or(0)
+        self.ids.get(id).and_then(|s| s.statuses.get(&status)).copied().unwrap_or(0)
     }
 
     /// Log entries for `/v/{id}.mp4`, oldest first.
@@ -154,10 +150,7 @@ impl Recorder {
     }
 
     pub fn snapshot(&self) -> Stats {
-        self.with(|inner| Stats {
-            log: inner.log.iter().cloned().collect(),
-            ..inner.stats.clone()
-        })
+        self.with(|inner| Stats { log: inner.log.iter().cloned().collect(), ..inner.stats.clone() })
     }
 }
 

@@ -30,11 +30,7 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(bytes_per_sec: u64) -> Self {
-        Pacer {
-            rate: bytes_per_sec.max(1) as f64,
-            start: None,
-            sent: 0,
-        }
+        Pacer { rate: bytes_per_sec.max(1) as f64, start: None, sent: 0 }
     }
 
     /// When the next write may start; the first write goes at once.
@@ -68,10 +64,7 @@ impl Bucket {
 
     /// Reserves `bytes` and returns when they may be written.
     pub fn reserve(&self, bytes: u64, now: Instant) -> Instant {
-        let mut tat = self
-            .theoretical_arrival
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut tat = self.theoretical_arrival.lock().unwrap_or_else(|e| e.into_inner());
         let begin = tat.map_or(now, |t| t.max(now));
         let end = begin + Duration::from_secs_f64(bytes as f64 / self.rate);
         *tat = Some(end);
@@ -104,10 +97,7 @@ pub struct IpTracker {
 
 impl IpTracker {
     pub fn new(config: IpThrottle) -> Self {
-        IpTracker {
-            config,
-            clients: HashMap::new(),
-        }
+        IpTracker { config, clients: HashMap::new() }
     }
 
     /// Records one request from `ip` and decides whether it is served.
@@ -119,21 +109,11 @@ impl IpTracker {
         let window = Duration::from_secs_f64(self.config.window_secs);
         let client = self.clients.entry(ip).or_default();
         if let Some(until) = client.banned_until.filter(|&until| now < until) {
-            let until = if self.config.extend_ban {
-                now + ban
-            } else {
-                until
-            };
+            let until = if self.config.extend_ban { now + ban } else { until };
             client.banned_until = Some(until);
-            return Verdict::Banned {
-                remaining: until - now,
-            };
+            return Verdict::Banned { remaining: until - now };
         }
-        while client
-            .recent
-            .front()
-            .is_some_and(|&t| now.duration_since(t) >= window)
-        {
+        while client.recent.front().is_some_and(|&t| now.duration_since(t) >= window) {
             client.recent.pop_front();
         }
         client.recent.push_back(now);
@@ -190,13 +170,7 @@ mod tests {
 
     #[test]
     fn bans_after_too_many_requests_then_recovers() {
-        let config = IpThrottle {
-            enabled: true,
-            window_secs: 10.0,
-            max_requests: 3,
-            ban_secs: 5.0,
-            extend_ban: false,
-        };
+        let config = IpThrottle { enabled: true, window_secs: 10.0, max_requests: 3, ban_secs: 5.0, extend_ban: false };
         let mut tracker = IpTracker::new(config);
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
         let t0 = Instant::now();
@@ -205,20 +179,8 @@ mod tests {
             (a, 1.0, Verdict::Allow),
             (a, 2.0, Verdict::Allow),
             (b, 2.0, Verdict::Allow),
-            (
-                a,
-                3.0,
-                Verdict::Banned {
-                    remaining: secs(5.0),
-                },
-            ),
-            (
-                a,
-                4.0,
-                Verdict::Banned {
-                    remaining: secs(4.0),
-                },
-            ),
+            (a, 3.0, Verdict::Banned { remaining: secs(5.0) }),
+            (a, 4.0, Verdict::Banned { remaining: secs(4.0) }),
             (b, 4.0, Verdict::Allow),
             (a, 8.0, Verdict::Allow),
             (a, 8.5, Verdict::Allow),
@@ -230,35 +192,14 @@ mod tests {
 
     #[test]
     fn window_slides_and_bans_can_extend() {
-        let config = IpThrottle {
-            enabled: true,
-            window_secs: 1.0,
-            max_requests: 1,
-            ban_secs: 2.0,
-            extend_ban: true,
-        };
+        let config = IpThrottle { enabled: true, window_secs: 1.0, max_requests: 1, ban_secs: 2.0, extend_ban: true };
         let mut tracker = IpTracker::new(config);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t0 = Instant::now();
         assert_eq!(tracker.check(ip, t0), Verdict::Allow);
-        assert_eq!(
-            tracker.check(ip, t0 + secs(1.0)),
-            Verdict::Allow,
-            "the first request left the window"
-        );
-        assert_eq!(
-            tracker.check(ip, t0 + secs(1.5)),
-            Verdict::Banned {
-                remaining: secs(2.0)
-            }
-        );
-        assert_eq!(
-            tracker.check(ip, t0 + secs(3.0)),
-            Verdict::Banned {
-                remaining: secs(2.0)
-            },
-            "extended"
-        );
+        assert_eq!(tracker.check(ip, t0 + secs(1.0)), Verdict::Allow, "the first request left the window");
+        assert_eq!(tracker.check(ip, t0 + secs(1.5)), Verdict::Banned { remaining: secs(2.0) });
+        assert_eq!(tracker.check(ip, t0 + secs(3.0)), Verdict::Banned { remaining: secs(2.0) }, "extended");
         assert_eq!(tracker.check(ip, t0 + secs(5.0)), Verdict::Allow);
     }
 

@@ -51,27 +51,18 @@ pub fn ensure_video(cache_dir: &Path, profile: &Profile) -> anyhow::Result<PathB
     if is_ready(&path) {
         return Ok(path);
     }
-    fs::create_dir_all(cache_dir)
-        .with_context(|| format!("failed to create cache dir {}", cache_dir.display()))?;
+    fs::create_dir_all(cache_dir).with_context(|| format!("failed to create cache dir {}", cache_dir.display()))?;
     // The lock only avoids encoding the same file twice; correctness comes from the atomic rename.
     let lock_path = cache_dir.join(format!("{name}.lock"));
-    let lock = File::create(&lock_path)
-        .with_context(|| format!("failed to create {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("failed to lock {}", lock_path.display()))?;
+    let lock = File::create(&lock_path).with_context(|| format!("failed to create {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("failed to lock {}", lock_path.display()))?;
     if is_ready(&path) {
         return Ok(path);
     }
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    let tmp = cache_dir.join(format!(
-        "{name}.tmp-{}-{}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = encode(profile, &tmp).and_then(|()| {
-        fs::rename(&tmp, &path)
-            .with_context(|| format!("failed to move {} into place", tmp.display()))
-    });
+    let tmp = cache_dir.join(format!("{name}.tmp-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+    let result = encode(profile, &tmp)
+        .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("failed to move {} into place", tmp.display())));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
@@ -95,9 +86,7 @@ pub fn filter_graph(p: &Profile) -> String {
          [bg][strip]overlay=0:0:shortest=1,format=yuv420p[v]"
     );
     if p.audio {
-        graph.push_str(&format!(
-            ";sine=frequency=440:sample_rate=44100:duration={d}[a]"
-        ));
+        graph.push_str(&format!(";sine=frequency=440:sample_rate=44100:duration={d}[a]"));
     }
     graph
 }
@@ -110,9 +99,8 @@ pub fn ffmpeg_args(p: &Profile, out: &Path) -> Vec<String> {
         flags += " -map [a] -c:a aac -b:a 64k";
     }
     // A fixed GOP (no scene-cut keyframes) so clip boundaries relative to keyframes are predictable.
-    flags += &format!(
-        " -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf 0 -sc_threshold 0 -g {gop} -keyint_min {gop}"
-    );
+    flags +=
+        &format!(" -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf 0 -sc_threshold 0 -g {gop} -keyint_min {gop}");
     flags += &format!(" -b:v {kbps}k -maxrate {kbps}k -bufsize {}k", kbps * 2);
     flags += &format!(" -t {} -movflags +faststart -f mp4", p.duration_secs);
     let mut args = vec!["-filter_complex".to_owned(), filter_graph(p)];
@@ -136,12 +124,7 @@ fn encode(p: &Profile, out: &Path) -> anyhow::Result<()> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "ffmpeg failed to encode {} ({}): {}",
-            out.display(),
-            output.status,
-            tail.join("\n")
-        );
+        bail!("ffmpeg failed to encode {} ({}): {}", out.display(), output.status, tail.join("\n"));
     }
     Ok(())
 }
@@ -154,40 +137,16 @@ mod tests {
     fn cache_name_changes_with_every_parameter() {
         let base = Profile::default();
         let variants = [
-            Profile {
-                duration_secs: 30.0,
-                ..base.clone()
-            },
-            Profile {
-                width: 640,
-                ..base.clone()
-            },
-            Profile {
-                height: 360,
-                ..base.clone()
-            },
-            Profile {
-                fps: 30,
-                ..base.clone()
-            },
-            Profile {
-                gop_secs: 1.0,
-                ..base.clone()
-            },
-            Profile {
-                audio: false,
-                ..base.clone()
-            },
-            Profile {
-                video_kbps: 800,
-                ..base.clone()
-            },
+            Profile { duration_secs: 30.0, ..base.clone() },
+            Profile { width: 640, ..base.clone() },
+            Profile { height: 360, ..base.clone() },
+            Profile { fps: 30, ..base.clone() },
+            Profile { gop_secs: 1.0, ..base.clone() },
+            Profile { audio: false, ..base.clone() },
+            Profile { video_kbps: 800, ..base.clone() },
         ];
         let base_name = cache_file_name(&base);
-        assert_eq!(
-            base_name,
-            "testsrc-v1-320x180-15fps-300s-gop2s-500k-aac.mp4"
-        );
+        assert_eq!(base_name, "testsrc-v1-320x180-15fps-300s-gop2s-500k-aac.mp4");
         for v in &variants {
             assert_ne!(cache_file_name(v), base_name, "{v:?}");
         }
@@ -202,25 +161,13 @@ mod tests {
 
     #[test]
     fn command_forces_the_keyframe_cadence() {
-        let p = Profile {
-            fps: 25,
-            gop_secs: 2.0,
-            audio: false,
-            ..Profile::default()
-        };
+        let p = Profile { fps: 25, gop_secs: 2.0, audio: false, ..Profile::default() };
         let args = ffmpeg_args(&p, Path::new("/tmp/x.mp4"));
-        let after = |flag: &str| {
-            args.iter()
-                .position(|a| a == flag)
-                .map(|i| args[i + 1].as_str())
-        };
+        let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
         assert_eq!(after("-g"), Some("50"));
         assert_eq!(after("-keyint_min"), Some("50"));
         assert_eq!(after("-sc_threshold"), Some("0"));
-        assert!(
-            !args.iter().any(|a| a == "[a]"),
-            "no audio map without audio"
-        );
+        assert!(!args.iter().any(|a| a == "[a]"), "no audio map without audio");
         assert_eq!(args.last().map(String::as_str), Some("/tmp/x.mp4"));
     }
 }

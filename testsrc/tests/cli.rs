@@ -30,13 +30,8 @@ fn ready_addr(child: &mut Child) -> SocketAddr {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("ready line within the deadline");
-    let addr = line
-        .trim_end()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("line {line:?}"));
+    let line = rx.recv_timeout(Duration::from_secs(120)).expect("ready line within the deadline");
+    let addr = line.trim_end().strip_prefix("listening on http://").unwrap_or_else(|| panic!("line {line:?}"));
     addr.parse().unwrap()
 }
 
@@ -52,10 +47,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 fn exits_when_stdin_closes() {
     let mut child = spawn_bin(&["--exit-on-stdin-eof", "--scenario", "gone=status:410"]);
     let addr = ready_addr(&mut child);
-    assert_eq!(
-        get(addr, "/v/abc.mp4", &[("Range", "bytes=0-9")]).status,
-        206
-    );
+    assert_eq!(get(addr, "/v/abc.mp4", &[("Range", "bytes=0-9")]).status, 206);
     assert_eq!(get(addr, "/v/gone.mp4", &[]).status, 410);
     drop(child.stdin.take());
     assert!(wait_exit(&mut child).success());
@@ -65,34 +57,17 @@ fn exits_when_stdin_closes() {
 fn config_file_and_sigterm() {
     let dir = scratch_dir("cli");
     let config = dir.join("config.json");
-    std::fs::write(
-        &config,
-        r#"{"scenario": {"flaky": "fail_then_ok:503:1"}, "ip_throttle": {"enabled": false}}"#,
-    )
-    .unwrap();
+    std::fs::write(&config, r#"{"scenario": {"flaky": "fail_then_ok:503:1"}, "ip_throttle": {"enabled": false}}"#)
+        .unwrap();
     std::fs::write(dir.join("a.txt"), "hello").unwrap();
-    let mut child = spawn_bin(&[
-        "--config",
-        config.to_str().unwrap(),
-        "--static",
-        dir.to_str().unwrap(),
-    ]);
+    let mut child = spawn_bin(&["--config", config.to_str().unwrap(), "--static", dir.to_str().unwrap()]);
     let addr = ready_addr(&mut child);
     assert_eq!(get(addr, "/v/flaky.mp4", &[]).status, 503);
-    assert_eq!(
-        get(addr, "/v/flaky.mp4", &[("Range", "bytes=0-0")]).status,
-        206
-    );
+    assert_eq!(get(addr, "/v/flaky.mp4", &[("Range", "bytes=0-0")]).status, 206);
     assert_eq!(get(addr, "/files/a.txt", &[]).body, b"hello");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    assert!(
-        wait_exit(&mut child).success(),
-        "SIGTERM is a clean shutdown"
-    );
+    assert!(wait_exit(&mut child).success(), "SIGTERM is a clean shutdown");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -18,26 +18,14 @@ const CLIENT_B: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 #[test]
 fn per_ip_ban_then_recovery() {
     let server = start(Config::for_tests().with_ip_throttle(3, 60.0, 2.0));
-    let fetch = |ip| {
-        request_from(
-            server.addr,
-            Some(ip),
-            "GET",
-            "/v/abc.mp4",
-            &[("Range", "bytes=0-99")],
-        )
-    };
+    let fetch = |ip| request_from(server.addr, Some(ip), "GET", "/v/abc.mp4", &[("Range", "bytes=0-99")]);
     let statuses: Vec<u16> = (0..4).map(|_| fetch(CLIENT_A).status).collect();
     assert_eq!(statuses, [206, 206, 206, 429]);
     let banned = fetch(CLIENT_A);
     assert_eq!(banned.status, 429);
     let retry_after: u64 = banned.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after), "retry-after {retry_after}");
-    assert_eq!(
-        fetch(CLIENT_B).status,
-        206,
-        "another loopback address is another client"
-    );
+    assert_eq!(fetch(CLIENT_B).status, 206, "another loopback address is another client");
 
     let stats = server.stats();
     let a = stats.ip(&CLIENT_A.to_string());
@@ -46,9 +34,7 @@ fn per_ip_ban_then_recovery() {
     assert_eq!(stats.ip(&CLIENT_B.to_string()).count_429, 0);
 
     // Requests during the ban do not extend it (extend_ban is off), so polling ends within the ban.
-    let recovered = wait_for(Duration::from_secs(20), || {
-        (fetch(CLIENT_A).status == 206).then_some(())
-    });
+    let recovered = wait_for(Duration::from_secs(20), || (fetch(CLIENT_A).status == 206).then_some(()));
     assert!(recovered.is_some(), "the ban is lifted");
 }
 
@@ -66,72 +52,41 @@ fn open_ended_ranges_of_big_files_are_throttled() {
 
     // An open range with little left is not throttled either.
     let tail = format!("bytes={}-", total - 100_000);
-    assert_eq!(
-        get(server.addr, "/v/abc.mp4", &[("Range", &tail)])
-            .body
-            .len(),
-        100_000
-    );
+    assert_eq!(get(server.addr, "/v/abc.mp4", &[("Range", &tail)]).body.len(), 100_000);
 
     // An open range from the start is: read for a while and check the pace from above.
     let started = Instant::now();
     let mut stream = connect(server.addr, None);
-    stream
-        .write_all(&request_line(
-            "GET",
-            "/v/abc.mp4",
-            &[("Range", "bytes=0-")],
-            true,
-        ))
-        .unwrap();
+    stream.write_all(&request_line("GET", "/v/abc.mp4", &[("Range", "bytes=0-")], true)).unwrap();
     let mut reader = std::io::BufReader::new(stream);
     let (status, headers) = read_head(&mut reader).unwrap();
     assert_eq!(status, 206);
-    assert!(headers
-        .iter()
-        .any(|(k, v)| k == "X-Testsrc-Throttled" && v == "open-range"));
+    assert!(headers.iter().any(|(k, v)| k == "X-Testsrc-Throttled" && v == "open-range"));
     let mut got = vec![0u8; 3 * rate as usize];
     reader.read_exact(&mut got).unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     // The pacer sends one chunk up front, then at most `rate` per second.
-    assert!(
-        elapsed * rate as f64 + 8192.0 >= got.len() as f64,
-        "{} bytes in {elapsed:.2} s",
-        got.len()
-    );
+    assert!(elapsed * rate as f64 + 8192.0 >= got.len() as f64, "{} bytes in {elapsed:.2} s", got.len());
     drop(reader);
 
     let stats = server.stats();
     let log: Vec<_> = stats.log_for("abc").collect();
     assert!(!log[0].throttled && !log[1].throttled);
-    let open = wait_for(Duration::from_secs(10), || {
-        server
-            .stats()
-            .log_for("abc")
-            .nth(2)
-            .map(|e| (e.throttled, e.complete))
-    });
+    let open =
+        wait_for(Duration::from_secs(10), || server.stats().log_for("abc").nth(2).map(|e| (e.throttled, e.complete)));
     assert_eq!(open, Some((true, false)));
 }
 
 #[test]
 fn slow_ids_trickle() {
     let rate = 50_000;
-    let server = start(Config::for_tests().with_behaviour(
-        "slow",
-        Behaviour::Slow {
-            bytes_per_sec: rate,
-        },
-    ));
+    let server = start(Config::for_tests().with_behaviour("slow", Behaviour::Slow { bytes_per_sec: rate }));
     let started = Instant::now();
     let resp = get(server.addr, "/v/slow.mp4", &[("Range", "bytes=0-99999")]);
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(resp.body.len(), 100_000);
     // 100 kB at 50 kB/s: at least about 2 s minus the first chunk, however fast the machine.
-    assert!(
-        elapsed >= (100_000.0 - 2_500.0) / rate as f64 * 0.95,
-        "took {elapsed:.2} s"
-    );
+    assert!(elapsed >= (100_000.0 - 2_500.0) / rate as f64 * 0.95, "took {elapsed:.2} s");
     // Other ids are not slowed down.
     let fast = get(server.addr, "/v/other.mp4", &[("Range", "bytes=0-99999")]);
     assert_eq!(fast.body.len(), 100_000);
@@ -155,12 +110,7 @@ fn global_cap_is_shared_by_connections() {
     let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(total, 400_000);
     // 400 kB through a 200 kB/s bucket with a 50 ms burst needs close to 2 s in total.
-    assert!(
-        elapsed >= (400_000.0 / cap as f64 - 0.05) * 0.95,
-        "took {elapsed:.2} s"
-    );
-    let stats = server
-        .wait_idle(Duration::from_secs(10))
-        .expect("no response in flight");
+    assert!(elapsed >= (400_000.0 / cap as f64 - 0.05) * 0.95, "took {elapsed:.2} s");
+    let stats = server.wait_idle(Duration::from_secs(10)).expect("no response in flight");
     assert_eq!(stats.bytes_sent, 400_000);
 }

@@ -7,8 +7,7 @@ use std::process::Command;
 
 use common::{scratch_dir, start};
 use kinetics_testsrc::{
-    clip_frame_numbers, clip_frame_sequence, frame_number_at, video, Behaviour, Config, Profile,
-    ScenarioEntry,
+    clip_frame_numbers, clip_frame_sequence, frame_number_at, video, Behaviour, Config, Profile, ScenarioEntry,
 };
 use serde_json::Value;
 
@@ -19,32 +18,21 @@ fn ffprobe_json(path: &Path, extra: &[&str]) -> Value {
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn streams(path: &Path) -> Vec<Value> {
     let json = ffprobe_json(
         path,
-        &[
-            "-show_entries",
-            "stream=codec_type,codec_name,width,height,r_frame_rate:format=duration",
-        ],
+        &["-show_entries", "stream=codec_type,codec_name,width,height,r_frame_rate:format=duration"],
     );
     json["streams"].as_array().unwrap().clone()
 }
 
 fn duration(path: &Path) -> f64 {
     let json = ffprobe_json(path, &["-show_entries", "format=duration"]);
-    json["format"]["duration"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    json["format"]["duration"].as_str().unwrap().parse().unwrap()
 }
 
 #[test]
@@ -52,38 +40,15 @@ fn default_video_is_h264_aac_with_fixed_keyframes() {
     let server = start(Config::for_tests());
     let path = server.video_path("any");
     let streams = streams(path);
-    let codecs: Vec<(&str, &str)> = streams
-        .iter()
-        .map(|s| {
-            (
-                s["codec_type"].as_str().unwrap(),
-                s["codec_name"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let codecs: Vec<(&str, &str)> =
+        streams.iter().map(|s| (s["codec_type"].as_str().unwrap(), s["codec_name"].as_str().unwrap())).collect();
     assert_eq!(codecs, [("video", "h264"), ("audio", "aac")]);
-    assert_eq!(
-        (streams[0]["width"].as_u64(), streams[0]["height"].as_u64()),
-        (Some(320), Some(180))
-    );
+    assert_eq!((streams[0]["width"].as_u64(), streams[0]["height"].as_u64()), (Some(320), Some(180)));
     assert_eq!(streams[0]["r_frame_rate"], "15/1");
-    assert!(
-        (duration(path) - 30.0).abs() < 0.1,
-        "duration {}",
-        duration(path)
-    );
+    assert!((duration(path) - 30.0).abs() < 0.1, "duration {}", duration(path));
 
-    let keyframes = ffprobe_json(
-        path,
-        &[
-            "-select_streams",
-            "v:0",
-            "-skip_frame",
-            "nokey",
-            "-show_entries",
-            "frame=pts_time",
-        ],
-    );
+    let keyframes =
+        ffprobe_json(path, &["-select_streams", "v:0", "-skip_frame", "nokey", "-show_entries", "frame=pts_time"]);
     let times: Vec<f64> = keyframes["frames"]
         .as_array()
         .unwrap()
@@ -114,27 +79,14 @@ fn numbers_survive_rescaling_reencoding_and_fps_change() {
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-ss", "12", "-i"])
         .arg(server.video_path("any"))
-        .args([
-            "-t",
-            "3",
-            "-vf",
-            "scale=-2:128,fps=30",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "35",
-            "-an",
-        ])
+        .args(["-t", "3", "-vf", "scale=-2:128,fps=30", "-c:v", "libx264", "-crf", "35", "-an"])
         .arg(&clip)
         .status()
         .unwrap();
     assert!(status.success());
     let sequence = clip_frame_sequence(&clip).unwrap();
     assert_eq!(sequence.len(), 90);
-    assert!(
-        sequence.iter().all(Option::is_some),
-        "every frame readable: {sequence:?}"
-    );
+    assert!(sequence.iter().all(Option::is_some), "every frame readable: {sequence:?}");
     let (first, last) = clip_frame_numbers(&clip).unwrap();
     assert_eq!(first, 180);
     assert!((223..=225).contains(&last), "last frame {last}");
@@ -147,52 +99,29 @@ fn ffmpeg_seeks_over_http_with_ranges() {
     let url = server.video_url("seekme");
     assert_eq!(frame_number_at(Path::new(&url), 12.0).unwrap(), 180);
     let stats = server.stats();
-    assert!(
-        stats.status_count("seekme", 206) >= 2,
-        "ffmpeg seeked with ranges: {:?}",
-        stats.id("seekme")
-    );
+    assert!(stats.status_count("seekme", 206) >= 2, "ffmpeg seeked with ranges: {:?}", stats.id("seekme"));
 }
 
 #[test]
 fn named_profiles_are_served_per_id() {
-    let alt = Profile {
-        duration_secs: 10.0,
-        width: 256,
-        height: 144,
-        fps: 25,
-        audio: false,
-        ..Profile::default()
-    };
-    let config = Config::for_tests().with_profile("alt", alt).with_entry(
-        "other",
-        ScenarioEntry::new(Behaviour::Ok).with_profile("alt"),
-    );
+    let alt = Profile { duration_secs: 10.0, width: 256, height: 144, fps: 25, audio: false, ..Profile::default() };
+    let config = Config::for_tests()
+        .with_profile("alt", alt)
+        .with_entry("other", ScenarioEntry::new(Behaviour::Ok).with_profile("alt"));
     let server = start(config);
     assert_ne!(server.video_path("other"), server.video_path("default"));
     assert_eq!(server.fps_for("other"), 25);
     let streams = streams(server.video_path("other"));
     assert_eq!(streams.len(), 1, "no audio stream");
     assert_eq!(streams[0]["r_frame_rate"], "25/1");
-    assert_eq!(
-        frame_number_at(server.video_path("other"), 4.0).unwrap(),
-        100
-    );
-    assert_eq!(
-        server.video_len("other"),
-        std::fs::metadata(server.video_path("other")).unwrap().len()
-    );
+    assert_eq!(frame_number_at(server.video_path("other"), 4.0).unwrap(), 100);
+    assert_eq!(server.video_len("other"), std::fs::metadata(server.video_path("other")).unwrap().len());
 }
 
 #[test]
 fn concurrent_generation_yields_one_valid_file() {
     let dir = scratch_dir("gen");
-    let profile = Profile {
-        duration_secs: 4.0,
-        width: 160,
-        height: 96,
-        ..Profile::default()
-    };
+    let profile = Profile { duration_secs: 4.0, width: 160, height: 96, ..Profile::default() };
     let workers: Vec<_> = (0..3)
         .map(|_| {
             let (dir, profile) = (dir.clone(), profile.clone());
@@ -215,25 +144,12 @@ fn concurrent_generation_yields_one_valid_file() {
 fn yt_dlp_sees_a_direct_link_and_http_errors() {
     let server = start(Config::for_tests().with_behaviour("missing", Behaviour::Status(404)));
     let url = server.video_url("abc");
-    let out = Command::new("yt-dlp")
-        .args(["--no-config", "--print", "url", "--print", "id"])
-        .arg(&url)
-        .output();
+    let out = Command::new("yt-dlp").args(["--no-config", "--print", "url", "--print", "id"]).arg(&url).output();
     let out = out.expect("yt-dlp is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("{url}\nabc\n")
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{url}\nabc\n"));
 
-    let out = Command::new("yt-dlp")
-        .args(["--no-config", "--print", "url"])
-        .arg(server.video_url("missing"))
-        .output();
+    let out = Command::new("yt-dlp").args(["--no-config", "--print", "url"]).arg(server.video_url("missing")).output();
     let out = out.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HTTP Error 404"));

@@ -3,22 +3,14 @@
 use super::*;
 
 /// (name, bytes, kind, line, field)
-type Case = (
-    &'static str,
-    Vec<u8>,
-    ErrorKind,
-    Option<u64>,
-    Option<&'static str>,
-);
+type Case = (&'static str, Vec<u8>, ErrorKind, Option<u64>, Option<&'static str>);
 
 #[test]
 fn malformed() {
     use ErrorKind::*;
     let csv = |rows: &str| format!("{H}yoga,ok,1,2,train\n{rows}").into_bytes();
-    let json = |entry: &str| {
-        format!("{{\n\"ok\": {{\"annotations\": {{\"segment\": [1, 2]}}}},\n{entry}\n}}")
-            .into_bytes()
-    };
+    let json =
+        |entry: &str| format!("{{\n\"ok\": {{\"annotations\": {{\"segment\": [1, 2]}}}},\n{entry}\n}}").into_bytes();
     #[rustfmt::skip]
     let cases: Vec<Case> = vec![
         ("empty file", b"".to_vec(), Empty, Some(1), None),
@@ -81,11 +73,7 @@ fn malformed() {
             Ok(rows) => panic!("{name}: accepted {rows:?}"),
             Err(e) => e,
         };
-        assert_eq!(
-            (err.kind, err.line, err.field.as_deref()),
-            (kind, line, field),
-            "{name}: {err}"
-        );
+        assert_eq!((err.kind, err.line, err.field.as_deref()), (kind, line, field), "{name}: {err}");
         assert!(err.file.ends_with("ann.txt"), "{name}: {err}");
     }
 }
@@ -93,25 +81,14 @@ fn malformed() {
 #[test]
 fn first_error_names_its_file_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(
-        &dir,
-        "good.csv",
-        format!("{H}yoga,a,1,2,train\n").as_bytes(),
-    );
-    let bad = write(
-        &dir,
-        "bad.json",
-        b"{\"a\": {\"annotations\": {\"segment\": [2, 1]}}}",
-    );
+    let good = write(&dir, "good.csv", format!("{H}yoga,a,1,2,train\n").as_bytes());
+    let bad = write(&dir, "bad.json", b"{\"a\": {\"annotations\": {\"segment\": [2, 1]}}}");
     let never = write(&dir, "never.csv", b"");
     let err = read_all(&[good.clone(), bad.clone(), never], &Filters::default()).unwrap_err();
     assert_eq!(err.file, bad);
     assert_eq!(
         err.to_string(),
-        format!(
-            "{}:1: field `annotations.segment`: end 1 is not after start 2",
-            bad.display()
-        )
+        format!("{}:1: field `annotations.segment`: end 1 is not after start 2", bad.display())
     );
     let missing = dir.path().join("missing.csv");
     let err = read_all(&[good, missing.clone()], &Filters::default()).unwrap_err();

@@ -25,16 +25,7 @@ pub(super) fn read_one(bytes: &[u8], filters: &Filters) -> Result<Vec<Row>, Inpu
 
 pub(super) fn simplify(rows: &[Row]) -> Vec<Want<'_>> {
     rows.iter()
-        .map(|r| {
-            (
-                r.label.as_deref(),
-                r.youtube_id.as_str(),
-                r.time_start,
-                r.time_end,
-                r.split.as_deref(),
-                r.line,
-            )
-        })
+        .map(|r| (r.label.as_deref(), r.youtube_id.as_str(), r.time_start, r.time_end, r.split.as_deref(), r.line))
         .collect()
 }
 

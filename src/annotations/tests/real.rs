@@ -17,17 +17,7 @@ fn real_kinetics_400_validate() {
     assert!(rows.iter().all(|r| r.split.as_deref() == Some("validate")));
     assert!(rows.iter().all(|r| r.time_end - r.time_start == 10.0));
     assert!(rows.iter().enumerate().all(|(i, r)| r.line == i as u64 + 2));
-    assert_eq!(
-        simplify(&rows[..1]),
-        [(
-            Some("javelin throw"),
-            "--07WQ2iBlw",
-            1.0,
-            11.0,
-            Some("validate"),
-            2
-        )]
-    );
+    assert_eq!(simplify(&rows[..1]), [(Some("javelin throw"), "--07WQ2iBlw", 1.0, 11.0, Some("validate"), 2)]);
 }
 
 /// The real rows as DeepMind-shaped JSON, one entry a line (line numbers then match the CSV's).
@@ -42,15 +32,7 @@ fn as_json(rows: &[Row], copies: usize) -> Vec<u8> {
                 "subset": r.split,
                 "url": format!("https://www.youtube.com/watch?v={}", r.youtube_id),
             });
-            let key = format!(
-                "{}{}",
-                r.youtube_id,
-                if copy == 0 {
-                    String::new()
-                } else {
-                    format!("_{copy}")
-                }
-            );
+            let key = format!("{}{}", r.youtube_id, if copy == 0 { String::new() } else { format!("_{copy}") });
             out.extend(format!("{:?}: {entry}{}\n", key, if last { "" } else { "," }).bytes());
         }
     }
@@ -84,15 +66,7 @@ fn scale() {
     let json = as_json(&rows[..17_770], copies);
     let started = std::time::Instant::now();
     let json_rows = read_one(&json, &Filters::default()).unwrap();
-    eprintln!(
-        "{} rows: CSV {csv_time:?}, JSON {:?} ({} MB)",
-        rows.len(),
-        started.elapsed(),
-        json.len() >> 20
-    );
+    eprintln!("{} rows: CSV {csv_time:?}, JSON {:?} ({} MB)", rows.len(), started.elapsed(), json.len() >> 20);
     assert_eq!(json_rows.len(), rows.len());
-    assert!(Arc::ptr_eq(
-        &json_rows[0].file,
-        &json_rows[json_rows.len() - 1].file
-    ));
+    assert!(Arc::ptr_eq(&json_rows[0].file, &json_rows[json_rows.len() - 1].file));
 }

@@ -33,10 +33,7 @@ fn every_variant() {
         (
             "float times",
             b"label,youtube_id,time_start,time_end,split\nyoga,x,17.0,27.0,train\nyoga,y,84.5,94.25,train\n",
-            &[
-                (Some("yoga"), "x", 17.0, 27.0, Some("train"), 2),
-                (Some("yoga"), "y", 84.5, 94.25, Some("train"), 3),
-            ],
+            &[(Some("yoga"), "x", 17.0, 27.0, Some("train"), 2), (Some("yoga"), "y", 84.5, 94.25, Some("train"), 3)],
         ),
         (
             "BOM and CRLF",
@@ -90,8 +87,11 @@ fn every_variant() {
                 (None, "y", 0.0, 1.0, None, 6),
             ],
         ),
-        ("JSON with BOM, one line", b"\xEF\xBB\xBF {\"a\":{\"annotations\":{\"label\":\"yoga\",\"segment\":[0,10]}}}",
-            &[(Some("yoga"), "a", 0.0, 10.0, None, 1)]),
+        (
+            "JSON with BOM, one line",
+            b"\xEF\xBB\xBF {\"a\":{\"annotations\":{\"label\":\"yoga\",\"segment\":[0,10]}}}",
+            &[(Some("yoga"), "a", 0.0, 10.0, None, 1)],
+        ),
         ("empty JSON object", b"{}", &[]),
     ];
     for (name, bytes, want) in cases {
@@ -103,9 +103,7 @@ fn every_variant() {
 #[test]
 fn hostile_labels_pass_through_unchanged() {
     let long = "x".repeat(300);
-    let bytes = format!(
-        "{H}../../etc,-a,1,2,train\na/b,-b,1,2,train\n..,-c,1,2,train\n{long},-d,1,2,train\n"
-    );
+    let bytes = format!("{H}../../etc,-a,1,2,train\na/b,-b,1,2,train\n..,-c,1,2,train\n{long},-d,1,2,train\n");
     let rows = read_one(bytes.as_bytes(), &Filters::default()).unwrap();
     let labels: Vec<_> = rows.iter().map(|r| r.label.clone().unwrap()).collect();
     assert_eq!(labels, ["../../etc", "a/b", "..", long.as_str()]);

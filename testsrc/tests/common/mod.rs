@@ -22,17 +22,11 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn content_length(&self) -> u64 {
-        self.header("content-length")
-            .expect("content-length")
-            .parse()
-            .unwrap()
+        self.header("content-length").expect("content-length").parse().unwrap()
     }
 }
 
@@ -42,10 +36,7 @@ pub fn connect(addr: SocketAddr, from: Option<Ipv4Addr>) -> TcpStream {
     let stream = match from {
         None => TcpStream::connect(addr).unwrap(),
         Some(ip) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let stream = runtime.block_on(async {
                 let socket = tokio::net::TcpSocket::new_v4().unwrap();
                 socket.bind(SocketAddrV4::new(ip, 0).into()).unwrap();
@@ -56,9 +47,7 @@ pub fn connect(addr: SocketAddr, from: Option<Ipv4Addr>) -> TcpStream {
             stream
         }
     };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream
 }
 
@@ -87,9 +76,7 @@ pub fn request_from(
     headers: &[(&str, &str)],
 ) -> Response {
     let mut stream = connect(addr, from);
-    stream
-        .write_all(&request_line(method, path, headers, true))
-        .unwrap();
+    stream.write_all(&request_line(method, path, headers, true)).unwrap();
     let mut reader = BufReader::new(stream);
     let response = read_response(&mut reader, method == "HEAD").unwrap();
     // The server closes only after counting the response, so reading to the end makes stats exact.
@@ -106,11 +93,7 @@ pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
 /// Reads a response head and then the body, up to Content-Length or the end of the stream.
 pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> io::Result<Response> {
     let (status, headers) = read_head(reader)?;
-    let mut response = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
+    let mut response = Response { status, headers, body: Vec::new() };
     if !head_only {
         let len = response.content_length();
         reader.take(len).read_to_end(&mut response.body)?;
@@ -125,12 +108,7 @@ pub fn read_head(reader: &mut impl BufRead) -> io::Result<(u16, Vec<(String, Str
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {line:?}"),
-            )
-        })?;
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
