@@ -16,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # no __pycache__ inside the repository
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clips  # noqa: E402
@@ -47,7 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
     t = sub.add_parser("throttle", help="per-IP 429 bans: 1 vs 3 egresses, breaker vs --no-breaker")
     t.add_argument("--n", type=int, default=20, help="clips per run (default 20)")
-    t.add_argument("--max-requests", type=int, default=8, help="B: requests allowed per window per IP (default 8)")
+    t.add_argument("--max-requests", type=int, default=24,
+                   help="B: requests allowed per window per IP (default 24: ~2.7 clips at ~9 requests a clip)")
     t.add_argument("--window", type=float, default=10, help="W: the sliding window, seconds (default 10)")
     t.add_argument("--ban", type=float, default=10, help="ban length, seconds; also --cooldown (default 10)")
     t.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
@@ -68,10 +70,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    kdl, src = common.binaries(args.bin_dir)
     work = args.work or Path(tempfile.mkdtemp(prefix=f"kinetics-bench-{args.bench}-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"==> scratch directory {work}", flush=True)
+    kdl, src, args.build = common.binaries(args.bin_dir, work)
+    print(f"==> {args.build}", flush=True)
     if args.bench == "clips":
         bench = clips.Bench(args, kdl, src, work)
         results = bench.run()

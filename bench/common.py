@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import hashlib
 import json
 import math
 import os
@@ -34,12 +35,22 @@ ROWS_CSV = REPO / "tests" / "data" / "k400_validate.csv"
 MAX_CLIP_SECS = 10
 
 
-def binaries(bin_dir: Path) -> tuple[Path, Path]:
-    kdl, src = bin_dir / "kinetics-dl", bin_dir / "kinetics-testsrc"
-    for b in (kdl, src):
+def binaries(bin_dir: Path, work: Path) -> tuple[Path, Path, str]:
+    """Copies kinetics-dl and kinetics-testsrc into `work`, so a rebuild during the run cannot mix two
+    builds into one table; returns the copies and a line naming the build (mtime, sha256 prefix)."""
+    copies, names = [], []
+    (work / "bin").mkdir(parents=True, exist_ok=True)
+    for name in ("kinetics-dl", "kinetics-testsrc"):
+        b = bin_dir / name
         if not os.access(b, os.X_OK):
             raise SystemExit(f"{b} is missing: run `cargo build --release --bins` first")
-    return kdl, src
+        copy = work / "bin" / name
+        shutil.copy2(b, copy)
+        digest = hashlib.sha256(copy.read_bytes()).hexdigest()[:12]
+        built = _dt.datetime.fromtimestamp(copy.stat().st_mtime).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+        copies.append(copy)
+        names.append(f"{name} built {built}, sha256 {digest}")
+    return copies[0], copies[1], "; ".join(names)
 
 
 # ---------------------------------------------------------------------------------------------- test source

@@ -117,7 +117,7 @@ class Bench:
                 windows = c.ceil_div(n * reqs_per_clip, self.args.max_requests * egresses)
                 ideal = max(windows * self.args.window, calib.wall)
                 # Bounded: generous next to the ideal, never past --run-timeout.
-                timeout = min(self.args.run_timeout, 2 * ideal + 30)
+                timeout = min(self.args.run_timeout, 3 * ideal + 30)
                 name = f"{egresses} egress{'es' if egresses > 1 else ''}, {'breaker' if breaker else '--no-breaker'}"
                 r = self.one(name, egresses, breaker, True, timeout)
                 r.ideal = ideal
@@ -171,6 +171,8 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
         "## Benchmark 2: per-IP throttling and egresses (issue 3)",
         "",
         f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after",
+        "",
+        f"Build: {args.build}",
         "",
         f"Command: `{args.command}` (n {args.n}; rule: more than {args.max_requests} video "
         f"requests from one IP in a sliding {args.window:g} s window ban it for {args.ban:g} s with 429s; "

@@ -20,7 +20,7 @@ for _ in $(seq 1 600); do
 done
 url=$(sed -n 's/^listening on //p' "$log" | head -n1)
 [ -n "$url" ] || { echo "the test source did not start" >&2; cat "$log" >&2; exit 1; }
-echo "==> local test source at $url (synthetic 640x360 videos; 3 ids scripted to fail like YouTube does)" >&2
+echo "==> local test source at $url (synthetic 640x360 videos; one id answers 404, one a page without video, one a 503 first, one ignores Range)" >&2
 set +e
 target/release/kinetics-dl download --annotations demo/k400_validate_sample.csv --out "$OUT" \
   --url-template "$url/v/{youtube_id}.mp4" --retry-delay 1s

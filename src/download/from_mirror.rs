@@ -38,6 +38,7 @@ pub async fn run(
     let mut wanted = HashMap::new();
     let mut names = HashMap::new();
     let mut paths = HashMap::new();
+    let mut splits = std::collections::BTreeSet::new();
     for rec in journal.clips()? {
         if !in_plan.contains(&rec.key) || rec.state != State::Pending {
             continue;
@@ -46,6 +47,7 @@ pub async fn run(
         let name = clip_file_name(&rec.key);
         names.insert(rec.id, rec.key.youtube_id.clone());
         paths.insert(rec.id, dest.clone());
+        splits.insert(rec.split.clone().unwrap_or_else(|| "test".into()));
         let expected_duration = (rec.key.end_ms - rec.key.start_ms) as f64 / 1000.0;
         wanted.insert(name, Wanted { clip_id: rec.id, dest, expected_duration });
     }
@@ -60,9 +62,8 @@ pub async fn run(
     mcfg.keep_tarballs = m.keep_tarballs;
     mcfg.ffmpeg = cfg.ffmpeg.clone();
     mcfg.ffprobe = cfg.ffprobe.clone();
-    if !cfg.filters.splits.is_empty() {
-        mcfg.splits = cfg.filters.splits.clone();
-    }
+    // Only the splits some wanted clip is in: a validate-only run must not read train's tarballs.
+    mcfg.splits = if cfg.filters.splits.is_empty() { splits.into_iter().collect() } else { cfg.filters.splits.clone() };
     let ids: Vec<i64> = wanted.values().map(|w| w.clip_id).collect();
     reporter.note(&format!("taking {} clips from the CVDF mirror at {}", ids.len(), m.base_url));
 

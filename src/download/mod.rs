@@ -35,6 +35,7 @@ pub struct EnvironmentError(pub String);
 
 /// Runs a whole download. `stop` turns true on the first Ctrl-C.
 pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
+    let started = std::time::Instant::now();
     let rows = read_rows(&cfg).await?;
     let plan = crate::plan::build(&rows, cfg.class_dirs);
     tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
@@ -90,9 +91,11 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         summary.mirror_tarballs = m.stats.tarballs;
         summary.mirror_bytes = m.stats.bytes_downloaded;
         summary.mirror_unmatched = m.stats.unmatched_clips;
+        // The scheduler saw the clips the mirror just placed as already done.
+        summary.already_done = summary.already_done.saturating_sub(m.placed);
         summary.done += m.placed;
-        summary.bytes_kept += 0;
     }
+    summary.elapsed = started.elapsed();
     summary.duplicates_merged = plan.duplicates_merged as u64;
     summary.rows = rows.len() as u64;
     logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;

@@ -91,7 +91,9 @@ impl<'a> Scheduler<'a> {
                         Some(only) => only.is_empty() || only.contains(&category),
                         None => false,
                     } || (cfg.source == Source::Auto && category == Category::MissingFromMirror);
-                    if wanted || !category.is_permanent(have_cookies) {
+                    // `--source mirror` fetches nothing itself: what the mirror phase failed stays failed.
+                    let retry_here = cfg.source != Source::Mirror && !category.is_permanent(have_cookies);
+                    if wanted || retry_here {
                         reset.push(rec.id);
                         true
                     } else {

@@ -36,6 +36,9 @@ pub struct Lane {
     pub wasted: u64,
     /// Total time this egress spent cooling.
     pub cooled: Duration,
+    /// After a ban, jobs at once through this lane ramp up from one (doubling with each success) instead of
+    /// all starting together and tripping the ban again; `None` is unlimited.
+    pub limit: Option<usize>,
 }
 
 /// Where the next clip goes, or how long until one can go.
@@ -68,6 +71,9 @@ pub struct Opened {
     pub cooloff: Duration,
 }
 
+/// Past this many jobs at once the ramp after a ban ends.
+const RAMP_CAP: usize = 64;
+
 pub struct Governor {
     pub lanes: Vec<Lane>,
     pub policy: Policy,
@@ -86,6 +92,7 @@ impl Governor {
                 throttled: 0,
                 wasted: 0,
                 cooled: Duration::ZERO,
+                limit: None,
             })
             .collect();
         Governor { lanes, policy }
@@ -117,6 +124,9 @@ impl Governor {
                     continue;
                 }
             };
+            if lane.limit.is_some_and(|l| lane.running >= l) {
+                continue;
+            }
             if !lane.pacer.is_ready(now) {
                 consider(lane.pacer.ready_at());
                 continue;
@@ -160,6 +170,9 @@ impl Governor {
                 if probe || lane.breaker.open_until().is_none() {
                     lane.breaker.succeeded();
                 }
+                if lane.breaker.open_until().is_none() {
+                    lane.limit = lane.limit.map(|l| l * 2).filter(|l| *l < RAMP_CAP);
+                }
                 None
             }
             Finish::Unknown => {
@@ -179,6 +192,7 @@ impl Governor {
                     return None;
                 }
                 let cooloff = lane.breaker.signal(now, probe, fastrand::f64())?;
+                lane.limit = Some(1);
                 Some(Opened { egress: lane.egress.name.clone(), cooloff })
             }
         }

@@ -89,3 +89,30 @@ fn restored_cooloffs_hold_across_runs() {
     g.restore("127.0.0.2", t0 + 30 * S, 20 * S);
     assert_eq!(g.pick(t0), Pick::Wait { until: Some(t0 + 30 * S) });
 }
+
+#[test]
+fn after_a_ban_jobs_ramp_up_from_one() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    g.finished(0, false, Finish::Throttled, t0);
+    let reopen = t0 + 10 * S;
+    assert_eq!(g.pick(reopen), Pick::Lane { index: 0, probe: true });
+    g.started(0, true, reopen);
+    g.finished(0, true, Finish::Served, reopen + S);
+    // The probe worked: two at once now, not everything.
+    for _ in 0..2 {
+        let Pick::Lane { index, probe } = g.pick(reopen + S) else { panic!("lane refused") };
+        assert!(!probe);
+        g.started(index, probe, reopen + S);
+    }
+    assert_eq!(g.pick(reopen + S), Pick::Wait { until: None });
+    g.finished(0, false, Finish::Served, reopen + 2 * S);
+    g.finished(0, false, Finish::Served, reopen + 2 * S);
+    // Each success doubles the limit, like TCP's slow start: 2 → 4 → 8.
+    for _ in 0..8 {
+        let Pick::Lane { index, probe } = g.pick(reopen + 2 * S) else { panic!("lane refused") };
+        g.started(index, probe, reopen + 2 * S);
+    }
+    assert_eq!(g.pick(reopen + 2 * S), Pick::Wait { until: None });
+}

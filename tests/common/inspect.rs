@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{os, run, FPS, VIDEO_SECS};
+use super::{os, run, Row, DURATION_TOLERANCE, FPS, VIDEO_SECS};
 
 pub fn journal_path(out: &Path) -> PathBuf {
     out.join(".kinetics-dl").join("journal.sqlite")
@@ -233,4 +233,45 @@ pub fn expected_frames(start: f64, end: f64) -> (u32, u32) {
 /// First and last frame number of a clip, read from the test source's strip.
 pub fn frames(path: &Path) -> (u32, u32) {
     kinetics_testsrc::clip_frame_numbers(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
+}
+
+/// The frame number of every frame of a clip, in order.
+pub fn frame_sequence(path: &Path) -> Vec<u32> {
+    let numbers = kinetics_testsrc::clip_frame_sequence(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.unwrap_or_else(|| panic!("{}: frame {i} has an unreadable number", path.display())))
+        .collect()
+}
+
+/// Where a frame sequence is not the source's frames one after another: `(index, previous, this)`.
+pub fn sequence_breaks(numbers: &[u32]) -> Vec<(usize, u32, u32)> {
+    numbers.windows(2).enumerate().filter(|(_, w)| w[1] != w[0] + 1).map(|(i, w)| (i + 1, w[0], w[1])).collect()
+}
+
+/// Checks one done clip against its row: it is at the row's path (default class folders), lasts as long as
+/// its window, and holds exactly the source's frames from the one at time_start to the last one before
+/// time_end, each once.
+#[track_caller]
+pub fn assert_clip(out: &Path, row: &Row) {
+    assert_clip_at(&out.join(row.rel_path()), row);
+}
+
+/// [`assert_clip`] for a clip at a path of the caller's choosing.
+#[track_caller]
+pub fn assert_clip_at(path: &Path, row: &Row) {
+    assert!(path.is_file(), "{} is missing", path.display());
+    let media = probe(path);
+    let want = expected_duration(row.start, row.end);
+    assert!(
+        (media.duration - want).abs() <= DURATION_TOLERANCE,
+        "{}: lasts {:.3} s, expected {want:.3} s",
+        row.id,
+        media.duration
+    );
+    let numbers = frame_sequence(path);
+    let (first, last) = (numbers[0], numbers[numbers.len() - 1]);
+    assert_eq!((first, last), expected_frames(row.start, row.end), "{}: first and last frame numbers", row.id);
+    assert_eq!(sequence_breaks(&numbers), vec![], "{}: frames repeated or skipped (index, previous, this)", row.id);
 }

@@ -56,3 +56,26 @@ pub fn mentioning(needle: &str) -> Vec<Proc> {
     let me = std::process::id() as i32;
     processes().into_iter().filter(|p| p.pid != me && p.cmdline.contains(needle)).collect()
 }
+
+/// Waits up to `limit` for every process of `procs` to end; panics listing the survivors, after killing
+/// them (they are this test's own descendants) so they do not outlive the test.
+#[track_caller]
+pub fn assert_all_end(procs: &[Proc], limit: std::time::Duration, what: &str) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let alive = still_alive(procs);
+        if alive.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            for p in &alive {
+                // SAFETY: a plain syscall on a pid we just saw alive with the start time we recorded.
+                unsafe { libc::kill(p.pid, libc::SIGKILL) };
+            }
+            let list: Vec<String> =
+                alive.iter().map(|p| format!("{} (parent {}): {}", p.pid, p.ppid, p.cmdline)).collect();
+            panic!("{what}: still running after {limit:?}:\n{}", list.join("\n"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -48,6 +48,12 @@ pub fn download_args(server: &TestServer, out: &Path, annotations: &[&Path]) -> 
     args
 }
 
+/// Replaces the `-j` value that [`download_args`] set.
+pub fn set_jobs(args: &mut [OsString], jobs: usize) {
+    let at = args.iter().position(|a| a == "-j").expect("download_args sets -j");
+    args[at + 1] = jobs.to_string().into();
+}
+
 #[derive(Debug)]
 pub struct Output {
     /// `None` when a signal ended the process.
@@ -89,7 +95,7 @@ pub fn run_strs<S: AsRef<OsStr>>(args: &[S]) -> Output {
 /// leaves one behind.
 pub struct Running {
     child: Option<Child>,
-    stderr: Arc<Mutex<String>>,
+    pub stderr: Arc<Mutex<String>>,
     readers: Vec<JoinHandle<()>>,
     stdout: Arc<Mutex<String>>,
 }
@@ -131,6 +137,25 @@ impl Running {
     /// True once the process has exited (it is not reaped until `wait`).
     pub fn exited(&mut self) -> bool {
         matches!(self.child.as_mut().expect("running").try_wait(), Ok(Some(_)))
+    }
+
+    /// Polls `ready` until it holds; panics with the process's stderr if it exits first or `limit` passes.
+    #[track_caller]
+    pub fn wait_for(&mut self, limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + limit;
+        while !ready() {
+            if let Ok(Some(status)) = self.child.as_mut().expect("running").try_wait() {
+                // One last look: the condition may have come true just before the exit.
+                assert!(ready(), "kinetics-dl exited ({status}) before {what}; stderr:\n{}", self.stderr());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {limit:?} waiting for {what}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for the exit; kills the process and panics after `limit`.

@@ -1,0 +1,128 @@
+//! The command line as a user meets it: help, usage errors and their exit code, `doctor`, `status`, and a
+//! JSON annotation file downloaded end to end.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn help_of_every_command_works() {
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--help"], &["download", "status", "doctor", "Exit codes"]),
+        (&["download", "--help"], &["--annotations", "--out", "--url-template", "--retry-failed", "--trim"]),
+        (&["status", "--help"], &["--out", "--json"]),
+        (&["doctor", "--help"], &["--out", "--ytdlp", "--ffmpeg"]),
+    ];
+    for (args, mentions) in cases {
+        let o = run_strs(args);
+        o.expect_code(0);
+        assert!(o.stdout.contains("Usage: kinetics-dl"), "{args:?}: {}", o.stdout);
+        for m in mentions {
+            assert!(o.stdout.contains(m), "{args:?} mentions {m}: {}", o.stdout);
+        }
+    }
+    let o = run_strs(&["--version"]);
+    o.expect_code(0);
+    assert!(o.stdout.starts_with("kinetics-dl "), "{}", o.stdout);
+}
+
+#[test]
+fn usage_errors_exit_two_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, &[Row::new("x", "abcdefghijk", 0.0, 10.0)]);
+    let out = tmp.path().join("out");
+    let (csv, out) = (csv.to_str().unwrap(), out.to_str().unwrap());
+    let local = "http://127.0.0.1:9/v/{youtube_id}.mp4";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--frobnicate"], "unexpected argument '--frobnicate'"),
+        (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (vec!["download", "--out", out, "--annotations", csv, "--bogus"], "unexpected argument '--bogus'"),
+        (vec!["status", "--out", out, "--bogus"], "unexpected argument '--bogus'"),
+        (vec!["download", "--annotations", csv], "--out <DIR>"),
+        (vec!["download", "--out", out], "nothing to download"),
+        (vec!["download", "--out", out, "--annotations", csv, "--url-template", "http://x/"], "{youtube_id}"),
+        (vec!["download", "--out", out, "--annotations", csv, "--url-template", local, "-j", "0"], "-j"),
+        (
+            vec!["download", "--out", out, "--annotations", csv, "--url-template", local, "--retry-delay", "soon"],
+            "--retry-delay",
+        ),
+        (
+            vec!["download", "--out", out, "--annotations", csv, "--url-template", local, "--trim", "sideways"],
+            "sideways",
+        ),
+        (
+            vec!["download", "--out", out, "--annotations", "/nonexistent/a.csv", "--url-template", local],
+            "/nonexistent/a.csv",
+        ),
+    ];
+    for (args, says) in cases {
+        let o = run_strs(&args);
+        assert_eq!(o.code, Some(2), "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(says), "{args:?}: stderr says {says:?}: {}", o.stderr);
+    }
+    assert!(!std::path::Path::new(out).exists(), "a usage error creates no output folder");
+}
+
+#[test]
+fn doctor_checks_the_tools() {
+    let o = run_strs(&["doctor"]);
+    assert!(o.code == Some(0) || o.code == Some(2), "{o:?}");
+    for tool in ["yt-dlp", "ffmpeg", "ffprobe", "disk"] {
+        assert!(o.stdout.contains(tool), "doctor mentions {tool}: {}", o.stdout);
+    }
+    // The tools the tests use are installed, so doctor must not call them missing.
+    assert!(!o.stdout.contains("not found"), "{}", o.stdout);
+
+    let o = run_strs(&["doctor", "--ytdlp", "/nonexistent/yt-dlp"]);
+    o.expect_code(2);
+    assert!(o.stdout.contains("/nonexistent/yt-dlp") && o.stdout.contains("pip install"), "{}", o.stdout);
+}
+
+#[test]
+fn status_without_a_journal_exits_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    for out in [tmp.path().to_path_buf(), tmp.path().join("missing")] {
+        for json in [false, true] {
+            let mut args = vec!["status".to_string(), "--out".into(), out.to_string_lossy().into_owned()];
+            if json {
+                args.push("--json".into());
+            }
+            let o = run_strs(&args);
+            o.expect_code(2);
+            assert!(o.stderr.contains("no journal in"), "{}", o.stderr);
+            assert!(o.stderr.contains("kinetics-dl download --out"), "says what to run: {}", o.stderr);
+            assert!(o.stdout.is_empty(), "{}", o.stdout);
+        }
+    }
+}
+
+#[test]
+fn json_annotations_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let real = real_rows(130, 2);
+    let rows = vec![
+        Row::new(&real[0].label, &real[0].id, real[0].start, real[0].end),
+        Row::new("tying bow tie", &real[1].id, 21.4, 31.4).split("train"),
+    ];
+    let json = tmp.path().join("kinetics_val.json");
+    write_json(&json, &rows);
+    let out = tmp.path().join("out");
+    run(&download_args(&server, &out, &[&json])).expect_code(0);
+
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+    assert!(out.join("train/tying_bow_tie").join(clip_name(&real[1].id, 21.4, 31.4)).is_file());
+    let stats = read_csv(&out.join("stats.csv"));
+    assert_eq!(stats.for_id(&real[1].id)[0]["split"], "train");
+    assert_eq!(stats.for_id(&real[1].id)[0]["time_start"], "21.4");
+
+    let status = status_json(&out);
+    assert_eq!((status["total"].as_u64(), status["done"].as_u64()), (Some(2), Some(2)), "{status}");
+    let o = run_strs(&["status", "--out", out.to_str().unwrap()]);
+    o.expect_code(0);
+    let done_line = o.stdout.lines().find(|l| l.trim_start().starts_with("done")).expect("a done line");
+    assert_eq!(done_line.split_whitespace().nth(1), Some("2"), "{}", o.stdout);
+}

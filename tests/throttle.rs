@@ -1,0 +1,626 @@
+//! End-to-end tests of throttle handling (issue 3): per-egress breakers against 429 bans and bot checks,
+//! one probe after each cool-off, breakers kept across runs, `--max-wait`, and `--no-breaker` to compare.
+//!
+//! The test source bans a client IP for a while after too many `/v/` requests; 127.0.0.2, .3, ... are
+//! distinct client IPs on loopback. The assertions hold the server's request log (what reached the stand-in
+//! for YouTube, and when) against the journal's throttle events, breakers and attempts; they never measure
+//! how long anything took.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use kinetics_testsrc::{Config, LogEntry, Stats, TestServer};
+use rusqlite::{Connection, OpenFlags};
+
+/// Length of the served video: short to encode, long enough for real 10 s windows.
+const VIDEO: f64 = 40.0;
+const EGRESS: &str = "127.0.0.2";
+/// The window of the test source's per-IP count: longer than any run, so only bans reset it.
+const WINDOW_SECS: f64 = 60.0;
+/// yt-dlp's answer when YouTube wants proof of a human (note the typographic apostrophe).
+const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
+/// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.
+const CLOCK_SLACK_MS: i64 = 50;
+
+/// A 40 s video whose server bans an IP for `ban_secs` after more than `max_requests` video requests.
+fn throttled(max_requests: u32, ban_secs: f64) -> Config {
+    Config::for_tests().with_duration(VIDEO).with_ip_throttle(max_requests, WINDOW_SECS, ban_secs)
+}
+
+/// `n` real K400 rows (one per id, after skipping `skip`) whose window lies inside the 40 s video.
+fn short_rows(skip: usize, n: usize) -> Vec<Row> {
+    let rows: Vec<Row> = real_rows(0, 400).into_iter().filter(|r| r.end <= VIDEO).skip(skip).take(n).collect();
+    assert_eq!(rows.len(), n, "the real file has enough rows inside {VIDEO} s");
+    rows
+}
+
+/// A temp dir, OUT inside it, and an annotation file with `rows`.
+struct Setup {
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+    csv: PathBuf,
+}
+
+fn setup(rows: &[Row]) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, rows);
+    Setup { tmp, out, csv }
+}
+
+/// `download` through `egresses` with `-j jobs`, immediate retries and second-scale cool-offs by default;
+/// `extra` comes last (later settings of the same option are not allowed, so `extra` adds, never repeats).
+fn download(server: &TestServer, s: &Setup, jobs: usize, egresses: &[&str], extra: &[&str]) -> Vec<OsString> {
+    let mut args = os(["download", "--out"]);
+    args.push(s.out.clone().into());
+    args.push("--annotations".into());
+    args.push(s.csv.clone().into());
+    args.extend(os(["--url-template", &server.url_template(), "--retry-delay", "0s", "-j", &jobs.to_string()]));
+    for e in egresses {
+        args.extend(os(["--source-address", e]));
+    }
+    args.extend(extra.iter().map(OsString::from));
+    args
+}
+
+// ---- the journal, read-only -------------------------------------------------------------------------
+
+fn open_journal(out: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(journal_path(out), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+#[derive(Debug, Clone)]
+struct ThrottleEvent {
+    run_id: i64,
+    egress: String,
+    at_ms: i64,
+    category: String,
+    /// The cool-off this signal started; `None` when the breaker was already open.
+    cooloff_s: Option<f64>,
+    wasted: bool,
+}
+
+impl ThrottleEvent {
+    /// When the breaker this event opened lets a probe through (unix ms).
+    fn reopens_ms(&self) -> Option<i64> {
+        self.cooloff_s.map(|c| self.at_ms + (c * 1000.0).round() as i64)
+    }
+}
+
+fn try_throttle_events(out: &Path) -> rusqlite::Result<Vec<ThrottleEvent>> {
+    let conn = open_journal(out)?;
+    let mut stmt = conn
+        .prepare("SELECT run_id, egress, at_ms, category, cooloff_s, wasted FROM throttle_events ORDER BY at_ms, id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ThrottleEvent {
+            run_id: r.get(0)?,
+            egress: r.get(1)?,
+            at_ms: r.get(2)?,
+            category: r.get(3)?,
+            cooloff_s: r.get(4)?,
+            wasted: r.get::<_, i64>(5)? != 0,
+        })
+    })?;
+    rows.collect()
+}
+
+fn throttle_events(out: &Path) -> Vec<ThrottleEvent> {
+    try_throttle_events(out).expect("throttle_events is readable")
+}
+
+/// `(egress, open_until_ms, cooloff_ms)` of every saved breaker.
+fn egress_states(out: &Path) -> Vec<(String, Option<i64>, i64)> {
+    let conn = open_journal(out).expect("the journal opens");
+    let mut stmt = conn.prepare("SELECT egress, open_until_ms, cooloff_ms FROM egress_state ORDER BY egress").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    rows.collect::<Result<_, _>>().expect("egress_state rows")
+}
+
+#[derive(Debug, Clone)]
+struct AttemptRow {
+    youtube_id: String,
+    run_id: i64,
+    started_ms: i64,
+    finished_ms: i64,
+    outcome: String,
+    category: Option<String>,
+    egress: String,
+}
+
+fn attempts(out: &Path) -> Vec<AttemptRow> {
+    let conn = open_journal(out).expect("the journal opens");
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.youtube_id, a.run_id, a.started_ms, a.finished_ms, a.outcome, a.category, COALESCE(a.egress, '')
+             FROM attempts a JOIN clips c ON c.id = a.clip_id ORDER BY a.started_ms, a.id",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AttemptRow {
+                youtube_id: r.get(0)?,
+                run_id: r.get(1)?,
+                started_ms: r.get(2)?,
+                finished_ms: r.get(3)?,
+                outcome: r.get(4)?,
+                category: r.get(5)?,
+                egress: r.get(6)?,
+            })
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().expect("attempt rows")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+// ---- common verdicts --------------------------------------------------------------------------------
+
+/// Every row is a done clip on disk with the right frames, nothing failed, and `failed.csv` is empty.
+#[track_caller]
+fn assert_all_done(out: &Path, rows: &[Row]) {
+    let clips = journal_clips(out);
+    assert_eq!(clips.len(), rows.len());
+    let not_done: Vec<_> = clips.iter().filter(|c| c.state != "done").collect();
+    assert!(not_done.is_empty(), "clips not done: {not_done:#?}");
+    for row in rows {
+        let path = out.join(row.rel_path());
+        assert!(path.is_file(), "{} is missing", path.display());
+        assert_eq!(frames(&path), expected_frames(row.start, row.end), "{}: first and last frame", row.id);
+    }
+    let failed = read_csv(&out.join("failed.csv"));
+    assert!(failed.rows.is_empty(), "failed.csv lists clips: {:?}", failed.rows);
+}
+
+/// Throttles never count as attempts: every clip was fetched by its first counted attempt, and every
+/// attempt that did not end done was a throttle signal, not a retried or failed one.
+#[track_caller]
+fn assert_throttles_left_attempts_alone(out: &Path, category: &str) {
+    for c in journal_clips(out) {
+        assert_eq!(c.attempts, 1, "{}: throttles must not use up attempts", c.youtube_id);
+    }
+    let other: Vec<_> = attempts(out)
+        .into_iter()
+        .filter(|a| a.outcome != "done" && (a.outcome != "throttled" || a.category.as_deref() != Some(category)))
+        .collect();
+    assert!(other.is_empty(), "attempts that were neither done nor `{category}` throttles: {other:#?}");
+}
+
+/// `/v/` requests, by arrival.
+fn video_log(stats: &Stats) -> Vec<LogEntry> {
+    let mut log: Vec<LogEntry> = stats.log.iter().filter(|e| e.path.starts_with("/v/")).cloned().collect();
+    log.sort_by_key(|e| e.time_ms);
+    log
+}
+
+/// The id a `/v/{id}.mp4` request is for.
+fn id_of(e: &LogEntry) -> &str {
+    e.path.trim_start_matches("/v/").trim_end_matches(".mp4")
+}
+
+/// yt-dlp's GET, which starts every attempt at a clip: the relay (ffmpeg's side) always asks for a range.
+fn is_clip_start(e: &LogEntry) -> bool {
+    e.range.is_none()
+}
+
+/// One ban of one IP, as the log shows it.
+#[derive(Debug)]
+struct Ban {
+    ip: String,
+    /// The request that went over the limit: the first 429.
+    trigger: LogEntry,
+    /// Later requests answered 429 inside the ban.
+    into: Vec<LogEntry>,
+}
+
+/// The bans the server handed out, from the log (the ban clock runs from the trigger).
+fn bans(stats: &Stats, ban_secs: f64) -> Vec<Ban> {
+    let ban_ms = (ban_secs * 1000.0) as u64;
+    let mut bans: Vec<Ban> = Vec::new();
+    for e in video_log(stats).into_iter().filter(|e| e.status == 429) {
+        match bans.iter_mut().rev().find(|b| b.ip == e.ip) {
+            Some(b) if e.time_ms < b.trigger.time_ms + ban_ms => b.into.push(e),
+            _ => bans.push(Ban { ip: e.ip.clone(), trigger: e, into: Vec::new() }),
+        }
+    }
+    bans
+}
+
+/// Clip starts (yt-dlp GETs) sent into each ban: at most the jobs that started before the signal reached
+/// the scheduler (`jobs - 1` slots can free up meanwhile) plus one probe. The cool-offs these tests use
+/// (base ≥ 1.5 s with jitter, then ≥ 3 s) leave room for a single probe inside a ban of at most 4 s.
+#[track_caller]
+fn assert_no_stampede(stats: &Stats, ban_secs: f64, jobs: usize) {
+    for ban in bans(stats, ban_secs) {
+        let starts: Vec<String> =
+            ban.into.iter().filter(|e| is_clip_start(e)).map(|e| format!("{} {}", e.time_ms, id_of(e))).collect();
+        assert!(
+            starts.len() <= jobs,
+            "{}: {} new clips were started into the ban that began at {} ({}); at most {jobs} may \
+             (clips started before the signal was seen, plus one probe):\n{}",
+            ban.ip,
+            starts.len(),
+            ban.trigger.time_ms,
+            id_of(&ban.trigger),
+            starts.join("\n")
+        );
+    }
+}
+
+/// After each breaker opened: nothing new starts through the egress until the cool-off is over (beyond
+/// `race_ms`, for a job the scheduler spawned just before it saw the signal), then exactly one probe, and
+/// nothing else through that egress until the probe has come back.
+#[track_caller]
+fn assert_one_probe_per_cooloff(out: &Path, race_ms: i64) {
+    let attempts = attempts(out);
+    for event in throttle_events(out) {
+        let Some(reopens) = event.reopens_ms() else { continue };
+        let lane: Vec<&AttemptRow> =
+            attempts.iter().filter(|a| a.egress == event.egress && a.run_id == event.run_id).collect();
+        let early: Vec<_> = lane
+            .iter()
+            .filter(|a| a.started_ms > event.at_ms + race_ms && a.started_ms < reopens - CLOCK_SLACK_MS)
+            .collect();
+        assert!(early.is_empty(), "started while {} was cooling ({event:?}): {early:#?}", event.egress);
+        let Some(probe) = lane.iter().find(|a| a.started_ms >= reopens - CLOCK_SLACK_MS) else { continue };
+        let beside: Vec<_> = lane
+            .iter()
+            .filter(|a| a.started_ms >= probe.started_ms && a.started_ms < probe.finished_ms)
+            .filter(|a| !std::ptr::eq(**a, *probe))
+            .collect();
+        assert!(
+            beside.is_empty(),
+            "{}: while the probe {probe:?} (after {event:?}) was out, more clips started: {beside:#?}",
+            event.egress
+        );
+    }
+}
+
+/// Lines `MS EVENT ID` that a stand-in tool appended to `path`.
+fn tool_log(path: &Path) -> Vec<(i64, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let ms = parts.next().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("bad log line `{l}`"));
+            (ms, parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned())
+        })
+        .collect()
+}
+
+// ---- the tests ---------------------------------------------------------------------------------------
+
+#[test]
+fn one_throttled_egress_finishes_every_clip() {
+    let rows = short_rows(0, 8);
+    let s = setup(&rows);
+    // ~3 requests a clip: the sixth request from the IP starts a 4 s ban, several times over the run.
+    let ban_secs = 4.0;
+    let server = server(throttled(5, ban_secs));
+    let o = run(&download(&server, &s, 2, &[EGRESS], &["--cooldown", "2s"]));
+    o.expect_code(0);
+
+    assert_all_done(&s.out, &rows);
+    assert_throttles_left_attempts_alone(&s.out, "rate_limited");
+    let events = throttle_events(&s.out);
+    assert!(!events.is_empty(), "the server banned {EGRESS}, so the journal has throttle events");
+    assert!(events.iter().all(|e| e.egress == EGRESS && e.category == "rate_limited"), "{events:#?}");
+    let stats = server.stats();
+    assert!(stats.ip(EGRESS).count_429 > 0, "the test must actually throttle: {:?}", stats.ip(EGRESS));
+    assert_eq!(stats.ips.keys().collect::<Vec<_>>(), vec![EGRESS], "every request left through the egress");
+    assert_no_stampede(&stats, ban_secs, 2);
+
+    let status = status_json(&s.out);
+    let egresses = status["egresses"].as_array().expect("status lists egresses");
+    assert_eq!(egresses.len(), 1, "{status:#}");
+    assert_eq!(egresses[0]["egress"], EGRESS);
+    assert_eq!(egresses[0]["throttle_events"].as_u64(), Some(events.len() as u64), "{status:#}");
+    assert_eq!(egresses[0]["wasted"].as_u64(), Some(events.iter().filter(|e| e.wasted).count() as u64));
+    assert!(egresses[0]["open_until"].is_null(), "the last probe closed the breaker: {status:#}");
+}
+
+#[test]
+fn a_banned_egress_gets_one_probe_per_cooloff() {
+    let rows = short_rows(8, 7);
+    let s = setup(&rows);
+    let ban_secs = 3.0;
+    let jobs = 3;
+    let server = server(throttled(5, ban_secs));
+    let o = run(&download(&server, &s, jobs, &[EGRESS], &["--cooldown", "2s"]));
+    o.expect_code(0);
+    assert_all_done(&s.out, &rows);
+
+    let stats = server.stats();
+    let bans = bans(&stats, ban_secs);
+    assert!(!bans.is_empty(), "the server never banned {EGRESS}");
+    assert_no_stampede(&stats, ban_secs, jobs);
+    let opened = throttle_events(&s.out).iter().filter(|e| e.cooloff_s.is_some()).count();
+    assert!(opened >= 1, "the breaker opened at least once");
+    assert_one_probe_per_cooloff(&s.out, 500);
+}
+
+#[test]
+fn three_egresses_share_the_work_under_bans() {
+    let rows = short_rows(15, 9);
+    let s = setup(&rows);
+    let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let ban_secs = 4.0;
+    let server = server(throttled(5, ban_secs));
+    let o = run(&download(&server, &s, 3, &ips, &["--cooldown", "2s"]));
+    o.expect_code(0);
+    assert_all_done(&s.out, &rows);
+    assert_throttles_left_attempts_alone(&s.out, "rate_limited");
+
+    let stats = server.stats();
+    let log = video_log(&stats);
+    let seen: Vec<&String> = stats.ips.keys().collect();
+    assert_eq!(seen, ips.iter().collect::<Vec<_>>(), "requests came from exactly the three egresses");
+    let done: Vec<AttemptRow> = attempts(&s.out).into_iter().filter(|a| a.outcome == "done").collect();
+    for ip in ips {
+        let mine: Vec<&AttemptRow> = done.iter().filter(|a| a.egress == ip).collect();
+        assert!(!mine.is_empty(), "{ip} carried no done clip: {done:#?}");
+    }
+    // A media URL belongs to the IP that extracted it: yt-dlp and the relay leave through the same egress.
+    for a in &done {
+        let during: Vec<&LogEntry> = log
+            .iter()
+            .filter(|e| id_of(e) == a.youtube_id)
+            .filter(|e| (a.started_ms..=a.finished_ms).contains(&(e.time_ms as i64)))
+            .collect();
+        assert!(during.iter().any(|e| is_clip_start(e)), "no yt-dlp request for {a:?}");
+        assert!(during.iter().any(|e| !is_clip_start(e)), "no media request for {a:?}");
+        let strays: Vec<_> = during.iter().filter(|e| e.ip != a.egress).collect();
+        assert!(strays.is_empty(), "requests of {a:?} from another address: {strays:#?}");
+        assert!(during.iter().all(|e| e.status < 400), "a done attempt got errors: {during:#?}");
+    }
+    assert!(stats.ips.values().any(|i| i.count_429 > 0), "the test must actually throttle: {:?}", stats.ips);
+    assert_no_stampede(&stats, ban_secs, 3);
+}
+
+#[test]
+fn a_rerun_keeps_the_cooling_egress_closed_until_its_saved_time() {
+    let rows = short_rows(24, 6);
+    let s = setup(&rows);
+    let server = server(throttled(4, 5.0));
+    let args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "10s"]);
+
+    let first = Running::download(&args);
+    wait_until(RUN_LIMIT, "a breaker to open", || {
+        try_throttle_events(&s.out).is_ok_and(|e| e.iter().any(|e| e.cooloff_s.is_some()))
+    });
+    first.signal(libc::SIGINT);
+    first.wait(Duration::from_secs(120)).expect_code(130);
+
+    let states = egress_states(&s.out);
+    assert_eq!(states.len(), 1, "{states:?}");
+    let (egress, open_until, cooloff_ms) = states[0].clone();
+    assert_eq!(egress, EGRESS);
+    let open_until = open_until.expect("the interrupted run saved the open breaker");
+    assert!(cooloff_ms >= 10_000, "the saved cool-off is the one in force: {cooloff_ms} ms");
+    let status = status_json(&s.out);
+    assert!(status["egresses"][0]["open_until"].is_string(), "status shows the cool-off: {status:#}");
+    assert!(journal_clips(&s.out).iter().any(|c| c.state == "pending"), "the interrupted run left work");
+
+    let rerun_ms = now_ms();
+    let before = video_log(&server.stats()).len();
+    assert!(
+        rerun_ms < open_until,
+        "the test needs the rerun to begin while the saved cool-off runs (it ends at {open_until}, now {rerun_ms})"
+    );
+    let second = run(&args);
+    second.expect_code(0);
+    assert_all_done(&s.out, &rows);
+
+    let log = video_log(&server.stats());
+    assert!(log.len() > before, "the rerun fetched something");
+    let early: Vec<&LogEntry> = log
+        .iter()
+        .filter(|e| e.ip == EGRESS && (e.time_ms as i64) >= rerun_ms && (e.time_ms as i64) < open_until)
+        .collect();
+    assert!(early.is_empty(), "the rerun used {EGRESS} before its saved cool-off ended at {open_until}: {early:#?}");
+}
+
+#[test]
+fn cooloffs_longer_than_max_wait_end_the_run_with_a_rerun_time() {
+    let rows = short_rows(30, 4);
+    let s = setup(&rows);
+    let server = server(throttled(3, 60.0));
+    let args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "30s", "--max-wait", "1s"]);
+    let o = run(&args);
+    o.expect_code(3);
+
+    let (_, after) = o.stderr.split_once("rerun after ").unwrap_or_else(|| panic!("no rerun time:\n{}", o.stderr));
+    let at = after.split_whitespace().next().unwrap_or_default();
+    let at_ms = humantime::parse_rfc3339(at)
+        .unwrap_or_else(|e| panic!("`{at}` is not an RFC 3339 time ({e})"))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let states = egress_states(&s.out);
+    let open_until = states[0].1.expect("the breaker is saved open");
+    // The time is printed in whole seconds: it may only round down.
+    assert!(
+        (-50..1_100).contains(&(open_until - at_ms)),
+        "`rerun after {at}` is when the breaker reopens ({open_until}): {states:?}"
+    );
+
+    let clips = journal_clips(&s.out);
+    assert!(clips.iter().all(|c| c.state != "failed"), "nothing failed for a ban: {clips:#?}");
+    assert!(clips.iter().any(|c| c.state == "pending"), "clips wait for the rerun: {clips:#?}");
+    assert!(read_csv(&s.out.join("failed.csv")).rows.is_empty());
+    let status = status_json(&s.out);
+    assert_eq!(status["failed"].as_object().map(|f| f.len()), Some(0), "{status:#}");
+    assert!(status["egresses"][0]["open_until"].is_string(), "{status:#}");
+
+    // A rerun inside the cool-off sends nothing and says the same.
+    let requests = server.stats().total_requests;
+    let again = run(&args);
+    again.expect_code(3);
+    assert!(again.stderr.contains("rerun after"), "{}", again.stderr);
+    assert_eq!(server.stats().total_requests, requests, "the rerun stays away from the banned egress");
+}
+
+#[test]
+fn the_breaker_sends_fewer_requests_into_bans_than_no_breaker() {
+    let rows = short_rows(34, 6);
+    let ban_secs = 4.0;
+    let with = setup(&rows);
+    let with_server = server(throttled(5, ban_secs));
+    run(&download(&with_server, &with, 2, &[EGRESS], &["--cooldown", "2s"])).expect_code(0);
+    assert_all_done(&with.out, &rows);
+
+    let without = setup(&rows);
+    let without_server = server(throttled(5, ban_secs));
+    let o = run(&download(&without_server, &without, 2, &[EGRESS], &["--cooldown", "2s", "--no-breaker"]));
+    assert!(matches!(o.code, Some(0 | 3)), "{o:?}");
+    // Without breakers a throttle is an ordinary passing failure: retried, then failed as `rate_limited`.
+    let failed: Vec<_> = journal_clips(&without.out).into_iter().filter(|c| c.state == "failed").collect();
+    assert!(failed.iter().all(|c| c.category.as_deref() == Some("rate_limited")), "{failed:#?}");
+
+    let (a, b) = (with_server.stats(), without_server.stats());
+    let into = |stats: &Stats| bans(stats, ban_secs).iter().map(|b| b.into.len()).sum::<usize>();
+    let (a429, b429) = (a.ip(EGRESS).count_429, b.ip(EGRESS).count_429);
+    assert!(a429 > 0, "the breaker run was throttled too");
+    assert!(
+        a429 < b429,
+        "the breaker must get fewer 429s than --no-breaker ({a429} vs {b429}; {} failed without)",
+        failed.len()
+    );
+    assert!(into(&a) < into(&b), "requests into bans: {} with the breaker, {} without", into(&a), into(&b));
+    assert_no_stampede(&a, ban_secs, 2);
+}
+
+#[test]
+fn bot_checks_open_the_breaker_and_probes_double_the_cooloff() {
+    let rows = short_rows(40, 4);
+    let s = setup(&rows);
+    let server = server(Config::for_tests().with_duration(VIDEO));
+    let state = s.tmp.path().join("fake");
+    std::fs::create_dir(&state).unwrap();
+    let calls = state.join("calls");
+    // The first three extractions answer with a bot check; later ones are the real yt-dlp.
+    let body = format!(
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
+         echo \"$(date +%s%3N) call\" >> '{calls}'\n\
+         for i in 1 2 3; do\n\
+           if mkdir '{state}/fail-'$i 2>/dev/null; then printf '%s\\n' '{BOT_CHECK}' >&2; exit 1; fi\n\
+         done\n\
+         exec yt-dlp \"$@\"",
+        calls = calls.display(),
+        state = state.display(),
+    );
+    let ytdlp = write_script(s.tmp.path(), "bot-yt-dlp", &body);
+    let mut args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "2s", "--ytdlp"]);
+    args.push(ytdlp.into());
+    run(&args).expect_code(0);
+    assert_all_done(&s.out, &rows);
+    assert_throttles_left_attempts_alone(&s.out, "bot_check");
+
+    let events = throttle_events(&s.out);
+    assert_eq!(events.len(), 3, "one event per bot check: {events:#?}");
+    assert!(events.iter().all(|e| e.category == "bot_check" && e.egress == EGRESS), "{events:#?}");
+    // Both first clips met the check: the first opened the breaker, the second found it open already.
+    // The probe met the third: the cool-off doubled.
+    let opened: Vec<&ThrottleEvent> = events.iter().filter(|e| e.cooloff_s.is_some()).collect();
+    assert_eq!(opened.len(), 2, "{events:#?}");
+    assert_eq!(events.iter().filter(|e| e.wasted).count(), 1, "{events:#?}");
+    let (first, doubled) = (opened[0].cooloff_s.unwrap(), opened[1].cooloff_s.unwrap());
+    assert!((1.5..=2.5).contains(&first), "2 s ± 25%: {first}");
+    assert!((3.0..=5.0).contains(&doubled), "doubled to 4 s ± 25%: {doubled}");
+
+    let calls: Vec<i64> = tool_log(&calls).into_iter().map(|(ms, _, _)| ms).collect();
+    assert_eq!(calls.len(), 3 + rows.len(), "three checks, then one extraction a clip: {calls:?}");
+    let before = |ms: i64| calls.iter().filter(|&&c| c < ms).count();
+    let (reopen1, reopen2) = (opened[0].reopens_ms().unwrap(), opened[1].reopens_ms().unwrap());
+    assert_eq!(before(reopen1 - CLOCK_SLACK_MS), 2, "nothing started while cooling: {calls:?} {events:#?}");
+    assert_eq!(before(opened[1].at_ms), 3, "exactly one probe after the first cool-off: {calls:?}");
+    assert_eq!(before(reopen2 - CLOCK_SLACK_MS), 3, "nothing started during the doubled cool-off: {calls:?}");
+    let probe_done = attempts(&s.out)
+        .into_iter()
+        .filter(|a| a.outcome == "done")
+        .map(|a| a.finished_ms)
+        .min()
+        .expect("done attempts");
+    assert_eq!(before(probe_done), 4, "exactly one probe after the doubled cool-off: {calls:?}");
+
+    let status = status_json(&s.out);
+    assert_eq!(status["egresses"][0]["throttle_events"].as_u64(), Some(3), "{status:#}");
+    assert_eq!(status["egresses"][0]["wasted"].as_u64(), Some(1), "{status:#}");
+    assert_eq!(server.stats().ip(EGRESS).count_429, 0);
+}
+
+/// A clip that was served before the ban began proves nothing about the ban: when it finishes while the
+/// probe is out, the breaker must stay half-open until the probe comes back.
+#[test]
+fn a_clip_finishing_during_the_probe_does_not_close_the_breaker() {
+    let rows = short_rows(44, 4);
+    let (early, blocked) = (&rows[0].id, &rows[1].id);
+    let s = setup(&rows);
+    let server = server(Config::for_tests().with_duration(VIDEO));
+    let state = s.tmp.path().join("fake");
+    std::fs::create_dir(&state).unwrap();
+    let log = state.join("calls");
+    // `early` extracts for real; `blocked` meets a bot check at once; the next extraction (the probe)
+    // takes 15 s to meet one too; every later one is real.
+    let body = format!(
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
+         id=unknown\n\
+         for a in \"$@\"; do case \"$a\" in */v/*.mp4) id=${{a##*/v/}}; id=${{id%.mp4}} ;; esac; done\n\
+         log() {{ echo \"$(date +%s%3N) $1 $id\" >> '{log}'; }}\n\
+         check() {{ printf '%s\\n' '{BOT_CHECK}' >&2; log end; exit 1; }}\n\
+         log start\n\
+         if [ \"$id\" = '{blocked}' ] && mkdir '{state}/blocked' 2>/dev/null; then check; fi\n\
+         if [ \"$id\" != '{early}' ] && mkdir '{state}/probe' 2>/dev/null; then log slow; sleep 15; check; fi\n\
+         yt-dlp \"$@\"\n\
+         rc=$?\n\
+         log end\n\
+         exit $rc",
+        log = log.display(),
+        state = state.display(),
+    );
+    let ytdlp = write_script(s.tmp.path(), "bot-yt-dlp", &body);
+    // Slow cuts keep `early` busy well past the 1 s cool-off, into the probe's 15 s.
+    let ffmpeg =
+        write_script(s.tmp.path(), "slow-ffmpeg", "case \"$*\" in *+faststart*) sleep 3 ;; esac\nexec ffmpeg \"$@\"");
+    let mut args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "1s", "--ytdlp"]);
+    args.push(ytdlp.into());
+    args.push("--ffmpeg".into());
+    args.push(ffmpeg.into());
+    run(&args).expect_code(0);
+    assert_all_done(&s.out, &rows);
+
+    let calls = tool_log(&log);
+    let starts: Vec<&(i64, String, String)> = calls.iter().filter(|c| c.1 == "start").collect();
+    assert!(
+        starts.iter().take(2).any(|c| &c.2 == early) && starts.iter().take(2).any(|c| &c.2 == blocked),
+        "the scenario needs `{early}` and `{blocked}` to start first: {calls:?}"
+    );
+    let slow = calls.iter().find(|c| c.1 == "slow").expect("a probe met the slow check");
+    let probe_end =
+        calls.iter().find(|c| c.1 == "end" && c.2 == slow.2 && c.0 >= slow.0).map(|c| c.0).expect("the probe ended");
+    let early_done = attempts(&s.out)
+        .into_iter()
+        .find(|a| &a.youtube_id == early && a.outcome == "done")
+        .expect("`early` is done")
+        .finished_ms;
+    assert!(
+        (slow.0..probe_end).contains(&early_done),
+        "the scenario needs `{early}` to finish while the probe is out ({} .. {probe_end}), it finished at \
+         {early_done}",
+        slow.0
+    );
+    let beside: Vec<_> = starts.iter().filter(|c| c.0 > slow.0 && c.0 < probe_end).collect();
+    assert!(
+        beside.is_empty(),
+        "clips started through the egress while its probe was out (a clip served before the ban closed the \
+         breaker): {beside:?}\nall calls: {calls:?}"
+    );
+}
