@@ -49,6 +49,7 @@ async fn download(cfg: Config) -> anyhow::Result<i32> {
     tokio::spawn(watch_signals(stop_tx));
     let mut reporter: Box<dyn Reporter> =
         if quiet || !std::io::stderr().is_terminal() { Box::new(Silent) } else { Box::new(Bar::new()) };
+    let interrupted = stop_rx.clone();
     match crate::download::run(cfg, reporter.as_mut(), stop_rx).await {
         Ok(result) => {
             if !quiet {
@@ -59,6 +60,8 @@ async fn download(cfg: Config) -> anyhow::Result<i32> {
             }
             Ok(result.exit_code)
         }
+        // Ctrl-C before the first clip started (during the tool checks, say): nothing to save.
+        Err(_) if *interrupted.borrow() => Ok(exit_codes::INTERRUPTED),
         Err(e) => {
             eprintln!("error: {e:#}");
             Ok(exit_codes::USAGE)
@@ -82,6 +85,7 @@ async fn watch_signals(stop: watch::Sender<bool>) {
             eprintln!("\nstopping: ending running clips and saving state (press Ctrl-C again to quit at once)");
             let _ = stop.send(true);
         } else {
+            crate::tools::process::kill_all();
             let _ = std::io::stderr().flush();
             std::process::exit(exit_codes::INTERRUPTED);
         }

@@ -97,9 +97,14 @@ impl Engine {
         let t1 = Instant::now();
         let clip = work.join("clip.mp4");
         let duration = task.end - task.start;
+        // The first frame is the one on screen at time_start, also when time_start falls between frames.
+        let start = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
+            (false, Ok(p)) => p.fps.map_or(task.start, |fps| crate::tools::ffmpeg::frame_on_screen(task.start, fps)),
+            _ => task.start,
+        };
         let cut = {
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
-            self.ffmpeg.cut(&fetched.path, task.start, duration, &self.encode, &clip, stop).await
+            self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
         };
         if let Err(f) = cut {
             return failed(f, bytes, t0);

@@ -18,6 +18,8 @@ impl OutDir {
     /// Creates OUT if needed, takes its lock (refusing a second process) and sweeps temp space left by a
     /// crash.
     pub fn open(root: &Path) -> anyhow::Result<OutDir> {
+        // Absolute, so that paths handed to tools resolve the same whatever their working directory.
+        let root = &std::path::absolute(root).with_context(|| format!("bad output folder {}", root.display()))?;
         let state = root.join(STATE_DIR);
         std::fs::create_dir_all(&state).with_context(|| format!("failed to create {}", state.display()))?;
         let lock_path = state.join("lock");

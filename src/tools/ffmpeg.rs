@@ -56,6 +56,8 @@ pub struct Probe {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub vcodec: Option<String>,
+    /// The video stream's frame rate (`avg_frame_rate`, else `r_frame_rate`).
+    pub fps: Option<f64>,
 }
 
 impl Ffmpeg {
@@ -227,6 +229,23 @@ pub fn secs(t: f64) -> String {
     format!("{:.3}", t.max(0.0))
 }
 
+/// `30000/1001` or `15` as frames per second; `0/0` is unknown.
+fn parse_rate(r: &str) -> Option<f64> {
+    let (n, d) = r.split_once('/').unwrap_or((r, "1"));
+    let v = n.trim().parse::<f64>().ok()? / d.trim().parse::<f64>().ok()?;
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
+/// The time of the frame on screen at `t` in a constant-rate stream, less half a millisecond so that a
+/// container's rounded timestamps (Matroska keeps milliseconds) still select that frame.
+pub fn frame_on_screen(t: f64, fps: f64) -> f64 {
+    if !(fps.is_finite() && fps > 0.0) {
+        return t;
+    }
+    let n = (t * fps + 1e-6).floor();
+    (n / fps - 0.0005).max(0.0)
+}
+
 /// The first input's `Duration: HH:MM:SS.ss` line, if ffmpeg knew it.
 pub fn parse_duration_line(stderr: &str) -> Option<f64> {
     let line = stderr.lines().find(|l| l.trim_start().starts_with("Duration:"))?;
@@ -250,6 +269,8 @@ struct RawStream {
     codec_name: Option<String>,
     width: Option<u32>,
     height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +288,7 @@ pub fn parse_probe(json: &[u8]) -> Result<Probe, serde_json::Error> {
         width: video.and_then(|v| v.width),
         height: video.and_then(|v| v.height),
         vcodec: video.and_then(|v| v.codec_name.clone()),
+        fps: video.and_then(|v| [&v.avg_frame_rate, &v.r_frame_rate].into_iter().flatten().find_map(|r| parse_rate(r))),
     })
 }
 
@@ -285,6 +307,19 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_duration_line(text), want, "{text}");
         }
+    }
+
+    #[test]
+    fn frame_on_screen_table() {
+        // (t, fps, want): whole-frame times stay, times between frames go back to the frame shown.
+        let table =
+            [(21.0, 15.0, 21.0), (21.47, 15.0, 322.0 / 15.0), (21.49, 15.0, 322.0 / 15.0), (21.5, 15.0, 322.0 / 15.0)];
+        for (t, fps, want) in table {
+            assert!((frame_on_screen(t, fps) - (want - 0.0005)).abs() < 1e-9, "{t} at {fps}");
+        }
+        assert_eq!(frame_on_screen(3.0, 0.0), 3.0);
+        assert_eq!(parse_rate("30000/1001").map(|r| (r * 1000.0).round()), Some(29970.0));
+        assert_eq!(parse_rate("0/0"), None);
     }
 
     #[test]

@@ -17,6 +17,39 @@ const GRACE: Duration = Duration::from_secs(2);
 /// Keep at most this much of a child's stderr: the end is where the reason is.
 pub const STDERR_KEEP: usize = 64 * 1024;
 
+/// Process groups of the children running now, so that a second Ctrl-C can take them all along (the
+/// parent-death signal reaches only direct children, not what yt-dlp starts itself).
+static GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// SIGKILL to every running child's process group: for exiting at once.
+pub fn kill_all() {
+    let groups = GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+    for pid in groups {
+        // SAFETY: plain syscall on a process group we created.
+        unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
+/// Keeps a child's group in `GROUPS` while it runs.
+struct Tracked(Option<u32>);
+
+impl Tracked {
+    fn new(pid: Option<u32>) -> Tracked {
+        if let (Some(pid), Ok(mut g)) = (pid, GROUPS.lock()) {
+            g.push(pid);
+        }
+        Tracked(pid)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let (Some(pid), Ok(mut g)) = (self.0, GROUPS.lock()) {
+            g.retain(|p| *p != pid);
+        }
+    }
+}
+
 /// What a finished child left behind.
 #[derive(Debug)]
 pub struct Output {
@@ -79,6 +112,7 @@ pub async fn run(cmd: &mut Command, hint: &'static str, stop: &mut StopSignal) -
         _ => RunError::Spawn { program: program.clone(), source },
     })?;
     let pid = child.id();
+    let _tracked = Tracked::new(pid);
     let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
     let out_task = tokio::spawn(async move {
