@@ -21,6 +21,10 @@ const VIDEO: f64 = 40.0;
 const EGRESS: &str = "127.0.0.2";
 /// The window of the test source's per-IP count: longer than any run, so only bans reset it.
 const WINDOW_SECS: f64 = 60.0;
+/// Video requests an IP may make before a ban. A clip takes 5-7 (yt-dlp's GET, then the relay's pieces,
+/// which start at 64 KiB, and ffmpeg's seek to the window): 12 lets a probe and one more clip through
+/// after each ban, and every run of six clips or more meets several bans, most of them mid-transfer.
+const LIMIT: u32 = 12;
 /// yt-dlp's answer when YouTube wants proof of a human (note the typographic apostrophe).
 const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
 /// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.
@@ -302,9 +306,9 @@ fn tool_log(path: &Path) -> Vec<(i64, String, String)> {
 fn one_throttled_egress_finishes_every_clip() {
     let rows = short_rows(0, 8);
     let s = setup(&rows);
-    // ~3 requests a clip: the sixth request from the IP starts a 4 s ban, several times over the run.
+    // Eight clips make ~50 requests: the IP is banned for 4 s several times over the run.
     let ban_secs = 4.0;
-    let server = server(throttled(5, ban_secs));
+    let server = server(throttled(LIMIT, ban_secs));
     let o = run(&download(&server, &s, 2, &[EGRESS], &["--cooldown", "2s"]));
     o.expect_code(0);
 
@@ -333,7 +337,7 @@ fn a_banned_egress_gets_one_probe_per_cooloff() {
     let s = setup(&rows);
     let ban_secs = 3.0;
     let jobs = 3;
-    let server = server(throttled(5, ban_secs));
+    let server = server(throttled(LIMIT, ban_secs));
     let o = run(&download(&server, &s, jobs, &[EGRESS], &["--cooldown", "2s"]));
     o.expect_code(0);
     assert_all_done(&s.out, &rows);
@@ -353,7 +357,7 @@ fn three_egresses_share_the_work_under_bans() {
     let s = setup(&rows);
     let ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
     let ban_secs = 4.0;
-    let server = server(throttled(5, ban_secs));
+    let server = server(throttled(LIMIT, ban_secs));
     let o = run(&download(&server, &s, 3, &ips, &["--cooldown", "2s"]));
     o.expect_code(0);
     assert_all_done(&s.out, &rows);
@@ -389,7 +393,7 @@ fn three_egresses_share_the_work_under_bans() {
 fn a_rerun_keeps_the_cooling_egress_closed_until_its_saved_time() {
     let rows = short_rows(24, 6);
     let s = setup(&rows);
-    let server = server(throttled(4, 5.0));
+    let server = server(throttled(LIMIT, 5.0));
     let args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "10s"]);
 
     let first = Running::download(&args);
@@ -432,6 +436,7 @@ fn a_rerun_keeps_the_cooling_egress_closed_until_its_saved_time() {
 fn cooloffs_longer_than_max_wait_end_the_run_with_a_rerun_time() {
     let rows = short_rows(30, 4);
     let s = setup(&rows);
+    // The fourth request (during the first clips) starts a ban longer than the whole test.
     let server = server(throttled(3, 60.0));
     let args = download(&server, &s, 2, &[EGRESS], &["--cooldown", "30s", "--max-wait", "1s"]);
     let o = run(&args);
@@ -473,12 +478,12 @@ fn the_breaker_sends_fewer_requests_into_bans_than_no_breaker() {
     let rows = short_rows(34, 6);
     let ban_secs = 4.0;
     let with = setup(&rows);
-    let with_server = server(throttled(5, ban_secs));
+    let with_server = server(throttled(LIMIT, ban_secs));
     run(&download(&with_server, &with, 2, &[EGRESS], &["--cooldown", "2s"])).expect_code(0);
     assert_all_done(&with.out, &rows);
 
     let without = setup(&rows);
-    let without_server = server(throttled(5, ban_secs));
+    let without_server = server(throttled(LIMIT, ban_secs));
     let o = run(&download(&without_server, &without, 2, &[EGRESS], &["--cooldown", "2s", "--no-breaker"]));
     assert!(matches!(o.code, Some(0 | 3)), "{o:?}");
     // Without breakers a throttle is an ordinary passing failure: retried, then failed as `rate_limited`.

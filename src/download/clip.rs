@@ -153,18 +153,25 @@ impl Engine {
             let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, &path, stop).await;
             let bytes: u64 = regs.iter().map(Registration::bytes_fetched).sum();
             let unsupported = regs.iter().any(Registration::range_unsupported);
-            match result {
-                Ok(w) if !unsupported => {
-                    // ffmpeg may exit 0 on a cut-short input; the relay knows when upstream failed mid-body.
-                    if let Some(err) = regs.iter().find_map(Registration::last_upstream_error) {
-                        if err.status().is_none() {
-                            let f = Failure::new(Category::Network, format!("media fetch failed: {err}"), "");
-                            return Err((f, bytes));
-                        }
-                    }
+            // ffmpeg may exit 0 on a cut-short input, and its own words for an HTTP status are vague
+            // (`4XX Client Error`): what the relay saw upstream decides.
+            let upstream = regs.iter().find_map(Registration::last_upstream_error);
+            match (result, upstream) {
+                (_, Some(err)) if !unsupported => {
+                    let category = match err.status() {
+                        Some(429) => Category::RateLimited,
+                        Some(403) => Category::Http403,
+                        Some(404) | Some(410) => Category::Http404,
+                        Some(s) if s >= 500 => Category::ServerError,
+                        Some(_) => Category::Other,
+                        None => Category::Network,
+                    };
+                    return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes));
+                }
+                (Ok(w), None) if !unsupported => {
                     return Ok(Fetched { path, bytes, source_duration: w.source_duration, whole_video: false });
                 }
-                Err(f) if !unsupported => return Err((f, bytes)),
+                (Err(f), None) if !unsupported => return Err((f, bytes)),
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }

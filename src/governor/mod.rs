@@ -162,15 +162,15 @@ impl Governor {
         lane.running = lane.running.saturating_sub(1);
         match finish {
             Finish::Served => {
-                if lane.breaker.ban_began.is_some() && (probe || lane.breaker.open_until().is_none()) {
+                // Only the probe speaks for a ban: a job that started before the ban and got through says
+                // nothing about now.
+                if probe {
                     if let Some(began) = lane.breaker.ban_began {
                         lane.cooled += now.saturating_duration_since(began);
                     }
-                }
-                if probe || lane.breaker.open_until().is_none() {
                     lane.breaker.succeeded();
                 }
-                if lane.breaker.open_until().is_none() {
+                if lane.breaker.state == breaker::State::Closed {
                     lane.limit = lane.limit.map(|l| l * 2).filter(|l| *l < RAMP_CAP);
                 }
                 None
