@@ -22,6 +22,8 @@ pub struct MirrorPhase {
     pub missing: u64,
     /// (clip id, final path, clip seconds) of clips placed in this run.
     pub placed_clips: Vec<(i64, std::path::PathBuf, f64)>,
+    /// Clips in the tarballs that no annotation row (done or not) asks for.
+    pub unmatched: u64,
 }
 
 pub async fn run(
@@ -39,7 +41,9 @@ pub async fn run(
     let mut names = HashMap::new();
     let mut paths = HashMap::new();
     let mut splits = std::collections::BTreeSet::new();
+    let mut known = HashSet::new();
     for rec in journal.clips()? {
+        known.insert(clip_file_name(&rec.key));
         if !in_plan.contains(&rec.key) || rec.state != State::Pending {
             continue;
         }
@@ -77,6 +81,9 @@ pub async fn run(
         tokio::select! {
             r = &mut fetch => break r,
             Some(ev) = rx.recv() => {
+                if let MirrorEvent::Unmatched { file_name, .. } = &ev {
+                    phase.unmatched += u64::from(!known.contains(file_name));
+                }
                 let placed = record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?;
                 if let Some((id, secs)) = placed {
                     phase.placed_clips.push((id, paths[&id].clone(), secs));
@@ -85,6 +92,9 @@ pub async fn run(
         }
     };
     while let Ok(ev) = rx.try_recv() {
+        if let MirrorEvent::Unmatched { file_name, .. } = &ev {
+            phase.unmatched += u64::from(!known.contains(file_name));
+        }
         if let Some((id, secs)) =
             record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?
         {

@@ -90,7 +90,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         summary.mirror_missing = m.missing;
         summary.mirror_tarballs = m.stats.tarballs;
         summary.mirror_bytes = m.stats.bytes_downloaded;
-        summary.mirror_unmatched = m.stats.unmatched_clips;
+        summary.mirror_unmatched = m.unmatched;
         // The scheduler saw the clips the mirror just placed as already done.
         summary.already_done = summary.already_done.saturating_sub(m.placed);
         summary.done += m.placed;
