@@ -32,11 +32,12 @@ impl UpstreamError {
         }
     }
 
-    /// Whether asking again for the same bytes may work: network trouble, 408, 429 and 5xx.
+    /// Whether asking again for the same bytes may work: network trouble, 408 and 5xx.
     pub(super) fn is_transient(&self) -> bool {
         match self {
             UpstreamError::Transport(_) => true,
-            UpstreamError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
+            // Not 429: retrying a throttle sends more requests into a ban; the egress's breaker decides.
+            UpstreamError::Status { status, .. } => matches!(status, 408 | 500..=599),
             UpstreamError::RangeUnsupported | UpstreamError::BadContentRange(_) => false,
         }
     }
@@ -328,7 +329,7 @@ mod tests {
             (status(404), false),
             (status(410), false),
             (status(408), true),
-            (status(429), true),
+            (status(429), false),
             (status(500), true),
             (status(503), true),
             (UpstreamError::Transport("reset".into()), true),
