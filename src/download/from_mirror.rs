@@ -77,29 +77,24 @@ pub async fn run(
     tokio::pin!(fetch);
     let mut heard = HashSet::new();
     let started_ms = journal::now_ms();
-    let result = loop {
-        tokio::select! {
-            r = &mut fetch => break r,
-            Some(ev) = rx.recv() => {
-                if let MirrorEvent::Unmatched { file_name, .. } = &ev {
-                    phase.unmatched += u64::from(!known.contains(file_name));
-                }
-                let placed = record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?;
-                if let Some((id, secs)) = placed {
-                    phase.placed_clips.push((id, paths[&id].clone(), secs));
-                }
-            }
-        }
-    };
-    while let Ok(ev) = rx.try_recv() {
+    // One event: counted, recorded in the journal, and remembered when it placed a clip.
+    let mut handle = |ev: MirrorEvent, phase: &mut MirrorPhase, heard: &mut HashSet<i64>| -> anyhow::Result<()> {
         if let MirrorEvent::Unmatched { file_name, .. } = &ev {
             phase.unmatched += u64::from(!known.contains(file_name));
         }
-        if let Some((id, secs)) =
-            record(cfg.source, ev, journal, run_id, started_ms, &names, &mut heard, &mut phase, reporter)?
-        {
+        if let Some((id, secs)) = record(cfg.source, ev, journal, run_id, started_ms, &names, heard, phase, reporter)? {
             phase.placed_clips.push((id, paths[&id].clone(), secs));
         }
+        Ok(())
+    };
+    let result = loop {
+        tokio::select! {
+            r = &mut fetch => break r,
+            Some(ev) = rx.recv() => handle(ev, &mut phase, &mut heard)?,
+        }
+    };
+    while let Ok(ev) = rx.try_recv() {
+        handle(ev, &mut phase, &mut heard)?;
     }
     phase.stats = result?;
     if let Some(encode) = &m.reencode {
