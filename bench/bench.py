@@ -39,9 +39,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--jobs", type=int, default=4, help="clips at once, for every approach (default 4)")
     c.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     c.add_argument("--profiles", default="short,long", help="comma-separated: short, long (default both)")
-    c.add_argument("--approaches", default="a,b,c",
-                   help="a = kinetics-dl, a1 = kinetics-dl --request-size 1MiB, b = seed whole video, "
-                        "c = naive --download-sections (default a,b,c)")
+    c.add_argument("--approaches", default="a,a18,b,c",
+                   help="a = kinetics-dl (default format choice: DASH video + audio), a18 = kinetics-dl on the "
+                        "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, b = seed whole video, "
+                        "c = naive --download-sections (default a,a18,b,c)")
     c.add_argument("--naive-timeout", type=float, default=60, help="per-clip timeout of (c), seconds (default 60)")
     c.add_argument("--seed-timeout", type=float, default=600, help="per-process timeout of (b), seconds")
     c.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")

@@ -116,6 +116,11 @@ class TestSource:
     def media_path(self) -> Path:
         return Path(self.config["cache_dir"]) / cache_file_name(self.config["profile"])
 
+    def dash_paths(self) -> list[Path]:
+        """The DASH video-only and audio-only files the source made from the progressive one."""
+        base = str(self.media_path()).removesuffix(".mp4")
+        return [Path(base + ".dash-v1.video.mp4"), Path(base + ".dash-v1.audio.m4a")]
+
     def stats(self) -> dict:
         with urllib.request.urlopen(self.url + "/_stats", timeout=30) as r:
             return json.load(r)
@@ -298,7 +303,8 @@ class PacketIndex:
 
 
 def header_bytes(media: Path) -> int:
-    """Bytes before the first `mdat` box (ftyp + moov with +faststart): what any reader fetches first."""
+    """Bytes before the first `mdat`/`moof` box (ftyp + moov with +faststart, and the sidx of a fragmented
+    file): what any reader fetches first."""
     off = 0
     with open(media, "rb") as f:
         for _ in range(64):
@@ -309,7 +315,7 @@ def header_bytes(media: Path) -> int:
             size, kind = struct.unpack(">I4s", head[:8])
             if size == 1:
                 size = struct.unpack(">Q", head[8:16])[0]
-            if kind == b"mdat" or size < 8:
+            if kind in (b"mdat", b"moof") or size < 8:
                 break
             off += size
     return off

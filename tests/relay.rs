@@ -265,7 +265,9 @@ async fn open_ended_range_arrives_exactly_in_bounded_pieces() {
         upstream.assert_pieces(1000, LEN - 1);
         assert_eq!(reg.max_request_span(), PIECE);
         assert_eq!(reg.bytes_fetched(), LEN - 1000);
-        assert_eq!(reg.upstream_requests(), (LEN - 1000).div_ceil(PIECE));
+        // Not an MP4: pieces ramp up from 16 KiB to the request size, each asked for once.
+        assert_eq!(reg.upstream_requests(), upstream.seen().len() as u64);
+        assert!(reg.upstream_requests() <= (LEN - 1000).div_ceil(PIECE) + 2, "{}", reg.upstream_requests());
         assert_eq!(reg.total_length(), Some(LEN));
         assert_eq!(reg.last_upstream_error(), None);
         assert_eq!(relay.totals().bytes_fetched, LEN - 1000);
@@ -299,8 +301,14 @@ async fn bounded_and_missing_ranges_return_exact_bytes() {
         assert_eq!(whole.header("content-length"), Some(&*LEN.to_string()));
         assert_eq!(whole.header("content-range"), None);
         assert!(whole.body == *upstream.data, "whole body differs from the source");
-        assert_eq!(upstream.seen().len() - before, LEN.div_ceil(PIECE) as usize);
-        upstream.bounded_ranges(); // all bounded, the 200's too
+        // All bounded, the 200's too, and the bytes the first two requests fetched came from the cache.
+        let again = &upstream.bounded_ranges()[before..];
+        for &(a, b) in again {
+            assert!(b < 5000 || (300_000 < a && b < LEN - 10), "bytes={a}-{b} were fetched before");
+        }
+        let fetched_again: u64 = again.iter().map(|(a, b)| b - a + 1).sum();
+        assert_eq!(fetched_again, LEN - 295_001 - 10);
+        assert_eq!(reg.bytes_fetched(), LEN);
         assert!(reg.max_request_span() <= PIECE);
     })
     .await;
@@ -477,7 +485,7 @@ async fn transient_failures_mid_body_are_retried() {
             assert_eq!(reply.status, 206, "{what}");
             assert!(reply.body == *upstream.data, "{what}: body differs from the source");
             assert_eq!(reg.upstream_retries(), 1, "{what}");
-            assert_eq!(reg.upstream_requests(), LEN.div_ceil(PIECE) + 1, "{what}");
+            assert_eq!(reg.upstream_requests(), upstream.seen().len() as u64, "{what}");
             assert_eq!(reg.last_upstream_error(), None, "{what}: recovered, so not recorded");
             upstream.bounded_ranges();
         }
@@ -620,6 +628,113 @@ async fn ffmpeg_sees_an_error_when_the_relay_gives_up() {
         assert!(stderr.contains("Connection reset by peer"), "{stderr}");
         let error = reg.last_upstream_error();
         assert!(matches!(error, Some(UpstreamError::Transport(_))), "{error:?}");
+    })
+    .await;
+}
+
+/// Top-level boxes up to the first `mdat`/`moof`: the header any reader of a window must read.
+fn mp4_header_len(data: &[u8]) -> u64 {
+    let mut pos = 0usize;
+    loop {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &data[pos + 4..pos + 8];
+        if kind == b"mdat" || kind == b"moof" {
+            return pos as u64;
+        }
+        pos += size;
+    }
+}
+
+/// Bytes of the packets (every stream) with `start <= pts < end`, and the lowest file offset among them.
+fn window_packets(path: &Path, start: f64, end: f64) -> (u64, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=pts_time,size,pos", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed");
+    let (mut bytes, mut first) = (0u64, u64::MAX);
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() < 3 {
+            continue;
+        }
+        let (Ok(pts), Ok(size), Ok(pos)) =
+            (fields[0].parse::<f64>(), fields[1].parse::<u64>(), fields[2].parse::<u64>())
+        else {
+            continue;
+        };
+        if (start..end).contains(&pts) {
+            bytes += size;
+            first = first.min(pos);
+        }
+    }
+    (bytes, first)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_is_fetched_in_one_piece_planned_from_the_mp4_index() {
+    within(async {
+        let dir = tempfile::tempdir().unwrap();
+        let progressive = make_video(dir.path());
+        // The same video as YouTube's DASH formats lay it out: ftyp, moov, sidx, then moof/mdat pairs.
+        let fragmented_path = dir.path().join("frag.mp4");
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(dir.path().join("x.mp4"))
+            .args(["-map", "0:v", "-c", "copy", "-movflags", "+frag_keyframe+empty_moov+global_sidx+default_base_moof"])
+            .arg(&fragmented_path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let fragmented = std::fs::read(&fragmented_path).unwrap();
+        let (start, end) = (12.5, 17.3);
+        for (name, data, path) in
+            [("progressive", progressive, dir.path().join("x.mp4")), ("fragmented", fragmented, fragmented_path)]
+        {
+            let size = data.len() as u64;
+            let header = mp4_header_len(&data);
+            let (window, window_start) = window_packets(&path, start, end);
+            let upstream = Upstream::start(data, Script::default()).await;
+            let relay = Relay::start(RelayConfig::default()).await.unwrap();
+            let reg = relay.register(&upstream.url, &[], reqwest::Client::new());
+            reg.set_window(start, end);
+            let (url, out) = (reg.url(), dir.path().join(format!("{name}.mkv")));
+            let input = ["-probesize", "32", "-recv_buffer_size", "16384", "-ss", "12.5", "-to", "17.3", "-i", &url];
+            let args = [&["-hide_banner", "-loglevel", "error"][..], &input, &["-c", "copy", out.to_str().unwrap()]];
+            let output = run_ffmpeg(&args.concat()).await;
+            assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+            let ranges = upstream.bounded_ranges();
+            let fetched = reg.bytes_fetched();
+            println!("{name}: {size} B file, header {header} B, window {window} B; fetched {fetched} B: {ranges:?}");
+            assert!((4.4..=5.5).contains(&probe_duration(&out)), "{name}");
+            // One piece from the window's sync sample (at or before its first packet) covers the window's
+            // packets; every other piece is small: the header (32 KiB, or exactly to its end) and probing.
+            let (a, b) = *ranges.iter().max_by_key(|(a, b)| b - a).unwrap();
+            assert!(a <= window_start && b - a + 1 >= window, "{name}: bytes={a}-{b} is not the window's piece");
+            assert_eq!(ranges[0].0, 0, "{name}");
+            for &(x, y) in ranges.iter().filter(|r| r.0 != a) {
+                assert!(y - x < header.max(32 * 1024), "{name}: bytes={x}-{y} is a large piece outside the window");
+            }
+            // Bounded waste: the header, the window from its sync sample (2 s GOP), ffmpeg's probing.
+            assert!(fetched <= header + 2 * window + 64 * 1024, "{name}: fetched {fetched} B");
+            assert!(fetched < size / 3, "{name}: fetched {fetched} of {size} B");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_requests_fetch_each_byte_once() {
+    within(async {
+        let (upstream, _relay, reg) = setup(Script::default()).await;
+        let first = fetch(&reg.url(), "GET", Some("bytes=0-99999")).await;
+        assert!(first.body == upstream.data[..100_000]);
+        let before = upstream.seen().len();
+        let second = fetch(&reg.url(), "GET", Some("bytes=50000-149999")).await;
+        assert!(second.body == upstream.data[50_000..150_000]);
+        let again = &upstream.bounded_ranges()[before..];
+        assert_eq!(again.first().map(|r| r.0), Some(100_000), "{again:?}");
+        assert_eq!(reg.bytes_fetched(), 150_000);
     })
     .await;
 }

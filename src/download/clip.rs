@@ -2,7 +2,7 @@
 //! video when that cannot work), cut, verify, and move the clip into place.
 
 use super::outdir;
-use crate::classify::Category;
+use crate::classify::{Category, Disposition};
 use crate::journal::Done;
 use crate::relay::{Registration, Relay};
 use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe};
@@ -51,6 +51,8 @@ pub enum Outcome {
         failure: Failure,
         bytes_fetched: u64,
         download_s: f64,
+        /// Requests answered with a throttle signal (429, bot check): sent into a ban.
+        throttled_requests: u64,
     },
     /// Stopped by Ctrl-C: the clip stays pending.
     Cancelled,
@@ -65,7 +67,7 @@ impl Engine {
         if let Err(e) = std::fs::create_dir_all(&work) {
             let f =
                 Failure::new(Category::Environment, format!("failed to create temp space {}: {e}", work.display()), "");
-            return Outcome::Failed { failure: f, bytes_fetched: 0, download_s: 0.0 };
+            return Outcome::Failed { failure: f, bytes_fetched: 0, download_s: 0.0, throttled_requests: 0 };
         }
         let outcome = self.run_in(task, &self.exits[lane], &work, &mut stop).await;
         let _ = std::fs::remove_dir_all(&work);
@@ -78,18 +80,20 @@ impl Engine {
     async fn run_in(&self, task: &Task, exit: &Exit, work: &Path, stop: &mut StopSignal) -> Outcome {
         let t0 = Instant::now();
         let mut bytes = 0u64;
-        let failed = |failure: Failure, bytes: u64, t0: Instant| Outcome::Failed {
+        let failed = |failure: Failure, bytes: u64, throttled: u64, t0: Instant| Outcome::Failed {
+            // A throttle signal came in at least one answer; the relay counts its 429s exactly.
+            throttled_requests: throttled.max(u64::from(failure.category.disposition() == Disposition::Throttle)),
             failure,
             bytes_fetched: bytes,
             download_s: t0.elapsed().as_secs_f64(),
         };
         let info = match self.ytdlp.extract(&task.url, &exit.args, stop).await {
             Ok(info) => info,
-            Err(f) => return failed(f, 0, t0),
+            Err(f) => return failed(f, 0, 0, t0),
         };
         let fetched = match self.fetch(task, exit, &info, work, stop).await {
             Ok(f) => f,
-            Err((f, b)) => return failed(f, b, t0),
+            Err((f, b, throttled)) => return failed(f, b, throttled, t0),
         };
         bytes += fetched.bytes;
         let download_s = t0.elapsed().as_secs_f64();
@@ -107,12 +111,12 @@ impl Engine {
             self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
         };
         if let Err(f) = cut {
-            return failed(f, bytes, t0);
+            return failed(f, bytes, 0, t0);
         }
         let source_duration = fetched.source_duration.or(info.duration);
         let probe = match self.verify(&clip, task, source_duration, stop).await {
             Ok(p) => p,
-            Err(f) => return failed(f, bytes, t0),
+            Err(f) => return failed(f, bytes, 0, t0),
         };
         let encode_s = t1.elapsed().as_secs_f64();
         let size_bytes = std::fs::metadata(&clip).map(|m| m.len()).unwrap_or(0);
@@ -122,7 +126,7 @@ impl Engine {
                 format!("failed to move the clip to {}: {e}", task.dest.display()),
                 "",
             );
-            return failed(f, bytes, t0);
+            return failed(f, bytes, 0, t0);
         }
         Outcome::Done(Done {
             bytes_fetched: bytes,
@@ -144,14 +148,18 @@ impl Engine {
         info: &MediaInfo,
         work: &Path,
         stop: &mut StopSignal,
-    ) -> Result<Fetched, (Failure, u64)> {
+    ) -> Result<Fetched, (Failure, u64, u64)> {
         if info.streams.iter().all(|s| s.is_rangeable()) {
             let regs: Vec<Registration> =
                 info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
+            for reg in &regs {
+                reg.set_window(task.start, task.end + crate::tools::ffmpeg::END_PAD);
+            }
             let urls: Vec<String> = regs.iter().map(Registration::url).collect();
             let path = work.join("window.mkv");
             let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, &path, stop).await;
             let bytes: u64 = regs.iter().map(Registration::bytes_fetched).sum();
+            let throttled: u64 = regs.iter().map(Registration::throttled_responses).sum();
             let unsupported = regs.iter().any(Registration::range_unsupported);
             // ffmpeg may exit 0 on a cut-short input, and its own words for an HTTP status are vague
             // (`4XX Client Error`): what the relay saw upstream decides.
@@ -166,16 +174,16 @@ impl Engine {
                         Some(_) => Category::Other,
                         None => Category::Network,
                     };
-                    return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes));
+                    return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes, throttled));
                 }
                 (Ok(w), None) if !unsupported => {
                     return Ok(Fetched { path, bytes, source_duration: w.source_duration, whole_video: false });
                 }
-                (Err(f), None) if !unsupported => return Err((f, bytes)),
+                (Err(f), None) if !unsupported => return Err((f, bytes, throttled)),
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }
-        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0))?;
+        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0, 0))?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
         Ok(Fetched { path, bytes, source_duration: duration, whole_video: true })

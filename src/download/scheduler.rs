@@ -291,13 +291,13 @@ impl<'a> Scheduler<'a> {
                 self.summary.add_done(&done);
                 reporter.event(Event::Done { id: &work.id, bytes: done.bytes_fetched });
             }
-            Outcome::Failed { failure, bytes_fetched, download_s } => {
+            Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests } => {
                 let category = failure.category;
                 self.summary.bytes_fetched += bytes_fetched;
                 let disposition = category.disposition();
                 let throttle = disposition == Disposition::Throttle;
                 let finish = match disposition {
-                    Disposition::Throttle => Finish::Throttled,
+                    Disposition::Throttle => Finish::Throttled { requests: throttled_requests },
                     Disposition::Environment => Finish::Unknown,
                     _ => Finish::Served,
                 };
@@ -309,6 +309,7 @@ impl<'a> Scheduler<'a> {
                         &egress,
                         category.as_str(),
                         opened.as_ref().map(|o| o.cooloff),
+                        throttled_requests,
                     )?;
                     self.summary.throttle_events += 1;
                     if let Some(o) = &opened {
@@ -374,11 +375,13 @@ impl<'a> Scheduler<'a> {
                     self.halt.send_replace(true);
                     return Ok(());
                 }
+                if throttle {
+                    // With `--no-breaker` a throttle signal is an ordinary retryable failure, still on record.
+                    self.journal.record_throttle(self.run_id, &egress, category.as_str(), None, throttled_requests)?;
+                    self.summary.throttle_events += 1;
+                }
                 match next {
                     Some(after) => {
-                        if throttle {
-                            self.summary.throttle_events += 1;
-                        }
                         reporter.event(Event::Retrying { id: &work.id, category: category.as_str(), after });
                         self.delayed.push((Instant::now() + after, work));
                     }

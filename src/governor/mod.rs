@@ -32,7 +32,7 @@ pub struct Lane {
     pub running: usize,
     pub started: u64,
     pub throttled: u64,
-    /// Requests sent into a ban that had already begun.
+    /// Requests answered with a throttle signal: sent into a ban (the one that revealed it included).
     pub wasted: u64,
     /// Total time this egress spent cooling.
     pub cooled: Duration,
@@ -59,7 +59,8 @@ pub enum Pick {
 pub enum Finish {
     /// The server served us (the clip is done, or failed for a reason of its own).
     Served,
-    Throttled,
+    /// A throttle signal; `requests` of the job were answered with one (429, bot check): sent into a ban.
+    Throttled { requests: u64 },
     /// Neither (interrupted, environment).
     Unknown,
 }
@@ -182,11 +183,9 @@ impl Governor {
                 }
                 None
             }
-            Finish::Throttled => {
+            Finish::Throttled { requests } => {
                 lane.throttled += 1;
-                if lane.breaker.ban_began.is_some() && !probe {
-                    lane.wasted += 1;
-                }
+                lane.wasted += requests.max(1);
                 if !self.policy.breaker {
                     lane.breaker.ban_began.get_or_insert(now);
                     return None;

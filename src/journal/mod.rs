@@ -354,17 +354,19 @@ impl Journal {
             .optional()?)
     }
 
-    /// A throttle signal: `cooloff` is the cool-off it started, `None` when the breaker was already open.
+    /// A throttle signal: `cooloff` is the cool-off it started (`None` when the breaker was already open, or
+    /// with `--no-breaker`), `wasted` the job's requests that were answered with a throttle signal.
     pub fn record_throttle(
         &mut self,
         run_id: i64,
         egress: &str,
         category: &str,
         cooloff: Option<std::time::Duration>,
+        wasted: u64,
     ) -> anyhow::Result<()> {
         self.conn.execute(
             "INSERT INTO throttle_events (run_id, egress, at_ms, category, cooloff_s, wasted) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![run_id, egress, now_ms(), category, cooloff.map(|d| d.as_secs_f64()), cooloff.is_none()],
+            params![run_id, egress, now_ms(), category, cooloff.map(|d| d.as_secs_f64()), wasted as i64],
         )?;
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! left at ~32 KiB/s; bounded pieces are served at full speed. Sitting in the middle also gives exact
 //! per-clip byte accounting, retries of upstream hiccups, and per-clip egress (the caller's client).
 
+mod cache;
 mod http;
+mod mp4;
 mod registry;
 mod server;
 mod transfer;

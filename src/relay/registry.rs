@@ -4,7 +4,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::cache::Cache;
+use super::mp4::{self, Index, Scan};
 
 /// Why the upstream side of a registration failed, as recorded in [`Registration::last_upstream_error`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,9 +94,67 @@ pub(super) struct Entry {
     totals: Arc<Counters>,
     own: Counters,
     max_span: AtomicU64,
+    /// Upstream answers 429: requests that went into a ban.
+    throttled: AtomicU64,
     range_unsupported: AtomicBool,
     last_error: Mutex<Option<UpstreamError>>,
     meta: Mutex<Option<Meta>>,
+    layout: Mutex<Layout>,
+}
+
+/// What has been fetched, and what the file's layout says about which bytes ffmpeg will read next.
+#[derive(Debug, Default)]
+struct Layout {
+    cache: Cache,
+    /// `[start, end]` in seconds of the source, when the caller said which window ffmpeg will read.
+    window: Option<(f64, f64)>,
+    plan: Plan,
+}
+
+/// How the next upstream piece is sized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Plan {
+    /// The header is being read; scan again once the bytes from 0 reach `need`.
+    Scanning { need: u64 },
+    /// An MP4 whose header is `[0, header_end)`; `span` holds the bytes the window needs, inclusive.
+    Known { header_end: u64, span: Option<(u64, u64)> },
+    /// Not an MP4 layout we understand: pieces ramp up by size alone.
+    Unplanned,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan::Scanning { need: 16 }
+    }
+}
+
+/// The first piece of a file: enough for a DASH header (ftyp, moov, sidx), and it reveals the moov's size.
+const HEADER_PIECE: u64 = 32 * 1024;
+/// The smallest piece sent to finish a header whose size is known.
+const MIN_PIECE: u64 = 4 * 1024;
+/// Pieces outside the header and the window (ffmpeg probing the first fragment, reading the tail for an
+/// `mfra`) start this small and double: ffmpeg usually wants a few hundred bytes there.
+const PROBE_PIECE: u64 = 16 * 1024;
+/// Pieces of files without a plan start this size and double: small first pieces keep what the server
+/// sends past the point where ffmpeg hangs up small, large later ones keep long reads fast.
+const UNPLANNED_PIECE: u64 = 64 * 1024;
+
+/// The length of the next upstream piece at `offset` under `plan`, before the caps (request size, the
+/// range wanted, the file, the cache). `ramp` counts the unplanned pieces of this response so far.
+pub(super) fn planned_len(plan: Plan, offset: u64, ramp: &mut u32) -> u64 {
+    let doubling = |base: u64, ramp: &mut u32| {
+        let len = base.checked_shl((*ramp).min(40)).unwrap_or(u64::MAX);
+        *ramp += 1;
+        len
+    };
+    match plan {
+        Plan::Scanning { .. } if offset == 0 => HEADER_PIECE,
+        Plan::Scanning { need } if offset < need => (need - offset).max(MIN_PIECE),
+        Plan::Known { header_end, .. } if offset < header_end => header_end - offset,
+        Plan::Known { span: Some((a, b)), .. } if (a..=b).contains(&offset) => b - offset + 1,
+        Plan::Scanning { .. } | Plan::Known { .. } => doubling(PROBE_PIECE, ramp),
+        Plan::Unplanned => doubling(UNPLANNED_PIECE, ramp),
+    }
 }
 
 /// Headers that describe one hop, or that the relay itself must control (the range, and an identity
@@ -128,12 +190,52 @@ impl Entry {
             totals,
             own: Counters::default(),
             max_span: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             range_unsupported: AtomicBool::new(false),
             last_error: Mutex::new(None),
             meta: Mutex::new(None),
+            layout: Mutex::new(Layout::default()),
         }
     }
 
+    fn layout(&self) -> std::sync::MutexGuard<'_, Layout> {
+        self.layout.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Bytes already fetched from `offset` on, at most through `end`.
+    pub fn cached(&self, offset: u64, end: u64) -> Option<Bytes> {
+        self.layout().cache.get(offset, end)
+    }
+
+    pub fn remember(&self, offset: u64, chunk: &Bytes) {
+        self.layout().cache.put(offset, chunk.clone());
+    }
+
+    /// The last byte (inclusive) of the next upstream piece at `offset`: sized by the file's layout, within
+    /// the request size, the wanted `end`, the file, and stopping before bytes already cached.
+    pub fn piece_end(
+        &self,
+        offset: u64,
+        end: Option<u64>,
+        total: Option<u64>,
+        ramp: &mut u32,
+        request_size: u64,
+    ) -> u64 {
+        let mut layout = self.layout();
+        layout.update_plan();
+        let len = planned_len(layout.plan, offset, ramp).clamp(1, request_size.max(1));
+        let mut last = offset.saturating_add(len - 1);
+        if let Some(next) = layout.cache.next_start(offset) {
+            last = last.min(next - 1);
+        }
+        if let Some(end) = end {
+            last = last.min(end);
+        }
+        if let Some(total) = total {
+            last = last.min(total.saturating_sub(1));
+        }
+        last.max(offset)
+    }
     pub fn note_request(&self, span: u64, retry: bool) {
         for c in [&self.own, &*self.totals] {
             c.upstream_requests.fetch_add(1, Ordering::Relaxed);
@@ -147,6 +249,10 @@ impl Entry {
     pub fn note_bytes(&self, n: u64) {
         self.own.bytes_fetched.fetch_add(n, Ordering::Relaxed);
         self.totals.bytes_fetched.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn note_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn note_error(&self, error: UpstreamError) {
@@ -165,6 +271,27 @@ impl Entry {
         let mut meta = self.meta.lock().unwrap_or_else(PoisonError::into_inner);
         let content_type = content_type.or_else(|| meta.as_ref().and_then(|m| m.content_type.clone()));
         *meta = Some(Meta { total, content_type });
+    }
+}
+
+impl Layout {
+    /// Scans the header again once enough of it has arrived.
+    fn update_plan(&mut self) {
+        let Plan::Scanning { need } = self.plan else { return };
+        if self.cache.contiguous() < need {
+            return;
+        }
+        let prefix = self.cache.prefix();
+        self.plan = match mp4::scan(&prefix) {
+            Scan::NeedUpTo(need) => Plan::Scanning { need },
+            Scan::Unknown => Plan::Unplanned,
+            Scan::Header { end, moov, sidx } => {
+                let span = Index::parse(&prefix, moov, sidx)
+                    .and_then(|index| self.window.and_then(|(start, stop)| index.window_span(start, stop)));
+                tracing::debug!(header_end = end, ?span, "relay: planned the window's bytes");
+                Plan::Known { header_end: end, span }
+            }
+        };
     }
 }
 
@@ -261,6 +388,11 @@ impl Registration {
         self.entry.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// How many upstream requests were answered 429 (requests sent into a ban).
+    pub fn throttled_responses(&self) -> u64 {
+        self.entry.throttled.load(Ordering::Relaxed)
+    }
+
     /// Whether upstream answered 200 to a Range request; the caller should fetch the whole video instead.
     pub fn range_unsupported(&self) -> bool {
         self.entry.range_unsupported.load(Ordering::Relaxed)
@@ -269,6 +401,13 @@ impl Registration {
     /// The resource length, once any upstream answer has revealed it.
     pub fn total_length(&self) -> Option<u64> {
         self.entry.meta().map(|m| m.total)
+    }
+
+    /// Says which window (seconds of the source, as ffmpeg's `-ss`/`-to`) will be read, so that once the
+    /// MP4 header is in, the window's bytes are asked for in one piece sized to fit. Call before handing
+    /// the URL to ffmpeg.
+    pub fn set_window(&self, start: f64, end: f64) {
+        self.entry.layout().window = Some((start, end));
     }
 }
 

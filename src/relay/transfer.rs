@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
+use std::os::fd::AsRawFd;
+
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::http::{error_response, ByteRange, ResponseHead};
 use super::registry::{Entry, Meta, UpstreamError};
@@ -20,17 +23,6 @@ const WRITE_SLICE: usize = 16 * 1024;
 /// reads as fast as we deliver, so this only frees upstream connections held by a stuck client.
 const DOWNSTREAM_STALL: Duration = Duration::from_secs(300);
 
-/// The first upstream piece of a response; each next piece doubles, up to the request size. ffmpeg reads
-/// a clip's header and its window in separate requests and hangs up on each long before the end of the
-/// file: small first pieces keep what the server sends past that point small, large later ones keep long
-/// reads fast.
-const FIRST_PIECE: u64 = 64 * 1024;
-
-/// The size of the `index`-th upstream piece (0-based) of one response.
-fn piece_size(index: u32, request_size: u64) -> u64 {
-    FIRST_PIECE.checked_shl(index.min(40)).unwrap_or(u64::MAX).min(request_size).max(1)
-}
-
 /// How a request ended, which decides what happens to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -44,12 +36,12 @@ pub(super) enum Outcome {
 }
 
 /// Answers one GET (or HEAD, with `head_only`) for `entry`.
-pub(super) async fn serve<W: AsyncWrite + Unpin>(
+pub(super) async fn serve(
     entry: &Entry,
     config: &RelayConfig,
     head_only: bool,
     range: Option<ByteRange>,
-    out: &mut W,
+    out: &mut TcpStream,
 ) -> Outcome {
     let needs_length = head_only || matches!(range, Some(ByteRange::Suffix(_)));
     let meta = match entry.meta() {
@@ -74,18 +66,36 @@ pub(super) async fn serve<W: AsyncWrite + Unpin>(
         let head = response_head(range.is_some(), start, end.unwrap_or(total - 1).min(total - 1), total, content_type);
         return send(out, &head).await;
     }
-    let first_end = piece_end(start, end, meta.map(|m| m.total), piece_size(0, config.request_size));
-    let piece = match open_with_retries(entry, config, start, first_end).await {
-        Ok(piece) => piece,
-        Err(error) => return fail_before_head(entry, error, out).await,
+    // The first bytes come from the cache, or from upstream before the head goes out, so that an
+    // upstream error status still reaches ffmpeg as a status.
+    let mut ramp = 0;
+    let cached = meta.as_ref().and_then(|m| entry.cached(start, end.unwrap_or(u64::MAX).min(m.total - 1)));
+    let (first, total) = match (cached, &meta) {
+        (Some(_), Some(meta)) => (None, meta.total),
+        _ => {
+            let last = entry.piece_end(start, end, meta.as_ref().map(|m| m.total), &mut ramp, config.request_size);
+            match open_with_retries(entry, config, start, last).await {
+                Ok(piece) => {
+                    let total = piece.total;
+                    (Some(piece), total)
+                }
+                Err(error) => return fail_before_head(entry, error, out).await,
+            }
+        }
     };
-    let total = piece.total;
     let end = end.unwrap_or(total - 1).min(total - 1);
     let content_type = entry.meta().and_then(|m| m.content_type);
     if send(out, &response_head(range.is_some(), start, end, total, content_type)).await != Outcome::Complete {
         return Outcome::ClientGone;
     }
-    stream(entry, config, piece, end, out).await
+    stream(entry, config, Span { offset: start, end, total }, first, ramp, out).await
+}
+
+/// The bytes one response still has to deliver.
+struct Span {
+    offset: u64,
+    end: u64,
+    total: u64,
 }
 
 /// The first byte and (if bounded) the last byte wanted, or `None` when the range cannot be satisfied.
@@ -104,18 +114,6 @@ fn resolve(range: Option<ByteRange>, total: Option<u64>) -> Option<(u64, Option<
         Some(total) if start >= total => None,
         _ => Some((start, end)),
     }
-}
-
-/// The last byte of the next upstream request: within the request size, the wanted end, and the file.
-fn piece_end(offset: u64, end: Option<u64>, total: Option<u64>, request_size: u64) -> u64 {
-    let mut last = offset.saturating_add(request_size - 1);
-    if let Some(end) = end {
-        last = last.min(end);
-    }
-    if let Some(total) = total {
-        last = last.min(total.saturating_sub(1)).max(offset);
-    }
-    last
 }
 
 fn response_head(partial: bool, start: u64, end: u64, total: u64, content_type: Option<String>) -> Vec<u8> {
@@ -176,23 +174,58 @@ async fn fail_before_head<W: AsyncWrite + Unpin>(entry: &Entry, error: UpstreamE
     send(out, &response).await
 }
 
-/// Streams `piece` and the pieces after it up to `end`, retrying transient failures from the current
-/// offset; each retry of the same stretch counts against `upstream_retries`.
-async fn stream<W: AsyncWrite + Unpin>(
+/// Delivers `span` from the cache and from upstream pieces (starting with `first`, if already open),
+/// remembering what arrives; transient upstream failures are retried from the current offset, and each
+/// retry of the same piece counts against `upstream_retries`.
+async fn stream(
     entry: &Entry,
     config: &RelayConfig,
-    mut piece: Piece,
-    end: u64,
-    out: &mut W,
+    mut span: Span,
+    mut first: Option<Piece>,
+    mut ramp: u32,
+    out: &mut TcpStream,
 ) -> Outcome {
-    let total = piece.total;
     let mut failures = 0;
-    let mut index = 0;
-    loop {
+    let start = span.offset;
+    while span.offset <= span.end {
+        let mut piece = match first.take() {
+            Some(piece) => piece,
+            None => {
+                if let Some(bytes) = entry.cached(span.offset, span.end) {
+                    if send(out, &bytes).await != Outcome::Complete {
+                        return Outcome::ClientGone;
+                    }
+                    span.offset += bytes.len() as u64;
+                    continue;
+                }
+                if span.offset > start && !settle(out, config.read_timeout).await {
+                    return Outcome::ClientGone;
+                }
+                let last =
+                    entry.piece_end(span.offset, Some(span.end), Some(span.total), &mut ramp, config.request_size);
+                match open_piece(entry, span.offset, last, config.connect_timeout, failures > 0).await {
+                    Ok(next) if next.total != span.total => {
+                        let why = format!("resource length changed from {} to {}", span.total, next.total);
+                        return abort(entry, UpstreamError::BadContentRange(why));
+                    }
+                    Ok(next) => next,
+                    Err(error) if error.is_transient() && failures < config.upstream_retries => {
+                        tracing::debug!(host = %entry.host, %error, offset = span.offset, "relay: retrying upstream piece");
+                        tokio::time::sleep(backoff(failures)).await;
+                        failures += 1;
+                        continue;
+                    }
+                    Err(error) => return abort(entry, error),
+                }
+            }
+        };
         let error = loop {
+            let at = piece.offset;
             match piece.next_chunk(entry, config.read_timeout).await {
                 Ok(Some(chunk)) => {
-                    if send(out, chunk.as_ref()).await != Outcome::Complete {
+                    entry.remember(at, &chunk);
+                    if send(out, &chunk).await != Outcome::Complete {
+                        drain(entry, config, piece).await;
                         return Outcome::ClientGone;
                     }
                 }
@@ -200,39 +233,72 @@ async fn stream<W: AsyncWrite + Unpin>(
                 Err(error) => break Some(error),
             }
         };
-        let offset = piece.offset;
-        drop(piece);
+        span.offset = piece.offset;
         match error {
-            None if offset > end => return Outcome::Complete,
-            None => {
-                failures = 0;
-                index += 1;
-            }
-            Some(error) => {
-                if !error.is_transient() || failures >= config.upstream_retries {
-                    return abort(entry, error);
-                }
-                tracing::debug!(host = %entry.host, %error, offset, "relay: retrying upstream piece");
+            None => failures = 0,
+            Some(error) if error.is_transient() && failures < config.upstream_retries => {
+                tracing::debug!(host = %entry.host, %error, offset = span.offset, "relay: retrying upstream piece");
                 tokio::time::sleep(backoff(failures)).await;
                 failures += 1;
             }
+            Some(error) => return abort(entry, error),
         }
-        piece = loop {
-            let last = piece_end(offset, Some(end), Some(total), piece_size(index, config.request_size));
-            match open_piece(entry, offset, last, config.connect_timeout, failures > 0).await {
-                Ok(next) if next.total != total => {
-                    let why = format!("resource length changed from {total} to {}", next.total);
-                    return abort(entry, UpstreamError::BadContentRange(why));
-                }
-                Ok(next) => break next,
-                Err(error) if error.is_transient() && failures < config.upstream_retries => {
-                    tracing::debug!(host = %entry.host, %error, offset, "relay: retrying upstream piece");
-                    tokio::time::sleep(backoff(failures)).await;
-                    failures += 1;
-                }
-                Err(error) => return abort(entry, error),
+    }
+    Outcome::Complete
+}
+
+/// The most of a piece still read after ffmpeg hung up on it, and for how long.
+const DRAIN_MAX: u64 = 256 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// Keeps the rest of a small piece ffmpeg hung up on: upstream has mostly sent it already (it sits in our
+/// socket buffer), and ffmpeg's next request often starts inside it (after a seek back, or the first
+/// fragment right after the header).
+async fn drain(entry: &Entry, config: &RelayConfig, mut piece: Piece) {
+    if piece.is_done() || piece.end - piece.offset + 1 > DRAIN_MAX {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        loop {
+            let at = piece.offset;
+            match piece.next_chunk(entry, config.read_timeout).await {
+                Ok(Some(chunk)) => entry.remember(at, &chunk),
+                _ => return,
             }
-        };
+        }
+    })
+    .await;
+}
+
+/// Waits until ffmpeg's kernel has acknowledged everything written so far (at most `limit`), then says
+/// whether ffmpeg is still there. Without this the next upstream piece would be asked for as soon as the
+/// last one fit into socket buffers, long before ffmpeg wanted it, and be wasted when ffmpeg hangs up
+/// after reading what it needed (it seeks by closing the connection and opening another).
+async fn settle(out: &TcpStream, limit: Duration) -> bool {
+    let fd = out.as_raw_fd();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ for TCP) writes one int; fd stays open while `out` is borrowed.
+        let ok = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == 0;
+        if !ok || queued == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    let mut byte = [0u8; 1];
+    // SAFETY: a one-byte peek into a local buffer; MSG_DONTWAIT keeps it from blocking the runtime.
+    let n = unsafe { libc::recv(fd, byte.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    match n {
+        // ffmpeg closed its side (FIN), or reset it because it closed with bytes unread.
+        0 => false,
+        n if n < 0 => {
+            let e = std::io::Error::last_os_error();
+            matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted)
+        }
+        _ => true,
     }
 }
 
@@ -279,35 +345,6 @@ mod tests {
         ];
         for (range, total, want) in cases {
             assert_eq!(resolve(range, total), want, "{range:?} of {total:?}");
-        }
-    }
-
-    #[test]
-    fn pieces_ramp_up_to_the_request_size() {
-        let table = [(0, 8 << 20, 64 << 10), (1, 8 << 20, 128 << 10), (7, 8 << 20, 8 << 20), (60, 8 << 20, 8 << 20)];
-        for (index, request_size, want) in table {
-            assert_eq!(piece_size(index, request_size), want, "piece {index}");
-        }
-        assert_eq!(piece_size(0, 1000), 1000);
-    }
-
-    #[test]
-    fn pieces_stay_within_request_size_end_and_file() {
-        // (offset, end, total, request_size, want)
-        let cases = [
-            (0, None, None, 64, 63),
-            (100, None, None, 64, 163),
-            (100, Some(120), None, 64, 120),
-            (100, None, Some(130), 64, 129),
-            (100, Some(200), Some(150), 64, 149),
-            (7, Some(7), None, 64, 7),
-            (0, None, None, 1, 0),
-            (u64::MAX - 3, None, None, 64, u64::MAX),
-        ];
-        for (offset, end, total, size, want) in cases {
-            let got = piece_end(offset, end, total, size);
-            assert_eq!(got, want, "{offset} {end:?} {total:?} {size}");
-            assert!(got - offset < size);
         }
     }
 

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::StatusCode;
 
@@ -71,6 +73,9 @@ pub(super) async fn open_piece(
         StatusCode::PARTIAL_CONTENT => {}
         StatusCode::OK => return Err(UpstreamError::RangeUnsupported),
         status => {
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                entry.note_throttled();
+            }
             if let Some(ContentRange::Unsatisfied { total }) = content_range.as_deref().and_then(parse_content_range) {
                 entry.set_meta(total, None);
             }
@@ -97,11 +102,7 @@ impl Piece {
 
     /// The next chunk of this piece, trimmed to what was asked for; `Ok(None)` once the piece is complete.
     /// A body that ends early, stalls for `read_timeout`, or breaks is a transport error.
-    pub async fn next_chunk(
-        &mut self,
-        entry: &Entry,
-        read_timeout: Duration,
-    ) -> Result<Option<impl AsRef<[u8]>>, UpstreamError> {
+    pub async fn next_chunk(&mut self, entry: &Entry, read_timeout: Duration) -> Result<Option<Bytes>, UpstreamError> {
         if self.is_done() {
             return Ok(None);
         }

@@ -81,7 +81,9 @@ impl Ffmpeg {
         // `info` keeps the "Duration:" line of the input; the relay makes the input side quiet anyway.
         cmd.args(["-loglevel", "info"]);
         for url in inputs {
-            cmd.args(["-rw_timeout", "60000000"]);
+            // The header already holds what `-c copy` needs; probing only reads (the relay fetches) the
+            // first packets of the file, far from the window.
+            cmd.args(["-rw_timeout", "60000000", "-probesize", "32", "-recv_buffer_size", "16384"]);
             cmd.arg("-ss").arg(secs(start)).arg("-to").arg(secs(end + END_PAD));
             cmd.arg("-i").arg(url);
         }

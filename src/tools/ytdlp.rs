@@ -82,10 +82,16 @@ struct RawFormat {
 
 impl YtDlp {
     /// `-f`/`-S` for "at most N pixels on the short side, h264/aac, smallest on ties".
+    ///
+    /// `bv+ba` first: YouTube's video-only and audio-only DASH formats are fragmented MP4s with a `sidx`,
+    /// so a window costs a few KB of index plus its own fragments, where a progressive file (itag 18)
+    /// costs its whole sample table first (1.4 MB for an hour). `bv*+ba` would pick itag 18, which has
+    /// audio of its own. `/b` keeps itag 18 as the fallback when the DASH formats are missing (SABR-only
+    /// or PO-token-gated videos), and the sort never fails for want of an exact height.
     pub fn format_args(&self) -> Vec<String> {
         vec![
             "-f".into(),
-            "bv*+ba/b".into(),
+            "bv+ba/b".into(),
             "-S".into(),
             format!("res:{},vcodec:h264,acodec:aac,ext:mp4:m4a,+size", self.max_height),
         ]

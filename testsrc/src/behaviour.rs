@@ -17,15 +17,16 @@ pub enum Behaviour {
     Ok,
     /// Answer every request with this status and a short text body.
     Status(u16),
-    /// The first `count` requests for the id get `status`, later ones are served normally.
+    /// The first `count` requests for the id get `status`, later ones are served normally. The count is
+    /// shared by all of the id's resources (`.mp4`, `.mpd` and the DASH tracks): whichever comes first fails.
     FailThenOk { status: u16, count: u32 },
-    /// Promise the full Content-Length but close after this fraction of each media body.
+    /// Promise the full Content-Length but close after this fraction of each media body (never the manifest).
     Truncate { fraction: f64 },
     /// A 200 HTML page without any video, as when a video page changed.
     Html,
-    /// Serve at most this many body bytes per second on each connection.
+    /// Serve at most this many media body bytes per second on each connection.
     Slow { bytes_per_sec: u64 },
-    /// Ignore Range and never advertise it: always 200 with the full body.
+    /// Ignore Range on media and never advertise it: always 200 with the full body.
     NoRange,
 }
 

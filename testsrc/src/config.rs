@@ -92,7 +92,7 @@ impl Default for OpenRangeThrottle {
 pub struct IpThrottle {
     pub enabled: bool,
     pub window_secs: f64,
-    /// More than this many `/v/` requests inside the window trigger a ban.
+    /// More than this many video requests (`/watch?v=` and `/v/`) inside the window trigger a ban.
     pub max_requests: u32,
     pub ban_secs: f64,
     /// Requests made during a ban restart the ban clock.

@@ -14,6 +14,8 @@ pub struct Request {
     pub method: String,
     /// The request target without its query string.
     pub path: String,
+    /// The query string without the `?` (empty when there is none), never percent-decoded.
+    pub query: String,
     /// `true` for HTTP/1.1 and later, `false` for HTTP/1.0.
     pub http11: bool,
     pub headers: Vec<(String, String)>,
@@ -40,6 +42,15 @@ impl Request {
             Some(v) if tokens(v, "keep-alive") => true,
             _ => self.http11,
         }
+    }
+
+    /// The raw value of the first query parameter `name` (`v` in `/watch?v=abc&t=5`), not percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').find_map(|pair| match pair.split_once('=') {
+            Some((key, value)) if key == name => Some(value),
+            None if pair == name => Some(""),
+            _ => None,
+        })
     }
 
     /// A request body we would have to skip; we never read bodies, so such connections are closed.
@@ -79,8 +90,10 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
         }
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
-    let path = target.split(['?', '#']).next().unwrap_or_default().to_owned();
-    Ok(Some((Request { method: method.to_owned(), path, http11, headers }, body_start)))
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
+    Ok(Some((Request { method: method.to_owned(), path, query, http11, headers }, body_start)))
 }
 
 /// Finds the blank line ending the head; accepts bare `\n` line ends like lenient servers do.
@@ -167,10 +180,30 @@ mod tests {
         let raw = b"GET /v/abc.mp4?x=1 HTTP/1.1\r\nHost: h\r\nRange: bytes=0-\r\n\r\nGET /next";
         let (req, used) = parse_head(raw).unwrap().unwrap();
         assert_eq!(req.method, "GET");
-        assert_eq!(req.path, "/v/abc.mp4");
+        assert_eq!((req.path.as_str(), req.query.as_str()), ("/v/abc.mp4", "x=1"));
         assert!(req.http11 && req.keep_alive() && !req.has_body());
         assert_eq!(req.header("range"), Some("bytes=0-"));
         assert_eq!(&raw[used..], b"GET /next");
+    }
+
+    #[test]
+    fn query_table() {
+        let req = |target: &str| parse_head(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()).unwrap().unwrap().0;
+        let cases: &[(&str, &str, &str, Option<&str>)] = &[
+            ("/watch?v=abc", "/watch", "v=abc", Some("abc")),
+            ("/watch?t=5&v=abc&v=xyz", "/watch", "t=5&v=abc&v=xyz", Some("abc")),
+            ("/watch?v=a%2Db#t=3", "/watch", "v=a%2Db", Some("a%2Db")),
+            ("/watch?v=", "/watch", "v=", Some("")),
+            ("/watch?v", "/watch", "v", Some("")),
+            ("/watch?vv=abc&xv=1", "/watch", "vv=abc&xv=1", None),
+            ("/watch", "/watch", "", None),
+            ("/watch#v=abc", "/watch", "", None),
+            ("/watch?", "/watch", "", None),
+        ];
+        for &(target, path, query, v) in cases {
+            let req = req(target);
+            assert_eq!((req.path.as_str(), req.query.as_str(), req.query_param("v")), (path, query, v), "{target}");
+        }
     }
 
     #[test]

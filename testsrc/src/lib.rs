@@ -1,7 +1,22 @@
 //! kinetics-testsrc: a local stand-in for YouTube used by kinetics-dl's tests, demo and benchmarks.
 //!
-//! It serves synthetic videos at `http://ADDR/v/{id}.mp4` with HTTP Range support, scripted failures
-//! per id, a global bandwidth cap, YouTube-like throttling of open-ended ranges and per-IP 429 bans.
+//! It serves synthetic videos with HTTP Range support, scripted failures per id, a global bandwidth cap,
+//! YouTube-like throttling of open-ended ranges and per-IP 429 bans. Each id has a watch page and is
+//! served in two forms:
+//!
+//! - `http://ADDR/watch?v={id}`: a small HTML5 page (`text/html`) like YouTube's watch page, whose
+//!   `<video>` lists both forms below. Handed this URL, yt-dlp's generic extractor reads the page
+//!   (a few hundred bytes instead of the start of a media file it would hang up on), follows the
+//!   `application/dash+xml` source into the manifest, and offers the progressive file as format `18`
+//!   next to the DASH formats, so `-f`/`-S` choose between them as on YouTube; see [`watch`].
+//! - `http://ADDR/v/{id}.mp4`: one progressive MP4 with video and audio, like YouTube's itag 18.
+//! - `http://ADDR/v/{id}.mpd`: a static on-demand DASH manifest (`application/dash+xml`) naming a
+//!   video-only `http://ADDR/v/{id}/video.mp4` and, when the profile has audio, an audio-only
+//!   `http://ADDR/v/{id}/audio.m4a`, both fragmented MP4 laid out `ftyp, moov, sidx, moof, mdat, ...`
+//!   like YouTube's DASH formats (which is what `-f "bv*+ba/b"` usually picks). yt-dlp's generic
+//!   extractor turns the manifest into two plain `http` formats (`133`/`134`... for video by height,
+//!   `140` for audio) and ffmpeg seeks in them through the `sidx`.
+//!
 //! Every frame shows its own number in a strip across the top, so a test can check which frames a clip
 //! contains with [`clip_frame_numbers`]. The server runs on its own thread and runtime, so it works from
 //! plain synchronous tests:
@@ -20,6 +35,16 @@
 //!   makes one GET before ffmpeg's range requests, and that GET uses up one `fail_then_ok` failure
 //!   and one slot of the per-IP window. `/_stats` is never counted; `/files/...` counts in the totals
 //!   but not for the per-IP throttle.
+//! - The same holds for the watch page and the DASH resources: `/watch?v={id}`, `/v/{id}.mpd`,
+//!   `/v/{id}/video.mp4` and `/v/{id}/audio.m4a` each count as a video request of the id, and all five
+//!   resources of an id share one `fail_then_ok` count (yt-dlp's first GET, of the page, the manifest
+//!   or `/v/{id}.mp4`, whichever URL it was given, takes the first failure). `status:N`, `fail_then_ok`
+//!   and `html` answer every resource alike (so yt-dlp fails on the page with `HTTP Error N`, or finds
+//!   no video on it); `truncate`, `slow` and `no_range` shape the media bodies only, the page and the
+//!   manifest are always served whole. From a watch URL yt-dlp makes two requests before any media:
+//!   the page, then the manifest. A `/watch` request without a valid `v` is a 404 that counts for the
+//!   per-IP throttle but for no id. The log keeps the path without its query (`/watch`) and the id
+//!   each request counted for: see [`Stats::log_for_page`].
 //! - The open-range throttle looks at what is served: a 200 full body or a `bytes=a-` range with more
 //!   than `threshold` bytes left. Bounded `a-b` and suffix `-n` ranges are never throttled.
 //! - `bytes_sent` counts bytes handed to the kernel. Send buffers are kept small, but a client that
@@ -28,15 +53,18 @@
 
 pub mod behaviour;
 pub mod config;
+pub mod dash;
 mod files;
 pub mod frames;
 mod http;
+pub mod mp4;
 pub mod range;
 mod respond;
 mod server;
 pub mod stats;
 mod throttle;
 pub mod video;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -49,6 +77,7 @@ use tokio::sync::oneshot;
 
 pub use behaviour::{Behaviour, ScenarioEntry};
 pub use config::{Config, IpThrottle, OpenRangeThrottle, Profile};
+pub use dash::{DashMedia, Track, TrackFile};
 pub use frames::{clip_frame_numbers, clip_frame_sequence, decode_frame_number, frame_number_at, probe_size};
 pub use server::valid_id;
 pub use stats::{IdStats, IpStats, LogEntry, Stats};
@@ -160,12 +189,52 @@ impl TestServer {
 
     /// The cached file served for `id`, to compare bytes or probe it directly.
     pub fn video_path(&self, id: &str) -> &Path {
-        &self.shared.media_for(id).path
+        &self.shared.media_for(id).progressive.path
     }
 
     /// Size in bytes of the file served for `id`.
     pub fn video_len(&self, id: &str) -> u64 {
-        self.shared.media_for(id).len
+        self.shared.media_for(id).progressive.len
+    }
+
+    /// `http://ADDR/v/{id}.mpd`: the DASH manifest for one id, to hand to yt-dlp.
+    pub fn mpd_url(&self, id: &str) -> String {
+        format!("http://{}/v/{id}.mpd", self.addr)
+    }
+
+    /// `http://ADDR/v/{youtube_id}.mpd`, with the placeholder left in for kinetics-dl to fill.
+    pub fn mpd_url_template(&self) -> String {
+        format!("http://{}/v/{{youtube_id}}.mpd", self.addr)
+    }
+
+    /// `http://ADDR/watch?v={id}`: the watch page for one id, to hand to yt-dlp as if it were YouTube.
+    pub fn watch_url(&self, id: &str) -> String {
+        format!("http://{}/watch?v={id}", self.addr)
+    }
+
+    /// `http://ADDR/watch?v={youtube_id}`, with the placeholder left in for kinetics-dl to fill.
+    pub fn watch_url_template(&self) -> String {
+        format!("http://{}/watch?v={{youtube_id}}", self.addr)
+    }
+
+    /// The page served at `/watch?v={id}`, without asking the server.
+    pub fn watch_page_text(&self, id: &str) -> String {
+        watch::render_watch_page(id, self.profile_for(id), self.dash_media(id))
+    }
+
+    /// `http://ADDR/v/{id}/video.mp4` or `.../audio.m4a`: where the manifest's base URLs resolve.
+    pub fn dash_url(&self, id: &str, track: Track) -> String {
+        format!("http://{}{}", self.addr, track.url_path(id))
+    }
+
+    /// The cached DASH files served for `id` (paths, sizes, the ranges the manifest names).
+    pub fn dash_media(&self, id: &str) -> &DashMedia {
+        &self.shared.media_for(id).dash
+    }
+
+    /// The manifest served at `/v/{id}.mpd`, without asking the server.
+    pub fn mpd_text(&self, id: &str) -> String {
+        dash::render_mpd(&self.dash_media(id).manifest(id, self.profile_for(id)))
     }
 
     /// Stops the server and waits for it (the same as dropping it).

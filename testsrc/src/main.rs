@@ -12,7 +12,7 @@ use kinetics_testsrc::{Behaviour, Config, ScenarioEntry};
 /// Local stand-in for YouTube: synthetic self-describing videos over HTTP with Range support,
 /// scripted failures, bandwidth caps and YouTube-like throttling.
 #[derive(Debug, Parser)]
-#[command(name = "kinetics-testsrc", version)]
+#[command(name = "kinetics-testsrc", version, after_help = ROUTES)]
 struct Cli {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -63,6 +63,19 @@ struct Cli {
     #[arg(short, long)]
     verbose: bool,
 }
+
+/// What the server answers, shown after the options in `--help`.
+const ROUTES: &str = "\
+Routes (every /watch and /v/ request counts for --scenario, the per-IP throttle and /_stats):
+  /watch?v={id}        HTML5 watch page whose <video> offers /v/{id}.mpd and /v/{id}.mp4 (format 18),
+                       so yt-dlp lists the progressive and the DASH formats as it does on YouTube
+  /v/{id}.mp4          progressive MP4 with video and audio, like YouTube's itag 18
+  /v/{id}.mpd          DASH on-demand manifest (application/dash+xml) naming the two tracks below
+  /v/{id}/video.mp4    video-only fragmented MP4 (ftyp, moov, sidx, moof/mdat...)
+  /v/{id}/audio.m4a    audio-only fragmented MP4, when the profile has audio
+  /files/{path}        files under --static
+  /_stats              counters and the request log as JSON
+Media and files honour Range; ids are [A-Za-z0-9_-]{1,64}.";
 
 fn parse_scenario(s: &str) -> Result<(String, Behaviour), String> {
     let (id, behaviour) = s.split_once('=').ok_or("expected ID=BEHAVIOUR")?;
@@ -172,6 +185,12 @@ mod tests {
     #[test]
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for route in
+            ["/watch?v={id}", "/v/{id}.mp4", "/v/{id}.mpd", "/v/{id}/video.mp4", "/v/{id}/audio.m4a", "/_stats"]
+        {
+            assert!(help.contains(route), "--help lists {route}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::time::timeout;
 use crate::behaviour::Behaviour;
 use crate::http::{Request, ResponseHead};
 use crate::range::{self, ByteRange, RangeOutcome};
-use crate::server::{Media, Shared};
+use crate::server::Shared;
 use crate::stats::{unix_ms, LogEntry};
 use crate::throttle::{chunk_size, Pacer};
 
@@ -64,6 +64,11 @@ impl Reply {
 
     pub fn html(body: &str) -> Reply {
         Reply::bytes(200, "text/html; charset=utf-8", body.as_bytes().to_vec())
+    }
+
+    /// A DASH manifest.
+    pub fn mpd(body: String) -> Reply {
+        Reply::bytes(200, "application/dash+xml", body.into_bytes())
     }
 
     pub fn json(value: &impl serde::Serialize) -> Reply {
@@ -119,9 +124,16 @@ pub(crate) fn file_reply(req: &Request, path: &Path, total: u64, content_type: &
     (reply, open_ended)
 }
 
-/// A video response shaped by the id's behaviour and the open-range throttle.
-pub(crate) fn media(req: &Request, media: &Media, behaviour: Behaviour, shared: &Shared) -> Reply {
-    let (mut reply, open_ended) = file_reply(req, &media.path, media.len, "video/mp4", behaviour != Behaviour::NoRange);
+/// A media response (progressive video or one DASH track) shaped by the id's behaviour and the
+/// open-range throttle.
+pub(crate) fn media(
+    req: &Request,
+    (path, len): (&Path, u64),
+    content_type: &str,
+    behaviour: Behaviour,
+    shared: &Shared,
+) -> Reply {
+    let (mut reply, open_ended) = file_reply(req, path, len, content_type, behaviour != Behaviour::NoRange);
     let throttle = &shared.config.open_range_throttle;
     let throttled = throttle.enabled && open_ended && reply.len > throttle.threshold;
     let promised = reply.len;
@@ -178,6 +190,7 @@ pub(crate) async fn send(
             ip: peer.ip().to_string(),
             method: req.map_or_else(String::new, |r| r.method.clone()),
             path: req.map_or_else(String::new, |r| r.path.clone()),
+            id: reply.id.clone(),
             range: req.and_then(|r| r.header("range")).map(str::to_owned),
             status: reply.head.status,
             bytes: written,
@@ -186,7 +199,9 @@ pub(crate) async fn send(
         };
         if shared.config.log_requests {
             let range = entry.range.as_deref().unwrap_or("-");
-            eprintln!("{} {} {} [{range}] {} {}B", entry.ip, entry.method, entry.path, entry.status, entry.bytes);
+            let query = req.map(|r| r.query.as_str()).filter(|q| !q.is_empty()).map(|q| format!("?{q}"));
+            let (ip, method, path, query) = (&entry.ip, &entry.method, &entry.path, query.unwrap_or_default());
+            eprintln!("{ip} {method} {path}{query} [{range}] {} {}B", entry.status, entry.bytes);
         }
         shared.recorder.finished(entry);
     }

@@ -1,4 +1,9 @@
 //! The accept loop, the per-connection request loop, and routing to videos, static files and stats.
+//!
+//! Each id has five resources: the watch page `/watch?v={id}` offering the other two forms, the
+//! progressive `/v/{id}.mp4`, the DASH manifest `/v/{id}.mpd`, and the two DASH tracks it points at,
+//! `/v/{id}/video.mp4` and `/v/{id}/audio.m4a`. All five are "video requests": each counts for the
+//! per-IP throttle and the id's stats and goes through the id's scripted behaviour.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -14,12 +19,14 @@ use tokio::time::timeout;
 
 use crate::behaviour::Behaviour;
 use crate::config::Config;
+use crate::dash::{self, DashMedia, Track};
 use crate::files;
 use crate::http::{self, HeadError, Request};
 use crate::respond::{self, Reply};
 use crate::stats::Recorder;
 use crate::throttle::{Bucket, IpTracker, Verdict};
 use crate::video;
+use crate::watch;
 
 /// How long a new connection may take to send its first request head.
 const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,12 +40,19 @@ pub(crate) struct Media {
     pub len: u64,
 }
 
+/// Everything served for the ids of one profile.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub progressive: Media,
+    pub dash: DashMedia,
+}
+
 /// State shared by all connections.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub config: Config,
     /// Keyed by profile name; `None` is the default profile.
-    pub media: BTreeMap<Option<String>, Media>,
+    pub media: BTreeMap<Option<String>, Prepared>,
     pub recorder: Recorder,
     pub bucket: Option<Bucket>,
     pub static_root: Option<PathBuf>,
@@ -47,14 +61,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Validates the config and encodes (or finds in the cache) every video it can serve.
+    /// Validates the config and encodes (or finds in the cache) every video it can serve, in both forms.
+    /// The DASH files are made here rather than on first request: a remux takes well under a second
+    /// once per cache, reading a cached layout takes microseconds, and request handlers never block.
     pub fn new(config: Config) -> anyhow::Result<Shared> {
         config.validate()?;
         let mut media = BTreeMap::new();
         for (name, profile) in config.used_profiles() {
             let path = video::ensure_video(&config.cache_dir, profile)?;
             let len = std::fs::metadata(&path)?.len();
-            media.insert(name.map(str::to_owned), Media { path, len });
+            let dash = dash::ensure_dash(&path, profile)?;
+            media.insert(name.map(str::to_owned), Prepared { progressive: Media { path, len }, dash });
         }
         let static_root = match &config.static_dir {
             Some(dir) => {
@@ -73,19 +90,55 @@ impl Shared {
         })
     }
 
-    /// The file served for `id`.
-    pub fn media_for(&self, id: &str) -> &Media {
+    /// The files served for `id`.
+    pub fn media_for(&self, id: &str) -> &Prepared {
         let profile = self.config.scenario.get(id).and_then(|e| e.profile.clone());
         self.media.get(&profile).or_else(|| self.media.get(&None)).expect("default profile is always encoded")
     }
 
-    /// Counts a request for `id` and says whether `fail_then_ok` should still fail it.
+    /// Counts a request for `id` and says whether `fail_then_ok` should still fail it. All of an id's
+    /// resources share one count, so the first requests fail whichever resource they ask for.
     fn should_fail(&self, id: &str, count: u32) -> bool {
         let mut counts = self.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
         let seen = counts.entry(id.to_owned()).or_default();
         *seen += 1;
         *seen <= count
     }
+}
+
+/// Which of an id's resources a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resource {
+    /// `/watch?v={id}`: the HTML page offering the manifest and the progressive file.
+    Page,
+    /// `/v/{id}.mp4`: one progressive file with video and audio, like YouTube's itag 18.
+    Progressive,
+    /// `/v/{id}.mpd`: the DASH manifest naming the two tracks.
+    Manifest,
+    /// `/v/{id}/video.mp4` or `/v/{id}/audio.m4a`.
+    Dash(Track),
+}
+
+/// Splits the path after `/v/` into a valid id and the resource; `None` for anything else.
+pub(crate) fn parse_video_path(rest: &str) -> Option<(&str, Resource)> {
+    let (id, resource) = match rest.split_once('/') {
+        Some((id, "video.mp4")) => (id, Resource::Dash(Track::Video)),
+        Some((id, "audio.m4a")) => (id, Resource::Dash(Track::Audio)),
+        Some(_) => return None,
+        None => match (rest.strip_suffix(".mp4"), rest.strip_suffix(".mpd")) {
+            (Some(id), _) => (id, Resource::Progressive),
+            (_, Some(id)) => (id, Resource::Manifest),
+            _ => return None,
+        },
+    };
+    valid_id(id).then_some((id, resource))
+}
+
+/// The id a `/watch` request asks for: the first `v` query parameter, if it is a valid id as given
+/// (not percent-decoded: an encoded character could only decode to one outside the id alphabet or to
+/// one that needs no encoding).
+pub(crate) fn parse_watch_query(req: &Request) -> Option<(&str, Resource)> {
+    req.query_param("v").filter(|id| valid_id(id)).map(|id| (id, Resource::Page))
 }
 
 /// Video ids look like YouTube's: `[A-Za-z0-9_-]{1,64}`.
@@ -169,8 +222,10 @@ fn route(req: &Request, peer: SocketAddr, shared: &Shared) -> Reply {
     }
     let reply = if req.path == "/_stats" {
         Reply::json(&shared.recorder.snapshot()).internal()
+    } else if req.path == "/watch" {
+        video(req, parse_watch_query(req), peer, shared)
     } else if let Some(rest) = req.path.strip_prefix("/v/") {
-        video(req, rest, peer, shared)
+        video(req, parse_video_path(rest), peer, shared)
     } else if let Some(rest) = req.path.strip_prefix("/files/") {
         files::reply(req, rest, shared)
     } else {
@@ -183,15 +238,17 @@ fn route(req: &Request, peer: SocketAddr, shared: &Shared) -> Reply {
     }
 }
 
-fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply {
-    let id = rest.strip_suffix(".mp4").filter(|id| valid_id(id));
+/// Answers a video request: `target` is the id and resource asked for, `None` when the path or query
+/// names no valid id (still counted for the per-IP throttle, like any request for a video).
+fn video(req: &Request, target: Option<(&str, Resource)>, peer: SocketAddr, shared: &Shared) -> Reply {
+    let id = target.map(|(id, _)| id);
     let verdict = shared.ips.lock().unwrap_or_else(|e| e.into_inner()).check(peer.ip(), Instant::now());
     if let Verdict::Banned { remaining } = verdict {
         shared.recorder.banned(peer.ip(), remaining);
         let retry_after = remaining.as_secs_f64().ceil().max(1.0) as u64;
         return Reply::text(429, "too many requests\n").header("Retry-After", retry_after.to_string()).for_id(id);
     }
-    let Some(id) = id else {
+    let Some((id, resource)) = target else {
         return Reply::text(404, "no such video\n");
     };
     let behaviour = shared.config.entry_for(id).behaviour;
@@ -199,9 +256,27 @@ fn video(req: &Request, rest: &str, peer: SocketAddr, shared: &Shared) -> Reply 
         Behaviour::Status(status) => scripted_status(status),
         Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => scripted_status(status),
         Behaviour::Html => Reply::html(HTML_PAGE),
-        _ => respond::media(req, shared.media_for(id), behaviour, shared),
+        _ => resource_reply(req, id, resource, behaviour, shared),
     };
     reply.for_id(Some(id))
+}
+
+/// The normal answer for one of an id's resources. Truncation, slowness and ignoring Range shape media
+/// bodies only: the page and the manifest are small and always served whole.
+fn resource_reply(req: &Request, id: &str, resource: Resource, behaviour: Behaviour, shared: &Shared) -> Reply {
+    let media = shared.media_for(id);
+    match resource {
+        Resource::Page => Reply::html(&watch::render_watch_page(id, shared.config.profile_for(id), &media.dash)),
+        Resource::Progressive => {
+            let file = &media.progressive;
+            respond::media(req, (&file.path, file.len), "video/mp4", behaviour, shared)
+        }
+        Resource::Manifest => Reply::mpd(dash::render_mpd(&media.dash.manifest(id, shared.config.profile_for(id)))),
+        Resource::Dash(track) => match media.dash.track(track) {
+            Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), behaviour, shared),
+            None => Reply::text(404, "this video has no audio track\n"),
+        },
+    }
 }
 
 /// A scripted error (or odd success) with its reason phrase as body; 204 and 304 must not have one.
@@ -235,6 +310,61 @@ mod tests {
         ];
         for (id, want) in cases {
             assert_eq!(valid_id(id), want, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn watch_query_table() {
+        let target = |query: &str| {
+            let raw = format!("GET /watch?{query} HTTP/1.1\r\n\r\n");
+            let req = http::parse_head(raw.as_bytes()).unwrap().unwrap().0;
+            parse_watch_query(&req).map(|(id, resource)| (id.to_owned(), resource))
+        };
+        let long = format!("v={}", "a".repeat(65));
+        let cases: &[(&str, Option<&str>)] = &[
+            ("v=dQw4w9WgXcQ", Some("dQw4w9WgXcQ")),
+            ("feature=share&v=a-_9&t=5", Some("a-_9")),
+            ("v=abc&v=xyz", Some("abc")),
+            ("v=", None),
+            ("v=a.b", None),
+            ("v=a%2Db", None),
+            ("v=abc/x", None),
+            ("list=v", None),
+            (&long, None),
+        ];
+        for &(query, want) in cases {
+            assert_eq!(target(query), want.map(|id| (id.to_owned(), Resource::Page)), "{query:?}");
+        }
+    }
+
+    #[test]
+    fn video_path_table() {
+        use Resource::*;
+        let long = format!("{}.mpd", "a".repeat(65));
+        let cases: &[(&str, Option<(&str, Resource)>)] = &[
+            ("abc.mp4", Some(("abc", Progressive))),
+            ("abc.mpd", Some(("abc", Manifest))),
+            ("abc/video.mp4", Some(("abc", Dash(Track::Video)))),
+            ("abc/audio.m4a", Some(("abc", Dash(Track::Audio)))),
+            ("a-_9/video.mp4", Some(("a-_9", Dash(Track::Video)))),
+            ("video.mp4", Some(("video", Progressive))),
+            ("abc", None),
+            ("abc.webm", None),
+            (".mpd", None),
+            ("a.b.mpd", None),
+            (&long, None),
+            ("abc/video.m4a", None),
+            ("abc/audio.mp4", None),
+            ("abc/video.mp4/x", None),
+            ("abc.mpd/video.mp4", None),
+            ("abc//video.mp4", None),
+            ("/video.mp4", None),
+            ("../video.mp4", None),
+            ("a%2fb/video.mp4", None),
+            ("abc/", None),
+        ];
+        for (rest, want) in cases {
+            assert_eq!(parse_video_path(rest), *want, "{rest:?}");
         }
     }
 }

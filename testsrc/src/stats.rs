@@ -19,7 +19,8 @@ pub struct Stats {
     /// Responses still being written. A client may have read a whole body before the server has
     /// counted its last chunk, so wait for this to reach 0 (`TestServer::wait_idle`) before asserting.
     pub in_flight: u64,
-    /// Per video id (only well-formed `/v/{id}.mp4` requests).
+    /// Per video id: every well-formed request for one of its resources (`/watch?v={id}`, `/v/{id}.mp4`,
+    /// `/v/{id}.mpd`, `/v/{id}/video.mp4`, `/v/{id}/audio.m4a`) counts here.
     pub ids: BTreeMap<String, IdStats>,
     /// Per client IP.
     pub ips: BTreeMap<String, IpStats>,
@@ -50,7 +51,11 @@ pub struct LogEntry {
     pub time_ms: u64,
     pub ip: String,
     pub method: String,
+    /// The request target without its query string: every watch page is logged as `/watch`.
     pub path: String,
+    /// The video id the request counted for (see `Stats::ids`), so `/watch?v={id}` can be told apart.
+    #[serde(default)]
+    pub id: Option<String>,
     /// The Range header as sent, if any.
     pub range: Option<String>,
     pub status: u16,
@@ -78,10 +83,26 @@ impl Stats {
         self.ids.get(id).and_then(|s| s.statuses.get(&status)).copied().unwrap_or(0)
     }
 
-    /// Log entries for `/v/{id}.mp4`, oldest first.
+    /// Log entries for `/v/{id}.mp4` (the progressive file only), oldest first.
     pub fn log_for<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a LogEntry> + 'a {
-        let path = format!("/v/{id}.mp4");
+        self.log_for_path(&format!("/v/{id}.mp4"))
+    }
+
+    /// Log entries for the watch page of `id` (`/watch?v={id}`), oldest first.
+    pub fn log_for_page<'a>(&'a self, id: &str) -> impl Iterator<Item = &'a LogEntry> + 'a {
+        let id = id.to_owned();
+        self.log.iter().filter(move |e| e.path == "/watch" && e.id.as_deref() == Some(id.as_str()))
+    }
+
+    /// Log entries for exactly `path` (without query), e.g. `/v/{id}/video.mp4`, oldest first.
+    pub fn log_for_path<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a LogEntry> + 'a {
+        let path = path.to_owned();
         self.log.iter().filter(move |e| e.path == path)
+    }
+
+    /// Body bytes written for exactly `path`, as far as the log still reaches.
+    pub fn bytes_for_path(&self, path: &str) -> u64 {
+        self.log_for_path(path).map(|e| e.bytes).sum()
     }
 }
 
@@ -164,6 +185,7 @@ mod tests {
             ip: "127.0.0.1".into(),
             method: "GET".into(),
             path: path.into(),
+            id: path.strip_prefix("/v/").map(|_| "abc".to_owned()),
             range: None,
             status,
             bytes: 0,
@@ -198,6 +220,15 @@ mod tests {
         assert!(ip_stats.banned_until.unwrap() > unix_ms(SystemTime::now()));
         assert_eq!(stats.log.len(), LOG_CAPACITY);
         assert_eq!(stats.log_for("abc").count(), LOG_CAPACITY / 2);
+        assert_eq!(stats.log_for_path("/x").count(), LOG_CAPACITY / 2);
+        assert_eq!(stats.log_for_path("/v/abc.mpd").count(), 0);
+        assert_eq!(stats.log_for_page("abc").count(), 0);
+        let page = |id: Option<&str>| LogEntry { id: id.map(str::to_owned), ..entry("/watch", 200) };
+        for id in [Some("abc"), Some("xyz"), None] {
+            rec.finished(page(id));
+        }
+        let pages: Vec<LogEntry> = rec.snapshot().log_for_page("abc").cloned().collect();
+        assert_eq!(pages, [page(Some("abc"))]);
 
         let json = serde_json::to_string(&stats).unwrap();
         assert_eq!(serde_json::from_str::<Stats>(&json).unwrap(), stats);

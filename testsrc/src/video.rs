@@ -46,13 +46,22 @@ pub fn cache_file_name(p: &Profile) -> String {
 
 /// Returns the cached video for `profile`, encoding it first if no process has done so yet.
 pub fn ensure_video(cache_dir: &Path, profile: &Profile) -> anyhow::Result<PathBuf> {
-    let name = cache_file_name(profile);
-    let path = cache_dir.join(&name);
+    ensure_cached(cache_dir, &cache_file_name(profile), |tmp| run_ffmpeg(&ffmpeg_args(profile, tmp), tmp))
+}
+
+/// Returns `cache_dir/name`, first having `make` write it (to the temporary path it is given) if no
+/// process has done so yet. Shared by everything this crate caches.
+pub(crate) fn ensure_cached(
+    cache_dir: &Path,
+    name: &str,
+    make: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
+    let path = cache_dir.join(name);
     if is_ready(&path) {
         return Ok(path);
     }
     fs::create_dir_all(cache_dir).with_context(|| format!("failed to create cache dir {}", cache_dir.display()))?;
-    // The lock only avoids encoding the same file twice; correctness comes from the atomic rename.
+    // The lock only avoids making the same file twice; correctness comes from the atomic rename.
     let lock_path = cache_dir.join(format!("{name}.lock"));
     let lock = File::create(&lock_path).with_context(|| format!("failed to create {}", lock_path.display()))?;
     lock.lock().with_context(|| format!("failed to lock {}", lock_path.display()))?;
@@ -61,7 +70,7 @@ pub fn ensure_video(cache_dir: &Path, profile: &Profile) -> anyhow::Result<PathB
     }
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let tmp = cache_dir.join(format!("{name}.tmp-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
-    let result = encode(profile, &tmp)
+    let result = make(&tmp)
         .and_then(|()| fs::rename(&tmp, &path).with_context(|| format!("failed to move {} into place", tmp.display())));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -109,9 +118,10 @@ pub fn ffmpeg_args(p: &Profile, out: &Path) -> Vec<String> {
     args
 }
 
-fn encode(p: &Profile, out: &Path) -> anyhow::Result<()> {
+/// Runs ffmpeg with `args`, which write `out`; on failure the error carries the end of its stderr.
+pub(crate) fn run_ffmpeg(args: &[String], out: &Path) -> anyhow::Result<()> {
     let output = Command::new("ffmpeg")
-        .args(ffmpeg_args(p, out))
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -124,7 +134,7 @@ fn encode(p: &Profile, out: &Path) -> anyhow::Result<()> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!("ffmpeg failed to encode {} ({}): {}", out.display(), output.status, tail.join("\n"));
+        bail!("ffmpeg failed to write {} ({}): {}", out.display(), output.status, tail.join("\n"));
     }
     Ok(())
 }

@@ -1,0 +1,121 @@
+//! The format choice, checked with the real yt-dlp against YouTube-shaped format lists (`--load-info-json`
+//! replays an extraction offline): DASH video-only + audio-only when YouTube offers them, itag 18 when
+//! it is all there is, never a failure for want of an exact height.
+
+use std::path::Path;
+use std::process::Command;
+
+use kinetics_dl::tools::ytdlp::YtDlp;
+use serde_json::{json, Value};
+
+/// One format as yt-dlp's YouTube extractor reports it (the fields the sort reads).
+fn format(id: &str, ext: &str, size: Option<(u32, u32)>, vcodec: &str, acodec: &str, kbps: f64) -> Value {
+    let mut f = json!({
+        "format_id": id,
+        "ext": ext,
+        "url": format!("https://rr1---sn-example.googlevideo.com/videoplayback?itag={id}"),
+        "protocol": "https",
+        "vcodec": vcodec,
+        "acodec": acodec,
+        "tbr": kbps,
+        "filesize": (kbps * 1000.0 / 8.0 * 300.0) as u64,
+    });
+    if let Some((w, h)) = size {
+        f["width"] = json!(w);
+        f["height"] = json!(h);
+        f["fps"] = json!(30);
+    }
+    if acodec != "none" {
+        f["asr"] = json!(if acodec.starts_with("mp4a") { 44100 } else { 48000 });
+        f["audio_channels"] = json!(2);
+    }
+    f
+}
+
+/// The formats YouTube offered for a typical 5-minute video in 2026 (itags, codecs, typical bitrates).
+fn youtube_formats() -> Vec<Value> {
+    vec![
+        format("139", "m4a", None, "none", "mp4a.40.5", 49.0),
+        format("140", "m4a", None, "none", "mp4a.40.2", 129.0),
+        format("249", "webm", None, "none", "opus", 53.0),
+        format("251", "webm", None, "none", "opus", 135.0),
+        format("160", "mp4", Some((256, 144)), "avc1.4d400c", "none", 80.0),
+        format("278", "webm", Some((256, 144)), "vp9", "none", 70.0),
+        format("133", "mp4", Some((426, 240)), "avc1.4d4015", "none", 180.0),
+        format("242", "webm", Some((426, 240)), "vp9", "none", 150.0),
+        format("134", "mp4", Some((640, 360)), "avc1.4d401e", "none", 350.0),
+        format("243", "webm", Some((640, 360)), "vp9", "none", 280.0),
+        format("396", "mp4", Some((640, 360)), "av01.0.01M.08", "none", 250.0),
+        format("18", "mp4", Some((640, 360)), "avc1.42001E", "mp4a.40.2", 500.0),
+        format("135", "mp4", Some((854, 480)), "avc1.4d401f", "none", 650.0),
+        format("244", "webm", Some((854, 480)), "vp9", "none", 500.0),
+        format("136", "mp4", Some((1280, 720)), "avc1.4d401f", "none", 1300.0),
+    ]
+}
+
+/// What yt-dlp picks from `formats` with our `-f`/`-S` for `--max-height max_height`.
+fn pick(dir: &Path, formats: Vec<Value>, max_height: u32) -> String {
+    let info = json!({
+        "id": "dQw4w9WgXcQ",
+        "title": "format choice",
+        "extractor": "youtube",
+        "extractor_key": "Youtube",
+        "webpage_url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+        "duration": 300,
+        "formats": formats,
+        "_type": "video",
+    });
+    let path = dir.join(format!("info-{}.json", fastrand::u64(..)));
+    std::fs::write(&path, info.to_string()).unwrap();
+    let ytdlp =
+        YtDlp { program: "yt-dlp".into(), max_height, cache_dir: None, socket_timeout_secs: 10, extra_args: vec![] };
+    let out = Command::new("yt-dlp")
+        .args(["--ignore-config", "--no-warnings", "--simulate", "--print", "format_id", "--load-info-json"])
+        .arg(&path)
+        .args(ytdlp.format_args())
+        .output()
+        .expect("yt-dlp runs (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "yt-dlp failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn without(ids: &[&str]) -> Vec<Value> {
+    youtube_formats().into_iter().filter(|f| !ids.contains(&f["format_id"].as_str().unwrap())).collect()
+}
+
+fn only(ids: &[&str]) -> Vec<Value> {
+    youtube_formats().into_iter().filter(|f| ids.contains(&f["format_id"].as_str().unwrap())).collect()
+}
+
+#[test]
+fn dash_pair_when_offered_itag_18_when_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let portrait: Vec<Value> = youtube_formats()
+        .into_iter()
+        .map(|mut f| {
+            if let (Some(w), Some(h)) = (f["width"].as_u64(), f["height"].as_u64()) {
+                f["width"] = json!(h);
+                f["height"] = json!(w);
+            }
+            f
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<Value>, u32, &str)> = vec![
+        // 360p h264 video-only + the smallest AAC audio, never itag 18 (its audio would come twice).
+        ("everything YouTube offers", youtube_formats(), 360, "134+139"),
+        ("a larger cap", youtube_formats(), 480, "135+139"),
+        ("no AAC audio-only", without(&["139", "140"]), 360, "134+249"),
+        // No h264 at 360p: the height wins over the codec.
+        ("no 360p h264 video-only", without(&["134"]), 360, "243+139"),
+        // DASH gone (SABR-only or PO-token-gated): itag 18 alone.
+        ("only itag 18", only(&["18"]), 360, "18"),
+        ("itag 18 and audio-only", only(&["18", "139", "140"]), 360, "18"),
+        // Nothing at or below the cap: the closest above, no failure.
+        ("only 720p", only(&["136", "140"]), 360, "136+140"),
+        // The cap applies to the short side.
+        ("portrait video", portrait, 360, "134+139"),
+    ];
+    for (name, formats, max_height, want) in cases {
+        assert_eq!(pick(dir.path(), formats, max_height), want, "{name}");
+    }
+}

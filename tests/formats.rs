@@ -1,0 +1,109 @@
+//! Clips from YouTube-shaped watch pages, which offer both a progressive MP4 (itag 18) and DASH video-only +
+//! audio-only fragmented MP4s: the default format choice takes the DASH pair, `--ytdlp-arg=-f
+//! --ytdlp-arg=18` the progressive file. Either way every clip is frame-accurate and only the window (plus
+//! the file's header) is fetched.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Packets (every stream) of a local media file: (pts seconds, size).
+fn packets(path: &Path) -> Vec<(f64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=pts_time,size", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Bytes of the packets with `start <= pts < end`: what the clip's window occupies in the source.
+fn window_bytes(packets: &[(f64, u64)], start: f64, end: f64) -> u64 {
+    packets.iter().filter(|(t, _)| (start..end).contains(t)).map(|(_, s)| s).sum()
+}
+
+/// Bytes before the first `mdat`/`moof`: the header a reader fetches before any sample.
+fn header_len(path: &Path) -> u64 {
+    let data = std::fs::read(path).unwrap();
+    let mut pos = 0usize;
+    loop {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        if matches!(&data[pos + 4..pos + 8], b"mdat" | b"moof") {
+            return pos as u64;
+        }
+        pos += size;
+    }
+}
+
+fn with_template(mut args: Vec<OsString>, template: &str) -> Vec<OsString> {
+    let at = args.iter().position(|a| a == "--url-template").expect("download_args sets a template");
+    args[at + 1] = template.into();
+    args
+}
+
+#[test]
+fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let mut rows = real_rows(60, 5);
+    rows.push(Row::new("fractional", "fmtfracaaaa", 17.4, 27.4));
+    rows.push(Row::new("near the end", "fmtendaaaaa", 55.0, 65.0));
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let id = &rows[0].id;
+    let dash = server.dash_media(id);
+    let audio = dash.audio.as_ref().expect("the test profile has audio");
+    let (video_packets, audio_packets) = (packets(&dash.video.path), packets(&audio.path));
+    let progressive_packets = packets(server.video_path(id));
+    let dash_header = header_len(&dash.video.path) + header_len(&audio.path);
+    let progressive_header = header_len(server.video_path(id));
+
+    let cases: [(&str, &[&str], &str, u64); 2] = [
+        ("dash", &[], "133+140", dash_header),
+        ("progressive", &["--ytdlp-arg=-f", "--ytdlp-arg=18"], "18", progressive_header),
+    ];
+    for (name, extra, format_id, header) in cases {
+        let out = tmp.path().join(name);
+        let mut args = with_template(download_args(&server, &out, &[&csv]), &server.watch_url_template());
+        args.extend(extra.iter().map(OsString::from));
+        run(&args).expect_code(0);
+
+        let stats = read_csv(&out.join("stats.csv"));
+        assert_eq!(stats.rows.len(), rows.len(), "{name}");
+        for row in &rows {
+            assert_clip(&out, row);
+            let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");
+            assert_eq!(line["format_id"], format_id, "{name}: {}", row.id);
+            assert_eq!(line["whole_video"], "0", "{name}: {}", row.id);
+            // Every id serves the same synthetic video, so the window's packets are the same for all.
+            let end = row.end.min(VIDEO_SECS);
+            let window = if name == "dash" {
+                window_bytes(&video_packets, row.start, end) + window_bytes(&audio_packets, row.start, end)
+            } else {
+                window_bytes(&progressive_packets, row.start, end)
+            };
+            let fetched: u64 = line["bytes_fetched"].parse().unwrap();
+            // The header, the window from the sync sample before it (2 s GOP) to a little past its end, and
+            // what ffmpeg probes at the start of the media: well within 1.5x the window plus the header.
+            assert!(
+                fetched <= header + window * 3 / 2,
+                "{name}: {} fetched {fetched} B for a {window} B window (header {header} B)",
+                row.id
+            );
+        }
+    }
+    // The page and the manifest are small, and no request fetched a whole file.
+    let stats = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle");
+    let biggest = stats.log.iter().map(|e| e.bytes).max().unwrap_or(0);
+    assert!(biggest < dash.video.len / 3, "a request of {biggest} B");
+}

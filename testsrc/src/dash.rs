@@ -1,0 +1,425 @@
+//! The DASH form of each video: a video-only and an audio-only fragmented MP4 and the static manifest
+//! describing them.
+//!
+//! For `-f "bv*+ba/b"` YouTube mostly serves two DASH formats, each one file laid out `ftyp, moov, sidx,
+//! moof, mdat, ...` and fetched over plain HTTP; ffmpeg seeks in them through the `sidx` index instead of
+//! reading from the start. Here both files are remuxed from the progressive video (no re-encode: well
+//! under a second even for an hour), cached next to it under a name derived from its name, and described
+//! in an on-demand manifest from their real box offsets and sample entries.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{ensure, Context};
+
+use crate::config::Profile;
+use crate::mp4::{self, Layout, SegmentBase};
+use crate::video::{ensure_cached, run_ffmpeg};
+
+/// Bump when the remux changes, so files made by older versions are not reused.
+pub const DASH_VERSION: u32 = 1;
+
+/// The representation id of the audio track: YouTube's itag for AAC-LC audio in m4a.
+pub const AUDIO_ITAG: &str = "140";
+
+/// One of the two single-track files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+impl Track {
+    /// The last URL segment (`/v/{id}/video.mp4`), also the end of the cache file name.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Track::Video => "video.mp4",
+            Track::Audio => "audio.m4a",
+        }
+    }
+
+    /// The URL path of this track of `id` (`/v/{id}/video.mp4`), as the stats log shows it.
+    pub fn url_path(self, id: &str) -> String {
+        format!("/v/{id}/{}", self.file_name())
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Track::Video => "video/mp4",
+            Track::Audio => "audio/mp4",
+        }
+    }
+}
+
+/// The cache file name of one track, derived from the progressive file's cache name, which already
+/// carries every profile parameter: `testsrc-v1-...-aac.mp4` gives `testsrc-v1-...-aac.dash-v1.video.mp4`.
+pub fn cache_file_name(progressive: &str, track: Track) -> String {
+    let stem = progressive.strip_suffix(".mp4").unwrap_or(progressive);
+    format!("{stem}.dash-v{DASH_VERSION}.{}", track.file_name())
+}
+
+/// The ffmpeg command line (without the program name) remuxing one track of `src` into a fragmented MP4
+/// with one global `sidx`. Video fragments start at every keyframe (one per GOP); audio, where every
+/// frame is a keyframe, is cut every `fragment_secs` so its fragments line up with the video's.
+pub fn remux_args(src: &Path, out: &Path, track: Track, fragment_secs: f64) -> Vec<String> {
+    let mut args: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"].map(String::from).into();
+    args.push(src.to_string_lossy().into_owned());
+    let rest = match track {
+        Track::Video => {
+            "-map 0:v:0 -c copy -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof".to_owned()
+        }
+        Track::Audio => format!(
+            "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof",
+            (fragment_secs * 1e6).round() as u64
+        ),
+    };
+    args.extend(rest.split_whitespace().map(str::to_owned));
+    args.extend(["-f".to_owned(), "mp4".to_owned(), out.to_string_lossy().into_owned()]);
+    args
+}
+
+/// One remuxed single-track file and what the manifest says about it.
+#[derive(Debug, Clone)]
+pub struct TrackFile {
+    pub path: PathBuf,
+    pub len: u64,
+    pub layout: Layout,
+}
+
+/// The DASH files of one profile: always video, audio when the profile has it.
+#[derive(Debug, Clone)]
+pub struct DashMedia {
+    pub video: TrackFile,
+    pub audio: Option<TrackFile>,
+}
+
+/// Returns the DASH files made from the cached progressive video at `progressive` (encoded for
+/// `profile`), remuxing them first if no process has done so yet, and reads their layout.
+pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<DashMedia> {
+    let dir = progressive.parent().context("the progressive video has no parent dir")?;
+    let name = progressive.file_name().and_then(|n| n.to_str()).context("the progressive video has no UTF-8 name")?;
+    let track = |track: Track| -> anyhow::Result<TrackFile> {
+        let path = ensure_cached(dir, &cache_file_name(name, track), |tmp| {
+            run_ffmpeg(&remux_args(progressive, tmp, track, profile.gop_secs), tmp)
+        })?;
+        let len = std::fs::metadata(&path)?.len();
+        let layout = mp4::read_layout(&path)?;
+        let is_audio = layout.track.sample_rate.is_some();
+        ensure!(is_audio == (track == Track::Audio), "{} holds the wrong kind of track", path.display());
+        Ok(TrackFile { path, len, layout })
+    };
+    let video = track(Track::Video)?;
+    let audio = if profile.audio { Some(track(Track::Audio)?) } else { None };
+    Ok(DashMedia { video, audio })
+}
+
+impl DashMedia {
+    /// The track served at `/v/{id}/{file_name}`; `None` for audio of a silent profile.
+    pub fn track(&self, track: Track) -> Option<&TrackFile> {
+        match track {
+            Track::Video => Some(&self.video),
+            Track::Audio => self.audio.as_ref(),
+        }
+    }
+
+    /// The manifest served at `/v/{id}.mpd`. Base URLs are relative to it, so they resolve to
+    /// `/v/{id}/video.mp4` and `/v/{id}/audio.m4a` on whatever address the client used.
+    pub fn manifest(&self, id: &str, profile: &Profile) -> Manifest {
+        let duration_secs = profile.duration_secs;
+        let representation = |t: &TrackFile, track: Track, id_attr: &str, kind| Representation {
+            id: id_attr.to_owned(),
+            base_url: format!("{id}/{}", track.file_name()),
+            codecs: t.layout.track.codecs.clone(),
+            bandwidth: bandwidth(t.len, duration_secs),
+            segment: t.layout.segment,
+            kind,
+        };
+        let (width, height, fps) = (profile.width, profile.height, profile.fps);
+        Manifest {
+            duration_secs,
+            video: representation(&self.video, Track::Video, video_itag(height), Kind::Video { width, height, fps }),
+            audio: self.audio.as_ref().map(|a| {
+                // `ensure_dash` checked that the audio file has an audio sample entry, hence a rate.
+                let sampling_rate = a.layout.track.sample_rate.unwrap_or(44_100);
+                representation(a, Track::Audio, AUDIO_ITAG, Kind::Audio { sampling_rate })
+            }),
+        }
+    }
+}
+
+/// YouTube's itag for H.264 DASH video of this height, so format ids look familiar (`134` is 360p).
+pub fn video_itag(height: u32) -> &'static str {
+    match height {
+        0..=144 => "160",
+        145..=240 => "133",
+        241..=360 => "134",
+        361..=480 => "135",
+        481..=720 => "136",
+        721..=1080 => "137",
+        1081..=1440 => "264",
+        _ => "266",
+    }
+}
+
+/// Average bits per second of a file of `len` bytes playing for `secs`.
+fn bandwidth(len: u64, secs: f64) -> u64 {
+    ((len as f64 * 8.0 / secs.max(0.001)).round() as u64).max(1)
+}
+
+/// Everything an on-demand manifest says, kept apart from the files so rendering is a pure function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub duration_secs: f64,
+    pub video: Representation,
+    pub audio: Option<Representation>,
+}
+
+/// One `<Representation>`: a single-track file reachable at `base_url`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representation {
+    pub id: String,
+    pub base_url: String,
+    pub codecs: String,
+    /// Bits per second; yt-dlp turns it into `tbr` and estimates the size from it.
+    pub bandwidth: u64,
+    pub segment: SegmentBase,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Video { width: u32, height: u32, fps: u32 },
+    Audio { sampling_rate: u32 },
+}
+
+/// Renders a static on-demand MPD with one adaptation set per representation, in the shape yt-dlp's
+/// generic extractor turns into direct `http` formats.
+pub fn render_mpd(m: &Manifest) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" mediaPresentationDuration=\"{}\" \
+         minBufferTime=\"PT2S\" profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\">",
+        iso_duration(m.duration_secs)
+    );
+    out.push_str("  <Period>\n");
+    for rep in std::iter::once(&m.video).chain(&m.audio) {
+        let (mime, attrs) = match rep.kind {
+            Kind::Video { width, height, fps } => {
+                ("video/mp4", format!("width=\"{width}\" height=\"{height}\" frameRate=\"{fps}\""))
+            }
+            Kind::Audio { sampling_rate } => ("audio/mp4", format!("audioSamplingRate=\"{sampling_rate}\"")),
+        };
+        let s = rep.segment;
+        let (id, codecs, bandwidth, base_url) =
+            (escape(&rep.id), escape(&rep.codecs), rep.bandwidth, escape(&rep.base_url));
+        let _ = writeln!(out, "    <AdaptationSet mimeType=\"{mime}\" subsegmentAlignment=\"true\">");
+        let _ =
+            writeln!(out, "      <Representation id=\"{id}\" codecs=\"{codecs}\" {attrs} bandwidth=\"{bandwidth}\">");
+        let _ = writeln!(out, "        <BaseURL>{base_url}</BaseURL>");
+        let _ = writeln!(
+            out,
+            "        <SegmentBase indexRange=\"{}-{}\"><Initialization range=\"0-{}\"/></SegmentBase>",
+            s.index_first, s.index_last, s.init_last
+        );
+        out.push_str("      </Representation>\n    </AdaptationSet>\n");
+    }
+    out.push_str("  </Period>\n</MPD>\n");
+    out
+}
+
+/// An ISO 8601 duration in seconds with at most millisecond precision: `PT30S`, `PT12.5S`.
+pub fn iso_duration(secs: f64) -> String {
+    let text = format!("{:.3}", secs.max(0.0));
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("PT{text}S")
+}
+
+/// Escapes text for XML content and double-quoted attributes.
+fn escape(text: &str) -> Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(base_url: &str) -> Representation {
+        Representation {
+            id: "134".into(),
+            base_url: base_url.into(),
+            codecs: "avc1.64001e".into(),
+            bandwidth: 400_000,
+            segment: SegmentBase { init_last: 796, index_first: 797, index_last: 22436 },
+            kind: Kind::Video { width: 640, height: 360, fps: 15 },
+        }
+    }
+
+    fn audio(base_url: &str) -> Representation {
+        Representation {
+            id: "140".into(),
+            base_url: base_url.into(),
+            codecs: "mp4a.40.2".into(),
+            bandwidth: 64_000,
+            segment: SegmentBase { init_last: 728, index_first: 729, index_last: 22164 },
+            kind: Kind::Audio { sampling_rate: 44_100 },
+        }
+    }
+
+    #[test]
+    fn renders_the_manifest_yt_dlp_accepts() {
+        let manifest =
+            Manifest { duration_secs: 3600.0, video: video("long/video.mp4"), audio: Some(audio("long/audio.m4a")) };
+        let want = r#"<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT3600S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+  <Period>
+    <AdaptationSet mimeType="video/mp4" subsegmentAlignment="true">
+      <Representation id="134" codecs="avc1.64001e" width="640" height="360" frameRate="15" bandwidth="400000">
+        <BaseURL>long/video.mp4</BaseURL>
+        <SegmentBase indexRange="797-22436"><Initialization range="0-796"/></SegmentBase>
+      </Representation>
+    </AdaptationSet>
+    <AdaptationSet mimeType="audio/mp4" subsegmentAlignment="true">
+      <Representation id="140" codecs="mp4a.40.2" audioSamplingRate="44100" bandwidth="64000">
+        <BaseURL>long/audio.m4a</BaseURL>
+        <SegmentBase indexRange="729-22164"><Initialization range="0-728"/></SegmentBase>
+      </Representation>
+    </AdaptationSet>
+  </Period>
+</MPD>
+"#;
+        assert_eq!(render_mpd(&manifest), want);
+    }
+
+    #[test]
+    fn render_table() {
+        let silent = Manifest { duration_secs: 12.5, video: video("abc/video.mp4"), audio: None };
+        let both = Manifest { audio: Some(audio("abc/audio.m4a")), ..silent.clone() };
+        let odd = Manifest { video: video("a&b<c>/\"video\".mp4"), ..silent.clone() };
+        let cases: &[(&str, &Manifest, &[&str], &[&str])] = &[
+            (
+                "silent",
+                &silent,
+                &["mediaPresentationDuration=\"PT12.5S\"", "<BaseURL>abc/video.mp4</BaseURL>"],
+                &["audio/mp4", "<BaseURL>abc/audio"],
+            ),
+            (
+                "both",
+                &both,
+                &[
+                    "mimeType=\"video/mp4\"",
+                    "mimeType=\"audio/mp4\"",
+                    "audioSamplingRate=\"44100\"",
+                    "<BaseURL>abc/audio.m4a</BaseURL>",
+                ],
+                &[],
+            ),
+            ("escaped", &odd, &["<BaseURL>a&amp;b&lt;c&gt;/&quot;video&quot;.mp4</BaseURL>"], &["a&b"]),
+        ];
+        for (name, manifest, has, lacks) in cases {
+            let text = render_mpd(manifest);
+            for want in *has {
+                assert!(text.contains(want), "{name}: {want} missing from\n{text}");
+            }
+            for unwanted in *lacks {
+                assert!(!text.contains(unwanted), "{name}: {unwanted} in\n{text}");
+            }
+            assert_eq!(text.matches("<Representation ").count(), 1 + usize::from(manifest.audio.is_some()), "{name}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            (30.0, "PT30S"),
+            (3600.0, "PT3600S"),
+            (12.5, "PT12.5S"),
+            (2.25, "PT2.25S"),
+            (0.1234, "PT0.123S"),
+            (0.0, "PT0S"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(iso_duration(secs), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn cache_names_derive_from_the_progressive_name() {
+        let cases = [
+            (
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
+                Track::Video,
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v1.video.mp4",
+            ),
+            (
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
+                Track::Audio,
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v1.audio.m4a",
+            ),
+            ("odd-name", Track::Video, "odd-name.dash-v1.video.mp4"),
+        ];
+        for (progressive, track, want) in cases {
+            assert_eq!(cache_file_name(progressive, track), want);
+        }
+        let video = crate::video::cache_file_name(&Profile::default());
+        assert_ne!(cache_file_name(&video, Track::Video), video, "never the progressive file itself");
+    }
+
+    #[test]
+    fn remux_copies_one_track_with_a_global_index() {
+        let (src, out) = (Path::new("/c/in.mp4"), Path::new("/c/out.tmp-1"));
+        for (track, map, fragments) in [(Track::Video, "0:v:0", None), (Track::Audio, "0:a:0", Some("1500000"))] {
+            let args = remux_args(src, out, track, 1.5);
+            let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
+            assert_eq!(after("-i"), Some("/c/in.mp4"), "{track:?}");
+            assert_eq!(after("-map"), Some(map), "{track:?}");
+            assert_eq!(after("-c"), Some("copy"), "{track:?}: remux, never re-encode");
+            assert_eq!(after("-frag_duration"), fragments, "{track:?}");
+            assert_eq!(after("-f"), Some("mp4"), "{track:?}: the temporary name has no extension to guess from");
+            let flags = after("-movflags").unwrap();
+            for flag in ["+empty_moov", "+global_sidx", "+default_base_moof"] {
+                assert!(flags.contains(flag), "{track:?}: {flags}");
+            }
+            assert_eq!(flags.contains("+frag_keyframe"), track == Track::Video, "{track:?}: {flags}");
+            assert_eq!(args.last().map(String::as_str), Some("/c/out.tmp-1"));
+        }
+    }
+
+    #[test]
+    fn itags_follow_youtube() {
+        for (height, want) in [
+            (144, "160"),
+            (180, "133"),
+            (240, "133"),
+            (360, "134"),
+            (480, "135"),
+            (720, "136"),
+            (1080, "137"),
+            (2160, "266"),
+        ] {
+            assert_eq!(video_itag(height), want, "{height}");
+        }
+    }
+
+    #[test]
+    fn bandwidth_is_bits_per_second() {
+        assert_eq!(bandwidth(1_000_000, 8.0), 1_000_000);
+        assert_eq!(bandwidth(3, 2.0), 12);
+        assert_eq!(bandwidth(0, 30.0), 1);
+    }
+}
