@@ -38,6 +38,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common import dir_size as tree_bytes
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "RESULTS-mirror.md"
 REAL_BASE = "https://s3.amazonaws.com/kinetics"
@@ -186,24 +188,6 @@ class Source:
 
 
 # ----------------------------------------------------------------------------------------------- measuring
-
-
-def tree_bytes(path: Path) -> int:
-    total, stack = 0, [path]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for e in it:
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            stack.append(Path(e.path))
-                        elif e.is_file(follow_symlinks=False):
-                            total += e.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        pass
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-    return total
 
 
 class DiskPeak:

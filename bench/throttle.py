@@ -160,8 +160,7 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
         status = "timed out" if r.code is None else f"exit {r.code}"
         rows.append([r.name, f"{r.done}/{n}", f"{r.failed}/{r.pending}", f"{r.wall:.1f} ({status})",
                      f"{r.ideal:.0f}", f"{r.wall / r.ideal:.2f}x" if r.ideal else "-", str(r.served), str(r.count_429),
-                     str(r.signals) if r.breaker else f"{r.signals} (not journaled)",
-                     str(r.wasted) if r.breaker else f"{r.wasted} (not journaled)",
+                     str(r.signals), str(r.wasted),
                      f"{r.throttled_attempts}/{r.attempts}"])
     per_ip = "; ".join(
         f"{r.name}: " + ", ".join(f"{ip} {req} req/{b} 429" for ip, (req, b) in sorted(r.per_ip.items()))
@@ -195,8 +194,8 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
         *lines,
         "",
         "answered 429 = test source `/_stats` `ips[].count_429` summed; throttle signals and requests into bans"
-        " come from `kinetics-dl status --json` (`egresses[].throttle_events`, `egresses[].wasted`). With"
-        " `--no-breaker` kinetics-dl does not journal throttle events, so there the 429 column is the measure."
-        " Clip attempts: rows of the journal's `attempts` table (throttled = category rate_limited/bot_check).",
+        " come from `kinetics-dl status --json` (`egresses[].throttle_events`, `egresses[].wasted`: every request"
+        " that was answered with a throttle signal, counted by kinetics-dl itself; it should equal the source's"
+        " 429 count). Clip attempts: rows of the journal's `attempts` table (throttled = category rate_limited/bot_check).",
         "",
     ])

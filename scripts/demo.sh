@@ -23,7 +23,7 @@ url=$(sed -n 's/^listening on //p' "$log" | head -n1)
 echo "==> local test source at $url (synthetic 640x360 videos; one id answers 404, one a page without video, one a 503 first, one ignores Range)" >&2
 set +e
 target/release/kinetics-dl download --annotations demo/k400_validate_sample.csv --out "$OUT" \
-  --url-template "$url/v/{youtube_id}.mp4" --retry-delay 1s
+  --url-template "$url/watch?v={youtube_id}" --retry-delay 1s
 code=$?
 set -e
 echo >&2

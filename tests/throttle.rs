@@ -282,6 +282,40 @@ fn assert_no_repeats_into_bans(stats: &Stats, ban_secs: f64) {
     }
 }
 
+/// A 429 from the media server carries `Retry-After` (the ban's remaining seconds, rounded up): when the
+/// job that opened a breaker met such a 429 through the relay, the probe waits until the ban is over
+/// instead of going at `--cooldown` into the ban and doubling the next cool-off.
+#[track_caller]
+fn assert_cooloffs_honour_retry_after(out: &Path, stats: &Stats, ban_secs: f64) -> usize {
+    let log = video_log(stats);
+    let bans = bans(stats, ban_secs);
+    let attempts = attempts(out);
+    let mut checked = 0;
+    for event in throttle_events(out) {
+        let Some(reopens) = event.reopens_ms() else { continue };
+        let job = attempts.iter().find(|a| {
+            a.outcome == "throttled" && a.egress == event.egress && (a.finished_ms - event.at_ms).abs() <= 1000
+        });
+        let Some(job) = job else { continue };
+        let relay_429 = log.iter().find(|e| {
+            e.status == 429
+                && e.range.is_some()
+                && id_of(e) == job.youtube_id
+                && (job.started_ms..=job.finished_ms).contains(&(e.time_ms as i64))
+        });
+        let Some(answer) = relay_429 else { continue };
+        let ban = bans.iter().rev().find(|b| b.ip == answer.ip && b.trigger.time_ms <= answer.time_ms).expect("a ban");
+        let ban_end = ban.trigger.time_ms as i64 + (ban_secs * 1000.0) as i64;
+        assert!(
+            reopens >= ban_end - CLOCK_SLACK_MS,
+            "{event:?} reopens at {reopens}, before the ban that began at {} ends at {ban_end}",
+            ban.trigger.time_ms
+        );
+        checked += 1;
+    }
+    checked
+}
+
 /// After each breaker opened: nothing new starts through the egress until the cool-off is over (beyond
 /// `race_ms`, for a job the scheduler spawned just before it saw the signal), then exactly one probe, and
 /// nothing else through that egress until the probe has come back.
@@ -358,6 +392,9 @@ fn one_throttled_egress_finishes_every_clip() {
     assert!(events.iter().all(|e| e.wasted >= 1), "{events:#?}");
     assert!(egresses[0]["open_until"].is_null(), "the last probe closed the breaker: {status:#}");
     assert_no_repeats_into_bans(&stats, ban_secs);
+    // The cool-off (2 s) is shorter than the ban (4 s): bans the relay met are waited out in full.
+    let from_relay = assert_cooloffs_honour_retry_after(&s.out, &stats, ban_secs);
+    assert!(from_relay > 0, "no breaker was opened by a 429 the relay met: {events:#?}");
 }
 
 #[test]

@@ -53,10 +53,15 @@ pub enum Outcome {
         download_s: f64,
         /// Requests answered with a throttle signal (429, bot check): sent into a ban.
         throttled_requests: u64,
+        /// The longest `Retry-After` a media server sent with a 429.
+        retry_after: Option<std::time::Duration>,
     },
     /// Stopped by Ctrl-C: the clip stays pending.
     Cancelled,
 }
+
+/// Requests of a clip answered 429 (or with a bot check), and the longest `Retry-After` among them.
+type Throttled = (u64, Option<std::time::Duration>);
 
 /// Tolerance on a clip's duration: a frame or two of rounding at each end.
 const DURATION_TOLERANCE: f64 = 0.35;
@@ -67,7 +72,13 @@ impl Engine {
         if let Err(e) = std::fs::create_dir_all(&work) {
             let f =
                 Failure::new(Category::Environment, format!("failed to create temp space {}: {e}", work.display()), "");
-            return Outcome::Failed { failure: f, bytes_fetched: 0, download_s: 0.0, throttled_requests: 0 };
+            return Outcome::Failed {
+                failure: f,
+                bytes_fetched: 0,
+                download_s: 0.0,
+                throttled_requests: 0,
+                retry_after: None,
+            };
         }
         let outcome = self.run_in(task, &self.exits[lane], &work, &mut stop).await;
         let _ = std::fs::remove_dir_all(&work);
@@ -80,16 +91,17 @@ impl Engine {
     async fn run_in(&self, task: &Task, exit: &Exit, work: &Path, stop: &mut StopSignal) -> Outcome {
         let t0 = Instant::now();
         let mut bytes = 0u64;
-        let failed = |failure: Failure, bytes: u64, throttled: u64, t0: Instant| Outcome::Failed {
+        let failed = |failure: Failure, bytes: u64, (throttled, retry_after): Throttled, t0: Instant| Outcome::Failed {
             // A throttle signal came in at least one answer; the relay counts its 429s exactly.
             throttled_requests: throttled.max(u64::from(failure.category.disposition() == Disposition::Throttle)),
+            retry_after,
             failure,
             bytes_fetched: bytes,
             download_s: t0.elapsed().as_secs_f64(),
         };
         let info = match self.ytdlp.extract(&task.url, &exit.args, stop).await {
             Ok(info) => info,
-            Err(f) => return failed(f, 0, 0, t0),
+            Err(f) => return failed(f, 0, (0, None), t0),
         };
         let fetched = match self.fetch(task, exit, &info, work, stop).await {
             Ok(f) => f,
@@ -111,12 +123,12 @@ impl Engine {
             self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
         };
         if let Err(f) = cut {
-            return failed(f, bytes, 0, t0);
+            return failed(f, bytes, (0, None), t0);
         }
         let source_duration = fetched.source_duration.or(info.duration);
         let probe = match self.verify(&clip, task, source_duration, stop).await {
             Ok(p) => p,
-            Err(f) => return failed(f, bytes, 0, t0),
+            Err(f) => return failed(f, bytes, (0, None), t0),
         };
         let encode_s = t1.elapsed().as_secs_f64();
         let size_bytes = std::fs::metadata(&clip).map(|m| m.len()).unwrap_or(0);
@@ -126,7 +138,7 @@ impl Engine {
                 format!("failed to move the clip to {}: {e}", task.dest.display()),
                 "",
             );
-            return failed(f, bytes, 0, t0);
+            return failed(f, bytes, (0, None), t0);
         }
         Outcome::Done(Done {
             bytes_fetched: bytes,
@@ -148,7 +160,7 @@ impl Engine {
         info: &MediaInfo,
         work: &Path,
         stop: &mut StopSignal,
-    ) -> Result<Fetched, (Failure, u64, u64)> {
+    ) -> Result<Fetched, (Failure, u64, Throttled)> {
         if info.streams.iter().all(|s| s.is_rangeable()) {
             let regs: Vec<Registration> =
                 info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
@@ -159,7 +171,10 @@ impl Engine {
             let path = work.join("window.mkv");
             let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, &path, stop).await;
             let bytes: u64 = regs.iter().map(Registration::bytes_fetched).sum();
-            let throttled: u64 = regs.iter().map(Registration::throttled_responses).sum();
+            let throttled = (
+                regs.iter().map(Registration::throttled_responses).sum(),
+                regs.iter().filter_map(Registration::retry_after).max(),
+            );
             let unsupported = regs.iter().any(Registration::range_unsupported);
             // ffmpeg may exit 0 on a cut-short input, and its own words for an HTTP status are vague
             // (`4XX Client Error`): what the relay saw upstream decides.
@@ -183,7 +198,7 @@ impl Engine {
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }
-        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0, 0))?;
+        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0, (0, None)))?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
         Ok(Fetched { path, bytes, source_duration: duration, whole_video: true })

@@ -291,13 +291,13 @@ impl<'a> Scheduler<'a> {
                 self.summary.add_done(&done);
                 reporter.event(Event::Done { id: &work.id, bytes: done.bytes_fetched });
             }
-            Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests } => {
+            Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests, retry_after } => {
                 let category = failure.category;
                 self.summary.bytes_fetched += bytes_fetched;
                 let disposition = category.disposition();
                 let throttle = disposition == Disposition::Throttle;
                 let finish = match disposition {
-                    Disposition::Throttle => Finish::Throttled { requests: throttled_requests },
+                    Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
                     Disposition::Environment => Finish::Unknown,
                     _ => Finish::Served,
                 };

@@ -82,15 +82,25 @@ impl Breaker {
 
     /// A throttle signal. Returns the cool-off started, or `None` when the breaker was already open (a job
     /// that was running when the ban began): that one only counts as wasted.
-    pub fn signal(&mut self, now: Instant, probe: bool, rng_unit: f64) -> Option<Duration> {
+    ///
+    /// Jitter only lengthens the cool-off: `--cooldown` is the least the user asked for, and a probe that
+    /// goes before the ban is over only doubles the next one. A `Retry-After` from the server (`server_says`)
+    /// is a floor too, up to the cap.
+    pub fn signal(
+        &mut self,
+        now: Instant,
+        probe: bool,
+        rng_unit: f64,
+        server_says: Option<Duration>,
+    ) -> Option<Duration> {
         match (self.state, probe) {
             (State::Open { .. }, false) | (State::Probing, false) => None,
             (_, was_probe) => {
                 if was_probe {
                     self.cooloff = (self.cooloff * 2).min(self.cap);
                 }
-                let spread = 1.0 + self.jitter * (2.0 * rng_unit.clamp(0.0, 1.0) - 1.0);
-                let wait = self.cooloff.mul_f64(spread.max(0.0));
+                let spread = 1.0 + self.jitter.max(0.0) * rng_unit.clamp(0.0, 1.0);
+                let wait = self.cooloff.mul_f64(spread).max(server_says.unwrap_or_default().min(self.cap));
                 self.state = State::Open { until: now + wait };
                 self.ban_began.get_or_insert(now);
                 Some(wait)
@@ -117,10 +127,10 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Breaker::new(10 * S, 80 * S, 0.0);
         assert_eq!(b.admit(t0), Admit::Yes);
-        assert_eq!(b.signal(t0, false, 0.5), Some(10 * S));
+        assert_eq!(b.signal(t0, false, 0.5, None), Some(10 * S));
         assert_eq!(b.admit(t0 + 5 * S), Admit::No { until: Some(t0 + 10 * S) });
         // A job that was already running reports the ban too: no new cool-off, it is only wasted.
-        assert_eq!(b.signal(t0 + S, false, 0.5), None);
+        assert_eq!(b.signal(t0 + S, false, 0.5, None), None);
         assert_eq!(b.admit(t0 + 10 * S), Admit::Probe);
         b.started(true);
         assert_eq!(b.admit(t0 + 11 * S), Admit::No { until: None }, "exactly one probe");
@@ -133,14 +143,14 @@ mod tests {
     fn failed_probes_double_the_cooloff_up_to_the_cap() {
         let t0 = Instant::now();
         let mut b = Breaker::new(10 * S, 35 * S, 0.0);
-        b.signal(t0, false, 0.5);
+        b.signal(t0, false, 0.5, None);
         let mut now = t0;
         let mut waits = vec![];
         for _ in 0..4 {
             now = b.open_until().unwrap();
             assert_eq!(b.admit(now), Admit::Probe);
             b.started(true);
-            waits.push(b.signal(now, true, 0.5).unwrap());
+            waits.push(b.signal(now, true, 0.5, None).unwrap());
         }
         assert_eq!(waits, vec![20 * S, 35 * S, 35 * S, 35 * S]);
         let _ = now;
@@ -149,9 +159,20 @@ mod tests {
     #[test]
     fn jitter_stays_within_bounds() {
         let t0 = Instant::now();
-        for (rng, want) in [(0.0, 75), (0.5, 100), (1.0, 125)] {
+        for (rng, want) in [(0.0, 100.0), (0.5, 112.5), (1.0, 125.0)] {
             let mut b = Breaker::new(100 * S, 1000 * S, 0.25);
-            assert_eq!(b.signal(t0, false, rng), Some(want * S));
+            assert_eq!(b.signal(t0, false, rng, None), Some(S.mul_f64(want)));
+        }
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_up_to_the_cap() {
+        let t0 = Instant::now();
+        // (Retry-After, want): shorter than the cool-off changes nothing; longer wins; beyond the cap, the cap.
+        for (says, want) in [(None, 10), (Some(4), 10), (Some(30), 30), (Some(500), 80)] {
+            let mut b = Breaker::new(10 * S, 80 * S, 0.0);
+            assert_eq!(b.signal(t0, false, 0.5, says.map(|s| s * S)), Some(want * S), "{says:?}");
+            assert_eq!(b.admit(t0 + want * S), Admit::Probe);
         }
     }
 
@@ -159,7 +180,7 @@ mod tests {
     fn a_probe_that_fails_for_the_video_still_closes() {
         let t0 = Instant::now();
         let mut b = Breaker::new(10 * S, 80 * S, 0.0);
-        b.signal(t0, false, 0.5);
+        b.signal(t0, false, 0.5, None);
         b.started(true);
         b.finished_other(true);
         assert_eq!(b.admit(t0), Admit::Yes);

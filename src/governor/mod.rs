@@ -60,7 +60,8 @@ pub enum Finish {
     /// The server served us (the clip is done, or failed for a reason of its own).
     Served,
     /// A throttle signal; `requests` of the job were answered with one (429, bot check): sent into a ban.
-    Throttled { requests: u64 },
+    /// `retry_after`: how long the server said to stay away, if it did.
+    Throttled { requests: u64, retry_after: Option<Duration> },
     /// Neither (interrupted, environment).
     Unknown,
 }
@@ -183,14 +184,14 @@ impl Governor {
                 }
                 None
             }
-            Finish::Throttled { requests } => {
+            Finish::Throttled { requests, retry_after } => {
                 lane.throttled += 1;
                 lane.wasted += requests.max(1);
                 if !self.policy.breaker {
                     lane.breaker.ban_began.get_or_insert(now);
                     return None;
                 }
-                let cooloff = lane.breaker.signal(now, probe, fastrand::f64())?;
+                let cooloff = lane.breaker.signal(now, probe, fastrand::f64(), retry_after)?;
                 lane.limit = Some(1);
                 Some(Opened { egress: lane.egress.name.clone(), cooloff })
             }

@@ -34,10 +34,10 @@ fn a_throttled_lane_takes_nothing_until_its_probe() {
     let t0 = Instant::now();
     g.started(0, false, t0);
     g.started(0, false, t0);
-    let opened = g.finished(0, false, Finish::Throttled { requests: 1 }, t0).unwrap();
+    let opened = g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0).unwrap();
     assert_eq!(opened.cooloff, 10 * S);
     // The other job that was running into the ban: no second cool-off; its 3 answered requests count.
-    assert!(g.finished(0, false, Finish::Throttled { requests: 3 }, t0 + S).is_none());
+    assert!(g.finished(0, false, Finish::Throttled { requests: 3, retry_after: None }, t0 + S).is_none());
     assert_eq!(g.wasted(), 4);
     for _ in 0..3 {
         assert_eq!(g.pick(t0 + 2 * S), Pick::Lane { index: 1, probe: false });
@@ -55,7 +55,7 @@ fn all_lanes_cooling_means_waiting_until_the_first_reopens() {
     let t0 = Instant::now();
     for i in 0..2 {
         g.started(i, false, t0);
-        g.finished(i, false, Finish::Throttled { requests: 1 }, t0 + i as u32 * S);
+        g.finished(i, false, Finish::Throttled { requests: 1, retry_after: None }, t0 + i as u32 * S);
     }
     assert_eq!(g.pick(t0 + 2 * S), Pick::Wait { until: Some(t0 + 10 * S) });
     assert_eq!(g.all_cooling_until(t0 + 2 * S), Some(t0 + 10 * S));
@@ -68,7 +68,7 @@ fn without_breaker_throttles_only_count() {
     let mut g = gov(1, false, None);
     let t0 = Instant::now();
     g.started(0, false, t0);
-    assert!(g.finished(0, false, Finish::Throttled { requests: 1 }, t0).is_none());
+    assert!(g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0).is_none());
     assert_eq!(g.pick(t0), Pick::Lane { index: 0, probe: false });
     assert_eq!(g.all_cooling_until(t0), None);
 }
@@ -95,7 +95,7 @@ fn after_a_ban_jobs_ramp_up_from_one() {
     let mut g = gov(1, true, None);
     let t0 = Instant::now();
     g.started(0, false, t0);
-    g.finished(0, false, Finish::Throttled { requests: 1 }, t0);
+    g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0);
     let reopen = t0 + 10 * S;
     assert_eq!(g.pick(reopen), Pick::Lane { index: 0, probe: true });
     g.started(0, true, reopen);

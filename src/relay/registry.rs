@@ -96,6 +96,8 @@ pub(super) struct Entry {
     max_span: AtomicU64,
     /// Upstream answers 429: requests that went into a ban.
     throttled: AtomicU64,
+    /// The longest `Retry-After` (seconds) a 429 carried.
+    retry_after_secs: AtomicU64,
     range_unsupported: AtomicBool,
     last_error: Mutex<Option<UpstreamError>>,
     meta: Mutex<Option<Meta>>,
@@ -191,6 +193,7 @@ impl Entry {
             own: Counters::default(),
             max_span: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
+            retry_after_secs: AtomicU64::new(0),
             range_unsupported: AtomicBool::new(false),
             last_error: Mutex::new(None),
             meta: Mutex::new(None),
@@ -251,8 +254,11 @@ impl Entry {
         self.totals.bytes_fetched.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn note_throttled(&self) {
+    pub fn note_throttled(&self, retry_after_secs: Option<u64>) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+        if let Some(secs) = retry_after_secs {
+            self.retry_after_secs.fetch_max(secs, Ordering::Relaxed);
+        }
     }
 
     pub fn note_error(&self, error: UpstreamError) {
@@ -391,6 +397,12 @@ impl Registration {
     /// How many upstream requests were answered 429 (requests sent into a ban).
     pub fn throttled_responses(&self) -> u64 {
         self.entry.throttled.load(Ordering::Relaxed)
+    }
+
+    /// The longest `Retry-After` an upstream 429 carried (the seconds form; an HTTP date is ignored).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let secs = self.entry.retry_after_secs.load(Ordering::Relaxed);
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
     }
 
     /// Whether upstream answered 200 to a Range request; the caller should fetch the whole video instead.

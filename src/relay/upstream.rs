@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::registry::{Entry, UpstreamError};
@@ -74,7 +74,8 @@ pub(super) async fn open_piece(
         StatusCode::OK => return Err(UpstreamError::RangeUnsupported),
         status => {
             if status == StatusCode::TOO_MANY_REQUESTS {
-                entry.note_throttled();
+                let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok());
+                entry.note_throttled(retry_after.and_then(|v| v.trim().parse().ok()));
             }
             if let Some(ContentRange::Unsatisfied { total }) = content_range.as_deref().and_then(parse_content_range) {
                 entry.set_meta(total, None);
