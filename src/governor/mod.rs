@@ -36,9 +36,14 @@ pub struct Lane {
     pub wasted: u64,
     /// Total time this egress spent cooling.
     pub cooled: Duration,
-    /// After a ban, jobs at once through this lane ramp up from one (doubling with each success) instead of
-    /// all starting together and tripping the ban again; `None` is unlimited.
+    /// After a ban, jobs at once through this lane ramp up from one instead of all starting together and
+    /// tripping the ban again: doubling with each success up to `ceiling`, then one more for every `limit`
+    /// successes (TCP's congestion control, with a ban for a lost packet). `None` is unlimited.
     pub limit: Option<usize>,
+    /// Half the jobs that were running when the last ban began: the doubling stops there.
+    pub ceiling: Option<usize>,
+    /// Successes since `limit` last grew past `ceiling`.
+    grown: usize,
 }
 
 /// Where the next clip goes, or how long until one can go.
@@ -81,6 +86,25 @@ pub struct Governor {
     pub policy: Policy,
 }
 
+impl Lane {
+    /// One more success while the breaker is closed: the limit after a ban grows.
+    fn grow(&mut self) {
+        let Some(limit) = self.limit else { return };
+        let ceiling = self.ceiling.unwrap_or(RAMP_CAP);
+        let next = if limit < ceiling {
+            (limit * 2).min(ceiling)
+        } else {
+            self.grown += 1;
+            if self.grown < limit {
+                return;
+            }
+            self.grown = 0;
+            limit + 1
+        };
+        self.limit = (next < RAMP_CAP).then_some(next);
+    }
+}
+
 impl Governor {
     pub fn new(egresses: Vec<Egress>, policy: Policy) -> Governor {
         let lanes = egresses
@@ -95,6 +119,8 @@ impl Governor {
                 wasted: 0,
                 cooled: Duration::ZERO,
                 limit: None,
+                ceiling: None,
+                grown: 0,
             })
             .collect();
         Governor { lanes, policy }
@@ -173,7 +199,7 @@ impl Governor {
                     lane.breaker.succeeded();
                 }
                 if lane.breaker.state == breaker::State::Closed {
-                    lane.limit = lane.limit.map(|l| l * 2).filter(|l| *l < RAMP_CAP);
+                    lane.grow();
                 }
                 None
             }
@@ -191,8 +217,12 @@ impl Governor {
                     lane.breaker.ban_began.get_or_insert(now);
                     return None;
                 }
+                // The jobs in flight when the ban began: those still running and this one.
+                let at_ban = lane.running + 1;
                 let cooloff = lane.breaker.signal(now, probe, fastrand::f64(), retry_after)?;
+                lane.ceiling = Some((at_ban / 2).max(1));
                 lane.limit = Some(1);
+                lane.grown = 0;
                 Some(Opened { egress: lane.egress.name.clone(), cooloff })
             }
         }

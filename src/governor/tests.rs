@@ -94,8 +94,15 @@ fn restored_cooloffs_hold_across_runs() {
 fn after_a_ban_jobs_ramp_up_from_one() {
     let mut g = gov(1, true, None);
     let t0 = Instant::now();
-    g.started(0, false, t0);
+    // Sixteen jobs were out when the ban began: the doubling stops at eight.
+    for _ in 0..16 {
+        g.started(0, false, t0);
+    }
     g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0);
+    for _ in 0..15 {
+        g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0);
+    }
+    assert_eq!(g.lanes[0].ceiling, Some(8));
     let reopen = t0 + 10 * S;
     assert_eq!(g.pick(reopen), Pick::Lane { index: 0, probe: true });
     g.started(0, true, reopen);
@@ -109,10 +116,39 @@ fn after_a_ban_jobs_ramp_up_from_one() {
     assert_eq!(g.pick(reopen + S), Pick::Wait { until: None });
     g.finished(0, false, Finish::Served, reopen + 2 * S);
     g.finished(0, false, Finish::Served, reopen + 2 * S);
-    // Each success doubles the limit, like TCP's slow start: 2 → 4 → 8.
+    // Each success doubles the limit, like TCP's slow start: 2 → 4 → 8, the ceiling.
     for _ in 0..8 {
         let Pick::Lane { index, probe } = g.pick(reopen + 2 * S) else { panic!("lane refused") };
         g.started(index, probe, reopen + 2 * S);
     }
     assert_eq!(g.pick(reopen + 2 * S), Pick::Wait { until: None });
+    // Past the ceiling, one more job for every `limit` successes.
+    for i in 0..8 {
+        g.finished(0, false, Finish::Served, reopen + 3 * S);
+        assert_eq!(g.lanes[0].limit, Some(if i < 7 { 8 } else { 9 }), "after {} successes", i + 1);
+    }
+}
+
+#[test]
+fn each_ban_halves_the_jobs_the_egress_ramps_back_to() {
+    let mut g = gov(1, true, None);
+    let mut now = Instant::now();
+    // (jobs out when the ban begins, ceiling after it)
+    for (out, ceiling) in [(8, 4), (4, 2), (2, 1), (1, 1)] {
+        for _ in 0..out {
+            g.started(0, false, now);
+        }
+        for _ in 0..out {
+            g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, now);
+        }
+        assert_eq!(g.lanes[0].ceiling, Some(ceiling), "{out} out");
+        assert_eq!(g.lanes[0].limit, Some(1));
+        now += 11 * S;
+        assert_eq!(g.pick(now), Pick::Lane { index: 0, probe: true });
+        g.started(0, true, now);
+        g.finished(0, true, Finish::Served, now);
+        // The probe's success: doubling below the ceiling, one more at it (after `limit` = 1 success).
+        assert_eq!(g.lanes[0].limit, Some(2));
+        now += S;
+    }
 }
