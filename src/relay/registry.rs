@@ -473,6 +473,33 @@ mod tests {
     }
 
     #[test]
+    fn piece_lengths_follow_the_plan() {
+        let known = Plan::Known { header_end: 50_000, span: Some((1_000_000, 1_499_999)) };
+        // (plan, offset, ramp before, length, ramp after)
+        let cases = [
+            (Plan::default(), 0, 0, HEADER_PIECE, 0),
+            (Plan::Scanning { need: 300_000 }, 32_768, 0, 300_000 - 32_768, 0),
+            (Plan::Scanning { need: 32_770 }, 32_768, 0, MIN_PIECE, 0),
+            // Still scanning, but ffmpeg reads elsewhere (the tail, for an `mfra`): small pieces.
+            (Plan::Scanning { need: 16 }, 5_000_000, 0, PROBE_PIECE, 1),
+            (known, 10_000, 0, 40_000, 0),
+            (known, 1_000_000, 0, 500_000, 0),
+            (known, 1_200_000, 3, 300_000, 3),
+            (known, 60_000, 0, PROBE_PIECE, 1),
+            (known, 60_000, 2, PROBE_PIECE * 4, 3),
+            (known, 1_500_000, 0, PROBE_PIECE, 1),
+            (Plan::Known { header_end: 50_000, span: None }, 1_000_000, 1, PROBE_PIECE * 2, 2),
+            (Plan::Unplanned, 0, 0, UNPLANNED_PIECE, 1),
+            (Plan::Unplanned, 123, 3, UNPLANNED_PIECE * 8, 4),
+        ];
+        for (plan, offset, ramp, want, ramp_after) in cases {
+            let mut r = ramp;
+            assert_eq!(planned_len(plan, offset, &mut r), want, "{plan:?} at {offset}");
+            assert_eq!(r, ramp_after, "{plan:?} at {offset}");
+        }
+    }
+
+    #[test]
     fn transient_errors() {
         let status = |s: u16| UpstreamError::Status { status: s, reason: String::new() };
         let cases = [
