@@ -94,7 +94,9 @@ pub struct DownloadArgs {
     /// Where a video lives; `{youtube_id}` is replaced by the id.
     #[arg(long, value_name = "TEMPLATE", default_value = "https://www.youtube.com/watch?v={youtube_id}")]
     pub url_template: String,
-    /// Prefer formats at most this many pixels on the short side (never fails when it is missing).
+    /// Prefer formats at most this many pixels on the short side (never fails when it is missing). YouTube's
+    /// DASH video-only + audio-only pair comes first (a window costs a few KB of index), itag 18 when the
+    /// pair is missing; `--ytdlp-arg=-f --ytdlp-arg=18` forces itag 18.
     #[arg(long, value_name = "PIXELS", default_value_t = 360)]
     pub max_height: u32,
     /// Frame-accurate re-encode or fast keyframe copy.
