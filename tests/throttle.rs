@@ -704,3 +704,56 @@ fn a_clip_served_from_before_the_ban_does_not_reopen_the_egress() {
         opened.at_ms
     );
 }
+
+#[test]
+fn geo_blocked_clips_go_through_the_other_egresses() {
+    let rows = short_rows(48, 3);
+    let s = setup(&rows);
+    let server = server(Config::for_tests().with_duration(VIDEO));
+    let ips = ["127.0.0.2", "127.0.0.3"];
+    // The stand-in yt-dlp answers as YouTube does for a video blocked in one egress's country: the first two
+    // videos are blocked only for 127.0.0.2, the third for both egresses.
+    let geo = "ERROR: [youtube] abcdefghijk: The uploader has not made this video available in your country";
+    let body = format!(
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
+         case \"$*\" in\n\
+           *'--source-address 127.0.0.2'*{a}*|*'--source-address 127.0.0.2'*{b}*|*{c}*)\n\
+             printf '%s\\n' '{geo}' >&2; exit 1 ;;\n\
+         esac\n\
+         exec yt-dlp \"$@\"",
+        a = rows[0].id,
+        b = rows[1].id,
+        c = rows[2].id,
+    );
+    let ytdlp = write_script(s.tmp.path(), "geo-yt-dlp", &body);
+    let mut args = download(&server, &s, 2, &ips, &["--cooldown", "2s", "--ytdlp"]);
+    args.push(ytdlp.into());
+    run(&args).expect_code(0);
+
+    let clips = journal_clips(&s.out);
+    let attempts = attempts(&s.out);
+    for row in &rows[..2] {
+        let clip = clips.iter().find(|c| c.youtube_id == row.id).unwrap();
+        assert_eq!(clip.state, "done", "{row:?}: blocked for one egress only");
+        assert_eq!(clip.attempts, 1, "{}: a reroute is not an attempt", row.id);
+        assert_eq!(frames(&s.out.join(row.rel_path())), expected_frames(row.start, row.end), "{}", row.id);
+        for a in attempts.iter().filter(|a| a.youtube_id == row.id) {
+            match a.egress.as_str() {
+                "127.0.0.2" => {
+                    assert_eq!((a.outcome.as_str(), a.category.as_deref()), ("rerouted", Some("geo_blocked")), "{a:?}")
+                }
+                _ => assert_eq!(a.outcome, "done", "{a:?}"),
+            }
+        }
+    }
+    // Blocked everywhere: tried through each egress once, then failed for good.
+    let blocked = clips.iter().find(|c| c.youtube_id == rows[2].id).unwrap();
+    assert_eq!((blocked.state.as_str(), blocked.category.as_deref()), ("failed", Some("geo_blocked")));
+    let mut through: Vec<&str> =
+        attempts.iter().filter(|a| a.youtube_id == rows[2].id).map(|a| a.egress.as_str()).collect();
+    through.sort();
+    assert_eq!(through, ips, "{attempts:#?}");
+    let failed = read_csv(&s.out.join("failed.csv"));
+    assert_eq!(failed.rows.len(), 1);
+    assert_eq!(failed.rows[0]["category"], "geo_blocked");
+}

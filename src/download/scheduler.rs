@@ -54,6 +54,14 @@ struct Work {
     task: Task,
     id: String,
     attempts: u32,
+    /// Egresses (lane indices) through which the video was geo-blocked: it goes through the others.
+    blocked_on: Vec<usize>,
+}
+
+impl Work {
+    fn allows(&self, lane: usize) -> bool {
+        !self.blocked_on.contains(&lane)
+    }
 }
 
 impl<'a> Scheduler<'a> {
@@ -111,7 +119,12 @@ impl<'a> Scheduler<'a> {
                     end: job.key.end_ms as f64 / 1000.0,
                     dest,
                 };
-                queue.push_back(Work { task, id: job.key.youtube_id.clone(), attempts: rec.attempts });
+                queue.push_back(Work {
+                    task,
+                    id: job.key.youtube_id.clone(),
+                    attempts: rec.attempts,
+                    blocked_on: vec![],
+                });
             }
         }
         journal.reset_to_pending(&reset)?;
@@ -162,14 +175,14 @@ impl<'a> Scheduler<'a> {
             let mut wake = self.next_retry();
             while !stopping && running.len() < self.jobs && self.has_ready_work() {
                 let now = Instant::now();
-                let (index, probe) = match self.governor.pick(now) {
+                let (index, probe) = match self.governor.pick_where(now, |lane| self.has_ready_work_for(lane)) {
                     Pick::Lane { index, probe } => (index, probe),
                     Pick::Wait { until } => {
                         wake = min_instant(wake, until);
                         break;
                     }
                 };
-                let Some(work) = self.next_ready() else { break };
+                let Some(work) = self.next_ready_for(index) else { break };
                 self.governor.started(index, probe, now);
                 let engine = self.engine.clone();
                 let stop = self.halt.subscribe();
@@ -208,18 +221,24 @@ impl<'a> Scheduler<'a> {
         Ok(self.summary)
     }
 
-    /// The next clip whose retry delay is over.
-    fn next_ready(&mut self) -> Option<Work> {
+    /// The next clip whose retry delay is over and that may go through `lane`.
+    fn next_ready_for(&mut self, lane: usize) -> Option<Work> {
         let now = Instant::now();
-        if let Some(i) = self.delayed.iter().position(|(t, _)| *t <= now) {
+        if let Some(i) = self.delayed.iter().position(|(t, w)| *t <= now && w.allows(lane)) {
             return Some(self.delayed.swap_remove(i).1);
         }
-        self.queue.pop_front()
+        let i = self.queue.iter().position(|w| w.allows(lane))?;
+        self.queue.remove(i)
     }
 
     fn has_ready_work(&self) -> bool {
         let now = Instant::now();
         !self.queue.is_empty() || self.delayed.iter().any(|(t, _)| *t <= now)
+    }
+
+    fn has_ready_work_for(&self, lane: usize) -> bool {
+        let now = Instant::now();
+        self.queue.iter().any(|w| w.allows(lane)) || self.delayed.iter().any(|(t, w)| *t <= now && w.allows(lane))
     }
 
     /// When the earliest delayed retry is due.
@@ -323,6 +342,19 @@ impl<'a> Scheduler<'a> {
                     }
                     attempt.outcome = "throttled";
                     attempt.category = Some(category.as_str());
+                    attempt.bytes_fetched = bytes_fetched;
+                    attempt.download_s = download_s;
+                    self.journal.record_attempt(&attempt)?;
+                    self.queue.push_front(work);
+                    return Ok(());
+                }
+                if category == Category::GeoBlocked && self.governor.lanes.len() > work.blocked_on.len() + 1 {
+                    // Blocked in this egress's country, not everywhere: the other egresses get to try, and
+                    // only when every one is blocked does the clip fail. Attempts are left alone.
+                    work.blocked_on.push(lane);
+                    attempt.outcome = "rerouted";
+                    attempt.category = Some(category.as_str());
+                    attempt.message = Some(&failure.message);
                     attempt.bytes_fetched = bytes_fetched;
                     attempt.download_s = download_s;
                     self.journal.record_attempt(&attempt)?;

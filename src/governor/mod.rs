@@ -135,6 +135,12 @@ impl Governor {
 
     /// The admissible lane with the most headroom: fewest running, then least used.
     pub fn pick(&self, now: Instant) -> Pick {
+        self.pick_where(now, |_| true)
+    }
+
+    /// As [`Governor::pick`], among the lanes `allowed` accepts (a clip geo-blocked on some egresses may
+    /// only go through the others).
+    pub fn pick_where(&self, now: Instant, allowed: impl Fn(usize) -> bool) -> Pick {
         let mut best: Option<(usize, bool)> = None;
         let mut earliest: Option<Instant> = None;
         let mut consider = |t: Option<Instant>| {
@@ -143,6 +149,9 @@ impl Governor {
             }
         };
         for (i, lane) in self.lanes.iter().enumerate() {
+            if !allowed(i) {
+                continue;
+            }
             let admit = if self.policy.breaker { lane.breaker.admit(now) } else { Admit::Yes };
             let probe = match admit {
                 Admit::Yes => false,
