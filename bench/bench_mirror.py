@@ -26,7 +26,6 @@ import io
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,10 +33,10 @@ import tarfile
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common import TestSource, children_cpu
 from common import dir_size as tree_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -147,46 +146,6 @@ def write_annotations(path: Path, rows: list[tuple[str, str, int]]) -> None:
     path.write_text("\n".join(text) + "\n")
 
 
-class Source:
-    """`kinetics-testsrc --static ROOT`; exits when our stdin pipe closes, so it never outlives us."""
-
-    def __init__(self, binary: Path, root: Path, log: Path):
-        self._log = open(log, "wb")
-        # A 30 s default profile: the source encodes it once at start-up (cached), and nothing asks for it.
-        cmd = [str(binary), "--listen", "127.0.0.1:0", "--static", str(root), "--duration", "30"]
-        self.proc = subprocess.Popen(
-            cmd + ["--exit-on-stdin-eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log
-        )
-        box: dict[str, str] = {}
-        reader = threading.Thread(target=lambda: box.update(line=self.proc.stdout.readline().decode()), daemon=True)
-        reader.start()
-        reader.join(300)
-        line = box.get("line", "").strip()
-        if not line.startswith("listening on "):
-            self.close()
-            raise SystemExit(f"the test source did not start ({line!r}); see {log}")
-        self.url = line.removeprefix("listening on ")
-
-    def bytes_sent(self) -> int:
-        deadline = time.monotonic() + 10
-        while True:
-            with urllib.request.urlopen(self.url + "/_stats", timeout=30) as r:
-                s = json.load(r)
-            if s.get("in_flight", 0) == 0 or time.monotonic() > deadline:
-                return int(s["bytes_sent"])
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (subprocess.TimeoutExpired, OSError):
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-
 # ----------------------------------------------------------------------------------------------- measuring
 
 
@@ -211,13 +170,12 @@ class DiskPeak:
         return self.peak
 
 
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def bytes_sent(source: TestSource) -> int:
+    return int(source.idle_stats()["bytes_sent"])
 
 
-def measure(name: str, dirs: list[Path], source: Source, body) -> dict:
-    sent0, cpu0 = source.bytes_sent(), children_cpu()
+def measure(name: str, dirs: list[Path], source: TestSource, body) -> dict:
+    sent0, cpu0 = bytes_sent(source), children_cpu()
     disk = DiskPeak(dirs)
     t0 = time.monotonic()
     clips = body()
@@ -230,7 +188,7 @@ def measure(name: str, dirs: list[Path], source: Source, body) -> dict:
         "cpu": children_cpu() - cpu0,
         "peak": peak,
         "end": sum(tree_bytes(d) for d in dirs),
-        "sent": source.bytes_sent() - sent0,
+        "sent": bytes_sent(source) - sent0,
     }
 
 
@@ -241,7 +199,7 @@ def mp4s(root: Path) -> set[str]:
 # --------------------------------------------------------------------------------------------- approaches
 
 
-def kinetics_dl(binary: Path, out: Path, annotations: Path, source: Source, jobs: int) -> int:
+def kinetics_dl(binary: Path, out: Path, annotations: Path, source: TestSource, jobs: int) -> int:
     cmd = [str(binary), "download", "--out", str(out), "--annotations", str(annotations), "--source", "mirror"]
     cmd += ["--mirror-dataset", "k700-2020", "--split", "train", "--mirror-url", source.url + "/files"]
     cmd += ["--mirror-jobs", str(jobs), "--class-dirs", "raw", "-q"]
@@ -257,7 +215,7 @@ def journal_done(binary: Path, out: Path) -> int:
     return int(json.loads(status.stdout)["done"])
 
 
-def recipe(work: Path, out: Path, source: Source, labels: dict[str, str]) -> int:
+def recipe(work: Path, out: Path, source: TestSource, labels: dict[str, str]) -> int:
     """wget -c -i LIST -P dl, tar xzf each, move clips into train/<class>/, as the mirror's scripts do."""
     dl, extract = work / "dl", work / "extract"
     for d in (dl, extract):
@@ -381,7 +339,7 @@ def report(results: list[dict], a: argparse.Namespace, n_clips: int, mirror_byte
     )
 
 
-def one_round(n: int, work: Path, root: Path, kdl: Path, annotations: Path, labels: dict, source: Source, a) -> list:
+def one_round(n: int, work: Path, root: Path, kdl: Path, annotations: Path, labels: dict, source: TestSource, a) -> list:
     out_k, rwork, rout = work / f"kdl-out-{n}", work / f"recipe-work-{n}", work / f"recipe-out-{n}"
     rwork.mkdir()
     shutil.copy(root / "700_2020" / "train" / "k700_2020_train_path.txt", rwork / "list.txt")
@@ -429,7 +387,9 @@ def main(argv: list[str]) -> int:
         annotations = work / "train.csv"
         write_annotations(annotations, rows)
         labels = {clip_name(yid, start): label for yid, label, start in rows}
-        source = Source(testsrc, root, work / "testsrc.log")
+        # A 30 s default profile: the source encodes it once at start-up (cached), and nothing asks for it.
+        config = {"static_dir": str(root), "profile": {"duration_secs": 30}}
+        source = TestSource(testsrc, config, work, "mirror", start_timeout=300)
         load_before = os.getloadavg()[0]
         try:
             results = []

@@ -79,7 +79,7 @@ class TestSource:
     so it never outlives the benchmark. It is started before any measurement and reaped after, so its
     CPU never appears in a RUSAGE_CHILDREN delta."""
 
-    def __init__(self, binary: Path, config: dict, workdir: Path, name: str):
+    def __init__(self, binary: Path, config: dict, workdir: Path, name: str, start_timeout: float = 1800):
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = dict(config)
         self.config.setdefault("cache_dir", str(default_cache_dir()))
@@ -93,7 +93,7 @@ class TestSource:
             stdout=subprocess.PIPE,
             stderr=self._log,
         )
-        self.url = self._wait_listening(timeout=1800)
+        self.url = self._wait_listening(timeout=start_timeout)
 
     def _wait_listening(self, timeout: float) -> str:
         # The first start encodes the video (minutes for the hour-long one); later starts reuse the cache.

@@ -6,44 +6,8 @@
 mod common;
 
 use std::ffi::OsString;
-use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-/// Packets (every stream) of a local media file: (pts seconds, size).
-fn packets(path: &Path) -> Vec<(f64, u64)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "packet=pts_time,size", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
-/// Bytes of the packets with `start <= pts < end`: what the clip's window occupies in the source.
-fn window_bytes(packets: &[(f64, u64)], start: f64, end: f64) -> u64 {
-    packets.iter().filter(|(t, _)| (start..end).contains(t)).map(|(_, s)| s).sum()
-}
-
-/// Bytes before the first `mdat`/`moof`: the header a reader fetches before any sample.
-fn header_len(path: &Path) -> u64 {
-    let data = std::fs::read(path).unwrap();
-    let mut pos = 0usize;
-    loop {
-        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        if matches!(&data[pos + 4..pos + 8], b"mdat" | b"moof") {
-            return pos as u64;
-        }
-        pos += size;
-    }
-}
 
 fn with_template(mut args: Vec<OsString>, template: &str) -> Vec<OsString> {
     let at = args.iter().position(|a| a == "--url-template").expect("download_args sets a template");
@@ -65,8 +29,8 @@ fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
     let audio = dash.audio.as_ref().expect("the test profile has audio");
     let (video_packets, audio_packets) = (packets(&dash.video.path), packets(&audio.path));
     let progressive_packets = packets(server.video_path(id));
-    let dash_header = header_len(&dash.video.path) + header_len(&audio.path);
-    let progressive_header = header_len(server.video_path(id));
+    let dash_header = mp4_header_len(&dash.video.path) + mp4_header_len(&audio.path);
+    let progressive_header = mp4_header_len(server.video_path(id));
 
     let cases: [(&str, &[&str], &str, u64); 2] = [
         ("dash", &[], "133+140", dash_header),

@@ -5,17 +5,18 @@
 //! path list naming them under the real S3 base, and an annotation CSV with rows the mirror has, a row it
 //! lacks, a row whose clip is zero bytes, and a packed clip no row asks for.
 
+mod common;
 #[path = "common/mirror_fixtures.rs"]
 mod mirror_fixtures;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{Output, Running};
 use kinetics_testsrc::{Config, TestServer};
 use mirror_fixtures::{write_tar, Entry, REAL_BASE};
 
@@ -232,52 +233,15 @@ impl Setup {
     }
 }
 
-#[derive(Debug)]
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+/// Runs the real binary to its end with the tests' scrubbed environment, killed after `RUN_LIMIT`.
+fn kinetics_dl(args: &[OsString]) -> Output {
+    Running::download(args).wait(RUN_LIMIT)
 }
 
-impl Ran {
-    /// The first number of the summary line starting with `prefix` (`done`, `mirror:`).
-    fn summary_number(&self, prefix: &str) -> Option<u64> {
-        let line = self.stderr.lines().map(str::trim).find(|l| l.starts_with(prefix))?;
-        line[prefix.len()..].split_whitespace().next()?.parse().ok()
-    }
-}
-
-/// Runs the real binary to its end with an environment that cannot leak the machine's settings; its output
-/// goes to anonymous files, so no reader thread can hang on a pipe a grandchild inherited.
-fn kinetics_dl(args: &[OsString]) -> Ran {
-    let (mut stdout, mut stderr) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinetics-dl"));
-    for var in ["KINETICS_DL_YTDLP", "KINETICS_DL_FFMPEG", "KINETICS_DL_FFPROBE", "KINETICS_DL_MIRROR_URL", "RUST_LOG"]
-    {
-        cmd.env_remove(var);
-    }
-    cmd.args(args).stdin(Stdio::null());
-    cmd.stdout(stdout.try_clone().unwrap()).stderr(stderr.try_clone().unwrap());
-    let mut child = cmd.spawn().expect("kinetics-dl starts");
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for kinetics-dl") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("kinetics-dl ran longer than {RUN_LIMIT:?}: {args:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |f: &mut std::fs::File| {
-        let mut text = String::new();
-        f.rewind().unwrap();
-        f.read_to_string(&mut text).unwrap();
-        text
-    };
-    Ran { code: status.code(), stdout: read(&mut stdout), stderr: read(&mut stderr) }
+/// The first number of the summary line starting with `prefix` (`done`, `mirror:`).
+fn summary_number(ran: &Output, prefix: &str) -> Option<u64> {
+    let line = ran.stderr.lines().map(str::trim).find(|l| l.starts_with(prefix))?;
+    line[prefix.len()..].split_whitespace().next()?.parse().ok()
 }
 
 fn status_json(out: &Path) -> serde_json::Value {
@@ -371,8 +335,13 @@ fn mirror_source_takes_what_the_mirror_has_and_fails_the_rest() {
     assert_eq!((status["done"].as_u64(), status["pending"].as_u64()), (Some(4), Some(0)), "{status:#}");
     assert_eq!(s.video_ids_requested(), BTreeSet::new(), "--source mirror never asks the YouTube path");
 
-    assert_eq!(ran.summary_number("mirror:"), Some(4), "the summary's mirror line; stderr:\n{}", ran.stderr);
-    assert_eq!(ran.summary_number("done"), Some(4), "the summary counts each done clip once; stderr:\n{}", ran.stderr);
+    assert_eq!(summary_number(&ran, "mirror:"), Some(4), "the summary's mirror line; stderr:\n{}", ran.stderr);
+    assert_eq!(
+        summary_number(&ran, "done"),
+        Some(4),
+        "the summary counts each done clip once; stderr:\n{}",
+        ran.stderr
+    );
     assert_eq!(ran.code, Some(0), "every row is done or failed for good; stderr:\n{}", ran.stderr);
 }
 
@@ -402,7 +371,7 @@ fn auto_source_fetches_what_the_mirror_lacks_or_has_broken_from_youtube() {
     assert_eq!((status["done"].as_u64(), status["pending"].as_u64()), (Some(6), Some(0)), "{status:#}");
     let want_ids: BTreeSet<String> = ["mcabsent001", "mczero00001"].map(String::from).into();
     assert_eq!(s.video_ids_requested(), want_ids, "the YouTube path is asked for exactly the missing and broken rows");
-    assert_eq!(ran.summary_number("mirror:"), Some(4), "the summary's mirror line; stderr:\n{}", ran.stderr);
+    assert_eq!(summary_number(&ran, "mirror:"), Some(4), "the summary's mirror line; stderr:\n{}", ran.stderr);
     assert_eq!(ran.code, Some(0), "stderr:\n{}", ran.stderr);
 }
 

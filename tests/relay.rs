@@ -9,6 +9,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
+use common::{in_window, mp4_header_len, packets, window_bytes};
 use kinetics_dl::relay::{Registration, Relay, RelayConfig, UpstreamError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -632,45 +635,6 @@ async fn ffmpeg_sees_an_error_when_the_relay_gives_up() {
     .await;
 }
 
-/// Top-level boxes up to the first `mdat`/`moof`: the header any reader of a window must read.
-fn mp4_header_len(data: &[u8]) -> u64 {
-    let mut pos = 0usize;
-    loop {
-        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-        let kind = &data[pos + 4..pos + 8];
-        if kind == b"mdat" || kind == b"moof" {
-            return pos as u64;
-        }
-        pos += size;
-    }
-}
-
-/// Bytes of the packets (every stream) with `start <= pts < end`, and the lowest file offset among them.
-fn window_packets(path: &Path, start: f64, end: f64) -> (u64, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "packet=pts_time,size,pos", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe must be installed");
-    let (mut bytes, mut first) = (0u64, u64::MAX);
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let fields: Vec<&str> = line.split(',').collect();
-        if fields.len() < 3 {
-            continue;
-        }
-        let (Ok(pts), Ok(size), Ok(pos)) =
-            (fields[0].parse::<f64>(), fields[1].parse::<u64>(), fields[2].parse::<u64>())
-        else {
-            continue;
-        };
-        if (start..end).contains(&pts) {
-            bytes += size;
-            first = first.min(pos);
-        }
-    }
-    (bytes, first)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_window_is_fetched_in_one_piece_planned_from_the_mp4_index() {
     within(async {
@@ -692,8 +656,10 @@ async fn the_window_is_fetched_in_one_piece_planned_from_the_mp4_index() {
             [("progressive", progressive, dir.path().join("x.mp4")), ("fragmented", fragmented, fragmented_path)]
         {
             let size = data.len() as u64;
-            let header = mp4_header_len(&data);
-            let (window, window_start) = window_packets(&path, start, end);
+            let header = mp4_header_len(&path);
+            let packets = packets(&path);
+            let window = window_bytes(&packets, start, end);
+            let window_start = in_window(&packets, start, end).map(|p| p.pos).min().expect("packets in the window");
             let upstream = Upstream::start(data, Script::default()).await;
             let relay = Relay::start(RelayConfig::default()).await.unwrap();
             let reg = relay.register(&upstream.url, &[], reqwest::Client::new());

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use common::*;
 use kinetics_testsrc::{Config, LogEntry, Stats, TestServer};
-use rusqlite::{Connection, OpenFlags};
 
 /// Length of the served video: short to encode, long enough for real 10 s windows.
 const VIDEO: f64 = 40.0;
@@ -75,12 +74,6 @@ fn download(server: &TestServer, s: &Setup, jobs: usize, egresses: &[&str], extr
 
 // ---- the journal, read-only -------------------------------------------------------------------------
 
-fn open_journal(out: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(journal_path(out), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    Ok(conn)
-}
-
 #[derive(Debug, Clone)]
 struct ThrottleEvent {
     run_id: i64,
@@ -127,41 +120,6 @@ fn egress_states(out: &Path) -> Vec<(String, Option<i64>, i64)> {
     let mut stmt = conn.prepare("SELECT egress, open_until_ms, cooloff_ms FROM egress_state ORDER BY egress").unwrap();
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
     rows.collect::<Result<_, _>>().expect("egress_state rows")
-}
-
-#[derive(Debug, Clone)]
-struct AttemptRow {
-    youtube_id: String,
-    run_id: i64,
-    started_ms: i64,
-    finished_ms: i64,
-    outcome: String,
-    category: Option<String>,
-    egress: String,
-}
-
-fn attempts(out: &Path) -> Vec<AttemptRow> {
-    let conn = open_journal(out).expect("the journal opens");
-    let mut stmt = conn
-        .prepare(
-            "SELECT c.youtube_id, a.run_id, a.started_ms, a.finished_ms, a.outcome, a.category, COALESCE(a.egress, '')
-             FROM attempts a JOIN clips c ON c.id = a.clip_id ORDER BY a.started_ms, a.id",
-        )
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(AttemptRow {
-                youtube_id: r.get(0)?,
-                run_id: r.get(1)?,
-                started_ms: r.get(2)?,
-                finished_ms: r.get(3)?,
-                outcome: r.get(4)?,
-                category: r.get(5)?,
-                egress: r.get(6)?,
-            })
-        })
-        .unwrap();
-    rows.collect::<Result<_, _>>().expect("attempt rows")
 }
 
 fn now_ms() -> i64 {

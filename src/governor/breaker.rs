@@ -32,7 +32,7 @@ pub struct Breaker {
     base: Duration,
     cap: Duration,
     jitter: f64,
-    /// When the current ban began (first signal), for counting requests sent into it.
+    /// When the current ban began (first signal), for the time spent cooling.
     pub ban_began: Option<Instant>,
 }
 
@@ -81,7 +81,7 @@ impl Breaker {
     }
 
     /// A throttle signal. Returns the cool-off started, or `None` when the breaker was already open (a job
-    /// that was running when the ban began): that one only counts as wasted.
+    /// that was running when the ban began): that one starts no second cool-off.
     ///
     /// Jitter only lengthens the cool-off: `--cooldown` is the least the user asked for, and a probe that
     /// goes before the ban is over only doubles the next one. A `Retry-After` from the server (`server_says`)
@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(b.admit(t0), Admit::Yes);
         assert_eq!(b.signal(t0, false, 0.5, None), Some(10 * S));
         assert_eq!(b.admit(t0 + 5 * S), Admit::No { until: Some(t0 + 10 * S) });
-        // A job that was already running reports the ban too: no new cool-off, it is only wasted.
+        // A job that was already running reports the ban too: no new cool-off.
         assert_eq!(b.signal(t0 + S, false, 0.5, None), None);
         assert_eq!(b.admit(t0 + 10 * S), Admit::Probe);
         b.started(true);

@@ -221,9 +221,8 @@ impl Governor {
             }
             Finish::Throttled { requests, retry_after } => {
                 lane.throttled += 1;
-                lane.wasted += requests.max(1);
+                lane.wasted += requests;
                 if !self.policy.breaker {
-                    lane.breaker.ban_began.get_or_insert(now);
                     return None;
                 }
                 // The jobs in flight when the ban began: those still running and this one.

@@ -66,13 +66,12 @@ pub(super) async fn serve(
         let head = response_head(range.is_some(), start, end.unwrap_or(total - 1).min(total - 1), total, content_type);
         return send(out, &head).await;
     }
-    // The first bytes come from the cache, or from upstream before the head goes out, so that an
-    // upstream error status still reaches ffmpeg as a status.
+    // The first bytes come from the cache when it has them (the length is known then), or else from
+    // upstream before the head goes out, so that an upstream error status still reaches ffmpeg as a status.
     let mut ramp = 0;
-    let cached = meta.as_ref().and_then(|m| entry.cached(start, end.unwrap_or(u64::MAX).min(m.total - 1)));
-    let (first, total) = match (cached, &meta) {
-        (Some(_), Some(meta)) => (None, meta.total),
-        _ => {
+    let (first, total) = match meta.as_ref().filter(|_| entry.cached(start, start).is_some()) {
+        Some(meta) => (None, meta.total),
+        None => {
             let last = entry.piece_end(start, end, meta.as_ref().map(|m| m.total), &mut ramp, config.request_size);
             match open_with_retries(entry, config, start, last).await {
                 Ok(piece) => {
@@ -188,8 +187,8 @@ async fn stream(
     let mut failures = 0;
     let start = span.offset;
     while span.offset <= span.end {
-        let mut piece = match first.take() {
-            Some(piece) => piece,
+        let opened = match first.take() {
+            Some(piece) => Ok(piece),
             None => {
                 if let Some(bytes) = entry.cached(span.offset, span.end) {
                     if send(out, &bytes).await != Outcome::Complete {
@@ -203,37 +202,34 @@ async fn stream(
                 }
                 let last =
                     entry.piece_end(span.offset, Some(span.end), Some(span.total), &mut ramp, config.request_size);
-                match open_piece(entry, span.offset, last, config.connect_timeout, failures > 0).await {
-                    Ok(next) if next.total != span.total => {
-                        let why = format!("resource length changed from {} to {}", span.total, next.total);
-                        return abort(entry, UpstreamError::BadContentRange(why));
-                    }
-                    Ok(next) => next,
-                    Err(error) if error.is_transient() && failures < config.upstream_retries => {
-                        tracing::debug!(host = %entry.host, %error, offset = span.offset, "relay: retrying upstream piece");
-                        tokio::time::sleep(backoff(failures)).await;
-                        failures += 1;
-                        continue;
-                    }
-                    Err(error) => return abort(entry, error),
-                }
+                open_piece(entry, span.offset, last, config.connect_timeout, failures > 0).await
             }
         };
-        let error = loop {
-            let at = piece.offset;
-            match piece.next_chunk(entry, config.read_timeout).await {
-                Ok(Some(chunk)) => {
-                    entry.remember(at, &chunk);
-                    if send(out, &chunk).await != Outcome::Complete {
-                        drain(entry, config, piece).await;
-                        return Outcome::ClientGone;
-                    }
-                }
-                Ok(None) => break None,
-                Err(error) => break Some(error),
+        let error = match opened {
+            Ok(piece) if piece.total != span.total => {
+                let why = format!("resource length changed from {} to {}", span.total, piece.total);
+                return abort(entry, UpstreamError::BadContentRange(why));
             }
+            Ok(mut piece) => {
+                let error = loop {
+                    let at = piece.offset;
+                    match piece.next_chunk(entry, config.read_timeout).await {
+                        Ok(Some(chunk)) => {
+                            entry.remember(at, &chunk);
+                            if send(out, &chunk).await != Outcome::Complete {
+                                drain(entry, config, piece).await;
+                                return Outcome::ClientGone;
+                            }
+                        }
+                        Ok(None) => break None,
+                        Err(error) => break Some(error),
+                    }
+                };
+                span.offset = piece.offset;
+                error
+            }
+            Err(error) => Some(error),
         };
-        span.offset = piece.offset;
         match error {
             None => failures = 0,
             Some(error) if error.is_transient() && failures < config.upstream_retries => {

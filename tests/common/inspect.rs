@@ -33,7 +33,8 @@ pub struct JournalClip {
     pub size_bytes: Option<i64>,
 }
 
-fn open_journal(out: &Path) -> rusqlite::Result<Connection> {
+/// The journal, read-only, waiting for a running kinetics-dl's writes instead of failing on a lock.
+pub fn open_journal(out: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(journal_path(out), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(conn)
@@ -77,12 +78,40 @@ pub fn done_count(out: &Path) -> usize {
     try_journal_clips(out).map(|c| c.iter().filter(|c| c.state == "done").count()).unwrap_or(0)
 }
 
-/// `(clip_id, run_id, outcome, category)` of every attempt.
-pub fn journal_attempts(out: &Path) -> Vec<(i64, i64, String, Option<String>)> {
+/// One row of the journal's `attempts` table, with its clip's id.
+#[derive(Debug, Clone)]
+pub struct AttemptRow {
+    pub youtube_id: String,
+    pub run_id: i64,
+    pub started_ms: i64,
+    pub finished_ms: i64,
+    pub outcome: String,
+    pub category: Option<String>,
+    pub egress: String,
+}
+
+/// Every attempt, in the order they started.
+pub fn attempts(out: &Path) -> Vec<AttemptRow> {
     let conn = open_journal(out).expect("the journal opens");
-    let mut stmt =
-        conn.prepare("SELECT clip_id, run_id, outcome, category FROM attempts ORDER BY id").expect("attempts query");
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("attempts");
+    let mut stmt = conn
+        .prepare(
+            "SELECT c.youtube_id, a.run_id, a.started_ms, a.finished_ms, a.outcome, a.category, COALESCE(a.egress, '')
+             FROM attempts a JOIN clips c ON c.id = a.clip_id ORDER BY a.started_ms, a.id",
+        )
+        .expect("attempts query");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(AttemptRow {
+                youtube_id: r.get(0)?,
+                run_id: r.get(1)?,
+                started_ms: r.get(2)?,
+                finished_ms: r.get(3)?,
+                outcome: r.get(4)?,
+                category: r.get(5)?,
+                egress: r.get(6)?,
+            })
+        })
+        .expect("attempts");
     rows.collect::<Result<_, _>>().expect("attempt rows")
 }
 
@@ -274,4 +303,52 @@ pub fn assert_clip_at(path: &Path, row: &Row) {
     let (first, last) = (numbers[0], numbers[numbers.len() - 1]);
     assert_eq!((first, last), expected_frames(row.start, row.end), "{}: first and last frame numbers", row.id);
     assert_eq!(sequence_breaks(&numbers), vec![], "{}: frames repeated or skipped (index, previous, this)", row.id);
+}
+
+/// One packet of a local media file (any stream), as ffprobe lists it.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet {
+    pub pts: f64,
+    pub size: u64,
+    /// Byte offset in the file.
+    pub pos: u64,
+}
+
+/// Every packet of a local media file, from ffprobe.
+pub fn packets(path: &Path) -> Vec<Packet> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "packet=pts_time,size,pos", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some(Packet { pts: f.next()?.parse().ok()?, size: f.next()?.parse().ok()?, pos: f.next()?.parse().ok()? })
+        })
+        .collect()
+}
+
+/// The packets with `start <= pts < end`: what a clip's window occupies in the source.
+pub fn in_window(packets: &[Packet], start: f64, end: f64) -> impl Iterator<Item = &Packet> {
+    packets.iter().filter(move |p| (start..end).contains(&p.pts))
+}
+
+/// Bytes of the packets with `start <= pts < end`.
+pub fn window_bytes(packets: &[Packet], start: f64, end: f64) -> u64 {
+    in_window(packets, start, end).map(|p| p.size).sum()
+}
+
+/// Bytes before the first `mdat`/`moof` box: the MP4 header any reader of a window reads first.
+pub fn mp4_header_len(path: &Path) -> u64 {
+    let data = std::fs::read(path).expect("the MP4 is readable");
+    let mut pos = 0usize;
+    loop {
+        let size = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
+        if matches!(&data[pos + 4..pos + 8], b"mdat" | b"moof") {
+            return pos as u64;
+        }
+        pos += size;
+    }
 }

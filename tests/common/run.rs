@@ -21,9 +21,14 @@ pub fn bin() -> &'static Path {
 /// The binary with an environment that cannot leak settings from the machine into the test.
 pub fn command() -> Command {
     let mut cmd = Command::new(bin());
-    for var in
-        ["KINETICS_DL_YTDLP", "KINETICS_DL_FFMPEG", "KINETICS_DL_FFPROBE", "KINETICS_DL_ANNOTATIONS_URL", "RUST_LOG"]
-    {
+    for var in [
+        "KINETICS_DL_YTDLP",
+        "KINETICS_DL_FFMPEG",
+        "KINETICS_DL_FFPROBE",
+        "KINETICS_DL_ANNOTATIONS_URL",
+        "KINETICS_DL_MIRROR_URL",
+        "RUST_LOG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.stdin(Stdio::null());
