@@ -27,11 +27,41 @@ pub struct Profile {
     pub audio: bool,
     /// Average video bitrate. Kept near YouTube's 360p so byte counts in benchmarks mean something.
     pub video_kbps: u32,
+    /// Consecutive B-frames x264 may use (`-bf`): frames are stored out of display order, so the file has
+    /// composition offsets (`ctts`) and decode times run behind presentation times. 0 (the default) keeps
+    /// decode order equal to display order.
+    pub bframes: u32,
+    /// Keyframes at irregular times, like YouTube's scene-cut encodes: forced at a fixed pseudo-random
+    /// schedule with gaps of 0.6 to 9.6 s ([`Profile::irregular_keyframe_secs`]), plus whatever x264's
+    /// scene-cut detection adds, never more than 10 s apart. `gop_secs` then only sets the DASH audio
+    /// fragment length. Off by default: a fixed `gop_secs` cadence.
+    pub irregular_keyframes: bool,
+    /// A second 20-bit strip under the frame-number strip carrying this number, so a clip cut from
+    /// another id's video (another tag) fails its check; read back with `frames::clip_tag`. 0 (the
+    /// default) draws no tag strip.
+    pub tag: u32,
+    /// DASH fragments of about this many seconds, like YouTube's (about 5 s): a video fragment starts at
+    /// the first keyframe at least this long after the previous one, audio fragments are exactly this
+    /// long, so audio and video fragment boundaries do not line up. 0 (the default): one video fragment
+    /// per keyframe and audio fragments of `gop_secs`, aligned with a fixed cadence.
+    pub dash_fragment_secs: f64,
 }
 
 impl Default for Profile {
     fn default() -> Self {
-        Profile { duration_secs: 300.0, width: 320, height: 180, fps: 15, gop_secs: 2.0, audio: true, video_kbps: 500 }
+        Profile {
+            duration_secs: 300.0,
+            width: 320,
+            height: 180,
+            fps: 15,
+            gop_secs: 2.0,
+            audio: true,
+            video_kbps: 500,
+            bframes: 0,
+            irregular_keyframes: false,
+            tag: 0,
+            dash_fragment_secs: 0.0,
+        }
     }
 }
 
@@ -44,6 +74,23 @@ impl Profile {
     /// Keyframe interval in frames.
     pub fn gop_frames(&self) -> u32 {
         ((self.gop_secs * f64::from(self.fps)).round() as u32).max(1)
+    }
+
+    /// The gaps between forced keyframes of an irregular profile, repeated over the video.
+    pub const IRREGULAR_GAPS: [f64; 10] = [4.6, 1.3, 7.9, 3.2, 9.6, 0.6, 5.5, 6.7, 2.1, 8.3];
+
+    /// The times of the forced keyframes of an irregular profile (x264 may add scene cuts), from 0.
+    pub fn irregular_keyframe_secs(&self) -> Vec<f64> {
+        let mut times = vec![0.0];
+        let mut t = 0.0;
+        for gap in Self::IRREGULAR_GAPS.iter().cycle() {
+            t += gap;
+            if t >= self.duration_secs {
+                break;
+            }
+            times.push((t * 10.0_f64).round() / 10.0);
+        }
+        times
     }
 
     /// Seconds at which frame `n` is shown.
@@ -60,6 +107,12 @@ impl Profile {
         ensure!(self.duration_secs > 0.0, "profile {name}: duration must be positive");
         ensure!(self.gop_secs > 0.0, "profile {name}: gop must be positive");
         ensure!(self.video_kbps >= 50, "profile {name}: video_kbps must be at least 50");
+        ensure!(self.bframes <= 16, "profile {name}: bframes must be 0..=16");
+        ensure!(self.tag < (1 << 20), "profile {name}: tag must fit 20 bits");
+        ensure!(
+            self.dash_fragment_secs >= 0.0 && self.dash_fragment_secs.is_finite(),
+            "profile {name}: dash_fragment_secs must be 0 or positive"
+        );
         ensure!(
             self.frame_count() < MAX_FRAMES,
             "profile {name}: {} frames do not fit the 20-bit frame-number strip",

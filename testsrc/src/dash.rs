@@ -53,25 +53,62 @@ impl Track {
 }
 
 /// The cache file name of one track, derived from the progressive file's cache name, which already
-/// carries every profile parameter: `testsrc-v1-...-aac.mp4` gives `testsrc-v1-...-aac.dash-v1.video.mp4`.
-pub fn cache_file_name(progressive: &str, track: Track) -> String {
+/// carries every profile parameter: `testsrc-v1-...-aac.mp4` gives `testsrc-v1-...-aac.dash-v1.video.mp4`,
+/// and with YouTube-shaped fragments of `fragment_secs` (see [`Profile::dash_fragment_secs`])
+/// `testsrc-v1-...-aac.dash-v1-frag5s.video.mp4`.
+pub fn cache_file_name(progressive: &str, track: Track, fragment_secs: f64) -> String {
     let stem = progressive.strip_suffix(".mp4").unwrap_or(progressive);
-    format!("{stem}.dash-v{DASH_VERSION}.{}", track.file_name())
+    let frag = if fragment_secs > 0.0 { format!("-frag{fragment_secs}s") } else { String::new() };
+    format!("{stem}.dash-v{DASH_VERSION}{frag}.{}", track.file_name())
+}
+
+/// How a profile's DASH files are cut into fragments.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fragments {
+    /// One video fragment per keyframe; audio fragments of this many seconds (the GOP), so with a fixed
+    /// keyframe cadence audio and video fragments line up.
+    PerKeyframe { audio_secs: f64 },
+    /// YouTube's shape: a video fragment starts at the first keyframe at least this many seconds after
+    /// the previous fragment's start; audio fragments last exactly this long, so they do not line up.
+    Long { secs: f64 },
+}
+
+impl Fragments {
+    pub fn of(profile: &Profile) -> Fragments {
+        if profile.dash_fragment_secs > 0.0 {
+            Fragments::Long { secs: profile.dash_fragment_secs }
+        } else {
+            Fragments::PerKeyframe { audio_secs: profile.gop_secs }
+        }
+    }
+
+    /// The length named in cache file names: 0 for the per-keyframe layout.
+    fn cache_secs(self) -> f64 {
+        match self {
+            Fragments::PerKeyframe { .. } => 0.0,
+            Fragments::Long { secs } => secs,
+        }
+    }
 }
 
 /// The ffmpeg command line (without the program name) remuxing one track of `src` into a fragmented MP4
-/// with one global `sidx`. Video fragments start at every keyframe (one per GOP); audio, where every
-/// frame is a keyframe, is cut every `fragment_secs` so its fragments line up with the video's.
-pub fn remux_args(src: &Path, out: &Path, track: Track, fragment_secs: f64) -> Vec<String> {
+/// with one global `sidx`. Video fragments start at keyframes; audio, where every frame is a keyframe,
+/// is cut by duration (see [`Fragments`]).
+pub fn remux_args(src: &Path, out: &Path, track: Track, fragments: Fragments) -> Vec<String> {
     let mut args: Vec<String> = ["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i"].map(String::from).into();
     args.push(src.to_string_lossy().into_owned());
-    let rest = match track {
-        Track::Video => {
+    let micros = |secs: f64| (secs * 1e6).round() as u64;
+    let rest = match (track, fragments) {
+        (Track::Video, Fragments::PerKeyframe { .. }) => {
             "-map 0:v:0 -c copy -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof".to_owned()
         }
-        Track::Audio => format!(
+        (Track::Video, Fragments::Long { secs }) => format!(
+            "-map 0:v:0 -c copy -min_frag_duration {} -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof",
+            micros(secs)
+        ),
+        (Track::Audio, Fragments::PerKeyframe { audio_secs: secs } | Fragments::Long { secs }) => format!(
             "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof",
-            (fragment_secs * 1e6).round() as u64
+            micros(secs)
         ),
     };
     args.extend(rest.split_whitespace().map(str::to_owned));
@@ -100,8 +137,9 @@ pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<Dash
     let dir = progressive.parent().context("the progressive video has no parent dir")?;
     let name = progressive.file_name().and_then(|n| n.to_str()).context("the progressive video has no UTF-8 name")?;
     let track = |track: Track| -> anyhow::Result<TrackFile> {
-        let path = ensure_cached(dir, &cache_file_name(name, track), |tmp| {
-            run_ffmpeg(&remux_args(progressive, tmp, track, profile.gop_secs), tmp)
+        let fragments = Fragments::of(profile);
+        let path = ensure_cached(dir, &cache_file_name(name, track, fragments.cache_secs()), |tmp| {
+            run_ffmpeg(&remux_args(progressive, tmp, track, fragments), tmp)
         })?;
         let len = std::fs::metadata(&path)?.len();
         let layout = mp4::read_layout(&path)?;
@@ -374,17 +412,18 @@ mod tests {
             ("odd-name", Track::Video, "odd-name.dash-v1.video.mp4"),
         ];
         for (progressive, track, want) in cases {
-            assert_eq!(cache_file_name(progressive, track), want);
+            assert_eq!(cache_file_name(progressive, track, 0.0), want);
         }
+        assert_eq!(cache_file_name("a.mp4", Track::Audio, 5.0), "a.dash-v1-frag5s.audio.m4a");
         let video = crate::video::cache_file_name(&Profile::default());
-        assert_ne!(cache_file_name(&video, Track::Video), video, "never the progressive file itself");
+        assert_ne!(cache_file_name(&video, Track::Video, 0.0), video, "never the progressive file itself");
     }
 
     #[test]
     fn remux_copies_one_track_with_a_global_index() {
         let (src, out) = (Path::new("/c/in.mp4"), Path::new("/c/out.tmp-1"));
         for (track, map, fragments) in [(Track::Video, "0:v:0", None), (Track::Audio, "0:a:0", Some("1500000"))] {
-            let args = remux_args(src, out, track, 1.5);
+            let args = remux_args(src, out, track, Fragments::PerKeyframe { audio_secs: 1.5 });
             let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
             assert_eq!(after("-i"), Some("/c/in.mp4"), "{track:?}");
             assert_eq!(after("-map"), Some(map), "{track:?}");
@@ -397,6 +436,12 @@ mod tests {
             }
             assert_eq!(flags.contains("+frag_keyframe"), track == Track::Video, "{track:?}: {flags}");
             assert_eq!(args.last().map(String::as_str), Some("/c/out.tmp-1"));
+        }
+        // YouTube-shaped: video fragments at the first keyframe 5 s on, audio every 5 s.
+        for (track, flag) in [(Track::Video, "-min_frag_duration"), (Track::Audio, "-frag_duration")] {
+            let args = remux_args(src, out, track, Fragments::Long { secs: 5.0 });
+            let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
+            assert_eq!(after(flag), Some("5000000"), "{track:?}");
         }
     }
 

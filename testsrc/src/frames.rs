@@ -17,12 +17,22 @@ const AMBIGUOUS: std::ops::Range<u32> = 80..176;
 /// Decodes the frame number of one gray (8-bit luma) frame, or `None` when the strip is not clean
 /// (wrong geometry, a blend of two frames, heavy artifacts).
 pub fn decode_frame_number(gray: &[u8], width: usize, height: usize) -> Option<u32> {
+    decode_strip(gray, width, height, height / 12)
+}
+
+/// Decodes the tag of one gray frame of a tagged profile (see `Profile::tag`): the strip under the
+/// frame-number strip, centred at `H / 4`. `None` when unreadable; meaningless on untagged videos.
+pub fn decode_tag(gray: &[u8], width: usize, height: usize) -> Option<u32> {
+    decode_strip(gray, width, height, height / 4)
+}
+
+/// Decodes the 20-bit strip whose vertical centre is row `cy`.
+fn decode_strip(gray: &[u8], width: usize, height: usize, cy: usize) -> Option<u32> {
     let bits = STRIP_BITS as usize;
-    if width < bits || height < 12 || gray.len() < width * height {
+    if width < bits || height < 12 || gray.len() < width * height || cy >= height {
         return None;
     }
     let block = width as f64 / bits as f64;
-    let cy = height / 12;
     // Average a box well inside each block so one noisy pixel cannot flip a bit.
     let ry = height / 48;
     let rx = ((block / 4.0) as usize).min(8);
@@ -75,6 +85,16 @@ pub fn clip_frame_sequence(path: &Path) -> anyhow::Result<Vec<Option<u32>>> {
         true
     })?;
     Ok(numbers)
+}
+
+/// The tag of every decoded frame of a clip of a tagged profile, in order (`None` where unreadable).
+pub fn clip_tags(path: &Path) -> anyhow::Result<Vec<Option<u32>>> {
+    let mut tags = Vec::new();
+    decode_gray_frames(path, &[], &mut |frame, w, h| {
+        tags.push(decode_tag(frame, w, h));
+        true
+    })?;
+    Ok(tags)
 }
 
 /// Frame numbers of the first and the last decoded frame of a clip.
@@ -222,6 +242,18 @@ mod tests {
         assert_eq!(decode_frame_number(&vec![128; w * h], w, h), None);
         assert_eq!(decode_frame_number(&a[..100], w, h), None, "short buffer");
         assert_eq!(decode_frame_number(&[16; 10 * 10], 10, 10), None, "too small");
+    }
+
+    #[test]
+    fn tags_read_from_the_second_strip() {
+        for (w, h) in [(320, 180), (640, 360), (171, 96)] {
+            let strip = strip_height(h as u32) as usize;
+            let mut gray = paint(42, w, h);
+            let tag = paint(0xABCDE, w, h);
+            gray[strip * w..2 * strip * w].copy_from_slice(&tag[..strip * w]);
+            assert_eq!(decode_frame_number(&gray, w, h), Some(42), "{w}x{h}");
+            assert_eq!(decode_tag(&gray, w, h), Some(0xABCDE), "{w}x{h}");
+        }
     }
 
     #[test]

@@ -78,7 +78,9 @@ use tokio::sync::oneshot;
 pub use behaviour::{Behaviour, ScenarioEntry};
 pub use config::{Config, IpThrottle, OpenRangeThrottle, Profile};
 pub use dash::{DashMedia, Track, TrackFile};
-pub use frames::{clip_frame_numbers, clip_frame_sequence, decode_frame_number, frame_number_at, probe_size};
+pub use frames::{
+    clip_frame_numbers, clip_frame_sequence, clip_tags, decode_frame_number, decode_tag, frame_number_at, probe_size,
+};
 pub use server::valid_id;
 pub use stats::{IdStats, IpStats, LogEntry, Stats};
 

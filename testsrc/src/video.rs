@@ -30,10 +30,21 @@ pub fn strip_height(height: u32) -> u32 {
     (height / 6).max(2) & !1
 }
 
-/// The cache file name: every profile parameter plus the format version.
+/// The cache file name: every profile parameter that shapes the file, plus the format version. Options
+/// left at their defaults add nothing, so caches made before they existed stay valid.
 pub fn cache_file_name(p: &Profile) -> String {
+    let mut extra = String::new();
+    if p.bframes > 0 {
+        extra += &format!("-bf{}", p.bframes);
+    }
+    if p.irregular_keyframes {
+        extra += "-irregular";
+    }
+    if p.tag > 0 {
+        extra += &format!("-tag{}", p.tag);
+    }
     format!(
-        "testsrc-v{FORMAT_VERSION}-{}x{}-{}fps-{}s-gop{}s-{}k-{}.mp4",
+        "testsrc-v{FORMAT_VERSION}-{}x{}-{}fps-{}s-gop{}s-{}k-{}{extra}.mp4",
         p.width,
         p.height,
         p.fps,
@@ -88,12 +99,23 @@ pub fn filter_graph(p: &Profile) -> String {
     let strip = strip_height(h);
     let span = u32::from(BRIGHT - DARK);
     // geq's N is the frame number; bit i of N lights block floor(X * 20 / W).
-    let lum = format!("{DARK}+{span}*mod(floor(N/pow(2,floor(X*{STRIP_BITS}/W))),2)");
-    let mut graph = format!(
-        "testsrc2=size={w}x{h}:rate={fps}:duration={d}[bg];\
-         color=c=black:size={w}x{strip}:rate={fps}:duration={d},format=gray,geq=lum='{lum}',format=yuv420p[strip];\
-         [bg][strip]overlay=0:0:shortest=1,format=yuv420p[v]"
-    );
+    let bits = |number: &str| format!("{DARK}+{span}*mod(floor({number}/pow(2,floor(X*{STRIP_BITS}/W))),2)");
+    let strip_of = |number: &str, label: &str| {
+        format!(
+            "color=c=black:size={w}x{strip}:rate={fps}:duration={d},format=gray,geq=lum='{}',format=yuv420p[{label}]",
+            bits(number)
+        )
+    };
+    let mut graph = format!("testsrc2=size={w}x{h}:rate={fps}:duration={d}[bg];{}", strip_of("N", "strip"));
+    if p.tag > 0 {
+        // The tag strip sits right under the frame strip and carries the same number on every frame.
+        graph += &format!(
+            ";{};[bg][strip]overlay=0:0:shortest=1[top];[top][tag]overlay=0:{strip}:shortest=1,format=yuv420p[v]",
+            strip_of(&p.tag.to_string(), "tag")
+        );
+    } else {
+        graph += ";[bg][strip]overlay=0:0:shortest=1,format=yuv420p[v]";
+    }
     if p.audio {
         graph.push_str(&format!(";sine=frequency=440:sample_rate=44100:duration={d}[a]"));
     }
@@ -107,13 +129,24 @@ pub fn ffmpeg_args(p: &Profile, out: &Path) -> Vec<String> {
     if p.audio {
         flags += " -map [a] -c:a aac -b:a 64k";
     }
-    // A fixed GOP (no scene-cut keyframes) so clip boundaries relative to keyframes are predictable.
-    flags +=
-        &format!(" -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf 0 -sc_threshold 0 -g {gop} -keyint_min {gop}");
+    flags += &format!(" -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf {}", p.bframes);
+    let mut forced = None;
+    if p.irregular_keyframes {
+        // Forced keyframes at irregular times, x264's scene-cut detection left on, at most 10 s apart.
+        flags += &format!(" -g {}", p.fps * 10);
+        let times: Vec<String> = p.irregular_keyframe_secs().iter().map(|t| format!("{t}")).collect();
+        forced = Some(times.join(","));
+    } else {
+        // A fixed GOP (no scene-cut keyframes) so clip boundaries relative to keyframes are predictable.
+        flags += &format!(" -sc_threshold 0 -g {gop} -keyint_min {gop}");
+    }
     flags += &format!(" -b:v {kbps}k -maxrate {kbps}k -bufsize {}k", kbps * 2);
     flags += &format!(" -t {} -movflags +faststart -f mp4", p.duration_secs);
     let mut args = vec!["-filter_complex".to_owned(), filter_graph(p)];
     args.extend(flags.split_whitespace().map(str::to_owned));
+    if let Some(times) = forced {
+        args.extend(["-force_key_frames".to_owned(), times]);
+    }
     args.push(out.to_string_lossy().into_owned());
     args
 }
@@ -154,6 +187,9 @@ mod tests {
             Profile { gop_secs: 1.0, ..base.clone() },
             Profile { audio: false, ..base.clone() },
             Profile { video_kbps: 800, ..base.clone() },
+            Profile { bframes: 2, ..base.clone() },
+            Profile { irregular_keyframes: true, ..base.clone() },
+            Profile { tag: 7, ..base.clone() },
         ];
         let base_name = cache_file_name(&base);
         assert_eq!(base_name, "testsrc-v1-320x180-15fps-300s-gop2s-500k-aac.mp4");
@@ -179,5 +215,19 @@ mod tests {
         assert_eq!(after("-sc_threshold"), Some("0"));
         assert!(!args.iter().any(|a| a == "[a]"), "no audio map without audio");
         assert_eq!(args.last().map(String::as_str), Some("/tmp/x.mp4"));
+        assert_eq!(after("-bf"), Some("0"));
+        assert_eq!(after("-force_key_frames"), None);
+    }
+
+    #[test]
+    fn irregular_profiles_force_irregular_keyframes_and_use_b_frames() {
+        let p = Profile { fps: 15, duration_secs: 30.0, bframes: 2, irregular_keyframes: true, ..Profile::default() };
+        let args = ffmpeg_args(&p, Path::new("/tmp/x.mp4"));
+        let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| args[i + 1].as_str());
+        assert_eq!(after("-bf"), Some("2"));
+        assert_eq!(after("-g"), Some("150"));
+        assert_eq!(after("-sc_threshold"), None, "scene cuts stay on");
+        assert_eq!(after("-force_key_frames"), Some("0,4.6,5.9,13.8,17,26.6,27.2"));
+        assert_eq!(cache_file_name(&p), "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac-bf2-irregular.mp4");
     }
 }

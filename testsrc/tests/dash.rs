@@ -130,7 +130,7 @@ fn manifest_describes_the_served_files() {
     assert_eq!(media.video.path.parent(), progressive.parent());
     let progressive_name = progressive.file_name().unwrap().to_str().unwrap();
     for (track, path) in [(Track::Video, &media.video.path), (Track::Audio, audio_path)] {
-        assert_eq!(path.file_name().unwrap().to_str().unwrap(), dash::cache_file_name(progressive_name, track));
+        assert_eq!(path.file_name().unwrap().to_str().unwrap(), dash::cache_file_name(progressive_name, track, 0.0));
     }
 
     // A profile without audio has no audio adaptation set and no audio file.
