@@ -251,12 +251,15 @@ pub fn expected_duration(start: f64, end: f64) -> f64 {
     end.min(VIDEO_SECS) - start
 }
 
-/// The frame numbers a frame-accurate cut starts and ends with: the frame shown at `start`, and the last
-/// frame before `end` (or the video's last frame).
+/// The frame numbers a frame-accurate cut starts and ends with: the frame on screen at `start` (also when
+/// `start` falls between two frames), and the one a clip of `end - start` seconds ends with (or the
+/// video's last frame).
 pub fn expected_frames(start: f64, end: f64) -> (u32, u32) {
     let fps = f64::from(FPS);
-    let last = (end.min(VIDEO_SECS) * fps).round() as u32 - 1;
-    ((start * fps).round() as u32, last)
+    let first = (start * fps + 1e-6).floor() as u32;
+    let frames = ((end.min(VIDEO_SECS) - start) * fps).round() as u32;
+    let last_in_video = (VIDEO_SECS * fps).round() as u32 - 1;
+    (first, (first + frames - 1).min(last_in_video))
 }
 
 /// First and last frame number of a clip, read from the test source's strip.

@@ -139,7 +139,16 @@ pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<Dash
     let track = |track: Track| -> anyhow::Result<TrackFile> {
         let fragments = Fragments::of(profile);
         let path = ensure_cached(dir, &cache_file_name(name, track, fragments.cache_secs()), |tmp| {
-            run_ffmpeg(&remux_args(progressive, tmp, track, fragments), tmp)
+            if track == Track::Audio || profile.bframes == 0 {
+                return run_ffmpeg(&remux_args(progressive, tmp, track, fragments), tmp);
+            }
+            // B-frames: the remux starts the video one composition offset late; an edit list fixes it.
+            let raw = tmp.with_extension("raw");
+            let result = run_ffmpeg(&remux_args(progressive, &raw, track, fragments), &raw)
+                .and_then(|()| first_pts_secs(&raw))
+                .and_then(|shift| mp4::insert_edit_list(&raw, tmp, shift));
+            let _ = std::fs::remove_file(&raw);
+            result
         })?;
         let len = std::fs::metadata(&path)?.len();
         let layout = mp4::read_layout(&path)?;
@@ -150,6 +159,19 @@ pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<Dash
     let video = track(Track::Video)?;
     let audio = if profile.audio { Some(track(Track::Audio)?) } else { None };
     Ok(DashMedia { video, audio })
+}
+
+/// When the first frame of a file's video is shown, from ffprobe.
+fn first_pts_secs(path: &Path) -> anyhow::Result<f64> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=start_time", "-of", "csv=p=0"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("failed to run ffprobe")?;
+    ensure!(output.status.success(), "ffprobe failed on {}", path.display());
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().with_context(|| format!("no start time for {}: {text:?}", path.display()))
 }
 
 impl DashMedia {

@@ -6,7 +6,7 @@
 //! so the manifest cannot drift from what ffmpeg wrote.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context};
@@ -282,6 +282,90 @@ fn descriptor(bytes: &[u8], tag: u8) -> Option<&[u8]> {
         }
     }
     None
+}
+
+/// Copies the single-track fragmented MP4 `src` to `dst` with an edit list in its track that starts the
+/// presentation `shift_secs` into the media, and without the trailing `mfra` (whose absolute offsets the
+/// longer `moov` would break; DASH clients seek through the `sidx`).
+///
+/// ffmpeg writes no edit list into a fragmented file with an empty `moov`, so a track with B-frames, whose
+/// first frame is shown one composition offset after its first decode time, would start late against
+/// its audio and against the progressive file (which has the edit list). YouTube's DASH video starts at 0.
+pub fn insert_edit_list(src: &Path, dst: &Path, shift_secs: f64) -> anyhow::Result<()> {
+    let run = || -> anyhow::Result<()> {
+        let mut file = File::open(src)?;
+        let total = file.metadata()?.len();
+        let boxes = top_level_boxes(&mut file, total)?;
+        let moov = *boxes.iter().find(|b| b.is(b"moov")).context("no moov box")?;
+        ensure!(moov.size <= MAX_MOOV && moov.header_len == 8, "unexpected moov box of {} bytes", moov.size);
+        let mut payload = vec![0u8; (moov.size - 8) as usize];
+        file.seek(SeekFrom::Start(moov.start + 8))?;
+        file.read_exact(&mut payload)?;
+        let new_moov = boxed(b"moov", &moov_with_edit_list(&payload, shift_secs)?);
+        // A trailing `mfra` ends with an `mfro` box holding the mfra's size.
+        let mut end = total;
+        if total >= 16 {
+            let mut tail = [0u8; 16];
+            file.seek(SeekFrom::Start(total - 16))?;
+            file.read_exact(&mut tail)?;
+            if &tail[4..8] == b"mfro" {
+                end = total - u64::from(u32::from_be_bytes([tail[12], tail[13], tail[14], tail[15]]));
+            }
+        }
+        let mut out = std::io::BufWriter::new(File::create(dst)?);
+        file.seek(SeekFrom::Start(0))?;
+        std::io::copy(&mut (&mut file).take(moov.start), &mut out)?;
+        out.write_all(&new_moov)?;
+        file.seek(SeekFrom::Start(moov.end()))?;
+        std::io::copy(&mut (&mut file).take(end - moov.end()), &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(())
+    };
+    run().with_context(|| format!("cannot add an edit list to {}", src.display()))
+}
+
+/// A `moov` payload whose first `trak` gets an `edts`/`elst` right after its `tkhd`: one edit starting
+/// `shift_secs` (in the track's `mdhd` timescale) into the media and running to its end.
+pub fn moov_with_edit_list(moov: &[u8], shift_secs: f64) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(moov.len() + 36);
+    let mut done = false;
+    for (kind, body) in children(moov) {
+        if kind != *b"trak" || done {
+            out.extend(boxed(&kind, body));
+            continue;
+        }
+        ensure!(child(body, b"edts").is_none(), "the track already has an edit list");
+        let mdhd = child(body, b"mdia").and_then(|m| child(m, b"mdhd")).context("no trak/mdia/mdhd")?;
+        let at = if mdhd.first() == Some(&1) { 20 } else { 12 };
+        let scale = mdhd.get(at..at + 4).context("mdhd too short")?;
+        let timescale = u32::from_be_bytes([scale[0], scale[1], scale[2], scale[3]]);
+        let media_time = (shift_secs * f64::from(timescale)).round() as u32;
+        // elst version 0: entry count 1; segment duration 0 (the whole media), media time, rate 1.0.
+        let mut elst = vec![0u8; 4];
+        for word in [1u32, 0, media_time, 0x0001_0000] {
+            elst.extend(word.to_be_bytes());
+        }
+        let mut trak = Vec::with_capacity(body.len() + 36);
+        for (k, b) in children(body) {
+            trak.extend(boxed(&k, b));
+            if k == *b"tkhd" {
+                trak.extend(boxed(b"edts", &boxed(b"elst", &elst)));
+            }
+        }
+        out.extend(boxed(b"trak", &trak));
+        done = true;
+    }
+    ensure!(done, "no trak in moov");
+    Ok(out)
+}
+
+/// A box with an 8-byte header around `payload`.
+fn boxed(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend(((payload.len() + 8) as u32).to_be_bytes());
+    out.extend(kind);
+    out.extend(payload);
+    out
 }
 
 /// The payload of the first child box of `kind` in `payload`.

@@ -86,4 +86,11 @@ fn rough_profiles_have_b_frames_irregular_keyframes_tags_and_unaligned_long_frag
     let unaligned = as_.iter().filter(|a| vs.iter().all(|v| (*a - v).abs() > 0.1)).count();
     assert!(unaligned >= 2, "audio {as_:?} vs video {vs:?}");
     assert_eq!(clip_frame_numbers(&dash.video.path).unwrap(), (0, 40 * 15 - 1));
+    // The DASH video has the progressive file's edit list: frame n is shown at n / fps in both, in step
+    // with the audio, although its first decode time comes a composition offset earlier.
+    let dash_packets = video_packets(&dash.video.path);
+    assert!(dash_packets.iter().any(|(pts, dts, _)| (pts - dts).abs() > 0.5 / fps), "composition offsets");
+    assert_eq!(dash_packets.iter().map(|p| p.0).fold(f64::INFINITY, f64::min), first_pts);
+    assert_eq!(frame_number_at(&dash.video.path, 12.0).unwrap(), 180);
+    assert_eq!(frame_number_at(&dash.video.path, 17.2).unwrap(), 258);
 }
