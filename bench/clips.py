@@ -214,8 +214,8 @@ class Bench:
             clips = c.kinetics_rows(self.args.n, remap(profile))
             for throttle in (False, True):
                 config = {"profile": PROFILES[profile], "bandwidth": self.args.bandwidth}
-                if throttle:
-                    config["open_range_throttle"] = OPEN_RANGE_THROTTLE
+                # The test source throttles open-ended ranges by default; "off" must say so.
+                config["open_range_throttle"] = OPEN_RANGE_THROTTLE if throttle else {"enabled": False}
                 name = f"{profile}-{'on' if throttle else 'off'}"
                 print(f"==> starting the test source ({name}; the first start encodes the video)", flush=True)
                 src = c.TestSource(self.src_bin, config, self.work, name)

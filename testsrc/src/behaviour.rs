@@ -28,6 +28,10 @@ pub enum Behaviour {
     Slow { bytes_per_sec: u64 },
     /// Ignore Range on media and never advertise it: always 200 with the full body.
     NoRange,
+    /// Promise the full Content-Length, send this fraction of a media body, then neither send nor close
+    /// (until the client hangs up, or 10 minutes), so the client's read timeout has to notice. With a
+    /// count, only the id's first `count` media bodies stall and later ones are served whole.
+    Stall { fraction: f64, count: Option<u32> },
 }
 
 impl Behaviour {
@@ -44,6 +48,9 @@ impl Behaviour {
                 Err(format!("truncate fraction {fraction} is not in [0, 1)"))
             }
             Behaviour::Slow { bytes_per_sec: 0 } => Err("slow rate must be positive".into()),
+            Behaviour::Stall { fraction, .. } if !(0.0..1.0).contains(&fraction) => {
+                Err(format!("stall fraction {fraction} is not in [0, 1)"))
+            }
             _ => Ok(()),
         }
     }
@@ -59,6 +66,8 @@ impl fmt::Display for Behaviour {
             Behaviour::Html => f.write_str("html"),
             Behaviour::Slow { bytes_per_sec } => write!(f, "slow:{bytes_per_sec}"),
             Behaviour::NoRange => f.write_str("no_range"),
+            Behaviour::Stall { fraction, count: None } => write!(f, "stall:{fraction}"),
+            Behaviour::Stall { fraction, count: Some(n) } => write!(f, "stall:{fraction}:{n}"),
         }
     }
 }
@@ -85,10 +94,14 @@ impl FromStr for Behaviour {
             },
             ("truncate", 1) => Behaviour::Truncate { fraction: num(0)?.parse().map_err(|_| bad("fraction"))? },
             ("slow", 1) => Behaviour::Slow { bytes_per_sec: num(0)?.parse().map_err(|_| bad("rate"))? },
+            ("stall", 1 | 2) => Behaviour::Stall {
+                fraction: num(0)?.parse().map_err(|_| bad("fraction"))?,
+                count: args.get(1).map(|c| c.parse()).transpose().map_err(|_| bad("count"))?,
+            },
             _ => {
                 return Err(format!(
                     "unknown behaviour {s:?}; expected ok, html, no_range, status:N, fail_then_ok:N[:COUNT], \
-                     truncate:FRACTION or slow:BYTES_PER_SEC"
+                     truncate:FRACTION, slow:BYTES_PER_SEC or stall:FRACTION[:COUNT]"
                 ))
             }
         };
@@ -121,6 +134,7 @@ enum Tagged {
     Html,
     Slow { bytes_per_sec: u64 },
     NoRange,
+    Stall { fraction: f64, count: Option<u32> },
 }
 
 impl TryFrom<BehaviourInput> for Behaviour {
@@ -136,6 +150,7 @@ impl TryFrom<BehaviourInput> for Behaviour {
             BehaviourInput::Tagged(Tagged::Html) => Behaviour::Html,
             BehaviourInput::Tagged(Tagged::Slow { bytes_per_sec }) => Behaviour::Slow { bytes_per_sec },
             BehaviourInput::Tagged(Tagged::NoRange) => Behaviour::NoRange,
+            BehaviourInput::Tagged(Tagged::Stall { fraction, count }) => Behaviour::Stall { fraction, count },
         };
         behaviour.validate()?;
         Ok(behaviour)
@@ -150,11 +165,30 @@ pub struct ScenarioEntry {
     /// A name from `Config::profiles`; `None` means the default profile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// Media URLs are signed, as googlevideo's are: the watch page hands out URLs carrying the client's
+    /// IP, an expiry (`Config::url_ttl_secs` on) and a signature over both, and the manifest and media
+    /// answer 403 to a request without a valid signature, from another IP, or after the expiry.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
+    /// Media requests (`/v/{id}.mp4` and the DASH tracks) first get a 302 to the same URL with `hop=1`
+    /// added to the query, as googlevideo redirects to another host.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redirect: bool,
 }
 
 impl ScenarioEntry {
     pub fn new(behaviour: Behaviour) -> Self {
-        ScenarioEntry { behaviour, profile: None }
+        ScenarioEntry { behaviour, ..ScenarioEntry::default() }
+    }
+
+    pub fn signed(mut self) -> Self {
+        self.signed = true;
+        self
+    }
+
+    pub fn redirected(mut self) -> Self {
+        self.redirect = true;
+        self
     }
 
     pub fn with_profile(mut self, name: &str) -> Self {
@@ -179,13 +213,19 @@ struct FullEntry {
     behaviour: Behaviour,
     #[serde(default)]
     profile: Option<String>,
+    #[serde(default)]
+    signed: bool,
+    #[serde(default)]
+    redirect: bool,
 }
 
 impl From<EntryInput> for ScenarioEntry {
     fn from(input: EntryInput) -> Self {
         match input {
-            EntryInput::Full(FullEntry { behaviour, profile }) => ScenarioEntry { behaviour, profile },
-            EntryInput::Bare(behaviour) => ScenarioEntry { behaviour, profile: None },
+            EntryInput::Full(FullEntry { behaviour, profile, signed, redirect }) => {
+                ScenarioEntry { behaviour, profile, signed, redirect }
+            }
+            EntryInput::Bare(behaviour) => ScenarioEntry::new(behaviour),
         }
     }
 }
@@ -204,6 +244,8 @@ mod tests {
             ("fail_then_ok:503:2", Behaviour::FailThenOk { status: 503, count: 2 }),
             ("truncate:0.25", Behaviour::Truncate { fraction: 0.25 }),
             ("slow:65536", Behaviour::Slow { bytes_per_sec: 65536 }),
+            ("stall:0.25", Behaviour::Stall { fraction: 0.25, count: None }),
+            ("stall:0.5:2", Behaviour::Stall { fraction: 0.5, count: Some(2) }),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Behaviour>().unwrap(), want, "{text}");
@@ -216,7 +258,19 @@ mod tests {
 
     #[test]
     fn bad_strings_are_rejected() {
-        for text in ["", "nope", "status", "status:abc", "status:99", "status:700", "truncate:1.5", "slow:0", "ok:1"] {
+        for text in [
+            "",
+            "nope",
+            "status",
+            "status:abc",
+            "status:99",
+            "status:700",
+            "truncate:1.5",
+            "slow:0",
+            "ok:1",
+            "stall:1",
+            "stall:0.5:x",
+        ] {
             assert!(text.parse::<Behaviour>().is_err(), "{text:?} should be rejected");
         }
     }
@@ -244,5 +298,9 @@ mod tests {
         assert_eq!(full, ScenarioEntry::new(Behaviour::Html).with_profile("long"));
         let back: ScenarioEntry = serde_json::from_str(&serde_json::to_string(&full).unwrap()).unwrap();
         assert_eq!(back, full);
+        let flags: ScenarioEntry = serde_json::from_str(r#"{"signed": true, "redirect": true}"#).unwrap();
+        assert_eq!(flags, ScenarioEntry::default().signed().redirected());
+        let back: ScenarioEntry = serde_json::from_str(&serde_json::to_string(&flags).unwrap()).unwrap();
+        assert_eq!(back, flags);
     }
 }

@@ -135,7 +135,8 @@ pub struct OpenRangeThrottle {
 
 impl Default for OpenRangeThrottle {
     fn default() -> Self {
-        OpenRangeThrottle { enabled: false, threshold: 10_000_000, rate: 32 * 1024 }
+        // On by default, as on YouTube: it only touches files with more than 10 MB left (long videos).
+        OpenRangeThrottle { enabled: true, threshold: 10_000_000, rate: 32 * 1024 }
     }
 }
 
@@ -177,6 +178,8 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
     /// Print one line per finished request to stderr.
     pub log_requests: bool,
+    /// How long a signed media URL stays valid (see `ScenarioEntry::signed`); googlevideo's last 6 hours.
+    pub url_ttl_secs: f64,
 }
 
 impl Default for Config {
@@ -191,6 +194,7 @@ impl Default for Config {
             ip_throttle: IpThrottle::default(),
             static_dir: None,
             log_requests: false,
+            url_ttl_secs: 6.0 * 3600.0,
         }
     }
 }
@@ -229,7 +233,7 @@ impl Config {
     }
 
     pub fn with_behaviour(self, id: &str, behaviour: Behaviour) -> Self {
-        self.with_entry(id, ScenarioEntry { behaviour, profile: None })
+        self.with_entry(id, ScenarioEntry::new(behaviour))
     }
 
     pub fn with_entry(mut self, id: &str, entry: ScenarioEntry) -> Self {
@@ -239,6 +243,16 @@ impl Config {
 
     pub fn with_bandwidth(mut self, bytes_per_sec: u64) -> Self {
         self.bandwidth = bytes_per_sec;
+        self
+    }
+
+    pub fn without_open_range_throttle(mut self) -> Self {
+        self.open_range_throttle.enabled = false;
+        self
+    }
+
+    pub fn with_url_ttl(mut self, secs: f64) -> Self {
+        self.url_ttl_secs = secs;
         self
     }
 
@@ -283,6 +297,7 @@ impl Config {
             }
             entry.behaviour.validate().map_err(|e| anyhow::anyhow!("scenario id {id}: {e}"))?;
         }
+        ensure!(self.url_ttl_secs.is_finite(), "url_ttl_secs must be a number of seconds");
         if self.open_range_throttle.enabled && self.open_range_throttle.rate == 0 {
             bail!("open-range throttle rate must be positive");
         }
@@ -333,7 +348,7 @@ mod tests {
         assert_eq!(config.profile_for("cut").duration_secs, 3600.0);
         assert_eq!(config.profile_for("other").duration_secs, 20.0);
         assert_eq!(config.used_profiles().len(), 2);
-        assert!(!config.open_range_throttle.enabled);
+        assert!(config.open_range_throttle.enabled, "on by default, for long videos");
         assert_eq!(config.open_range_throttle.threshold, 10_000_000);
     }
 
@@ -343,8 +358,7 @@ mod tests {
             ("bad id", Config::default().with_behaviour("a/b", Behaviour::Ok)),
             (
                 "unknown profile",
-                Config::default()
-                    .with_entry("x", ScenarioEntry { behaviour: Behaviour::Ok, profile: Some("nope".into()) }),
+                Config::default().with_entry("x", ScenarioEntry::new(Behaviour::Ok).with_profile("nope")),
             ),
             ("odd width", Config { profile: Profile { width: 321, ..Profile::default() }, ..Config::default() }),
             ("too long", Config::default().with_duration(1e6)),

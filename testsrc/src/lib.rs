@@ -30,6 +30,15 @@
 //! assert_eq!(server.stats().total_requests, 0);
 //! ```
 //!
+//! YouTube's rough edges are switched on per video, so tests pick the world they need:
+//! - per profile ([`Profile`]): `bframes` (composition offsets, an edit list), `irregular_keyframes`
+//!   (forced at irregular times up to 9.6 s apart, scene cuts on), `tag` (a second strip telling videos
+//!   apart: [`clip_tags`]), `dash_fragment_secs` (~5 s DASH fragments with unaligned audio);
+//! - per id ([`ScenarioEntry`]): `signed` (media URLs bound to the client IP that fetched the page, with an
+//!   expiry, 403 otherwise), `redirect` (a 302 before each media body), and the behaviours, among them
+//!   `stall:FRACTION[:COUNT]` (a body that stops without closing);
+//! - server-wide: the open-range throttle, on by default (it touches only files with more than 10 MB left).
+//!
 //! Counting rules worth knowing when writing tests:
 //! - Every request for `/v/{id}.mp4` counts, whatever its method or range: yt-dlp's generic extractor
 //!   makes one GET before ffmpeg's range requests, and that GET uses up one `fail_then_ok` failure
@@ -221,7 +230,7 @@ impl TestServer {
 
     /// The page served at `/watch?v={id}`, without asking the server.
     pub fn watch_page_text(&self, id: &str) -> String {
-        watch::render_watch_page(id, self.profile_for(id), self.dash_media(id))
+        watch::render_watch_page(id, self.profile_for(id), self.dash_media(id), "")
     }
 
     /// `http://ADDR/v/{id}/video.mp4` or `.../audio.m4a`: where the manifest's base URLs resolve.

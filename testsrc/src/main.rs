@@ -115,8 +115,8 @@ impl Cli {
             config.profile.duration_secs = secs;
         }
         for (id, behaviour) in self.scenario {
-            let profile = config.scenario.remove(&id).and_then(|e| e.profile);
-            config.scenario.insert(id, ScenarioEntry { behaviour, profile });
+            let entry = config.scenario.remove(&id).unwrap_or_default();
+            config.scenario.insert(id, ScenarioEntry { behaviour, ..entry });
         }
         config.log_requests |= self.verbose;
         Ok(config)

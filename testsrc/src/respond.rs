@@ -31,6 +31,8 @@ pub(crate) struct Reply {
     throttled: bool,
     /// Not counted in stats (the `/_stats` endpoint itself).
     internal: bool,
+    /// After the body's bytes, neither send more nor close: a stalled body.
+    stall: bool,
 }
 
 #[derive(Debug)]
@@ -55,6 +57,7 @@ impl Reply {
             id: None,
             throttled: false,
             internal: false,
+            stall: false,
         }
     }
 
@@ -120,7 +123,7 @@ pub(crate) fn file_reply(req: &Request, path: &Path, total: u64, content_type: &
         RangeOutcome::Unsatisfiable => Body::Bytes(Vec::new()),
         _ => Body::File { path: path.to_owned(), start: outcome.start(), send: len, rate: None },
     };
-    let reply = Reply { head, body, len, keep_alive: true, id: None, throttled: false, internal: false };
+    let reply = Reply { head, body, len, keep_alive: true, id: None, throttled: false, internal: false, stall: false };
     (reply, open_ended)
 }
 
@@ -143,13 +146,16 @@ pub(crate) fn media(
         }
         match behaviour {
             Behaviour::Slow { bytes_per_sec } => *rate = Some(rate.map_or(bytes_per_sec, |r| r.min(bytes_per_sec))),
-            Behaviour::Truncate { fraction } => *send = (promised as f64 * fraction).floor() as u64,
+            Behaviour::Truncate { fraction } | Behaviour::Stall { fraction, .. } => {
+                *send = (promised as f64 * fraction).floor() as u64
+            }
             _ => {}
         }
     }
-    if matches!(behaviour, Behaviour::Truncate { .. }) {
+    if matches!(behaviour, Behaviour::Truncate { .. } | Behaviour::Stall { .. }) {
         reply.keep_alive = false;
     }
+    reply.stall = matches!(behaviour, Behaviour::Stall { .. });
     if throttled {
         reply.throttled = true;
         reply = reply.header("X-Testsrc-Throttled", "open-range");
@@ -179,7 +185,11 @@ pub(crate) async fn send(
         if !is_head {
             write_body(stream, &reply, shared, &mut written).await?;
         }
-        stream.flush().await
+        stream.flush().await?;
+        if reply.stall && !is_head {
+            hold_until_hangup(stream).await;
+        }
+        Ok(())
     }
     .await;
     let promised = if is_head { 0 } else { reply.len };
@@ -206,6 +216,23 @@ pub(crate) async fn send(
         shared.recorder.finished(entry);
     }
     result.map(|()| keep_alive && complete)
+}
+
+/// How long a stalled body keeps its connection open if the client never gives up.
+const STALL_LIMIT: Duration = Duration::from_secs(600);
+
+/// Sends nothing and keeps the connection open until the client closes it (or [`STALL_LIMIT`]).
+async fn hold_until_hangup(stream: &mut TcpStream) {
+    let mut sink = [0u8; 1024];
+    let _ = timeout(STALL_LIMIT, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 async fn write(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {

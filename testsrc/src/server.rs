@@ -5,8 +5,10 @@
 //! `/v/{id}/video.mp4` and `/v/{id}/audio.m4a`. All five are "video requests": each counts for the
 //! per-IP throttle and the id's stats and goes through the id's scripted behaviour.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,6 +60,8 @@ pub(crate) struct Shared {
     pub static_root: Option<PathBuf>,
     fail_counts: Mutex<HashMap<String, u32>>,
     ips: Mutex<IpTracker>,
+    /// Random per server: signatures of one server are worthless to another.
+    sign_key: RandomState,
 }
 
 impl Shared {
@@ -87,6 +91,7 @@ impl Shared {
             recorder: Recorder::default(),
             static_root,
             fail_counts: Mutex::new(HashMap::new()),
+            sign_key: RandomState::new(),
         })
     }
 
@@ -104,6 +109,38 @@ impl Shared {
         *seen += 1;
         *seen <= count
     }
+}
+
+impl Shared {
+    /// The query of a media URL of `id` handed to `ip`, valid until `expire` (Unix seconds).
+    fn signed_query(&self, id: &str, ip: IpAddr, expire: u64) -> String {
+        let sig = self.sign_key.hash_one((id, ip.to_string(), expire));
+        format!("ip={ip}&expire={expire}&sig={sig:016x}")
+    }
+
+    /// Why a request for a signed id's media is refused, if it is.
+    fn signature_problem(&self, req: &Request, id: &str, peer: IpAddr) -> Option<&'static str> {
+        let (Some(ip), Some(expire), Some(sig)) =
+            (req.query_param("ip"), req.query_param("expire"), req.query_param("sig"))
+        else {
+            return Some("unsigned media URL");
+        };
+        let Ok(expire) = expire.parse::<u64>() else { return Some("bad expiry") };
+        let wanted = self.signed_query(id, ip.parse().unwrap_or(peer), expire);
+        if !wanted.ends_with(&format!("&sig={sig}")) || !wanted.starts_with(&format!("ip={ip}&")) {
+            Some("bad signature")
+        } else if ip != peer.to_string() {
+            Some("URL signed for another IP")
+        } else if expire < unix_secs() {
+            Some("URL expired")
+        } else {
+            None
+        }
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Which of an id's resources a request asks for.
@@ -251,27 +288,68 @@ fn video(req: &Request, target: Option<(&str, Resource)>, peer: SocketAddr, shar
     let Some((id, resource)) = target else {
         return Reply::text(404, "no such video\n");
     };
-    let behaviour = shared.config.entry_for(id).behaviour;
+    let entry = shared.config.entry_for(id);
+    let media = matches!(resource, Resource::Progressive | Resource::Dash(_));
+    if entry.redirect && media && req.query_param("hop").is_none() {
+        let query = if req.query.is_empty() { "hop=1".to_owned() } else { format!("{}&hop=1", req.query) };
+        return Reply::text(302, "moved\n").header("Location", format!("{}?{query}", req.path)).for_id(Some(id));
+    }
+    if entry.signed && resource != Resource::Page {
+        if let Some(problem) = shared.signature_problem(req, id, peer.ip()) {
+            return Reply::text(403, &format!("forbidden: {problem}\n")).for_id(Some(id));
+        }
+    }
+    let behaviour = match entry.behaviour {
+        // A stall with a count stalls the id's first `count` media bodies only.
+        Behaviour::Stall { count: Some(count), .. } if media && !shared.should_fail(&format!("{id}#stall"), count) => {
+            Behaviour::Ok
+        }
+        b => b,
+    };
     let reply = match behaviour {
         Behaviour::Status(status) => scripted_status(status),
         Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => scripted_status(status),
         Behaviour::Html => Reply::html(HTML_PAGE),
-        _ => resource_reply(req, id, resource, behaviour, shared),
+        _ => resource_reply(req, id, resource, behaviour, peer, shared),
     };
     reply.for_id(Some(id))
 }
 
 /// The normal answer for one of an id's resources. Truncation, slowness and ignoring Range shape media
 /// bodies only: the page and the manifest are small and always served whole.
-fn resource_reply(req: &Request, id: &str, resource: Resource, behaviour: Behaviour, shared: &Shared) -> Reply {
+fn resource_reply(
+    req: &Request,
+    id: &str,
+    resource: Resource,
+    behaviour: Behaviour,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Reply {
     let media = shared.media_for(id);
+    // A signed id's page and manifest hand out URLs signed for the client that asked.
+    let signed = shared.config.entry_for(id).signed.then(|| {
+        let expire = (unix_secs() as f64 + shared.config.url_ttl_secs).max(0.0) as u64;
+        format!("?{}", shared.signed_query(id, peer.ip(), expire))
+    });
+    let query = signed.as_deref().unwrap_or_default();
     match resource {
-        Resource::Page => Reply::html(&watch::render_watch_page(id, shared.config.profile_for(id), &media.dash)),
+        Resource::Page => Reply::html(&watch::render_watch_page(
+            id,
+            shared.config.profile_for(id),
+            &media.dash,
+            &query.replace('&', "&amp;"),
+        )),
         Resource::Progressive => {
             let file = &media.progressive;
             respond::media(req, (&file.path, file.len), "video/mp4", behaviour, shared)
         }
-        Resource::Manifest => Reply::mpd(dash::render_mpd(&media.dash.manifest(id, shared.config.profile_for(id)))),
+        Resource::Manifest => {
+            let mut manifest = media.dash.manifest(id, shared.config.profile_for(id));
+            for rep in std::iter::once(&mut manifest.video).chain(&mut manifest.audio) {
+                rep.base_url.push_str(query);
+            }
+            Reply::mpd(dash::render_mpd(&manifest))
+        }
         Resource::Dash(track) => match media.dash.track(track) {
             Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), behaviour, shared),
             None => Reply::text(404, "this video has no audio track\n"),

@@ -38,7 +38,9 @@ pub fn title(id: &str) -> String {
 
 /// Renders the page for `id` (a valid id: `[A-Za-z0-9_-]`, nothing to escape). `media` gives the codec
 /// strings of the tracks, which the progressive file shares (the DASH files are remuxed from it).
-pub fn render_watch_page(id: &str, profile: &Profile, media: &DashMedia) -> String {
+/// `query` (empty, or `?...` with `&` already escaped for HTML) is appended to both media URLs: the
+/// signature of a signed id.
+pub fn render_watch_page(id: &str, profile: &Profile, media: &DashMedia, query: &str) -> String {
     let (width, height) = (profile.width, profile.height);
     let mut codecs = media.video.layout.track.codecs.clone();
     if let Some(audio) = &media.audio {
@@ -55,8 +57,8 @@ pub fn render_watch_page(id: &str, profile: &Profile, media: &DashMedia) -> Stri
 <body>\n\
 <h1>{title}</h1>\n\
 <video controls width=\"{width}\" height=\"{height}\">\n  \
-<source src=\"/v/{id}.mpd\" type=\"application/dash+xml\">\n  \
-<source src=\"/v/{id}.mp4\" type='video/mp4; codecs=\"{codecs}\"' label=\"{PROGRESSIVE_ITAG}\" \
+<source src=\"/v/{id}.mpd{query}\" type=\"application/dash+xml\">\n  \
+<source src=\"/v/{id}.mp4{query}\" type='video/mp4; codecs=\"{codecs}\"' label=\"{PROGRESSIVE_ITAG}\" \
 width=\"{width}\" height=\"{height}\">\n\
 </video>\n\
 </body>\n\
