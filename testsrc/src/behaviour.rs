@@ -28,9 +28,11 @@ pub enum Behaviour {
     Slow { bytes_per_sec: u64 },
     /// Ignore Range on media and never advertise it: always 200 with the full body.
     NoRange,
-    /// Promise the full Content-Length, send this fraction of a media body, then neither send nor close
-    /// (until the client hangs up, or 10 minutes), so the client's read timeout has to notice. With a
-    /// count, only the id's first `count` media bodies stall and later ones are served whole.
+    /// A media server stuck at a place in the file: a media body that reaches `fraction` of the file
+    /// promises its full Content-Length, sends the bytes before that point, then neither sends nor closes
+    /// (until the client hangs up, or 10 minutes), so the client's read timeout has to notice. Bodies
+    /// that end before the point are served whole. With a count, only the id's first `count` bodies
+    /// reaching the point stall, later ones are whole.
     Stall { fraction: f64, count: Option<u32> },
 }
 

@@ -133,29 +133,38 @@ pub(crate) fn media(
     req: &Request,
     (path, len): (&Path, u64),
     content_type: &str,
-    behaviour: Behaviour,
+    (id, behaviour): (&str, Behaviour),
     shared: &Shared,
 ) -> Reply {
     let (mut reply, open_ended) = file_reply(req, path, len, content_type, behaviour != Behaviour::NoRange);
     let throttle = &shared.config.open_range_throttle;
     let throttled = throttle.enabled && open_ended && reply.len > throttle.threshold;
     let promised = reply.len;
-    if let Body::File { send, rate, .. } = &mut reply.body {
+    let mut stall = false;
+    if let Body::File { send, rate, start, .. } = &mut reply.body {
         if throttled {
             *rate = Some(throttle.rate);
         }
         match behaviour {
             Behaviour::Slow { bytes_per_sec } => *rate = Some(rate.map_or(bytes_per_sec, |r| r.min(bytes_per_sec))),
-            Behaviour::Truncate { fraction } | Behaviour::Stall { fraction, .. } => {
-                *send = (promised as f64 * fraction).floor() as u64
+            Behaviour::Truncate { fraction } => *send = (promised as f64 * fraction).floor() as u64,
+            Behaviour::Stall { fraction, count } => {
+                // The body stalls if it reaches the stuck place (and the id's count allows one more).
+                let at = (len as f64 * fraction).floor() as u64;
+                if (*start..*start + promised).contains(&at)
+                    && count.is_none_or(|n| shared.should_fail(&format!("{id}#stall"), n))
+                {
+                    *send = at - *start;
+                    stall = true;
+                }
             }
             _ => {}
         }
     }
-    if matches!(behaviour, Behaviour::Truncate { .. } | Behaviour::Stall { .. }) {
+    if matches!(behaviour, Behaviour::Truncate { .. }) || stall {
         reply.keep_alive = false;
     }
-    reply.stall = matches!(behaviour, Behaviour::Stall { .. });
+    reply.stall = stall;
     if throttled {
         reply.throttled = true;
         reply = reply.header("X-Testsrc-Throttled", "open-range");

@@ -103,7 +103,7 @@ impl Shared {
 
     /// Counts a request for `id` and says whether `fail_then_ok` should still fail it. All of an id's
     /// resources share one count, so the first requests fail whichever resource they ask for.
-    fn should_fail(&self, id: &str, count: u32) -> bool {
+    pub(crate) fn should_fail(&self, id: &str, count: u32) -> bool {
         let mut counts = self.fail_counts.lock().unwrap_or_else(|e| e.into_inner());
         let seen = counts.entry(id.to_owned()).or_default();
         *seen += 1;
@@ -299,13 +299,7 @@ fn video(req: &Request, target: Option<(&str, Resource)>, peer: SocketAddr, shar
             return Reply::text(403, &format!("forbidden: {problem}\n")).for_id(Some(id));
         }
     }
-    let behaviour = match entry.behaviour {
-        // A stall with a count stalls the id's first `count` media bodies only.
-        Behaviour::Stall { count: Some(count), .. } if media && !shared.should_fail(&format!("{id}#stall"), count) => {
-            Behaviour::Ok
-        }
-        b => b,
-    };
+    let behaviour = entry.behaviour;
     let reply = match behaviour {
         Behaviour::Status(status) => scripted_status(status),
         Behaviour::FailThenOk { status, count } if shared.should_fail(id, count) => scripted_status(status),
@@ -341,7 +335,7 @@ fn resource_reply(
         )),
         Resource::Progressive => {
             let file = &media.progressive;
-            respond::media(req, (&file.path, file.len), "video/mp4", behaviour, shared)
+            respond::media(req, (&file.path, file.len), "video/mp4", (id, behaviour), shared)
         }
         Resource::Manifest => {
             let mut manifest = media.dash.manifest(id, shared.config.profile_for(id));
@@ -351,7 +345,7 @@ fn resource_reply(
             Reply::mpd(dash::render_mpd(&manifest))
         }
         Resource::Dash(track) => match media.dash.track(track) {
-            Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), behaviour, shared),
+            Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), (id, behaviour), shared),
             None => Reply::text(404, "this video has no audio track\n"),
         },
     }
