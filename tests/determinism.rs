@@ -54,14 +54,15 @@ fn same_source_and_settings_give_byte_identical_clips() {
     )
     .unwrap();
     let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    let template = server.url_template();
+    // The default path: the watch page and the default format choice (the DASH pair).
+    let template = server.watch_url_template();
     // Different parallelism must not matter; a different setting must.
     download(&a, &ann, &template, "3", &[]);
     download(&b, &ann, &template, "1", &[]);
     download(&c, &ann, &template, "2", &["--short-side", "90"]);
 
     let (ca, cb, cc) = (sha_of_clips(&a), sha_of_clips(&b), sha_of_clips(&c));
-    assert_eq!(ca.len(), 3);
+    assert_eq!((ca.len(), cb.len(), cc.len()), (3, 3, 3), "every run made every clip");
     for ((pa, ba), (pb, bb)) in ca.iter().zip(&cb) {
         assert_eq!(pa, pb);
         assert!(ba == bb, "{pa} differs between two identical runs ({} vs {} bytes)", ba.len(), bb.len());
