@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
@@ -164,7 +165,16 @@ fn end_to_end_real_rows_and_every_behaviour() {
         let fetched: u64 = line["bytes_fetched"].parse().unwrap();
         let video = server.video_len(&row.id);
         if *whole {
-            assert_eq!(fetched, video, "the fallback fetched the whole video once");
+            // The default format choice is the DASH pair: the fallback fetched both tracks whole, once.
+            let dash = server.dash_media(&row.id);
+            let pair = dash.video.len + dash.audio.as_ref().expect("the test video has audio").len;
+            assert_eq!(line["format_id"], "133+140", "{}", row.id);
+            // Plus what each track's first (ranged) request read before its 200 showed that Range is ignored.
+            assert!(
+                fetched >= pair && fetched <= pair + 2 * 64 * 1024,
+                "{}: the fallback fetched {fetched} B; the whole pair once is {pair} B",
+                row.id
+            );
         } else {
             // Clip-only: a 10 s window of a 60 s video must not cost most of the video.
             assert!(fetched > 0 && fetched < video * 6 / 10, "{}: fetched {fetched} of {video} bytes", row.id);
@@ -468,7 +478,8 @@ fn retryable_failures_that_run_out_of_attempts_exit_three() {
     let server = server(config().with_behaviour("down503aaaa", Behaviour::Status(503)));
     let csv = tmp.path().join("a.csv");
     write_csv(&csv, &[Row::new("x", "down503aaaa", 0.0, 10.0)]);
-    let o = run(&download_args(&server, &out, &[&csv]));
+    // The direct-URL path keeps this one: yt-dlp's extraction is itself a GET of the media file.
+    let o = run(&direct_download_args(&server, &out, &[&csv]));
     o.expect_code(3);
     assert!(o.stderr.contains("some clips remain: rerun the same command to resume"), "{}", o.stderr);
     let failed = read_csv(&out.join("failed.csv"));
@@ -818,17 +829,24 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
     let server = server(config().with_behaviour("relnorangea", Behaviour::NoRange));
     let rows = [real.clone(), Row::new("x", "relnorangea", 3.0, 13.0)];
     write_csv(&tmp.path().join("a.csv"), &rows);
-    let args = download_args(&server, Path::new("out"), &[Path::new("a.csv")]);
-    let o = run_in(Some(tmp.path()), &args);
-    let out = tmp.path().join("out");
-    let failed = read_csv(&out.join("failed.csv"));
-    assert!(failed.rows.is_empty(), "no clip fails because OUT is relative: {:?}", failed.rows);
-    o.expect_code(0);
-    for row in &rows {
-        assert_clip(&out, row);
+    // The watch page (the DASH pair) and the direct URL of the progressive file.
+    let paths: [(&str, fn(&TestServer, &Path, &[&Path]) -> Vec<OsString>); 2] =
+        [("out", download_args), ("out-direct", direct_download_args)];
+    for (dir, make_args) in paths {
+        let args = make_args(&server, Path::new(dir), &[Path::new("a.csv")]);
+        let o = run_in(Some(tmp.path()), &args);
+        let out = tmp.path().join(dir);
+        let failed = read_csv(&out.join("failed.csv"));
+        assert!(failed.rows.is_empty(), "{dir}: no clip fails because OUT is relative: {:?}", failed.rows);
+        o.expect_code(0);
+        for row in &rows {
+            assert_clip(&out, row);
+        }
+        let stats = read_csv(&out.join("stats.csv"));
+        assert_eq!(stats.for_id("relnorangea")[0]["whole_video"], "1", "{dir}");
+        let format = &stats.for_id(&real.id)[0]["format_id"];
+        assert_eq!(format, if dir == "out" { "133+140" } else { "mp4" }, "{dir}");
     }
-    let stats = read_csv(&out.join("stats.csv"));
-    assert_eq!(stats.for_id("relnorangea")[0]["whole_video"], "1");
 }
 
 #[test]

@@ -40,12 +40,23 @@ pub fn os<const N: usize>(items: [&str; N]) -> Vec<OsString> {
     items.iter().map(OsString::from).collect()
 }
 
-/// `download --out OUT --url-template ... --retry-delay 0s -j 3 --annotations FILE...`: the arguments every
-/// download test starts from.
+/// `download --out OUT --url-template http://SRC/watch?v={youtube_id} --retry-delay 0s -j 3 --annotations
+/// FILE...`: the arguments every download test starts from. The default path: yt-dlp reads the watch page
+/// and the default format choice takes the DASH pair, as on YouTube.
 pub fn download_args(server: &TestServer, out: &Path, annotations: &[&Path]) -> Vec<OsString> {
+    template_args(&server.watch_url_template(), out, annotations)
+}
+
+/// [`download_args`] handing yt-dlp the progressive file's URL itself (`/v/{youtube_id}.mp4`): the
+/// direct-URL path, where extraction is a GET of the media file.
+pub fn direct_download_args(server: &TestServer, out: &Path, annotations: &[&Path]) -> Vec<OsString> {
+    template_args(&server.url_template(), out, annotations)
+}
+
+fn template_args(template: &str, out: &Path, annotations: &[&Path]) -> Vec<OsString> {
     let mut args = os(["download", "--out"]);
     args.push(out.into());
-    args.extend(os(["--url-template", &server.url_template(), "--retry-delay", "0s", "-j", "3"]));
+    args.extend(os(["--url-template", template, "--retry-delay", "0s", "-j", "3"]));
     for file in annotations {
         args.push("--annotations".into());
         args.push(file.into());
