@@ -830,8 +830,8 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
     let rows = [real.clone(), Row::new("x", "relnorangea", 3.0, 13.0)];
     write_csv(&tmp.path().join("a.csv"), &rows);
     // The watch page (the DASH pair) and the direct URL of the progressive file.
-    let paths: [(&str, fn(&TestServer, &Path, &[&Path]) -> Vec<OsString>); 2] =
-        [("out", download_args), ("out-direct", direct_download_args)];
+    type MakeArgs = fn(&TestServer, &Path, &[&Path]) -> Vec<OsString>;
+    let paths: [(&str, MakeArgs); 2] = [("out", download_args), ("out-direct", direct_download_args)];
     for (dir, make_args) in paths {
         let args = make_args(&server, Path::new(dir), &[Path::new("a.csv")]);
         let o = run_in(Some(tmp.path()), &args);
