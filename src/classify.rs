@@ -124,7 +124,8 @@ impl Category {
         }
     }
 
-    /// The "what to do" column of the taxonomy table.
+    /// The "what to do" column of the taxonomy table; what it means for a clip (attempts, verdicts) is
+    /// decided in `retry.rs`.
     ///
     /// `geo_blocked` is permanent for the egress that saw it (another country's egress may work; the
     /// scheduler may re-queue it there), `private` is permanent without an authorised account.
@@ -139,34 +140,6 @@ impl Category {
             LiveNotStarted | ExtractFailed | Http403 | Http404 | ServerError | Network | Corrupt | Other => {
                 Disposition::RetryLater
             }
-        }
-    }
-
-    /// Whether a clip that failed in this category stays failed on a rerun: the permanent categories,
-    /// `http_404` once its retry is spent, and age-restricted clips unless cookies are given.
-    pub fn is_permanent(self, have_cookies: bool) -> bool {
-        match self.disposition() {
-            Disposition::Permanent => true,
-            Disposition::NeedsCookies => !have_cookies,
-            _ => self == Category::Http404,
-        }
-    }
-
-    /// How many attempts (including the first) a clip gets in this category before it is failed.
-    ///
-    /// `http_403`/`http_404` get one retry: a fresh extraction yields fresh media URLs, and a 403 that
-    /// persists points at the environment (PO token, player client) rather than the video. Categories
-    /// whose attempts are not counted ([`Disposition::Throttle`], [`Disposition::Environment`]) return
-    /// `u32::MAX`.
-    pub fn max_attempts(self) -> u32 {
-        match self.disposition() {
-            Disposition::Permanent | Disposition::NeedsCookies => 1,
-            Disposition::Throttle | Disposition::Environment => u32::MAX,
-            Disposition::RetryLater => match self {
-                Category::Http403 | Category::Http404 => 2,
-                Category::LiveNotStarted | Category::ExtractFailed | Category::Corrupt | Category::Other => 3,
-                _ => 5,
-            },
         }
     }
 

@@ -1,7 +1,8 @@
-//! Retry policy: a small pure state machine from (category, attempts) to "retry after" or "give up".
+//! The retry rules in one place: a small pure decision from a failed attempt (its category, the clip's
+//! tries, cookies, egresses, breakers) to a [`Verdict`], and the backoff that spaces retries.
 //!
 //! The caller owns the clock and the randomness: it passes a uniform `rng_unit` in `[0, 1]` (e.g.
-//! `fastrand::f64()`), sleeps or schedules, and persists the attempt count. That keeps this testable.
+//! `fastrand::f64()`), schedules, persists the attempt count and applies the verdict. That keeps this testable.
 
 use std::time::Duration;
 
@@ -27,33 +28,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What to do with a clip after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Put the clip back and try it again no sooner than `after` from now.
-    Retry { after: Duration },
-    /// Stop trying this clip. For [`Disposition::Environment`] the caller stops the whole run instead
-    /// and leaves the clip pending: a broken machine says nothing about the video.
-    GiveUp,
-}
-
 impl RetryPolicy {
-    /// Decides after a failure in `category`; `attempts` counts the attempts made so far including the
-    /// one that just failed (0 is treated as 1).
-    ///
-    /// [`Disposition::Throttle`] always retries after the base delay and the caller must *not*
-    /// increment the clip's attempt count: the egress was throttled, not the clip. The egress's own
-    /// cool-down is the governor's business; the base delay only keeps a naive caller from spinning.
-    /// Permanent, cookie-bound and environment failures give up at once.
-    pub fn decide(&self, category: Category, attempts: u32, rng_unit: f64) -> Decision {
-        match category.disposition() {
-            Disposition::Permanent | Disposition::NeedsCookies | Disposition::Environment => Decision::GiveUp,
-            Disposition::Throttle => Decision::Retry { after: self.delay(1, rng_unit) },
-            Disposition::RetryLater if attempts.max(1) >= category.max_attempts() => Decision::GiveUp,
-            Disposition::RetryLater => Decision::Retry { after: self.delay(attempts.max(1), rng_unit) },
-        }
-    }
-
     /// `base * factor^(attempts-1)`, capped, then spread by jitter and capped again.
     fn delay(&self, attempts: u32, rng_unit: f64) -> Duration {
         let max = self.max.as_secs_f64();
@@ -62,6 +37,101 @@ impl RetryPolicy {
         let raw = (self.base.as_secs_f64() * self.factor.max(1.0).powi(exponent)).min(max);
         let spread = self.jitter.clamp(0.0, 1.0) * (2.0 * rng_unit.clamp(0.0, 1.0) - 1.0);
         Duration::from_secs_f64((raw * (1.0 + spread)).clamp(0.0, max))
+    }
+}
+
+/// What the run does with a clip after a failed attempt. Every retry rule of the tool is in [`verdict`];
+/// the scheduler only applies the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A signal about the egress, not the video (a throttle while breakers are on): the clip goes back to
+    /// the front of the queue, its attempts untouched.
+    GiveBack,
+    /// Blocked in this egress's country, not everywhere: the other egresses get to try; attempts untouched.
+    Reroute,
+    /// A passing failure: the attempt counts, the clip comes back no sooner than `after` from now.
+    Retry { after: Duration },
+    /// The attempt counts and the clip is failed. A `permanent` one stays failed on a rerun; the others
+    /// get a fresh budget from the next run.
+    Fail { permanent: bool },
+    /// The machine is broken: the run stops, the clip stays pending, nothing is marked failed for it.
+    Halt,
+}
+
+impl Verdict {
+    /// Whether the attempt counts against the clip's budget.
+    pub fn counts_attempt(self) -> bool {
+        matches!(self, Verdict::Retry { .. } | Verdict::Fail { .. })
+    }
+}
+
+/// What besides the failure's category the decision depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// Attempts at this clip in this run before the one that just failed.
+    pub tries: u32,
+    /// Cookies were given: age-restricted clips are worth retrying on a rerun.
+    pub have_cookies: bool,
+    /// Breakers are on (not `--no-breaker`).
+    pub breaker: bool,
+    /// Egresses of the run.
+    pub egresses: usize,
+    /// Egresses through which this clip was already geo-blocked.
+    pub blocked_on: usize,
+}
+
+/// Decides what happens to a clip whose attempt failed in `category`; `rng_unit` in `[0, 1]` spreads the
+/// delay (see [`RetryPolicy`]).
+pub fn verdict(category: Category, cx: &Context, policy: &RetryPolicy, rng_unit: f64) -> Verdict {
+    let disposition = category.disposition();
+    if disposition == Disposition::Throttle && cx.breaker {
+        return Verdict::GiveBack;
+    }
+    if category == Category::GeoBlocked && cx.egresses > cx.blocked_on + 1 {
+        return Verdict::Reroute;
+    }
+    let tries = cx.tries.saturating_add(1);
+    let retry = match disposition {
+        Disposition::Environment => return Verdict::Halt,
+        Disposition::Permanent | Disposition::NeedsCookies => false,
+        // Without breakers a throttle is just another passing failure, as in the tools of today.
+        Disposition::Throttle => tries < Category::Network.max_attempts(),
+        Disposition::RetryLater => tries < category.max_attempts(),
+    };
+    if retry {
+        Verdict::Retry { after: policy.delay(tries, rng_unit) }
+    } else {
+        Verdict::Fail { permanent: category.is_permanent(cx.have_cookies) }
+    }
+}
+
+impl Category {
+    /// Whether a clip that failed in this category stays failed on a rerun: the permanent categories,
+    /// `http_404` once its retry is spent, and age-restricted clips unless cookies are given.
+    pub fn is_permanent(self, have_cookies: bool) -> bool {
+        match self.disposition() {
+            Disposition::Permanent => true,
+            Disposition::NeedsCookies => !have_cookies,
+            _ => self == Category::Http404,
+        }
+    }
+
+    /// How many attempts (including the first) a clip gets in this category before it is failed.
+    ///
+    /// `http_403`/`http_404` get one retry: a fresh extraction yields fresh media URLs, and a 403 that
+    /// persists points at the environment (PO token, player client) rather than the video. Categories
+    /// whose attempts are not counted ([`Disposition::Throttle`], [`Disposition::Environment`]) return
+    /// `u32::MAX`.
+    pub fn max_attempts(self) -> u32 {
+        match self.disposition() {
+            Disposition::Permanent | Disposition::NeedsCookies => 1,
+            Disposition::Throttle | Disposition::Environment => u32::MAX,
+            Disposition::RetryLater => match self {
+                Category::Http403 | Category::Http404 => 2,
+                Category::LiveNotStarted | Category::ExtractFailed | Category::Corrupt | Category::Other => 3,
+                _ => 5,
+            },
+        }
     }
 }
 
@@ -110,33 +180,95 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    /// One egress, breakers on, no cookies, a first attempt: the common case the table varies.
+    const FIRST: Context = Context { tries: 0, have_cookies: false, breaker: true, egresses: 1, blocked_on: 0 };
+
     #[test]
-    fn decisions_follow_dispositions_and_attempt_limits() {
+    fn verdicts_follow_categories_tries_and_the_run() {
         let p = RetryPolicy::default();
-        let mid = 0.5; // no jitter
+        let retry = |s| Verdict::Retry { after: secs(s) };
+        let fail = |permanent| Verdict::Fail { permanent };
+        let tries = |tries| Context { tries, ..FIRST };
         let cases = [
-            (Unavailable, 1, Decision::GiveUp),
-            (GeoBlocked, 1, Decision::GiveUp),
-            (AgeRestricted, 1, Decision::GiveUp),
-            (Environment, 1, Decision::GiveUp),
-            (Http404, 1, Decision::Retry { after: secs(30) }),
-            (Http404, 2, Decision::GiveUp),
-            (Http403, 1, Decision::Retry { after: secs(30) }),
-            (Http403, 2, Decision::GiveUp),
-            (Network, 0, Decision::Retry { after: secs(30) }),
-            (Network, 1, Decision::Retry { after: secs(30) }),
-            (Network, 2, Decision::Retry { after: secs(60) }),
-            (Network, 4, Decision::Retry { after: secs(240) }),
-            (Network, 5, Decision::GiveUp),
-            (Other, 2, Decision::Retry { after: secs(60) }),
-            (Other, 3, Decision::GiveUp),
-            // Throttling never gives up and never grows: the attempt is not counted.
-            (RateLimited, 1, Decision::Retry { after: secs(30) }),
-            (RateLimited, 1000, Decision::Retry { after: secs(30) }),
-            (BotCheck, 7, Decision::Retry { after: secs(30) }),
+            // Verdicts about the video fail at once and stay failed.
+            (Unavailable, FIRST, fail(true)),
+            (Private, FIRST, fail(true)),
+            (FormatUnavailable, FIRST, fail(true)),
+            (MissingFromMirror, FIRST, fail(true)),
+            // Age-restricted: failed now; a rerun with cookies tries again.
+            (AgeRestricted, FIRST, fail(true)),
+            (AgeRestricted, Context { have_cookies: true, ..FIRST }, fail(false)),
+            // Passing failures: backoff doubles until the category's budget is spent.
+            (Network, FIRST, retry(30)),
+            (Network, tries(1), retry(60)),
+            (Network, tries(3), retry(240)),
+            (Network, tries(4), fail(false)),
+            (Other, tries(1), retry(60)),
+            (Other, tries(2), fail(false)),
+            (Corrupt, tries(2), fail(false)),
+            (Http403, FIRST, retry(30)),
+            (Http403, tries(1), fail(false)),
+            // A 404 twice is a verdict: it stays failed on a rerun.
+            (Http404, FIRST, retry(30)),
+            (Http404, tries(1), fail(true)),
+            // Throttling is about the egress: given back, never counted, whatever the tries.
+            (RateLimited, FIRST, Verdict::GiveBack),
+            (BotCheck, tries(1000), Verdict::GiveBack),
+            // Without breakers a throttle is an ordinary passing failure with the network's budget.
+            (RateLimited, Context { breaker: false, ..FIRST }, retry(30)),
+            (BotCheck, Context { breaker: false, tries: 3, ..FIRST }, retry(240)),
+            (RateLimited, Context { breaker: false, tries: 4, ..FIRST }, fail(false)),
+            // Geo-blocked: rerouted while an egress that has not refused it is left, then failed.
+            (GeoBlocked, FIRST, fail(true)),
+            (GeoBlocked, Context { egresses: 2, ..FIRST }, Verdict::Reroute),
+            (GeoBlocked, Context { egresses: 3, blocked_on: 1, ..FIRST }, Verdict::Reroute),
+            (GeoBlocked, Context { egresses: 3, blocked_on: 2, ..FIRST }, fail(true)),
+            // A broken machine halts the run whatever else holds.
+            (Environment, FIRST, Verdict::Halt),
+            (Environment, Context { tries: 9, breaker: false, egresses: 4, ..FIRST }, Verdict::Halt),
         ];
-        for (category, attempts, expected) in cases {
-            assert_eq!(p.decide(category, attempts, mid), expected, "{category} after {attempts}");
+        for (category, cx, expected) in cases {
+            assert_eq!(verdict(category, &cx, &p, 0.5), expected, "{category} with {cx:?}");
+        }
+    }
+
+    #[test]
+    fn only_retries_and_failures_count_an_attempt() {
+        let cases = [
+            (Verdict::GiveBack, false),
+            (Verdict::Reroute, false),
+            (Verdict::Halt, false),
+            (Verdict::Retry { after: secs(1) }, true),
+            (Verdict::Fail { permanent: true }, true),
+            (Verdict::Fail { permanent: false }, true),
+        ];
+        for (v, counts) in cases {
+            assert_eq!(v.counts_attempt(), counts, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn every_category_gets_a_verdict_within_its_budget() {
+        let p = RetryPolicy::default();
+        for category in Category::ALL {
+            let mut cx = Context { breaker: false, ..FIRST };
+            let mut attempts = 0;
+            let last = loop {
+                let v = verdict(category, &cx, &p, 0.5);
+                if !v.counts_attempt() {
+                    break v;
+                }
+                attempts += 1;
+                match v {
+                    Verdict::Retry { .. } => cx.tries += 1,
+                    _ => break v,
+                }
+                assert!(attempts <= 5, "{category} retried more than five times");
+            };
+            match category.disposition() {
+                Disposition::Environment => assert_eq!(last, Verdict::Halt, "{category}"),
+                _ => assert!(matches!(last, Verdict::Fail { .. }), "{category}: {last:?}"),
+            }
         }
     }
 

@@ -6,13 +6,14 @@ use super::outdir::OutDir;
 use crate::classify::{Category, Disposition};
 use crate::cli::Source;
 use crate::config::Config;
-use crate::governor::{Finish, Governor, Pick};
+use crate::governor::{Finish, Governor, Opened, Pick};
 use crate::journal::{self, Attempt, ClipRecord, Failed, Journal, State};
 use crate::plan::{ClipKey, Plan};
 use crate::progress::{Event, Reporter};
-use crate::retry::{Decision, RetryPolicy};
+use crate::retry::{self, RetryPolicy, Verdict};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
+use crate::tools::Failure;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,16 @@ struct Work {
     attempts: u32,
     /// Egresses (lane indices) through which the video was geo-blocked: it goes through the others.
     blocked_on: Vec<usize>,
+}
+
+/// What [`Scheduler::apply`] needs of a failed attempt besides its verdict.
+struct FailedAttempt<'f> {
+    failure: &'f Failure,
+    bytes_fetched: u64,
+    throttled_requests: u64,
+    lane: usize,
+    /// The breaker this failure opened, if any.
+    opened: Option<Opened>,
 }
 
 impl Work {
@@ -263,24 +274,25 @@ impl<'a> Scheduler<'a> {
     /// Writes each egress's breaker to the journal, so that a rerun before a cool-off ends does not hammer.
     fn save_breakers(&mut self) -> anyhow::Result<()> {
         let (now, now_ms) = (Instant::now(), journal::now_ms());
-        for lane in &self.governor.lanes {
-            let until = lane.breaker.open_until().map(|u| now_ms + u.saturating_duration_since(now).as_millis() as i64);
-            self.journal.save_egress(&lane.egress.name, until, lane.breaker.cooloff.as_millis() as i64)?;
+        for (egress, until, cooloff) in self.governor.breakers() {
+            let until = until.map(|u| now_ms + u.saturating_duration_since(now).as_millis() as i64);
+            self.journal.save_egress(egress, until, cooloff.as_millis() as i64)?;
         }
         Ok(())
     }
 
-    /// Records one finished attempt and decides what happens to the clip next.
+    /// Records one finished attempt: the governor hears how the egress fared, a failure gets its verdict
+    /// from [`retry::verdict`], and [`Scheduler::apply`] carries that out.
     fn record(
         &mut self,
-        mut work: Work,
+        work: Work,
         outcome: Outcome,
         started_ms: i64,
         lane: usize,
         probe: bool,
         reporter: &mut dyn Reporter,
     ) -> anyhow::Result<()> {
-        let egress = self.governor.lanes[lane].egress.name.clone();
+        let egress = self.governor.egress_name(lane).to_string();
         let clip_id = work.task.clip_id;
         let mut attempt = Attempt {
             clip_id,
@@ -295,10 +307,11 @@ impl<'a> Scheduler<'a> {
             encode_s: 0.0,
             egress: &egress,
         };
-        match outcome {
+        let (failure, bytes_fetched, download_s, throttled_requests, retry_after) = match outcome {
             Outcome::Cancelled => {
                 self.governor.finished(lane, probe, Finish::Unknown, Instant::now());
                 self.summary.pending += 1;
+                return Ok(());
             }
             Outcome::Done(done) => {
                 self.governor.finished(lane, probe, Finish::Served, Instant::now());
@@ -309,127 +322,132 @@ impl<'a> Scheduler<'a> {
                 self.journal.record_attempt(&attempt)?;
                 self.summary.add_done(&done);
                 reporter.event(Event::Done { id: &work.id, bytes: done.bytes_fetched });
+                return Ok(());
             }
             Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests, retry_after } => {
-                let category = failure.category;
-                self.summary.bytes_fetched += bytes_fetched;
-                let disposition = category.disposition();
-                let throttle = disposition == Disposition::Throttle;
-                let finish = match disposition {
-                    Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
-                    Disposition::Environment => Finish::Unknown,
-                    _ => Finish::Served,
-                };
-                let opened = self.governor.finished(lane, probe, finish, Instant::now());
-                if throttle && self.governor.policy.breaker {
-                    // A signal about the egress, not the video: back to pending, attempts untouched.
-                    self.journal.record_throttle(
-                        self.run_id,
-                        &egress,
-                        category.as_str(),
-                        opened.as_ref().map(|o| o.cooloff),
-                        throttled_requests,
-                    )?;
-                    self.summary.throttle_events += 1;
-                    if let Some(o) = &opened {
-                        reporter.note(&format!(
-                            "{}: {} — cooling down for {}",
-                            o.egress,
-                            category.as_str(),
-                            crate::retry::format_duration(o.cooloff)
-                        ));
-                        self.save_breakers()?;
-                    }
-                    attempt.outcome = "throttled";
-                    attempt.category = Some(category.as_str());
-                    attempt.bytes_fetched = bytes_fetched;
-                    attempt.download_s = download_s;
-                    self.journal.record_attempt(&attempt)?;
-                    self.queue.push_front(work);
-                    return Ok(());
-                }
-                if category == Category::GeoBlocked && self.governor.lanes.len() > work.blocked_on.len() + 1 {
-                    // Blocked in this egress's country, not everywhere: the other egresses get to try, and
-                    // only when every one is blocked does the clip fail. Attempts are left alone.
-                    work.blocked_on.push(lane);
-                    attempt.outcome = "rerouted";
-                    attempt.category = Some(category.as_str());
-                    attempt.message = Some(&failure.message);
-                    attempt.bytes_fetched = bytes_fetched;
-                    attempt.download_s = download_s;
-                    self.journal.record_attempt(&attempt)?;
-                    self.queue.push_front(work);
-                    return Ok(());
-                }
-                let tries = self.tries.entry(clip_id).or_default();
-                if disposition != Disposition::Environment {
-                    *tries += 1;
-                    work.attempts += 1;
-                }
-                let decision = match disposition {
-                    Disposition::Environment => Decision::GiveUp,
-                    Disposition::NeedsCookies if !self.have_cookies => Decision::GiveUp,
-                    // Without breakers a throttle is just another passing failure, as in the tools of today.
-                    Disposition::Throttle => self.policy.decide(Category::Network, *tries, fastrand::f64()),
-                    _ => self.policy.decide(category, *tries, fastrand::f64()),
-                };
-                let (state, next) = match (disposition, decision) {
-                    (Disposition::Environment, _) => (State::Pending, None),
-                    (_, Decision::Retry { after }) => (State::Pending, Some(after)),
-                    (_, Decision::GiveUp) => (State::Failed, None),
-                };
-                self.journal.record_failure(
-                    clip_id,
-                    &Failed {
-                        state,
-                        category: category.as_str(),
-                        message: &failure.message,
-                        stderr_tail: &failure.stderr_tail,
-                        attempts: work.attempts,
-                        next_attempt_ms: next.map(|d| journal::now_ms() + d.as_millis() as i64),
-                        bytes_fetched,
-                    },
-                )?;
-                attempt.outcome = if state == State::Failed { "failed" } else { "retry" };
-                attempt.category = Some(category.as_str());
-                attempt.message = Some(&failure.message);
-                attempt.bytes_fetched = bytes_fetched;
-                attempt.download_s = download_s;
-                self.journal.record_attempt(&attempt)?;
-                if disposition == Disposition::Environment {
-                    if self.summary.environment.is_none() {
-                        self.summary.environment = Some(failure.message.clone());
-                        reporter
-                            .note(&format!("error: {}; stopping (no clip is marked failed for this)", failure.message));
-                    }
-                    // Ends every running child; their clips stay pending.
-                    self.summary.pending += 1;
-                    self.halt.send_replace(true);
-                    return Ok(());
-                }
-                if throttle {
-                    // With `--no-breaker` a throttle signal is an ordinary retryable failure, still on record.
-                    self.journal.record_throttle(self.run_id, &egress, category.as_str(), None, throttled_requests)?;
-                    self.summary.throttle_events += 1;
-                }
-                match next {
-                    Some(after) => {
-                        reporter.event(Event::Retrying { id: &work.id, category: category.as_str(), after });
-                        self.delayed.push((Instant::now() + after, work));
-                    }
-                    None => {
-                        if !category.is_permanent(self.have_cookies) {
-                            self.summary.retryable_failed += 1;
-                        }
-                        *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;
-                        reporter.event(Event::Failed {
-                            id: &work.id,
-                            category: category.as_str(),
-                            message: &failure.message,
-                        });
-                    }
-                }
+                (failure, bytes_fetched, download_s, throttled_requests, retry_after)
             }
+        };
+        let category = failure.category;
+        self.summary.bytes_fetched += bytes_fetched;
+        let finish = match category.disposition() {
+            Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
+            Disposition::Environment => Finish::Unknown,
+            _ => Finish::Served,
+        };
+        let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        let context = retry::Context {
+            tries: self.tries.get(&clip_id).copied().unwrap_or(0),
+            have_cookies: self.have_cookies,
+            breaker: self.governor.breaker_on(),
+            egresses: self.governor.egress_count(),
+            blocked_on: work.blocked_on.len(),
+        };
+        let verdict = retry::verdict(category, &context, &self.policy, fastrand::f64());
+        attempt.category = Some(category.as_str());
+        attempt.message = Some(&failure.message);
+        attempt.bytes_fetched = bytes_fetched;
+        attempt.download_s = download_s;
+        let failed = FailedAttempt { failure: &failure, bytes_fetched, throttled_requests, lane, opened };
+        self.apply(verdict, work, failed, attempt, reporter)
+    }
+
+    /// Carries out a failure's verdict: the journal, the summary, the reporter and the queues.
+    fn apply(
+        &mut self,
+        verdict: Verdict,
+        mut work: Work,
+        failed: FailedAttempt<'_>,
+        mut attempt: Attempt<'_>,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let FailedAttempt { failure, bytes_fetched, throttled_requests, lane, opened } = failed;
+        let category = failure.category;
+        let egress = attempt.egress;
+        let throttle = category.disposition() == Disposition::Throttle;
+        if verdict.counts_attempt() {
+            *self.tries.entry(work.task.clip_id).or_default() += 1;
+            work.attempts += 1;
+        }
+        let (state, next) = match verdict {
+            Verdict::GiveBack => {
+                // A signal about the egress, not the video: back to pending, attempts untouched.
+                self.journal.record_throttle(
+                    self.run_id,
+                    egress,
+                    category.as_str(),
+                    opened.as_ref().map(|o| o.cooloff),
+                    throttled_requests,
+                )?;
+                self.summary.throttle_events += 1;
+                if let Some(o) = &opened {
+                    reporter.note(&format!(
+                        "{}: {} — cooling down for {}",
+                        o.egress,
+                        category.as_str(),
+                        retry::format_duration(o.cooloff)
+                    ));
+                    self.save_breakers()?;
+                }
+                attempt.outcome = "throttled";
+                attempt.message = None;
+                self.journal.record_attempt(&attempt)?;
+                self.queue.push_front(work);
+                return Ok(());
+            }
+            Verdict::Reroute => {
+                work.blocked_on.push(lane);
+                attempt.outcome = "rerouted";
+                self.journal.record_attempt(&attempt)?;
+                self.queue.push_front(work);
+                return Ok(());
+            }
+            Verdict::Halt => (State::Pending, None),
+            Verdict::Retry { after } => (State::Pending, Some(after)),
+            Verdict::Fail { .. } => (State::Failed, None),
+        };
+        self.journal.record_failure(
+            work.task.clip_id,
+            &Failed {
+                state,
+                category: category.as_str(),
+                message: &failure.message,
+                stderr_tail: &failure.stderr_tail,
+                attempts: work.attempts,
+                next_attempt_ms: next.map(|d| journal::now_ms() + d.as_millis() as i64),
+                bytes_fetched,
+            },
+        )?;
+        attempt.outcome = if state == State::Failed { "failed" } else { "retry" };
+        self.journal.record_attempt(&attempt)?;
+        if verdict == Verdict::Halt {
+            if self.summary.environment.is_none() {
+                self.summary.environment = Some(failure.message.clone());
+                reporter.note(&format!("error: {}; stopping (no clip is marked failed for this)", failure.message));
+            }
+            // Ends every running child; their clips stay pending.
+            self.summary.pending += 1;
+            self.halt.send_replace(true);
+            return Ok(());
+        }
+        if throttle {
+            // With `--no-breaker` a throttle signal is an ordinary retryable failure, still on record.
+            self.journal.record_throttle(self.run_id, egress, category.as_str(), None, throttled_requests)?;
+            self.summary.throttle_events += 1;
+        }
+        match verdict {
+            Verdict::Retry { after } => {
+                reporter.event(Event::Retrying { id: &work.id, category: category.as_str(), after });
+                self.delayed.push((Instant::now() + after, work));
+            }
+            Verdict::Fail { permanent } => {
+                if !permanent {
+                    self.summary.retryable_failed += 1;
+                }
+                *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;
+                reporter.event(Event::Failed { id: &work.id, category: category.as_str(), message: &failure.message });
+            }
+            Verdict::GiveBack | Verdict::Reroute | Verdict::Halt => {}
         }
         Ok(())
     }

@@ -269,6 +269,26 @@ impl Governor {
         (!parts.is_empty()).then(|| format!("throttled: {}", parts.join("; ")))
     }
 
+    /// Breakers are on (not `--no-breaker`).
+    pub fn breaker_on(&self) -> bool {
+        self.policy.breaker
+    }
+
+    /// How many egresses the run has.
+    pub fn egress_count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// The name of the egress behind a lane.
+    pub fn egress_name(&self, lane: usize) -> &str {
+        &self.lanes[lane].egress.name
+    }
+
+    /// Each egress's breaker as the journal keeps it: (name, open until, current cool-off).
+    pub fn breakers(&self) -> impl Iterator<Item = (&str, Option<Instant>, Duration)> + '_ {
+        self.lanes.iter().map(|l| (l.egress.name.as_str(), l.breaker.open_until(), l.breaker.cooloff))
+    }
+
     pub fn wasted(&self) -> u64 {
         self.lanes.iter().map(|l| l.wasted).sum()
     }
