@@ -527,6 +527,29 @@ fn a_broken_environment_exits_two_and_marks_no_clip_failed() {
     assert!(clips.iter().all(|c| c.state == "pending"), "no clip is failed for the machine's fault: {clips:?}");
     assert!(failed_by_category(&status_json(&out)).is_empty());
 
+    // No JS runtime: yt-dlp warns as it does on YouTube and still succeeds (with formats missing). That is
+    // the machine's fault and would repeat for every clip: the run stops, no clip failed.
+    let no_js = write_script(
+        tmp.path(),
+        "no-js-yt-dlp",
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
+\
+         echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default; \
+         to use another runtime add --js-runtimes RUNTIME[:PATH] to your command/config. YouTube extraction without \
+         a JS runtime has been deprecated, and some formats may be missing.' >&2
+exec yt-dlp \"$@\"",
+    );
+    let mut without_js = args.clone();
+    without_js.push("--ytdlp".into());
+    without_js.push(no_js.into());
+    let o = run(&without_js);
+    o.expect_code(2);
+    assert!(o.stderr.contains("JavaScript runtime"), "{}", o.stderr);
+    let clips = journal_clips(&out);
+    assert!(clips.iter().all(|c| c.state == "pending"), "no clip is failed for a missing JS runtime: {clips:?}");
+    assert!(failed_by_category(&status_json(&out)).is_empty());
+    assert!(clip_files(&out).is_empty(), "no clip was made without the JS runtime");
+
     // Fixed, the same command finishes.
     run(&args).expect_code(0);
     for row in &rows {

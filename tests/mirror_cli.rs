@@ -201,7 +201,8 @@ impl Setup {
         for a in ["--source", source, "--mirror-dataset", dataset, "--split", "train", "--mirror-url", &mirror_url] {
             args.push(a.into());
         }
-        for a in ["--url-template", &self.server.url_template(), "--retry-delay", "0s", "-j", "2"] {
+        // The default path: the watch page and the default format choice.
+        for a in ["--url-template", &self.server.watch_url_template(), "--retry-delay", "0s", "-j", "2"] {
             args.push(a.into());
         }
         args
@@ -219,10 +220,16 @@ impl Setup {
 
     /// Ids of every `/v/{id}.mp4` request (the YouTube path).
     fn video_ids_requested(&self) -> BTreeSet<String> {
-        let by_path = self.requests_by_path();
-        let from_log = by_path.keys().filter(|p| p.starts_with("/v/")).map(|p| p[3..].trim_end_matches(".mp4"));
-        let mut ids: BTreeSet<String> = from_log.map(str::to_string).collect();
-        ids.extend(self.server.stats().ids.into_keys());
+        let stats = self.server.wait_idle(Duration::from_secs(30)).expect("the test source goes idle");
+        // Every request for a video (page, manifest, media) names its id; one naming none shows as its path.
+        let video = |p: &str| p.starts_with("/v/") || p == "/watch";
+        let mut ids: BTreeSet<String> = stats
+            .log
+            .iter()
+            .filter(|e| video(&e.path))
+            .map(|e| e.id.clone().unwrap_or_else(|| e.path.clone()))
+            .collect();
+        ids.extend(stats.ids.into_keys());
         ids
     }
 

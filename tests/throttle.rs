@@ -20,11 +20,11 @@ const VIDEO: f64 = 40.0;
 const EGRESS: &str = "127.0.0.2";
 /// The window of the test source's per-IP count: longer than any run, so only bans reset it.
 const WINDOW_SECS: f64 = 60.0;
-/// Video requests an IP may make before a ban. A clip takes 3-5 (yt-dlp's GET, then the relay's pieces:
-/// the header, perhaps a small one where ffmpeg probes, and the window planned from the MP4 index): 7
-/// lets a probe and about one more clip through after each ban, and every run of six clips or more meets
-/// several bans, most of them mid-transfer.
-const LIMIT: u32 = 7;
+/// Video requests an IP may make before a ban. On the default path a clip takes 8-10 (yt-dlp's watch page
+/// and manifest, then for each DASH track the relay's pieces: the header, a small one where ffmpeg probes,
+/// and the window planned from the index): 16 lets a probe and about one more clip through after each
+/// ban, and every run of six clips or more meets several bans, most of them mid-transfer.
+const LIMIT: u32 = 16;
 /// yt-dlp's answer when YouTube wants proof of a human (note the typographic apostrophe).
 const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
 /// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.
@@ -64,7 +64,7 @@ fn download(server: &TestServer, s: &Setup, jobs: usize, egresses: &[&str], extr
     args.push(s.out.clone().into());
     args.push("--annotations".into());
     args.push(s.csv.clone().into());
-    args.extend(os(["--url-template", &server.url_template(), "--retry-delay", "0s", "-j", &jobs.to_string()]));
+    args.extend(os(["--url-template", &server.watch_url_template(), "--retry-delay", "0s", "-j", &jobs.to_string()]));
     for e in egresses {
         args.extend(os(["--source-address", e]));
     }
@@ -160,19 +160,20 @@ fn assert_throttles_left_attempts_alone(out: &Path, category: &str) {
 
 /// `/v/` requests, by arrival.
 fn video_log(stats: &Stats) -> Vec<LogEntry> {
-    let mut log: Vec<LogEntry> = stats.log.iter().filter(|e| e.path.starts_with("/v/")).cloned().collect();
+    let mut log: Vec<LogEntry> =
+        stats.log.iter().filter(|e| e.path.starts_with("/v/") || e.path == "/watch").cloned().collect();
     log.sort_by_key(|e| e.time_ms);
     log
 }
 
-/// The id a `/v/{id}.mp4` request is for.
+/// The id a video request (page, manifest or media) is for.
 fn id_of(e: &LogEntry) -> &str {
-    e.path.trim_start_matches("/v/").trim_end_matches(".mp4")
+    e.id.as_deref().unwrap_or_default()
 }
 
-/// yt-dlp's GET, which starts every attempt at a clip: the relay (ffmpeg's side) always asks for a range.
+/// yt-dlp's GET of the watch page, which starts every attempt at a clip.
 fn is_clip_start(e: &LogEntry) -> bool {
-    e.range.is_none()
+    e.path == "/watch"
 }
 
 /// One ban of one IP, as the log shows it.
@@ -227,15 +228,17 @@ fn assert_no_repeats_into_bans(stats: &Stats, ban_secs: f64) {
         let mut seen = std::collections::BTreeMap::<(String, String), u32>::new();
         for e in std::iter::once(&ban.trigger).chain(&ban.into) {
             if let Some(range) = &e.range {
-                *seen.entry((id_of(e).to_owned(), range.clone())).or_default() += 1;
+                *seen.entry((e.path.clone(), range.clone())).or_default() += 1;
             }
         }
         let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
         assert!(
             repeated.is_empty(),
-            "{}: the same range was requested again into the ban that began at {} (id, range, times): {repeated:?}",
+            "{}: the same range was requested again into the ban that began at {} (path, range, times): \
+             {repeated:?}\nthe ban's requests: {:#?}",
             ban.ip,
-            ban.trigger.time_ms
+            ban.trigger.time_ms,
+            std::iter::once(&ban.trigger).chain(&ban.into).map(|e| (e.time_ms, &e.path, &e.range)).collect::<Vec<_>>()
         );
     }
 }
@@ -623,7 +626,7 @@ fn a_clip_served_from_before_the_ban_does_not_reopen_the_egress() {
     let body = format!(
         "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
          id=unknown\n\
-         for a in \"$@\"; do case \"$a\" in */v/*.mp4) id=${{a##*/v/}}; id=${{id%.mp4}} ;; esac; done\n\
+         for a in \"$@\"; do case \"$a\" in *watch?v=*) id=${{a##*watch?v=}} ;; esac; done\n\
          log() {{ echo \"$(date +%s%3N) $1 $id\" >> '{log}'; }}\n\
          check() {{ printf '%s\\n' '{BOT_CHECK}' >&2; log end; exit 1; }}\n\
          log start\n\
@@ -736,4 +739,42 @@ fn geo_blocked_clips_go_through_the_other_egresses() {
     let failed = read_csv(&s.out.join("failed.csv"));
     assert_eq!(failed.rows.len(), 1);
     assert_eq!(failed.rows[0]["category"], "geo_blocked");
+}
+
+/// yt-dlp turns a 429 on the DASH manifest into a warning and quietly falls back to itag 18
+/// (`WARNING: [html5] ID: Failed to download MPD manifest: HTTP Error 429: Too Many Requests`, exit 0):
+/// the egress is throttled all the same, so the breaker opens and the clip waits for it, instead of
+/// carrying on through a banned IP with a worse format.
+#[test]
+fn a_429_that_yt_dlp_turns_into_a_warning_opens_the_breaker() {
+    let rows = short_rows(52, 2);
+    let s = setup(&rows);
+    let server = server(Config::for_tests().with_duration(VIDEO));
+    let state = s.tmp.path().join("warned");
+    // The first extraction meets the 429 (as yt-dlp prints it when the manifest is refused); later ones don't.
+    let body = format!(
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
+         if mkdir '{state}' 2>/dev/null; then\n\
+           echo 'WARNING: [generic] Falling back on generic information extractor' >&2\n\
+           echo 'WARNING: [html5] watch?v=x: Failed to download MPD manifest: HTTP Error 429: Too Many Requests' >&2\n\
+         fi\n\
+         exec yt-dlp \"$@\"",
+        state = state.display(),
+    );
+    let ytdlp = write_script(s.tmp.path(), "warn-yt-dlp", &body);
+    let mut args = download(&server, &s, 1, &[EGRESS], &["--cooldown", "1s", "--ytdlp"]);
+    args.push(ytdlp.into());
+    run(&args).expect_code(0);
+    assert_all_done(&s.out, &rows);
+
+    let events = throttle_events(&s.out);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!((events[0].category.as_str(), events[0].egress.as_str()), ("rate_limited", EGRESS));
+    let attempts = attempts(&s.out);
+    let throttled: Vec<_> = attempts.iter().filter(|a| a.outcome == "throttled").collect();
+    assert_eq!(throttled.len(), 1, "{attempts:#?}");
+    // Nothing was cut from what that extraction offered: every clip came from the DASH pair.
+    let stats = read_csv(&s.out.join("stats.csv"));
+    assert!(stats.rows.iter().all(|r| r["format_id"] == "133+140"), "{:?}", stats.rows);
+    assert!(journal_clips(&s.out).iter().all(|c| c.attempts == 1), "a throttle costs no attempt");
 }

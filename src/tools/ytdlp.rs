@@ -2,7 +2,7 @@
 
 use super::process::{self, StopSignal};
 use super::Failure;
-use crate::classify::Category;
+use crate::classify::{Category, Disposition};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -128,9 +128,15 @@ impl YtDlp {
             return Err(Failure::from_stderr(&out.stderr, out.status.code()));
         }
         // Without a JS runtime yt-dlp still succeeds, with formats silently missing: that is the machine's
-        // fault, not the video's, and it would repeat for every clip.
-        if crate::classify::classify(&out.stderr, None) == Category::Environment {
-            return Err(Failure::from_stderr(&out.stderr, None));
+        // fault, not the video's, and it would repeat for every clip. A 429 that yt-dlp turned into a
+        // warning (`Failed to download MPD manifest: HTTP Error 429`) also leaves formats out (it falls back
+        // to itag 18): the egress is throttled, and the breaker must hear of it.
+        let category = crate::classify::classify(&out.stderr, None);
+        if matches!(category.disposition(), Disposition::Environment | Disposition::Throttle) {
+            // The message is the warning that told, not whatever yt-dlp printed last.
+            let told = out.stderr.lines().map(str::trim).find(|l| crate::classify::classify(l, None) == category);
+            let message = told.map_or_else(|| super::headline(&out.stderr, None), str::to_owned);
+            return Err(Failure::new(category, message, &out.stderr));
         }
         parse_info(&out.stdout)
             .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &out.stderr))
