@@ -65,6 +65,7 @@ struct RawInfo {
     protocol: Option<String>,
     #[serde(default)]
     http_headers: BTreeMap<String, String>,
+    cookies: Option<String>,
     requested_formats: Option<Vec<RawFormat>>,
     duration: Option<f64>,
     height: Option<u32>,
@@ -77,6 +78,7 @@ struct RawFormat {
     protocol: Option<String>,
     #[serde(default)]
     http_headers: BTreeMap<String, String>,
+    cookies: Option<String>,
     vcodec: Option<String>,
 }
 
@@ -190,7 +192,16 @@ async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output
 /// Reads `--dump-json` output into the streams to fetch.
 pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
     let raw: RawInfo = serde_json::from_slice(stdout)?;
-    let headers = |h: BTreeMap<String, String>| h.into_iter().collect::<Vec<_>>();
+    // yt-dlp keeps the cookies it would send for a format (from `--cookies`) out of `http_headers`, in
+    // a `cookies` field; the relay must send them too, as yt-dlp's own downloader would.
+    let headers = |h: BTreeMap<String, String>, cookies: Option<String>| {
+        let mut headers: Vec<(String, String)> = h.into_iter().collect();
+        let has_cookie = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("cookie"));
+        if let Some(cookie) = cookies.as_deref().and_then(cookie_header).filter(|_| !has_cookie) {
+            headers.push(("Cookie".to_owned(), cookie));
+        }
+        headers
+    };
     let streams = match raw.requested_formats {
         Some(mut formats) if !formats.is_empty() => {
             // Video first, then audio: the fetch maps input 0 to video and input 1 to audio.
@@ -199,7 +210,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
                 .into_iter()
                 .map(|f| MediaStream {
                     url: f.url,
-                    headers: headers(f.http_headers),
+                    headers: headers(f.http_headers, f.cookies),
                     protocol: f.protocol.unwrap_or_default(),
                     format_id: f.format_id.unwrap_or_default(),
                 })
@@ -207,7 +218,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
         }
         _ => vec![MediaStream {
             url: raw.url.clone().unwrap_or_default(),
-            headers: headers(raw.http_headers),
+            headers: headers(raw.http_headers, raw.cookies),
             protocol: raw.protocol.clone().unwrap_or_default(),
             format_id: raw.format_id.clone().unwrap_or_default(),
         }],
@@ -215,9 +226,46 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
     Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
 }
 
+/// The `Cookie` header for yt-dlp's `cookies` field of a format, which lists each cookie as `name=value`
+/// followed by its attributes (`name=value; Domain=d; Path=/; Expires=T; other=v; Domain=d; ...`).
+pub fn cookie_header(field: &str) -> Option<String> {
+    const ATTRIBUTES: [&str; 7] = ["domain", "path", "expires", "max-age", "secure", "httponly", "samesite"];
+    let pairs: Vec<&str> = field
+        .split(';')
+        .map(str::trim)
+        .filter(|part| {
+            let name = part.split('=').next().unwrap_or_default().trim();
+            !part.is_empty() && part.contains('=') && !ATTRIBUTES.iter().any(|a| name.eq_ignore_ascii_case(a))
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| pairs.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookie_fields_become_cookie_headers() {
+        let cases = [
+            (
+                "kdl=from-the-cookie-file; Domain=127.0.0.1; Path=/; Expires=2147483647; second=b; Domain=127.0.0.1; \
+                 Path=/; Expires=2147483647",
+                Some("kdl=from-the-cookie-file; second=b"),
+            ),
+            ("SID=abc; Domain=.youtube.com; Path=/; Secure; Expires=1800000000", Some("SID=abc")),
+            ("a=1=2; HttpOnly; path=/", Some("a=1=2")),
+            ("", None),
+            ("Domain=x; Path=/", None),
+        ];
+        for (field, want) in cases {
+            assert_eq!(cookie_header(field).as_deref(), want, "{field}");
+        }
+        let json = br#"{"format_id":"18","url":"http://h/v.mp4","protocol":"http","http_headers":{"User-Agent":"UA"},
+            "cookies":"k=v; Domain=h; Path=/"}"#;
+        let info = parse_info(json).unwrap();
+        assert_eq!(info.streams[0].headers, [("User-Agent".into(), "UA".into()), ("Cookie".into(), "k=v".into())]);
+    }
 
     #[test]
     fn direct_link_is_one_stream() {

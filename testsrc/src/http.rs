@@ -19,6 +19,8 @@ pub struct Request {
     /// `true` for HTTP/1.1 and later, `false` for HTTP/1.0.
     pub http11: bool,
     pub headers: Vec<(String, String)>,
+    /// The target was in absolute form (`GET http://host/path`): the client took us for its HTTP proxy.
+    pub proxied: bool,
 }
 
 /// Why a request head could not be parsed.
@@ -91,9 +93,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, HeadError> {
         headers.push((name.to_owned(), value.trim().to_owned()));
     }
     let target = target.split('#').next().unwrap_or_default();
+    // A client using us as its HTTP proxy names the whole URL; we serve it as if it were ours.
+    let (target, proxied) = match target.strip_prefix("http://") {
+        Some(rest) => (rest.find('/').map_or("/", |at| &rest[at..]), true),
+        None => (target, false),
+    };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let (path, query) = (path.to_owned(), query.to_owned());
-    Ok(Some((Request { method: method.to_owned(), path, query, http11, headers }, body_start)))
+    Ok(Some((Request { method: method.to_owned(), path, query, http11, headers, proxied }, body_start)))
 }
 
 /// Finds the blank line ending the head; accepts bare `\n` line ends like lenient servers do.
@@ -184,6 +191,21 @@ mod tests {
         assert!(req.http11 && req.keep_alive() && !req.has_body());
         assert_eq!(req.header("range"), Some("bytes=0-"));
         assert_eq!(&raw[used..], b"GET /next");
+    }
+
+    #[test]
+    fn absolute_form_targets_are_served_as_paths() {
+        let req = |target: &str| parse_head(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes()).unwrap().unwrap().0;
+        let cases = [
+            ("http://127.0.0.1:8080/watch?v=abc", "/watch", "v=abc", true),
+            ("http://h/v/abc.mp4", "/v/abc.mp4", "", true),
+            ("http://h", "/", "", true),
+            ("/v/abc.mp4", "/v/abc.mp4", "", false),
+        ];
+        for (target, path, query, proxied) in cases {
+            let r = req(target);
+            assert_eq!((r.path.as_str(), r.query.as_str(), r.proxied), (path, query, proxied), "{target}");
+        }
     }
 
     #[test]

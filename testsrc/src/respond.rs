@@ -215,6 +215,8 @@ pub(crate) async fn send(
             bytes: written,
             throttled: reply.throttled,
             complete,
+            proxied: req.is_some_and(|r| r.proxied),
+            cookie: req.and_then(|r| r.header("cookie")).map(str::to_owned),
         };
         if shared.config.log_requests {
             let range = entry.range.as_deref().unwrap_or("-");

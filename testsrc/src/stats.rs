@@ -65,6 +65,12 @@ pub struct LogEntry {
     pub throttled: bool,
     /// The whole promised body was written (false after truncation or a client hang-up).
     pub complete: bool,
+    /// The request came as to an HTTP proxy (absolute-form target).
+    #[serde(default)]
+    pub proxied: bool,
+    /// The Cookie header as sent, if any.
+    #[serde(default)]
+    pub cookie: Option<String>,
 }
 
 impl Stats {
@@ -191,6 +197,8 @@ mod tests {
             bytes: 0,
             throttled: false,
             complete: true,
+            proxied: false,
+            cookie: None,
         }
     }
 
