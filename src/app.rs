@@ -13,7 +13,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     init_tracing(cli.verbose);
     match cli.command {
         Command::Download(args) => {
-            let cfg = match Config::from_args(*args) {
+            let cfg = match args.into_config() {
                 Ok(cfg) => cfg,
                 Err(e) => {
                     eprintln!("error: {e:#}");
@@ -24,11 +24,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             rt.block_on(download(cfg))
         }
         Command::Status(args) => status(&args),
-        Command::Report(args) => crate::report::run(&args),
-        Command::Export(args) => crate::export::run(&args),
-        Command::Manifest(args) => crate::manifest::run(&args),
-        Command::Diff(args) => crate::manifest::run_diff(&args),
-        Command::Verify(args) => crate::verify::run(&args),
+        Command::Report(args) => crate::report::run(&args.into()),
+        Command::Export(args) => crate::export::run(&args.into()),
+        Command::Manifest(args) => crate::manifest::run(&args.into()),
+        Command::Diff(args) => crate::manifest::run_diff(&args.into()),
+        Command::Verify(args) => crate::verify::run(&args.into()),
         Command::Doctor(args) => {
             let opts = crate::doctor::DoctorOptions {
                 yt_dlp: args.ytdlp,

@@ -17,6 +17,7 @@ pub mod governor;
 pub mod journal;
 pub mod manifest;
 pub mod mirror;
+pub mod outdir;
 pub mod plan;
 pub mod progress;
 pub mod relay;

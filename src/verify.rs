@@ -8,16 +8,15 @@
 //! sha256 get one, so later manifests need not hash them again.
 
 use crate::classify::Category;
-use crate::download::OutDir;
 use crate::exit_codes;
 use crate::journal::{Journal, STATE_DIR};
 use crate::manifest::build::sha256_file;
 use crate::manifest::rows::{self, ClipRow};
+use crate::outdir::OutDir;
 use crate::tools::ffmpeg::Ffmpeg;
 use crate::tools::process::StopSignal;
 use crate::tools::Failure;
 use anyhow::Context;
-use clap::Args;
 use futures_util::StreamExt;
 use rusqlite::params;
 use std::path::{Path, PathBuf};
@@ -27,19 +26,16 @@ pub const DURATION_TOLERANCE_S: f64 = 0.35;
 /// Where broken files are moved, inside OUT.
 pub const BROKEN_DIR: &str = "broken";
 
-#[derive(Debug, Clone, Args)]
-pub struct VerifyArgs {
+/// What `verify` is asked for.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
     /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Clips checked at once [default: cores].
-    #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
     /// The ffmpeg program.
-    #[arg(long, env = "KINETICS_DL_FFMPEG", default_value = "ffmpeg")]
     pub ffmpeg: PathBuf,
     /// The ffprobe program.
-    #[arg(long, env = "KINETICS_DL_FFPROBE", default_value = "ffprobe")]
     pub ffprobe: PathBuf,
 }
 
@@ -78,7 +74,7 @@ pub struct Outcome {
 
 /// Verifies OUT. Returns 0 when every done clip is good, 3 when some went back to pending, 2 when OUT has
 /// no journal, another kinetics-dl holds it, or ffmpeg/ffprobe cannot run.
-pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
+pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
     let usage = |e: &dyn std::fmt::Display| {
         eprintln!("error: {e:#}");
         Ok(exit_codes::USAGE)

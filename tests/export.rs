@@ -1,7 +1,7 @@
 //! `export` against a real journal and real clips, every format checked line by line; the WebDataset
 //! shards are read back with the Python `webdataset` package.
 
-use kinetics_dl::export::{self, Dataset, ExportArgs, Format};
+use kinetics_dl::export::{self, Dataset, ExportOptions, Format};
 use kinetics_dl::journal::Journal;
 use rusqlite::params;
 use std::path::Path;
@@ -88,7 +88,7 @@ fn torchvision_writes_classes_and_a_val_alias() {
     assert!(!notes.contains("split train: torchvision"), "train's folders sort like classes.txt: {notes}");
     assert!(notes.contains("split test has no class folders"), "{notes}");
     let code =
-        export::run(&ExportArgs { out: dir.path().into(), format: Format::Torchvision, shard_size: 1000 }).unwrap();
+        export::run(&ExportOptions { out: dir.path().into(), format: Format::Torchvision, shard_size: 1000 }).unwrap();
     assert_eq!(code, 0, "a second export finds the alias in place");
 }
 

@@ -2,8 +2,8 @@
 
 use kinetics_dl::exit_codes;
 use kinetics_dl::journal::Journal;
-use kinetics_dl::manifest::{self, diff, DiffArgs, ManifestArgs};
-use kinetics_dl::verify::{self, VerifyArgs};
+use kinetics_dl::manifest::{self, diff, DiffOptions, ManifestOptions};
+use kinetics_dl::verify::{self, VerifyOptions};
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -132,7 +132,7 @@ fn manifest_records_every_clip_and_is_reproducible() {
     let a = out.done("aaaaaaaaaaa", 3, 500, false);
     out.not_done("ccccccccccc", "failed", Some("unavailable"));
     out.not_done("ddddddddddd", "pending", None);
-    let args = ManifestArgs { out: out.path.clone(), output: None };
+    let args = ManifestOptions { out: out.path.clone(), output: None };
     assert_eq!(manifest::run(&args).unwrap(), 0);
     let m = manifest_json(&out.path.join("manifest.json"));
     assert_eq!(m["counts"], serde_json::json!({"total": 4, "done": 2, "failed": 1, "pending": 1, "broken": 0}));
@@ -158,11 +158,11 @@ fn manifest_records_every_clip_and_is_reproducible() {
     assert_eq!(out.state("aaaaaaaaaaa").3, None);
 
     let again = out.path.join("again.json");
-    assert_eq!(manifest::run(&ManifestArgs { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
+    assert_eq!(manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(out.path.join("manifest.json")).unwrap());
 
     std::fs::remove_file(&a).unwrap();
-    assert_eq!(manifest::run(&ManifestArgs { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
+    assert_eq!(manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
     let broken = manifest_json(&again);
     assert_eq!(broken["counts"]["broken"], 1);
     assert_eq!(
@@ -183,7 +183,7 @@ fn diff_finds_gaps_and_different_bytes() {
     b.done("changed0000", 2, 700, false);
     b.not_done("failsinb000", "failed", Some("http_404"));
     b.done("onlyinb0000", 2, 600, false);
-    assert_eq!(manifest::run(&ManifestArgs { out: b.path.clone(), output: None }).unwrap(), 0);
+    assert_eq!(manifest::run(&ManifestOptions { out: b.path.clone(), output: None }).unwrap(), 0);
 
     // A as a folder (built from its journal), B as its manifest file.
     let ma = diff::load_side(&a.path).unwrap();
@@ -199,7 +199,7 @@ fn diff_finds_gaps_and_different_bytes() {
     let table = diff::render(&d);
     assert!(table.contains("why B lacks A's clips") && table.contains("http_404"), "{table}");
 
-    let args = |x: &Out, y: &Path| DiffArgs { a: x.path.clone(), b: y.to_path_buf(), json: true };
+    let args = |x: &Out, y: &Path| DiffOptions { a: x.path.clone(), b: y.to_path_buf(), json: true };
     assert_eq!(manifest::run_diff(&args(&a, &b.path)).unwrap(), manifest::DIFFERENT);
     assert_eq!(
         manifest::run_diff(&args(&b, &b.path.join("manifest.json"))).unwrap(),
@@ -209,8 +209,8 @@ fn diff_finds_gaps_and_different_bytes() {
     assert_eq!(manifest::run_diff(&args(&a, &a.path.join("nothing-here"))).unwrap(), exit_codes::USAGE);
 }
 
-fn verify_args(out: &Out) -> VerifyArgs {
-    VerifyArgs { out: out.path.clone(), jobs: Some(2), ffmpeg: "ffmpeg".into(), ffprobe: "ffprobe".into() }
+fn verify_args(out: &Out) -> VerifyOptions {
+    VerifyOptions { out: out.path.clone(), jobs: Some(2), ffmpeg: "ffmpeg".into(), ffprobe: "ffprobe".into() }
 }
 
 #[test]
@@ -240,11 +240,11 @@ fn verify_returns_broken_clips_to_pending_and_records_hashes() {
     std::fs::write(&garbled, &bytes).unwrap();
 
     // Another kinetics-dl working in OUT keeps verify out.
-    let lock = kinetics_dl::download::OutDir::open(&out.path).unwrap();
+    let lock = kinetics_dl::outdir::OutDir::open(&out.path).unwrap();
     assert_eq!(verify::run(&verify_args(&out)).unwrap(), exit_codes::USAGE);
     drop(lock);
     // A broken ffprobe judges nothing.
-    let no_probe = VerifyArgs { ffprobe: "/nonexistent/ffprobe".into(), ..verify_args(&out) };
+    let no_probe = VerifyOptions { ffprobe: "/nonexistent/ffprobe".into(), ..verify_args(&out) };
     assert_eq!(verify::run(&no_probe).unwrap(), exit_codes::USAGE);
     assert_eq!(out.state("truncated00").0, "done");
 

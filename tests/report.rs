@@ -2,7 +2,7 @@
 //! Chromium renders it (every chart drawn; a screenshot kept in target/test-artifacts/report.png).
 
 use kinetics_dl::journal::Journal;
-use kinetics_dl::report::{self, ReportArgs};
+use kinetics_dl::report::{self, ReportOptions};
 use rusqlite::params;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -120,7 +120,7 @@ fn journals_without_throttle_events_still_report() {
     let conn = rusqlite::Connection::open(Journal::path_in(dir.path())).unwrap();
     conn.execute_batch("DROP TABLE throttle_events").unwrap();
     drop(conn);
-    assert_eq!(report::run(&ReportArgs { out: dir.path().to_path_buf(), json: true }).unwrap(), 0);
+    assert_eq!(report::run(&ReportOptions { out: dir.path().to_path_buf(), json: true }).unwrap(), 0);
     let d = report::data::gather(dir.path()).unwrap();
     assert_eq!(d.throughput.throttle_events, None);
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
@@ -130,7 +130,7 @@ fn journals_without_throttle_events_still_report() {
 #[test]
 fn missing_journal_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let code = report::run(&ReportArgs { out: dir.path().to_path_buf(), json: false }).unwrap();
+    let code = report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false }).unwrap();
     assert_eq!(code, kinetics_dl::exit_codes::USAGE);
     assert!(!dir.path().join("report.html").exists());
 }
@@ -139,7 +139,7 @@ fn missing_journal_is_a_usage_error() {
 fn page_renders_in_chromium_with_every_chart_drawn() {
     let dir = tempfile::tempdir().unwrap();
     journal(dir.path());
-    assert_eq!(report::run(&ReportArgs { out: dir.path().to_path_buf(), json: false }).unwrap(), 0);
+    assert_eq!(report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false }).unwrap(), 0);
     let page_path = dir.path().join("report.html");
     let page = std::fs::read_to_string(&page_path).unwrap();
     for forbidden in ["<script", "<link", "src=", "@import", "url(", "http://", "https://"] {

@@ -1,9 +1,9 @@
 //! One clip, start to finish: extract media URLs, fetch the padded window through the relay (or the whole
 //! video when that cannot work), cut, verify, and move the clip into place.
 
-use super::outdir;
 use crate::classify::{Category, Disposition};
 use crate::journal::Done;
+use crate::outdir;
 use crate::relay::{Registration, Relay};
 use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe};
 use crate::tools::process::StopSignal;

@@ -2,12 +2,12 @@
 //! record each in the journal like a YouTube clip, and leave the rest to YouTube (auto) or record them as
 //! missing (mirror).
 
-use super::outdir::OutDir;
 use crate::classify::Category;
-use crate::cli::Source;
 use crate::config::Config;
+use crate::config::Source;
 use crate::journal::{self, Attempt, Done, Failed, Journal, State};
 use crate::mirror::{self, MirrorConfig, MirrorEvent, MirrorStats, Wanted};
+use crate::outdir::OutDir;
 use crate::plan::{clip_file_name, ClipKey, Plan};
 use crate::progress::{Event, Reporter};
 use crate::tools::process::StopSignal;
@@ -213,7 +213,7 @@ async fn reencode(
             let t = std::time::Instant::now();
             let result = ffmpeg.cut(&dest, 0.0, secs + 1.0, &encode, &tmp, &mut stop).await;
             let result = match result {
-                Ok(()) => super::outdir::place(&tmp, &dest).map_err(|e| e.to_string()),
+                Ok(()) => crate::outdir::place(&tmp, &dest).map_err(|e| e.to_string()),
                 Err(f) => Err(f.message),
             };
             let _ = std::fs::remove_file(&tmp);

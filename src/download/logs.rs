@@ -1,7 +1,7 @@
 //! `stats.csv` and `failed.csv` in OUT, the seed's two logs, rewritten from the journal after each run.
 
-use super::outdir::write_atomic;
 use crate::journal::Journal;
+use crate::outdir::write_atomic;
 use std::path::Path;
 
 pub const STATS: &str = "stats.csv";

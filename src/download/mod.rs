@@ -3,15 +3,14 @@
 mod clip;
 mod from_mirror;
 pub mod logs;
-pub mod outdir;
 mod scheduler;
 
 pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
-pub use outdir::OutDir;
 
-use crate::cli::Source;
+use crate::config::Source;
 use crate::config::{Config, Input};
 use crate::journal::Journal;
+use crate::outdir::OutDir;
 use crate::progress::Reporter;
 use crate::summary::Summary;
 use crate::tools::ffmpeg::Ffmpeg;

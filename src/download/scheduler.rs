@@ -2,12 +2,12 @@
 //! journal, schedules retries, and handles Ctrl-C. Workers never touch the journal or the screen.
 
 use super::clip::{Engine, Outcome, Task};
-use super::outdir::OutDir;
 use crate::classify::{Category, Disposition};
-use crate::cli::Source;
 use crate::config::Config;
+use crate::config::Source;
 use crate::governor::{Finish, Governor, Opened, Pick};
 use crate::journal::{self, Attempt, ClipRecord, Failed, Journal, State};
+use crate::outdir::OutDir;
 use crate::plan::{ClipKey, Plan};
 use crate::progress::{Event, Reporter};
 use crate::retry::{self, RetryPolicy, Verdict};

@@ -13,11 +13,11 @@ pub mod webdataset;
 use crate::exit_codes;
 use crate::manifest::rows::{self, ClipRow, OpenError};
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// A training framework's file layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// The folder tree as it is, plus `classes.txt` (torchvision.datasets.Kinetics, DatasetFolder).
     Torchvision,
@@ -33,16 +33,28 @@ pub enum Format {
     Webdataset,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct ExportArgs {
+impl Format {
+    /// The format's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Torchvision => "torchvision",
+            Format::Mmaction2 => "mmaction2",
+            Format::Pytorchvideo => "pytorchvideo",
+            Format::Slowfast => "slowfast",
+            Format::Csv => "csv",
+            Format::Webdataset => "webdataset",
+        }
+    }
+}
+
+/// What `export` is asked for.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
     /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// What to write.
-    #[arg(long, value_enum)]
     pub format: Format,
-    /// Samples per WebDataset shard.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Samples per WebDataset shard (at least 1).
     pub shard_size: u64,
 }
 
@@ -93,7 +105,7 @@ impl Dataset {
 }
 
 /// Runs one export. Returns 0, or 2 when OUT has no journal or a path cannot be exported.
-pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
+pub fn run(args: &ExportOptions) -> anyhow::Result<i32> {
     let ds = match Dataset::load(&args.out) {
         Ok(ds) => ds,
         Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {
@@ -110,7 +122,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(e),
     };
-    let name = args.format.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+    let name = args.format.name();
     eprintln!("exported {} done clips for {name}:", ds.done());
     for line in written {
         eprintln!("  {line}");

@@ -15,7 +15,6 @@ pub mod rows;
 pub use build::{Entry, Manifest, Outcome};
 
 use crate::exit_codes;
-use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -25,31 +24,28 @@ pub const DEFAULT_FILE: &str = "manifest.json";
 /// `diff`'s exit code when the datasets differ (like diff(1)); 0 when they are identical.
 pub const DIFFERENT: i32 = 1;
 
-#[derive(Debug, Clone, Args)]
-pub struct ManifestArgs {
+/// What `manifest` is asked for.
+#[derive(Debug, Clone)]
+pub struct ManifestOptions {
     /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Where to write the manifest [default: OUT/manifest.json].
-    #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct DiffArgs {
+/// What `diff` is asked for.
+#[derive(Debug, Clone)]
+pub struct DiffOptions {
     /// A manifest file or an output folder.
-    #[arg(value_name = "A")]
     pub a: PathBuf,
     /// A manifest file or an output folder.
-    #[arg(value_name = "B")]
     pub b: PathBuf,
     /// Print a JSON object instead of a table.
-    #[arg(long)]
     pub json: bool,
 }
 
 /// Writes OUT's manifest. Returns the exit code: 0, or 2 when OUT has no journal.
-pub fn run(args: &ManifestArgs) -> anyhow::Result<i32> {
+pub fn run(args: &ManifestOptions) -> anyhow::Result<i32> {
     let manifest = match build::build(&args.out) {
         Ok(m) => m,
         Err(e) if matches!(e.downcast_ref(), Some(rows::OpenError::NoJournal(_))) => {
@@ -82,7 +78,7 @@ pub fn run(args: &ManifestArgs) -> anyhow::Result<i32> {
 
 /// Compares two datasets. Returns 0 when they hold the same clips with the same bytes, [`DIFFERENT`]
 /// otherwise, 2 when a side cannot be read.
-pub fn run_diff(args: &DiffArgs) -> anyhow::Result<i32> {
+pub fn run_diff(args: &DiffOptions) -> anyhow::Result<i32> {
     let load = |p: &PathBuf| diff::load_side(p).inspect_err(|e| eprintln!("error: {e:#}")).ok();
     let (Some(a), Some(b)) = (load(&args.a), load(&args.b)) else {
         return Ok(exit_codes::USAGE);

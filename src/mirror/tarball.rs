@@ -194,7 +194,7 @@ async fn check_and_place(sh: &Shared, item: Extracted, tarball: &str, deferrable
 }
 
 /// Moves a verified temp file to its final name: fsync the data, rename, fsync the folder (the same
-/// steps as `download::outdir::place`, kept here so this module stands alone).
+/// steps as `outdir::place`, kept here so this module stands alone).
 fn place(tmp: &Path, dest: &Path) -> std::io::Result<()> {
     std::fs::File::open(tmp)?.sync_all()?;
     if let Some(parent) = dest.parent() {

@@ -16,7 +16,7 @@ pub use paths::{class_dir_name, clip_file_name, rel_path, safe_component, split_
 use std::path::PathBuf;
 
 /// How class folders are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassDirs {
     /// The label as is (spaces kept), made safe.

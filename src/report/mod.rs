@@ -16,25 +16,23 @@ pub use data::ReportData;
 
 use crate::exit_codes;
 use crate::manifest::rows::OpenError;
-use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The page's file name inside OUT.
 pub const FILE_NAME: &str = "report.html";
 
-#[derive(Debug, Clone, Args)]
-pub struct ReportArgs {
+/// What `report` is asked for.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
     /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Print the report's numbers as JSON to stdout (the page is written too).
-    #[arg(long)]
     pub json: bool,
 }
 
 /// Writes `OUT/report.html` (and prints JSON with `--json`). Returns 0, or 2 when OUT has no journal.
-pub fn run(args: &ReportArgs) -> anyhow::Result<i32> {
+pub fn run(args: &ReportOptions) -> anyhow::Result<i32> {
     let data = match data::gather(&args.out) {
         Ok(d) => d,
         Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {

@@ -1,5 +1,11 @@
-//! The command line, as clap sees it. Validation into a `Config` happens in `config.rs`.
+//! The command line, as clap sees it: the outermost layer. clap's types stop here; each command's arguments
+//! are converted into the domain's own options (`download.rs` checks `download`'s into a `Config`), so
+//! nothing inside knows clap.
 
+mod download;
+
+use crate::config::Source;
+use crate::export::Format;
 use crate::plan::ClassDirs;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -29,15 +35,15 @@ pub enum Command {
     /// Check yt-dlp, ffmpeg, a JavaScript runtime and disk space, and say how to fix what is missing.
     Doctor(DoctorArgs),
     /// Write OUT/report.html: coverage, failures, durations, bytes, throughput, projections.
-    Report(crate::report::ReportArgs),
+    Report(ReportArgs),
     /// Write the files a training framework expects (torchvision, mmaction2, pytorchvideo, slowfast, csv, webdataset).
-    Export(crate::export::ExportArgs),
+    Export(ExportArgs),
     /// Write a manifest of every row's outcome and every clip's sha256, size, source and settings.
-    Manifest(crate::manifest::ManifestArgs),
+    Manifest(ManifestArgs),
     /// Compare two manifests (or output folders): what one has that the other lacks, and why.
-    Diff(crate::manifest::DiffArgs),
+    Diff(DiffArgs),
     /// Re-check every done clip on disk; broken ones go back to pending for the next download.
-    Verify(crate::verify::VerifyArgs),
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -50,7 +56,7 @@ pub enum Trim {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Source {
+pub enum SourceArg {
     /// Every clip from YouTube (or `--url-template`).
     #[default]
     Youtube,
@@ -58,6 +64,38 @@ pub enum Source {
     Mirror,
     /// The mirror for every clip it has, YouTube for the rest and for clips the mirror has broken.
     Auto,
+}
+
+impl From<SourceArg> for Source {
+    fn from(s: SourceArg) -> Source {
+        match s {
+            SourceArg::Youtube => Source::Youtube,
+            SourceArg::Mirror => Source::Mirror,
+            SourceArg::Auto => Source::Auto,
+        }
+    }
+}
+
+/// How class folders are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ClassDirsArg {
+    /// The label as is (spaces kept), made safe.
+    Raw,
+    /// Spaces become `_` (mmaction2).
+    #[default]
+    Underscore,
+    /// torchvision's form: spaces become `_`, `'`, `(` and `)` removed.
+    Torchvision,
+}
+
+impl From<ClassDirsArg> for ClassDirs {
+    fn from(c: ClassDirsArg) -> ClassDirs {
+        match c {
+            ClassDirsArg::Raw => ClassDirs::Raw,
+            ClassDirsArg::Underscore => ClassDirs::Underscore,
+            ClassDirsArg::Torchvision => ClassDirs::Torchvision,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -89,8 +127,8 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "N")]
     pub encode_jobs: Option<usize>,
     /// How class folders are named.
-    #[arg(long, value_enum, default_value_t = ClassDirs::Underscore)]
-    pub class_dirs: ClassDirs,
+    #[arg(long, value_enum, default_value_t = ClassDirsArg::Underscore)]
+    pub class_dirs: ClassDirsArg,
     /// Where a video lives; `{youtube_id}` is replaced by the id.
     #[arg(long, value_name = "TEMPLATE", default_value = "https://www.youtube.com/watch?v={youtube_id}")]
     pub url_template: String,
@@ -124,8 +162,8 @@ pub struct DownloadArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024 * 1024)]
     pub request_size: u64,
     /// Where clips come from.
-    #[arg(long, value_enum, default_value_t = Source::Youtube)]
-    pub source: Source,
+    #[arg(long, value_enum, default_value_t = SourceArg::Youtube)]
+    pub source: SourceArg,
     /// Base URL of the CVDF mirror.
     #[arg(long, env = "KINETICS_DL_MIRROR_URL", value_name = "URL", default_value = crate::mirror::DEFAULT_BASE_URL)]
     pub mirror_url: String,
@@ -225,6 +263,127 @@ pub struct DoctorArgs {
     pub ffprobe: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the report's numbers as JSON to stdout (the page is written too).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The folder tree as it is, plus `classes.txt` (torchvision.datasets.Kinetics, DatasetFolder).
+    Torchvision,
+    /// `kinetics_{split}_list_videos.txt`: `class_dir/clip.mp4 label_index`, relative to the split folder.
+    Mmaction2,
+    /// `pytorchvideo/{split}.csv`: `path label_index`, relative to OUT (split from the right).
+    Pytorchvideo,
+    /// `slowfast/{train,val,test}.csv`: `path label_index`, no header, relative to OUT.
+    Slowfast,
+    /// `clips.csv`: every column of the journal's clips table.
+    Csv,
+    /// `webdataset/{split}-NNNNN.tar` shards of `KEY.mp4` + `KEY.json` samples.
+    Webdataset,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// Samples per WebDataset shard.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Where to write the manifest [default: OUT/manifest.json].
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// A manifest file or an output folder.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+    /// A manifest file or an output folder.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+    /// Print a JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Clips checked at once [default: cores].
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// The ffmpeg program.
+    #[arg(long, env = "KINETICS_DL_FFMPEG", default_value = "ffmpeg")]
+    pub ffmpeg: PathBuf,
+    /// The ffprobe program.
+    #[arg(long, env = "KINETICS_DL_FFPROBE", default_value = "ffprobe")]
+    pub ffprobe: PathBuf,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Torchvision => Format::Torchvision,
+            FormatArg::Mmaction2 => Format::Mmaction2,
+            FormatArg::Pytorchvideo => Format::Pytorchvideo,
+            FormatArg::Slowfast => Format::Slowfast,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Webdataset => Format::Webdataset,
+        }
+    }
+}
+
+impl From<ReportArgs> for crate::report::ReportOptions {
+    fn from(a: ReportArgs) -> Self {
+        Self { out: a.out, json: a.json }
+    }
+}
+
+impl From<ExportArgs> for crate::export::ExportOptions {
+    fn from(a: ExportArgs) -> Self {
+        Self { out: a.out, format: a.format.into(), shard_size: a.shard_size }
+    }
+}
+
+impl From<ManifestArgs> for crate::manifest::ManifestOptions {
+    fn from(a: ManifestArgs) -> Self {
+        Self { out: a.out, output: a.output }
+    }
+}
+
+impl From<DiffArgs> for crate::manifest::DiffOptions {
+    fn from(a: DiffArgs) -> Self {
+        Self { a: a.a, b: a.b, json: a.json }
+    }
+}
+
+impl From<VerifyArgs> for crate::verify::VerifyOptions {
+    fn from(a: VerifyArgs) -> Self {
+        Self { out: a.out, jobs: a.jobs, ffmpeg: a.ffmpeg, ffprobe: a.ffprobe }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +392,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn value_names_match_the_domain_names() {
+        for f in FormatArg::value_variants() {
+            assert_eq!(f.to_possible_value().unwrap().get_name(), Format::from(*f).name());
+        }
+        for c in ClassDirsArg::value_variants() {
+            let domain = serde_json::to_value(ClassDirs::from(*c)).unwrap();
+            assert_eq!(c.to_possible_value().unwrap().get_name(), domain.as_str().unwrap());
+        }
     }
 
     #[test]
