@@ -45,6 +45,10 @@ pub struct Profile {
     /// long, so audio and video fragment boundaries do not line up. 0 (the default): one video fragment
     /// per keyframe and audio fragments of `gop_secs`, aligned with a fixed cadence.
     pub dash_fragment_secs: f64,
+    /// Also offer WebM DASH formats (VP9 video this high, Opus audio), as YouTube does beside H.264; with
+    /// a height nearer the format choice's target than the H.264's, the default choice takes the VP9.
+    /// 0 (the default): H.264 and AAC only.
+    pub webm_height: u32,
 }
 
 impl Default for Profile {
@@ -61,6 +65,7 @@ impl Default for Profile {
             irregular_keyframes: false,
             tag: 0,
             dash_fragment_secs: 0.0,
+            webm_height: 0,
         }
     }
 }
@@ -109,6 +114,7 @@ impl Profile {
         ensure!(self.video_kbps >= 50, "profile {name}: video_kbps must be at least 50");
         ensure!(self.bframes <= 16, "profile {name}: bframes must be 0..=16");
         ensure!(self.tag < (1 << 20), "profile {name}: tag must fit 20 bits");
+        ensure!(self.webm_height == 0 || self.webm_height >= 24, "profile {name}: webm_height must be 0 or >= 24");
         ensure!(
             self.dash_fragment_secs >= 0.0 && self.dash_fragment_secs.is_finite(),
             "profile {name}: dash_fragment_secs must be 0 or positive"

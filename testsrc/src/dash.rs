@@ -28,6 +28,10 @@ pub const AUDIO_ITAG: &str = "140";
 pub enum Track {
     Video,
     Audio,
+    /// VP9 video in WebM (profiles with `webm_height`).
+    WebmVideo,
+    /// Opus audio in WebM (profiles with `webm_height` and audio).
+    WebmAudio,
 }
 
 impl Track {
@@ -36,6 +40,8 @@ impl Track {
         match self {
             Track::Video => "video.mp4",
             Track::Audio => "audio.m4a",
+            Track::WebmVideo => "video.webm",
+            Track::WebmAudio => "audio.webm",
         }
     }
 
@@ -48,6 +54,8 @@ impl Track {
         match self {
             Track::Video => "video/mp4",
             Track::Audio => "audio/mp4",
+            Track::WebmVideo => "video/webm",
+            Track::WebmAudio => "audio/webm",
         }
     }
 }
@@ -99,17 +107,20 @@ pub fn remux_args(src: &Path, out: &Path, track: Track, fragments: Fragments) ->
     args.push(src.to_string_lossy().into_owned());
     let micros = |secs: f64| (secs * 1e6).round() as u64;
     let rest = match (track, fragments) {
-        (Track::Video, Fragments::PerKeyframe { .. }) => {
+        // WebM tracks are encoded, not remuxed (see `webm::encode_args`); treat them as their MP4 kin.
+        (Track::Video | Track::WebmVideo, Fragments::PerKeyframe { .. }) => {
             "-map 0:v:0 -c copy -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof".to_owned()
         }
-        (Track::Video, Fragments::Long { secs }) => format!(
+        (Track::Video | Track::WebmVideo, Fragments::Long { secs }) => format!(
             "-map 0:v:0 -c copy -min_frag_duration {} -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof",
             micros(secs)
         ),
-        (Track::Audio, Fragments::PerKeyframe { audio_secs: secs } | Fragments::Long { secs }) => format!(
-            "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof",
-            micros(secs)
-        ),
+        (Track::Audio | Track::WebmAudio, Fragments::PerKeyframe { audio_secs: secs } | Fragments::Long { secs }) => {
+            format!(
+                "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof",
+                micros(secs)
+            )
+        }
     };
     args.extend(rest.split_whitespace().map(str::to_owned));
     args.extend(["-f".to_owned(), "mp4".to_owned(), out.to_string_lossy().into_owned()]);
@@ -129,6 +140,9 @@ pub struct TrackFile {
 pub struct DashMedia {
     pub video: TrackFile,
     pub audio: Option<TrackFile>,
+    /// VP9 video and Opus audio in WebM, for profiles with `webm_height`.
+    pub webm_video: Option<TrackFile>,
+    pub webm_audio: Option<TrackFile>,
 }
 
 /// Returns the DASH files made from the cached progressive video at `progressive` (encoded for
@@ -158,7 +172,14 @@ pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<Dash
     };
     let video = track(Track::Video)?;
     let audio = if profile.audio { Some(track(Track::Audio)?) } else { None };
-    Ok(DashMedia { video, audio })
+    let (webm_video, webm_audio) = match profile.webm_height {
+        0 => (None, None),
+        _ => {
+            let (video, audio) = crate::webm::ensure_webm(progressive, profile)?;
+            (Some(video), audio)
+        }
+    };
+    Ok(DashMedia { video, audio, webm_video, webm_audio })
 }
 
 /// When the first frame of a file's video is shown, from ffprobe.
@@ -180,6 +201,8 @@ impl DashMedia {
         match track {
             Track::Video => Some(&self.video),
             Track::Audio => self.audio.as_ref(),
+            Track::WebmVideo => self.webm_video.as_ref(),
+            Track::WebmAudio => self.webm_audio.as_ref(),
         }
     }
 
@@ -194,7 +217,18 @@ impl DashMedia {
             bandwidth: bandwidth(t.len, duration_secs),
             segment: t.layout.segment,
             kind,
+            webm: matches!(track, Track::WebmVideo | Track::WebmAudio),
         };
+        let mut webm: Vec<Representation> = Vec::new();
+        if let Some(v) = &self.webm_video {
+            let (width, height) = crate::webm::webm_size(profile);
+            let kind = Kind::Video { width, height, fps: profile.fps };
+            webm.push(representation(v, Track::WebmVideo, crate::webm::vp9_itag(height), kind));
+        }
+        if let Some(a) = &self.webm_audio {
+            let kind = Kind::Audio { sampling_rate: 48_000 };
+            webm.push(representation(a, Track::WebmAudio, crate::webm::OPUS_ITAG, kind));
+        }
         let (width, height, fps) = (profile.width, profile.height, profile.fps);
         Manifest {
             duration_secs,
@@ -204,6 +238,7 @@ impl DashMedia {
                 let sampling_rate = a.layout.track.sample_rate.unwrap_or(44_100);
                 representation(a, Track::Audio, AUDIO_ITAG, Kind::Audio { sampling_rate })
             }),
+            webm,
         }
     }
 }
@@ -233,6 +268,8 @@ pub struct Manifest {
     pub duration_secs: f64,
     pub video: Representation,
     pub audio: Option<Representation>,
+    /// WebM formats (VP9, Opus), each in its own adaptation set after the MP4 ones.
+    pub webm: Vec<Representation>,
 }
 
 /// One `<Representation>`: a single-track file reachable at `base_url`.
@@ -245,6 +282,8 @@ pub struct Representation {
     pub bandwidth: u64,
     pub segment: SegmentBase,
     pub kind: Kind,
+    /// In WebM (`video/webm`, `audio/webm`) rather than MP4.
+    pub webm: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,12 +303,16 @@ pub fn render_mpd(m: &Manifest) -> String {
         iso_duration(m.duration_secs)
     );
     out.push_str("  <Period>\n");
-    for rep in std::iter::once(&m.video).chain(&m.audio) {
+    for rep in std::iter::once(&m.video).chain(&m.audio).chain(&m.webm) {
         let (mime, attrs) = match rep.kind {
             Kind::Video { width, height, fps } => {
-                ("video/mp4", format!("width=\"{width}\" height=\"{height}\" frameRate=\"{fps}\""))
+                ("video", format!("width=\"{width}\" height=\"{height}\" frameRate=\"{fps}\""))
             }
-            Kind::Audio { sampling_rate } => ("audio/mp4", format!("audioSamplingRate=\"{sampling_rate}\"")),
+            Kind::Audio { sampling_rate } => ("audio", format!("audioSamplingRate=\"{sampling_rate}\"")),
+        };
+        let mime = match (mime, rep.webm) {
+            (kind, true) => format!("{kind}/webm"),
+            (kind, false) => format!("{kind}/mp4"),
         };
         let s = rep.segment;
         let (id, codecs, bandwidth, base_url) =
@@ -327,6 +370,7 @@ mod tests {
             bandwidth: 400_000,
             segment: SegmentBase { init_last: 796, index_first: 797, index_last: 22436 },
             kind: Kind::Video { width: 640, height: 360, fps: 15 },
+            webm: false,
         }
     }
 
@@ -338,13 +382,18 @@ mod tests {
             bandwidth: 64_000,
             segment: SegmentBase { init_last: 728, index_first: 729, index_last: 22164 },
             kind: Kind::Audio { sampling_rate: 44_100 },
+            webm: false,
         }
     }
 
     #[test]
     fn renders_the_manifest_yt_dlp_accepts() {
-        let manifest =
-            Manifest { duration_secs: 3600.0, video: video("long/video.mp4"), audio: Some(audio("long/audio.m4a")) };
+        let manifest = Manifest {
+            duration_secs: 3600.0,
+            video: video("long/video.mp4"),
+            audio: Some(audio("long/audio.m4a")),
+            webm: vec![],
+        };
         let want = r#"<?xml version="1.0" encoding="UTF-8"?>
 <MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT3600S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
   <Period>
@@ -368,7 +417,7 @@ mod tests {
 
     #[test]
     fn render_table() {
-        let silent = Manifest { duration_secs: 12.5, video: video("abc/video.mp4"), audio: None };
+        let silent = Manifest { duration_secs: 12.5, video: video("abc/video.mp4"), audio: None, webm: vec![] };
         let both = Manifest { audio: Some(audio("abc/audio.m4a")), ..silent.clone() };
         let odd = Manifest { video: video("a&b<c>/\"video\".mp4"), ..silent.clone() };
         let cases: &[(&str, &Manifest, &[&str], &[&str])] = &[

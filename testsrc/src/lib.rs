@@ -74,6 +74,7 @@ pub mod stats;
 mod throttle;
 pub mod video;
 pub mod watch;
+pub mod webm;
 
 use std::net::SocketAddr;
 use std::path::Path;

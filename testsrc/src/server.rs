@@ -161,6 +161,8 @@ pub(crate) fn parse_video_path(rest: &str) -> Option<(&str, Resource)> {
     let (id, resource) = match rest.split_once('/') {
         Some((id, "video.mp4")) => (id, Resource::Dash(Track::Video)),
         Some((id, "audio.m4a")) => (id, Resource::Dash(Track::Audio)),
+        Some((id, "video.webm")) => (id, Resource::Dash(Track::WebmVideo)),
+        Some((id, "audio.webm")) => (id, Resource::Dash(Track::WebmAudio)),
         Some(_) => return None,
         None => match (rest.strip_suffix(".mp4"), rest.strip_suffix(".mpd")) {
             (Some(id), _) => (id, Resource::Progressive),
@@ -346,7 +348,7 @@ fn resource_reply(
         }
         Resource::Dash(track) => match media.dash.track(track) {
             Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), (id, behaviour), shared),
-            None => Reply::text(404, "this video has no audio track\n"),
+            None => Reply::text(404, "this video has no such track\n"),
         },
     }
 }
