@@ -433,3 +433,21 @@ fn probe_duration(path: &Path) -> f64 {
     let text = String::from_utf8_lossy(&output.stdout);
     text.trim().parse().unwrap_or_else(|e| panic!("ffprobe duration {text:?} of {}: {e}", path.display()))
 }
+
+#[test]
+fn mirror_reencode_brings_mirror_clips_to_the_target() {
+    let s = Setup::new();
+    let out = s.out();
+    let mut args = s.download_args("mirror", "k400");
+    args.extend(["--mirror-reencode", "--short-side", "60", "--fps", "10"].map(OsString::from));
+    let ran = kinetics_dl(&args);
+    assert_eq!(ran.code, Some(0), "stderr:\n{}", ran.stderr);
+    for c in clips(|c| matches!(c.kind, Kind::Good(_))) {
+        let path = out.join(c.rel_path());
+        let media = common::probe(&path);
+        // The mirror's clips are 160x90 at 15 fps; re-encoded, they have the target's short side and rate.
+        assert_eq!((media.width.min(media.height), media.fps.round() as u32), (60, 10), "{}: {media:?}", c.id);
+        assert!((media.duration - f64::from(CLIP_SECS)).abs() <= common::DURATION_TOLERANCE, "{}: {media:?}", c.id);
+        assert!(std::fs::read(&path).unwrap() != clip_bytes(c.id), "{} kept the mirror's bytes", c.id);
+    }
+}

@@ -135,3 +135,56 @@ fn proxy_and_cookies_reach_yt_dlp_and_the_relay() {
         .collect();
     assert!(without.is_empty(), "requests without the --cookies cookie: {without:?}");
 }
+
+#[test]
+fn encode_jobs_bounds_the_encodes_running_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(120, 4);
+    let server = server(config());
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let log = tmp.path().join("cuts.log");
+    // The cut (the one ffmpeg run with +faststart) logs when it starts and ends, and takes a second longer.
+    let ffmpeg = write_script(
+        tmp.path(),
+        "logging-ffmpeg",
+        &format!(
+            "case \"$*\" in *+faststart*)\n\
+               echo \"$(date +%s%3N) start\" >> '{log}'; sleep 1; ffmpeg \"$@\"; rc=$?\n\
+               echo \"$(date +%s%3N) end\" >> '{log}'; exit $rc ;;\n\
+             esac\n\
+             exec ffmpeg \"$@\"",
+            log = log.display()
+        ),
+    );
+    let out = tmp.path().join("out");
+    let mut args = download_args(&server, &out, &[&csv]);
+    set_jobs(&mut args, 4);
+    args.extend(os(["--encode-jobs", "1", "--ffmpeg"]));
+    args.push(ffmpeg.into());
+    run(&args).expect_code(0);
+    for row in &rows {
+        assert_clip(&out, row);
+    }
+    // At most one cut at a time, although the clips' attempts overlapped (so more could have run).
+    let mut events: Vec<(i64, i32)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (ms, what) = l.split_once(' ').unwrap();
+            (ms.parse().unwrap(), if what == "start" { 1 } else { -1 })
+        })
+        .collect();
+    events.sort_by_key(|&(ms, delta)| (ms, delta));
+    assert_eq!(events.len(), 2 * rows.len(), "one cut a clip: {events:?}");
+    let most = events.iter().scan(0, |running, (_, delta)| {
+        *running += delta;
+        Some(*running)
+    });
+    assert_eq!(most.max(), Some(1), "cuts ran at once with --encode-jobs 1: {events:?}");
+    let attempts = attempts(&out);
+    let overlapping = attempts.iter().any(|a| {
+        attempts.iter().any(|b| !std::ptr::eq(a, b) && a.started_ms < b.finished_ms && b.started_ms < a.finished_ms)
+    });
+    assert!(overlapping, "the clips' attempts never overlapped, so the bound was not tested: {attempts:#?}");
+}
