@@ -2,8 +2,9 @@
 //!
 //! Exit codes never say why yt-dlp failed (it exits 1 for everything), so the reason is read from stderr:
 //! the last `ERROR:` line, the `WARNING:` lines before it and, for section downloads, ffmpeg's own lines.
-//! The substrings and their order follow `shared/docs/youtube-and-ytdlp.md`; the unit tests below hold the
-//! exact texts, several of them captured from the installed yt-dlp and ffmpeg against a local server.
+//! The substrings and their order follow `shared/docs/youtube-and-ytdlp.md`; the exact texts, several of
+//! them captured from the installed yt-dlp and ffmpeg against a local server, are the case table
+//! `tests/data/classify.tsv` that the unit tests below read.
 
 use std::fmt;
 use std::str::FromStr;
@@ -376,89 +377,74 @@ mod tests {
     use super::*;
     use Category::*;
 
-    /// (stderr, exit code, expected). Rows marked "captured" were printed by the installed yt-dlp
-    /// 2026.10.26 / ffmpeg 5.1 against a local HTTP server answering with the given status.
-    #[rustfmt::skip]
-    const CASES: &[(&str, Option<i32>, Category)] = &[
-        ("ERROR: [youtube] ---QUuC4vJs: Video unavailable. This video has been removed by the uploader", Some(1), RemovedByUser),
-        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available because the uploader has closed their YouTube account.", Some(1), RemovedByUser),
-        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available because the YouTube account associated with this video has been terminated.", Some(1), AccountTerminated),
-        ("ERROR: [youtube] abc: Video unavailable. This video is no longer available due to a copyright claim by Sony Music", Some(1), Copyright),
-        ("ERROR: [youtube] abc: Video unavailable. This video contains content from SME, who has blocked it in your country on copyright grounds", Some(1), GeoBlocked),
-        ("ERROR: [youtube] abc: The uploader has not made this video available in your country\nThis video is available in Germany, Austria.\nYou might want to use a VPN or a proxy server (with --proxy) to workaround.", Some(1), GeoBlocked),
-        ("ERROR: [youtube] abc: This video is not available from your location due to geo restriction", Some(1), GeoBlocked),
-        ("ERROR: [youtube] abc: Video unavailable. This video has been removed for violating YouTube's Terms of Service", Some(1), TermsViolation),
-        ("ERROR: [youtube] abc: Video unavailable. This video has been removed for violating YouTube\u{2019}s policy on nudity or sexual content", Some(1), TermsViolation),
-        ("ERROR: [youtube] abc: Private video. Sign in if you've been granted access to this video. Use --cookies-from-browser or --cookies for the authentication.", Some(1), Private),
-        ("ERROR: [youtube] abc: Video unavailable. This video is private", Some(1), Private),
-        ("ERROR: [youtube] abc: Sign in to confirm your age. This video may be inappropriate for some users. Use --cookies-from-browser or --cookies for the authentication.", Some(1), AgeRestricted),
-        ("ERROR: [youtube] abc: Join this channel to get access to members-only content like this video, and other exclusive perks.", Some(1), MembersOnly),
-        ("ERROR: [youtube] abc: This video is available to this channel's members on level: Tier 1", Some(1), MembersOnly),
-        ("ERROR: [youtube] abc: This live event will begin in 3 hours.", Some(1), LiveNotStarted),
-        ("ERROR: [youtube] abc: Premieres in 3 hours", Some(1), LiveNotStarted),
-        ("ERROR: [youtube] abc: This video is DRM protected", Some(1), Drm),
-        ("ERROR: [youtube] abc: Video unavailable", Some(1), Unavailable),
-        ("ERROR: [youtube] abc: Video unavailable. This video is unavailable", Some(1), Unavailable),
-        ("ERROR: [youtube] abc: This video isn\u{2019}t available anymore", Some(1), Unavailable),
-        ("ERROR: [youtube] abc: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication.", Some(1), BotCheck),
-        ("ERROR: [youtube] abc: Sign in to confirm you're not a bot. This helps protect our community. YouTube is requiring a captcha challenge before playback", Some(1), BotCheck),
-        ("ERROR: [youtube] abc: All player responses are invalid. Your IP is likely being blocked by Youtube", Some(1), BotCheck),
-        ("ERROR: [youtube] abc: Unable to download API page: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)", Some(1), RateLimited),
-        ("ERROR: [youtube] abc: This content isn\u{2019}t available, try again later. The current session has been rate-limited by YouTube for up to an hour.", Some(1), RateLimited),
-        ("WARNING: [youtube] abc: Unable to download API page: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)\nERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), RateLimited),
-        ("WARNING: [youtube] abc: Unable to download webpage: HTTP Error 403: Forbidden (caused by <HTTPError 403: Forbidden>)\nERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), BotCheck),
-        ("ERROR: [youtube] abc: Failed to extract any player response; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues", Some(1), ExtractFailed),
-        ("ERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Http403),
-        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 404: Not Found (caused by <HTTPError 404: Not Found>)", Some(1), Http404),
-        ("ERROR: unable to download video data: HTTP Error 503: Service Unavailable. Giving up after 10 retries", Some(1), ServerError),
-        ("ERROR: content too short (expected 4096 bytes and served 1024)", Some(1), Network),
-        ("ERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), FormatUnavailable),
-        ("ERROR: [youtube] abc: This format cannot be partially downloaded. Aborting", Some(1), FormatUnavailable),
-        ("WARNING: [youtube] abc: n challenge solving failed: Some formats may be missing. Ensure you have a supported JavaScript runtime\nERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), Environment),
-        ("WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default\nERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Environment),
-        ("WARNING: [youtube] abc: Signature solving failed: Some formats may be missing.\nERROR: [youtube] abc: Video unavailable. This video is private", Some(1), Private),
-        ("WARNING: [youtube] abc: This video is age-restricted; some formats may be missing without authentication.\nERROR: [youtube] abc: Requested format is not available. Use --list-formats for a list of available formats", Some(1), AgeRestricted),
-        ("ERROR: [youtube] abc: Some message from the future", Some(1), Other),
-        ("", Some(1), Other),
-        ("ERROR: [youtube] abc: Video unavailable", Some(100), Environment),
-        // Later 429 warnings do not override the 403 the final error names.
-        ("WARNING: [youtube] abc: Unable to download webpage: HTTP Error 429: Too Many Requests\nERROR: unable to download video data: HTTP Error 403: Forbidden", Some(1), Http403),
-        // Captured: yt-dlp, generic extractor.
-        ("[generic] Extracting URL: http://127.0.0.1:18765/403/v/x.mp4\n[generic] x: Downloading webpage\nERROR: [generic] x: Unable to download webpage: HTTP Error 403: Forbidden (caused by <HTTPError 403: Forbidden>)\n", Some(1), Http403),
-        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: Too Many Requests>)", Some(1), RateLimited),
-        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 500: Internal Server Error (caused by <HTTPError 500: Internal Server Error>)", Some(1), ServerError),
-        ("ERROR: [generic] x: Unable to download webpage: HTTP Error 503: Service Unavailable (caused by <HTTPError 503: Service Unavailable>)", Some(1), ServerError),
-        ("ERROR: [generic] x: Unable to download webpage: ('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer')) (caused by TransportError(\"('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))\"))", Some(1), Network),
-        ("ERROR: [generic] x: Unable to download webpage: HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused (caused by TransportError(\"HTTPConnection(host='127.0.0.1', port=1): Failed to establish a new connection: [Errno 111] Connection refused\"))", Some(1), Network),
-        ("ERROR: Unsupported URL: http://127.0.0.1:18769/", Some(1), UnsupportedUrl),
-        ("[generic] Extracting URL: notaurl\nERROR: [generic] 'notaurl' is not a valid URL", Some(1), UnsupportedUrl),
-        ("Usage: yt-dlp [OPTIONS] URL [URL...]\n\nyt-dlp: error: no such option: --bogus\n", Some(2), Environment),
-        ("[info] full: Downloading 1 time ranges: 1.0-2.0\nWARNING: ffmpeg-location /nonexistent does not exist! Continuing without ffmpeg\nERROR: You have requested downloading the video partially, but ffmpeg is not installed. Aborting", Some(1), Environment),
-        // Captured: yt-dlp --download-sections, ffmpeg's lines before yt-dlp's final error.
-        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x55f3647c13c0] HTTP error 403 Forbidden\nhttp://127.0.0.1:18767/ff403/v/x.mp4: Server returned 403 Forbidden (access denied)\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Http403),
-        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x5631e76d43c0] HTTP error 404 Not Found\nhttp://127.0.0.1:18767/ff404/v/x.mp4: Server returned 404 Not Found\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Http404),
-        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x55f891c873c0] HTTP error 429 Too Many Requests\nhttp://127.0.0.1:18767/ff429/v/x.mp4: Server returned 4XX Client Error, but not one of 40{0,1,3,4}\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), RateLimited),
-        ("[download] Destination: /tmp/cap/out.mp4\n[http @ 0x5592350293c0] HTTP error 500 Internal Server Error\nhttp://127.0.0.1:18767/ff500/v/x.mp4: Server returned 5XX Server Error reply\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), ServerError),
-        ("[download] Destination: /tmp/cap/out.mp4\nhttp://127.0.0.1:18767/ffreset/v/x.mp4: Connection reset by peer\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Network),
-        ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x557ad02299c0] Format mov,mp4,m4a,3gp,3g2,mj2 detected only with low score of 1, misdetection possible!\n[mov,mp4,m4a,3gp,3g2,mj2 @ 0x557ad02299c0] moov atom not found\nhttp://127.0.0.1:18766/ff403/v/x.mp4: Invalid data found when processing input\n\n\nERROR: ffmpeg exited with code 1\n", Some(1), Corrupt),
-        ("ERROR: ffmpeg exited with code 1", Some(1), Network),
-        // Captured: ffmpeg alone (`ffmpeg -i http://127.0.0.1:PORT/...`), no ERROR: line at all.
-        ("[http @ 0x561b012780c0] HTTP error 404 Not Found\nhttp://127.0.0.1:18765/404/missing.mp4: Server returned 404 Not Found", Some(1), Http404),
-        ("http://127.0.0.1:18765/403/missing.mp4: Server returned 403 Forbidden (access denied)", Some(1), Http403),
-        ("http://127.0.0.1:18765/429/missing.mp4: Server returned 4XX Client Error, but not one of 40{0,1,3,4}", Some(1), RateLimited),
-        ("http://127.0.0.1:18765/503/missing.mp4: Server returned 5XX Server Error reply", Some(1), ServerError),
-        ("[tcp @ 0x561ba7c74f00] Connection to tcp://127.0.0.1:1 failed: Connection refused\nhttp://127.0.0.1:1/x.mp4: Connection refused", Some(1), Network),
-        ("http://127.0.0.1:18765/reset/x.mp4: Connection reset by peer", Some(1), Network),
-        ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x564a4cf32880] moov atom not found\nhttp://127.0.0.1:18765/garbage/missing.mp4: Invalid data found when processing input", Some(1), Corrupt),
-    ];
+    /// One case of `tests/data/classify.tsv`.
+    struct Case {
+        line: usize,
+        category: Category,
+        exit_code: Option<i32>,
+        stderr: String,
+    }
+
+    /// Reads the case table (format in its header).
+    fn cases() -> Vec<Case> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/classify.tsv");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let rows = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+        rows.map(|(i, l)| {
+            let at = |what: &str| format!("{path}:{}: {what}: {l:?}", i + 1);
+            let mut fields = l.splitn(3, '\t');
+            let (Some(category), Some(code), Some(stderr)) = (fields.next(), fields.next(), fields.next()) else {
+                panic!("{}", at("expected CATEGORY<TAB>EXIT_CODE<TAB>STDERR"));
+            };
+            Case {
+                line: i + 1,
+                category: category.parse().unwrap_or_else(|e| panic!("{}", at(&format!("{e}")))),
+                exit_code: (code != "-").then(|| code.parse().unwrap_or_else(|_| panic!("{}", at("bad exit code")))),
+                stderr: unescape(stderr).unwrap_or_else(|| panic!("{}", at("only \\n and \\\\ are escapes"))),
+            }
+        })
+        .collect()
+    }
+
+    /// `\n` is a line break, `\\` a backslash; any other backslash is a mistake.
+    fn unescape(s: &str) -> Option<String> {
+        let mut out = String::with_capacity(s.len());
+        let mut chars = s.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(match chars.next()? {
+                    'n' => '\n',
+                    '\\' => '\\',
+                    _ => return None,
+                }),
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    #[test]
+    fn the_case_table_reads_its_escapes() {
+        let escapes = [
+            ("a\\nb", Some("a\nb")),
+            ("a\\\\nb", Some("a\\nb")),
+            ("x\u{2019}y", Some("x\u{2019}y")),
+            ("a\\tb", None),
+            ("a\\", None),
+        ];
+        for (input, expected) in escapes {
+            assert_eq!(unescape(input).as_deref(), expected, "{input:?}");
+        }
+        assert!(cases().len() > 60, "the table has its rows");
+    }
 
     #[test]
     fn classifies_the_documented_and_captured_messages() {
         let mut wrong = Vec::new();
-        for (stderr, code, expected) in CASES {
-            let got = classify(stderr, *code);
-            if got != *expected {
-                wrong.push(format!("expected {expected}, got {got}: {stderr:?}"));
+        for case in cases() {
+            let got = classify(&case.stderr, case.exit_code);
+            if got != case.category {
+                wrong.push(format!("line {}: expected {}, got {got}: {:?}", case.line, case.category, case.stderr));
             }
         }
         assert!(wrong.is_empty(), "{} misclassified:\n{}", wrong.len(), wrong.join("\n"));
@@ -466,9 +452,10 @@ mod tests {
 
     #[test]
     fn every_category_has_a_row() {
+        let cases = cases();
         // `missing_from_mirror` is given by the mirror phase, never read from a tool's stderr.
         for category in Category::ALL.into_iter().filter(|c| *c != Category::MissingFromMirror) {
-            assert!(CASES.iter().any(|(_, _, c)| *c == category), "no test row for {category}");
+            assert!(cases.iter().any(|c| c.category == category), "no test row for {category}");
         }
     }
 
