@@ -233,6 +233,9 @@ const RULES: &[Rule] = &[
             "does not exist",
         ],
     ),
+    // 410 Gone: the server says the resource is gone for good. Before the throttle rows: ffmpeg's own
+    // words for a 410 (`4XX Client Error, but not one of 40{0,1,3,4}`) are those it has for a 429.
+    rule(Category::Unavailable, &["http error 410", "server returned 410"]),
     rule(Category::Environment, ENVIRONMENT),
     rule(Category::BotCheck, &["confirm you're not a bot", "requiring a captcha", "your ip is likely being blocked"]),
     rule(
@@ -311,6 +314,19 @@ pub fn classify(stderr: &str, exit_code: Option<i32>) -> Category {
         Some(Category::ExtractFailed) if warned_http(&text, "403") => Category::BotCheck,
         Some(category) => category,
         None => Category::Other,
+    }
+}
+
+/// The category of an HTTP error status a media server answered (the relay sees the status itself, so
+/// no text needs reading).
+pub fn http_status(status: u16) -> Category {
+    match status {
+        429 => Category::RateLimited,
+        403 => Category::Http403,
+        404 => Category::Http404,
+        410 => Category::Unavailable,
+        s if s >= 500 => Category::ServerError,
+        _ => Category::Other,
     }
 }
 
@@ -489,6 +505,23 @@ mod tests {
         for (category, disposition, attempts) in cases {
             assert_eq!(category.disposition(), disposition, "{category}");
             assert_eq!(category.max_attempts(), attempts, "{category}");
+        }
+    }
+
+    #[test]
+    fn media_server_statuses_have_categories() {
+        let cases = [
+            (403, Http403),
+            (404, Http404),
+            (410, Unavailable),
+            (429, RateLimited),
+            (500, ServerError),
+            (503, ServerError),
+            (400, Other),
+            (416, Other),
+        ];
+        for (status, category) in cases {
+            assert_eq!(http_status(status), category, "{status}");
         }
     }
 

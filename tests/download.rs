@@ -53,7 +53,7 @@ enum Want {
 }
 
 /// Categories that a rerun leaves alone (`Disposition::Permanent`, plus `http_404`).
-const PERMANENT: [&str; 2] = ["http_404", "unsupported_url"];
+const PERMANENT: [&str; 3] = ["http_404", "unavailable", "unsupported_url"];
 
 /// Ids with a scripted behaviour and the outcome each must get.
 fn scripted() -> Vec<(&'static str, Behaviour, Want)> {
@@ -61,8 +61,8 @@ fn scripted() -> Vec<(&'static str, Behaviour, Want)> {
     vec![
         ("e2e404aaaaa", Behaviour::Status(404), Failed { category: "http_404", attempts: 2 }),
         ("e2e403aaaaa", Behaviour::Status(403), Failed { category: "http_403", attempts: 2 }),
-        // The taxonomy has no row for 410 Gone: it falls under `other`, retried a bounded number of times.
-        ("e2e410aaaaa", Behaviour::Status(410), Failed { category: "other", attempts: 3 }),
+        // 410 Gone: the video is gone for good, failed at once and never retried.
+        ("e2e410aaaaa", Behaviour::Status(410), Failed { category: "unavailable", attempts: 1 }),
         // An HTML page where a video should be: yt-dlp's generic extractor finds nothing to download.
         ("e2ehtmlaaaa", Behaviour::Html, Failed { category: "unsupported_url", attempts: 1 }),
         ("e2eflakyaaa", Behaviour::FailThenOk { status: 503, count: 2 }, Done { whole_video: false }),
@@ -102,7 +102,7 @@ fn end_to_end_real_rows_and_every_behaviour() {
 
     let args = download_args(&server, &out, &[&csv]);
     let o = run(&args);
-    // `other` (the 410) is worth a rerun, so the run says clips remain.
+    // `http_403` is worth a rerun, so the run says clips remain.
     o.expect_code(3);
     let summary = format!("{} clips planned from {} rows (1 duplicate rows merged)", rows.len(), lines.len());
     assert!(o.stderr.contains(&summary), "{}", o.stderr);

@@ -181,14 +181,7 @@ impl Engine {
             let upstream = regs.iter().find_map(Registration::last_upstream_error);
             match (result, upstream) {
                 (_, Some(err)) if !unsupported => {
-                    let category = match err.status() {
-                        Some(429) => Category::RateLimited,
-                        Some(403) => Category::Http403,
-                        Some(404) | Some(410) => Category::Http404,
-                        Some(s) if s >= 500 => Category::ServerError,
-                        Some(_) => Category::Other,
-                        None => Category::Network,
-                    };
+                    let category = err.status().map_or(Category::Network, crate::classify::http_status);
                     return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes, throttled));
                 }
                 (Ok(w), None) if !unsupported => {
