@@ -1,6 +1,9 @@
 //! `export` against a real journal and real clips, every format checked line by line; the WebDataset
 //! shards are read back with the Python `webdataset` package.
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use kinetics_dl::export::{self, Dataset, ExportOptions, Format};
 use kinetics_dl::journal::Journal;
 use rusqlite::params;
@@ -192,7 +195,7 @@ fn webdataset_shards_read_back_with_the_python_package() {
 
     let probe = Command::new("python3").args(["-c", "import webdataset"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: the Python `webdataset` package is not importable (pip install webdataset)");
+        skip::missing_tool("the Python `webdataset` package", "pip install webdataset");
         return;
     }
     let script = r#"

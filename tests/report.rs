@@ -1,6 +1,9 @@
 //! `report` against a real journal: the numbers, the page's self-containment, and the page as headless
 //! Chromium renders it (every chart drawn; a screenshot kept in target/test-artifacts/report.png).
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use kinetics_dl::journal::Journal;
 use kinetics_dl::report::{self, ReportOptions};
 use rusqlite::params;
@@ -150,7 +153,7 @@ fn page_renders_in_chromium_with_every_chart_drawn() {
         assert!(page.contains(needle), "{needle} missing from the page");
     }
     let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install -y chromium); the page was not rendered");
+        skip::missing_tool("chromium (the page was not rendered)", "apt-get install -y chromium");
         return;
     };
     let artifacts = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("test-artifacts");
