@@ -2,7 +2,7 @@
 //! throttle events and the projection), and the tools and settings of each run.
 
 use super::data::{ReportData, Timing};
-use super::html::{fmt_bytes, fmt_secs, legend, pct};
+use super::format::{fmt_bytes, fmt_secs, legend, pct};
 use super::svg::{self, esc, fmt_num, Segment, ACCENT, ACCENT_2, DONE, FAILED};
 use std::fmt::Write as _;
 

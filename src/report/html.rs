@@ -2,6 +2,7 @@
 
 use super::data::ReportData;
 use super::effort::{bytes, throughput, timings, tools};
+use super::format::{fmt_bytes, fmt_secs, pct};
 use super::outcome::{classes, coverage, failures};
 use super::svg::{self, esc, fmt_num};
 use std::fmt::Write as _;
@@ -71,36 +72,6 @@ pub fn render(d: &ReportData, generated_ms: i64) -> String {
     h
 }
 
-pub(super) fn pct(x: f64) -> String {
-    format!("{:.1}%", x * 100.0)
-}
-
-/// Bytes in binary units, one decimal.
-pub fn fmt_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let (mut v, mut i) = (b as f64, 0);
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
-
-/// A duration as people say it: `4.2 s`, `12 min`, `3 h 20 min`, `2 d 5 h`.
-pub fn fmt_secs(s: f64) -> String {
-    match s {
-        s if !s.is_finite() => "—".into(),
-        s if s < 60.0 => format!("{s:.1} s"),
-        s if s < 3600.0 => format!("{:.0} min", s / 60.0),
-        s if s < 86_400.0 => format!("{} h {} min", (s / 3600.0) as u64, (s % 3600.0 / 60.0) as u64),
-        s => format!("{} d {} h", (s / 86_400.0) as u64, (s % 86_400.0 / 3600.0) as u64),
-    }
-}
-
 fn kpi(h: &mut String, title: &str, n: &str, sub: &str) {
     let _ = write!(
         h,
@@ -126,15 +97,5 @@ fn kpis(h: &mut String, d: &ReportData) {
         (_, None) => ("unknown".to_string(), "no finished attempts yet".to_string()),
     };
     kpi(h, "Time to finish", &eta.0, &eta.1);
-    h.push_str("</div>");
-}
-
-/// Colour swatches with names; `extra` is appended inside the row (trusted HTML).
-pub(super) fn legend(h: &mut String, items: &[(&str, &str)], extra: &str) {
-    h.push_str(r#"<div class="legend">"#);
-    for (color, name) in items {
-        let _ = write!(h, r#"<span><i style="background:{color}"></i>{}</span>"#, esc(name));
-    }
-    h.push_str(extra);
     h.push_str("</div>");
 }

@@ -7,6 +7,7 @@
 
 pub mod data;
 mod effort;
+pub mod format;
 pub mod html;
 mod outcome;
 pub mod stats;

@@ -1,7 +1,7 @@
 //! The page's sections about what the dataset holds: done vs missing, failures, per-class coverage.
 
 use super::data::ReportData;
-use super::html::{legend, pct};
+use super::format::{legend, pct};
 use super::svg::{self, esc, fmt_num, Segment, ACCENT, DONE, FAILED, PENDING};
 use crate::classify::{Category, Disposition};
 use std::fmt::Write as _;

@@ -1,7 +1,8 @@
 //! Unit tests of the report's numbers and of the page's formatting helpers.
 
 use super::data::compute;
-use super::html::{fmt_bytes, fmt_secs, render};
+use super::format::{fmt_bytes, fmt_secs};
+use super::html::render;
 use super::svg::{esc, fmt_num, fmt_utc};
 use crate::manifest::rows::{AttemptRow, ClipRow, RunRow, ThrottleEvent};
 
