@@ -6,6 +6,7 @@
 //! per-clip byte accounting, retries of upstream hiccups, and per-clip egress (the caller's client).
 
 mod cache;
+mod config;
 mod http;
 mod mp4;
 mod registry;
@@ -13,5 +14,6 @@ mod server;
 mod transfer;
 mod upstream;
 
+pub use config::RelayConfig;
 pub use registry::{Registration, RelayTotals, UpstreamError};
-pub use server::{Relay, RelayConfig};
+pub use server::Relay;

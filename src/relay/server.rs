@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 
+use super::config::RelayConfig;
 use super::http::{self, error_response, Method, MAX_HEAD_BYTES};
 use super::registry::{Counters, Entry, Registration, Registry, RelayTotals};
 use super::transfer::{self, Outcome};
@@ -22,31 +23,6 @@ const DOWNSTREAM_SEND_BUFFER: u32 = 32 * 1024;
 const MAX_CONNECTIONS: usize = 512;
 /// Requests on one kept-alive connection before we close it, so no connection lives forever.
 const MAX_REQUESTS_PER_CONNECTION: usize = 100;
-
-/// Tuning for the relay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RelayConfig {
-    /// The largest span of one upstream `Range: bytes=a-b` request (`b - a + 1`).
-    pub request_size: u64,
-    /// Retries of one stretch of bytes after a transient upstream failure, before ffmpeg sees an error.
-    pub upstream_retries: u32,
-    /// How long an upstream request may take to produce its response head (connect included).
-    pub connect_timeout: Duration,
-    /// How long an upstream body, or ffmpeg between requests, may stay silent.
-    pub read_timeout: Duration,
-}
-
-impl Default for RelayConfig {
-    fn default() -> Self {
-        RelayConfig {
-            // Below the size at which YouTube throttles open-ended ranges (about 10 MB remaining).
-            request_size: 8 * 1024 * 1024,
-            upstream_retries: 3,
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// A local HTTP relay that serves registered upstream media URLs to ffmpeg, fetching them upstream in
 /// bounded ranges. Clones share one listener, which stops when the last clone is dropped (or on
