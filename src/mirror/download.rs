@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use tokio::sync::{mpsc::UnboundedSender, watch};
 
-use super::fetch::{stopped, Failure};
 use super::lists::Tarball;
 use super::report::{Counters, DiskMeter, MirrorEvent};
+use super::types::{stopped, Failure};
 
 /// Attempts in a row that receive nothing before the tarball is given up.
 const MAX_FRUITLESS: u32 = 5;

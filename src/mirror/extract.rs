@@ -14,8 +14,9 @@ use flate2::bufread::MultiGzDecoder;
 use tokio::sync::mpsc;
 
 use super::claims::Claim;
-use super::fetch::{Failure, Shared};
 use super::report::{Counters, MirrorEvent, Wanted};
+use super::shared::Shared;
+use super::types::Failure;
 
 /// Prefix of every temp file this module writes, so a later run can sweep exactly these.
 pub(crate) const TMP_PREFIX: &str = "mirror-";

@@ -14,52 +14,13 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::claims::Claims;
 use super::extract::TMP_PREFIX;
-use super::lists::{list_tarballs, Tarball};
+use super::lists::list_tarballs;
 use super::report::{Counters, DiskMeter, MirrorEvent, MirrorStats, Wanted, CORRUPT};
+use super::shared::Shared;
 use super::source::MirrorConfig;
 use super::tarball::process;
+use super::types::stopped;
 use super::verify::Verifier;
-
-/// Why a tarball did not finish.
-pub(crate) enum Failure {
-    /// This tarball only: report it and go on with the others.
-    Tarball(String),
-    /// The machine: stop everything and return the error.
-    Fatal(anyhow::Error),
-}
-
-impl Failure {
-    pub fn local(e: std::io::Error, path: &Path) -> Failure {
-        Failure::Fatal(anyhow::Error::new(e).context(format!("failed to write {}", path.display())))
-    }
-}
-
-/// Resolves once `stop` turns true; never if its sender is gone without doing so.
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    if stop.wait_for(|s| *s).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// What every worker of one fetch shares.
-pub(crate) struct Shared {
-    pub cfg: MirrorConfig,
-    pub client: reqwest::Client,
-    pub events: mpsc::UnboundedSender<MirrorEvent>,
-    pub claims: Claims,
-    pub counters: Counters,
-    pub meter: DiskMeter,
-    /// Numbers temp files.
-    pub seq: AtomicU64,
-    /// The caller's stop, or a fatal error here.
-    pub stop: watch::Receiver<bool>,
-    pub verifier: Verifier,
-    pub verify_slots: Arc<Semaphore>,
-    /// Open once K400's replacement tarball is done: train parts extract only after it.
-    pub replacement_done: watch::Sender<bool>,
-    abort: watch::Sender<bool>,
-    fatal: Mutex<Option<anyhow::Error>>,
-}
 
 /// Downloads the configured splits of the mirror and places every clip of `wanted` found in them.
 ///
@@ -157,25 +118,4 @@ fn sweep_tmp(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-impl Shared {
-    /// Reports a failed tarball, or stops everything for a fatal error.
-    pub fn fail(&self, t: &Tarball, failure: Failure) {
-        match failure {
-            Failure::Tarball(message) => {
-                tracing::warn!(tarball = %t.name, "tarball failed: {message}");
-                Counters::bump(&self.counters.tarballs_failed, 1);
-                let _ = self.events.send(MirrorEvent::TarballFailed { name: t.name.clone(), message });
-            }
-            Failure::Fatal(e) => self.fatal(e),
-        }
-    }
-
-    /// Records the first fatal error and stops every worker.
-    pub fn fatal(&self, e: anyhow::Error) {
-        tracing::error!("mirror fetch stopping: {e:#}");
-        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
-        self.abort.send_replace(true);
-    }
 }

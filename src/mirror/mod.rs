@@ -10,8 +10,10 @@ mod extract;
 mod fetch;
 mod lists;
 mod report;
+mod shared;
 mod source;
 mod tarball;
+mod types;
 mod verify;
 
 pub use fetch::fetch;

@@ -9,9 +9,10 @@ use tokio::task::JoinSet;
 
 use super::download::{Download, Downloaded};
 use super::extract::{ExtractJob, Extracted, Extraction};
-use super::fetch::{stopped, Failure, Shared};
 use super::lists::Tarball;
 use super::report::{Counters, MirrorEvent, CORRUPT};
+use super::shared::Shared;
+use super::types::{stopped, Failure};
 use super::verify::Verdict;
 
 /// Opens the replacement gate when dropped, whatever happened to the replacement tarball.

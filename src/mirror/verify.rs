@@ -108,7 +108,7 @@ async fn run(mut cmd: Command, program: &Path, stop: &mut watch::Receiver<bool>)
             Ok(Err(e)) => Ran { success: false, stdout: Vec::new(), stderr: format!("failed to wait: {e}") },
             Err(_) => Ran { success: false, stdout: Vec::new(), stderr: format!("no answer in {TOOL_TIMEOUT:?}") },
         })),
-        () = super::fetch::stopped(stop) => Ok(None),
+        () = super::types::stopped(stop) => Ok(None),
     }
 }
 
