@@ -2,7 +2,6 @@
 //! long enough, decodes without a single error.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +9,9 @@ use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::report::SHORT_TOLERANCE;
+use crate::tools::process::{self, RunError};
+
+const INSTALL_HINT: &str = "install it with `apt-get install ffmpeg`";
 
 /// A decode of a 10 s clip takes about a second; this only catches a wedged tool.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -88,27 +90,18 @@ impl Verifier {
     }
 }
 
-/// Runs a tool to the end; `None` when the stop signal came first (the child is killed on drop).
+/// Runs a tool to the end through `tools::process` (own process group, dies with us, stopped with the
+/// run); `None` when the stop signal came first.
 async fn run(mut cmd: Command, program: &Path, stop: &mut watch::Receiver<bool>) -> Result<Option<Ran>, ToolError> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-    let child = cmd.spawn().map_err(|source| {
-        let program = program.display().to_string();
-        match source.kind() {
-            std::io::ErrorKind::NotFound => ToolError::NotFound { program },
-            _ => ToolError::Spawn { program, source },
-        }
-    })?;
-    tokio::select! {
-        out = tokio::time::timeout(TOOL_TIMEOUT, child.wait_with_output()) => Ok(Some(match out {
-            Ok(Ok(o)) => Ran {
-                success: o.status.success(),
-                stdout: o.stdout,
-                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-            },
-            Ok(Err(e)) => Ran { success: false, stdout: Vec::new(), stderr: format!("failed to wait: {e}") },
-            Err(_) => Ran { success: false, stdout: Vec::new(), stderr: format!("no answer in {TOOL_TIMEOUT:?}") },
-        })),
-        () = super::types::stopped(stop) => Ok(None),
+    let failed = |stderr: String| Some(Ran { success: false, stdout: Vec::new(), stderr });
+    let program = program.display().to_string();
+    match tokio::time::timeout(TOOL_TIMEOUT, process::run(&mut cmd, INSTALL_HINT, stop)).await {
+        Ok(Ok(o)) => Ok(Some(Ran { success: o.status.success(), stdout: o.stdout, stderr: o.stderr })),
+        Ok(Err(RunError::Cancelled { .. })) => Ok(None),
+        Ok(Err(RunError::NotFound { .. })) => Err(ToolError::NotFound { program }),
+        Ok(Err(RunError::Spawn { source, .. })) => Err(ToolError::Spawn { program, source }),
+        Ok(Err(RunError::Wait { source, .. })) => Ok(failed(format!("failed to wait: {source}"))),
+        Err(_) => Ok(failed(format!("no answer in {TOOL_TIMEOUT:?}"))),
     }
 }
 
