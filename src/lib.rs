@@ -7,6 +7,7 @@ pub mod annotations;
 pub mod app;
 pub mod classify;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod dataset;
 pub mod doctor;

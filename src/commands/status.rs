@@ -1,0 +1,95 @@
+//! `kinetics-dl status`: what the journal in OUT knows (counts, failures by category, egresses).
+
+use crate::exit_codes;
+use crate::journal::Journal;
+use std::io::Write;
+use std::path::Path;
+
+/// Prints what the journal in `out` knows, as a table or (`json`) a JSON object; returns the exit code.
+pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
+    let journal = match Journal::open_existing(out_dir) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(exit_codes::USAGE);
+        }
+    };
+    let counts = journal.counts()?;
+    let last = journal.last_run()?;
+    let egresses = egress_report(&journal)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut v = serde_json::to_value(&counts)?;
+        if let Some((started, finished, ytdlp, ffmpeg)) = last {
+            v["last_run"] = serde_json::json!({
+                "started_ms": started, "finished_ms": finished, "ytdlp_version": ytdlp, "ffmpeg_version": ffmpeg,
+            });
+        }
+        v["egresses"] = serde_json::to_value(&egresses)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(exit_codes::SUCCESS);
+    }
+    writeln!(out, "{}", out_dir.display())?;
+    writeln!(out, "  clips     {:>8}", counts.total)?;
+    writeln!(out, "  done      {:>8}", counts.done)?;
+    for (source, n) in &counts.by_source {
+        writeln!(out, "    from {source:<15} {n:>6}")?;
+    }
+    writeln!(out, "  pending   {:>8}", counts.pending)?;
+    writeln!(out, "  failed    {:>8}", counts.failed_total())?;
+    let mut failed: Vec<_> = counts.failed.iter().collect();
+    failed.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (category, n) in failed {
+        writeln!(out, "    {category:<20} {n:>6}")?;
+    }
+    writeln!(
+        out,
+        "  on disk   {} ({} fetched, {} whole-video fallbacks)",
+        crate::summary::human_bytes(counts.bytes_on_disk),
+        crate::summary::human_bytes(counts.bytes_fetched),
+        counts.whole_video_fallbacks
+    )?;
+    for e in &egresses {
+        let state = match &e.open_until {
+            Some(t) => format!("cooling down until {t}"),
+            None => "open for work".to_string(),
+        };
+        writeln!(
+            out,
+            "  egress {:<22} {state}; {} throttle signals, {} requests into bans",
+            e.egress, e.throttle_events, e.wasted
+        )?;
+    }
+    if let Some((_, _, ytdlp, ffmpeg)) = last {
+        writeln!(out, "  last run with yt-dlp {} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
+    }
+    Ok(exit_codes::SUCCESS)
+}
+
+/// An egress's breaker as `status` shows it.
+#[derive(serde::Serialize)]
+struct EgressReport {
+    egress: String,
+    /// RFC 3339 time the cool-off ends, when it is still running.
+    open_until: Option<String>,
+    cooloff_s: f64,
+    throttle_events: i64,
+    wasted: i64,
+}
+
+fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
+    let now = crate::journal::now_ms();
+    let counts = journal.throttle_counts()?;
+    Ok(journal
+        .egress_states()?
+        .into_iter()
+        .map(|(egress, until, cooloff_ms)| {
+            let (events, wasted) = counts.iter().find(|c| c.0 == egress).map(|c| (c.1, c.2)).unwrap_or((0, 0));
+            let open_until = until.filter(|u| *u > now).map(|u| {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u as u64);
+                humantime::format_rfc3339_seconds(t).to_string()
+            });
+            EgressReport { egress, open_until, cooloff_s: cooloff_ms as f64 / 1000.0, throttle_events: events, wasted }
+        })
+        .collect())
+}
