@@ -9,16 +9,15 @@
 
 use crate::classify::Category;
 use crate::exit_codes;
+use crate::journal::read::{self, ClipRow};
 use crate::journal::{Journal, STATE_DIR};
 use crate::manifest::build::sha256_file;
-use crate::manifest::rows::{self, ClipRow};
 use crate::outdir::OutDir;
 use crate::tools::ffmpeg::Ffmpeg;
 use crate::tools::process::StopSignal;
 use crate::tools::Failure;
 use anyhow::Context;
 use futures_util::StreamExt;
-use rusqlite::params;
 use std::path::{Path, PathBuf};
 
 /// How far ffprobe's duration may stray from the journal's.
@@ -79,8 +78,8 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
         eprintln!("error: {e:#}");
         Ok(exit_codes::USAGE)
     };
-    if !rows::journal_path(&args.out).is_file() {
-        return usage(&rows::OpenError::NoJournal(args.out.display().to_string()));
+    if !read::journal_path(&args.out).is_file() {
+        return usage(&read::OpenError::NoJournal(args.out.display().to_string()));
     }
     // Holding the output folder's lock keeps a download from writing the same rows meanwhile.
     let _lock = match OutDir::open(&args.out) {
@@ -111,7 +110,8 @@ pub async fn verify(out: &Path, ffmpeg: &Ffmpeg, jobs: usize) -> anyhow::Result<
         version.map_err(|f| ToolsBroken(f.message))?;
     }
     let mut journal = Journal::open_existing(out)?;
-    let done: Vec<ClipRow> = rows::clips(journal.connection())
+    let done: Vec<ClipRow> = journal
+        .clip_rows()
         .context("failed to read the clips of the journal")?
         .into_iter()
         .filter(ClipRow::is_done)
@@ -206,10 +206,9 @@ fn record(
     sha256: Option<String>,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
-    let conn = journal.connection();
     let Some(problem) = problem else {
         if clip.sha256.is_none() {
-            conn.execute("UPDATE clips SET sha256 = ?1 WHERE id = ?2", params![sha256, clip.id])?;
+            journal.record_sha256(clip.id, sha256.as_deref())?;
             outcome.hashes_recorded += 1;
         }
         return Ok(());
@@ -217,11 +216,7 @@ fn record(
     if problem != Problem::Missing {
         quarantine(out, &clip.rel_path)?;
     }
-    conn.execute(
-        "UPDATE clips SET state = 'pending', category = NULL, message = ?1, attempts = 0, next_attempt_ms = NULL,
-           sha256 = NULL, updated_ms = ?2 WHERE id = ?3",
-        params![format!("verify: {problem}"), crate::journal::now_ms(), clip.id],
-    )?;
+    journal.return_to_pending(clip.id, &format!("verify: {problem}"))?;
     outcome.broken.push((clip.rel_path.clone(), problem));
     Ok(())
 }

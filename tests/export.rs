@@ -32,12 +32,13 @@ const CLIPS: [(&str, Option<&str>, &str, &str, &str); 9] = [
 /// A real (tiny) mp4 per done clip, each different, except b3 whose file is gone.
 fn dataset(out: &Path) {
     std::fs::create_dir_all(out.join(".kinetics-dl")).unwrap();
-    let j = Journal::open(&Journal::path_in(out)).unwrap();
+    // The journal makes its schema; the rows go in through SQL of the test's own.
+    drop(Journal::open(&Journal::path_in(out)).unwrap());
+    let j = rusqlite::Connection::open(Journal::path_in(out)).unwrap();
     for (i, (id, label, split, rel, state)) in CLIPS.iter().enumerate() {
         let path = out.join(rel);
         let size = if *state == "done" && *id != "b3" { make_clip(&path, 200 + 40 * i as u32) } else { 0 };
-        j.connection()
-            .execute(
+        j.execute(
                 "INSERT INTO clips (youtube_id, start_ms, end_ms, label, split, rel_path, state, category, size_bytes,
                    duration_s, source, format_id) VALUES (?1, 1000, 11000, ?2, ?3, ?4, ?5, ?6, ?7, 1.0, 'youtube', '18')",
                 params![id, label, split, rel, state, (*state == "failed").then_some("private"), size],

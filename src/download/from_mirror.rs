@@ -225,10 +225,7 @@ async fn reencode(
         match result {
             Ok(()) => {
                 let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-                journal.connection().execute(
-                    "UPDATE clips SET size_bytes = ?1, encode_s = ?2 WHERE id = ?3",
-                    rusqlite::params![size as i64, secs, id],
-                )?;
+                journal.record_reencode(id, size, secs)?;
             }
             Err(message) => {
                 reporter.note(&format!("re-encoding {} failed, kept the mirror's clip: {message}", dest.display()))

@@ -9,7 +9,6 @@ pub const FAILED: &str = "failed.csv";
 
 /// Rewrites both files atomically from the journal.
 pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
-    let conn = journal.connection();
     let mut stats = csv::Writer::from_writer(Vec::new());
     stats.write_record([
         "youtube_id",
@@ -27,28 +26,22 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
         "source",
         "path",
     ])?;
-    let mut stmt = conn.prepare(
-        "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, download_s, encode_s,
-                bytes_fetched, size_bytes, duration_s, whole_video, COALESCE(format_id, ''), COALESCE(source, ''), rel_path
-         FROM clips WHERE state = 'done' ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+    for r in journal.stats_rows()? {
         stats.write_record([
-            r.get::<_, String>(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            secs(r.get(3)?),
-            secs(r.get(4)?),
-            format!("{:.3}", r.get::<_, Option<f64>>(5)?.unwrap_or(0.0)),
-            format!("{:.3}", r.get::<_, Option<f64>>(6)?.unwrap_or(0.0)),
-            r.get::<_, Option<i64>>(7)?.unwrap_or(0).to_string(),
-            r.get::<_, Option<i64>>(8)?.unwrap_or(0).to_string(),
-            format!("{:.3}", r.get::<_, Option<f64>>(9)?.unwrap_or(0.0)),
-            r.get::<_, i64>(10)?.to_string(),
-            r.get(11)?,
-            r.get(12)?,
-            r.get(13)?,
+            r.youtube_id,
+            r.label,
+            r.split,
+            secs(r.start_ms),
+            secs(r.end_ms),
+            format!("{:.3}", r.download_s),
+            format!("{:.3}", r.encode_s),
+            r.bytes_fetched.to_string(),
+            r.size_bytes.to_string(),
+            format!("{:.3}", r.duration_s),
+            r.whole_video.to_string(),
+            r.format_id,
+            r.source,
+            r.rel_path,
         ])?;
     }
     write_atomic(&out.join(STATS), &stats.into_inner()?)?;
@@ -64,22 +57,16 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
         "attempts",
         "message",
     ])?;
-    let mut stmt = conn.prepare(
-        "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, COALESCE(category, 'other'),
-                attempts, COALESCE(message, '')
-         FROM clips WHERE state = 'failed' ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+    for r in journal.failed_rows()? {
         failed.write_record([
-            r.get::<_, String>(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            secs(r.get(3)?),
-            secs(r.get(4)?),
-            r.get(5)?,
-            r.get::<_, i64>(6)?.to_string(),
-            r.get(7)?,
+            r.youtube_id,
+            r.label,
+            r.split,
+            secs(r.start_ms),
+            secs(r.end_ms),
+            r.category,
+            r.attempts.to_string(),
+            r.message,
         ])?;
     }
     write_atomic(&out.join(FAILED), &failed.into_inner()?)?;

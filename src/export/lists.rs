@@ -1,7 +1,7 @@
 //! The list-file formats: classes.txt, torchvision, mmaction2, PyTorchVideo, PySlowFast and a CSV dump.
 
 use super::{write_atomic, Dataset};
-use crate::manifest::rows::{self, ClipRow};
+use crate::journal::read::{ClipRow, Reader};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -132,36 +132,18 @@ pub fn slowfast(ds: &Dataset) -> anyhow::Result<Vec<String>> {
 
 /// `OUT/clips.csv`: every column of the journal's clips table, for the exported (done) clips.
 pub fn csv(ds: &Dataset) -> anyhow::Result<Vec<String>> {
-    let conn = rows::open_read_only(&ds.out)?;
     let ids: HashSet<i64> = ds.splits.values().flatten().map(|c| c.id).collect();
-    let mut stmt = conn.prepare("SELECT * FROM clips WHERE state = 'done' ORDER BY id")?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-    let id_col = columns.iter().position(|c| c == "id").context("the clips table has no id column")?;
+    let table = Reader::open(&ds.out)?.done_clips_table()?;
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&columns)?;
-    let mut rows = stmt.query([])?;
+    w.write_record(&table.columns)?;
     let mut n = 0;
-    while let Some(r) = rows.next()? {
-        if !ids.contains(&r.get::<_, i64>(id_col)?) {
-            continue;
-        }
-        let record: Vec<String> = (0..columns.len()).map(|i| cell(r.get_ref(i))).collect::<anyhow::Result<_>>()?;
-        w.write_record(&record)?;
+    for (_, record) in table.rows.iter().filter(|(id, _)| ids.contains(id)) {
+        w.write_record(record)?;
         n += 1;
     }
     let file = ds.out.join("clips.csv");
     write_atomic(&file, &w.into_inner().context("failed to finish the CSV")?)?;
-    Ok(vec![format!("{}: {n} clips, {} columns", file.display(), columns.len())])
-}
-
-fn cell(v: rusqlite::Result<rusqlite::types::ValueRef>) -> anyhow::Result<String> {
-    use rusqlite::types::ValueRef;
-    Ok(match v? {
-        ValueRef::Null => String::new(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
-    })
+    Ok(vec![format!("{}: {n} clips, {} columns", file.display(), table.columns.len())])
 }
 
 fn check_one_line(clips: &[ClipRow]) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ pub mod lists;
 pub mod webdataset;
 
 use crate::exit_codes;
-use crate::manifest::rows::{self, ClipRow, OpenError};
+use crate::journal::read::{ClipRow, OpenError, Reader};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,8 +72,7 @@ pub struct Dataset {
 impl Dataset {
     /// Reads OUT's journal.
     pub fn load(out: &Path) -> anyhow::Result<Dataset> {
-        let conn = rows::open_read_only(out)?;
-        let clips = rows::clips(&conn).context("failed to read the clips of the journal")?;
+        let clips = Reader::open(out)?.clips().context("failed to read the clips of the journal")?;
         let mut classes: Vec<String> = clips.iter().filter_map(|c| c.label.clone()).filter(|l| !l.is_empty()).collect();
         classes.sort();
         classes.dedup();

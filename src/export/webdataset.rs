@@ -6,7 +6,7 @@
 //! key at the first dot); class folders, and so spaces in them, never appear in the shards.
 
 use super::Dataset;
-use crate::manifest::rows::ClipRow;
+use crate::journal::read::ClipRow;
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashSet;

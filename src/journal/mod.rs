@@ -3,6 +3,7 @@
 //! One writer (the run's event loop) owns the connection. WAL mode keeps readers (`status`) from blocking
 //! it, and every state change is its own transaction, so a SIGKILL loses at most the change in flight.
 
+pub mod read;
 mod schema;
 
 use crate::plan::{ClipKey, Job};
@@ -399,10 +400,117 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Rows for `stats.csv`/`failed.csv`, in clip order.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// Every clip as the read side sees it (verify's view of the journal it holds open).
+    pub fn clip_rows(&self) -> rusqlite::Result<Vec<read::ClipRow>> {
+        read::clips(&self.conn)
     }
+
+    /// A verified clip's checksum, recorded once.
+    pub fn record_sha256(&mut self, clip_id: i64, sha256: Option<&str>) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE clips SET sha256 = ?1 WHERE id = ?2", params![sha256, clip_id])?;
+        Ok(())
+    }
+
+    /// A done clip that failed re-verification goes back to pending with its attempts cleared.
+    pub fn return_to_pending(&mut self, clip_id: i64, message: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE clips SET state = 'pending', category = NULL, message = ?1, attempts = 0, next_attempt_ms = NULL,
+               sha256 = NULL, updated_ms = ?2 WHERE id = ?3",
+            params![message, now_ms(), clip_id],
+        )?;
+        Ok(())
+    }
+
+    /// A placed clip re-encoded to the target: its new size and the encode's time.
+    pub fn record_reencode(&mut self, clip_id: i64, size_bytes: u64, encode_s: f64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE clips SET size_bytes = ?1, encode_s = ?2 WHERE id = ?3",
+            params![size_bytes as i64, encode_s, clip_id],
+        )?;
+        Ok(())
+    }
+
+    /// The done clips as `stats.csv` lists them, in clip order.
+    pub fn stats_rows(&self) -> anyhow::Result<Vec<StatsRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, download_s, encode_s,
+                    bytes_fetched, size_bytes, duration_s, whole_video, COALESCE(format_id, ''), COALESCE(source, ''), rel_path
+             FROM clips WHERE state = 'done' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(StatsRow {
+                youtube_id: r.get(0)?,
+                label: r.get(1)?,
+                split: r.get(2)?,
+                start_ms: r.get(3)?,
+                end_ms: r.get(4)?,
+                download_s: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+                encode_s: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+                bytes_fetched: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+                size_bytes: r.get::<_, Option<i64>>(8)?.unwrap_or(0),
+                duration_s: r.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                whole_video: r.get(10)?,
+                format_id: r.get(11)?,
+                source: r.get(12)?,
+                rel_path: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The failed clips as `failed.csv` lists them, in clip order.
+    pub fn failed_rows(&self) -> anyhow::Result<Vec<FailedRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, COALESCE(category, 'other'),
+                    attempts, COALESCE(message, '')
+             FROM clips WHERE state = 'failed' ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FailedRow {
+                youtube_id: r.get(0)?,
+                label: r.get(1)?,
+                split: r.get(2)?,
+                start_ms: r.get(3)?,
+                end_ms: r.get(4)?,
+                category: r.get(5)?,
+                attempts: r.get(6)?,
+                message: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// A done clip, as `stats.csv` lists it (missing numbers are 0, missing text empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsRow {
+    pub youtube_id: String,
+    pub label: String,
+    pub split: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub download_s: f64,
+    pub encode_s: f64,
+    pub bytes_fetched: i64,
+    pub size_bytes: i64,
+    pub duration_s: f64,
+    pub whole_video: i64,
+    pub format_id: String,
+    pub source: String,
+    pub rel_path: String,
+}
+
+/// A failed clip, as `failed.csv` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRow {
+    pub youtube_id: String,
+    pub label: String,
+    pub split: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub category: String,
+    pub attempts: i64,
+    pub message: String,
 }
 
 #[cfg(test)]

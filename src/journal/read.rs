@@ -1,4 +1,5 @@
-//! Read-only access to the journal for the commands that only look at it: report, export, manifest, diff.
+//! Read-only access to the journal for the commands that only look at it: report, export, manifest, diff,
+//! verify. The SQL stays here: callers get rows, never a connection.
 //!
 //! These commands may run while a download is writing (WAL lets readers and one writer share the file), so
 //! they open the database read-only and never migrate it; they read columns by name so that a later
@@ -23,12 +24,76 @@ pub enum OpenError {
 
 /// The journal's path inside OUT.
 pub fn journal_path(out: &Path) -> PathBuf {
-    crate::journal::Journal::path_in(out)
+    super::Journal::path_in(out)
 }
 
-/// Opens OUT's journal read-only; never creates one.
-pub fn open_read_only(out: &Path) -> Result<Connection, OpenError> {
-    open_with(out, OpenFlags::SQLITE_OPEN_READ_ONLY)
+/// OUT's journal opened read-only (never created, never migrated).
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub fn open(out: &Path) -> Result<Reader, OpenError> {
+        Ok(Reader { conn: open_with(out, OpenFlags::SQLITE_OPEN_READ_ONLY)? })
+    }
+
+    /// Every clip, in plan order.
+    pub fn clips(&self) -> rusqlite::Result<Vec<ClipRow>> {
+        clips(&self.conn)
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> rusqlite::Result<Vec<RunRow>> {
+        runs(&self.conn)
+    }
+
+    /// Every attempt, in the order they finished.
+    pub fn attempts(&self) -> rusqlite::Result<Vec<AttemptRow>> {
+        attempts(&self.conn)
+    }
+
+    /// The run each done clip was finished in (its last successful attempt); adopted clips have none.
+    pub fn done_run_by_clip(&self) -> rusqlite::Result<std::collections::HashMap<i64, i64>> {
+        done_run_by_clip(&self.conn)
+    }
+
+    /// The throttle events, or `None` when this journal has no `throttle_events` table.
+    pub fn throttle_events(&self) -> rusqlite::Result<Option<Vec<ThrottleEvent>>> {
+        throttle_events(&self.conn)
+    }
+
+    /// Every column of the `clips` table for the done clips, as text (NULL is empty), in plan order.
+    pub fn done_clips_table(&self) -> anyhow::Result<ClipsTable> {
+        use anyhow::Context;
+        let mut stmt = self.conn.prepare("SELECT * FROM clips WHERE state = 'done' ORDER BY id")?;
+        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let id_col = columns.iter().position(|c| c == "id").context("the clips table has no id column")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let record: Vec<String> = (0..columns.len()).map(|i| cell(r.get_ref(i))).collect::<anyhow::Result<_>>()?;
+            out.push((r.get::<_, i64>(id_col)?, record));
+        }
+        Ok(ClipsTable { columns, rows: out })
+    }
+}
+
+/// The `clips` table as text, whatever columns this journal's version has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipsTable {
+    pub columns: Vec<String>,
+    /// (clip id, one cell per column).
+    pub rows: Vec<(i64, Vec<String>)>,
+}
+
+fn cell(v: rusqlite::Result<rusqlite::types::ValueRef>) -> anyhow::Result<String> {
+    use rusqlite::types::ValueRef;
+    Ok(match v? {
+        ValueRef::Null => String::new(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+    })
 }
 
 fn open_with(out: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {
@@ -116,7 +181,7 @@ impl ClipRow {
 }
 
 /// Every clip, in plan order.
-pub fn clips(conn: &Connection) -> rusqlite::Result<Vec<ClipRow>> {
+pub(super) fn clips(conn: &Connection) -> rusqlite::Result<Vec<ClipRow>> {
     let mut stmt = conn.prepare("SELECT * FROM clips ORDER BY id")?;
     let rows = stmt.query_map([], ClipRow::from_row)?;
     rows.collect()
@@ -137,7 +202,7 @@ pub struct RunRow {
 }
 
 /// Every run, oldest first.
-pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
+pub(super) fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
     let mut stmt = conn.prepare("SELECT * FROM runs ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
         let text: String = r.get("settings")?;
@@ -165,7 +230,7 @@ pub struct AttemptRow {
 }
 
 /// Every attempt, in the order they finished.
-pub fn attempts(conn: &Connection) -> rusqlite::Result<Vec<AttemptRow>> {
+pub(super) fn attempts(conn: &Connection) -> rusqlite::Result<Vec<AttemptRow>> {
     let mut stmt =
         conn.prepare("SELECT run_id, started_ms, finished_ms, outcome FROM attempts ORDER BY finished_ms, id")?;
     let rows = stmt.query_map([], |r| {
@@ -175,7 +240,7 @@ pub fn attempts(conn: &Connection) -> rusqlite::Result<Vec<AttemptRow>> {
 }
 
 /// The run each done clip was finished in (its last successful attempt); adopted clips have none.
-pub fn done_run_by_clip(conn: &Connection) -> rusqlite::Result<std::collections::HashMap<i64, i64>> {
+pub(super) fn done_run_by_clip(conn: &Connection) -> rusqlite::Result<std::collections::HashMap<i64, i64>> {
     let mut stmt = conn.prepare("SELECT clip_id, MAX(run_id) FROM attempts WHERE outcome = 'done' GROUP BY clip_id")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
@@ -192,7 +257,7 @@ pub struct ThrottleEvent {
 }
 
 /// The throttle events, or `None` when this journal has no `throttle_events` table.
-pub fn throttle_events(conn: &Connection) -> rusqlite::Result<Option<Vec<ThrottleEvent>>> {
+pub(super) fn throttle_events(conn: &Connection) -> rusqlite::Result<Option<Vec<ThrottleEvent>>> {
     let exists: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'throttle_events')",
         [],

@@ -4,7 +4,7 @@
 //! The document is deterministic (no timestamps of its own, clips sorted by key, one clip a line), so two
 //! researchers can compare datasets with `diff`, `git` or just the `fingerprint`.
 
-use super::rows::{self, ClipRow, RunRow};
+use crate::journal::read::{ClipRow, Reader, RunRow};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,10 +94,10 @@ fn ms(secs: f64) -> i64 {
 
 /// Builds the manifest of OUT from its journal, hashing done clips whose sha256 is not recorded yet.
 pub fn build(out: &Path) -> anyhow::Result<Manifest> {
-    let conn = rows::open_read_only(out)?;
-    let clips = rows::clips(&conn).context("failed to read the clips of the journal")?;
-    let runs = rows::runs(&conn).context("failed to read the runs of the journal")?;
-    let done_runs = rows::done_run_by_clip(&conn).context("failed to read the attempts of the journal")?;
+    let journal = Reader::open(out)?;
+    let clips = journal.clips().context("failed to read the clips of the journal")?;
+    let runs = journal.runs().context("failed to read the runs of the journal")?;
+    let done_runs = journal.done_run_by_clip().context("failed to read the attempts of the journal")?;
     let hashes = hash_missing(out, &clips);
     let mut entries: Vec<Entry> =
         clips.iter().zip(hashes).map(|(c, h)| entry(out, c, h, done_runs.get(&c.id).copied())).collect();

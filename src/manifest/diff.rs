@@ -62,7 +62,7 @@ pub fn load_side(path: &Path) -> anyhow::Result<Manifest> {
         return build::read(path);
     }
     anyhow::ensure!(path.is_dir(), "{} is neither a manifest nor an output folder", path.display());
-    if super::rows::journal_path(path).is_file() {
+    if crate::journal::read::journal_path(path).is_file() {
         return build::build(path).with_context(|| format!("failed to build the manifest of {}", path.display()));
     }
     let file = path.join(super::DEFAULT_FILE);

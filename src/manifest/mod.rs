@@ -10,7 +10,6 @@
 
 pub mod build;
 pub mod diff;
-pub mod rows;
 
 pub use build::{Entry, Manifest, Outcome};
 
@@ -48,7 +47,7 @@ pub struct DiffOptions {
 pub fn run(args: &ManifestOptions) -> anyhow::Result<i32> {
     let manifest = match build::build(&args.out) {
         Ok(m) => m,
-        Err(e) if matches!(e.downcast_ref(), Some(rows::OpenError::NoJournal(_))) => {
+        Err(e) if matches!(e.downcast_ref(), Some(crate::journal::read::OpenError::NoJournal(_))) => {
             eprintln!("error: {e:#}");
             return Ok(exit_codes::USAGE);
         }

@@ -1,7 +1,7 @@
 //! The numbers behind the report page (and `report --json`), computed from the journal's rows.
 
 use super::stats::{self, Histogram, Summary};
-use crate::manifest::rows::{self, AttemptRow, ClipRow, RunRow, ThrottleEvent};
+use crate::journal::read::{AttemptRow, ClipRow, Reader, RunRow, ThrottleEvent};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -145,9 +145,9 @@ pub struct Projection {
 
 /// Reads OUT's journal and computes the report.
 pub fn gather(out: &Path) -> anyhow::Result<ReportData> {
-    let conn = rows::open_read_only(out)?;
+    let journal = Reader::open(out)?;
     let read = || -> rusqlite::Result<_> {
-        Ok((rows::clips(&conn)?, rows::attempts(&conn)?, rows::runs(&conn)?, rows::throttle_events(&conn)?))
+        Ok((journal.clips()?, journal.attempts()?, journal.runs()?, journal.throttle_events()?))
     };
     let (clips, attempts, runs, events) = read().context("failed to read the journal")?;
     let mut data = compute(&clips, &attempts, runs, events);

@@ -135,7 +135,7 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
     h.push_str("</section>");
 }
 
-fn event_text(e: &crate::manifest::rows::ThrottleEvent) -> String {
+fn event_text(e: &crate::journal::read::ThrottleEvent) -> String {
     let mut s = e.category.clone().unwrap_or_else(|| "throttle".into());
     if let Some(egress) = &e.egress {
         let _ = write!(s, " on {egress}");

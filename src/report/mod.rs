@@ -16,7 +16,7 @@ pub mod svg;
 pub use data::ReportData;
 
 use crate::exit_codes;
-use crate::manifest::rows::OpenError;
+use crate::journal::read::OpenError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 

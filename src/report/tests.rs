@@ -4,7 +4,7 @@ use super::data::compute;
 use super::format::{fmt_bytes, fmt_secs};
 use super::html::render;
 use super::svg::{esc, fmt_num, fmt_utc};
-use crate::manifest::rows::{AttemptRow, ClipRow, RunRow, ThrottleEvent};
+use crate::journal::read::{AttemptRow, ClipRow, RunRow, ThrottleEvent};
 
 fn clip(label: &str, split: &str, state: &str, category: Option<&str>, times: Option<(f64, f64)>) -> ClipRow {
     ClipRow {
