@@ -26,4 +26,5 @@ pub mod report;
 pub mod retry;
 pub mod summary;
 pub mod tools;
+pub mod units;
 pub mod verify;

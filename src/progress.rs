@@ -95,7 +95,7 @@ impl Bar {
             self.failed,
             self.bar.length().unwrap_or(0).saturating_sub(self.bar.position()),
             rate,
-            crate::summary::human_bytes(self.bytes)
+            crate::units::human_bytes(self.bytes)
         );
         if self.tarballs > 0 {
             msg.push_str(&format!(" · {} tarballs", self.tarballs));

@@ -2,6 +2,7 @@
 
 use crate::exit_codes;
 use crate::journal::Done;
+use crate::units::human_bytes;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -157,32 +158,9 @@ impl fmt::Display for Summary {
     }
 }
 
-/// `1.5 MiB`-style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_bytes_table() {
-        for (n, want) in [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 * 1024 * 1024, "5.0 MiB")] {
-            assert_eq!(human_bytes(n), want);
-        }
-    }
 
     #[test]
     fn exit_code_follows_what_remains() {

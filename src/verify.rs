@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use std::path::{Path, PathBuf};
 
 /// How far ffprobe's duration may stray from the journal's.
-pub const DURATION_TOLERANCE_S: f64 = 0.35;
+pub use crate::tools::ffmpeg::DURATION_TOLERANCE_S;
 /// Where broken files are moved, inside OUT.
 pub const BROKEN_DIR: &str = "broken";
 

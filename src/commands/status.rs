@@ -45,8 +45,8 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     writeln!(
         out,
         "  on disk   {} ({} fetched, {} whole-video fallbacks)",
-        crate::summary::human_bytes(counts.bytes_on_disk),
-        crate::summary::human_bytes(counts.bytes_fetched),
+        crate::units::human_bytes(counts.bytes_on_disk),
+        crate::units::human_bytes(counts.bytes_fetched),
         counts.whole_video_fallbacks
     )?;
     for e in &egresses {

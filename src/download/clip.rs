@@ -5,7 +5,7 @@ use crate::classify::{Category, Disposition};
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Registration, Relay};
-use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe};
+use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
 use crate::tools::Failure;
@@ -62,9 +62,6 @@ pub enum Outcome {
 
 /// Requests of a clip answered 429 (or with a bot check), and the longest `Retry-After` among them.
 type Throttled = (u64, Option<std::time::Duration>);
-
-/// Tolerance on a clip's duration: a frame or two of rounding at each end.
-const DURATION_TOLERANCE: f64 = 0.35;
 
 impl Engine {
     pub async fn run(&self, task: &Task, lane: usize, mut stop: StopSignal) -> Outcome {

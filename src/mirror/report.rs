@@ -15,7 +15,7 @@ pub struct Wanted {
 }
 
 /// How much shorter than expected a clip may be before it counts as truncated.
-pub const SHORT_TOLERANCE: f64 = 0.35;
+pub use crate::tools::ffmpeg::DURATION_TOLERANCE_S as SHORT_TOLERANCE;
 
 /// Progress, one event at a time. Every wanted clip gets at most one `ClipDone` or `ClipBad`.
 #[derive(Debug, Clone, PartialEq)]

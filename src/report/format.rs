@@ -8,20 +8,7 @@ pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-/// Bytes in binary units, one decimal.
-pub fn fmt_bytes(b: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let (mut v, mut i) = (b as f64, 0);
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[i])
-    }
-}
+pub use crate::units::human_bytes as fmt_bytes;
 
 /// A duration as people say it: `4.2 s`, `12 min`, `3 h 20 min`, `2 d 5 h`.
 pub fn fmt_secs(s: f64) -> String {

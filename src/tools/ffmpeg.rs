@@ -12,6 +12,9 @@ pub const INSTALL_HINT: &str = "install it with `apt-get install ffmpeg`";
 /// Seconds fetched after the clip's end, so the last frame and the audio tail are complete (a few frames;
 /// B-frames may need packets a little past the end in decode order).
 pub const END_PAD: f64 = 0.3;
+/// How far a clip's duration may stray from what was asked or recorded: a frame or two of rounding at
+/// each end. The one tolerance of every check (a fresh cut, a mirror clip, `verify`).
+pub const DURATION_TOLERANCE_S: f64 = 0.35;
 
 #[derive(Debug, Clone)]
 pub struct Ffmpeg {
