@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use common::*;
-use kinetics_testsrc::{clip_tags, Config, Profile, ScenarioEntry, TestServer};
+use kinetics_testsrc::{Config, Profile, ScenarioEntry, TestServer};
 
 /// A 60 s, 15 fps video like the default one, with YouTube's rough edges and its own tag.
 fn hard_profile(tag: u32) -> Profile {
@@ -85,15 +85,6 @@ fn needed_bytes(files: &[&Path], start: f64, end: f64) -> u64 {
         total += all.iter().filter(|p| p.pos >= first_pos && p.pts < end).map(|p| p.size).sum::<u64>();
     }
     total
-}
-
-/// Every frame of the clip carries the tag of the row's video.
-#[track_caller]
-fn assert_tag(path: &Path, want: u32) {
-    let tags = clip_tags(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    assert!(!tags.is_empty());
-    let wrong: Vec<_> = tags.iter().enumerate().filter(|(_, t)| **t != Some(want)).take(5).collect();
-    assert!(wrong.is_empty(), "{}: frames with another tag than {want}: {wrong:?}", path.display());
 }
 
 #[test]

@@ -277,6 +277,16 @@ pub fn frame_sequence(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Checks that every frame of a clip carries `want` in the test source's tag strip (profiles with a `tag`):
+/// a clip cut from another video's stream fails here even when its frame numbers are right.
+#[track_caller]
+pub fn assert_tag(path: &Path, want: u32) {
+    let tags = kinetics_testsrc::clip_tags(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    assert!(!tags.is_empty(), "{} has no frames", path.display());
+    let wrong: Vec<_> = tags.iter().enumerate().filter(|(_, t)| **t != Some(want)).take(5).collect();
+    assert!(wrong.is_empty(), "{}: frames with another tag than {want}: {wrong:?}", path.display());
+}
+
 /// Where a frame sequence is not the source's frames one after another: `(index, previous, this)`.
 pub fn sequence_breaks(numbers: &[u32]) -> Vec<(usize, u32, u32)> {
     numbers.windows(2).enumerate().filter(|(_, w)| w[1] != w[0] + 1).map(|(i, w)| (i + 1, w[0], w[1])).collect()
