@@ -182,15 +182,16 @@ fn finish(part: &Path, dest: &Path) -> anyhow::Result<()> {
 /// `Content-Range: bytes START-END/TOTAL` -> (START, TOTAL).
 fn content_range(response: &reqwest::Response) -> Option<(u64, u64)> {
     let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
-    let (range, total) = value.strip_prefix("bytes ")?.split_once('/')?;
-    let (start, _end) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()?))
+    match crate::content_range::parse(value)? {
+        crate::content_range::ContentRange::Bytes { start, total: Some(total), .. } => Some((start, total)),
+        _ => None,
+    }
 }
 
 /// `Content-Range: bytes */TOTAL` (a 416's way of telling the length) -> TOTAL.
 fn content_range_total(response: &reqwest::Response) -> Option<u64> {
     let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
-    value.rsplit_once('/')?.1.trim().parse().ok()
+    crate::content_range::parse(value)?.total()
 }
 
 /// Extracts the CSVs of `archive` flat into `dir` (through a temporary sibling, renamed at the end).

@@ -9,6 +9,7 @@ pub mod classify;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod content_range;
 pub mod dataset;
 pub mod doctor;
 pub mod download;

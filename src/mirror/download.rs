@@ -16,6 +16,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 use super::lists::Tarball;
 use super::report::{Counters, DiskMeter, MirrorEvent};
 use super::types::{stopped, Failure};
+use crate::content_range::{self, ContentRange};
 
 /// Attempts in a row that receive nothing before the tarball is given up.
 const MAX_FRUITLESS: u32 = 5;
@@ -122,10 +123,10 @@ impl Download<'_> {
         };
         let mut resp = sent.map_err(|e| transient(error_chain(&e), false))?;
         let status = resp.status().as_u16();
-        let range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(parse_content_range);
+        let range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(content_range::parse);
         let (start, total) = match status {
             206 => match range {
-                Some(ContentRange { start: Some(start), total }) if start == have => (start, total),
+                Some(ContentRange::Bytes { start, total, .. }) if start == have => (start, total),
                 _ => {
                     self.truncate(part, have)?;
                     return Err(transient(format!("the server resumed elsewhere than byte {have}"), true));
@@ -138,7 +139,7 @@ impl Download<'_> {
                 }
                 (0, resp.content_length())
             }
-            416 => match range.and_then(|r| r.total) {
+            416 => match range.and_then(|r| r.total()) {
                 Some(total) if total == have => return Ok(Some(have)),
                 _ => {
                     self.truncate(part, have)?;
@@ -244,46 +245,9 @@ fn backoff(fruitless: u32) -> Duration {
     Duration::from_millis(500u64 << fruitless.min(6)).min(Duration::from_secs(30))
 }
 
-#[derive(Debug, PartialEq)]
-struct ContentRange {
-    start: Option<u64>,
-    total: Option<u64>,
-}
-
-/// `bytes 100-199/1000`, `bytes 100-199/*` or `bytes */1000`.
-fn parse_content_range(value: &str) -> Option<ContentRange> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (span, total) = rest.split_once('/')?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse().ok()?),
-    };
-    let start = match span.trim() {
-        "*" => None,
-        s => Some(s.split_once('-')?.0.trim().parse().ok()?),
-    };
-    Some(ContentRange { start, total })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_range_table() {
-        let cr = |start, total| Some(ContentRange { start, total });
-        let table = [
-            ("bytes 100-199/1000", cr(Some(100), Some(1000))),
-            ("bytes 0-0/*", cr(Some(0), None)),
-            ("bytes */1000", cr(None, Some(1000))),
-            ("bytes=100-199/1000", None),
-            ("bytes x-1/2", None),
-            ("items 1-2/3", None),
-        ];
-        for (value, want) in table {
-            assert_eq!(parse_content_range(value), want, "{value}");
-        }
-    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

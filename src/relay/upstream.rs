@@ -8,6 +8,7 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::registry::{Entry, UpstreamError};
+use crate::content_range::{self, ContentRange};
 
 /// An upstream 206 answer whose body is being read.
 pub(super) struct Piece {
@@ -18,27 +19,6 @@ pub(super) struct Piece {
     /// The resource length from `Content-Range`.
     pub total: u64,
     response: reqwest::Response,
-}
-
-/// A parsed `Content-Range` value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ContentRange {
-    /// `bytes a-b/total`
-    Bytes { start: u64, end: u64, total: u64 },
-    /// `bytes */total`, sent with 416.
-    Unsatisfied { total: u64 },
-}
-
-pub(super) fn parse_content_range(value: &str) -> Option<ContentRange> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (span, total) = rest.split_once('/')?;
-    let total: u64 = total.trim().parse().ok()?;
-    if span.trim() == "*" {
-        return Some(ContentRange::Unsatisfied { total });
-    }
-    let (start, end) = span.trim().split_once('-')?;
-    let (start, end): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
-    (start <= end && end < total).then_some(ContentRange::Bytes { start, end, total })
 }
 
 /// Asks upstream for bytes `start..=end` (the caller keeps `end - start + 1` within the request size).
@@ -77,7 +57,7 @@ pub(super) async fn open_piece(
                 let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok());
                 entry.note_throttled(retry_after.and_then(|v| v.trim().parse().ok()));
             }
-            if let Some(ContentRange::Unsatisfied { total }) = content_range.as_deref().and_then(parse_content_range) {
+            if let Some(ContentRange::Unsatisfied { total }) = content_range.as_deref().and_then(content_range::parse) {
                 entry.set_meta(total, None);
             }
             let reason = status.canonical_reason().unwrap_or("Unknown Status").to_string();
@@ -85,7 +65,8 @@ pub(super) async fn open_piece(
         }
     }
     let raw = content_range.unwrap_or_default();
-    let Some(ContentRange::Bytes { start: got_start, end: got_end, total }) = parse_content_range(&raw) else {
+    let Some(ContentRange::Bytes { start: got_start, end: got_end, total: Some(total) }) = content_range::parse(&raw)
+    else {
         return Err(UpstreamError::BadContentRange(format!("{raw:?} for bytes={start}-{end}")));
     };
     if got_start != start {
@@ -134,30 +115,4 @@ fn error_chain(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_values() {
-        use ContentRange::*;
-        let cases: &[(&str, Option<ContentRange>)] = &[
-            ("bytes 0-99/1000", Some(Bytes { start: 0, end: 99, total: 1000 })),
-            ("bytes 5-5/6", Some(Bytes { start: 5, end: 5, total: 6 })),
-            (" bytes  10-19/20 ", Some(Bytes { start: 10, end: 19, total: 20 })),
-            ("bytes */1234", Some(Unsatisfied { total: 1234 })),
-            ("bytes 0-99/*", None),
-            ("bytes 0-1000/1000", None),
-            ("bytes 9-5/100", None),
-            ("bytes 0-/100", None),
-            ("items 0-9/10", None),
-            ("bytes=0-9/10", None),
-            ("", None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(parse_content_range(value), *want, "{value:?}");
-        }
-    }
 }
