@@ -65,7 +65,7 @@ fn short(hash: &str) -> &str {
 
 /// What a verification found.
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
+pub struct VerifyReport {
     pub checked: usize,
     pub broken: Vec<(String, Problem)>,
     pub hashes_recorded: usize,
@@ -104,7 +104,7 @@ pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
 pub struct ToolsBroken(pub String);
 
 /// Checks every done clip, `jobs` at a time, and records the verdicts in the journal as they come.
-pub async fn verify(out: &Path, ffmpeg: &Ffmpeg, jobs: usize) -> anyhow::Result<Outcome> {
+pub async fn verify(out: &Path, ffmpeg: &Ffmpeg, jobs: usize) -> anyhow::Result<VerifyReport> {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     for version in [ffmpeg.version(&mut stop.clone()).await, ffmpeg.probe_version(&mut stop.clone()).await] {
         version.map_err(|f| ToolsBroken(f.message))?;
@@ -116,7 +116,7 @@ pub async fn verify(out: &Path, ffmpeg: &Ffmpeg, jobs: usize) -> anyhow::Result<
         .into_iter()
         .filter(ClipRow::is_done)
         .collect();
-    let mut outcome = Outcome { checked: done.len(), ..Outcome::default() };
+    let mut outcome = VerifyReport { checked: done.len(), ..VerifyReport::default() };
     let mut results = futures_util::stream::iter(done)
         .map(|clip| {
             let mut stop = stop.clone();
@@ -204,7 +204,7 @@ fn record(
     clip: &ClipRow,
     problem: Option<Problem>,
     sha256: Option<String>,
-    outcome: &mut Outcome,
+    outcome: &mut VerifyReport,
 ) -> anyhow::Result<()> {
     let Some(problem) = problem else {
         if clip.sha256.is_none() {
@@ -231,7 +231,7 @@ fn quarantine(out: &Path, rel: &str) -> anyhow::Result<()> {
 }
 
 /// The report printed to stdout.
-pub fn render(o: &Outcome, out: &Path) -> String {
+pub fn render(o: &VerifyReport, out: &Path) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let good = o.checked - o.broken.len();
@@ -296,7 +296,11 @@ mod tests {
 
     #[test]
     fn render_lists_broken_clips_and_what_to_do() {
-        let o = Outcome { checked: 3, broken: vec![("validate/a/x.mp4".into(), Problem::Missing)], hashes_recorded: 2 };
+        let o = VerifyReport {
+            checked: 3,
+            broken: vec![("validate/a/x.mp4".into(), Problem::Missing)],
+            hashes_recorded: 2,
+        };
         let text = render(&o, Path::new("/data/k400"));
         for needle in [
             "checked 3 done clips: 2 good, 1 broken",
@@ -306,7 +310,7 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} in {text}");
         }
-        let clean = render(&Outcome { checked: 3, ..Outcome::default() }, Path::new("o"));
+        let clean = render(&VerifyReport { checked: 3, ..VerifyReport::default() }, Path::new("o"));
         assert_eq!(clean, "checked 3 done clips: 3 good, 0 broken\n");
     }
 }

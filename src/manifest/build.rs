@@ -38,7 +38,7 @@ pub struct Counts {
 /// What became of a clip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Outcome {
+pub enum ClipOutcome {
     Done,
     Failed,
     Pending,
@@ -58,7 +58,7 @@ pub struct Entry {
     pub split: Option<String>,
     pub path: String,
     pub rows: i64,
-    pub outcome: Outcome,
+    pub outcome: ClipOutcome,
     /// Failure category (failed clips) or what is wrong with the file (broken clips).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
@@ -110,10 +110,10 @@ pub fn assemble(clips: Vec<Entry>, runs: Vec<RunRow>) -> Manifest {
     let mut counts = Counts { total: clips.len() as u64, ..Counts::default() };
     for e in &clips {
         match e.outcome {
-            Outcome::Done => counts.done += 1,
-            Outcome::Failed => counts.failed += 1,
-            Outcome::Pending => counts.pending += 1,
-            Outcome::Broken => counts.broken += 1,
+            ClipOutcome::Done => counts.done += 1,
+            ClipOutcome::Failed => counts.failed += 1,
+            ClipOutcome::Pending => counts.pending += 1,
+            ClipOutcome::Broken => counts.broken += 1,
         }
     }
     Manifest {
@@ -136,9 +136,9 @@ fn entry(out: &Path, c: &ClipRow, hashed: Option<std::io::Result<String>>, run: 
         path: c.rel_path.clone(),
         rows: c.rows,
         outcome: match c.state.as_str() {
-            "done" => Outcome::Done,
-            "failed" => Outcome::Failed,
-            _ => Outcome::Pending,
+            "done" => ClipOutcome::Done,
+            "failed" => ClipOutcome::Failed,
+            _ => ClipOutcome::Pending,
         },
         category: c.category.clone().filter(|_| c.state == "failed"),
         sha256: None,
@@ -149,12 +149,12 @@ fn entry(out: &Path, c: &ClipRow, hashed: Option<std::io::Result<String>>, run: 
         whole_video: false,
         run: None,
     };
-    if e.outcome != Outcome::Done {
+    if e.outcome != ClipOutcome::Done {
         return e;
     }
     match file_problem(out, c).or_else(|| hashed.as_ref().and_then(|h| h.as_ref().err()).map(|e| e.to_string())) {
         Some(problem) => {
-            e.outcome = Outcome::Broken;
+            e.outcome = ClipOutcome::Broken;
             e.category = Some(problem);
         }
         None => {
@@ -228,7 +228,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The dataset's fingerprint (see [`Manifest::fingerprint`]).
 pub fn fingerprint(clips: &[Entry]) -> String {
-    let mut done: Vec<_> = clips.iter().filter(|e| e.outcome == Outcome::Done).collect();
+    let mut done: Vec<_> = clips.iter().filter(|e| e.outcome == ClipOutcome::Done).collect();
     done.sort_by_key(|e| e.key());
     let mut hasher = Sha256::new();
     for e in done {

@@ -1,7 +1,7 @@
 //! Comparing two datasets: which clips each has that the other lacks, which differ in bytes, and why the
 //! gaps exist (the failure category, or pending, or not in the other's annotations).
 
-use super::build::{self, Entry, Manifest, Outcome};
+use super::build::{self, ClipOutcome, Entry, Manifest};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -84,9 +84,9 @@ pub fn diff(a: &Manifest, a_source: &str, b: &Manifest, b_source: &str) -> Diff 
         b_gaps: BTreeMap::new(),
         a_gaps: BTreeMap::new(),
     };
-    for e in a.clips.iter().filter(|e| e.outcome == Outcome::Done) {
+    for e in a.clips.iter().filter(|e| e.outcome == ClipOutcome::Done) {
         match ib.get(&e.key()) {
-            Some(other) if other.outcome == Outcome::Done => {
+            Some(other) if other.outcome == ClipOutcome::Done => {
                 if other.sha256 == e.sha256 {
                     d.same += 1;
                 } else {
@@ -103,9 +103,9 @@ pub fn diff(a: &Manifest, a_source: &str, b: &Manifest, b_source: &str) -> Diff 
             }
         }
     }
-    for e in b.clips.iter().filter(|e| e.outcome == Outcome::Done) {
+    for e in b.clips.iter().filter(|e| e.outcome == ClipOutcome::Done) {
         let other = ia.get(&e.key()).copied();
-        if other.is_some_and(|o| o.outcome == Outcome::Done) {
+        if other.is_some_and(|o| o.outcome == ClipOutcome::Done) {
             continue;
         }
         let why = reason(other);
@@ -133,10 +133,10 @@ fn reason(other: Option<&Entry>) -> String {
     match other {
         None => NOT_ANNOTATED.into(),
         Some(o) => match o.outcome {
-            Outcome::Failed => o.category.clone().unwrap_or_else(|| "other".into()),
-            Outcome::Pending => "pending".into(),
-            Outcome::Broken => "broken".into(),
-            Outcome::Done => unreachable!("done clips are not gaps"),
+            ClipOutcome::Failed => o.category.clone().unwrap_or_else(|| "other".into()),
+            ClipOutcome::Pending => "pending".into(),
+            ClipOutcome::Broken => "broken".into(),
+            ClipOutcome::Done => unreachable!("done clips are not gaps"),
         },
     }
 }

@@ -11,7 +11,7 @@
 pub mod build;
 pub mod diff;
 
-pub use build::{Entry, Manifest, Outcome};
+pub use build::{ClipOutcome, Entry, Manifest};
 
 use crate::exit_codes;
 use std::io::Write;

@@ -1,9 +1,9 @@
 //! Unit tests of the manifest: fingerprints, the document's round trip, and the diff's bookkeeping.
 
-use super::build::{self, assemble, fingerprint, Entry, Outcome};
+use super::build::{self, assemble, fingerprint, ClipOutcome, Entry};
 use super::diff::{self, NOT_ANNOTATED};
 
-fn entry(id: &str, start: f64, outcome: Outcome, extra: Option<&str>) -> Entry {
+fn entry(id: &str, start: f64, outcome: ClipOutcome, extra: Option<&str>) -> Entry {
     Entry {
         youtube_id: id.into(),
         time_start: start,
@@ -13,8 +13,8 @@ fn entry(id: &str, start: f64, outcome: Outcome, extra: Option<&str>) -> Entry {
         path: format!("validate/air_drumming/{id}.mp4"),
         rows: 1,
         outcome,
-        category: if outcome == Outcome::Failed { extra.map(String::from) } else { None },
-        sha256: if outcome == Outcome::Done { extra.map(String::from) } else { None },
+        category: if outcome == ClipOutcome::Failed { extra.map(String::from) } else { None },
+        sha256: if outcome == ClipOutcome::Done { extra.map(String::from) } else { None },
         size_bytes: None,
         duration_s: None,
         source: None,
@@ -26,15 +26,19 @@ fn entry(id: &str, start: f64, outcome: Outcome, extra: Option<&str>) -> Entry {
 
 #[test]
 fn fingerprint_depends_on_done_clips_and_bytes_only() {
-    let base = vec![entry("a", 1.0, Outcome::Done, Some("h1")), entry("b", 2.0, Outcome::Done, Some("h2"))];
+    let base = vec![entry("a", 1.0, ClipOutcome::Done, Some("h1")), entry("b", 2.0, ClipOutcome::Done, Some("h2"))];
     let fp = fingerprint(&base);
     let cases: Vec<(&str, Vec<Entry>, bool)> = vec![
         ("same clips in another order", vec![base[1].clone(), base[0].clone()], true),
-        ("a failed clip added", [base.clone(), vec![entry("c", 3.0, Outcome::Failed, Some("private"))]].concat(), true),
-        ("a pending clip added", [base.clone(), vec![entry("c", 3.0, Outcome::Pending, None)]].concat(), true),
-        ("different bytes", vec![base[0].clone(), entry("b", 2.0, Outcome::Done, Some("h3"))], false),
+        (
+            "a failed clip added",
+            [base.clone(), vec![entry("c", 3.0, ClipOutcome::Failed, Some("private"))]].concat(),
+            true,
+        ),
+        ("a pending clip added", [base.clone(), vec![entry("c", 3.0, ClipOutcome::Pending, None)]].concat(), true),
+        ("different bytes", vec![base[0].clone(), entry("b", 2.0, ClipOutcome::Done, Some("h3"))], false),
         ("a clip missing", vec![base[0].clone()], false),
-        ("another window", vec![base[0].clone(), entry("b", 2.5, Outcome::Done, Some("h2"))], false),
+        ("another window", vec![base[0].clone(), entry("b", 2.5, ClipOutcome::Done, Some("h2"))], false),
     ];
     for (what, clips, same) in cases {
         assert_eq!(fingerprint(&clips) == fp, same, "{what}");
@@ -46,19 +50,19 @@ fn fingerprint_depends_on_done_clips_and_bytes_only() {
 fn keys_are_exact_to_the_millisecond() {
     let table = [(104.0, 104_000), (17.5, 17_500), (0.001, 1), (3599.999, 3_599_999)];
     for (secs, ms) in table {
-        assert_eq!(entry("x", secs, Outcome::Pending, None).key().1, ms, "{secs}");
+        assert_eq!(entry("x", secs, ClipOutcome::Pending, None).key().1, ms, "{secs}");
     }
 }
 
 #[test]
 fn written_manifest_reads_back_identically() {
     let dir = tempfile::tempdir().unwrap();
-    let mut done = entry("--nQbRBEz2s", 104.0, Outcome::Done, Some("ab"));
+    let mut done = entry("--nQbRBEz2s", 104.0, ClipOutcome::Done, Some("ab"));
     done.size_bytes = Some(12345);
     done.duration_s = Some(10.0);
     done.run = Some(1);
     let m = assemble(
-        vec![done, entry("b", 1.0, Outcome::Failed, Some("private")), entry("c", 2.0, Outcome::Pending, None)],
+        vec![done, entry("b", 1.0, ClipOutcome::Failed, Some("private")), entry("c", 2.0, ClipOutcome::Pending, None)],
         vec![],
     );
     assert_eq!((m.counts.total, m.counts.done, m.counts.failed, m.counts.pending), (3, 1, 1, 1));
@@ -85,25 +89,25 @@ fn newer_manifest_versions_are_refused() {
 fn diff_sorts_clips_into_gaps_with_reasons() {
     let a = assemble(
         vec![
-            entry("same", 0.0, Outcome::Done, Some("h")),
-            entry("bytes", 0.0, Outcome::Done, Some("h1")),
-            entry("failed_in_b", 0.0, Outcome::Done, Some("h")),
-            entry("pending_in_b", 0.0, Outcome::Done, Some("h")),
-            entry("absent_in_b", 0.0, Outcome::Done, Some("h")),
-            entry("failed_in_a", 0.0, Outcome::Failed, Some("unavailable")),
-            entry("both_failed", 0.0, Outcome::Failed, Some("private")),
+            entry("same", 0.0, ClipOutcome::Done, Some("h")),
+            entry("bytes", 0.0, ClipOutcome::Done, Some("h1")),
+            entry("failed_in_b", 0.0, ClipOutcome::Done, Some("h")),
+            entry("pending_in_b", 0.0, ClipOutcome::Done, Some("h")),
+            entry("absent_in_b", 0.0, ClipOutcome::Done, Some("h")),
+            entry("failed_in_a", 0.0, ClipOutcome::Failed, Some("unavailable")),
+            entry("both_failed", 0.0, ClipOutcome::Failed, Some("private")),
         ],
         vec![],
     );
     let b = assemble(
         vec![
-            entry("same", 0.0, Outcome::Done, Some("h")),
-            entry("bytes", 0.0, Outcome::Done, Some("h2")),
-            entry("failed_in_b", 0.0, Outcome::Failed, Some("http_404")),
-            entry("pending_in_b", 0.0, Outcome::Pending, None),
-            entry("failed_in_a", 0.0, Outcome::Done, Some("h")),
-            entry("only_b", 0.0, Outcome::Done, Some("h")),
-            entry("both_failed", 0.0, Outcome::Failed, Some("private")),
+            entry("same", 0.0, ClipOutcome::Done, Some("h")),
+            entry("bytes", 0.0, ClipOutcome::Done, Some("h2")),
+            entry("failed_in_b", 0.0, ClipOutcome::Failed, Some("http_404")),
+            entry("pending_in_b", 0.0, ClipOutcome::Pending, None),
+            entry("failed_in_a", 0.0, ClipOutcome::Done, Some("h")),
+            entry("only_b", 0.0, ClipOutcome::Done, Some("h")),
+            entry("both_failed", 0.0, ClipOutcome::Failed, Some("private")),
         ],
         vec![],
     );

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc::UnboundedSender, watch};
 
 use super::lists::Tarball;
 use super::report::{Counters, DiskMeter, MirrorEvent};
-use super::types::{stopped, Failure};
+use super::types::{stopped, TarballFailure};
 use crate::content_range::{self, ContentRange};
 
 /// Attempts in a row that receive nothing before the tarball is given up.
@@ -59,7 +59,7 @@ pub(crate) fn part_path(dest: &Path) -> PathBuf {
 }
 
 impl Download<'_> {
-    pub async fn run(&self, stop: &mut watch::Receiver<bool>) -> Result<Downloaded, Failure> {
+    pub async fn run(&self, stop: &mut watch::Receiver<bool>) -> Result<Downloaded, TarballFailure> {
         if let Some(meta) = std::fs::metadata(self.dest).ok().filter(|m| m.is_file()) {
             tracing::debug!(tarball = %self.tarball.name, "reusing a finished download");
             self.announce(Some(meta.len()));
@@ -68,7 +68,7 @@ impl Download<'_> {
         }
         let part = part_path(self.dest);
         if let Some(parent) = part.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Failure::local(e, parent))?;
+            std::fs::create_dir_all(parent).map_err(|e| TarballFailure::local(e, parent))?;
         }
         self.meter.add(std::fs::metadata(&part).map_or(0, |m| m.len()));
         let mut announced = false;
@@ -77,16 +77,16 @@ impl Download<'_> {
             let have = std::fs::metadata(&part).map_or(0, |m| m.len());
             match self.attempt(&part, have, &mut announced, stop).await {
                 Ok(Some(bytes)) => {
-                    std::fs::rename(&part, self.dest).map_err(|e| Failure::local(e, self.dest))?;
+                    std::fs::rename(&part, self.dest).map_err(|e| TarballFailure::local(e, self.dest))?;
                     return Ok(Downloaded::Complete { bytes });
                 }
                 Ok(None) => return Ok(Downloaded::Stopped),
-                Err(AttemptError::Permanent(message)) => return Err(Failure::Tarball(message)),
-                Err(AttemptError::Local(e)) => return Err(Failure::Fatal(e)),
+                Err(AttemptError::Permanent(message)) => return Err(TarballFailure::Tarball(message)),
+                Err(AttemptError::Local(e)) => return Err(TarballFailure::Fatal(e)),
                 Err(AttemptError::Transient { message, progressed }) => {
                     fruitless = if progressed { 0 } else { fruitless + 1 };
                     if fruitless >= MAX_FRUITLESS || attempt == MAX_ATTEMPTS {
-                        return Err(Failure::Tarball(format!("{message} (gave up after {attempt} attempts)")));
+                        return Err(TarballFailure::Tarball(format!("{message} (gave up after {attempt} attempts)")));
                     }
                     let pause = backoff(fruitless);
                     tracing::warn!(tarball = %self.tarball.name, attempt, ?pause, "download interrupted: {message}");
@@ -97,7 +97,7 @@ impl Download<'_> {
                 }
             }
         }
-        Err(Failure::Tarball("too many attempts".into()))
+        Err(TarballFailure::Tarball("too many attempts".into()))
     }
 
     fn announce(&self, total_bytes: Option<u64>) {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::claims::Claim;
 use super::report::{Counters, MirrorEvent, Wanted};
 use super::shared::Shared;
-use super::types::Failure;
+use super::types::TarballFailure;
 
 /// Prefix of every temp file this module writes, so a later run can sweep exactly these.
 pub(crate) const TMP_PREFIX: &str = "mirror-";
@@ -78,9 +78,9 @@ pub(crate) struct ExtractJob {
 }
 
 impl ExtractJob {
-    pub fn run(self) -> Result<Extraction, Failure> {
+    pub fn run(self) -> Result<Extraction, TarballFailure> {
         let sh = &self.shared;
-        let reader = open(&self.archive).map_err(|e| Failure::local(e, &self.archive))?;
+        let reader = open(&self.archive).map_err(|e| TarballFailure::local(e, &self.archive))?;
         let mut archive = tar::Archive::new(reader);
         let entries = archive.entries().map_err(|e| self.broken(e))?;
         let mut names = Vec::new();
@@ -139,9 +139,9 @@ impl ExtractJob {
 
     /// Copies one entry to `tmp` in chunks, checking the stop signal between them; false when stopped.
     /// `size` counts what reached the disk, so the caller can take it off the meter.
-    fn copy(&self, entry: &mut impl Read, tmp: &Path, size: &mut u64) -> Result<bool, Failure> {
+    fn copy(&self, entry: &mut impl Read, tmp: &Path, size: &mut u64) -> Result<bool, TarballFailure> {
         let sh = &self.shared;
-        let mut file = File::create(tmp).map_err(|e| Failure::local(e, tmp))?;
+        let mut file = File::create(tmp).map_err(|e| TarballFailure::local(e, tmp))?;
         let mut buf = vec![0u8; COPY_CHUNK];
         loop {
             if *sh.stop.borrow() {
@@ -151,7 +151,7 @@ impl ExtractJob {
             if n == 0 {
                 return Ok(true);
             }
-            file.write_all(&buf[..n]).map_err(|e| Failure::local(e, tmp))?;
+            file.write_all(&buf[..n]).map_err(|e| TarballFailure::local(e, tmp))?;
             *size += n as u64;
             sh.meter.add(n as u64);
         }
@@ -162,8 +162,8 @@ impl ExtractJob {
         self.shared.claims.release(name);
     }
 
-    fn broken(&self, e: std::io::Error) -> Failure {
-        Failure::Tarball(format!("unreadable tarball {}: {e}", self.tarball))
+    fn broken(&self, e: std::io::Error) -> TarballFailure {
+        TarballFailure::Tarball(format!("unreadable tarball {}: {e}", self.tarball))
     }
 }
 

@@ -10,7 +10,7 @@ use super::claims::Claims;
 use super::lists::Tarball;
 use super::report::{Counters, DiskMeter, MirrorEvent};
 use super::source::MirrorConfig;
-use super::types::Failure;
+use super::types::TarballFailure;
 use super::verify::Verifier;
 
 /// What every worker of one fetch shares.
@@ -37,14 +37,14 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Reports a failed tarball, or stops everything for a fatal error.
-    pub fn fail(&self, t: &Tarball, failure: Failure) {
+    pub fn fail(&self, t: &Tarball, failure: TarballFailure) {
         match failure {
-            Failure::Tarball(message) => {
+            TarballFailure::Tarball(message) => {
                 tracing::warn!(tarball = %t.name, "tarball failed: {message}");
                 Counters::bump(&self.counters.tarballs_failed, 1);
                 let _ = self.events.send(MirrorEvent::TarballFailed { name: t.name.clone(), message });
             }
-            Failure::Fatal(e) => self.fatal(e),
+            TarballFailure::Fatal(e) => self.fatal(e),
         }
     }
 

@@ -12,7 +12,7 @@ use super::extract::{ExtractJob, Extracted, Extraction};
 use super::lists::Tarball;
 use super::report::{Counters, MirrorEvent, CORRUPT};
 use super::shared::Shared;
-use super::types::{stopped, Failure};
+use super::types::{stopped, TarballFailure};
 use super::verify::Verdict;
 
 /// Opens the replacement gate when dropped, whatever happened to the replacement tarball.
@@ -111,7 +111,11 @@ fn write_listing(path: &Path, names: &[String]) -> std::io::Result<()> {
 }
 
 /// Extracts on a blocking thread while clips are verified as they come. `Ok(None)` when stopped.
-async fn extract_and_verify(sh: &Arc<Shared>, t: &Tarball, archive: &Path) -> Result<Option<Vec<String>>, Failure> {
+async fn extract_and_verify(
+    sh: &Arc<Shared>,
+    t: &Tarball,
+    archive: &Path,
+) -> Result<Option<Vec<String>>, TarballFailure> {
     let (tx, mut rx) = mpsc::channel::<Extracted>(2);
     let job = ExtractJob { shared: sh.clone(), archive: archive.to_path_buf(), tarball: t.name.clone(), out: tx };
     let extraction = tokio::task::spawn_blocking(move || job.run());
@@ -128,7 +132,8 @@ async fn extract_and_verify(sh: &Arc<Shared>, t: &Tarball, archive: &Path) -> Re
             drop(permit);
         });
     }
-    let extracted = extraction.await.map_err(|e| Failure::Fatal(anyhow::anyhow!("extraction thread failed: {e}")))?;
+    let extracted =
+        extraction.await.map_err(|e| TarballFailure::Fatal(anyhow::anyhow!("extraction thread failed: {e}")))?;
     // Every check is awaited: an aborted one would leave its temp clip behind.
     while let Some(joined) = checks.join_next().await {
         if let Err(e) = joined {

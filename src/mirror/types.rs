@@ -5,16 +5,16 @@ use std::path::Path;
 use tokio::sync::watch;
 
 /// Why a tarball did not finish.
-pub(crate) enum Failure {
+pub(crate) enum TarballFailure {
     /// This tarball only: report it and go on with the others.
     Tarball(String),
     /// The machine: stop everything and return the error.
     Fatal(anyhow::Error),
 }
 
-impl Failure {
-    pub fn local(e: std::io::Error, path: &Path) -> Failure {
-        Failure::Fatal(anyhow::Error::new(e).context(format!("failed to write {}", path.display())))
+impl TarballFailure {
+    pub fn local(e: std::io::Error, path: &Path) -> TarballFailure {
+        TarballFailure::Fatal(anyhow::Error::new(e).context(format!("failed to write {}", path.display())))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The numbers behind the report page (and `report --json`), computed from the journal's rows.
 
-use super::stats::{self, Histogram, Summary};
+use super::stats::{self, Histogram, Spread};
 use crate::journal::read::{AttemptRow, ClipRow, Reader, RunRow, ThrottleEvent};
 use anyhow::Context;
 use serde::Serialize;
@@ -91,7 +91,7 @@ pub struct Classes {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Timing {
-    pub summary: Summary,
+    pub summary: Spread,
     pub histogram: Histogram,
 }
 

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
+pub struct Spread {
     pub n: usize,
     pub mean: f64,
     pub median: f64,
@@ -22,14 +22,14 @@ pub struct Summary {
 }
 
 /// Summarises finite values; `None` when there are none.
-pub fn summarize(values: &[f64]) -> Option<Summary> {
+pub fn summarize(values: &[f64]) -> Option<Spread> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
     }
     v.sort_by(f64::total_cmp);
     let total: f64 = v.iter().sum();
-    Some(Summary {
+    Some(Spread {
         n: v.len(),
         mean: total / v.len() as f64,
         median: quantile(&v, 0.5),
