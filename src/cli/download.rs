@@ -10,111 +10,20 @@ use anyhow::{bail, Context};
 use std::path::PathBuf;
 
 impl DownloadArgs {
-    /// Checks the options once and turns them into the download's [`Config`].
+    /// Checks the options once and turns them into the download's [`Config`]. The checks run in the order
+    /// of the pieces below, so the first bad option is the one reported.
     pub fn into_config(self) -> anyhow::Result<Config> {
+        let input = self.input()?;
+        self.check_url_template()?;
+        let (jobs, encode_jobs) = self.concurrency()?;
+        self.check_encode()?;
+        let retry_failed = self.retry_failed()?;
+        let retry = self.retry_policy()?;
+        let classes = self.classes();
+        let egresses = self.egresses()?;
+        let (throttle, max_wait) = self.throttle()?;
+        let mirror = self.mirror()?;
         let a = self;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let input = match &a.dataset {
-            Some(name) => Input::Dataset {
-                name: name.clone(),
-                base_url: a.annotations_base_url.trim_end_matches('/').to_string(),
-                cache_dir: a.cache_dir.clone().unwrap_or_else(default_cache_dir),
-                extra: a.annotations.clone(),
-            },
-            None if a.annotations.is_empty() => {
-                bail!("nothing to download: name a dataset (k400, k600, k700, k700-2020) or give --annotations FILE")
-            }
-            None => Input::Files(a.annotations.clone()),
-        };
-        if !a.url_template.contains(ID_PLACEHOLDER) {
-            bail!("--url-template must contain {ID_PLACEHOLDER}, got `{}`", a.url_template);
-        }
-        if !(a.url_template.starts_with("http://") || a.url_template.starts_with("https://")) {
-            bail!("--url-template must be an http:// or https:// URL, got `{}`", a.url_template);
-        }
-        let jobs = a.jobs.unwrap_or((4 * cores).min(16));
-        let encode_jobs = a.encode_jobs.unwrap_or(cores);
-        if jobs == 0 || encode_jobs == 0 {
-            bail!("-j and --encode-jobs must be at least 1");
-        }
-        if a.request_size < 64 * 1024 {
-            bail!("--request-size must be at least 65536 bytes");
-        }
-        if let Some(fps) = a.fps {
-            if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
-                bail!("--fps must be between 0 and 240, got {fps}");
-            }
-        }
-        if a.short_side == Some(0) {
-            bail!("--short-side must be at least 1");
-        }
-        if a.trim == Trim::Copy && (a.short_side.is_some() || a.fps.is_some()) {
-            bail!("--short-side and --fps need a re-encode: drop them or use --trim exact");
-        }
-        let retry_failed = match &a.retry_failed {
-            None => None,
-            Some(names) => Some(
-                names
-                    .iter()
-                    .map(|n| {
-                        n.parse::<Category>().map_err(|_| anyhow::anyhow!("--retry-failed: unknown category `{n}`"))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?,
-            ),
-        };
-        let base = crate::retry::parse_duration(&a.retry_delay).map_err(|e| anyhow::anyhow!("--retry-delay: {e}"))?;
-        let max =
-            crate::retry::parse_duration(&a.retry_max_delay).map_err(|e| anyhow::anyhow!("--retry-max-delay: {e}"))?;
-        let retry = RetryPolicy { base, max: max.max(base), ..RetryPolicy::default() };
-        let mut classes = a.classes.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).peekable();
-        let classes = classes.peek().is_some().then(|| classes.collect());
-        for cookies in &a.cookies {
-            std::fs::metadata(cookies).with_context(|| format!("--cookies {}", cookies.display()))?;
-        }
-        let egresses = crate::governor::egress::from_options(
-            &a.source_addresses,
-            &a.proxies,
-            a.proxies_file.as_deref(),
-            &a.cookies,
-        )?;
-        let duration =
-            |flag: &str, v: &str| crate::retry::parse_duration(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"));
-        let cooldown = duration("--cooldown", &a.cooldown)?;
-        let throttle = crate::governor::Policy {
-            breaker: !a.no_breaker,
-            cooldown,
-            cooldown_cap: duration("--cooldown-max", &a.cooldown_max)?.max(cooldown),
-            rate_per_hour: parse_rate(a.rate.as_deref(), &a.url_template)?,
-            jitter: 0.25,
-        };
-        let max_wait = duration("--max-wait", &a.max_wait)?;
-        let mirror = match a.source {
-            SourceArg::Youtube => None,
-            SourceArg::Mirror | SourceArg::Auto => {
-                let name = a.mirror_dataset.as_deref().or(a.dataset.as_deref()).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--source mirror needs a dataset: name one (k400, k600, k700-2020) or --mirror-dataset"
-                    )
-                })?;
-                let dataset = name.parse::<crate::mirror::MirrorDataset>().map_err(|e| anyhow::anyhow!("{e}"))?;
-                anyhow::ensure!(a.mirror_jobs > 0, "--mirror-jobs must be at least 1");
-                Some(Mirror {
-                    dataset,
-                    base_url: a.mirror_url.trim_end_matches('/').to_string(),
-                    concurrency: a.mirror_jobs,
-                    keep_tarballs: a.keep_tarballs,
-                    reencode: a.mirror_reencode.then(|| Encode {
-                        copy: false,
-                        short_side: a.short_side,
-                        max_short_side: Some(a.max_height),
-                        fps: a.fps,
-                        no_audio: a.no_audio,
-                        crf: 23,
-                        preset: "veryfast".into(),
-                    }),
-                })
-            }
-        };
         Ok(Config {
             source: a.source.into(),
             mirror,
@@ -131,15 +40,7 @@ impl DownloadArgs {
             encode_jobs,
             url_template: a.url_template.clone(),
             max_height: a.max_height,
-            encode: Encode {
-                copy: a.trim == Trim::Copy,
-                short_side: a.short_side,
-                max_short_side: None,
-                fps: a.fps,
-                no_audio: a.no_audio,
-                crf: 23,
-                preset: "veryfast".into(),
-            },
+            encode: Encode { copy: a.trim == Trim::Copy, max_short_side: None, ..a.target_encode() },
             retry_failed,
             retry,
             request_size: a.request_size,
@@ -155,6 +56,144 @@ impl DownloadArgs {
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
         })
     }
+
+    /// A dataset name (its archive fetched and cached) and/or annotation files.
+    fn input(&self) -> anyhow::Result<Input> {
+        Ok(match &self.dataset {
+            Some(name) => Input::Dataset {
+                name: name.clone(),
+                base_url: self.annotations_base_url.trim_end_matches('/').to_string(),
+                cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
+                extra: self.annotations.clone(),
+            },
+            None if self.annotations.is_empty() => {
+                bail!("nothing to download: name a dataset (k400, k600, k700, k700-2020) or give --annotations FILE")
+            }
+            None => Input::Files(self.annotations.clone()),
+        })
+    }
+
+    fn check_url_template(&self) -> anyhow::Result<()> {
+        if !self.url_template.contains(ID_PLACEHOLDER) {
+            bail!("--url-template must contain {ID_PLACEHOLDER}, got `{}`", self.url_template);
+        }
+        if !(self.url_template.starts_with("http://") || self.url_template.starts_with("https://")) {
+            bail!("--url-template must be an http:// or https:// URL, got `{}`", self.url_template);
+        }
+        Ok(())
+    }
+
+    /// `-j` and `--encode-jobs`, defaulted from the cores.
+    fn concurrency(&self) -> anyhow::Result<(usize, usize)> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let jobs = self.jobs.unwrap_or((4 * cores).min(16));
+        let encode_jobs = self.encode_jobs.unwrap_or(cores);
+        if jobs == 0 || encode_jobs == 0 {
+            bail!("-j and --encode-jobs must be at least 1");
+        }
+        Ok((jobs, encode_jobs))
+    }
+
+    /// The request size and the target's shape.
+    fn check_encode(&self) -> anyhow::Result<()> {
+        if self.request_size < 64 * 1024 {
+            bail!("--request-size must be at least 65536 bytes");
+        }
+        if let Some(fps) = self.fps {
+            if !(fps.is_finite() && fps > 0.0 && fps <= 240.0) {
+                bail!("--fps must be between 0 and 240, got {fps}");
+            }
+        }
+        if self.short_side == Some(0) {
+            bail!("--short-side must be at least 1");
+        }
+        if self.trim == Trim::Copy && (self.short_side.is_some() || self.fps.is_some()) {
+            bail!("--short-side and --fps need a re-encode: drop them or use --trim exact");
+        }
+        Ok(())
+    }
+
+    /// The user's target as a re-encode (`--max-height` as the largest short side).
+    fn target_encode(&self) -> Encode {
+        Encode {
+            copy: false,
+            short_side: self.short_side,
+            max_short_side: Some(self.max_height),
+            fps: self.fps,
+            no_audio: self.no_audio,
+            crf: 23,
+            preset: "veryfast".into(),
+        }
+    }
+
+    fn retry_failed(&self) -> anyhow::Result<Option<Vec<Category>>> {
+        let Some(names) = &self.retry_failed else { return Ok(None) };
+        let parse =
+            |n: &String| n.parse::<Category>().map_err(|_| anyhow::anyhow!("--retry-failed: unknown category `{n}`"));
+        Ok(Some(names.iter().map(parse).collect::<anyhow::Result<Vec<_>>>()?))
+    }
+
+    fn retry_policy(&self) -> anyhow::Result<RetryPolicy> {
+        let base = duration("--retry-delay", &self.retry_delay)?;
+        let max = duration("--retry-max-delay", &self.retry_max_delay)?;
+        Ok(RetryPolicy { base, max: max.max(base), ..RetryPolicy::default() })
+    }
+
+    /// `--classes`, blanks dropped; `None` when none is left.
+    fn classes(&self) -> Option<std::collections::BTreeSet<String>> {
+        let mut classes = self.classes.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).peekable();
+        classes.peek().is_some().then(|| classes.collect())
+    }
+
+    /// The egresses, after checking that every cookies file is there.
+    fn egresses(&self) -> anyhow::Result<Vec<crate::governor::Egress>> {
+        for cookies in &self.cookies {
+            std::fs::metadata(cookies).with_context(|| format!("--cookies {}", cookies.display()))?;
+        }
+        crate::governor::egress::from_options(
+            &self.source_addresses,
+            &self.proxies,
+            self.proxies_file.as_deref(),
+            &self.cookies,
+        )
+    }
+
+    /// Breakers and pacing, and the longest wait for a cooling egress.
+    fn throttle(&self) -> anyhow::Result<(crate::governor::Policy, std::time::Duration)> {
+        let cooldown = duration("--cooldown", &self.cooldown)?;
+        let policy = crate::governor::Policy {
+            breaker: !self.no_breaker,
+            cooldown,
+            cooldown_cap: duration("--cooldown-max", &self.cooldown_max)?.max(cooldown),
+            rate_per_hour: parse_rate(self.rate.as_deref(), &self.url_template)?,
+            jitter: 0.25,
+        };
+        Ok((policy, duration("--max-wait", &self.max_wait)?))
+    }
+
+    /// The CVDF mirror, for `--source mirror|auto`.
+    fn mirror(&self) -> anyhow::Result<Option<Mirror>> {
+        if self.source == SourceArg::Youtube {
+            return Ok(None);
+        }
+        let name = self.mirror_dataset.as_deref().or(self.dataset.as_deref()).ok_or_else(|| {
+            anyhow::anyhow!("--source mirror needs a dataset: name one (k400, k600, k700-2020) or --mirror-dataset")
+        })?;
+        let dataset = name.parse::<crate::mirror::MirrorDataset>().map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(self.mirror_jobs > 0, "--mirror-jobs must be at least 1");
+        Ok(Some(Mirror {
+            dataset,
+            base_url: self.mirror_url.trim_end_matches('/').to_string(),
+            concurrency: self.mirror_jobs,
+            keep_tarballs: self.keep_tarballs,
+            reencode: self.mirror_reencode.then(|| self.target_encode()),
+        }))
+    }
+}
+
+/// A duration option, its flag named in the error.
+fn duration(flag: &str, value: &str) -> anyhow::Result<std::time::Duration> {
+    crate::retry::parse_duration(value).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 fn default_cache_dir() -> PathBuf {
