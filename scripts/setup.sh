@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what kinetics-dl needs on a Debian/Ubuntu machine: a C toolchain, ffmpeg, Python with yt-dlp, and
 # Rust (only when cargo is missing). With --test it also installs what the test suite uses: cargo-nextest,
-# Chromium (the report page is rendered in it) and the Python webdataset package. Safe to run again.
+# Chromium (the report page is rendered in it), the Python webdataset package and PostgreSQL (the fleet
+# tests; scripts/test-pg.sh starts a throwaway cluster). Safe to run again.
 set -euo pipefail
 
 want_test=0
@@ -17,6 +18,8 @@ have curl || apt_pkgs+=(curl ca-certificates)
 have pkg-config || apt_pkgs+=(pkg-config)
 if [ "$want_test" = 1 ]; then
   have chromium || apt_pkgs+=(chromium)
+  # The fleet tests run against a throwaway PostgreSQL cluster (scripts/test-pg.sh starts it).
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || apt_pkgs+=(postgresql)
 fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
