@@ -23,3 +23,194 @@ fn each_test_gets_its_own_schema_and_drops_it() {
     let left = format!("SELECT count(*) FROM pg_namespace WHERE nspname = '{name}'");
     assert_eq!(pg::psql(&url, &left), "0", "the schema is dropped with the test");
 }
+
+/// The fleet's schema and statements (`src/fleet/*.sql`), run as the fleet runs them: one autocommit
+/// statement each, `$n` parameters bound through PREPARE/EXECUTE.
+struct Fleet {
+    schema: pg::Schema,
+}
+
+const SCHEMA_SQL: &str = include_str!("../src/fleet/schema.sql");
+const STATEMENTS_SQL: &str = include_str!("../src/fleet/statements.sql");
+
+/// The statement of the `-- name: NAME` section.
+fn statement(name: &str) -> String {
+    let marker = format!("-- name: {name}\n");
+    let start = STATEMENTS_SQL.find(&marker).unwrap_or_else(|| panic!("no statement {name}")) + marker.len();
+    let rest = &STATEMENTS_SQL[start..];
+    let end = rest.find("-- name: ").unwrap_or(rest.len());
+    rest[..end].trim().trim_end_matches(';').to_string()
+}
+
+impl Fleet {
+    /// A fleet `f` with `clips` pending clips `c000`, `c001`... in a schema of its own.
+    fn seed(url: &str, tag: &str, clips: usize) -> Fleet {
+        let schema = pg::Schema::create(url, tag);
+        let fleet = Fleet { schema };
+        fleet.sql(SCHEMA_SQL);
+        fleet.sql(
+            "INSERT INTO fleet (fleet, config, config_hash, max_expiries) VALUES ('f', '{}', 'h', 3);
+             INSERT INTO domain (fleet, domain, base_cooloff, cooloff, max_cooloff)
+                  VALUES ('f', 'nat1', '0 s', '0 s', '1 h'), ('f', 'slow', '1 min', '1 min', '3 min')",
+        );
+        if clips > 0 {
+            fleet.sql(&format!(
+                "INSERT INTO clip (fleet, clip_key, youtube_id, time_start, time_end, rel_path, order_key)
+                 SELECT 'f', format('c%s', lpad(i::text, 3, '0')), 'v' || i, 0, 10, 'a/' || i || '.mp4', i
+                   FROM generate_series(0, {}) i",
+                clips - 1
+            ));
+        }
+        fleet
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        pg::psql(&self.schema.url, &format!("SET search_path TO {}; {sql}", self.schema.name))
+    }
+
+    /// Runs statement `name` with `args` (SQL literals); returns its rows, one per line, fields split by `|`.
+    fn run(&self, name: &str, args: &[&str]) -> Vec<String> {
+        let text = self.sql(&format!("PREPARE s AS {}; EXECUTE s({})", statement(name), args.join(", ")));
+        text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Claims up to `n` clips for `worker`; returns (clip, token) pairs.
+    fn claim(&self, worker: &str, n: u32, ttl: &str, region: &str) -> Vec<(String, String)> {
+        let args = [format!("'{worker}'"), n.to_string(), format!("'{ttl}'"), format!("'{region}'")];
+        let args: Vec<&str> = std::iter::once("'f'").chain(args.iter().map(String::as_str)).collect();
+        self.run("claim", &args)
+            .iter()
+            .map(|row| {
+                let mut fields = row.split('|');
+                (fields.next().unwrap().to_string(), fields.next().unwrap().to_string())
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn the_schema_applies_twice_and_is_versioned() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "schema", 3);
+    fleet.sql(SCHEMA_SQL);
+    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "1");
+    assert_eq!(fleet.sql("SELECT count(*) FROM clip WHERE state = 'pending'"), "3");
+}
+
+#[test]
+fn concurrent_claims_never_hand_one_clip_to_two_workers() {
+    let Some(url) = pg::url() else { return };
+    let fleet = std::sync::Arc::new(Fleet::seed(&url, "claim", 60));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let fleet = fleet.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                for _ in 0..60 {
+                    let claimed = fleet.claim(&format!("w{w}"), 3, "5 min", "unknown");
+                    if claimed.is_empty() {
+                        break;
+                    }
+                    got.extend(claimed);
+                }
+                got
+            })
+        })
+        .collect();
+    let got: Vec<(String, String)> = workers.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let keys: std::collections::BTreeSet<_> = got.iter().map(|(k, _)| k.clone()).collect();
+    let tokens: std::collections::BTreeSet<_> = got.iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(got.len(), 60, "every clip claimed once: {got:?}");
+    assert_eq!(keys.len(), 60, "no clip claimed twice");
+    assert_eq!(tokens.len(), 60, "every lease has its own token");
+    assert_eq!(fleet.sql("SELECT count(DISTINCT lease_worker) FROM clip WHERE state = 'leased'"), "4");
+}
+
+#[test]
+fn a_lost_lease_cannot_complete_and_a_throttle_charges_no_attempt() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "fence", 2);
+    // w1's lease on c000 expires at once; the rescue returns it and w2 takes it.
+    let old = fleet.claim("w1", 1, "0 s", "unknown");
+    assert_eq!(old[0].0, "c000");
+    assert_eq!(fleet.run("rescue", &["'f'"]), ["c000|pending"]);
+    let new = fleet.claim("w2", 1, "5 min", "unknown");
+    assert_eq!(new[0].0, "c000");
+    assert_ne!(new[0].1, old[0].1);
+    let complete = |worker: &str, token: &str| {
+        fleet.run("complete", &["'f'", "'c000'", token, &format!("'{worker}'"), "'a/0.mp4'", "10", "'ab'"])
+    };
+    assert!(complete("w1", &old[0].1).is_empty(), "the stale token completes nothing");
+    assert_eq!(fleet.sql("SELECT state || ' ' || lease_worker FROM clip WHERE clip_key = 'c000'"), "leased w2");
+    assert_eq!(complete("w2", &new[0].1), ["c000"]);
+    assert!(complete("w2", &new[0].1).is_empty(), "a completion is recorded once");
+    assert_eq!(fleet.sql("SELECT done_worker || ' ' || lease_expiries FROM clip WHERE clip_key = 'c000'"), "w2 1");
+    // A throttle signal gives c001 back: no attempt, one throttle return, claimable again.
+    let c1 = fleet.claim("w1", 1, "5 min", "unknown");
+    assert_eq!(fleet.run("give_back", &["'f'", "'c001'", &c1[0].1]), ["c001"]);
+    assert_eq!(
+        fleet.sql("SELECT state || ' ' || attempts || ' ' || throttle_returns FROM clip WHERE clip_key = 'c001'"),
+        "pending 0 1"
+    );
+    assert_eq!(fleet.claim("w2", 1, "5 min", "unknown")[0].0, "c001");
+    // The heartbeat extends only the worker's own live leases.
+    assert_eq!(fleet.run("heartbeat", &["'f'", "'w2'", "'5 min'"]).len(), 1);
+    assert!(fleet.run("heartbeat", &["'f'", "'w1'", "'5 min'"]).is_empty(), "w1 holds nothing any more");
+}
+
+#[test]
+fn a_clip_that_kills_its_workers_fails_as_worker_crash_after_the_bound() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "poison", 1);
+    let mut states = Vec::new();
+    for w in 0..5 {
+        if fleet.claim(&format!("w{w}"), 1, "0 s", "unknown").is_empty() {
+            break;
+        }
+        states.extend(fleet.run("rescue", &["'f'"]));
+    }
+    assert_eq!(states, ["c000|pending", "c000|pending", "c000|failed"]);
+    assert_eq!(fleet.sql("SELECT category || ' ' || lease_expiries || ' ' || attempts FROM clip"), "worker_crash 3 0");
+}
+
+#[test]
+fn a_clip_geo_blocked_in_one_region_goes_to_another() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "geo", 1);
+    fleet.sql("UPDATE clip SET excluded_regions = ARRAY['AA']");
+    assert!(fleet.claim("wa", 1, "5 min", "AA").is_empty());
+    assert_eq!(fleet.claim("wb", 1, "5 min", "BB")[0].0, "c000");
+}
+
+#[test]
+fn a_ban_opens_the_domain_once_and_one_worker_in_the_fleet_wins_the_probe() {
+    let Some(url) = pg::url() else { return };
+    let fleet = std::sync::Arc::new(Fleet::seed(&url, "breaker", 0));
+    // Ten workers see the same ban: the cool-off doubles once.
+    let opened = fleet.run("breaker_open", &["'f'", "'slow'"]);
+    assert_eq!(opened.len(), 1);
+    for _ in 0..3 {
+        assert!(fleet.run("breaker_open", &["'f'", "'slow'"]).is_empty());
+    }
+    assert_eq!(fleet.sql("SELECT breaker || ' ' || cooloff FROM domain WHERE domain = 'slow'"), "open 00:02:00");
+    // Nobody probes before the cool-off ends.
+    assert!(fleet.run("probe", &["'f'", "'slow'", "'w0'", "'5 min'"]).is_empty());
+    // nat1's cool-off is zero: ten workers race for its probe at once and exactly one wins.
+    assert_eq!(fleet.run("breaker_open", &["'f'", "'nat1'"]).len(), 1);
+    let racers: Vec<_> = (0..10)
+        .map(|w| {
+            let fleet = fleet.clone();
+            std::thread::spawn(move || fleet.run("probe", &["'f'", "'nat1'", &format!("'w{w}'"), "'5 min'"]).len())
+        })
+        .collect();
+    let winners: usize = racers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(winners, 1, "exactly one probe per cool-off, fleet-wide");
+    let prober = fleet.sql("SELECT probe_worker FROM domain WHERE domain = 'nat1'");
+    // Only the prober closes the breaker; a prober that died (older than the probe bound) loses the probe.
+    assert!(fleet.run("breaker_close", &["'f'", "'nat1'", "'nobody'"]).is_empty());
+    assert!(fleet.run("probe", &["'f'", "'nat1'", "'late'", "'5 min'"]).is_empty(), "the live prober keeps it");
+    assert_eq!(fleet.run("probe", &["'f'", "'nat1'", "'heir'", "'0 s'"]).len(), 1, "a dead prober is replaced");
+    assert!(fleet.run("breaker_close", &["'f'", "'nat1'", &format!("'{prober}'")]).is_empty());
+    assert_eq!(fleet.run("breaker_close", &["'f'", "'nat1'", "'heir'"]).len(), 1);
+    assert_eq!(fleet.sql("SELECT breaker FROM domain WHERE domain = 'nat1'"), "closed");
+}

@@ -1,0 +1,69 @@
+-- The fleet's statements, one per `-- name:` section, each a single autocommit statement with $n parameters.
+-- All times are the database's now(), never a worker's clock.
+
+-- name: claim
+-- $1 fleet, $2 worker, $3 how many, $4 lease length, $5 the worker's region ('unknown' when not given)
+UPDATE clip c SET state = 'leased', lease_token = nextval('lease_token'), lease_worker = $2,
+       lease_expires_at = now() + $4::interval
+  FROM (SELECT fleet, clip_key FROM clip
+         WHERE fleet = $1 AND state = 'pending' AND not_before <= now()
+           AND NOT (excluded_regions @> ARRAY[$5::text])
+         ORDER BY order_key LIMIT $3
+         FOR UPDATE SKIP LOCKED) p
+ WHERE c.fleet = p.fleet AND c.clip_key = p.clip_key
+RETURNING c.clip_key, c.lease_token, c.youtube_id, c.time_start, c.time_end, c.rel_path;
+
+-- name: heartbeat
+-- $1 fleet, $2 worker, $3 lease length: extends the worker's leases; a lease missing from the answer is lost
+UPDATE clip SET lease_expires_at = now() + $3::interval
+ WHERE fleet = $1 AND lease_worker = $2 AND state = 'leased'
+RETURNING clip_key, lease_token;
+
+-- name: rescue
+-- $1 fleet: expired leases go back to the pool, or fail as worker_crash after the fleet's max_expiries
+UPDATE clip c
+   SET state = CASE WHEN c.lease_expiries + 1 >= f.max_expiries THEN 'failed' ELSE 'pending' END,
+       category = CASE WHEN c.lease_expiries + 1 >= f.max_expiries THEN 'worker_crash' ELSE c.category END,
+       lease_expiries = c.lease_expiries + 1, lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+  FROM (SELECT fleet, clip_key FROM clip
+         WHERE fleet = $1 AND state = 'leased' AND lease_expires_at < now()
+         LIMIT 500 FOR UPDATE SKIP LOCKED) x, fleet f
+ WHERE c.fleet = x.fleet AND c.clip_key = x.clip_key AND f.fleet = c.fleet
+RETURNING c.clip_key, c.state;
+
+-- name: complete
+-- $1 fleet, $2 clip, $3 lease token, $4 worker, $5 location, $6 size, $7 sha256: no row means the lease was lost
+UPDATE clip SET state = 'done', done_worker = $4, done_at = now(), location = $5, size_bytes = $6,
+       sha256 = $7, category = NULL, lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+ WHERE fleet = $1 AND clip_key = $2 AND lease_token = $3 AND state = 'leased'
+RETURNING clip_key;
+
+-- name: give_back
+-- $1 fleet, $2 clip, $3 lease token: a throttle signal returns the clip with no attempt charged
+UPDATE clip SET state = 'pending', throttle_returns = throttle_returns + 1,
+       lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+ WHERE fleet = $1 AND clip_key = $2 AND lease_token = $3 AND state = 'leased'
+RETURNING clip_key;
+
+-- name: breaker_open
+-- $1 fleet, $2 domain: idempotent, so many workers seeing one ban double the cool-off once
+UPDATE domain SET breaker = 'open', open_until = now() + cooloff,
+       cooloff = least(cooloff * 2, max_cooloff), probe_worker = NULL, probe_since = NULL
+ WHERE fleet = $1 AND domain = $2 AND breaker <> 'open'
+RETURNING open_until;
+
+-- name: probe
+-- $1 fleet, $2 domain, $3 worker, $4 how long a probe may take: exactly one worker wins it; a prober older
+-- than $4 is taken to be dead and the probe goes to another
+UPDATE domain SET breaker = 'half_open', probe_worker = $3, probe_since = now()
+ WHERE fleet = $1 AND domain = $2
+   AND ((breaker = 'open' AND open_until <= now())
+        OR (breaker = 'half_open' AND probe_since < now() - $4::interval))
+RETURNING domain;
+
+-- name: breaker_close
+-- $1 fleet, $2 domain, $3 worker: the probe succeeded; only the prober closes it, back to the base cool-off
+UPDATE domain SET breaker = 'closed', cooloff = base_cooloff, open_until = NULL,
+       probe_worker = NULL, probe_since = NULL
+ WHERE fleet = $1 AND domain = $2 AND breaker = 'half_open' AND probe_worker = $3
+RETURNING domain;
