@@ -214,3 +214,21 @@ fn a_ban_opens_the_domain_once_and_one_worker_in_the_fleet_wins_the_probe() {
     assert_eq!(fleet.run("breaker_close", &["'f'", "'nat1'", "'heir'"]).len(), 1);
     assert_eq!(fleet.sql("SELECT breaker FROM domain WHERE domain = 'nat1'"), "closed");
 }
+
+#[test]
+fn a_broken_worker_gives_back_its_leases_and_merge_reads_who_made_each_clip() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "release", 3);
+    let held = fleet.claim("broken", 2, "5 min", "unknown");
+    let good = fleet.claim("good", 1, "5 min", "unknown");
+    assert_eq!(fleet.run("release_all", &["'f'", "'broken'"]).len(), 2);
+    assert_eq!(
+        fleet.sql("SELECT count(*) FROM clip WHERE state = 'pending' AND attempts = 0 AND lease_expiries = 0"),
+        "2",
+        "no clip is charged for the broken worker"
+    );
+    assert!(fleet.run("release_all", &["'f'", "'broken'"]).is_empty());
+    fleet.run("complete", &["'f'", &format!("'{}'", good[0].0), &good[0].1, "'good'", "'a/2.mp4'", "7", "'cd'"]);
+    assert_eq!(fleet.run("done_clips", &["'f'"]), [format!("{}|good|a/2.mp4|7|cd", good[0].0)]);
+    assert_eq!(held.len(), 2);
+}

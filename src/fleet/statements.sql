@@ -67,3 +67,15 @@ UPDATE domain SET breaker = 'closed', cooloff = base_cooloff, open_until = NULL,
        probe_worker = NULL, probe_since = NULL
  WHERE fleet = $1 AND domain = $2 AND breaker = 'half_open' AND probe_worker = $3
 RETURNING domain;
+
+-- name: release_all
+-- $1 fleet, $2 worker: a worker that cannot work (no yt-dlp, no ffmpeg) gives back every lease it holds, with
+-- no attempt charged and no lease expiry counted, then exits 2
+UPDATE clip SET state = 'pending', lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+ WHERE fleet = $1 AND lease_worker = $2 AND state = 'leased'
+RETURNING clip_key;
+
+-- name: done_clips
+-- $1 fleet: the record `merge` takes as arbiter, one row per done clip: which worker made it, where it is
+SELECT clip_key, done_worker, location, size_bytes, sha256 FROM clip
+ WHERE fleet = $1 AND state = 'done' ORDER BY order_key;
