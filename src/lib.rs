@@ -25,6 +25,7 @@ pub mod progress;
 pub mod relay;
 pub mod report;
 pub mod retry;
+pub mod shard;
 pub mod summary;
 pub mod tools;
 pub mod units;
