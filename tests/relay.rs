@@ -465,6 +465,22 @@ async fn upstream_error_status_passes_through() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_429_the_registration_sends_nothing_more_upstream() {
+    within(async {
+        let (upstream, _relay, reg) = setup(Script::status_at(0, 429)).await;
+        // ffmpeg retries a failed seek at once, for the same bytes; then it may try elsewhere.
+        for range in ["bytes=1000-", "bytes=1000-", "bytes=0-99"] {
+            let reply = fetch(&reg.url(), "GET", Some(range)).await;
+            assert_eq!(reply.status_line, "HTTP/1.1 429 Too Many Requests", "{range}");
+        }
+        assert_eq!(upstream.seen().len(), 1, "only the first request reached the banned source");
+        assert_eq!(reg.upstream_requests(), 1);
+        assert_eq!(reg.throttled_responses(), 1, "requests into the ban are those upstream answered 429");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_ignoring_range_is_flagged() {
     within(async {
         let script = Script { ignore_range: true, ..Script::default() };

@@ -266,6 +266,11 @@ impl Entry {
         }
     }
 
+    /// Whether upstream has answered 429 to this registration.
+    pub fn was_throttled(&self) -> bool {
+        self.throttled.load(Ordering::Relaxed) > 0
+    }
+
     pub fn note_error(&self, error: UpstreamError) {
         if error == UpstreamError::RangeUnsupported {
             self.range_unsupported.store(true, Ordering::Relaxed);

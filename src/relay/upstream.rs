@@ -32,6 +32,11 @@ pub(super) async fn open_piece(
     head_timeout: Duration,
     retry: bool,
 ) -> Result<Piece, UpstreamError> {
+    // Upstream said "stop" for this registration: asking again (ffmpeg retries a failed seek at once)
+    // would only send more requests into the ban. The egress's breaker decides when to try again.
+    if entry.was_throttled() {
+        return Err(UpstreamError::Status { status: 429, reason: "Too Many Requests".to_string() });
+    }
     let span = end - start + 1;
     entry.note_request(span, retry);
     let request = entry
