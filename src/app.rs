@@ -4,27 +4,25 @@ use crate::cli::{Cli, Command};
 use crate::commands;
 use crate::exit_codes;
 
-/// Runs a parsed command and returns the process exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+/// Runs a parsed command and returns the process exit code; an error is printed here, once, and mapped to
+/// its code by [`commands::exit_code`].
+pub fn run(cli: Cli) -> i32 {
     init_tracing(cli.verbose);
-    match cli.command {
-        Command::Download(args) => {
-            let cfg = match args.into_config() {
-                Ok(cfg) => cfg,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    return Ok(exit_codes::USAGE);
-                }
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            rt.block_on(commands::download::run(cfg))
-        }
+    let result = match cli.command {
+        Command::Download(args) => match args.into_config() {
+            Ok(cfg) => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(commands::download::run(cfg))),
+            Err(e) => Err(exit_codes::Usage(e).into()),
+        },
         Command::Status(args) => commands::status::run(&args.out, args.json),
-        Command::Report(args) => crate::report::run(&args.into()),
-        Command::Export(args) => crate::export::run(&args.into()),
-        Command::Manifest(args) => crate::manifest::run(&args.into()),
-        Command::Diff(args) => crate::manifest::run_diff(&args.into()),
-        Command::Verify(args) => crate::verify::run(&args.into()),
+        Command::Report(args) => commands::report::run(&args.into()),
+        Command::Export(args) => commands::export::run(&args.into()),
+        Command::Manifest(args) => commands::manifest::run(&args.into()),
+        Command::Diff(args) => Ok(commands::manifest::run_diff(&args.into())),
+        Command::Verify(args) => commands::verify::run(&args.into()),
         Command::Doctor(args) => {
             let opts = crate::doctor::DoctorOptions {
                 yt_dlp: args.ytdlp,
@@ -32,11 +30,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 ffprobe: args.ffprobe,
                 ..Default::default()
             };
-            let report = crate::doctor::run_with(args.out.as_deref(), &opts);
-            print!("{report}");
-            Ok(if report.has_failures() { exit_codes::USAGE } else { exit_codes::SUCCESS })
+            Ok(commands::doctor::run(args.out.as_deref(), &opts))
         }
-    }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        commands::exit_code(&e)
+    })
 }
 
 fn init_tracing(verbose: u8) {

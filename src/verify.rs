@@ -8,11 +8,9 @@
 //! sha256 get one, so later manifests need not hash them again.
 
 use crate::classify::Category;
-use crate::exit_codes;
-use crate::journal::read::{self, ClipRow};
+use crate::journal::read::ClipRow;
 use crate::journal::{Journal, STATE_DIR};
 use crate::manifest::build::sha256_file;
-use crate::outdir::OutDir;
 use crate::tools::ffmpeg::Ffmpeg;
 use crate::tools::process::StopSignal;
 use crate::tools::Failure;
@@ -69,33 +67,6 @@ pub struct VerifyReport {
     pub checked: usize,
     pub broken: Vec<(String, Problem)>,
     pub hashes_recorded: usize,
-}
-
-/// Verifies OUT. Returns 0 when every done clip is good, 3 when some went back to pending, 2 when OUT has
-/// no journal, another kinetics-dl holds it, or ffmpeg/ffprobe cannot run.
-pub fn run(args: &VerifyOptions) -> anyhow::Result<i32> {
-    let usage = |e: &dyn std::fmt::Display| {
-        eprintln!("error: {e:#}");
-        Ok(exit_codes::USAGE)
-    };
-    if !read::journal_path(&args.out).is_file() {
-        return usage(&read::OpenError::NoJournal(args.out.display().to_string()));
-    }
-    // Holding the output folder's lock keeps a download from writing the same rows meanwhile.
-    let _lock = match OutDir::open(&args.out) {
-        Ok(lock) => lock,
-        Err(e) => return usage(&e),
-    };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let ffmpeg = Ffmpeg { ffmpeg: args.ffmpeg.clone(), ffprobe: args.ffprobe.clone() };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let outcome = match rt.block_on(verify(&args.out, &ffmpeg, args.jobs.unwrap_or(cores).max(1))) {
-        Ok(o) => o,
-        Err(e) if e.downcast_ref::<ToolsBroken>().is_some() => return usage(&e),
-        Err(e) => return Err(e),
-    };
-    print!("{}", render(&outcome, &args.out));
-    Ok(if outcome.broken.is_empty() { exit_codes::SUCCESS } else { exit_codes::INCOMPLETE })
 }
 
 /// ffmpeg or ffprobe cannot run: no clip can be judged.

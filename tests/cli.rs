@@ -80,6 +80,35 @@ fn doctor_checks_the_tools() {
 }
 
 #[test]
+fn exit_codes_say_whose_fault_an_error_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out_s = out.to_str().unwrap();
+    // No journal: the user ran the command in the wrong folder (2), whatever the command.
+    let commands: [&[&str]; 5] =
+        [&["report"], &["export", "--format", "torchvision"], &["manifest"], &["verify"], &["status"]];
+    for command in commands {
+        let o = run_strs(&[command, &["--out", out_s]].concat());
+        assert_eq!(o.code, Some(2), "{command:?}: {}", o.stderr);
+        assert_eq!(o.stderr.matches("no journal in").count(), 1, "{command:?} says it once: {}", o.stderr);
+    }
+    // A journal that exists, but the page cannot be written: the command failed at run time (1).
+    std::fs::create_dir_all(out.join(".kinetics-dl")).unwrap();
+    drop(kinetics_dl::journal::Journal::open(&kinetics_dl::journal::Journal::path_in(&out)).unwrap());
+    std::fs::create_dir_all(out.join("report.html").join("in-the-way")).unwrap();
+    let o = run_strs(&["report", "--out", out_s]);
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert!(o.stderr.starts_with("error: ") && o.stderr.contains("report.html"), "{}", o.stderr);
+    // A journal from a newer kinetics-dl: the user must upgrade (2).
+    let conn = rusqlite::Connection::open(kinetics_dl::journal::Journal::path_in(&out)).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let o = run_strs(&["status", "--out", out_s]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("upgrade kinetics-dl"), "{}", o.stderr);
+}
+
+#[test]
 fn status_without_a_journal_exits_two() {
     let tmp = tempfile::tempdir().unwrap();
     for out in [tmp.path().to_path_buf(), tmp.path().join("missing")] {

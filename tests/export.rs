@@ -91,8 +91,12 @@ fn torchvision_writes_classes_and_a_val_alias() {
     assert!(notes.contains("split validate: torchvision numbers classes"), "{notes}");
     assert!(!notes.contains("split train: torchvision"), "train's folders sort like classes.txt: {notes}");
     assert!(notes.contains("split test has no class folders"), "{notes}");
-    let code =
-        export::run(&ExportOptions { out: dir.path().into(), format: Format::Torchvision, shard_size: 1000 }).unwrap();
+    let code = kinetics_dl::commands::export::run(&ExportOptions {
+        out: dir.path().into(),
+        format: Format::Torchvision,
+        shard_size: 1000,
+    })
+    .unwrap();
     assert_eq!(code, 0, "a second export finds the alias in place");
 }
 

@@ -1,9 +1,10 @@
 //! `manifest`, `diff` and `verify` against real journals and real clips made by ffmpeg.
 
+use kinetics_dl::commands;
 use kinetics_dl::exit_codes;
 use kinetics_dl::journal::Journal;
 use kinetics_dl::manifest::{self, diff, DiffOptions, ManifestOptions};
-use kinetics_dl::verify::{self, VerifyOptions};
+use kinetics_dl::verify::VerifyOptions;
 use rusqlite::{params, Connection};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -133,7 +134,7 @@ fn manifest_records_every_clip_and_is_reproducible() {
     out.not_done("ccccccccccc", "failed", Some("unavailable"));
     out.not_done("ddddddddddd", "pending", None);
     let args = ManifestOptions { out: out.path.clone(), output: None };
-    assert_eq!(manifest::run(&args).unwrap(), 0);
+    assert_eq!(commands::manifest::run(&args).unwrap(), 0);
     let m = manifest_json(&out.path.join("manifest.json"));
     assert_eq!(m["counts"], serde_json::json!({"total": 4, "done": 2, "failed": 1, "pending": 1, "broken": 0}));
     let clips = m["clips"].as_array().unwrap();
@@ -158,11 +159,17 @@ fn manifest_records_every_clip_and_is_reproducible() {
     assert_eq!(out.state("aaaaaaaaaaa").3, None);
 
     let again = out.path.join("again.json");
-    assert_eq!(manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
+    assert_eq!(
+        commands::manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(),
+        0
+    );
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(out.path.join("manifest.json")).unwrap());
 
     std::fs::remove_file(&a).unwrap();
-    assert_eq!(manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(), 0);
+    assert_eq!(
+        commands::manifest::run(&ManifestOptions { out: out.path.clone(), output: Some(again.clone()) }).unwrap(),
+        0
+    );
     let broken = manifest_json(&again);
     assert_eq!(broken["counts"]["broken"], 1);
     assert_eq!(
@@ -183,7 +190,7 @@ fn diff_finds_gaps_and_different_bytes() {
     b.done("changed0000", 2, 700, false);
     b.not_done("failsinb000", "failed", Some("http_404"));
     b.done("onlyinb0000", 2, 600, false);
-    assert_eq!(manifest::run(&ManifestOptions { out: b.path.clone(), output: None }).unwrap(), 0);
+    assert_eq!(commands::manifest::run(&ManifestOptions { out: b.path.clone(), output: None }).unwrap(), 0);
 
     // A as a folder (built from its journal), B as its manifest file.
     let ma = diff::load_side(&a.path).unwrap();
@@ -200,13 +207,13 @@ fn diff_finds_gaps_and_different_bytes() {
     assert!(table.contains("why B lacks A's clips") && table.contains("http_404"), "{table}");
 
     let args = |x: &Out, y: &Path| DiffOptions { a: x.path.clone(), b: y.to_path_buf(), json: true };
-    assert_eq!(manifest::run_diff(&args(&a, &b.path)).unwrap(), manifest::DIFFERENT);
+    assert_eq!(commands::manifest::run_diff(&args(&a, &b.path)), manifest::DIFFERENT);
     assert_eq!(
-        manifest::run_diff(&args(&b, &b.path.join("manifest.json"))).unwrap(),
+        commands::manifest::run_diff(&args(&b, &b.path.join("manifest.json"))),
         0,
         "a folder equals its manifest"
     );
-    assert_eq!(manifest::run_diff(&args(&a, &a.path.join("nothing-here"))).unwrap(), exit_codes::USAGE);
+    assert_eq!(commands::manifest::run_diff(&args(&a, &a.path.join("nothing-here"))), exit_codes::USAGE);
 }
 
 fn verify_args(out: &Out) -> VerifyOptions {
@@ -241,14 +248,17 @@ fn verify_returns_broken_clips_to_pending_and_records_hashes() {
 
     // Another kinetics-dl working in OUT keeps verify out.
     let lock = kinetics_dl::outdir::OutDir::open(&out.path).unwrap();
-    assert_eq!(verify::run(&verify_args(&out)).unwrap(), exit_codes::USAGE);
+    let held = commands::verify::run(&verify_args(&out)).unwrap_err();
+    assert_eq!(commands::exit_code(&held), exit_codes::USAGE, "{held:#}");
+    assert!(format!("{held:#}").contains("already working in"), "{held:#}");
     drop(lock);
     // A broken ffprobe judges nothing.
     let no_probe = VerifyOptions { ffprobe: "/nonexistent/ffprobe".into(), ..verify_args(&out) };
-    assert_eq!(verify::run(&no_probe).unwrap(), exit_codes::USAGE);
+    let broken = commands::verify::run(&no_probe).unwrap_err();
+    assert_eq!(commands::exit_code(&broken), exit_codes::USAGE, "{broken:#}");
     assert_eq!(out.state("truncated00").0, "done");
 
-    assert_eq!(verify::run(&verify_args(&out)).unwrap(), exit_codes::INCOMPLETE);
+    assert_eq!(commands::verify::run(&verify_args(&out)).unwrap(), exit_codes::INCOMPLETE);
     for id in ["truncated00", "tampered000", "missing0000", "shorter0000", "garbled0000"] {
         let (state, category, attempts, sha, message) = out.state(id);
         assert_eq!((state.as_str(), category, attempts, sha), ("pending", None, 0, None), "{id}");
@@ -266,5 +276,5 @@ fn verify_returns_broken_clips_to_pending_and_records_hashes() {
         assert!(!path.exists(), "{}", path.display());
         assert!(broken_dir.join(path.strip_prefix(&out.path).unwrap()).is_file());
     }
-    assert_eq!(verify::run(&verify_args(&out)).unwrap(), exit_codes::SUCCESS, "only good clips are done now");
+    assert_eq!(commands::verify::run(&verify_args(&out)).unwrap(), exit_codes::SUCCESS, "only good clips are done now");
 }

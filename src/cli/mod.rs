@@ -15,8 +15,8 @@ use std::path::PathBuf;
     name = "kinetics-dl",
     version,
     about = "Build Kinetics-style datasets: clip-only downloads, frame-accurate cuts, a journal that resumes",
-    after_help = "Exit codes: 0 all clips done or permanently failed, 2 bad usage/input/environment, \
-                  3 clips remain (rerun to resume), 130 interrupted."
+    after_help = "Exit codes: 0 all clips done or permanently failed, 1 failed at run time (disk, I/O), \
+                  2 bad usage/input/environment, 3 clips remain (rerun to resume), 130 interrupted."
 )]
 pub struct Cli {
     /// More diagnostics (-v info, -vv debug); RUST_LOG overrides.

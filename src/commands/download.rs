@@ -27,10 +27,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<i32> {
         }
         // Ctrl-C before the first clip started (during the tool checks, say): nothing to save.
         Err(_) if *interrupted.borrow() => Ok(exit_codes::INTERRUPTED),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Ok(exit_codes::USAGE)
-        }
+        Err(e) => Err(e),
     }
 }
 

@@ -7,13 +7,7 @@ use std::path::Path;
 
 /// Prints what the journal in `out` knows, as a table or (`json`) a JSON object; returns the exit code.
 pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
-    let journal = match Journal::open_existing(out_dir) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(exit_codes::USAGE);
-        }
-    };
+    let journal = Journal::open_existing(out_dir)?;
     let counts = journal.counts()?;
     let last = journal.last_run()?;
     let egresses = egress_report(&journal)?;

@@ -9,6 +9,7 @@ pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
 
 use crate::config::Source;
 use crate::config::{Config, Input};
+use crate::exit_codes::UsageExt;
 use crate::journal::Journal;
 use crate::outdir::OutDir;
 use crate::progress::Reporter;
@@ -27,7 +28,7 @@ pub struct RunResult {
     pub summary: Summary,
 }
 
-/// An error that ends the run before or during its work with exit code 2: bad input or a broken machine.
+/// A broken machine (a tool missing or failing its version check): the run ends with exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct EnvironmentError(pub String);
@@ -35,7 +36,7 @@ pub struct EnvironmentError(pub String);
 /// Runs a whole download. `stop` turns true on the first Ctrl-C.
 pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
     let started = std::time::Instant::now();
-    let rows = read_rows(&cfg).await?;
+    let rows = read_rows(&cfg).await.or_usage()?;
     let plan = crate::plan::build(&rows, cfg.class_dirs);
     tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
 
@@ -49,8 +50,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
     let (ytdlp_version, ffmpeg_version) = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
 
-    let out = OutDir::open(&cfg.out)?;
-    let mut journal = Journal::open(&Journal::path_in(out.root()))?;
+    let out = OutDir::open(&cfg.out).or_usage()?;
+    let mut journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
     let added = journal.sync_plan(&plan.jobs)?;
     tracing::info!(added, "journal synced");
     let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(), &ytdlp_version, &ffmpeg_version)?;
@@ -63,7 +64,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         .egresses
         .iter()
         .map(|e| Ok(Exit { args: e.ytdlp_args(), client: e.client()? }))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()
+        .or_usage()?;
     let ytdlp = YtDlp { cache_dir: Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache")), ..ytdlp };
     let engine = Arc::new(Engine {
         ytdlp,

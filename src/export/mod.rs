@@ -10,8 +10,7 @@
 pub mod lists;
 pub mod webdataset;
 
-use crate::exit_codes;
-use crate::journal::read::{ClipRow, OpenError, Reader};
+use crate::journal::read::{ClipRow, Reader};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -101,39 +100,6 @@ impl Dataset {
     pub fn done(&self) -> usize {
         self.splits.values().map(Vec::len).sum()
     }
-}
-
-/// Runs one export. Returns 0, or 2 when OUT has no journal or a path cannot be exported.
-pub fn run(args: &ExportOptions) -> anyhow::Result<i32> {
-    let ds = match Dataset::load(&args.out) {
-        Ok(ds) => ds,
-        Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {
-            eprintln!("error: {e:#}");
-            return Ok(exit_codes::USAGE);
-        }
-        Err(e) => return Err(e),
-    };
-    let written = match export(&ds, args.format, args.shard_size as usize) {
-        Ok(w) => w,
-        Err(e) if e.downcast_ref::<lists::Unexportable>().is_some() => {
-            eprintln!("error: {e:#}");
-            return Ok(exit_codes::USAGE);
-        }
-        Err(e) => return Err(e),
-    };
-    let name = args.format.name();
-    eprintln!("exported {} done clips for {name}:", ds.done());
-    for line in written {
-        eprintln!("  {line}");
-    }
-    if ds.missing_files > 0 {
-        eprintln!(
-            "warning: skipped {} done clips whose files are missing; run `kinetics-dl verify --out {}`",
-            ds.missing_files,
-            args.out.display()
-        );
-    }
-    Ok(exit_codes::SUCCESS)
 }
 
 /// Writes one format; returns what was written and what to configure, one line each.

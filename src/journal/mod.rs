@@ -152,7 +152,7 @@ impl Journal {
     pub fn open_existing(out: &Path) -> anyhow::Result<Journal> {
         let path = Self::path_in(out);
         if !path.is_file() {
-            anyhow::bail!("no journal in {}: run `kinetics-dl download --out {}` first", out.display(), out.display());
+            return Err(read::OpenError::NoJournal(out.display().to_string()).into());
         }
         Self::open(&path)
     }

@@ -82,9 +82,10 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
-        anyhow::bail!(
+        let newer = anyhow::anyhow!(
             "the journal has schema version {current}, newer than this kinetics-dl understands ({VERSION}); upgrade kinetics-dl"
         );
+        return Err(crate::exit_codes::Usage(newer).into());
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;

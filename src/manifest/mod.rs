@@ -13,8 +13,6 @@ pub mod diff;
 
 pub use build::{ClipOutcome, Entry, Manifest};
 
-use crate::exit_codes;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// The manifest's file name inside OUT.
@@ -41,55 +39,6 @@ pub struct DiffOptions {
     pub b: PathBuf,
     /// Print a JSON object instead of a table.
     pub json: bool,
-}
-
-/// Writes OUT's manifest. Returns the exit code: 0, or 2 when OUT has no journal.
-pub fn run(args: &ManifestOptions) -> anyhow::Result<i32> {
-    let manifest = match build::build(&args.out) {
-        Ok(m) => m,
-        Err(e) if matches!(e.downcast_ref(), Some(crate::journal::read::OpenError::NoJournal(_))) => {
-            eprintln!("error: {e:#}");
-            return Ok(exit_codes::USAGE);
-        }
-        Err(e) => return Err(e),
-    };
-    let dest = args.output.clone().unwrap_or_else(|| args.out.join(DEFAULT_FILE));
-    build::write(&manifest, &dest)?;
-    let c = &manifest.counts;
-    eprintln!(
-        "wrote {}: {} clips ({} done, {} failed, {} pending), fingerprint {}",
-        dest.display(),
-        c.total,
-        c.done,
-        c.failed,
-        c.pending,
-        manifest.fingerprint
-    );
-    if c.broken > 0 {
-        eprintln!(
-            "warning: {} clips are marked done but their files are missing or resized; run `kinetics-dl verify --out {}`",
-            c.broken,
-            args.out.display()
-        );
-    }
-    Ok(exit_codes::SUCCESS)
-}
-
-/// Compares two datasets. Returns 0 when they hold the same clips with the same bytes, [`DIFFERENT`]
-/// otherwise, 2 when a side cannot be read.
-pub fn run_diff(args: &DiffOptions) -> anyhow::Result<i32> {
-    let load = |p: &PathBuf| diff::load_side(p).inspect_err(|e| eprintln!("error: {e:#}")).ok();
-    let (Some(a), Some(b)) = (load(&args.a), load(&args.b)) else {
-        return Ok(exit_codes::USAGE);
-    };
-    let d = diff::diff(&a, &args.a.display().to_string(), &b, &args.b.display().to_string());
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&d)?)?;
-    } else {
-        write!(out, "{}", diff::render(&d))?;
-    }
-    Ok(if d.identical { exit_codes::SUCCESS } else { DIFFERENT })
 }
 
 #[cfg(test)]

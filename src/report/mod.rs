@@ -15,9 +15,6 @@ pub mod svg;
 
 pub use data::ReportData;
 
-use crate::exit_codes;
-use crate::journal::read::OpenError;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The page's file name inside OUT.
@@ -30,26 +27,6 @@ pub struct ReportOptions {
     pub out: PathBuf,
     /// Print the report's numbers as JSON to stdout (the page is written too).
     pub json: bool,
-}
-
-/// Writes `OUT/report.html` (and prints JSON with `--json`). Returns 0, or 2 when OUT has no journal.
-pub fn run(args: &ReportOptions) -> anyhow::Result<i32> {
-    let data = match data::gather(&args.out) {
-        Ok(d) => d,
-        Err(e) if matches!(e.downcast_ref(), Some(OpenError::NoJournal(_))) => {
-            eprintln!("error: {e:#}");
-            return Ok(exit_codes::USAGE);
-        }
-        Err(e) => return Err(e),
-    };
-    let path = write_page(&data, &args.out)?;
-    if args.json {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
-    } else {
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(exit_codes::SUCCESS)
 }
 
 /// Renders the page into OUT atomically and returns its path.
