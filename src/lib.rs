@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod download;
 pub mod exit_codes;
 pub mod export;
+pub mod fleet;
 pub mod governor;
 pub mod journal;
 pub mod manifest;

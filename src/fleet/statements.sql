@@ -79,3 +79,75 @@ RETURNING clip_key;
 -- $1 fleet: the record `merge` takes as arbiter, one row per done clip: which worker made it, where it is
 SELECT clip_key, done_worker, location, size_bytes, sha256 FROM clip
  WHERE fleet = $1 AND state = 'done' ORDER BY order_key;
+
+-- name: pin
+-- $1 fleet, $2 pinned settings (JSON text), $3 their hash, $4 lease length: the first run creates the fleet
+INSERT INTO fleet (fleet, config, config_hash, lease_ttl) VALUES ($1, $2::text::jsonb, $3, $4::interval)
+ON CONFLICT (fleet) DO NOTHING;
+
+-- name: pinned
+-- $1 fleet: the settings the fleet was created with
+SELECT config::text, config_hash FROM fleet WHERE fleet = $1;
+
+-- name: seed
+-- $1 fleet, then one array per column: adds the clips not there yet and leaves the others as they are
+INSERT INTO clip (fleet, clip_key, youtube_id, time_start, time_end, rel_path, order_key, label, split)
+SELECT $1, k, y, s, e, p, o, l, sp
+  FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::int8[], $8::text[], $9::text[])
+       AS t (k, y, s, e, p, o, l, sp)
+ON CONFLICT (fleet, clip_key) DO NOTHING;
+
+-- name: claimed
+-- $1 fleet, $2 clips: what a worker needs of the clips it just claimed
+SELECT clip_key, youtube_id, time_start, time_end, rel_path, label, split, attempts, cardinality(excluded_regions)
+  FROM clip WHERE fleet = $1 AND clip_key = ANY($2::text[]);
+
+-- name: failure
+-- $1 fleet, $2 clip, $3 lease token, $4 'pending' (retry) or 'failed', $5 category, $6 message, $7 seconds
+-- until a retry, $8 bytes fetched: a clip-attributable failure, one attempt charged
+UPDATE clip SET state = $4, attempts = attempts + 1, category = $5, message = $6,
+       not_before = now() + make_interval(secs => $7::float8), bytes_fetched = $8,
+       lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+ WHERE fleet = $1 AND clip_key = $2 AND lease_token = $3 AND state = 'leased'
+RETURNING clip_key;
+
+-- name: geo_block
+-- $1 fleet, $2 clip, $3 lease token, $4 region, $5 message: blocked from this region; another region's worker
+-- may take it, and it fails only when every region the fleet's workers come from has been blocked
+UPDATE clip c SET excluded_regions = array_append(c.excluded_regions, $4),
+       state = CASE WHEN cardinality(c.excluded_regions) + 1 >= r.regions THEN 'failed' ELSE 'pending' END,
+       category = 'geo_blocked', message = $5,
+       lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+  FROM (SELECT greatest(count(DISTINCT region), 1) AS regions FROM worker WHERE fleet = $1) r
+ WHERE c.fleet = $1 AND c.clip_key = $2 AND c.lease_token = $3 AND c.state = 'leased'
+RETURNING c.state;
+
+-- name: left
+-- $1 fleet: clips pending or leased (a worker ends only when none is), seconds until the earliest retry,
+-- and all, done and failed clips
+SELECT count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'leased'),
+       extract(epoch FROM greatest(min(not_before) FILTER (WHERE state = 'pending'), now()) - now())::float8,
+       count(*), count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed')
+  FROM clip WHERE fleet = $1;
+
+-- name: worker_start
+-- $1 worker, $2 fleet, $3 host, $4 pid, $5 region, $6 throttle domain
+INSERT INTO worker (worker_id, fleet, host, pid, region, domain) VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: worker_beat
+-- $1 worker
+UPDATE worker SET heartbeat_at = now() WHERE worker_id = $1;
+
+-- name: worker_stop
+-- $1 worker, $2 why it stopped
+UPDATE worker SET stopped_at = now(), stop_reason = $2 WHERE worker_id = $1;
+
+-- name: domain_add
+-- $1 fleet, $2 domain, $3 base cool-off, $4 longest cool-off: the first worker of a domain creates its row
+INSERT INTO domain (fleet, domain, base_cooloff, cooloff, max_cooloff) VALUES ($1, $2, $3, $3, $4)
+ON CONFLICT (fleet, domain) DO NOTHING;
+
+-- name: domain_state
+-- $1 fleet, $2 domain: the breaker, and seconds until it may be probed (NULL when closed)
+SELECT breaker, extract(epoch FROM open_until - now())::float8, probe_worker FROM domain
+ WHERE fleet = $1 AND domain = $2;

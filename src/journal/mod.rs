@@ -192,6 +192,12 @@ impl Journal {
         Ok(added)
     }
 
+    /// The id of the clip with this key, if the journal has it (a fleet worker adds clips as it claims them).
+    pub fn clip_id(&self, key: &ClipKey) -> anyhow::Result<Option<i64>> {
+        let sql = "SELECT id FROM clips WHERE youtube_id = ?1 AND start_ms = ?2 AND end_ms = ?3";
+        Ok(self.conn.query_row(sql, params![key.youtube_id, key.start_ms, key.end_ms], |r| r.get(0)).optional()?)
+    }
+
     /// Every clip, in insertion (plan) order.
     pub fn clips(&self) -> anyhow::Result<Vec<ClipRecord>> {
         let mut stmt = self.conn.prepare(

@@ -1,0 +1,205 @@
+//! The connection: connect, create or migrate the tables (versioned, under an advisory lock so that workers
+//! starting together migrate once), and the named statements of `statements.sql`.
+
+use anyhow::Context;
+use bytes::{BufMut, BytesMut};
+use std::time::Duration;
+use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
+use tokio_postgres::{Client, NoTls, Row};
+
+const SCHEMA_SQL: &str = include_str!("schema.sql");
+const STATEMENTS_SQL: &str = include_str!("statements.sql");
+/// Migrations after version 1 (`schema.sql`), oldest first. Never edit one that has shipped: add another.
+const MIGRATIONS: &[&str] = &[include_str!("migrate_2.sql")];
+/// The version this kinetics-dl writes.
+pub const SCHEMA_VERSION: i32 = 1 + MIGRATIONS.len() as i32;
+
+/// One connection to the fleet's database, its search path set to the fleet's schema.
+pub struct Db {
+    client: Client,
+    /// The fleet's name: every statement's `$1`.
+    pub fleet: String,
+    connection: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+impl Db {
+    /// Connects to `url`, works in `schema` (created when missing) and brings its tables to
+    /// [`SCHEMA_VERSION`].
+    pub async fn connect(url: &str, schema: &str, fleet: &str) -> anyhow::Result<Db> {
+        check_identifier("--db-schema", schema)?;
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
+        let connection = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("fleet database connection: {e}");
+            }
+        });
+        let db = Db { client, fleet: fleet.to_string(), connection };
+        db.migrate(schema).await.with_context(|| format!("failed to set up the fleet's tables in schema {schema}"))?;
+        Ok(db)
+    }
+
+    async fn migrate(&self, schema: &str) -> anyhow::Result<()> {
+        let lock = format!("kinetics-dl fleet {schema}");
+        self.client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock]).await?;
+        let result = self.migrate_locked(schema).await;
+        self.client.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock]).await?;
+        result
+    }
+
+    async fn migrate_locked(&self, schema: &str) -> anyhow::Result<()> {
+        self.client
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"))
+            .await?;
+        self.client.batch_execute(SCHEMA_SQL).await?;
+        let version: i32 = self.client.query_one("SELECT max(version) FROM schema_version", &[]).await?.get(0);
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "the fleet's tables are at version {version}, newer than this kinetics-dl knows ({SCHEMA_VERSION}): \
+                 upgrade kinetics-dl"
+            );
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize - 1) {
+            let to = i + 2;
+            self.client
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+                .await
+                .with_context(|| format!("failed to migrate the fleet's tables to version {to}"))?;
+        }
+        Ok(())
+    }
+
+    /// Runs the named statement; `$1` is the fleet unless `with_fleet` is false.
+    pub async fn query(&self, name: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<Vec<Row>> {
+        let sql = statement(name);
+        self.client.query(sql, params).await.with_context(|| format!("fleet statement `{name}` failed"))
+    }
+
+    /// Runs the named statement and returns how many rows it changed.
+    pub async fn execute(&self, name: &str, params: &[&(dyn ToSql + Sync)]) -> anyhow::Result<u64> {
+        let sql = statement(name);
+        self.client.execute(sql, params).await.with_context(|| format!("fleet statement `{name}` failed"))
+    }
+
+    /// The connection is gone (the server restarted, the network broke).
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}
+
+/// The statement of `statements.sql`'s `-- name: NAME` section. Panics on an unknown name: the names are
+/// this module's own constants, tested below.
+pub fn statement(name: &str) -> &'static str {
+    let marker = format!("-- name: {name}\n");
+    let start = STATEMENTS_SQL.find(&marker).unwrap_or_else(|| panic!("no fleet statement `{name}`")) + marker.len();
+    let rest = &STATEMENTS_SQL[start..];
+    let end = rest.find("-- name: ").unwrap_or(rest.len());
+    rest[..end].trim().trim_end_matches(';')
+}
+
+/// A schema name goes into SQL text: plain lowercase identifiers only.
+fn check_identifier(flag: &str, name: &str) -> anyhow::Result<()> {
+    let ok = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    anyhow::ensure!(ok, "{flag} must be a lowercase SQL identifier ([a-z_][a-z0-9_]*), got `{name}`");
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let user = &url[s + 3..at];
+            match user.split_once(':') {
+                Some((u, _)) => format!("{}{u}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A duration bound to an `interval` parameter (microseconds, no days or months).
+#[derive(Debug, Clone, Copy)]
+pub struct Interval(pub Duration);
+
+impl ToSql for Interval {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.put_i64(i64::try_from(self.0.as_micros()).unwrap_or(i64::MAX));
+        out.put_i32(0);
+        out.put_i32(0);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::INTERVAL
+    }
+
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if !Self::accepts(ty) {
+            return Err(Box::new(WrongType::new::<Self>(ty.clone())));
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_statement_the_code_names_is_there() {
+        for name in [
+            "claim",
+            "heartbeat",
+            "rescue",
+            "complete",
+            "give_back",
+            "breaker_open",
+            "probe",
+            "breaker_close",
+            "release_all",
+            "pin",
+            "pinned",
+            "seed",
+            "claimed",
+            "failure",
+            "geo_block",
+            "left",
+            "worker_start",
+            "worker_beat",
+            "worker_stop",
+            "domain_add",
+            "domain_state",
+        ] {
+            let sql = statement(name);
+            assert!(sql.contains("$1"), "{name}: {sql}");
+            assert!(!sql.contains("-- name:"), "{name} runs into the next statement");
+        }
+    }
+
+    #[test]
+    fn identifiers_and_redaction() {
+        for ok in ["kdl", "kdl_t_a_1", "_x"] {
+            check_identifier("--db-schema", ok).unwrap();
+        }
+        for bad in ["", "Kdl", "1kdl", "kdl;drop", "a-b", "kdl\"x"] {
+            assert!(check_identifier("--db-schema", bad).is_err(), "{bad}");
+        }
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("host=h user=u"), "host=h user=u");
+    }
+}

@@ -1,0 +1,14 @@
+//! The fleet's store: a PostgreSQL database that many workers share (`download --db URL --fleet NAME`). It
+//! holds every clip's lease, the settings pinned for the fleet and one breaker per throttle domain. The
+//! SQL text lives in `schema.sql`, `migrate_*.sql` and `statements.sql` beside this file; the loop that
+//! uses it is `download/fleet.rs`.
+
+mod db;
+mod lease;
+mod pin;
+mod seed;
+
+pub use db::{statement, Db, Interval, SCHEMA_VERSION};
+pub use lease::{Claimed, Completion, DomainState, Left};
+pub use pin::{pinned_settings, PinError};
+pub use seed::{clip_key, order_key};

@@ -1,0 +1,101 @@
+//! The settings that change a clip's bytes, pinned by the first run of a fleet: every worker must have the
+//! same, or the dataset would mix encodes.
+
+use crate::config::Config;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Each pinned setting with the option that sets it.
+const SETTINGS: &[(&str, &str)] = &[
+    ("max_height", "--max-height"),
+    ("trim", "--trim"),
+    ("short_side", "--short-side"),
+    ("fps", "--fps"),
+    ("no_audio", "--no-audio"),
+    ("url_template", "--url-template"),
+];
+
+/// A worker whose settings differ from the fleet's: it is refused (exit 2) before claiming anything.
+#[derive(Debug, thiserror::Error)]
+#[error("this worker's settings differ from those fleet `{fleet}` was started with: {differences}; rerun with the fleet's settings or name another --fleet")]
+pub struct PinError {
+    pub fleet: String,
+    pub differences: String,
+}
+
+/// The pinned settings as a JSON object (keys sorted) and its hash.
+pub fn pinned_settings(cfg: &Config) -> (String, String) {
+    let value = json!({
+        "max_height": cfg.max_height,
+        "trim": if cfg.encode.copy { "copy" } else { "exact" },
+        "short_side": cfg.encode.short_side,
+        "fps": cfg.encode.fps,
+        "no_audio": cfg.encode.no_audio,
+        "url_template": cfg.url_template,
+    });
+    let text = value.to_string();
+    let hash = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    (text, hash)
+}
+
+/// Compares this worker's settings (`ours`) with the fleet's (`theirs`, as PostgreSQL returned the jsonb);
+/// `Err` names every option that differs and both values.
+pub fn compare(fleet: &str, ours: &str, theirs: &str) -> Result<(), PinError> {
+    let parse = |s: &str| serde_json::from_str::<Map<String, Value>>(s).unwrap_or_default();
+    let (ours, theirs) = (parse(ours), parse(theirs));
+    let differences: Vec<String> = SETTINGS
+        .iter()
+        .filter_map(|(key, flag)| {
+            let (a, b) = (ours.get(*key).unwrap_or(&Value::Null), theirs.get(*key).unwrap_or(&Value::Null));
+            let same = match (a.as_f64(), b.as_f64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => a == b,
+            };
+            (!same).then(|| format!("{flag} is {} here, {} in the fleet", show(a), show(b)))
+        })
+        .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(PinError { fleet: fleet.to_string(), differences: differences.join("; ") })
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::Null => "unset".into(),
+        Value::String(s) => format!("`{s}`"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_named_by_option() {
+        let base = r#"{"fps":null,"max_height":360,"no_audio":false,"short_side":null,"trim":"exact","url_template":"http://h/{youtube_id}"}"#;
+        let table = [
+            (base, ""),
+            // PostgreSQL's jsonb spacing and key order do not matter.
+            (
+                r#"{"fps": null, "trim": "exact", "no_audio": false, "max_height": 360, "short_side": null, "url_template": "http://h/{youtube_id}"}"#,
+                "",
+            ),
+            (
+                r#"{"fps":null,"max_height":240,"no_audio":false,"short_side":null,"trim":"exact","url_template":"http://h/{youtube_id}"}"#,
+                "--max-height is 360 here, 240 in the fleet",
+            ),
+            (
+                r#"{"fps":25.0,"max_height":360,"no_audio":true,"short_side":null,"trim":"copy","url_template":"http://h/{youtube_id}"}"#,
+                "--trim is `exact` here, `copy` in the fleet; --fps is unset here, 25.0 in the fleet; --no-audio is false here, true in the fleet",
+            ),
+        ];
+        for (theirs, want) in table {
+            match compare("k", base, theirs) {
+                Ok(()) => assert_eq!(want, "", "{theirs}"),
+                Err(e) => assert_eq!(e.differences, want, "{theirs}"),
+            }
+        }
+    }
+}
