@@ -74,6 +74,21 @@ pub struct Config {
     pub quiet: bool,
     /// The command line, for the journal.
     pub command_line: String,
+    /// `--db`: this run is one worker of a fleet that shares its clips through PostgreSQL.
+    pub fleet: Option<FleetOptions>,
+}
+
+/// A worker's place in a fleet (`--db`, `--fleet`, `--db-schema`, `--lease`, `--throttle-domain`, `--region`).
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    pub url: String,
+    pub name: String,
+    pub schema: String,
+    pub lease: std::time::Duration,
+    /// Workers naming the same domain share one breaker (one public IP); `None`: this host and egress alone.
+    pub domain: Option<String>,
+    /// Where the worker's egress appears to be (geo_blocked clips go to other regions); `unknown` if unsaid.
+    pub region: String,
 }
 
 pub const ID_PLACEHOLDER: &str = "{youtube_id}";

@@ -3,7 +3,7 @@
 use super::{DownloadArgs, SourceArg, Trim};
 use crate::annotations::Filters;
 use crate::classify::Category;
-use crate::config::{parse_rate, Config, Input, Mirror, ID_PLACEHOLDER};
+use crate::config::{parse_rate, Config, FleetOptions, Input, Mirror, ID_PLACEHOLDER};
 use crate::retry::RetryPolicy;
 use crate::tools::ffmpeg::Encode;
 use anyhow::{bail, Context};
@@ -23,6 +23,7 @@ impl DownloadArgs {
         let egresses = self.egresses()?;
         let (throttle, max_wait) = self.throttle()?;
         let mirror = self.mirror()?;
+        let fleet = self.fleet()?;
         let a = self;
         Ok(Config {
             source: a.source.into(),
@@ -54,6 +55,7 @@ impl DownloadArgs {
             ffprobe: a.ffprobe.clone(),
             quiet: a.quiet,
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            fleet,
         })
     }
 
@@ -66,6 +68,8 @@ impl DownloadArgs {
                 cache_dir: self.cache_dir.clone().unwrap_or_else(default_cache_dir),
                 extra: self.annotations.clone(),
             },
+            // A fleet worker may come with nothing: the fleet's database holds the clips.
+            None if self.annotations.is_empty() && self.fleet.db.is_some() => Input::Files(vec![]),
             None if self.annotations.is_empty() => {
                 bail!("nothing to download: name a dataset (k400, k600, k700, k700-2020) or give --annotations FILE")
             }
@@ -187,6 +191,46 @@ impl DownloadArgs {
             concurrency: self.mirror_jobs,
             keep_tarballs: self.keep_tarballs,
             reencode: self.mirror_reencode.then(|| self.target_encode()),
+        }))
+    }
+}
+
+impl DownloadArgs {
+    /// `--db` and the options that go with it.
+    fn fleet(&self) -> anyhow::Result<Option<FleetOptions>> {
+        let f = &self.fleet;
+        let Some(url) = f.db.clone().filter(|u| !u.is_empty()) else {
+            if f.name.is_some() || f.throttle_domain.is_some() || f.region.is_some() {
+                bail!("--fleet, --throttle-domain and --region need --db URL (or KINETICS_DL_DB)");
+            }
+            return Ok(None);
+        };
+        let name = f.name.clone().ok_or_else(|| anyhow::anyhow!("--db needs --fleet NAME"))?;
+        let plain = |s: &str| !s.is_empty() && s.len() <= 100 && s.chars().all(|c| c.is_ascii_graphic());
+        if !plain(&name) {
+            bail!("--fleet must be 1-100 visible ASCII characters, got `{name}`");
+        }
+        if let Some(d) = f.throttle_domain.as_deref().filter(|d| !plain(d)) {
+            bail!("--throttle-domain must be 1-100 visible ASCII characters, got `{d}`");
+        }
+        let region = f.region.clone().unwrap_or_else(|| "unknown".into());
+        if !plain(&region) {
+            bail!("--region must be a country code like `DE`, got `{region}`");
+        }
+        if self.source != SourceArg::Youtube {
+            bail!("--db works with --source youtube only (mirror clips are not shared through a fleet yet)");
+        }
+        let lease = duration("--lease", &f.lease)?;
+        if lease < std::time::Duration::from_secs(1) {
+            bail!("--lease must be at least 1s, got `{}`", f.lease);
+        }
+        Ok(Some(FleetOptions {
+            url,
+            name,
+            schema: f.db_schema.clone(),
+            lease,
+            domain: f.throttle_domain.clone(),
+            region,
         }))
     }
 }

@@ -235,6 +235,34 @@ pub struct DownloadArgs {
     /// No progress bar, no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+/// A fleet: many workers share one dataset through a PostgreSQL database.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fleet (PostgreSQL)")]
+pub struct FleetArgs {
+    /// Work as one worker of a fleet whose clips live in this PostgreSQL database (`postgres://...`); the
+    /// first run with annotations creates the fleet and seeds its clips, later ones only add new clips.
+    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
+    /// The fleet's name (several fleets can share one database).
+    #[arg(long = "fleet", value_name = "NAME")]
+    pub name: Option<String>,
+    /// The PostgreSQL schema holding the fleet's tables.
+    #[arg(long, value_name = "NAME", default_value = "kdl")]
+    pub db_schema: String,
+    /// How long a claimed clip stays this worker's without a heartbeat; a dead worker's clips return after it.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub lease: String,
+    /// Workers sharing a public IP (a NAT, a node) name the same domain: one breaker for all of them
+    /// [default: this host and egress alone].
+    #[arg(long, value_name = "NAME")]
+    pub throttle_domain: Option<String>,
+    /// The region (country code) this worker's egress is seen from: clips geo-blocked here go to other regions.
+    #[arg(long, value_name = "CC")]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `kinetics-dl download`: annotations → plan → journal → clips, with resume.
 
 mod clip;
+mod fleet;
 mod from_mirror;
 pub mod logs;
 mod scheduler;
@@ -36,7 +37,11 @@ pub struct EnvironmentError(pub String);
 /// Runs a whole download. `stop` turns true on the first Ctrl-C.
 pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
     let started = std::time::Instant::now();
-    let rows = read_rows(&cfg).await.or_usage()?;
+    let rows = match &cfg.input {
+        // A fleet worker without annotations: the fleet's database holds the clips.
+        Input::Files(files) if files.is_empty() && cfg.fleet.is_some() => vec![],
+        _ => read_rows(&cfg).await.or_usage()?,
+    };
     let plan = crate::plan::build(&rows, cfg.class_dirs);
     tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
 
@@ -50,6 +55,11 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
     let (ytdlp_version, ffmpeg_version) = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
 
+    // An unreachable database or other settings than the fleet's: the user's to fix, exit 2.
+    let db = match &cfg.fleet {
+        Some(f) => Some(join_fleet(&cfg, f, &plan).await.or_usage()?),
+        None => None,
+    };
     let out = OutDir::open(&cfg.out).or_usage()?;
     let mut journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
     let added = journal.sync_plan(&plan.jobs)?;
@@ -77,6 +87,15 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         tmp_dir: out.tmp(),
     });
 
+    if let Some(db) = db {
+        let worker = fleet::Worker::new(&cfg, db, &out, &mut journal, engine, run_id, stop).await?;
+        let mut summary = worker.run(reporter).await?;
+        summary.elapsed = started.elapsed();
+        summary.rows = rows.len() as u64;
+        logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
+        journal.finish_run(run_id, summary.exit_code)?;
+        return Ok(RunResult { exit_code: summary.exit_code, summary });
+    }
     let mirror = match cfg.source {
         Source::Youtube => None,
         Source::Mirror | Source::Auto => {
@@ -102,6 +121,23 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
     journal.finish_run(run_id, summary.exit_code)?;
     Ok(RunResult { exit_code: summary.exit_code, summary })
+}
+
+/// Connects to the fleet's database, pins (or checks) the settings and adds the planned clips it lacks.
+async fn join_fleet(
+    cfg: &Config,
+    f: &crate::config::FleetOptions,
+    plan: &crate::plan::Plan,
+) -> anyhow::Result<crate::fleet::Db> {
+    let db = crate::fleet::Db::connect(&f.url, &f.schema, &f.name).await?;
+    let (settings, hash) = crate::fleet::pinned_settings(cfg);
+    db.pin(&settings, &hash, f.lease).await?;
+    if !plan.jobs.is_empty() {
+        let t0 = std::time::Instant::now();
+        let added = db.seed(&plan.jobs).await.context("failed to seed the fleet's clips")?;
+        tracing::info!(added, planned = plan.jobs.len(), secs = t0.elapsed().as_secs_f64(), "fleet seeded");
+    }
+    Ok(db)
 }
 
 /// Asks each tool for its version: a missing or broken tool stops the run before any clip is tried.

@@ -1,0 +1,355 @@
+//! End-to-end tests of the fleet (`download --db URL --fleet NAME`): several real worker processes against
+//! the test PostgreSQL (`KDL_TEST_PG`, a schema of each test's own), the real yt-dlp and ffmpeg, and the
+//! local test source. Workers bound to different `--source-address` addresses play separate machines; two
+//! on one address with one `--throttle-domain` play machines behind one NAT.
+
+mod common;
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/skip.rs"]
+mod skip;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use kinetics_testsrc::{Behaviour, Config, TestServer};
+
+/// Every worker run of these tests ends well within this, even on a loaded 2-core machine.
+const WORKER_LIMIT: Duration = Duration::from_secs(600);
+
+/// `download -j 2` as one worker of fleet `f` in `schema`, leaving through `addr`; `extra` comes last (an
+/// option may not be given twice).
+fn worker_args(server: &TestServer, schema: &pg::Schema, out: &Path, addr: &str, extra: &[&str]) -> Vec<OsString> {
+    worker_args_j(server, schema, out, addr, 2, extra)
+}
+
+fn worker_args_j(
+    server: &TestServer,
+    schema: &pg::Schema,
+    out: &Path,
+    addr: &str,
+    jobs: usize,
+    extra: &[&str],
+) -> Vec<OsString> {
+    let mut args = os(["download", "--db", &schema.url, "--db-schema", &schema.name, "--fleet", "f", "--out"]);
+    args.push(out.into());
+    args.extend(os([
+        "--url-template",
+        &server.watch_url_template(),
+        "--retry-delay",
+        "0s",
+        "-j",
+        &jobs.to_string(),
+        "--encode-jobs",
+        "1",
+        "--source-address",
+        addr,
+        "--quiet",
+    ]));
+    args.extend(extra.iter().map(OsString::from));
+    args
+}
+
+/// [`worker_args`] plus the annotation file: a worker that also seeds the fleet.
+fn seeding_args(server: &TestServer, schema: &pg::Schema, out: &Path, addr: &str, csv: &Path) -> Vec<OsString> {
+    let mut args = worker_args(server, schema, out, addr, &[]);
+    args.push("--annotations".into());
+    args.push(csv.into());
+    args
+}
+
+/// One clip as the fleet's table has it.
+#[derive(Debug, Clone)]
+struct FleetClip {
+    key: String,
+    state: String,
+    done_worker: String,
+    rel_path: String,
+    sha256: String,
+    size_bytes: i64,
+    attempts: i64,
+    lease_expiries: i64,
+    throttle_returns: i64,
+}
+
+fn fleet_clips(schema: &pg::Schema) -> BTreeMap<String, FleetClip> {
+    let sql = format!(
+        "SELECT clip_key, state, coalesce(done_worker, ''), rel_path, coalesce(sha256, ''), coalesce(size_bytes, 0),
+                attempts, lease_expiries, throttle_returns
+           FROM {}.clip WHERE fleet = 'f' ORDER BY clip_key",
+        schema.name
+    );
+    pg::psql(&schema.url, &sql)
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('|').collect();
+            let clip = FleetClip {
+                key: f[0].into(),
+                state: f[1].into(),
+                done_worker: f[2].into(),
+                rel_path: f[3].into(),
+                sha256: f[4].into(),
+                size_bytes: f[5].parse().unwrap(),
+                attempts: f[6].parse().unwrap(),
+                lease_expiries: f[7].parse().unwrap(),
+                throttle_returns: f[8].parse().unwrap(),
+            };
+            (clip.key.clone(), clip)
+        })
+        .collect()
+}
+
+/// The fleet's worker ids by process id.
+fn workers_by_pid(schema: &pg::Schema) -> BTreeMap<i32, String> {
+    let sql = format!("SELECT pid, worker_id FROM {}.worker WHERE fleet = 'f'", schema.name);
+    pg::psql(&schema.url, &sql)
+        .lines()
+        .map(|l| {
+            let (pid, id) = l.split_once('|').unwrap();
+            (pid.parse().unwrap(), id.to_string())
+        })
+        .collect()
+}
+
+/// [`pg::psql`] for polling while the first worker may not have created the tables yet: empty until then.
+fn psql_while_starting(url: &str, sql: &str) -> String {
+    let out =
+        std::process::Command::new("psql").args([url, "-X", "-q", "-A", "-t", "-c", sql]).output().expect("psql runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_of(row: &Row) -> String {
+    row.name().trim_end_matches(".mp4").to_string()
+}
+
+/// Every row's clip is done exactly once in the fleet, by a worker whose folder holds that very file
+/// (sha256 and size as recorded, frame-accurate), and no other worker's folder has it.
+#[track_caller]
+fn assert_done_once(schema: &pg::Schema, rows: &[Row], outs: &BTreeMap<String, PathBuf>) {
+    let clips = fleet_clips(schema);
+    assert_eq!(clips.len(), rows.len(), "one fleet clip per row: {clips:#?}");
+    for row in rows {
+        let clip = &clips[&key_of(row)];
+        assert_eq!(clip.state, "done", "{clip:?}");
+        assert_eq!(clip.rel_path, row.rel_path(), "{clip:?}");
+        let out = outs.get(&clip.done_worker).unwrap_or_else(|| panic!("{clip:?}: done by a worker of this test"));
+        let path = out.join(&clip.rel_path);
+        assert_eq!(sha256_hex(&path), clip.sha256, "{}: the file is the one the fleet recorded", path.display());
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as i64, clip.size_bytes, "{}", path.display());
+        assert_clip_at(&path, row);
+        for (other, dir) in outs {
+            if other != &clip.done_worker {
+                assert!(!dir.join(&clip.rel_path).exists(), "{}: also in {}'s folder", clip.key, other);
+            }
+        }
+    }
+}
+
+/// Client IPs that started (yt-dlp's watch page GET) each id's clip.
+fn starters(server: &TestServer) -> BTreeMap<String, BTreeSet<String>> {
+    let mut by_id: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for e in server.stats().log.iter().filter(|e| e.path == "/watch") {
+        by_id.entry(e.id.clone().unwrap_or_default()).or_default().insert(e.ip.clone());
+    }
+    by_id
+}
+
+#[test]
+fn three_workers_finish_a_dataset_each_clip_done_once() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "three");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(0, 9);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+
+    // All three start at once with the same command, as a job array would: one migrates and seeds, the
+    // others find the fleet there and add nothing.
+    let addrs = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+    let workers: Vec<(Running, PathBuf)> = addrs
+        .iter()
+        .map(|addr| {
+            let out = tmp.path().join(format!("w{addr}"));
+            (Running::download(&seeding_args(&server, &schema, &out, addr, &csv)), out)
+        })
+        .collect();
+    let pids: Vec<(i32, PathBuf)> = workers.iter().map(|(r, o)| (r.pid(), o.clone())).collect();
+    for (worker, _) in workers {
+        worker.wait(WORKER_LIMIT).expect_code(0);
+    }
+
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = pids.into_iter().map(|(pid, out)| (ids[&pid].clone(), out)).collect();
+    assert_eq!(outs.len(), 3, "three workers registered: {ids:?}");
+    assert_done_once(&schema, &rows, &outs);
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.attempts, clip.lease_expiries), (0, 0), "{clip:?}");
+    }
+    // No lease expired, so no clip was fetched by two workers.
+    for (id, ips) in starters(&server) {
+        assert_eq!(ips.len(), 1, "{id} was started from {ips:?}");
+    }
+    // Each worker's own journal records what it made, as a single-machine run would.
+    let local_done: usize = outs.values().map(|o| done_count(o)).sum();
+    assert_eq!(local_done, rows.len());
+}
+
+#[test]
+fn a_sigkilled_worker_clips_are_finished_by_the_others() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "kill");
+    let rows = real_rows(20, 6);
+    // Slow media: a clip takes seconds, so the first worker is surely mid-clip when it dies.
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 150_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let lease = ["--lease", "3s"];
+
+    let out_a = tmp.path().join("a");
+    let mut args = seeding_args(&server, &schema, &out_a, "127.0.0.2", &csv);
+    args.extend(os(lease));
+    let mut a = Running::download(&args);
+    let pid_a = a.pid();
+    let leased_sql = format!(
+        "SELECT c.clip_key FROM {s}.clip c JOIN {s}.worker w ON w.worker_id = c.lease_worker
+          WHERE c.state = 'leased' AND w.pid = {pid_a} ORDER BY 1",
+        s = schema.name
+    );
+    // Mid-clip: a lease held and its media being fetched.
+    a.wait_for(Duration::from_secs(300), "the first worker to fetch media", || {
+        !psql_while_starting(&url, &leased_sql).is_empty()
+            && server.stats().log.iter().any(|e| e.path.starts_with("/v/"))
+    });
+    let children = descendants(pid_a);
+    a.signal(libc::SIGKILL);
+    let held: Vec<String> = pg::psql(&url, &leased_sql).lines().map(str::to_string).collect();
+    assert!(!held.is_empty(), "the killed worker held leases");
+    drop(a);
+    assert_all_end(&children, Duration::from_secs(30), "the killed worker's yt-dlp and ffmpeg");
+
+    let (out_b, out_c) = (tmp.path().join("b"), tmp.path().join("c"));
+    let b = Running::download(&[worker_args(&server, &schema, &out_b, "127.0.0.3", &lease)].concat());
+    let c = Running::download(&[worker_args(&server, &schema, &out_c, "127.0.0.4", &lease)].concat());
+    let (pid_b, pid_c) = (b.pid(), c.pid());
+    // They wait out the dead worker's leases, then take its clips.
+    b.wait(WORKER_LIMIT).expect_code(0);
+    c.wait(WORKER_LIMIT).expect_code(0);
+
+    let ids = workers_by_pid(&schema);
+    let id_a = ids[&pid_a].clone();
+    let outs: BTreeMap<String, PathBuf> =
+        [(id_a.clone(), out_a.clone()), (ids[&pid_b].clone(), out_b), (ids[&pid_c].clone(), out_c)].into();
+    let clips = fleet_clips(&schema);
+    for key in &held {
+        let clip = &clips[key];
+        assert_eq!(clip.state, "done", "{clip:?}");
+        assert_ne!(clip.done_worker, id_a, "{clip:?}: finished by a live worker");
+        assert!(clip.lease_expiries >= 1, "{clip:?}: its lease expired");
+    }
+    for clip in clips.values() {
+        assert_eq!(clip.attempts, 0, "{clip:?}: a dead worker charges no attempt");
+    }
+    // What the dead worker left half-made is in no clip's place; what it finished is recorded once.
+    for key in &held {
+        let rel = &clips[key].rel_path;
+        assert!(!out_a.join(rel).exists(), "{key}: a half-made clip of the killed worker is in place");
+    }
+    assert_done_once(&schema, &rows, &outs);
+}
+
+#[test]
+fn a_worker_with_other_encode_settings_is_refused_and_a_rerun_adds_nothing() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "pin");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(40, 2);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let out = tmp.path().join("a");
+    run(&seeding_args(&server, &schema, &out, "127.0.0.2", &csv)).expect_code(0);
+    let requests = requests_by_id(&server);
+
+    let other = tmp.path().join("b");
+    let o = run(&worker_args(&server, &schema, &other, "127.0.0.3", &["--max-height", "240", "--no-audio"]));
+    o.expect_code(2);
+    assert!(o.stderr.contains("--max-height is 240 here, 360 in the fleet"), "{}", o.stderr);
+    assert!(o.stderr.contains("--no-audio is true here, false in the fleet"), "{}", o.stderr);
+    assert_eq!(workers_by_pid(&schema).len(), 1, "the refused worker never joined");
+    assert!(!other.exists(), "the refused worker made no output folder");
+
+    // The same command again: the fleet is complete, nothing is added or fetched.
+    run(&seeding_args(&server, &schema, &out, "127.0.0.2", &csv)).expect_code(0);
+    assert_eq!(fleet_clips(&schema).len(), rows.len());
+    assert_eq!(requests_by_id(&server), requests);
+    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema).into_values().next().unwrap(), out)].into());
+}
+
+/// A 40 s video whose server bans an IP for `ban_secs` after more than `max_requests` video requests.
+fn throttled(max_requests: u32, ban_secs: f64) -> Config {
+    Config::for_tests().with_duration(40.0).with_ip_throttle(max_requests, 600.0, ban_secs)
+}
+
+#[test]
+fn two_workers_behind_one_address_share_one_breaker() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "nat");
+    let ban_secs = 4.0;
+    let server = server(throttled(14, ban_secs));
+    let tmp = tempfile::tempdir().unwrap();
+    let rows: Vec<Row> = real_rows(0, 400).into_iter().filter(|r| r.end <= 40.0).skip(3).take(6).collect();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let shared = ["--cooldown", "2s", "--throttle-domain", "nat1"];
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a_args = worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared);
+    a_args.extend(os(["--annotations"]));
+    a_args.push(csv.clone().into());
+    let a = Running::download(&a_args);
+    let b = Running::download(&worker_args_j(&server, &schema, &out_b, "127.0.0.5", 1, &shared));
+    let (pid_a, pid_b) = (a.pid(), b.pid());
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = [(ids[&pid_a].clone(), out_a), (ids[&pid_b].clone(), out_b)].into();
+    assert_done_once(&schema, &rows, &outs);
+    let clips = fleet_clips(&schema);
+    assert!(clips.values().any(|c| c.throttle_returns > 0), "the bans gave clips back: {clips:#?}");
+    for clip in clips.values() {
+        assert_eq!(clip.attempts, 0, "{clip:?}: a throttle charges no attempt");
+    }
+    // Into each ban: at most one clip started by the other worker before the breaker it shares opened, and
+    // one probe for the whole domain per cool-off (2 s, doubled after a failed probe, against a 4 s ban).
+    let stats = server.stats();
+    let ban_ms = (ban_secs * 1000.0) as u64;
+    let mut bans = 0;
+    let mut trigger: Option<u64> = None;
+    for e in stats.log.iter().filter(|e| e.status == 429) {
+        if trigger.is_some_and(|t| e.time_ms < t + ban_ms) {
+            continue;
+        }
+        trigger = Some(e.time_ms);
+        bans += 1;
+        let starts: Vec<u64> = stats
+            .log
+            .iter()
+            .filter(|s| s.path == "/watch" && s.time_ms > e.time_ms && s.time_ms < e.time_ms + ban_ms)
+            .map(|s| s.time_ms - e.time_ms)
+            .collect();
+        assert!(starts.len() <= 2, "clip starts into the ban at {} (ms after it began): {starts:?}", e.time_ms);
+    }
+    assert!(bans >= 1, "the test source banned the shared address at least once");
+}
