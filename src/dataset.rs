@@ -11,7 +11,6 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use tokio::io::AsyncWriteExt;
 
 /// Where DeepMind publishes the archives; `--annotations-base-url` / `KINETICS_DL_ANNOTATIONS_URL`
 /// override it (mirrors, offline tests).
@@ -84,114 +83,31 @@ pub async fn fetch_annotations(
     select_splits(&dir, splits)
 }
 
-/// GET `url` into `dest`, resuming from `dest.part`, verifying the length, then renaming into place.
+/// GET `url` into `dest` through the shared resumable downloader; the errors say how to get the file by
+/// other means.
 async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> anyhow::Result<()> {
+    use crate::resumable::{self, DownloadError, Downloaded, Limits, Quiet};
     let file_name = dest.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     let cache_dir = dest.parent().unwrap_or(Path::new("."));
-    let part = cache_dir.join(format!("{file_name}.part"));
     let hint = format!(
         "check the network, point --annotations-base-url (or KINETICS_DL_ANNOTATIONS_URL) at a mirror, \
          or download {file_name} by hand into {}",
         cache_dir.display()
     );
-    fs::create_dir_all(cache_dir).with_context(|| format!("cannot create {}", cache_dir.display()))?;
-    // Two rounds: the second one after a stale or over-long `.part` was thrown away.
-    for _ in 0..2 {
-        let have = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        let mut request = client.get(url);
-        if have > 0 {
-            request = request.header(reqwest::header::RANGE, format!("bytes={have}-"));
+    tracing::info!(url, "downloading annotations");
+    // A few quick tries: a user waiting to start a run is better told soon what is wrong.
+    let limits = Limits { max_fruitless: 2, idle_timeout: IDLE_TIMEOUT, ..Limits::default() };
+    // The run has not started: a Ctrl-C here ends the process, so nothing needs to stop the download.
+    let (_keep, mut never) = tokio::sync::watch::channel(false);
+    match resumable::download(client, url, dest, limits, &Quiet, &mut never).await {
+        Ok(Downloaded::Complete { .. }) => Ok(()),
+        Ok(Downloaded::Stopped) => bail!("download of {url} was stopped; run again to resume"),
+        Err(DownloadError::Refused(why)) => bail!("cannot download {url}: {why}; {hint}"),
+        Err(DownloadError::GaveUp(why)) => {
+            bail!("download of {url} did not finish: {why}; run again to resume, or {hint}")
         }
-        tracing::info!(url, resume_from = have, "downloading annotations");
-        let mut response = tokio::time::timeout(IDLE_TIMEOUT, request.send())
-            .await
-            .map_err(|_| anyhow::anyhow!("no answer from {url} within {IDLE_TIMEOUT:?}; {hint}"))?
-            .with_context(|| format!("cannot download {url}; {hint}"))?;
-        let status = response.status().as_u16();
-        let (offset, total) = match status {
-            206 if have > 0 => match content_range(&response) {
-                Some((start, total)) if start == have => (have, Some(total)),
-                // Not the range we asked for: the `.part` cannot be trusted to line up. Start over.
-                _ => {
-                    discard(&part)?;
-                    continue;
-                }
-            },
-            200 => (0, response.content_length()),
-            416 if have > 0 => {
-                // Our `.part` is as long as the file (a run died before the rename) or longer (stale).
-                if content_range_total(&response) == Some(have) {
-                    return finish(&part, dest);
-                }
-                discard(&part)?;
-                continue;
-            }
-            _ => bail!("GET {url} answered HTTP {status}; {hint}"),
-        };
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(offset > 0)
-            .truncate(offset == 0)
-            .open(&part)
-            .await
-            .with_context(|| format!("cannot write {}", part.display()))?;
-        let (len, broken) = copy_body(&mut response, &mut file, offset).await;
-        // tokio's File writes in the background: flush even on failure, or the resume point is lost.
-        let synced = file.flush().await.and(file.sync_all().await);
-        synced.with_context(|| format!("cannot write {}", part.display()))?;
-        if let Some(reason) = broken {
-            bail!("download of {url} {reason} after {len} bytes; run again to resume");
-        }
-        if let Some(total) = total.filter(|t| *t != len) {
-            bail!("download of {url} stopped at {len} of {total} bytes; run again to resume");
-        }
-        return finish(&part, dest);
+        Err(DownloadError::Local(e)) => Err(e),
     }
-    bail!("cannot download {url}: the server keeps refusing the resume request; {hint}")
-}
-
-/// Appends the body to `file`; returns the new length and, if the transfer broke, why.
-async fn copy_body(
-    response: &mut reqwest::Response,
-    file: &mut tokio::fs::File,
-    mut len: u64,
-) -> (u64, Option<String>) {
-    loop {
-        let chunk = match tokio::time::timeout(IDLE_TIMEOUT, response.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => return (len, None),
-            Ok(Err(e)) => return (len, Some(format!("broke off ({e})"))),
-            Err(_) => return (len, Some(format!("stalled for {IDLE_TIMEOUT:?}"))),
-        };
-        if let Err(e) = file.write_all(&chunk).await {
-            return (len, Some(format!("could not be saved ({e})")));
-        }
-        len += chunk.len() as u64;
-    }
-}
-
-fn discard(part: &Path) -> anyhow::Result<()> {
-    fs::remove_file(part).with_context(|| format!("cannot remove {}", part.display()))
-}
-
-fn finish(part: &Path, dest: &Path) -> anyhow::Result<()> {
-    fs::rename(part, dest).with_context(|| format!("cannot rename {} to {}", part.display(), dest.display()))
-}
-
-/// `Content-Range: bytes START-END/TOTAL` -> (START, TOTAL).
-fn content_range(response: &reqwest::Response) -> Option<(u64, u64)> {
-    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
-    match crate::content_range::parse(value)? {
-        crate::content_range::ContentRange::Bytes { start, total: Some(total), .. } => Some((start, total)),
-        _ => None,
-    }
-}
-
-/// `Content-Range: bytes */TOTAL` (a 416's way of telling the length) -> TOTAL.
-fn content_range_total(response: &reqwest::Response) -> Option<u64> {
-    let value = response.headers().get(reqwest::header::CONTENT_RANGE)?.to_str().ok()?;
-    crate::content_range::parse(value)?.total()
 }
 
 /// Extracts the CSVs of `archive` flat into `dir` (through a temporary sibling, renamed at the end).

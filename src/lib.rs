@@ -25,6 +25,7 @@ pub mod plan;
 pub mod progress;
 pub mod relay;
 pub mod report;
+pub mod resumable;
 pub mod retry;
 pub mod shard;
 pub mod summary;
