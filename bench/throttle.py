@@ -73,7 +73,7 @@ class Bench:
         src = c.TestSource(self.src_bin, self.config(throttled), tmp, "src")
         try:
             cmd = [str(self.kdl), "download", "--annotations", str(ann), "--out", str(out),
-                   "--url-template", src.url + "/v/{youtube_id}.mp4", "-q", "--cooldown", f"{self.args.ban:g}s"]
+                   "--url-template", src.url + "/watch?v={youtube_id}", "-q", "--cooldown", f"{self.args.ban:g}s"]
             for addr in EGRESSES[:egresses]:
                 cmd += ["--source-address", addr]
             if not breaker:
@@ -128,7 +128,8 @@ class Bench:
 
 def timeline(log: list[dict], window: float) -> str:
     """Requests per window from the source's log, as `served/429` from the first request on."""
-    video = [e for e in log if e["path"].startswith("/v/")]
+    # The watch page, the DASH manifest and the media: every request the ban rule counts.
+    video = [e for e in log if e["path"].startswith("/v/") or e["path"] == "/watch"]
     if not video:
         return ""
     t0 = min(e["time_ms"] for e in video)
