@@ -202,6 +202,38 @@ fn three_workers_finish_a_dataset_each_clip_done_once() {
     // Each worker's own journal records what it made, as a single-machine run would.
     let local_done: usize = outs.values().map(|o| done_count(o)).sum();
     assert_eq!(local_done, rows.len());
+
+    // `status --db` shows the fleet with an output folder's keys plus its own.
+    let status = fleet_status(&schema);
+    for key in ["total", "done", "pending", "failed", "bytes_fetched", "bytes_on_disk", "by_source", "workers"] {
+        assert!(status.get(key).is_some(), "status has {key}: {status:#}");
+    }
+    assert_eq!((status["total"].as_u64(), status["done"].as_u64()), (Some(9), Some(9)), "{status:#}");
+    assert_eq!((status["pending"].as_u64(), status["leased"].as_u64()), (Some(0), Some(0)), "{status:#}");
+    assert_eq!(status["by_source"]["youtube"].as_u64(), Some(9));
+    assert_eq!(status["eta_s"].as_f64(), Some(0.0), "nothing left at the recent pace: {status:#}");
+    assert!(status["clips_per_min"].as_f64().unwrap() > 0.0, "{status:#}");
+    let sizes: i64 = fleet_clips(&schema).values().map(|c| c.size_bytes).sum();
+    assert_eq!(status["bytes_on_disk"].as_i64(), Some(sizes));
+    assert!(status["bytes_fetched"].as_u64().unwrap() > 0, "{status:#}");
+    let workers = status["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 3);
+    for w in workers {
+        assert_eq!((w["alive"].as_bool(), w["stop_reason"].as_str()), (Some(false), Some("exit 0")), "{w:#}");
+        assert_eq!(
+            w["done"].as_u64(),
+            Some(fleet_clips(&schema).values().filter(|c| c.done_worker == w["worker"]).count() as u64)
+        );
+    }
+    let per_worker: u64 = workers.iter().map(|w| w["done"].as_u64().unwrap()).sum();
+    assert_eq!(per_worker, 9);
+}
+
+/// `status --db URL --fleet f --json` through the binary.
+fn fleet_status(schema: &pg::Schema) -> serde_json::Value {
+    let o = run_strs(&["status", "--db", &schema.url, "--db-schema", &schema.name, "--fleet", "f", "--json"]);
+    o.expect_code(0);
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {}", o.stdout))
 }
 
 #[test]
@@ -379,6 +411,10 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
     for clip in clips.values() {
         assert_eq!(clip.attempts, 0, "{clip:?}: a throttle charges no attempt");
     }
+    let status = fleet_status(&schema);
+    let domains = status["domains"].as_array().unwrap();
+    assert_eq!(domains.len(), 1, "{status:#}");
+    assert_eq!((domains[0]["domain"].as_str(), domains[0]["breaker"].as_str()), (Some("nat1"), Some("closed")));
     let stats = server.stats();
     let first_429 = stats.log.iter().filter(|e| e.status == 429).map(|e| e.time_ms).min().expect("a ban");
     let ban_end = first_429 + (ban_secs * 1000.0) as u64;

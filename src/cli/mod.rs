@@ -268,11 +268,20 @@ pub struct FleetArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "fleet")]
+    pub out: Option<PathBuf>,
     /// Print a JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A fleet's database instead of an output folder (with --fleet).
+    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
+    /// The fleet to show: totals, failures, workers alive and dead, throttle domains, throughput, time left.
+    #[arg(long, value_name = "NAME", conflicts_with = "out")]
+    pub fleet: Option<String>,
+    /// The PostgreSQL schema holding the fleet's tables.
+    #[arg(long, value_name = "NAME", default_value = "kdl")]
+    pub db_schema: String,
 }
 
 #[derive(Debug, Args)]

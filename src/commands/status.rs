@@ -1,9 +1,10 @@
 //! `kinetics-dl status`: what the journal in OUT knows (counts, failures by category, egresses).
 
-use crate::exit_codes;
+use crate::exit_codes::{self, UsageExt};
 use crate::journal::Journal;
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 /// Prints what the journal in `out` knows, as a table or (`json`) a JSON object; returns the exit code.
 pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
@@ -56,6 +57,64 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     }
     if let Some((_, _, ytdlp, ffmpeg)) = last {
         writeln!(out, "  last run with yt-dlp {} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
+    }
+    Ok(exit_codes::SUCCESS)
+}
+
+/// Prints what fleet `fleet`'s database knows, as a table or (`json`) a JSON object with the keys of an
+/// output folder's status plus the fleet's own.
+pub fn run_fleet(url: &str, schema: &str, fleet: &str, json: bool) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let status = rt.block_on(async {
+        let db = crate::fleet::Db::open_existing(url, schema, fleet).await.or_usage()?;
+        db.status().await
+    })?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+        return Ok(exit_codes::SUCCESS);
+    }
+    let s = &status;
+    writeln!(out, "fleet {}", s.fleet)?;
+    writeln!(out, "  clips     {:>8}", s.total)?;
+    writeln!(out, "  done      {:>8}", s.done)?;
+    writeln!(out, "  pending   {:>8}", s.pending)?;
+    writeln!(out, "  leased    {:>8}", s.leased)?;
+    writeln!(out, "  failed    {:>8}", s.failed.values().sum::<u64>())?;
+    let mut failed: Vec<_> = s.failed.iter().collect();
+    failed.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (category, n) in failed {
+        writeln!(out, "    {category:<20} {n:>6}")?;
+    }
+    writeln!(
+        out,
+        "  kept      {} ({} fetched)",
+        crate::units::human_bytes(s.bytes_on_disk),
+        crate::units::human_bytes(s.bytes_fetched)
+    )?;
+    let eta = s.eta_s.map_or("unknown".to_string(), |e| crate::retry::format_duration(Duration::from_secs_f64(e)));
+    writeln!(out, "  pace      {:.1} clips/min over the last 10 min; time left {eta}", s.clips_per_min)?;
+    for w in &s.workers {
+        let state = match (&w.stop_reason, w.alive) {
+            (Some(reason), _) => format!("stopped ({reason})"),
+            (None, true) => "alive".to_string(),
+            (None, false) => format!("silent for {:.0} s (dead?)", w.heartbeat_age_s),
+        };
+        writeln!(
+            out,
+            "  worker {} on {} ({}, {}): {state}; {} done, {} held, {:.1} clips/min",
+            w.worker, w.host, w.region, w.domain, w.done, w.leased, w.clips_per_min
+        )?;
+    }
+    for d in &s.domains {
+        let state = match (d.breaker.as_str(), d.reopens_in_s) {
+            ("open", Some(secs)) => {
+                format!("open, probed in {}", crate::retry::format_duration(Duration::from_secs_f64(secs)))
+            }
+            ("half_open", _) => format!("probing ({})", d.prober.as_deref().unwrap_or("?")),
+            (other, _) => other.to_string(),
+        };
+        writeln!(out, "  domain {:<22} {state}; cool-off {:.0} s", d.domain, d.cooloff_s)?;
     }
     Ok(exit_codes::SUCCESS)
 }

@@ -313,7 +313,12 @@ impl<'a> Worker<'a> {
                 attempt.encode_s = done.encode_s;
                 self.journal.record_attempt(&attempt)?;
                 let location = format!("worker:{}", self.id);
-                let c = Completion { location: &location, size_bytes: done.size_bytes, sha256: &sha256 };
+                let c = Completion {
+                    location: &location,
+                    bytes_fetched: done.bytes_fetched,
+                    size_bytes: done.size_bytes,
+                    sha256: &sha256,
+                };
                 if self.db.complete(&claimed.clip_key, token, &self.id, &c).await? {
                     self.summary.add_done(&done);
                     reporter.event(Event::Done { id: &youtube_id, bytes: done.bytes_fetched });

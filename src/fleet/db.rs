@@ -46,6 +46,32 @@ impl Db {
         Ok(db)
     }
 
+    /// Connects to an existing fleet for reading (`status`): creates nothing, and says so when `fleet` is not
+    /// in `schema`.
+    pub async fn open_existing(url: &str, schema: &str, fleet: &str) -> anyhow::Result<Db> {
+        check_identifier("--db-schema", schema)?;
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
+        let connection = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let db = Db { client, fleet: fleet.to_string(), connection };
+        db.client.batch_execute(&format!("SET search_path TO {schema}")).await?;
+        let found = db.client.query("SELECT 1 FROM fleet WHERE fleet = $1", &[&fleet]).await;
+        if !matches!(found, Ok(rows) if !rows.is_empty()) {
+            anyhow::bail!("no fleet `{fleet}` in schema {schema} of {}: start one with `download --db`", redact(url));
+        }
+        let version: i32 = db.client.query_one("SELECT max(version) FROM schema_version", &[]).await?.get(0);
+        if version != SCHEMA_VERSION {
+            anyhow::bail!(
+                "the fleet's tables are at version {version}, this kinetics-dl reads {SCHEMA_VERSION}: run one worker \
+                 of the newer of the two first"
+            );
+        }
+        Ok(db)
+    }
+
     async fn migrate(&self, schema: &str) -> anyhow::Result<()> {
         let lock = format!("kinetics-dl fleet {schema}");
         self.client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&lock]).await?;
@@ -183,6 +209,10 @@ mod tests {
             "worker_stop",
             "domain_add",
             "domain_state",
+            "status_clips",
+            "done_bytes",
+            "status_workers",
+            "status_domains",
         ] {
             let sql = statement(name);
             assert!(sql.contains("$1"), "{name}: {sql}");

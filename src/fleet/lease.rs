@@ -39,6 +39,7 @@ pub struct DomainState {
 /// A finished clip's record in the fleet.
 pub struct Completion<'a> {
     pub location: &'a str,
+    pub bytes_fetched: u64,
     pub size_bytes: u64,
     pub sha256: &'a str,
 }
@@ -107,6 +108,10 @@ impl Db {
     pub async fn complete(&self, key: &str, token: i64, worker: &str, c: &Completion<'_>) -> anyhow::Result<bool> {
         let size = c.size_bytes as i64;
         let n = self.execute("complete", &[&self.fleet, &key, &token, &worker, &c.location, &size, &c.sha256]).await?;
+        if n == 1 {
+            let bytes = c.bytes_fetched as i64;
+            self.execute("done_bytes", &[&self.fleet, &key, &worker, &bytes]).await?;
+        }
         Ok(n == 1)
     }
 

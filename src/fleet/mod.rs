@@ -7,8 +7,10 @@ mod db;
 mod lease;
 mod pin;
 mod seed;
+mod status;
 
 pub use db::{statement, Db, Interval, SCHEMA_VERSION};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
 pub use seed::{clip_key, order_key};
+pub use status::{DomainStatus, FleetStatus, WorkerStatus};

@@ -80,6 +80,10 @@ RETURNING clip_key;
 SELECT clip_key, done_worker, location, size_bytes, sha256 FROM clip
  WHERE fleet = $1 AND state = 'done' ORDER BY order_key;
 
+-- name: done_bytes
+-- $1 fleet, $2 clip, $3 worker, $4 bytes fetched for it: the record of a clip this worker just completed
+UPDATE clip SET bytes_fetched = $4 WHERE fleet = $1 AND clip_key = $2 AND done_worker = $3 AND state = 'done';
+
 -- name: pin
 -- $1 fleet, $2 pinned settings (JSON text), $3 their hash, $4 lease length: the first run creates the fleet
 INSERT INTO fleet (fleet, config, config_hash, lease_ttl) VALUES ($1, $2::text::jsonb, $3, $4::interval)
@@ -151,3 +155,28 @@ ON CONFLICT (fleet, domain) DO NOTHING;
 -- $1 fleet, $2 domain: the breaker, and seconds until it may be probed (NULL when closed)
 SELECT breaker, extract(epoch FROM open_until - now())::float8, probe_worker FROM domain
  WHERE fleet = $1 AND domain = $2;
+
+-- name: status_clips
+-- $1 fleet: clips by state and category, with the bytes fetched and kept
+SELECT state, coalesce(category, ''), count(*), coalesce(sum(bytes_fetched), 0)::int8,
+       coalesce(sum(size_bytes), 0)::int8
+  FROM clip WHERE fleet = $1 GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- name: status_workers
+-- $1 fleet: every worker with its age, its heartbeat's age, whether it is alive (a heartbeat within the lease
+-- and not stopped), the clips it made, those it holds and those it made in the last 10 minutes
+SELECT w.worker_id, w.host, w.pid, w.region, w.domain,
+       extract(epoch FROM now() - w.started_at)::float8, extract(epoch FROM now() - w.heartbeat_at)::float8,
+       w.stopped_at IS NULL AND w.heartbeat_at > now() - f.lease_ttl, coalesce(w.stop_reason, ''),
+       (SELECT count(*) FROM clip c WHERE c.fleet = w.fleet AND c.state = 'done' AND c.done_worker = w.worker_id),
+       (SELECT count(*) FROM clip c WHERE c.fleet = w.fleet AND c.state = 'leased' AND c.lease_worker = w.worker_id),
+       (SELECT count(*) FROM clip c WHERE c.fleet = w.fleet AND c.state = 'done' AND c.done_worker = w.worker_id
+           AND c.done_at > now() - interval '10 minutes')
+  FROM worker w JOIN fleet f ON f.fleet = w.fleet
+ WHERE w.fleet = $1 ORDER BY w.started_at, w.worker_id;
+
+-- name: status_domains
+-- $1 fleet: each throttle domain's breaker, seconds until it may be probed, its cool-off and its prober
+SELECT domain, breaker, extract(epoch FROM open_until - now())::float8, extract(epoch FROM cooloff)::float8,
+       probe_worker
+  FROM domain WHERE fleet = $1 ORDER BY domain;
