@@ -363,6 +363,107 @@ exec yt-dlp \"$@\"",
     assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out)].into());
 }
 
+/// A TCP relay between workers and the test PostgreSQL that the test can cut (every connection closed, new
+/// ones refused) and restore: the network failing under a worker, without touching the server other tests
+/// share.
+struct PgRelay {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections made, and the sockets of those open, to close on a cut.
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl PgRelay {
+    fn start(url: &str) -> PgRelay {
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let rest = url.split_once('@').map_or(url, |(_, r)| r);
+        let rest = rest.trim_start_matches("postgres://").trim_start_matches("postgresql://");
+        let upstream = rest.split('/').next().unwrap().to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let relay = PgRelay { port, cut: Default::default(), open: Default::default() };
+        let (cut, open) = (relay.cut.clone(), relay.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else { continue };
+                let pipes = [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)];
+                for (mut from, mut to) in pipes {
+                    open.lock().unwrap().push(from.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        relay
+    }
+
+    /// The test server's URL with the relay in its place.
+    fn url(&self, url: &str) -> String {
+        let (head, rest) = url.split_once('@').unwrap();
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        format!("{head}@127.0.0.1:{}/{path}", self.port)
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn completions_made_while_the_database_is_cut_off_are_all_recorded() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "cut");
+    let rows = real_rows(60, 6);
+    // Slow media, so that clips finish one after another while the database is away.
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let relay = PgRelay::start(&url);
+    let out = tmp.path().join("w");
+    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
+    // The worker reaches the database through the relay; the lease outlasts the cut.
+    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
+    args[at] = relay.url(&url).into();
+    args.extend(os(["--lease", "60s", "-v"]));
+    let mut worker = Running::download(&args);
+    let done_in_fleet = || {
+        let sql = format!("SELECT count(*) FROM {}.clip WHERE state = 'done'", schema.name);
+        psql_while_starting(&url, &sql).parse::<usize>().unwrap_or(0)
+    };
+    worker.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet() >= 1);
+    relay.cut();
+    let recorded_at_cut = done_in_fleet();
+    // A clip running at the cut finishes into the local journal while the fleet cannot hear of it.
+    worker.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
+    assert_eq!(done_in_fleet(), recorded_at_cut, "nothing reached the fleet through the cut");
+    relay.restore();
+    let pid = worker.pid();
+    let o = worker.wait(WORKER_LIMIT);
+    o.expect_code(0);
+    assert!(o.stderr.contains("lost the fleet database"), "{}", o.stderr);
+    assert!(o.stderr.contains("the fleet database is back"), "{}", o.stderr);
+    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out)].into());
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.attempts, clip.lease_expiries), (0, 0), "{clip:?}");
+    }
+}
+
 /// A 40 s video whose server bans an IP for `ban_secs` after more than `max_requests` video requests.
 fn throttled(max_requests: u32, ban_secs: f64) -> Config {
     Config::for_tests().with_duration(40.0).with_ip_throttle(max_requests, 600.0, ban_secs)

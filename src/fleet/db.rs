@@ -19,6 +19,8 @@ pub struct Db {
     client: Client,
     /// The fleet's name: every statement's `$1`.
     pub fleet: String,
+    url: String,
+    schema: String,
     connection: tokio::task::JoinHandle<()>,
 }
 
@@ -28,20 +30,34 @@ impl Drop for Db {
     }
 }
 
+/// Opens a connection named `kinetics-dl/PID` (so that an operator, or a test, can see and end it in
+/// `pg_stat_activity`) with its search path set to `schema`.
+async fn open(url: &str, schema: &str) -> anyhow::Result<(Client, tokio::task::JoinHandle<()>)> {
+    check_identifier("--db-schema", schema)?;
+    let mut config: tokio_postgres::Config =
+        url.parse().with_context(|| format!("--db: not a PostgreSQL URL: {}", redact(url)))?;
+    config.application_name(format!("kinetics-dl/{}", std::process::id()));
+    config.connect_timeout(Duration::from_secs(10));
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
+    let connection = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("fleet database connection: {e}");
+        }
+    });
+    // The schema may not exist yet (a new fleet): the search path names it all the same.
+    client.batch_execute(&format!("SET search_path TO {schema}")).await?;
+    Ok((client, connection))
+}
+
 impl Db {
     /// Connects to `url`, works in `schema` (created when missing) and brings its tables to
     /// [`SCHEMA_VERSION`].
     pub async fn connect(url: &str, schema: &str, fleet: &str) -> anyhow::Result<Db> {
-        check_identifier("--db-schema", schema)?;
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
-        let connection = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("fleet database connection: {e}");
-            }
-        });
-        let db = Db { client, fleet: fleet.to_string(), connection };
+        let (client, connection) = open(url, schema).await?;
+        let db = Db { client, fleet: fleet.to_string(), url: url.into(), schema: schema.into(), connection };
         db.migrate(schema).await.with_context(|| format!("failed to set up the fleet's tables in schema {schema}"))?;
         Ok(db)
     }
@@ -49,15 +65,8 @@ impl Db {
     /// Connects to an existing fleet for reading (`status`): creates nothing, and says so when `fleet` is not
     /// in `schema`.
     pub async fn open_existing(url: &str, schema: &str, fleet: &str) -> anyhow::Result<Db> {
-        check_identifier("--db-schema", schema)?;
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
-        let connection = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let db = Db { client, fleet: fleet.to_string(), connection };
-        db.client.batch_execute(&format!("SET search_path TO {schema}")).await?;
+        let (client, connection) = open(url, schema).await?;
+        let db = Db { client, fleet: fleet.to_string(), url: url.into(), schema: schema.into(), connection };
         let found = db.client.query("SELECT 1 FROM fleet WHERE fleet = $1", &[&fleet]).await;
         if !matches!(found, Ok(rows) if !rows.is_empty()) {
             anyhow::bail!("no fleet `{fleet}` in schema {schema} of {}: start one with `download --db`", redact(url));
@@ -70,6 +79,15 @@ impl Db {
             );
         }
         Ok(db)
+    }
+
+    /// A new connection in place of a lost one (the server restarted, the network broke).
+    pub async fn reconnect(&mut self) -> anyhow::Result<()> {
+        let (client, connection) = open(&self.url, &self.schema).await?;
+        self.connection.abort();
+        self.client = client;
+        self.connection = connection;
+        Ok(())
     }
 
     async fn migrate(&self, schema: &str) -> anyhow::Result<()> {
@@ -117,6 +135,24 @@ impl Db {
     /// The connection is gone (the server restarted, the network broke).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
+    }
+}
+
+/// An error that says the connection, not the statement, failed: the connection closed or never came, or the
+/// server ended it (SQLSTATE classes 08, connection exception, and 57, operator intervention: a restart or an
+/// administrator's `pg_terminate_backend`). Work can go on after a reconnect.
+pub fn is_connection_error(error: &anyhow::Error) -> bool {
+    let Some(pg) = error.chain().find_map(|c| c.downcast_ref::<tokio_postgres::Error>()) else { return false };
+    if pg.is_closed() {
+        return true;
+    }
+    match pg.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57")
+        }
+        // No answer from the server at all: an I/O error, a timeout.
+        None => true,
     }
 }
 

@@ -9,7 +9,7 @@ mod pin;
 mod seed;
 mod status;
 
-pub use db::{statement, Db, Interval, SCHEMA_VERSION};
+pub use db::{is_connection_error, statement, Db, Interval, SCHEMA_VERSION};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
 pub use seed::{clip_key, order_key};

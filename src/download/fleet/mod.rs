@@ -7,7 +7,7 @@
 use super::clip::{Engine, Outcome, Task};
 use crate::classify::{Category, Disposition};
 use crate::config::{Config, FleetOptions};
-use crate::fleet::{Claimed, Completion, Db};
+use crate::fleet::{Claimed, Db, Left};
 use crate::governor::{Finish, Governor, Pick};
 use crate::journal::{self, Attempt, Failed, Journal, State};
 use crate::outdir::OutDir;
@@ -15,10 +15,13 @@ use crate::progress::{Event, Reporter};
 use crate::retry::{self, RetryPolicy, Verdict};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
+use outbox::{Offline, Report};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+
+mod outbox;
 
 /// How often a worker with nothing to claim asks again (others' leases may expire, retries come due).
 const IDLE_POLL: Duration = Duration::from_millis(1000);
@@ -56,6 +59,10 @@ pub(super) struct Worker<'a> {
     held: HashMap<String, i64>,
     cooldown: Duration,
     max_wait: Duration,
+    /// Reports for the fleet made while its database was away, oldest first.
+    outbox: std::collections::VecDeque<Report>,
+    /// Set while the database is away: no claims, outcomes wait in the outbox.
+    offline: Option<Offline>,
 }
 
 impl<'a> Worker<'a> {
@@ -99,6 +106,8 @@ impl<'a> Worker<'a> {
             held: HashMap::new(),
             cooldown: cfg.throttle.cooldown,
             max_wait: cfg.max_wait,
+            outbox: Default::default(),
+            offline: None,
         })
     }
 
@@ -115,13 +124,25 @@ impl<'a> Worker<'a> {
             Err(e) => Err(e),
         };
         reporter.end();
+        // Reports the database has not heard yet: one more try to deliver them before leaving.
+        if let Some(off) = self.offline.as_mut() {
+            off.next_try = Instant::now();
+            let _ = self.try_reconnect(reporter).await;
+        }
+        if !self.outbox.is_empty() {
+            reporter.note(&format!(
+                "{} outcomes could not reach the fleet database (they are in this worker's journal); their \
+                 leases will expire and other workers redo those clips",
+                self.outbox.len()
+            ));
+        }
         // Whatever this worker still holds goes back uncharged: a stop, a broken machine, an error.
         let released = self.db.release_all(&self.id).await.unwrap_or(0);
         if released > 0 {
             tracing::info!(released, "gave back the clips this worker held");
         }
         let left = self.db.left().await.unwrap_or(Left { pending: 1, ..Left::default() });
-        self.summary.pending = left.pending + left.leased;
+        self.summary.pending = left.pending + left.leased + self.outbox.len() as u64;
         self.summary.interrupted = *self.stop.borrow() && self.summary.environment.is_none();
         self.summary.elapsed = started.elapsed();
         self.summary.wasted_requests = self.governor.wasted();
@@ -147,13 +168,19 @@ impl<'a> Worker<'a> {
                 self.halt.send_replace(true);
             }
             let stopping = *halt.borrow();
-            if Instant::now() >= next_beat {
+            if self.try_reconnect(reporter).await? {
+                next_beat = Instant::now();
+            }
+            if self.offline.is_none() && Instant::now() >= next_beat {
                 self.beat(reporter).await?;
                 next_beat = Instant::now() + beat_every;
             }
             let mut wake = Some(next_beat);
+            if let Some(off) = &self.offline {
+                wake = Some(off.next_try);
+            }
             let mut dry = false;
-            while !stopping && running.len() < self.jobs {
+            while !stopping && self.offline.is_none() && running.len() < self.jobs {
                 let now = Instant::now();
                 let (lane, probe) = match self.governor.pick(now) {
                     Pick::Lane { index, probe } => (index, probe),
@@ -162,7 +189,7 @@ impl<'a> Worker<'a> {
                         break;
                     }
                 };
-                let domain_probe = match self.domain_admits(running.len()).await? {
+                let domain_probe = match self.domain_admits(running.len(), reporter).await? {
                     Admit::Yes => false,
                     Admit::Probe => true,
                     Admit::Wait(until) => {
@@ -170,7 +197,9 @@ impl<'a> Worker<'a> {
                         break;
                     }
                 };
-                let Some(claimed) = self.db.claim(&self.id, 1, self.opts.lease, &self.opts.region).await?.pop() else {
+                let claimed = self.db.claim(&self.id, 1, self.opts.lease, &self.opts.region).await;
+                let Some(mut claimed) = self.online(claimed, reporter)? else { break };
+                let Some(claimed) = claimed.pop() else {
                     dry = true;
                     break;
                 };
@@ -193,12 +222,14 @@ impl<'a> Worker<'a> {
                     return Ok(());
                 }
                 if dry {
-                    let left = self.db.left().await?;
-                    if left.pending == 0 && left.leased == 0 {
-                        return Ok(());
+                    let left = self.db.left().await;
+                    if let Some(left) = self.online(left, reporter)? {
+                        if left.pending == 0 && left.leased == 0 {
+                            return Ok(());
+                        }
+                        let poll = IDLE_POLL.mul_f64(0.75 + 0.5 * fastrand::f64());
+                        wake = min_instant(wake, Some(Instant::now() + poll));
                     }
-                    let poll = IDLE_POLL.mul_f64(0.75 + 0.5 * fastrand::f64());
-                    wake = min_instant(wake, Some(Instant::now() + poll));
                 }
                 if self.all_cooling_too_long() {
                     return Ok(());
@@ -220,7 +251,9 @@ impl<'a> Worker<'a> {
 
     /// Heartbeat: extends this worker's leases, rescues expired ones, and notices leases lost meanwhile.
     async fn beat(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
-        let held: HashMap<String, i64> = self.db.heartbeat(&self.id, self.opts.lease).await?.into_iter().collect();
+        let held = self.db.heartbeat(&self.id, self.opts.lease).await;
+        let Some(held) = self.online(held, reporter)? else { return Ok(()) };
+        let held: HashMap<String, i64> = held.into_iter().collect();
         let lost: Vec<String> =
             self.held.iter().filter(|(k, t)| held.get(*k) != Some(t)).map(|(k, _)| k.clone()).collect();
         for key in lost {
@@ -233,10 +266,15 @@ impl<'a> Worker<'a> {
     }
 
     /// Whether the shared throttle domain lets this worker start a clip now.
-    async fn domain_admits(&self, running: usize) -> anyhow::Result<Admit> {
-        let Some(domain) = &self.domain else { return Ok(Admit::Yes) };
-        let Some(state) = self.db.domain_state(domain).await? else { return Ok(Admit::Yes) };
+    async fn domain_admits(&mut self, running: usize, reporter: &mut dyn Reporter) -> anyhow::Result<Admit> {
+        let Some(domain) = self.domain.clone() else { return Ok(Admit::Yes) };
         let later = |s: f64| Instant::now() + Duration::from_secs_f64(s.clamp(0.05, 3600.0));
+        let state = self.db.domain_state(&domain).await;
+        let state = match self.online(state, reporter)? {
+            None => return Ok(Admit::Wait(later(IDLE_POLL.as_secs_f64()))),
+            Some(None) => return Ok(Admit::Yes),
+            Some(Some(state)) => state,
+        };
         match state.breaker.as_str() {
             "closed" => Ok(Admit::Yes),
             "open" if state.opens_in_s.is_some_and(|s| s > 0.0) => {
@@ -246,9 +284,11 @@ impl<'a> Worker<'a> {
             "half_open" if state.prober.as_deref() == Some(self.id.as_str()) && running > 0 => {
                 Ok(Admit::Wait(later(IDLE_POLL.as_secs_f64())))
             }
+            _ if running > 0 => Ok(Admit::Wait(later(IDLE_POLL.as_secs_f64()))),
             _ => {
                 // Open and due, or a half-open whose prober went silent for longer than a lease.
-                if running == 0 && self.db.elect_prober(domain, &self.id, self.opts.lease + self.cooldown).await? {
+                let won = self.db.elect_prober(&domain, &self.id, self.opts.lease + self.cooldown).await;
+                if self.online(won, reporter)? == Some(true) {
                     tracing::info!(domain, "this worker probes the domain");
                     Ok(Admit::Probe)
                 } else {
@@ -276,13 +316,14 @@ impl<'a> Worker<'a> {
         })
     }
 
-    /// One finished attempt: the governor and the domain hear how the egress fared, the local journal and the
-    /// fleet record it.
+    /// One finished attempt: the governor and the domain hear how the egress fared, the local journal records
+    /// it, and the fleet gets a [`Report`] (sent now, or kept in the outbox while the database is away).
     async fn record(&mut self, run: Running, outcome: Outcome, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
         let Running { claimed, task, lane, probe, domain_probe, started_ms } = run;
         let token = self.held.remove(&claimed.clip_key).unwrap_or(claimed.token);
         let egress = self.governor.egress_name(lane).to_string();
         let youtube_id = claimed.job.key.youtube_id.clone();
+        let key = claimed.clip_key.clone();
         let mut attempt = Attempt {
             clip_id: task.clip_id,
             run_id: self.run_id,
@@ -299,12 +340,11 @@ impl<'a> Worker<'a> {
         let (failure, bytes_fetched, download_s, throttled_requests, retry_after) = match outcome {
             Outcome::Cancelled => {
                 self.governor.finished(lane, probe, Finish::Unknown, Instant::now());
-                self.db.give_back(&claimed.clip_key, token).await?;
-                return Ok(());
+                return self.report(Report::GiveBack { key, token }, reporter).await;
             }
             Outcome::Done(done) => {
                 self.governor.finished(lane, probe, Finish::Served, Instant::now());
-                self.domain_served(domain_probe).await?;
+                self.domain_served(domain_probe, reporter).await?;
                 self.journal.record_done(task.clip_id, &done)?;
                 let sha256 = sha256_file(&task.dest)?;
                 self.journal.record_sha256(task.clip_id, Some(&sha256))?;
@@ -312,23 +352,7 @@ impl<'a> Worker<'a> {
                 attempt.download_s = done.download_s;
                 attempt.encode_s = done.encode_s;
                 self.journal.record_attempt(&attempt)?;
-                let location = format!("worker:{}", self.id);
-                let c = Completion {
-                    location: &location,
-                    bytes_fetched: done.bytes_fetched,
-                    size_bytes: done.size_bytes,
-                    sha256: &sha256,
-                };
-                if self.db.complete(&claimed.clip_key, token, &self.id, &c).await? {
-                    self.summary.add_done(&done);
-                    reporter.event(Event::Done { id: &youtube_id, bytes: done.bytes_fetched });
-                } else {
-                    reporter.note(&format!(
-                        "{}: made here after its lease was lost; the fleet keeps the other worker's copy",
-                        claimed.clip_key
-                    ));
-                }
-                return Ok(());
+                return self.report(Report::Done { key, token, youtube_id, sha256, done }, reporter).await;
             }
             Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests, retry_after } => {
                 (failure, bytes_fetched, download_s, throttled_requests, retry_after)
@@ -346,7 +370,7 @@ impl<'a> Worker<'a> {
         if disposition == Disposition::Throttle {
             self.domain_throttled(reporter).await?;
         } else if disposition != Disposition::Environment {
-            self.domain_served(domain_probe).await?;
+            self.domain_served(domain_probe, reporter).await?;
         }
         let context = retry::Context {
             tries: claimed.attempts,
@@ -360,25 +384,15 @@ impl<'a> Worker<'a> {
         attempt.message = Some(&failure.message);
         attempt.bytes_fetched = bytes_fetched;
         attempt.download_s = download_s;
-        let key = claimed.clip_key.as_str();
+        let message = failure.message.clone();
         if category == Category::GeoBlocked {
             // Blocked from this worker's region: the clip goes to the fleet's other regions before it fails.
-            let state = self.db.geo_block(key, token, &self.opts.region, &failure.message).await?;
             attempt.outcome = "rerouted";
             self.journal.record_attempt(&attempt)?;
-            if state.as_deref() == Some("failed") {
-                *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;
-                reporter.event(Event::Failed {
-                    id: &youtube_id,
-                    category: category.as_str(),
-                    message: &failure.message,
-                });
-            }
-            return Ok(());
+            return self.report(Report::GeoBlocked { key, token, youtube_id, message }, reporter).await;
         }
-        match verdict {
+        let report = match verdict {
             Verdict::GiveBack | Verdict::Reroute => {
-                self.db.give_back(key, token).await?;
                 self.journal.record_throttle(
                     self.run_id,
                     &egress,
@@ -398,6 +412,7 @@ impl<'a> Worker<'a> {
                 attempt.outcome = "throttled";
                 attempt.message = None;
                 self.journal.record_attempt(&attempt)?;
+                Report::GiveBack { key, token }
             }
             Verdict::Halt => {
                 if self.summary.environment.is_none() {
@@ -407,20 +422,19 @@ impl<'a> Worker<'a> {
                         failure.message
                     ));
                 }
-                self.db.give_back(key, token).await?;
                 attempt.outcome = "retry";
                 self.journal.record_attempt(&attempt)?;
                 self.halt.send_replace(true);
+                Report::GiveBack { key, token }
             }
             Verdict::Retry { after } => {
-                self.db.fail(key, token, Some(after), category.as_str(), &failure.message, bytes_fetched).await?;
                 self.record_local_failure(&task, &failure, &claimed, State::Pending, bytes_fetched)?;
                 attempt.outcome = "retry";
                 self.journal.record_attempt(&attempt)?;
                 reporter.event(Event::Retrying { id: &youtube_id, category: category.as_str(), after });
+                Report::Failed { key, token, retry_after: Some(after), category, message, bytes_fetched }
             }
             Verdict::Fail { permanent } => {
-                self.db.fail(key, token, None, category.as_str(), &failure.message, bytes_fetched).await?;
                 self.record_local_failure(&task, &failure, &claimed, State::Failed, bytes_fetched)?;
                 attempt.outcome = "failed";
                 self.journal.record_attempt(&attempt)?;
@@ -428,14 +442,11 @@ impl<'a> Worker<'a> {
                     self.summary.retryable_failed += 1;
                 }
                 *self.summary.failed.entry(category.as_str().to_string()).or_default() += 1;
-                reporter.event(Event::Failed {
-                    id: &youtube_id,
-                    category: category.as_str(),
-                    message: &failure.message,
-                });
+                reporter.event(Event::Failed { id: &youtube_id, category: category.as_str(), message: &message });
+                Report::Failed { key, token, retry_after: None, category, message, bytes_fetched }
             }
-        }
-        Ok(())
+        };
+        self.report(report, reporter).await
     }
 
     fn record_local_failure(
@@ -462,24 +473,27 @@ impl<'a> Worker<'a> {
 
     /// A throttle signal: the shared domain's breaker opens (once, however many workers saw the ban).
     async fn domain_throttled(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
-        let Some(domain) = &self.domain else { return Ok(()) };
-        if self.db.open_domain(domain).await? {
+        let Some(domain) = self.domain.clone() else { return Ok(()) };
+        if self.offline.is_some() {
+            return Ok(());
+        }
+        let opened = self.db.open_domain(&domain).await;
+        if self.online(opened, reporter)? == Some(true) {
             reporter.note(&format!("throttle domain {domain}: breaker open for the whole fleet"));
         }
         Ok(())
     }
 
     /// The egress was served: a probe that got through closes the shared domain's breaker.
-    async fn domain_served(&mut self, domain_probe: bool) -> anyhow::Result<()> {
-        match &self.domain {
-            Some(domain) if domain_probe => {
-                if self.db.close_domain(domain, &self.id).await? {
-                    tracing::info!(domain, "the probe got through: breaker closed");
-                }
-                Ok(())
-            }
-            _ => Ok(()),
+    async fn domain_served(&mut self, domain_probe: bool, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
+        let Some(domain) = self.domain.clone().filter(|_| domain_probe && self.offline.is_none()) else {
+            return Ok(());
+        };
+        let closed = self.db.close_domain(&domain, &self.id).await;
+        if self.online(closed, reporter)? == Some(true) {
+            tracing::info!(domain, "the probe got through: breaker closed");
         }
+        Ok(())
     }
 
     /// Every egress of this worker cools for longer than `--max-wait`: stop (exit 3) and say when to rerun.
@@ -495,8 +509,6 @@ impl<'a> Worker<'a> {
         true
     }
 }
-
-use crate::fleet::Left;
 
 /// What the shared throttle domain says about starting a clip.
 enum Admit {
