@@ -15,13 +15,14 @@ use crate::progress::{Event, Reporter};
 use crate::retry::{self, RetryPolicy, Verdict};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
-use outbox::{Offline, Report};
+use report::{Offline, Report};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 mod outbox;
+mod report;
 
 /// How often a worker with nothing to claim asks again (others' leases may expire, retries come due).
 const IDLE_POLL: Duration = Duration::from_millis(1000);

@@ -3,52 +3,12 @@
 //! here in order, reconnects with backoff and then delivers them. Completions stay fenced, so a report whose
 //! lease expired meanwhile changes nothing and the record stays exactly-once.
 
+use super::report::{Offline, Report};
 use super::Worker;
 use crate::classify::Category;
 use crate::fleet::{is_connection_error, Completion};
-use crate::journal::Done;
 use crate::progress::{Event, Reporter};
 use std::time::{Duration, Instant};
-
-/// One clip's outcome for the fleet.
-#[derive(Debug)]
-pub(super) enum Report {
-    Done {
-        key: String,
-        token: i64,
-        youtube_id: String,
-        sha256: String,
-        done: Done,
-    },
-    /// Back to the pool uncharged: a throttle signal, a stop, a broken machine.
-    GiveBack {
-        key: String,
-        token: i64,
-    },
-    /// A clip-attributable failure: one attempt charged, pending again after `retry_after` or failed.
-    Failed {
-        key: String,
-        token: i64,
-        retry_after: Option<Duration>,
-        category: Category,
-        message: String,
-        bytes_fetched: u64,
-    },
-    GeoBlocked {
-        key: String,
-        token: i64,
-        youtube_id: String,
-        message: String,
-    },
-}
-
-/// The database is away since `since`; the next reconnect is due at `next_try`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Offline {
-    pub since: Instant,
-    pub next_try: Instant,
-    pub tries: u32,
-}
 
 /// The longest wait between two reconnects.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
