@@ -136,9 +136,8 @@ fn key_of(row: &Row) -> String {
 #[track_caller]
 fn assert_done_once(schema: &pg::Schema, rows: &[Row], outs: &BTreeMap<String, PathBuf>) {
     let clips = fleet_clips(schema);
-    assert_eq!(clips.len(), rows.len(), "one fleet clip per row: {clips:#?}");
     for row in rows {
-        let clip = &clips[&key_of(row)];
+        let clip = clips.get(&key_of(row)).unwrap_or_else(|| panic!("{}: no fleet clip in {clips:#?}", row.id));
         assert_eq!(clip.state, "done", "{clip:?}");
         assert_eq!(clip.rel_path, row.rel_path(), "{clip:?}");
         let out = outs.get(&clip.done_worker).unwrap_or_else(|| panic!("{clip:?}: done by a worker of this test"));
@@ -192,6 +191,7 @@ fn three_workers_finish_a_dataset_each_clip_done_once() {
     let outs: BTreeMap<String, PathBuf> = pids.into_iter().map(|(pid, out)| (ids[&pid].clone(), out)).collect();
     assert_eq!(outs.len(), 3, "three workers registered: {ids:?}");
     assert_done_once(&schema, &rows, &outs);
+    assert_eq!(fleet_clips(&schema).len(), rows.len(), "one fleet clip per row, seeded once by three workers");
     for clip in fleet_clips(&schema).values() {
         assert_eq!((clip.attempts, clip.lease_expiries), (0, 0), "{clip:?}");
     }
@@ -361,6 +361,75 @@ exec yt-dlp \"$@\"",
     let pid = healthy.pid();
     healthy.wait(WORKER_LIMIT).expect_code(0);
     assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out)].into());
+}
+
+#[test]
+fn a_clip_geo_blocked_in_one_region_is_made_in_another_and_fails_only_when_blocked_in_all() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "geo");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(70, 3);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    // The stand-in yt-dlp answers as YouTube does for a video blocked in the egress's country: the first two
+    // videos are blocked only from 127.0.0.2 (region AA), the third from both regions.
+    let geo = "ERROR: [youtube] abcdefghijk: The uploader has not made this video available in your country";
+    let body = format!(
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac\n\
+         case \"$*\" in\n\
+           *'--source-address 127.0.0.2'*{a}*|*'--source-address 127.0.0.2'*{b}*|*{c}*)\n\
+             printf '%s\\n' '{geo}' >&2; exit 1 ;;\n\
+         esac\n\
+         exec yt-dlp \"$@\"",
+        a = rows[0].id,
+        b = rows[1].id,
+        c = rows[2].id,
+    );
+    let ytdlp = write_script(tmp.path(), "geo-yt-dlp", &body);
+    let ytdlp = ytdlp.to_str().unwrap();
+    // The fleet knows region BB before region AA meets a block: a BB worker that cannot work (no JavaScript
+    // runtime) joins, seeds and leaves, its clips given back.
+    let no_js = write_script(
+        tmp.path(),
+        "no-js-yt-dlp",
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
+echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
+exec yt-dlp \"$@\"",
+    );
+    let mut first = seeding_args(&server, &schema, &tmp.path().join("b0"), "127.0.0.3", &csv);
+    first.extend(os(["--region", "BB", "--ytdlp", no_js.to_str().unwrap()]));
+    run(&first).expect_code(2);
+
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let a =
+        Running::download(&worker_args(&server, &schema, &out_a, "127.0.0.2", &["--region", "AA", "--ytdlp", ytdlp]));
+    let b =
+        Running::download(&worker_args(&server, &schema, &out_b, "127.0.0.3", &["--region", "BB", "--ytdlp", ytdlp]));
+    let (pid_a, pid_b) = (a.pid(), b.pid());
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = [(ids[&pid_a].clone(), out_a), (ids[&pid_b].clone(), out_b)].into();
+    assert_done_once(&schema, &rows[..2], &outs);
+    let clips = fleet_clips(&schema);
+    assert_eq!(clips.len(), rows.len());
+    for row in &rows[..2] {
+        assert_eq!(clips[&key_of(row)].done_worker, ids[&pid_b], "{}: made in region BB", row.id);
+    }
+    let blocked = &clips[&key_of(&rows[2])];
+    assert_eq!(blocked.state, "failed", "{blocked:?}");
+    let sql = format!(
+        "SELECT category, array_to_string(ARRAY(SELECT unnest(excluded_regions) ORDER BY 1), ',') FROM {}.clip
+          WHERE clip_key = '{}'",
+        schema.name,
+        key_of(&rows[2])
+    );
+    assert_eq!(pg::psql(&url, &sql), "geo_blocked|AA,BB");
+    for clip in clips.values() {
+        assert_eq!(clip.attempts, 0, "{clip:?}: geo_blocked charges no attempt");
+    }
 }
 
 /// A TCP relay between workers and the test PostgreSQL that the test can cut (every connection closed, new
