@@ -202,6 +202,9 @@ fn three_workers_finish_a_dataset_each_clip_done_once() {
     // Each worker's own journal records what it made, as a single-machine run would.
     let local_done: usize = outs.values().map(|o| done_count(o)).sum();
     assert_eq!(local_done, rows.len());
+    // ...and holds only the clips it claimed, not the fleet's whole plan.
+    let local_clips: usize = outs.values().map(|o| journal_clips(o).len()).sum();
+    assert_eq!(local_clips, rows.len(), "each worker's journal has only its own clips");
 
     // `status --db` shows the fleet with an output folder's keys plus its own.
     let status = fleet_status(&schema);
@@ -313,6 +316,7 @@ fn a_worker_with_other_encode_settings_is_refused_and_a_rerun_adds_nothing() {
     let out = tmp.path().join("a");
     run(&seeding_args(&server, &schema, &out, "127.0.0.2", &csv)).expect_code(0);
     let requests = requests_by_id(&server);
+    let maker = workers_by_pid(&schema).into_values().next().expect("the first worker joined");
 
     let other = tmp.path().join("b");
     let o = run(&worker_args(&server, &schema, &other, "127.0.0.3", &["--max-height", "240", "--no-audio"]));
@@ -326,7 +330,7 @@ fn a_worker_with_other_encode_settings_is_refused_and_a_rerun_adds_nothing() {
     run(&seeding_args(&server, &schema, &out, "127.0.0.2", &csv)).expect_code(0);
     assert_eq!(fleet_clips(&schema).len(), rows.len());
     assert_eq!(requests_by_id(&server), requests);
-    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema).into_values().next().unwrap(), out)].into());
+    assert_done_once(&schema, &rows, &[(maker, out)].into());
 }
 
 #[test]
@@ -402,8 +406,11 @@ exec yt-dlp \"$@\"",
     run(&first).expect_code(2);
 
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let a =
+    let mut a =
         Running::download(&worker_args(&server, &schema, &out_a, "127.0.0.2", &["--region", "AA", "--ytdlp", ytdlp]));
+    // Both regions are known to the fleet before either worker meets a block that could fail a clip.
+    let pid = a.pid();
+    a.wait_for(Duration::from_secs(120), "the AA worker to join", || workers_by_pid(&schema).contains_key(&pid));
     let b =
         Running::download(&worker_args(&server, &schema, &out_b, "127.0.0.3", &["--region", "BB", "--ytdlp", ytdlp]));
     let (pid_a, pid_b) = (a.pid(), b.pid());
@@ -549,13 +556,13 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
     let schema = pg::Schema::create(&url, "nat");
     // One ban, long enough to start a second worker inside it; a cool-off longer than the ban, so that the
     // domain's first probe comes after it.
-    let ban_secs = 10.0;
+    let ban_secs = 15.0;
     let server = server(throttled(30, ban_secs));
     let tmp = tempfile::tempdir().unwrap();
     let rows: Vec<Row> = real_rows(0, 400).into_iter().filter(|r| r.end <= 40.0).skip(3).take(6).collect();
     let csv = tmp.path().join("rows.csv");
     write_csv(&csv, &rows);
-    let shared = ["--cooldown", "12s", "--throttle-domain", "nat1"];
+    let shared = ["--cooldown", "18s", "--throttle-domain", "nat1"];
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
     let mut a_args = worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared);
     a_args.extend(os(["--annotations"]));

@@ -62,7 +62,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     };
     let out = OutDir::open(&cfg.out).or_usage()?;
     let mut journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
-    let added = journal.sync_plan(&plan.jobs)?;
+    // A fleet worker's journal holds the clips it claims, added one by one: the plan is the fleet's.
+    let added = if db.is_some() { 0 } else { journal.sync_plan(&plan.jobs)? };
     tracing::info!(added, "journal synced");
     let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(), &ytdlp_version, &ffmpeg_version)?;
 
