@@ -216,6 +216,28 @@ fn a_ban_opens_the_domain_once_and_one_worker_in_the_fleet_wins_the_probe() {
 }
 
 #[test]
+fn workers_of_one_domain_share_one_pace() {
+    let Some(url) = pg::url() else { return };
+    let fleet = std::sync::Arc::new(Fleet::seed(&url, "pace", 0));
+    // Eight workers reserve start slots 10 s apart at once: each gets its own, 0, 10, ..., 70 s from now.
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let fleet = fleet.clone();
+            std::thread::spawn(move || fleet.run("pace", &["'f'", "'nat1'", "10"])[0].parse::<f64>().unwrap())
+        })
+        .collect();
+    let mut waits: Vec<f64> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+    waits.sort_by(f64::total_cmp);
+    // Each reservation's wait is measured from its own now(), which moves by the statements' run time.
+    for (i, w) in waits.iter().enumerate() {
+        let want = 10.0 * i as f64;
+        assert!((w - want).abs() < 5.0 && *w <= want + 0.01, "slot {i}: wait {w} s, want about {want} s: {waits:?}");
+    }
+    // Another domain keeps its own pace.
+    assert_eq!(fleet.run("pace", &["'f'", "'slow'", "10"])[0].parse::<f64>().unwrap().max(0.0), 0.0);
+}
+
+#[test]
 fn a_broken_worker_gives_back_its_leases_and_merge_reads_who_made_each_clip() {
     let Some(url) = pg::url() else { return };
     let fleet = Fleet::seed(&url, "release", 3);

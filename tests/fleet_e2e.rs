@@ -439,6 +439,39 @@ exec yt-dlp \"$@\"",
     }
 }
 
+#[test]
+fn workers_of_one_domain_start_clips_at_the_domain_pace() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "pace");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(80, 6);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    // 20 clips a minute for the whole domain: a start every 3 s however many workers share it.
+    let shared = ["--rate", "20/m", "--throttle-domain", "nat1"];
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a_args = worker_args(&server, &schema, &out_a, "127.0.0.5", &shared);
+    a_args.extend(os(["--annotations"]));
+    a_args.push(csv.clone().into());
+    let a = Running::download(&a_args);
+    let b = Running::download(&worker_args(&server, &schema, &out_b, "127.0.0.5", &shared));
+    let (pid_a, pid_b) = (a.pid(), b.pid());
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = [(ids[&pid_a].clone(), out_a), (ids[&pid_b].clone(), out_b)].into();
+    assert_done_once(&schema, &rows, &outs);
+    // Four free slots at once (two workers, -j 2) would start four clips together; the shared pace spreads
+    // the six starts over at least five intervals (less a little for yt-dlp's own start-up, which varies).
+    let mut starts: Vec<u64> = server.stats().log.iter().filter(|e| e.path == "/watch").map(|e| e.time_ms).collect();
+    starts.sort_unstable();
+    assert_eq!(starts.len(), rows.len(), "one start per clip");
+    let span = starts[starts.len() - 1] - starts[0];
+    assert!(span >= 5 * 3000 - 2500, "six starts within {span} ms: {starts:?}");
+}
+
 /// A TCP relay between workers and the test PostgreSQL that the test can cut (every connection closed, new
 /// ones refused) and restore: the network failing under a worker, without touching the server other tests
 /// share.

@@ -247,6 +247,7 @@ mod tests {
             "domain_state",
             "status_clips",
             "done_bytes",
+            "pace",
             "status_workers",
             "status_domains",
         ] {

@@ -190,6 +190,12 @@ impl Db {
         Ok(!self.query("probe", &[&self.fleet, &domain, &worker, &Interval(stale)]).await?.is_empty())
     }
 
+    /// Reserves the domain's next start slot, `every` after the last one; returns the seconds to wait for it.
+    pub async fn reserve_slot(&self, domain: &str, every: Duration) -> anyhow::Result<f64> {
+        let rows = self.query("pace", &[&self.fleet, &domain, &every.as_secs_f64()]).await?;
+        Ok(rows.first().map_or(0.0, |r| r.get::<_, f64>(0)))
+    }
+
     /// The probe succeeded: the prober closes the breaker.
     pub async fn close_domain(&self, domain: &str, worker: &str) -> anyhow::Result<bool> {
         Ok(!self.query("breaker_close", &[&self.fleet, &domain, &worker]).await?.is_empty())

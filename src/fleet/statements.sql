@@ -180,3 +180,10 @@ SELECT w.worker_id, w.host, w.pid, w.region, w.domain,
 SELECT domain, breaker, extract(epoch FROM open_until - now())::float8, extract(epoch FROM cooloff)::float8,
        probe_worker
   FROM domain WHERE fleet = $1 ORDER BY domain;
+
+-- name: pace
+-- $1 fleet, $2 domain, $3 seconds between two clips of the domain: reserves the domain's next start slot
+-- (one row, so the whole domain shares one pace) and returns the seconds to wait for it
+UPDATE domain SET next_slot_at = greatest(next_slot_at, now()) + make_interval(secs => $3::float8)
+ WHERE fleet = $1 AND domain = $2
+RETURNING extract(epoch FROM next_slot_at - now())::float8 - $3::float8;

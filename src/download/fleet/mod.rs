@@ -60,6 +60,10 @@ pub(super) struct Worker<'a> {
     held: HashMap<String, i64>,
     cooldown: Duration,
     max_wait: Duration,
+    /// The shared domain's time between two clip starts (`--rate` with `--throttle-domain`).
+    pace: Option<Duration>,
+    /// The domain start slot this worker reserved and waits for.
+    slot_at: Option<Instant>,
     /// Reports for the fleet made while its database was away, oldest first.
     outbox: std::collections::VecDeque<Report>,
     /// Set while the database is away: no claims, outcomes wait in the outbox.
@@ -83,6 +87,12 @@ impl<'a> Worker<'a> {
         let domain_name = opts.domain.clone().unwrap_or_else(|| format!("{host}:{}", egress_names(cfg)));
         db.register_worker(&id, &host, &opts.region, &domain_name).await?;
         let domain = opts.domain.clone();
+        // A shared domain is paced as one (`--rate` for the whole domain, one row), not per worker.
+        let mut policy = cfg.throttle.clone();
+        let domain_pace = match &domain {
+            Some(_) => policy.rate_per_hour.take().map(|r| Duration::from_secs_f64(3600.0 / r)),
+            None => None,
+        };
         if let Some(d) = &domain {
             db.add_domain(d, cfg.throttle.cooldown, cfg.throttle.cooldown_cap).await?;
         }
@@ -102,7 +112,9 @@ impl<'a> Worker<'a> {
             url_template: cfg.url_template.clone(),
             stop,
             halt: tokio::sync::watch::channel(false).0,
-            governor: Governor::new(cfg.egresses.clone(), cfg.throttle.clone()),
+            governor: Governor::new(cfg.egresses.clone(), policy),
+            pace: domain_pace,
+            slot_at: None,
             summary: Summary::default(),
             held: HashMap::new(),
             cooldown: cfg.throttle.cooldown,
@@ -198,6 +210,10 @@ impl<'a> Worker<'a> {
                         break;
                     }
                 };
+                if let Some(until) = self.paced(reporter).await? {
+                    wake = min_instant(wake, Some(until));
+                    break;
+                }
                 let claimed = self.db.claim(&self.id, 1, self.opts.lease, &self.opts.region).await;
                 let Some(mut claimed) = self.online(claimed, reporter)? else { break };
                 let Some(claimed) = claimed.pop() else {
@@ -264,6 +280,26 @@ impl<'a> Worker<'a> {
             self.held.remove(&key);
         }
         Ok(())
+    }
+
+    /// The shared domain's pace: `Some(when)` to wait for this worker's reserved start slot, `None` to start.
+    async fn paced(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<Option<Instant>> {
+        let (Some(every), Some(domain)) = (self.pace, self.domain.clone()) else { return Ok(None) };
+        if let Some(at) = self.slot_at {
+            if Instant::now() < at {
+                return Ok(Some(at));
+            }
+            self.slot_at = None;
+            return Ok(None);
+        }
+        let wait = self.db.reserve_slot(&domain, every).await;
+        let Some(wait) = self.online(wait, reporter)? else { return Ok(Some(Instant::now() + IDLE_POLL)) };
+        if wait <= 0.01 {
+            return Ok(None);
+        }
+        let at = Instant::now() + Duration::from_secs_f64(wait.min(3600.0));
+        self.slot_at = Some(at);
+        Ok(Some(at))
     }
 
     /// Whether the shared throttle domain lets this worker start a clip now.
