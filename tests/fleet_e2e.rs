@@ -305,6 +305,34 @@ fn a_sigkilled_worker_clips_are_finished_by_the_others() {
 }
 
 #[test]
+fn ctrl_c_gives_a_workers_clips_back_at_once() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "int");
+    let rows = real_rows(90, 4);
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 100_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let mut worker = Running::download(&seeding_args(&server, &schema, &tmp.path().join("w"), "127.0.0.2", &csv));
+    let leased = format!("SELECT count(*) FROM {}.clip WHERE state = 'leased'", schema.name);
+    worker.wait_for(Duration::from_secs(300), "clips leased and their media fetched", || {
+        psql_while_starting(&url, &leased).parse::<u32>().unwrap_or(0) > 0
+            && server.stats().log.iter().any(|e| e.path.starts_with("/v/"))
+    });
+    worker.signal(libc::SIGINT);
+    worker.wait(WORKER_LIMIT).expect_code(130);
+    // Given back at once, not after the 5 minute lease; nothing charged.
+    assert_eq!(pg::psql(&url, &leased), "0");
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.attempts, clip.lease_expiries), (0, 0), "{clip:?}");
+        assert!(clip.state == "pending" || clip.state == "done", "{clip:?}");
+    }
+    let status = fleet_status(&schema);
+    assert_eq!(status["workers"][0]["stop_reason"].as_str(), Some("exit 130"), "{status:#}");
+}
+
+#[test]
 fn a_worker_with_other_encode_settings_is_refused_and_a_rerun_adds_nothing() {
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "pin");
