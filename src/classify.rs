@@ -268,6 +268,10 @@ const RULES: &[Rule] = &[
             "failed to establish a new connection",
             "remote end closed connection",
             "broken pipe",
+            "failed to resolve",
+            "unable to connect to proxy",
+            "sslerror",
+            "unexpected tls packet",
         ],
     ),
     // yt-dlp's retry wrapper appends this to whatever failed; the cause, if known, matched above.
@@ -328,6 +332,30 @@ pub fn http_status(status: u16) -> Category {
         s if s >= 500 => Category::ServerError,
         _ => Category::Other,
     }
+}
+
+/// Words that say the egress reached nothing at all (no name, no connection, no proxy, no TLS
+/// session), not that a transfer broke: resets, short content and read time-outs are left out, since
+/// a source that cuts one video says those while the others download.
+const UNREACHABLE: &[&str] = &[
+    "failed to resolve",
+    "temporary failure in name resolution",
+    "name or service not known",
+    "connection refused",
+    "failed to establish a new connection",
+    "unable to connect to proxy",
+    "network is unreachable",
+    "no route to host",
+    "connect timeout",
+    "sslerror",
+    "unexpected tls packet",
+];
+
+/// True when a `network` failure says the egress could not reach the source at all (see
+/// [`UNREACHABLE`]): the signal an outage is made of, as opposed to one clip's broken transfer.
+pub fn unreachable(stderr: &str) -> bool {
+    let text = normalise(stderr);
+    UNREACHABLE.iter().any(|n| text.contains(n))
 }
 
 /// True when yt-dlp refused a section download because the format's protocol cannot be cut by ffmpeg:
@@ -464,6 +492,40 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{} misclassified:\n{}", wrong.len(), wrong.join("\n"));
+    }
+
+    #[test]
+    fn unreachable_is_said_by_connection_failures_not_by_broken_transfers() {
+        // (line of the case table's text it must match or not): the captured outage rows say it; a reset,
+        // a short transfer, a read time-out and a bare `ffmpeg exited` do not.
+        let mut wrong = Vec::new();
+        for case in cases().into_iter().filter(|c| c.category == Category::Network) {
+            let text = case.stderr.to_lowercase();
+            let transfer = ["reset by peer", "content too short", "read timed out", "connection timed out"]
+                .iter()
+                .any(|n| text.contains(n))
+                || !text.contains("connect")
+                    && !text.contains("resolve")
+                    && !text.contains("tls")
+                    && !text.contains("ssl");
+            if unreachable(&case.stderr) == transfer {
+                wrong.push(format!("line {}: unreachable={}: {:?}", case.line, !transfer, case.stderr));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        for text in [
+            "Failed to resolve 'nosuchhost.invalid' ([Errno -2] Name or service not known)",
+            "('Unable to connect to proxy', NewConnectionError(...))",
+            "[tcp @ 0x5] Connection to tcp://127.0.0.1:9 failed: Connection refused",
+            "[tls @ 0x5] An unexpected TLS packet was received.",
+        ] {
+            assert!(unreachable(text), "{text}");
+        }
+        for text in
+            ["Connection reset by peer", "Read timed out. (read timeout=3.0)", "ERROR: ffmpeg exited with code 1"]
+        {
+            assert!(!unreachable(text), "{text}");
+        }
     }
 
     #[test]
