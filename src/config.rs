@@ -76,6 +76,8 @@ pub struct Config {
     pub command_line: String,
     /// `--db`: this run is one worker of a fleet that shares its clips through PostgreSQL.
     pub fleet: Option<FleetOptions>,
+    /// `--shard`: this run takes only the clips of this share of the videos.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A worker's place in a fleet (`--db`, `--fleet`, `--db-schema`, `--lease`, `--throttle-domain`, `--region`).

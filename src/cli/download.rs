@@ -24,6 +24,10 @@ impl DownloadArgs {
         let (throttle, max_wait) = self.throttle()?;
         let mirror = self.mirror()?;
         let fleet = self.fleet()?;
+        let shard = self.shard(&|name| std::env::var(name).ok())?;
+        if shard.is_some() && fleet.is_some() {
+            bail!("--shard and --db exclude each other: a fleet shares its clips through the database");
+        }
         let a = self;
         Ok(Config {
             source: a.source.into(),
@@ -56,7 +60,24 @@ impl DownloadArgs {
             quiet: a.quiet,
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
             fleet,
+            shard,
         })
+    }
+
+    /// `--shard` (with `--shards` for `auto`), resolved against the environment `get` reads.
+    fn shard(&self, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Option<crate::shard::Shard>> {
+        use crate::shard::ShardArg;
+        match self.shard {
+            None if self.shards.is_some() => bail!("--shards N goes with --shard auto"),
+            None => Ok(None),
+            Some(ShardArg::Fixed(s)) => {
+                if let Some(n) = self.shards.filter(|&n| n != s.count) {
+                    bail!("--shards {n} disagrees with --shard {s}");
+                }
+                Ok(Some(s))
+            }
+            Some(ShardArg::Auto) => crate::shard::from_env(get, self.shards).map(Some).map_err(|e| anyhow::anyhow!(e)),
+        }
     }
 
     /// A dataset name (its archive fetched and cached) and/or annotation files.

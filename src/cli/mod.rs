@@ -235,6 +235,15 @@ pub struct DownloadArgs {
     /// No progress bar, no summary; errors only.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Take one stable share of the planned clips (all clips of a video together): `i/N` with i from 0 to
+    /// N-1, or `auto` from a Slurm job array (SLURM_ARRAY_TASK_*) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with --shards N). The journal pins the shard.
+    #[arg(long, value_name = "i/N|auto", value_parser = crate::shard::parse_arg, help_heading = "Static shards")]
+    pub shard: Option<crate::shard::ShardArg>,
+    /// How many shards `--shard auto` splits into where the scheduler does not say (Kubernetes: the Job's
+    /// completions).
+    #[arg(long, value_name = "N", help_heading = "Static shards")]
+    pub shards: Option<u64>,
     #[command(flatten)]
     pub fleet: FleetArgs,
 }

@@ -12,6 +12,7 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     let counts = journal.counts()?;
     let last = journal.last_run()?;
     let egresses = egress_report(&journal)?;
+    let shard = journal.shard()?;
     let mut out = std::io::stdout().lock();
     if json {
         let mut v = serde_json::to_value(&counts)?;
@@ -21,10 +22,14 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
             });
         }
         v["egresses"] = serde_json::to_value(&egresses)?;
+        v["shard"] = serde_json::to_value(&shard)?;
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(exit_codes::SUCCESS);
     }
     writeln!(out, "{}", out_dir.display())?;
+    if let Some(s) = &shard {
+        writeln!(out, "  shard     {s:>8}")?;
+    }
     writeln!(out, "  clips     {:>8}", counts.total)?;
     writeln!(out, "  done      {:>8}", counts.done)?;
     for (source, n) in &counts.by_source {

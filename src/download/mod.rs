@@ -42,7 +42,11 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         Input::Files(files) if files.is_empty() && cfg.fleet.is_some() => vec![],
         _ => read_rows(&cfg).await.or_usage()?,
     };
-    let plan = crate::plan::build(&rows, cfg.class_dirs);
+    let mut plan = crate::plan::build(&rows, cfg.class_dirs);
+    if let Some(shard) = cfg.shard {
+        // After planning, by video: the share is the same for any row order or file split.
+        plan.jobs.retain(|j| shard.owns(&j.key.youtube_id));
+    }
     tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
 
     let ytdlp = YtDlp {
@@ -62,6 +66,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     };
     let out = OutDir::open(&cfg.out).or_usage()?;
     let mut journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
+    journal.pin_shard(cfg.shard.map(|s| s.to_string()).as_deref()).or_usage()?;
     // A fleet worker's journal holds the clips it claims, added one by one: the plan is the fleet's.
     let added = if db.is_some() { 0 } else { journal.sync_plan(&plan.jobs)? };
     tracing::info!(added, "journal synced");

@@ -157,6 +157,46 @@ impl Journal {
         Self::open(&path)
     }
 
+    /// Pins the folder's static shard (`i/N`, or `None` for all clips) on the first run that plans into it,
+    /// and refuses another one later: a folder with shard 0/3's clips must not take shard 1/3's, nor all.
+    pub fn pin_shard(&mut self, shard: Option<&str>) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        let pinned: Option<String> =
+            tx.query_row("SELECT value FROM meta WHERE key = 'shard'", [], |r| r.get(0)).optional()?;
+        let fresh: bool =
+            tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM clips) AND NOT EXISTS (SELECT 1 FROM runs)", [], |r| {
+                r.get(0)
+            })?;
+        let want = shard.unwrap_or("all");
+        let pinned = match pinned {
+            Some(p) => p,
+            None if fresh => {
+                tx.execute("INSERT INTO meta (key, value) VALUES ('shard', ?1)", [want])?;
+                tx.commit()?;
+                return Ok(());
+            }
+            // A folder from before shards existed holds all clips.
+            None => "all".to_string(),
+        };
+        if pinned != want {
+            let said = |s: &str| if s == "all" { "all clips (no --shard)".to_string() } else { format!("shard {s}") };
+            anyhow::bail!(
+                "this folder holds {} but this run asks for {}; use another --out for another shard \
+                 (kinetics-dl merge joins shard folders)",
+                said(&pinned),
+                said(want)
+            );
+        }
+        Ok(())
+    }
+
+    /// The folder's static shard (`i/N`), if it was made with `--shard`.
+    pub fn shard(&self) -> anyhow::Result<Option<String>> {
+        let v: Option<String> =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'shard'", [], |r| r.get(0)).optional()?;
+        Ok(v.filter(|v| v != "all"))
+    }
+
     /// Adds new jobs and refreshes the label, split and path of clips not done yet. Returns how many were new.
     pub fn sync_plan(&mut self, jobs: &[Job]) -> anyhow::Result<usize> {
         let tx = self.conn.transaction()?;

@@ -74,6 +74,11 @@ const MIGRATIONS: &[&str] = &[
         cooloff_s  REAL,
         wasted     INTEGER NOT NULL DEFAULT 0
     );",
+    // 3: facts about the folder as a whole (`shard`: the static shard its clips belong to).
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
