@@ -78,6 +78,9 @@ pub struct Context {
     pub egresses: usize,
     /// Egresses through which this clip was already geo-blocked.
     pub blocked_on: usize,
+    /// The failure said the egress reached nothing (`classify::unreachable`) and the clip has not yet
+    /// been given back for that more often than an outage takes to be recognised.
+    pub unreachable: bool,
 }
 
 /// Decides what happens to a clip whose attempt failed in `category`; `rng_unit` in `[0, 1]` spreads the
@@ -85,6 +88,10 @@ pub struct Context {
 pub fn verdict(category: Category, cx: &Context, policy: &RetryPolicy, rng_unit: f64) -> Verdict {
     let disposition = category.disposition();
     if disposition == Disposition::Throttle && cx.breaker {
+        return Verdict::GiveBack;
+    }
+    // An outage is about the egress too: the clip waits for the network, its attempts untouched.
+    if category == Category::Network && cx.unreachable && cx.breaker {
         return Verdict::GiveBack;
     }
     if category == Category::GeoBlocked && cx.egresses > cx.blocked_on + 1 {
@@ -181,7 +188,8 @@ mod tests {
     }
 
     /// One egress, breakers on, no cookies, a first attempt: the common case the table varies.
-    const FIRST: Context = Context { tries: 0, have_cookies: false, breaker: true, egresses: 1, blocked_on: 0 };
+    const FIRST: Context =
+        Context { tries: 0, have_cookies: false, breaker: true, egresses: 1, blocked_on: 0, unreachable: false };
 
     #[test]
     fn verdicts_follow_categories_tries_and_the_run() {
@@ -218,6 +226,13 @@ mod tests {
             (RateLimited, Context { breaker: false, ..FIRST }, retry(30)),
             (BotCheck, Context { breaker: false, tries: 3, ..FIRST }, retry(240)),
             (RateLimited, Context { breaker: false, tries: 4, ..FIRST }, fail(false)),
+            // The egress reached nothing: given back like a throttle; without breakers, or once the clip has
+            // been given back as often as an outage takes to show, an ordinary network failure.
+            (Network, Context { unreachable: true, ..FIRST }, Verdict::GiveBack),
+            (Network, Context { unreachable: true, tries: 4, ..FIRST }, Verdict::GiveBack),
+            (Network, Context { unreachable: true, breaker: false, ..FIRST }, retry(30)),
+            (Network, Context { unreachable: true, breaker: false, tries: 4, ..FIRST }, fail(false)),
+            (Other, Context { unreachable: true, ..FIRST }, retry(30)),
             // Geo-blocked: rerouted while an egress that has not refused it is left, then failed.
             (GeoBlocked, FIRST, fail(true)),
             (GeoBlocked, Context { egresses: 2, ..FIRST }, Verdict::Reroute),

@@ -49,6 +49,8 @@ pub struct Summary {
     pub cooling: Duration,
     /// When every egress was cooling for longer than `--max-wait`: when a rerun will find one open.
     pub resume_after: Option<String>,
+    /// The run ended on `--max-wait` with every egress down (an outage), not throttled.
+    pub network_down: bool,
     /// The broken-environment message that stopped the run.
     pub environment: Option<String>,
     pub interrupted: bool,
@@ -147,7 +149,11 @@ impl fmt::Display for Summary {
             )?;
         }
         if let Some(at) = &self.resume_after {
-            writeln!(f, "every egress is cooling down past --max-wait: rerun after {at}")?;
+            if self.network_down {
+                writeln!(f, "the network is down (no egress reaches the source) past --max-wait: rerun after {at}")?;
+            } else {
+                writeln!(f, "every egress is cooling down past --max-wait: rerun after {at}")?;
+            }
         }
         match self.exit_code {
             exit_codes::INCOMPLETE => writeln!(f, "some clips remain: rerun the same command to resume")?,

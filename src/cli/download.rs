@@ -192,6 +192,9 @@ impl DownloadArgs {
             cooldown_cap: duration("--cooldown-max", &self.cooldown_max)?.max(cooldown),
             rate_per_hour: parse_rate(self.rate.as_deref(), &self.url_template)?,
             jitter: 0.25,
+            down_after: self.down_after.max(1),
+            down_cooloff: duration("--down-cooloff", &self.down_cooloff)?,
+            down_cooloff_cap: duration("--down-cooloff", &self.down_cooloff)?.max(std::time::Duration::from_secs(300)),
         };
         Ok((policy, duration("--max-wait", &self.max_wait)?))
     }

@@ -211,6 +211,13 @@ pub struct DownloadArgs {
     /// The longest cool-off.
     #[arg(long, value_name = "DURATION", default_value = "24h")]
     pub cooldown_max: String,
+    /// An egress that reaches nothing (DNS, refused, no route, proxy, TLS) on this many clips in a row is
+    /// down: its clips wait, uncharged, for a probe to get through.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub down_after: u32,
+    /// First cool-off of a down egress; doubles after each failed probe, up to 5m (or this, if longer).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub down_cooloff: String,
     /// When every egress is cooling for longer than this, end the run (exit 3) and say when to rerun.
     #[arg(long, value_name = "DURATION", default_value = "12h")]
     pub max_wait: String,

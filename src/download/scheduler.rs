@@ -2,7 +2,7 @@
 //! journal, schedules retries, and handles Ctrl-C. Workers never touch the journal or the screen.
 
 use super::clip::{Engine, Outcome, Task};
-use crate::classify::{Category, Disposition};
+use crate::classify::{self, Category, Disposition};
 use crate::config::Config;
 use crate::config::Source;
 use crate::governor::{Finish, Governor, Opened, Pick};
@@ -26,6 +26,9 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 use tokio::task::JoinSet;
 
+/// The throttle-event category of an outage: the egress reached nothing (see `classify::unreachable`).
+const EGRESS_DOWN: &str = "egress_down";
+
 pub struct Scheduler<'a> {
     journal: &'a mut Journal,
     engine: Arc<Engine>,
@@ -43,6 +46,9 @@ pub struct Scheduler<'a> {
     delayed: Vec<(Instant, Work)>,
     /// Attempts made in this run, per clip: each run gets a fresh budget for passing failures.
     tries: HashMap<i64, u32>,
+    /// Per clip, how often it was given back for reaching nothing while its egress stayed up: past
+    /// `--down-after` the clip's own failure counts (a source host only it uses may be the one down).
+    down_givebacks: HashMap<i64, u32>,
     summary: Summary,
     governor: Governor,
     max_wait: Duration,
@@ -67,6 +73,8 @@ struct FailedAttempt<'f> {
     lane: usize,
     /// The breaker this failure opened, if any.
     opened: Option<Opened>,
+    /// The egress reached nothing (an outage signal, `egress_down`).
+    unreachable: bool,
 }
 
 impl Work {
@@ -159,6 +167,7 @@ impl<'a> Scheduler<'a> {
             queue,
             delayed: Vec::new(),
             tries: HashMap::new(),
+            down_givebacks: HashMap::new(),
             summary,
             governor,
             max_wait: cfg.max_wait,
@@ -268,6 +277,7 @@ impl<'a> Scheduler<'a> {
         }
         let at = std::time::SystemTime::now() + wait;
         self.summary.resume_after = Some(humantime::format_rfc3339_seconds(at).to_string());
+        self.summary.network_down = self.governor.network_down();
         Ok(true)
     }
 
@@ -330,25 +340,34 @@ impl<'a> Scheduler<'a> {
         };
         let category = failure.category;
         self.summary.bytes_fetched += bytes_fetched;
+        let down_after = self.governor.policy.down_after;
+        let unreachable = category == Category::Network
+            && classify::unreachable(&failure.stderr_tail)
+            && self.down_givebacks.get(&clip_id).copied().unwrap_or(0) < down_after;
         let finish = match category.disposition() {
             Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
             Disposition::Environment => Finish::Unknown,
+            _ if unreachable => Finish::Unreachable,
             _ => Finish::Served,
         };
         let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        if unreachable && opened.is_none() && !probe && self.governor.lanes[lane].breaker.down.is_none() {
+            *self.down_givebacks.entry(clip_id).or_default() += 1;
+        }
         let context = retry::Context {
             tries: self.tries.get(&clip_id).copied().unwrap_or(0),
             have_cookies: self.have_cookies,
             breaker: self.governor.breaker_on(),
             egresses: self.governor.egress_count(),
             blocked_on: work.blocked_on.len(),
+            unreachable,
         };
         let verdict = retry::verdict(category, &context, &self.policy, fastrand::f64());
         attempt.category = Some(category.as_str());
         attempt.message = Some(&failure.message);
         attempt.bytes_fetched = bytes_fetched;
         attempt.download_s = download_s;
-        let failed = FailedAttempt { failure: &failure, bytes_fetched, throttled_requests, lane, opened };
+        let failed = FailedAttempt { failure: &failure, bytes_fetched, throttled_requests, lane, opened, unreachable };
         self.apply(verdict, work, failed, attempt, reporter)
     }
 
@@ -361,7 +380,7 @@ impl<'a> Scheduler<'a> {
         mut attempt: Attempt<'_>,
         reporter: &mut dyn Reporter,
     ) -> anyhow::Result<()> {
-        let FailedAttempt { failure, bytes_fetched, throttled_requests, lane, opened } = failed;
+        let FailedAttempt { failure, bytes_fetched, throttled_requests, lane, opened, unreachable } = failed;
         let category = failure.category;
         let egress = attempt.egress;
         let throttle = category.disposition() == Disposition::Throttle;
@@ -372,10 +391,11 @@ impl<'a> Scheduler<'a> {
         let (state, next) = match verdict {
             Verdict::GiveBack => {
                 // A signal about the egress, not the video: back to pending, attempts untouched.
+                let signal = if unreachable { EGRESS_DOWN } else { category.as_str() };
                 self.journal.record_throttle(
                     self.run_id,
                     egress,
-                    category.as_str(),
+                    signal,
                     opened.as_ref().map(|o| o.cooloff),
                     throttled_requests,
                 )?;
@@ -384,7 +404,7 @@ impl<'a> Scheduler<'a> {
                     reporter.note(&format!(
                         "{}: {} — cooling down for {}",
                         o.egress,
-                        category.as_str(),
+                        signal,
                         retry::format_duration(o.cooloff)
                     ));
                     self.save_breakers()?;

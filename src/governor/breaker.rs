@@ -34,11 +34,13 @@ pub struct Breaker {
     jitter: f64,
     /// When the current ban began (first signal), for the time spent cooling.
     pub ban_began: Option<Instant>,
+    /// While open for an outage (`egress_down`, see [`Breaker::down`]): the outage's current cool-off.
+    pub down: Option<Duration>,
 }
 
 impl Breaker {
     pub fn new(base: Duration, cap: Duration, jitter: f64) -> Breaker {
-        Breaker { state: State::Closed, cooloff: base, base, cap: cap.max(base), jitter, ban_began: None }
+        Breaker { state: State::Closed, cooloff: base, base, cap: cap.max(base), jitter, ban_began: None, down: None }
     }
 
     /// A breaker restored from the journal: still open until `until`, with the cool-off it had reached.
@@ -70,6 +72,7 @@ impl Breaker {
         self.state = State::Closed;
         self.cooloff = self.base;
         self.ban_began = None;
+        self.down = None;
     }
 
     /// A job that was not a throttle signal and not a success (a video failure): a probe that ends like this
@@ -106,6 +109,23 @@ impl Breaker {
                 Some(wait)
             }
         }
+    }
+
+    /// An outage: the egress reached nothing on several jobs in a row. Opens as [`Breaker::signal`] does,
+    /// with the outage's own cool-off: `base` at first, doubled by each probe that finds the egress still
+    /// down, up to `cap`. `None` when the breaker was already open and this job was not its probe.
+    pub fn down(&mut self, now: Instant, probe: bool, base: Duration, cap: Duration) -> Option<Duration> {
+        if !probe && self.state != State::Closed {
+            return None;
+        }
+        let wait = match (self.down, probe) {
+            (Some(last), true) => (last * 2).min(cap.max(base)),
+            _ => base,
+        };
+        self.down = Some(wait);
+        self.state = State::Open { until: now + wait };
+        self.ban_began.get_or_insert(now);
+        Some(wait)
     }
 
     pub fn open_until(&self) -> Option<Instant> {
@@ -184,6 +204,27 @@ mod tests {
         b.started(true);
         b.finished_other(true);
         assert_eq!(b.admit(t0), Admit::Yes);
+    }
+
+    #[test]
+    fn an_outage_opens_with_its_own_cooloff_doubling_per_failed_probe_and_a_success_closes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(1800 * S, 86400 * S, 0.25);
+        assert_eq!(b.down(t0, false, 15 * S, 60 * S), Some(15 * S));
+        // Jobs already running that fail the same way start nothing more.
+        assert_eq!(b.down(t0 + S, false, 15 * S, 60 * S), None);
+        let mut waits = vec![];
+        for _ in 0..4 {
+            let at = b.open_until().unwrap();
+            assert_eq!(b.admit(at), Admit::Probe);
+            b.started(true);
+            waits.push(b.down(at, true, 15 * S, 60 * S).unwrap());
+        }
+        assert_eq!(waits, vec![30 * S, 60 * S, 60 * S, 60 * S]);
+        b.started(true);
+        b.succeeded();
+        assert_eq!((b.admit(t0), b.down), (Admit::Yes, None));
+        assert_eq!(b.cooloff, 1800 * S, "the ban's cool-off is untouched");
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub struct Policy {
     /// Clips an hour per egress, or `None`.
     pub rate_per_hour: Option<f64>,
     pub jitter: f64,
+    /// `--down-after`: this many jobs in a row through one egress that reach nothing open its breaker as
+    /// `egress_down`.
+    pub down_after: u32,
+    /// `--down-cooloff`: an outage's first cool-off; it doubles per failed probe up to `down_cooloff_cap`.
+    pub down_cooloff: Duration,
+    pub down_cooloff_cap: Duration,
 }
 
 /// One egress and what the governor knows of it.
@@ -44,6 +50,8 @@ pub struct Lane {
     pub ceiling: Option<usize>,
     /// Successes since `limit` last grew past `ceiling`.
     grown: usize,
+    /// Jobs in a row, since the last one the server served, that reached nothing.
+    pub down_streak: u32,
 }
 
 /// Where the next clip goes, or how long until one can go.
@@ -67,6 +75,8 @@ pub enum Finish {
     /// A throttle signal; `requests` of the job were answered with one (429, bot check): sent into a ban.
     /// `retry_after`: how long the server said to stay away, if it did.
     Throttled { requests: u64, retry_after: Option<Duration> },
+    /// The egress reached nothing (no name, refused, no route, no proxy, no TLS: `classify::unreachable`).
+    Unreachable,
     /// Neither (interrupted, environment).
     Unknown,
 }
@@ -121,6 +131,7 @@ impl Governor {
                 limit: None,
                 ceiling: None,
                 grown: 0,
+                down_streak: 0,
             })
             .collect();
         Governor { lanes, policy }
@@ -199,6 +210,7 @@ impl Governor {
         lane.running = lane.running.saturating_sub(1);
         match finish {
             Finish::Served => {
+                lane.down_streak = 0;
                 // Only the probe speaks for a ban: a job that started before the ban and got through says
                 // nothing about now.
                 if probe {
@@ -218,6 +230,17 @@ impl Governor {
                     lane.breaker.state = breaker::State::Open { until: now };
                 }
                 None
+            }
+            Finish::Unreachable => {
+                lane.down_streak += 1;
+                // A probe that reaches nothing proves the outage goes on; otherwise it takes
+                // `down_after` jobs in a row, so that one clip's bad luck does not stop the egress.
+                if !self.policy.breaker || (!probe && lane.down_streak < self.policy.down_after.max(1)) {
+                    return None;
+                }
+                let (base, cap) = (self.policy.down_cooloff, self.policy.down_cooloff_cap);
+                let cooloff = lane.breaker.down(now, probe, base, cap)?;
+                Some(Opened { egress: lane.egress.name.clone(), cooloff })
             }
             Finish::Throttled { requests, retry_after } => {
                 lane.throttled += 1;
@@ -251,7 +274,13 @@ impl Governor {
         earliest
     }
 
+    /// Every egress is open for an outage: the network is down, not the source throttling.
+    pub fn network_down(&self) -> bool {
+        self.policy.breaker && self.lanes.iter().all(|l| l.breaker.down.is_some())
+    }
+
     /// "127.0.0.2 resumes in 3m 10s; 127.0.0.3 probing" for the progress line; None when all are healthy.
+    /// When every egress reached nothing: "network down: 127.0.0.2 next probe in 15s".
     pub fn status_line(&self, now: Instant) -> Option<String> {
         let parts: Vec<String> = self
             .lanes
@@ -260,13 +289,15 @@ impl Governor {
                 breaker::State::Closed => None,
                 breaker::State::Probing => Some(format!("{} probing", l.egress.name)),
                 breaker::State::Open { until } => Some(format!(
-                    "{} resumes in {}",
+                    "{} {} {}",
                     l.egress.name,
+                    if l.breaker.down.is_some() { "down, next probe in" } else { "resumes in" },
                     crate::retry::format_duration(until.saturating_duration_since(now))
                 )),
             })
             .collect();
-        (!parts.is_empty()).then(|| format!("throttled: {}", parts.join("; ")))
+        let what = if self.network_down() { "network down" } else { "throttled" };
+        (!parts.is_empty()).then(|| format!("{what}: {}", parts.join("; ")))
     }
 
     /// Breakers are on (not `--no-breaker`).

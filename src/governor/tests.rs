@@ -9,7 +9,16 @@ fn gov(n: usize, breaker: bool, rate: Option<f64>) -> Governor {
         (0..n).map(|i| Egress { name: format!("127.0.0.{}", i + 2), route: Route::Default, cookies: None }).collect();
     Governor::new(
         egresses,
-        Policy { breaker, cooldown: 10 * S, cooldown_cap: 100 * S, rate_per_hour: rate, jitter: 0.0 },
+        Policy {
+            breaker,
+            cooldown: 10 * S,
+            cooldown_cap: 100 * S,
+            rate_per_hour: rate,
+            jitter: 0.0,
+            down_after: 3,
+            down_cooloff: 15 * S,
+            down_cooloff_cap: 300 * S,
+        },
     )
 }
 
@@ -151,4 +160,46 @@ fn each_ban_halves_the_jobs_the_egress_ramps_back_to() {
         assert_eq!(g.lanes[0].limit, Some(2));
         now += S;
     }
+}
+
+#[test]
+fn an_egress_that_reaches_nothing_k_times_in_a_row_is_down_and_the_other_takes_the_work() {
+    let mut g = gov(2, true, None);
+    let t0 = Instant::now();
+    // Two failures, a success between: no outage (one clip's bad luck).
+    assert!(g.finished(0, false, Finish::Unreachable, t0).is_none());
+    assert!(g.finished(0, false, Finish::Unreachable, t0).is_none());
+    assert!(g.finished(0, false, Finish::Served, t0).is_none());
+    assert!(g.finished(0, false, Finish::Unreachable, t0).is_none());
+    assert!(g.finished(0, false, Finish::Unreachable, t0).is_none());
+    let opened = g.finished(0, false, Finish::Unreachable, t0 + S).expect("the third in a row opens");
+    assert_eq!((opened.egress.as_str(), opened.cooloff), ("127.0.0.2", 15 * S));
+    assert!(!g.network_down(), "the other egress still works");
+    for _ in 0..3 {
+        assert_eq!(g.pick(t0 + 2 * S), Pick::Lane { index: 1, probe: false });
+        g.started(1, false, t0 + 2 * S);
+    }
+    assert_eq!(g.status_line(t0 + 6 * S).unwrap(), "throttled: 127.0.0.2 down, next probe in 10s");
+}
+
+#[test]
+fn with_every_egress_down_the_line_says_the_network_is_down_and_a_probe_resumes() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        g.finished(0, false, Finish::Unreachable, t0);
+    }
+    assert!(g.network_down());
+    assert_eq!(g.all_cooling_until(t0), Some(t0 + 15 * S));
+    assert_eq!(g.status_line(t0 + 5 * S).unwrap(), "network down: 127.0.0.2 down, next probe in 10s");
+    // The probe still reaches nothing: 30 s; the next one gets through and the egress takes work again.
+    assert_eq!(g.pick(t0 + 15 * S), Pick::Lane { index: 0, probe: true });
+    g.started(0, true, t0 + 15 * S);
+    assert_eq!(g.finished(0, true, Finish::Unreachable, t0 + 16 * S).map(|o| o.cooloff), Some(30 * S));
+    assert_eq!(g.pick(t0 + 46 * S), Pick::Lane { index: 0, probe: true });
+    g.started(0, true, t0 + 46 * S);
+    g.finished(0, true, Finish::Served, t0 + 47 * S);
+    assert!(!g.network_down());
+    assert_eq!(g.pick(t0 + 47 * S), Pick::Lane { index: 0, probe: false });
+    assert!(g.status_line(t0 + 47 * S).is_none());
 }

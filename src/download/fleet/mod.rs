@@ -415,6 +415,7 @@ impl<'a> Worker<'a> {
             breaker: self.governor.breaker_on(),
             egresses: self.governor.egress_count(),
             blocked_on: 0,
+            unreachable: false,
         };
         let verdict = retry::verdict(category, &context, &self.policy, fastrand::f64());
         attempt.category = Some(category.as_str());
