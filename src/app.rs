@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Manifest(args) => commands::manifest::run(&args.into()),
         Command::Diff(args) => Ok(commands::manifest::run_diff(&args.into())),
         Command::Verify(args) => commands::verify::run(&args.into()),
+        Command::Merge(args) => commands::merge::run(&args.into()),
         Command::Doctor(args) => {
             let opts = crate::doctor::DoctorOptions {
                 yt_dlp: args.ytdlp,

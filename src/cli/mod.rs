@@ -44,6 +44,40 @@ pub enum Command {
     Diff(DiffArgs),
     /// Re-check every done clip on disk; broken ones go back to pending for the next download.
     Verify(VerifyArgs),
+    /// Build one output folder from shard or worker folders: clips (sha256 checked), journal, logs.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The folder to build (new or empty); built beside it and renamed into place.
+    #[arg(long, value_name = "FINAL")]
+    pub out: PathBuf,
+    /// The shard or worker output folders.
+    #[arg(value_name = "SOURCES", required = true)]
+    pub sources: Vec<PathBuf>,
+    /// How clips reach FINAL: hard links (a copy across filesystems), copies, or moved out of the sources.
+    #[arg(long, value_enum, default_value = "hardlink")]
+    pub mode: MergeMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MergeMode {
+    Hardlink,
+    Copy,
+    Move,
+}
+
+impl From<MergeArgs> for crate::commands::merge::MergeOptions {
+    fn from(a: MergeArgs) -> Self {
+        use crate::commands::merge::Mode;
+        let mode = match a.mode {
+            MergeMode::Hardlink => Mode::Hardlink,
+            MergeMode::Copy => Mode::Copy,
+            MergeMode::Move => Mode::Move,
+        };
+        Self { out: a.out, sources: a.sources, mode }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

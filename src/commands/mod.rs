@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod download;
 pub mod export;
 pub mod manifest;
+pub mod merge;
 pub mod report;
 pub mod status;
 pub mod verify;

@@ -3,6 +3,7 @@
 //! One writer (the run's event loop) owns the connection. WAL mode keeps readers (`status`) from blocking
 //! it, and every state change is its own transaction, so a SIGKILL loses at most the change in flight.
 
+mod merge;
 pub mod read;
 mod schema;
 
