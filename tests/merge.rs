@@ -111,6 +111,14 @@ fn three_shards_merge_into_the_single_machine_folder_and_a_corrupt_clip_is_caugh
     assert_eq!(diff(&second, &single).code, Some(1), "the merged folder lacks one clip");
     assert!(!tmp.path().join(".second.merging").exists(), "no temp folder is left");
 
+    // The same clips done in two sources: the copy whose file verifies wins even from the later source.
+    let both = tmp.path().join("both");
+    let o = merge(&both, &[bad.as_path(), single.as_path()], &[]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("sha256") && o.stderr.contains("0 broken"), "{}", o.stderr);
+    let d = diff(&both, &single);
+    assert_eq!(d.code, Some(0), "the verifying copy was kept: {}", d.stdout);
+
     // --mode move: the verified clips leave the sources once the merged folder is in place; the corrupt one
     // stays where it was.
     let third = tmp.path().join("third");
