@@ -1,7 +1,8 @@
 //! CSV annotations (every DeepMind release and same-shape datasets), RFC 4180, driven by the header.
 //!
 //! Accepted headers, in any order, case-insensitive:
-//! - label: `label`, or HACS's `classname` (then a `label` column, HACS's ±1 flag, is ignored)
+//! - label: `label`, or HACS's `classname` (then a `label` column is HACS Clips' flag: `1` marks a positive
+//!   clip and is kept, `-1` a sampled negative and is skipped; any other value is an error)
 //! - youtube_id: `youtube_id`, `ytid` (AudioSet, VGGSound), `video_id`
 //! - time_start: `time_start`, `start`, `start_seconds`; time_end: `time_end`, `end`, `end_seconds`
 //! - split: `split`, `subset` (HACS)
@@ -24,13 +25,15 @@ enum Column {
     Start,
     End,
     Split,
+    /// HACS Clips' ±1 `label` column.
+    Flag,
     Ignored,
 }
 
 impl Column {
     fn from_header(name: &str, hacs: bool) -> Option<Column> {
         Some(match name {
-            "label" if hacs => Column::Ignored,
+            "label" if hacs => Column::Flag,
             "label" | "classname" => Column::Label,
             "youtube_id" | "ytid" | "video_id" => Column::Id,
             "time_start" | "start" | "start_seconds" => Column::Start,
@@ -48,6 +51,7 @@ impl Column {
             Column::Start => "time_start",
             Column::End => "time_end",
             Column::Split => "split",
+            Column::Flag => "label",
             Column::Ignored => "ignored",
         }
     }
@@ -61,6 +65,7 @@ struct Layout {
     start: usize,
     end: usize,
     split: Option<usize>,
+    flag: Option<usize>,
     names: Vec<String>,
 }
 
@@ -72,7 +77,7 @@ impl Layout {
             names.push(name.to_owned());
         }
         let hacs = names.iter().any(|n| n.eq_ignore_ascii_case("classname"));
-        let mut slots: [Option<usize>; 5] = [None; 5];
+        let mut slots: [Option<usize>; 6] = [None; 6];
         for (i, name) in names.iter().enumerate() {
             let column = Column::from_header(&name.to_ascii_lowercase(), hacs).ok_or_else(|| {
                 let shown = if name.is_empty() { "(empty)" } else { name };
@@ -115,13 +120,19 @@ impl Layout {
             end: required(Column::End)?,
             label: slots[Column::Label as usize],
             split: slots[Column::Split as usize],
+            flag: slots[Column::Flag as usize],
             names,
         })
     }
 
-    /// Validates one record; values borrow from it.
-    fn check<'r>(&self, rec: &'r ByteRecord, line: u64) -> Result<Checked<'r>, (Problem, usize)> {
+    /// Validates one record; values borrow from it. `None` for a HACS negative (flag `-1`), validated
+    /// like any row but not kept.
+    fn check<'r>(&self, rec: &'r ByteRecord, line: u64) -> Result<Option<Checked<'r>>, (Problem, usize)> {
         let text = |col: usize| utf8(rec[col].trim_ascii()).map_err(|p| (p, col));
+        let positive = match self.flag {
+            Some(col) => check_flag(text(col)?).map_err(|p| (p, col))?,
+            None => true,
+        };
         let id = text(self.id)?;
         check_id(id).map_err(|p| (p, self.id))?;
         let start = parse_time(text(self.start)?).map_err(|p| (p, self.start))?;
@@ -141,14 +152,24 @@ impl Layout {
         if let (Some(split), Some(col)) = (split, self.split) {
             check_split(split).map_err(|p| (p, col))?;
         }
-        Ok(Checked {
+        Ok(positive.then_some(Checked {
             label: label.map(Cow::Borrowed),
             youtube_id: Cow::Borrowed(id),
             time_start: start,
             time_end: end,
             split: split.map(Cow::Borrowed),
             line,
-        })
+        }))
+    }
+}
+
+/// HACS Clips' flag: `1` (positive) is true, `-1` (negative) false, also written as floats.
+fn check_flag(value: &str) -> Result<bool, Problem> {
+    match value {
+        "1" | "1.0" => Ok(true),
+        "-1" | "-1.0" => Ok(false),
+        "" => Err(Problem::new(ErrorKind::MissingField, "empty HACS label flag; expected 1 or -1")),
+        other => Err(Problem::new(ErrorKind::BadFlag, format!("HACS label flag {other:?} is neither 1 nor -1"))),
     }
 }
 
@@ -285,8 +306,9 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
                 format!("expected {width} fields as in the header, found {}", rec.len()),
             ));
         }
-        let checked = layout.check(&rec, line).map_err(|(p, col)| p.at(path, line, &layout.names[col]))?;
-        out.offer(checked);
+        if let Some(checked) = layout.check(&rec, line).map_err(|(p, col)| p.at(path, line, &layout.names[col]))? {
+            out.offer(checked);
+        }
     }
     Ok(())
 }

@@ -33,6 +33,8 @@ pub enum ErrorKind {
     BadLabel,
     /// A split value with a control character.
     BadSplit,
+    /// A HACS Clips `label` flag other than `1` or `-1`.
+    BadFlag,
     /// Bytes that are not UTF-8.
     BadEncoding,
     /// JSON that is not the DeepMind shape or not JSON at all.

@@ -56,9 +56,13 @@ fn every_variant() {
             &[(Some("yoga"), "abc", 1.0, 2.0, None, 2)],
         ),
         (
-            "HACS clips: classname is the label, label is a flag",
-            b"classname,youtube_id,subset,start,end,label\nApplying sunscreen,--0edUL8zmA,training,92.0,94.0,1\n",
-            &[(Some("Applying sunscreen"), "--0edUL8zmA", 92.0, 94.0, Some("training"), 2)],
+            "HACS clips: classname is the label, label is a flag, negatives (-1) skipped",
+            b"classname,youtube_id,subset,start,end,label\nApplying sunscreen,--0edUL8zmA,training,92.0,94.0,1\n\
+              Applying sunscreen,--0edUL8zmA,training,38.0,40.0,-1\nArchery,-0Bzp9ubvMM,validation,6.5,8.5,1.0\n",
+            &[
+                (Some("Applying sunscreen"), "--0edUL8zmA", 92.0, 94.0, Some("training"), 2),
+                (Some("Archery"), "-0Bzp9ubvMM", 6.5, 8.5, Some("validation"), 4),
+            ],
         ),
         (
             "empty label and split mean none",
