@@ -33,6 +33,8 @@ pub struct Summary {
     pub download_s: f64,
     pub encode_s: f64,
     pub whole_video_fallbacks: u64,
+    /// Requests the relay sent to the media server for this run's done clips.
+    pub media_requests: u64,
     /// Clips taken from the CVDF mirror in this run, and what the mirror phase saw.
     pub from_mirror: u64,
     pub mirror_bad: u64,
@@ -67,6 +69,7 @@ impl Summary {
     pub fn add_done(&mut self, d: &Done) {
         self.done += 1;
         self.bytes_fetched += d.bytes_fetched;
+        self.media_requests += d.media_requests;
         self.bytes_kept += d.size_bytes;
         self.download_s += d.download_s;
         self.encode_s += d.encode_s;
@@ -118,6 +121,14 @@ impl fmt::Display for Summary {
             self.bytes_kept.checked_div(self.done).map_or("-".into(), |b| format!("{} a clip", human_bytes(b))),
             self.whole_video_fallbacks
         )?;
+        if self.media_requests > 0 {
+            writeln!(
+                f,
+                "  media requests {} ({:.1} a clip fetched through the relay)",
+                self.media_requests,
+                self.media_requests as f64 / (self.done - self.whole_video_fallbacks).max(1) as f64
+            )?;
+        }
         let minutes = self.elapsed.as_secs_f64() / 60.0;
         writeln!(
             f,

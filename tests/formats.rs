@@ -60,14 +60,25 @@ fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
         let total =
             log[logged..].iter().filter(|e| rows.iter().any(|r| e.id.as_deref() == Some(r.id.as_str()))).count();
         assert!(total <= mean_requests * rows.len(), "{name}: {total} requests for {} clips", rows.len());
+        let logged_before = logged;
         logged = log.len();
         let stats = read_csv(&out.join("stats.csv"));
         assert_eq!(stats.rows.len(), rows.len(), "{name}");
+        let status = run(&[OsString::from("status"), "--json".into(), "--out".into(), out.clone().into()]);
+        let status: serde_json::Value = serde_json::from_str(&status.expect_code(0).stdout).expect("status JSON");
+        let recorded: u64 = stats.rows.iter().map(|r| r["media_requests"].parse::<u64>().unwrap()).sum();
+        assert_eq!(status["media_requests"], recorded, "{name}: status --json sums stats.csv");
         for row in &rows {
             assert_clip(&out, row);
             let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");
             assert_eq!(line["format_id"], format_id, "{name}: {}", row.id);
             assert_eq!(line["whole_video"], "0", "{name}: {}", row.id);
+            // The recorded count is the source's own count of media requests (not the watch page or manifest).
+            let media = log[logged_before..]
+                .iter()
+                .filter(|e| e.id.as_deref() == Some(row.id.as_str()) && e.path != "/watch" && !e.path.ends_with(".mpd"))
+                .count();
+            assert_eq!(line["media_requests"], media.to_string(), "{name}: {}", row.id);
             // Every id serves the same synthetic video, so the window's packets are the same for all.
             let end = row.end.min(VIDEO_SECS);
             let window = if name == "dash" {

@@ -49,6 +49,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         crate::units::human_bytes(counts.bytes_fetched),
         counts.whole_video_fallbacks
     )?;
+    if counts.media_requests > 0 {
+        writeln!(out, "  media requests {} for the done clips", counts.media_requests)?;
+    }
     for e in &egresses {
         let state = match &e.open_until {
             Some(t) => format!("cooling down until {t}"),

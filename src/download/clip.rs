@@ -139,6 +139,7 @@ impl Engine {
         }
         Outcome::Done(Done {
             bytes_fetched: bytes,
+            media_requests: fetched.requests,
             size_bytes,
             duration_s: probe.duration.unwrap_or(0.0),
             download_s,
@@ -182,7 +183,14 @@ impl Engine {
                     return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes, throttled));
                 }
                 (Ok(w), None) if !unsupported => {
-                    return Ok(Fetched { path, bytes, source_duration: w.source_duration, whole_video: false });
+                    let requests = regs.iter().map(Registration::upstream_requests).sum();
+                    return Ok(Fetched {
+                        path,
+                        bytes,
+                        requests,
+                        source_duration: w.source_duration,
+                        whole_video: false,
+                    });
                 }
                 (Err(f), None) if !unsupported => return Err((f, bytes, throttled)),
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
@@ -191,7 +199,7 @@ impl Engine {
         let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0, (0, None)))?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
-        Ok(Fetched { path, bytes, source_duration: duration, whole_video: true })
+        Ok(Fetched { path, bytes, requests: 0, source_duration: duration, whole_video: true })
     }
 
     /// A clip counts only if it has a video stream, the right duration, and decodes to the end.
@@ -240,6 +248,8 @@ pub fn expected_duration(start: f64, end: f64, source_duration: Option<f64>) -> 
 struct Fetched {
     path: PathBuf,
     bytes: u64,
+    /// Requests the relay sent upstream (0 for a whole video: yt-dlp fetches it itself, uncounted).
+    requests: u64,
     source_duration: Option<f64>,
     whole_video: bool,
 }

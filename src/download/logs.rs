@@ -25,6 +25,7 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
         "format_id",
         "source",
         "path",
+        "media_requests",
     ])?;
     for r in journal.stats_rows()? {
         stats.write_record([
@@ -42,6 +43,7 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
             r.format_id,
             r.source,
             r.rel_path,
+            r.media_requests.to_string(),
         ])?;
     }
     write_atomic(&out.join(STATS), &stats.into_inner()?)?;

@@ -63,6 +63,8 @@ pub struct ClipRecord {
 #[derive(Debug, Clone, Default)]
 pub struct Done {
     pub bytes_fetched: u64,
+    /// Requests the relay sent to the media server (not counting yt-dlp's own: the watch page, the manifest).
+    pub media_requests: u64,
     pub size_bytes: u64,
     pub duration_s: f64,
     pub download_s: f64,
@@ -114,6 +116,8 @@ pub struct Counts {
     pub bytes_fetched: u64,
     pub bytes_on_disk: u64,
     pub whole_video_fallbacks: u64,
+    /// Requests the relay sent to the media server for the done clips.
+    pub media_requests: u64,
     /// Done clips by where they came from: `youtube`, `mirror`, `adopted`.
     pub by_source: BTreeMap<String, u64>,
 }
@@ -281,7 +285,8 @@ impl Journal {
         self.conn.execute(
             "UPDATE clips SET state = 'done', category = NULL, message = NULL, stderr_tail = NULL,
                attempts = attempts + 1, next_attempt_ms = NULL, bytes_fetched = ?1, size_bytes = ?2, duration_s = ?3,
-               download_s = ?4, encode_s = ?5, whole_video = ?6, format_id = ?7, source = ?8, updated_ms = ?9
+               download_s = ?4, encode_s = ?5, whole_video = ?6, format_id = ?7, source = ?8, updated_ms = ?9,
+               media_requests = ?11
              WHERE id = ?10",
             params![
                 d.bytes_fetched as i64,
@@ -293,7 +298,8 @@ impl Journal {
                 d.format_id,
                 d.source,
                 now_ms(),
-                clip_id
+                clip_id,
+                d.media_requests as i64
             ],
         )?;
         Ok(())
@@ -369,7 +375,8 @@ impl Journal {
         }
         let mut stmt = self.conn.prepare(
             "SELECT state, COALESCE(category, 'other'), COUNT(*), COALESCE(SUM(bytes_fetched), 0),
-                    COALESCE(SUM(CASE WHEN state = 'done' THEN size_bytes ELSE 0 END), 0), SUM(whole_video)
+                    COALESCE(SUM(CASE WHEN state = 'done' THEN size_bytes ELSE 0 END), 0), SUM(whole_video),
+                    COALESCE(SUM(media_requests), 0)
              FROM clips GROUP BY state, category",
         )?;
         let mut rows = stmt.query([])?;
@@ -381,6 +388,7 @@ impl Journal {
             c.bytes_fetched += r.get::<_, i64>(3)? as u64;
             c.bytes_on_disk += r.get::<_, i64>(4)? as u64;
             c.whole_video_fallbacks += r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64;
+            c.media_requests += r.get::<_, i64>(6)?.max(0) as u64;
             match State::parse(&state) {
                 State::Done => c.done += n as u64,
                 State::Pending => c.pending += n as u64,
@@ -481,7 +489,8 @@ impl Journal {
     pub fn stats_rows(&self) -> anyhow::Result<Vec<StatsRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, download_s, encode_s,
-                    bytes_fetched, size_bytes, duration_s, whole_video, COALESCE(format_id, ''), COALESCE(source, ''), rel_path
+                    bytes_fetched, size_bytes, duration_s, whole_video, COALESCE(format_id, ''), COALESCE(source, ''), rel_path,
+                    COALESCE(media_requests, 0)
              FROM clips WHERE state = 'done' ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -500,6 +509,7 @@ impl Journal {
                 format_id: r.get(11)?,
                 source: r.get(12)?,
                 rel_path: r.get(13)?,
+                media_requests: r.get(14)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -545,6 +555,7 @@ pub struct StatsRow {
     pub format_id: String,
     pub source: String,
     pub rel_path: String,
+    pub media_requests: i64,
 }
 
 /// A failed clip, as `failed.csv` lists it.

@@ -79,6 +79,8 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 4: requests per clip: those the relay sent to the media server for the clip's last, successful attempt.
+    "ALTER TABLE clips ADD COLUMN media_requests INTEGER;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
