@@ -68,6 +68,9 @@ fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
         let status: serde_json::Value = serde_json::from_str(&status.expect_code(0).stdout).expect("status JSON");
         let recorded: u64 = stats.rows.iter().map(|r| r["media_requests"].parse::<u64>().unwrap()).sum();
         assert_eq!(status["media_requests"], recorded, "{name}: status --json sums stats.csv");
+        let report = run(&[OsString::from("report"), "--json".into(), "--out".into(), out.clone().into()]);
+        let report: serde_json::Value = serde_json::from_str(&report.expect_code(0).stdout).expect("report JSON");
+        assert_eq!(report["bytes"]["media_requests_for_done"], recorded, "{name}: report --json sums stats.csv");
         for row in &rows {
             assert_clip(&out, row);
             let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");

@@ -132,6 +132,8 @@ pub struct ClipRow {
     pub format_id: Option<String>,
     pub source: Option<String>,
     pub sha256: Option<String>,
+    /// Requests the relay sent to the media server for the done clip (journal version 4 on).
+    pub media_requests: Option<i64>,
 }
 
 impl ClipRow {
@@ -168,6 +170,7 @@ impl ClipRow {
             message: r.get("message")?,
             attempts: r.get("attempts")?,
             bytes_fetched: r.get("bytes_fetched")?,
+            media_requests: r.get("media_requests")?,
             size_bytes: r.get("size_bytes")?,
             duration_s: r.get("duration_s")?,
             download_s: r.get("download_s")?,

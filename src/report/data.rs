@@ -113,6 +113,8 @@ pub struct Bytes {
     pub kept: u64,
     pub average_clip: u64,
     pub whole_video_fallbacks: u64,
+    /// Requests the relay sent to the media server for the done clips (yt-dlp's own not counted).
+    pub media_requests_for_done: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -278,6 +280,7 @@ fn bytes(clips: &[ClipRow], done: &[&ClipRow]) -> Bytes {
         kept,
         average_clip: if done.is_empty() { 0 } else { kept / done.len() as u64 },
         whole_video_fallbacks: done.iter().filter(|c| c.whole_video).count() as u64,
+        media_requests_for_done: sum(&mut done.iter().map(|c| c.media_requests)),
     }
 }
 
