@@ -207,30 +207,44 @@ impl Journal {
         let tx = self.conn.transaction()?;
         let mut added = 0;
         {
+            // One statement per new row (no existence probe first); a known row is rewritten only when a
+            // field it may still take differs, so a rerun of the same plan writes no page.
             let mut insert = tx.prepare(
                 "INSERT INTO clips (youtube_id, start_ms, end_ms, label, split, rel_path, rows, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (youtube_id, start_ms, end_ms) DO UPDATE SET
-                   label = excluded.label, split = excluded.split, rel_path = excluded.rel_path, rows = excluded.rows
-                 WHERE clips.state != 'done'",
+                 ON CONFLICT (youtube_id, start_ms, end_ms) DO NOTHING",
             )?;
-            let mut exists =
-                tx.prepare("SELECT 1 FROM clips WHERE youtube_id = ?1 AND start_ms = ?2 AND end_ms = ?3")?;
+            let mut update = tx.prepare(
+                "UPDATE clips SET label = ?4, split = ?5, rel_path = ?6, rows = ?7
+                 WHERE youtube_id = ?1 AND start_ms = ?2 AND end_ms = ?3 AND state != 'done'
+                   AND (label IS NOT ?4 OR split IS NOT ?5 OR rel_path IS NOT ?6 OR rows IS NOT ?7)",
+            )?;
             let now = now_ms();
             for job in jobs {
                 let k = &job.key;
-                let known = exists.exists(params![k.youtube_id, k.start_ms, k.end_ms])?;
-                insert.execute(params![
+                let rel_path = job.rel_path.to_string_lossy();
+                let inserted = insert.execute(params![
                     k.youtube_id,
                     k.start_ms,
                     k.end_ms,
                     job.label,
                     job.split,
-                    job.rel_path.to_string_lossy(),
+                    rel_path,
                     job.rows,
                     now
                 ])?;
-                added += usize::from(!known);
+                if inserted == 0 {
+                    update.execute(params![
+                        k.youtube_id,
+                        k.start_ms,
+                        k.end_ms,
+                        job.label,
+                        job.split,
+                        rel_path,
+                        job.rows
+                    ])?;
+                }
+                added += inserted;
             }
         }
         tx.commit()?;

@@ -48,6 +48,22 @@ fn sync_adds_new_jobs_and_never_moves_done_clips() {
     assert_eq!(clips.len(), 3);
     assert_eq!(clips[0].rel_path, PathBuf::from("validate/x/aaaaaaaaaaa.mp4"));
     assert_eq!(clips[1].rel_path, PathBuf::from("validate/y2/bbbbbbbbbbb.mp4"));
+    // The same plan again adds nothing and changes nothing; a pending clip whose row count alone changed
+    // (a duplicate row appeared) still takes it, and the done clip still keeps its own.
+    assert_eq!(j.sync_plan(&moved).unwrap(), 0);
+    moved[0].rows = 2;
+    moved[1].rows = 3;
+    assert_eq!(j.sync_plan(&moved).unwrap(), 0);
+    let rows: Vec<i64> = j
+        .conn
+        .prepare("SELECT rows FROM clips ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [1, 3, 1]);
+    assert_eq!(j.clips().unwrap()[1].label.as_deref(), Some("y2"));
 }
 
 #[test]
