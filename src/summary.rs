@@ -44,6 +44,8 @@ pub struct Summary {
     /// Clips in the mirror's tarballs that no annotation row asked for.
     pub mirror_unmatched: u64,
     pub throttle_events: u64,
+    /// Clips given back because their egress reached nothing (`egress_down`): outages, never failures.
+    pub outage_events: u64,
     /// Requests sent through an egress after its ban had begun.
     pub wasted_requests: u64,
     /// Time egresses spent cooling, added up.
@@ -157,6 +159,13 @@ impl fmt::Display for Summary {
                 self.throttle_events,
                 self.wasted_requests,
                 crate::retry::format_duration(self.cooling)
+            )?;
+        }
+        if self.outage_events > 0 {
+            writeln!(
+                f,
+                "  egress down {} times (no egress reached the source): those clips wait, uncharged",
+                self.outage_events
             )?;
         }
         if let Some(at) = &self.resume_after {

@@ -88,6 +88,13 @@ fn no_network_at_all_ends_on_max_wait_saying_so_with_every_clip_pending_and_noth
     assert_eq!(down.iter().filter(|(_, cooloff)| cooloff.is_some()).count(), 1, "one outage opened: {down:?}");
     let status = status_json(&out);
     assert_eq!(status["failed"].as_object().map(|f| f.len()), Some(0), "{status:#}");
+    // Outages are on record as outages, not as throttling.
+    let egress = &status["egresses"][0];
+    assert_eq!(egress["outages"].as_u64(), Some(down.len() as u64), "{status:#}");
+    assert_eq!(egress["throttle_events"].as_u64(), Some(0), "{status:#}");
+    let line = format!("egress down {} times", down.len());
+    assert!(o.stderr.contains(&line), "the summary says {line:?}:\n{}", o.stderr);
+    assert!(!o.stderr.contains("throttled"), "an outage is not throttling:\n{}", o.stderr);
 }
 
 #[test]

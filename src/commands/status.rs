@@ -59,8 +59,8 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         };
         writeln!(
             out,
-            "  egress {:<22} {state}; {} throttle signals, {} requests into bans",
-            e.egress, e.throttle_events, e.wasted
+            "  egress {:<22} {state}; {} throttle signals, {} requests into bans, {} outage signals",
+            e.egress, e.throttle_events, e.wasted, e.outages
         )?;
     }
     if let Some((_, _, ytdlp, ffmpeg)) = last {
@@ -136,6 +136,8 @@ struct EgressReport {
     cooloff_s: f64,
     throttle_events: i64,
     wasted: i64,
+    /// Clips given back because the egress reached nothing (`egress_down`): outages, not throttling.
+    outages: i64,
 }
 
 fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
@@ -145,12 +147,14 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
         .egress_states()?
         .into_iter()
         .map(|(egress, until, cooloff_ms)| {
-            let (events, wasted) = counts.iter().find(|c| c.0 == egress).map(|c| (c.1, c.2)).unwrap_or((0, 0));
+            let (events, wasted, outages) =
+                counts.iter().find(|c| c.0 == egress).map(|c| (c.1, c.2, c.3)).unwrap_or((0, 0, 0));
             let open_until = until.filter(|u| *u > now).map(|u| {
                 let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u as u64);
                 humantime::format_rfc3339_seconds(t).to_string()
             });
-            EgressReport { egress, open_until, cooloff_s: cooloff_ms as f64 / 1000.0, throttle_events: events, wasted }
+            let cooloff_s = cooloff_ms as f64 / 1000.0;
+            EgressReport { egress, open_until, cooloff_s, throttle_events: events, wasted, outages }
         })
         .collect())
 }

@@ -399,7 +399,11 @@ impl<'a> Scheduler<'a> {
                     opened.as_ref().map(|o| o.cooloff),
                     throttled_requests,
                 )?;
-                self.summary.throttle_events += 1;
+                if unreachable {
+                    self.summary.outage_events += 1;
+                } else {
+                    self.summary.throttle_events += 1;
+                }
                 if let Some(o) = &opened {
                     reporter.note(&format!(
                         "{}: {} — cooling down for {}",

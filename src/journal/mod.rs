@@ -460,12 +460,13 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Throttle signals per egress: (egress, events, wasted).
-    pub fn throttle_counts(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT egress, COUNT(*), SUM(wasted) FROM throttle_events GROUP BY egress ORDER BY egress")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    /// Signals per egress: (egress, throttle signals, requests wasted in bans, outage signals).
+    pub fn throttle_counts(&self) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT egress, SUM(category <> 'egress_down'), SUM(wasted), SUM(category = 'egress_down')
+             FROM throttle_events GROUP BY egress ORDER BY egress",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
