@@ -16,7 +16,7 @@ fn failed_by_category(status: &serde_json::Value) -> BTreeMap<String, u64> {
     failed.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
 }
 
-const STATS_COLUMNS: [&str; 14] = [
+const STATS_COLUMNS: [&str; 15] = [
     "youtube_id",
     "label",
     "split",
@@ -31,6 +31,7 @@ const STATS_COLUMNS: [&str; 14] = [
     "format_id",
     "source",
     "path",
+    "media_requests",
 ];
 const FAILED_COLUMNS: [&str; 8] =
     ["youtube_id", "label", "split", "time_start", "time_end", "category", "attempts", "message"];
@@ -178,6 +179,9 @@ fn end_to_end_real_rows_and_every_behaviour() {
         } else {
             // Clip-only: a 10 s window of a 60 s video must not cost most of the video.
             assert!(fetched > 0 && fetched < video * 6 / 10, "{}: fetched {fetched} of {video} bytes", row.id);
+            // The DASH pair: at least one request per track went through the relay.
+            let requests: u64 = line["media_requests"].parse().unwrap();
+            assert!(requests >= 2, "{}: {requests} media requests", row.id);
         }
     }
 
