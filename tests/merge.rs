@@ -10,12 +10,7 @@ use common::*;
 
 /// Six real rows and a second clip of the first video.
 fn rows() -> Vec<Row> {
-    let mut rows = real_rows(0, 6);
-    let first = rows[0].clone();
-    let (start, end) =
-        if first.start >= 12.0 { (0.0, 10.0) } else { (first.end.max(40.0), first.end.max(40.0) + 10.0) };
-    rows.push(Row::new(&first.label, &first.id, start, end));
-    rows
+    real_rows_with_a_second_clip(6)
 }
 
 fn merge(out: &Path, sources: &[&Path], extra: &[&str]) -> Output {

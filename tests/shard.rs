@@ -18,12 +18,7 @@ fn shard_of(id: &str, n: u64) -> u64 {
 
 /// Six real rows, one video with a second clip (the two must land in the same shard).
 fn rows() -> Vec<Row> {
-    let mut rows = real_rows(0, 6);
-    let first = rows[0].clone();
-    let (start, end) =
-        if first.start >= 12.0 { (0.0, 10.0) } else { (first.end.max(40.0), first.end.max(40.0) + 10.0) };
-    rows.push(Row::new(&first.label, &first.id, start, end));
-    rows
+    real_rows_with_a_second_clip(6)
 }
 
 fn clip_keys(out: &Path) -> BTreeSet<(String, i64, i64)> {

@@ -62,6 +62,17 @@ pub fn real_rows(skip: usize, n: usize) -> Vec<Row> {
     rows
 }
 
+/// `real_rows(0, n)` plus a second clip of the first video, outside its first clip (the two clips of one
+/// video must stay together in a shard and in a merge).
+pub fn real_rows_with_a_second_clip(n: usize) -> Vec<Row> {
+    let mut rows = real_rows(0, n);
+    let first = rows[0].clone();
+    let (start, end) =
+        if first.start >= 12.0 { (0.0, 10.0) } else { (first.end.max(40.0), first.end.max(40.0) + 10.0) };
+    rows.push(Row::new(&first.label, &first.id, start, end));
+    rows
+}
+
 /// Seconds as annotation files write them: `4` or `17.4`.
 pub fn time_text(t: f64) -> String {
     if t.fract() == 0.0 {
