@@ -665,3 +665,128 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
         .collect();
     assert_eq!(into_ban, vec![], "requests into the ban after the domain opened (ms into the ban, path, status)");
 }
+
+/// `merge` of `sources` into `out` through the binary; `extra` last.
+fn merge(out: &Path, sources: &[&Path], extra: &[&str]) -> Output {
+    let mut args = os(["merge", "--out"]);
+    args.push(out.into());
+    args.extend(sources.iter().map(|s| OsString::from(*s)));
+    args.extend(extra.iter().map(OsString::from));
+    run(&args)
+}
+
+/// `diff A B --json` through the binary.
+fn diff(a: &Path, b: &Path) -> Output {
+    let mut args = os(["diff"]);
+    args.push(a.into());
+    args.push(b.into());
+    args.push("--json".into());
+    run(&args)
+}
+
+#[test]
+fn merging_worker_folders_with_the_fleet_as_arbiter_gives_the_single_machine_folder() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "arbiter");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(0, 4);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+
+    // Two workers make the dataset; a single-machine run of the same rows is the reference.
+    let (w1, w2) = (tmp.path().join("w1"), tmp.path().join("w2"));
+    let a = Running::download(&seeding_args(&server, &schema, &w1, "127.0.0.2", &csv));
+    let b = Running::download(&seeding_args(&server, &schema, &w2, "127.0.0.3", &csv));
+    let (a_pid, b_pid) = (a.pid(), b.pid());
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+    let single = tmp.path().join("single");
+    let mut args = download_args(&server, &single, &[&csv]);
+    args.extend(os(["--encode-jobs", "1"]));
+    run(&args).expect_code(0);
+    let record = fleet_clips(&schema);
+    assert!(record.values().all(|c| c.state == "done"), "{record:?}");
+
+    // A third folder holds another verified copy of one clip with other bytes (as a worker that lost its
+    // lease and finished anyway with another ffmpeg would leave): a copy of the single-machine folder whose
+    // first clip was remuxed, its journal updated to match, so it verifies.
+    let stale = tmp.path().join("stale");
+    let cp = std::process::Command::new("cp").arg("-a").arg(&single).arg(&stale).status().unwrap();
+    assert!(cp.success());
+    let victim = journal_clips(&stale).into_iter().find(|c| c.state == "done").unwrap();
+    let path = stale.join(&victim.rel_path);
+    let remuxed = path.with_extension("remux.mp4");
+    let ff = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&path)
+        .args(["-c", "copy", "-map", "0", "-metadata", "comment=another worker's copy"])
+        .arg(&remuxed)
+        .status()
+        .unwrap();
+    assert!(ff.success());
+    std::fs::rename(&remuxed, &path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let sha = {
+        use sha2::{Digest, Sha256};
+        format!("{:x}", Sha256::digest(&bytes))
+    };
+    assert!(record.values().all(|c| c.sha256 != sha), "the remuxed copy differs from every copy of record");
+    let conn = rusqlite::Connection::open(journal_path(&stale)).unwrap();
+    conn.execute(
+        "UPDATE clips SET sha256 = ?1, size_bytes = ?2 WHERE id = ?3",
+        rusqlite::params![sha, bytes.len() as i64, victim.id],
+    )
+    .unwrap();
+    drop(conn);
+
+    // Without the arbiter the first source named wins, and the merged folder differs from the reference.
+    let plain = tmp.path().join("plain");
+    let o = merge(&plain, &[&stale, &w1, &w2], &["--mode", "copy"]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("different bytes"), "{}", o.stderr);
+    assert_eq!(diff(&plain, &single).code, Some(1), "the stale copy won without the arbiter");
+
+    // With it, the copy the fleet recorded wins: the merged folder equals the single-machine run.
+    let db = ["--db", schema.url.as_str(), "--db-schema", schema.name.as_str(), "--fleet", "f", "--mode", "copy"];
+    let merged = tmp.path().join("merged");
+    let o = merge(&merged, &[&stale, &w1, &w2], &db);
+    o.expect_code(0);
+    let d = diff(&merged, &single);
+    assert_eq!(d.code, Some(0), "merged vs single: {}\n{}\n{}", d.stdout, d.stderr, o.stderr);
+    assert!(
+        o.stderr.contains("fleet f's record decided: 4 clips from the copy it names, 4 other copies set aside, 0"),
+        "{}",
+        o.stderr
+    );
+    for row in &rows {
+        assert_clip(&merged, row);
+    }
+    let status = status_json(&merged);
+    assert_eq!(status["done"], rows.len() as u64, "{status}");
+
+    // A worker's folder left out: the merge says how many of the fleet's clips are in no source, and whose.
+    let ids = workers_by_pid(&schema);
+    let (left_out, kept, left_out_pid) = if done_count(&w2) > 0 { (&w2, &w1, b_pid) } else { (&w1, &w2, a_pid) };
+    let partial = tmp.path().join("partial");
+    let o = merge(&partial, &[kept.as_path()], &db);
+    o.expect_code(0);
+    let missing = done_count(left_out);
+    assert!(missing > 0);
+    assert!(
+        o.stderr.contains(&format!("{missing} clips done in fleet f are in none of these folders")),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains(&ids[&left_out_pid]), "names the worker {}: {}", ids[&left_out_pid], o.stderr);
+
+    // An unknown fleet is the user's mistake: exit 2 before anything is built.
+    let o = merge(
+        &tmp.path().join("none"),
+        &[&w1],
+        &["--db", &schema.url, "--db-schema", &schema.name, "--fleet", "nosuch"],
+    );
+    o.expect_code(2);
+    assert!(o.stderr.contains("no fleet `nosuch`"), "{}", o.stderr);
+    assert!(!tmp.path().join("none").exists());
+}

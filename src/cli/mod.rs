@@ -59,6 +59,16 @@ pub struct MergeArgs {
     /// How clips reach FINAL: hard links (a copy across filesystems), copies, or moved out of the sources.
     #[arg(long, value_enum, default_value = "hardlink")]
     pub mode: MergeMode,
+    /// The fleet's database, arbiter between worker folders (with --fleet): of several copies of a clip the
+    /// one its record names wins.
+    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
+    /// The fleet whose workers made SOURCES.
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub fleet: Option<String>,
+    /// The PostgreSQL schema holding the fleet's tables.
+    #[arg(long, value_name = "NAME", default_value = "kdl")]
+    pub db_schema: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -76,7 +86,11 @@ impl From<MergeArgs> for crate::commands::merge::MergeOptions {
             MergeMode::Copy => Mode::Copy,
             MergeMode::Move => Mode::Move,
         };
-        Self { out: a.out, sources: a.sources, mode }
+        let arbiter = match (a.db, a.fleet) {
+            (Some(url), Some(fleet)) => Some(crate::commands::merge::Arbiter { url, schema: a.db_schema, fleet }),
+            _ => None,
+        };
+        Self { out: a.out, sources: a.sources, mode, arbiter }
     }
 }
 

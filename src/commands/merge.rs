@@ -5,8 +5,13 @@
 //! beats pending, and of two done copies the one whose file verifies wins. Everything is built in FINAL's
 //! temp folder (`.FINAL.merging` beside it, cleared first, so a merge killed midway reruns cleanly) and
 //! renamed into place; `--mode move` removes the sources' clip files only after that rename.
+//!
+//! With `--db URL --fleet NAME` the fleet's record is the arbiter: of several copies of a clip, the one whose
+//! sha256 the fleet recorded when its worker completed the clip (under a lease it still held) wins, and the
+//! merge says which clips the record names but no source holds, and which sources hold clips the record
+//! does not know as done.
 
-use crate::exit_codes::{self, Usage};
+use crate::exit_codes::{self, Usage, UsageExt};
 use crate::journal::read::ClipRow;
 use crate::journal::Journal;
 use crate::manifest::build::sha256_file;
@@ -31,6 +36,26 @@ pub struct MergeOptions {
     pub out: PathBuf,
     pub sources: Vec<PathBuf>,
     pub mode: Mode,
+    /// The fleet database whose record decides between copies.
+    pub arbiter: Option<Arbiter>,
+}
+
+/// A fleet's database: `--db URL --fleet NAME [--db-schema S]`.
+#[derive(Debug, Clone)]
+pub struct Arbiter {
+    pub url: String,
+    pub schema: String,
+    pub fleet: String,
+}
+
+/// The fleet's done clips by clip key.
+fn fleet_record(a: &Arbiter) -> anyhow::Result<BTreeMap<String, crate::fleet::DoneRecord>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let records = rt.block_on(async {
+        let db = crate::fleet::Db::open_existing(&a.url, &a.schema, &a.fleet).await.or_usage()?;
+        db.done_record().await
+    })?;
+    Ok(records.into_iter().map(|r| (r.clip_key.clone(), r)).collect())
 }
 
 /// The settings that change a clip's bytes or place: sources must agree on each.
@@ -85,6 +110,10 @@ pub fn run(o: &MergeOptions) -> anyhow::Result<i32> {
         journals.push((src, journal));
     }
     check_settings(&journals)?;
+    let mut record = match &o.arbiter {
+        Some(a) => Some(fleet_record(a)?),
+        None => None,
+    };
 
     // Every candidate of every clip, done clips hashed.
     let mut by_key: BTreeMap<(String, i64, i64), Vec<Candidate>> = BTreeMap::new();
@@ -100,17 +129,29 @@ pub fn run(o: &MergeOptions) -> anyhow::Result<i32> {
     }
     let mut picks: Vec<Vec<i64>> = vec![vec![]; journals.len()];
     let mut winners = Vec::new();
+    let mut arbitration = Arbitration::default();
     for (key, mut cands) in by_key {
         for c in cands.iter().filter(|c| matches!(c.verified, Some(Err(_)))) {
             let why = c.verified.as_ref().and_then(|v| v.as_ref().err()).cloned().unwrap_or_default();
             eprintln!("{}: {why}", journals[c.source].0.join(&c.row.rel_path).display());
         }
-        // Stable: among equals the first source named wins.
-        cands.sort_by_key(|c| std::cmp::Reverse(c.rank()));
+        // The fleet's record first (its copy wins), then by rank; stable: among equals the first source named.
+        let recorded = record.as_mut().and_then(|r| r.remove(&crate::fleet::clip_key(&clip_key(&key))));
+        let is_recorded = |c: &Candidate| match (&recorded, &c.verified) {
+            (Some(r), Some(Ok(sha))) => r.sha256.as_deref() == Some(sha.as_str()),
+            _ => false,
+        };
+        cands.sort_by_key(|c| (std::cmp::Reverse(is_recorded(c)), std::cmp::Reverse(c.rank())));
         let best = cands.swap_remove(0);
+        if record.is_some() {
+            arbitrate(&key, recorded.as_ref(), &best, is_recorded(&best), &journals, &mut arbitration);
+        }
         let others: Vec<_> = cands.iter().filter(|c| c.rank() == 3).collect();
+        if record.is_some() {
+            arbitration.set_aside += others.len() as u64;
+        }
         for other in others {
-            if other.verified != best.verified {
+            if other.verified != best.verified && record.is_none() {
                 eprintln!(
                     "{} {}-{}: done in {} and {} with different bytes; both verify, kept the first",
                     key.0,
@@ -177,7 +218,82 @@ pub fn run(o: &MergeOptions) -> anyhow::Result<i32> {
         final_dir.display(),
         winners.len()
     );
+    if let (Some(a), Some(rest)) = (&o.arbiter, record) {
+        arbitration.in_no_source.extend(rest.into_values());
+        eprintln!("{}", arbitration.summary(&a.fleet));
+    }
     Ok(exit_codes::SUCCESS)
+}
+
+fn clip_key(key: &(String, i64, i64)) -> ClipKey {
+    ClipKey { youtube_id: key.0.clone(), start_ms: key.1, end_ms: key.2 }
+}
+
+/// What the fleet's record decided, for the merge's last lines.
+#[derive(Default)]
+struct Arbitration {
+    /// Clips whose copy of record was found and placed.
+    by_record: u64,
+    /// Copies other than the record's that were set aside.
+    set_aside: u64,
+    /// Done in the record; the sources hold another verified copy (kept) or none.
+    record_missing: u64,
+    /// Done and verified in a source, not done in the record (a completion that never reached it).
+    unrecorded: u64,
+    /// Done in the record, in none of the sources at all.
+    in_no_source: Vec<crate::fleet::DoneRecord>,
+}
+
+impl Arbitration {
+    fn summary(&self, fleet: &str) -> String {
+        let mut s = format!(
+            "fleet {fleet}'s record decided: {} clips from the copy it names, {} other copies set aside, {} \
+             whose recorded copy no source holds, {} done in a source but not in the record",
+            self.by_record, self.set_aside, self.record_missing, self.unrecorded
+        );
+        if !self.in_no_source.is_empty() {
+            let workers: std::collections::BTreeSet<&str> =
+                self.in_no_source.iter().map(|r| r.worker.as_str()).collect();
+            s.push_str(&format!(
+                "\n{} clips done in fleet {fleet} are in none of these folders (made by {}): is a worker's folder \
+                 missing from the command?",
+                self.in_no_source.len(),
+                workers.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        s
+    }
+}
+
+/// Notes how the record decided one clip, saying so where it could not.
+fn arbitrate(
+    key: &(String, i64, i64),
+    recorded: Option<&crate::fleet::DoneRecord>,
+    best: &Candidate,
+    best_is_recorded: bool,
+    journals: &[(PathBuf, Journal)],
+    a: &mut Arbitration,
+) {
+    let (id, start, end) = key;
+    let source = journals[best.source].0.display();
+    match recorded {
+        Some(_) if best_is_recorded => a.by_record += 1,
+        Some(r) => {
+            a.record_missing += 1;
+            let kept = if best.rank() == 3 { format!("kept {source}'s verified copy") } else { "none kept".into() };
+            eprintln!(
+                "{id} {start}-{end}: the fleet's copy of record ({} by worker {}, sha256 {}) is in no source; {kept}",
+                r.location,
+                r.worker,
+                r.sha256.as_deref().unwrap_or("unknown")
+            );
+        }
+        None if best.rank() == 3 => {
+            a.unrecorded += 1;
+            eprintln!("{id} {start}-{end}: done in {source} but not in the fleet's record (kept; it verifies)");
+        }
+        None => {}
+    }
 }
 
 /// Refuses sources whose clips were made with different settings, naming the first that differs.

@@ -6,11 +6,13 @@
 mod db;
 mod lease;
 mod pin;
+mod record;
 mod seed;
 mod status;
 
 pub use db::{is_connection_error, statement, Db, Interval, SCHEMA_VERSION};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
+pub use record::DoneRecord;
 pub use seed::{clip_key, order_key};
 pub use status::{DomainStatus, FleetStatus, WorkerStatus};
