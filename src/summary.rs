@@ -46,9 +46,14 @@ pub struct Summary {
     pub throttle_events: u64,
     /// Clips given back because their egress reached nothing (`egress_down`): outages, never failures.
     pub outage_events: u64,
+    /// Outages begun in this run: an egress's breaker opened because it reached nothing.
+    pub outages: u64,
+    /// Time egresses spent down in outages that ended in this run, added up (not in `cooling`).
+    #[serde(serialize_with = "secs")]
+    pub down_time: Duration,
     /// Requests sent through an egress after its ban had begun.
     pub wasted_requests: u64,
-    /// Time egresses spent cooling, added up.
+    /// Time egresses spent cooling off bans, added up.
     #[serde(serialize_with = "secs")]
     pub cooling: Duration,
     /// When every egress was cooling for longer than `--max-wait`: when a rerun will find one open.
@@ -161,12 +166,17 @@ impl fmt::Display for Summary {
                 crate::retry::format_duration(self.cooling)
             )?;
         }
-        if self.outage_events > 0 {
+        if self.outages > 0 {
             writeln!(
                 f,
-                "  egress down {} times (no egress reached the source): those clips wait, uncharged",
+                "  egress down {} {}, {} in all (reached nothing); {} clips given back, uncharged",
+                self.outages,
+                if self.outages == 1 { "time" } else { "times" },
+                crate::retry::format_duration(self.down_time),
                 self.outage_events
             )?;
+        } else if self.outage_events > 0 {
+            writeln!(f, "  {} clips given back, uncharged, when their egress reached nothing", self.outage_events)?;
         }
         if let Some(at) = &self.resume_after {
             if self.network_down {

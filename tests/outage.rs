@@ -88,13 +88,54 @@ fn no_network_at_all_ends_on_max_wait_saying_so_with_every_clip_pending_and_noth
     assert_eq!(down.iter().filter(|(_, cooloff)| cooloff.is_some()).count(), 1, "one outage opened: {down:?}");
     let status = status_json(&out);
     assert_eq!(status["failed"].as_object().map(|f| f.len()), Some(0), "{status:#}");
-    // Outages are on record as outages, not as throttling.
+    // Outages are on record as outages, not as throttling: one outage, still on when the run stopped, with
+    // every clip it gave back.
+    let outages = outage_rows(&out);
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0].ended_ms, None, "still down when the run stopped: {outages:?}");
+    assert_eq!(outages[0].given_back, tried.len() as i64, "{outages:?}");
     let egress = &status["egresses"][0];
-    assert_eq!(egress["outages"].as_u64(), Some(down.len() as u64), "{status:#}");
+    assert_eq!(egress["outage_signals"].as_u64(), Some(down.len() as u64), "{status:#}");
+    assert_eq!(egress["outages"].as_u64(), Some(1), "{status:#}");
+    assert!(egress["down_s"].as_f64().unwrap() > 0.0, "down until the run stopped: {status:#}");
     assert_eq!(egress["throttle_events"].as_u64(), Some(0), "{status:#}");
-    let line = format!("egress down {} times", down.len());
-    assert!(o.stderr.contains(&line), "the summary says {line:?}:\n{}", o.stderr);
+    let line = format!(" in all (reached nothing); {} clips given back, uncharged", down.len());
+    assert!(o.stderr.contains("egress down 1 time, ") && o.stderr.contains(&line), "the summary:\n{}", o.stderr);
     assert!(!o.stderr.contains("throttled"), "an outage is not throttling:\n{}", o.stderr);
+    // The report draws the outage as a band on the throughput chart, not as throttle markers.
+    let page = report_page(&out);
+    assert_eq!(page.matches(r#"<rect class="outage""#).count(), 1, "one outage band");
+    assert!(page.contains("still down when the run stopped"), "the band says so");
+    assert!(!page.contains(r#"<g class="throttle">"#), "no give-back drawn as a throttle event");
+}
+
+/// The journal's outages: (egress, started, ended, clips given back).
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Outage {
+    egress: String,
+    started_ms: i64,
+    ended_ms: Option<i64>,
+    given_back: i64,
+}
+
+fn outage_rows(out: &Path) -> Vec<Outage> {
+    let conn = open_journal(out).unwrap();
+    let mut stmt = conn.prepare("SELECT egress, started_ms, ended_ms, given_back FROM outages ORDER BY id").unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Outage { egress: r.get(0)?, started_ms: r.get(1)?, ended_ms: r.get(2)?, given_back: r.get(3)? })
+        })
+        .unwrap();
+    rows.collect::<rusqlite::Result<_>>().unwrap()
+}
+
+/// `report --out OUT`'s page.
+fn report_page(out: &Path) -> String {
+    let mut args = os(["report", "--out"]);
+    args.push(out.into());
+    run(&args).expect_code(0);
+    std::fs::read_to_string(out.join("report.html")).expect("report.html")
 }
 
 #[test]
@@ -122,6 +163,22 @@ fn a_source_down_longer_than_the_retry_schedule_then_up_finishes_every_clip_unch
     let charged: Vec<_> = tried.iter().filter(|a| a.outcome != "throttled" && a.outcome != "done").collect();
     assert!(charged.is_empty(), "no attempt charged for the outage: {charged:#?}");
     assert!(tried.iter().filter(|a| a.outcome == "throttled").count() >= 3, "{tried:#?}");
+    // One outage, from the breaker opening to the probe that got through, holding every give-back; its time
+    // is down time, not time cooling off bans.
+    let outages = outage_rows(&out);
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    let given_back = tried.iter().filter(|a| a.outcome == "throttled").count() as i64;
+    assert_eq!(outages[0].given_back, given_back, "{outages:?}");
+    let ended = outages[0].ended_ms.expect("the outage ended with a probe that got through");
+    assert!(ended - outages[0].started_ms >= 2_000, "down through two probes of 1 s and 2 s cool-off: {outages:?}");
+    assert!(o.stderr.contains("egress down 1 time, "), "{}", o.stderr);
+    assert!(!o.stderr.contains("cooled for"), "an outage is no cooling off a ban:\n{}", o.stderr);
+    let status = status_json(&out);
+    let down_s = status["egresses"][0]["down_s"].as_f64().unwrap();
+    assert!((down_s * 1000.0 - (ended - outages[0].started_ms) as f64).abs() < 1.0, "{status:#}");
+    let page = report_page(&out);
+    assert_eq!(page.matches(r#"<rect class="outage""#).count(), 1, "one outage band");
+    assert!(page.contains("<summary>Outages</summary>"));
 }
 
 #[test]
@@ -149,6 +206,10 @@ fn with_one_of_two_egresses_down_every_clip_goes_through_the_other() {
     let events = events(&out, "egress_down");
     assert!(events.iter().all(|(egress, _)| *egress == dead_proxy), "{events:?}");
     assert_eq!(events.iter().filter(|(_, cooloff)| cooloff.is_some()).count(), 1, "the proxy is down once: {events:?}");
+    let outages = outage_rows(&out);
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!((outages[0].egress.as_str(), outages[0].ended_ms), (dead_proxy.as_str(), None), "{outages:?}");
+    assert_eq!(outages[0].given_back, down.len() as i64, "{outages:?}");
 }
 
 #[test]

@@ -59,9 +59,19 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         };
         writeln!(
             out,
-            "  egress {:<22} {state}; {} throttle signals, {} requests into bans, {} outage signals",
-            e.egress, e.throttle_events, e.wasted, e.outages
+            "  egress {:<22} {state}; {} throttle signals, {} requests into bans",
+            e.egress, e.throttle_events, e.wasted
         )?;
+        if e.outages > 0 || e.outage_signals > 0 {
+            writeln!(
+                out,
+                "         {:<22} down {} times, {} in all; {} clips given back, uncharged",
+                "",
+                e.outages,
+                crate::retry::format_duration(std::time::Duration::from_secs_f64(e.down_s)),
+                e.outage_signals
+            )?;
+        }
     }
     if let Some((_, _, ytdlp, ffmpeg)) = last {
         writeln!(out, "  last run with yt-dlp {} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
@@ -137,12 +147,17 @@ struct EgressReport {
     throttle_events: i64,
     wasted: i64,
     /// Clips given back because the egress reached nothing (`egress_down`): outages, not throttling.
+    outage_signals: i64,
+    /// Outages: the egress's breaker opened because it reached nothing, until a probe got through.
     outages: i64,
+    /// Time it was down in all (an outage still on when its run stopped counts until then).
+    down_s: f64,
 }
 
 fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let now = crate::journal::now_ms();
     let counts = journal.throttle_counts()?;
+    let outage_rows = journal.outages()?;
     Ok(journal
         .egress_states()?
         .into_iter()
@@ -154,7 +169,18 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
                 humantime::format_rfc3339_seconds(t).to_string()
             });
             let cooloff_s = cooloff_ms as f64 / 1000.0;
-            EgressReport { egress, open_until, cooloff_s, throttle_events: events, wasted, outages }
+            let mine: Vec<_> = outage_rows.iter().filter(|o| o.egress == egress).collect();
+            let down_s = mine.iter().map(|o| o.down_ms(now)).sum::<i64>() as f64 / 1000.0;
+            EgressReport {
+                egress,
+                open_until,
+                cooloff_s,
+                throttle_events: events,
+                wasted,
+                outage_signals: outages,
+                outages: mine.len() as i64,
+                down_s,
+            }
         })
         .collect())
 }

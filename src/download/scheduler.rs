@@ -49,6 +49,12 @@ pub struct Scheduler<'a> {
     /// Per clip, how often it was given back for reaching nothing while its egress stayed up: past
     /// `--down-after` the clip's own failure counts (a source host only it uses may be the one down).
     down_givebacks: HashMap<i64, u32>,
+    /// Each down egress's outage in the journal (by lane), from its breaker opening to the probe that got
+    /// through.
+    outages: HashMap<usize, i64>,
+    /// Per lane, clips given back for reaching nothing before the breaker opened: they join the outage
+    /// that follows, or are forgotten when the egress serves a clip first.
+    down_unrecorded: HashMap<usize, u64>,
     summary: Summary,
     governor: Governor,
     max_wait: Duration,
@@ -168,6 +174,8 @@ impl<'a> Scheduler<'a> {
             delayed: Vec::new(),
             tries: HashMap::new(),
             down_givebacks: HashMap::new(),
+            outages: HashMap::new(),
+            down_unrecorded: HashMap::new(),
             summary,
             governor,
             max_wait: cfg.max_wait,
@@ -233,6 +241,8 @@ impl<'a> Scheduler<'a> {
         self.save_breakers()?;
         self.summary.wasted_requests = self.governor.wasted();
         self.summary.cooling = self.governor.cooled();
+        self.summary.down_time = self.governor.down_time(Instant::now());
+        self.summary.outages = self.journal.outages()?.iter().filter(|o| o.run_id == Some(self.run_id)).count() as u64;
         reporter.end();
         self.summary.interrupted = *self.stop.borrow() && self.summary.environment.is_none();
         self.summary.elapsed = started.elapsed();
@@ -291,6 +301,27 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
+    /// The governor hears how a job through `lane` ended; an outage that this opens or ends is journaled.
+    fn finished(&mut self, lane: usize, probe: bool, finish: Finish) -> anyhow::Result<Option<Opened>> {
+        let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        match (self.outages.get(&lane).copied(), self.governor.is_down(lane)) {
+            (None, true) => {
+                let id = self.journal.outage_began(self.run_id, self.governor.egress_name(lane))?;
+                self.outages.insert(lane, id);
+            }
+            (Some(id), false) => {
+                self.journal.outage_ended(id)?;
+                self.outages.remove(&lane);
+                self.down_unrecorded.remove(&lane);
+            }
+            (None, false) if finish == Finish::Served => {
+                self.down_unrecorded.remove(&lane);
+            }
+            _ => {}
+        }
+        Ok(opened)
+    }
+
     /// Records one finished attempt: the governor hears how the egress fared, a failure gets its verdict
     /// from [`retry::verdict`], and [`Scheduler::apply`] carries that out.
     fn record(
@@ -319,12 +350,12 @@ impl<'a> Scheduler<'a> {
         };
         let (failure, bytes_fetched, download_s, throttled_requests, retry_after) = match outcome {
             Outcome::Cancelled => {
-                self.governor.finished(lane, probe, Finish::Unknown, Instant::now());
+                self.finished(lane, probe, Finish::Unknown)?;
                 self.summary.pending += 1;
                 return Ok(());
             }
             Outcome::Done(done) => {
-                self.governor.finished(lane, probe, Finish::Served, Instant::now());
+                self.finished(lane, probe, Finish::Served)?;
                 self.journal.record_done(clip_id, &done)?;
                 attempt.bytes_fetched = done.bytes_fetched;
                 attempt.download_s = done.download_s;
@@ -350,7 +381,7 @@ impl<'a> Scheduler<'a> {
             _ if unreachable => Finish::Unreachable,
             _ => Finish::Served,
         };
-        let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        let opened = self.finished(lane, probe, finish)?;
         if unreachable && opened.is_none() && !probe && self.governor.lanes[lane].breaker.down.is_none() {
             *self.down_givebacks.entry(clip_id).or_default() += 1;
         }
@@ -401,6 +432,13 @@ impl<'a> Scheduler<'a> {
                 )?;
                 if unreachable {
                     self.summary.outage_events += 1;
+                    let waiting = self.down_unrecorded.remove(&lane).unwrap_or(0);
+                    match self.outages.get(&lane) {
+                        Some(&id) => self.journal.outage_gave_back(id, waiting + 1)?,
+                        None => {
+                            self.down_unrecorded.insert(lane, waiting + 1);
+                        }
+                    }
                 } else {
                     self.summary.throttle_events += 1;
                 }

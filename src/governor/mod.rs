@@ -40,8 +40,10 @@ pub struct Lane {
     pub throttled: u64,
     /// Requests answered with a throttle signal: sent into a ban (the one that revealed it included).
     pub wasted: u64,
-    /// Total time this egress spent cooling.
+    /// Total time this egress spent cooling off bans.
     pub cooled: Duration,
+    /// Total time this egress spent down (outages), apart from `cooled`.
+    pub down_time: Duration,
     /// After a ban, jobs at once through this lane ramp up from one instead of all starting together and
     /// tripping the ban again: doubling with each success up to `ceiling`, then one more for every `limit`
     /// successes (TCP's congestion control, with a ban for a lost packet). `None` is unlimited.
@@ -128,6 +130,7 @@ impl Governor {
                 throttled: 0,
                 wasted: 0,
                 cooled: Duration::ZERO,
+                down_time: Duration::ZERO,
                 limit: None,
                 ceiling: None,
                 grown: 0,
@@ -215,7 +218,13 @@ impl Governor {
                 // nothing about now.
                 if probe {
                     if let Some(began) = lane.breaker.ban_began {
-                        lane.cooled += now.saturating_duration_since(began);
+                        // An outage's time is the network's, not the source's throttling.
+                        let spent = now.saturating_duration_since(began);
+                        if lane.breaker.down.is_some() {
+                            lane.down_time += spent;
+                        } else {
+                            lane.cooled += spent;
+                        }
                     }
                     lane.breaker.succeeded();
                 }
@@ -324,8 +333,23 @@ impl Governor {
         self.lanes.iter().map(|l| l.wasted).sum()
     }
 
+    /// Time egresses spent cooling off bans, added up (outages not included).
     pub fn cooled(&self) -> Duration {
         self.lanes.iter().map(|l| l.cooled).sum()
+    }
+
+    /// Time egresses spent down in this run, added up: outages that ended, and those still on until `now`.
+    pub fn down_time(&self, now: Instant) -> Duration {
+        let ongoing = |l: &Lane| match (l.breaker.down, l.breaker.ban_began) {
+            (Some(_), Some(began)) => now.saturating_duration_since(began),
+            _ => Duration::ZERO,
+        };
+        self.lanes.iter().map(|l| l.down_time + ongoing(l)).sum()
+    }
+
+    /// The egress behind `lane` is open for an outage.
+    pub fn is_down(&self, lane: usize) -> bool {
+        self.lanes[lane].breaker.down.is_some()
     }
 }
 

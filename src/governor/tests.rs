@@ -197,9 +197,13 @@ fn with_every_egress_down_the_line_says_the_network_is_down_and_a_probe_resumes(
     g.started(0, true, t0 + 15 * S);
     assert_eq!(g.finished(0, true, Finish::Unreachable, t0 + 16 * S).map(|o| o.cooloff), Some(30 * S));
     assert_eq!(g.pick(t0 + 46 * S), Pick::Lane { index: 0, probe: true });
+    assert_eq!(g.down_time(t0 + 20 * S), 20 * S, "an outage still on counts until now");
     g.started(0, true, t0 + 46 * S);
     g.finished(0, true, Finish::Served, t0 + 47 * S);
     assert!(!g.network_down());
+    // Down from the breaker opening to the probe that got through: down time, not time cooling off bans.
+    assert_eq!(g.down_time(t0 + 100 * S), 47 * S);
+    assert_eq!(g.cooled(), Duration::ZERO);
     assert_eq!(g.pick(t0 + 47 * S), Pick::Lane { index: 0, probe: false });
     assert!(g.status_line(t0 + 47 * S).is_none());
 }

@@ -441,6 +441,32 @@ impl Journal {
         Ok(())
     }
 
+    /// An egress's outage began (its breaker opened on `egress_down`): the outage's id.
+    pub fn outage_began(&mut self, run_id: i64, egress: &str) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO outages (run_id, egress, started_ms) VALUES (?1, ?2, ?3)",
+            params![run_id, egress, now_ms()],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// `n` more clips went back to pending, uncharged, because of outage `id`.
+    pub fn outage_gave_back(&mut self, id: i64, n: u64) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE outages SET given_back = given_back + ?1 WHERE id = ?2", params![n as i64, id])?;
+        Ok(())
+    }
+
+    /// Outage `id` ended: a probe through its egress got through.
+    pub fn outage_ended(&mut self, id: i64) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE outages SET ended_ms = ?1 WHERE id = ?2", params![now_ms(), id])?;
+        Ok(())
+    }
+
+    /// Every outage, oldest first.
+    pub fn outages(&self) -> anyhow::Result<Vec<read::OutageRow>> {
+        Ok(read::outages(&self.conn)?.unwrap_or_default())
+    }
+
     /// Saves an egress's breaker: open until `open_until_ms` (unix ms), or closed (`None`).
     pub fn save_egress(&mut self, egress: &str, open_until_ms: Option<i64>, cooloff_ms: i64) -> anyhow::Result<()> {
         self.conn.execute(

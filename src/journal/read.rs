@@ -62,6 +62,11 @@ impl Reader {
         throttle_events(&self.conn)
     }
 
+    /// The outages, or `None` when this journal predates them.
+    pub fn outages(&self) -> rusqlite::Result<Option<Vec<OutageRow>>> {
+        outages(&self.conn)
+    }
+
     /// Every column of the `clips` table for the done clips, as text (NULL is empty), in plan order.
     pub fn done_clips_table(&self) -> anyhow::Result<ClipsTable> {
         use anyhow::Context;
@@ -284,6 +289,59 @@ pub(super) fn throttle_events(conn: &Connection) -> rusqlite::Result<Option<Vec<
                 Some(column) => r.get(column)?,
                 None => None,
             },
+        })
+    })?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+}
+
+/// An egress that reached nothing, from its breaker opening to the probe that got through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutageRow {
+    pub run_id: Option<i64>,
+    pub egress: String,
+    pub started_ms: i64,
+    /// `None`: still down when its run stopped.
+    pub ended_ms: Option<i64>,
+    /// Clips given back to pending, uncharged, while it lasted.
+    pub given_back: i64,
+    /// When its run ended (for an outage still on when the run stopped).
+    pub run_finished_ms: Option<i64>,
+}
+
+impl OutageRow {
+    /// When it ended, or its run did while it was still on; `None` while that run goes on.
+    pub fn until_ms(&self) -> Option<i64> {
+        self.ended_ms.or(self.run_finished_ms)
+    }
+
+    /// How long the egress was down, in ms (until `now_ms` for an outage of a run still going).
+    pub fn down_ms(&self, now_ms: i64) -> i64 {
+        (self.until_ms().unwrap_or(now_ms) - self.started_ms).max(0)
+    }
+}
+
+/// The outages, oldest first, or `None` when this journal has no `outages` table.
+pub(super) fn outages(conn: &Connection) -> rusqlite::Result<Option<Vec<OutageRow>>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outages')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT o.run_id, o.egress, o.started_ms, o.ended_ms, o.given_back, r.finished_ms
+           FROM outages o LEFT JOIN runs r ON r.id = o.run_id ORDER BY o.started_ms, o.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OutageRow {
+            run_id: r.get(0)?,
+            egress: r.get(1)?,
+            started_ms: r.get(2)?,
+            ended_ms: r.get(3)?,
+            given_back: r.get(4)?,
+            run_finished_ms: r.get(5)?,
         })
     })?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)

@@ -81,6 +81,16 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: requests per clip: those the relay sent to the media server for the clip's last, successful attempt.
     "ALTER TABLE clips ADD COLUMN media_requests INTEGER;",
+    // 5: outages: an egress that reached nothing, from its breaker opening to the probe that got through
+    // (`ended_ms` NULL: still down when the run stopped), with the clips it gave back meanwhile.
+    "CREATE TABLE outages (
+        id          INTEGER PRIMARY KEY,
+        run_id      INTEGER REFERENCES runs (id),
+        egress      TEXT    NOT NULL,
+        started_ms  INTEGER NOT NULL,
+        ended_ms    INTEGER,
+        given_back  INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -1,7 +1,7 @@
 //! The numbers behind the report page (and `report --json`), computed from the journal's rows.
 
 use super::stats::{self, Histogram, Spread};
-use crate::journal::read::{AttemptRow, ClipRow, Reader, RunRow, ThrottleEvent};
+use crate::journal::read::{AttemptRow, ClipRow, OutageRow, Reader, RunRow, ThrottleEvent};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -131,6 +131,8 @@ pub struct Throughput {
     pub buckets: Vec<Bucket>,
     /// `None` when the journal predates throttle events.
     pub throttle_events: Option<Vec<ThrottleEvent>>,
+    /// Egresses that reached nothing, from their breaker opening to the probe that got through.
+    pub outages: Vec<OutageRow>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -149,10 +151,11 @@ pub struct Projection {
 pub fn gather(out: &Path) -> anyhow::Result<ReportData> {
     let journal = Reader::open(out)?;
     let read = || -> rusqlite::Result<_> {
-        Ok((journal.clips()?, journal.attempts()?, journal.runs()?, journal.throttle_events()?))
+        Ok((journal.clips()?, journal.attempts()?, journal.runs()?, journal.throttle_events()?, journal.outages()?))
     };
-    let (clips, attempts, runs, events) = read().context("failed to read the journal")?;
+    let (clips, attempts, runs, events, outages) = read().context("failed to read the journal")?;
     let mut data = compute(&clips, &attempts, runs, events);
+    data.throughput.outages = outages.unwrap_or_default();
     data.out = out.display().to_string();
     Ok(data)
 }
@@ -288,7 +291,7 @@ fn bytes(clips: &[ClipRow], done: &[&ClipRow]) -> Bytes {
 fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Throughput {
     let times = attempts.iter().map(|a| a.finished_ms).chain(events.iter().flatten().map(|e| e.at_ms));
     let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
-        return Throughput { bucket_ms: 0, buckets: Vec::new(), throttle_events: events };
+        return Throughput { bucket_ms: 0, buckets: Vec::new(), throttle_events: events, outages: Vec::new() };
     };
     let bucket_ms = stats::time_bucket_ms(last - first, THROUGHPUT_BUCKETS);
     let origin = first.div_euclid(bucket_ms) * bucket_ms;
@@ -303,7 +306,7 @@ fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Th
             _ => b.retried += 1,
         }
     }
-    Throughput { bucket_ms, buckets, throttle_events: events }
+    Throughput { bucket_ms, buckets, throttle_events: events, outages: Vec::new() }
 }
 
 /// The observed rate over the time runs were active, and what it means for the clips left.

@@ -3,7 +3,7 @@
 
 use super::data::{ReportData, Timing};
 use super::format::{fmt_bytes, fmt_secs, legend, pct};
-use super::svg::{self, esc, fmt_num, Segment, ACCENT, ACCENT_2, DONE, FAILED};
+use super::svg::{self, esc, fmt_num, Segment, ACCENT, ACCENT_2, DONE, DOWN, FAILED};
 use std::fmt::Write as _;
 
 /// Throttle events listed in the folded table (all of them are drawn).
@@ -106,13 +106,41 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
         return;
     }
     let buckets: Vec<_> = t.buckets.iter().map(|b| (b.start_ms, b.done, b.failed)).collect();
-    let events: Vec<_> = t.throttle_events.iter().flatten().map(|e| (e.at_ms, event_text(e))).collect();
-    h.push_str(&svg::timeline(&buckets, t.bucket_ms, &events, "clips finished per time bucket with throttle events"));
-    let marker = match events.len() {
+    // Outages are drawn as the spans they were; their give-backs are not throttling.
+    let end_ms = t.buckets.last().map_or(0, |b| b.start_ms + t.bucket_ms);
+    let bands: Vec<_> =
+        t.outages.iter().map(|o| (o.started_ms, o.until_ms().unwrap_or(end_ms), outage_text(o))).collect();
+    let events: Vec<_> = t
+        .throttle_events
+        .iter()
+        .flatten()
+        .filter(|e| t.outages.is_empty() || e.category.as_deref() != Some("egress_down"))
+        .map(|e| (e.at_ms, event_text(e)))
+        .collect();
+    let label = "clips finished per time bucket with throttle events and outages";
+    h.push_str(&svg::timeline(&buckets, t.bucket_ms, &events, &bands, label));
+    let mut marker = match events.len() {
         0 => String::new(),
         n => format!(r#"<span><b style="color:{FAILED}">▼</b> throttle event ({n})</span>"#),
     };
+    if !bands.is_empty() {
+        let _ = write!(marker, r#"<span><b style="color:{DOWN}">■</b> egress down ({})</span>"#, bands.len());
+    }
     legend(h, &[(DONE, "done"), (FAILED, "failed")], &marker);
+    if !t.outages.is_empty() {
+        h.push_str(r#"<details><summary>Outages</summary><table><tr><th>from (UTC)</th><th>egress</th><th class="n">down for</th><th class="n">clips given back</th></tr>"#);
+        for o in t.outages.iter().take(EVENT_ROWS) {
+            let _ = write!(
+                h,
+                r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+                svg::fmt_utc(o.started_ms),
+                esc(&o.egress),
+                o.until_ms().map_or("still down".into(), |u| fmt_secs((u - o.started_ms).max(0) as f64 / 1000.0)),
+                o.given_back
+            );
+        }
+        h.push_str("</table></details>");
+    }
     match &t.throttle_events {
         None => h.push_str(r#"<p class="empty">This journal does not record throttle events.</p>"#),
         Some(ev) if ev.is_empty() => {
@@ -134,6 +162,11 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
         }
     }
     h.push_str("</section>");
+}
+
+fn outage_text(o: &crate::journal::read::OutageRow) -> String {
+    let still = if o.ended_ms.is_none() { " (still down when the run stopped)" } else { "" };
+    format!("{} down{still}; {} clips given back, uncharged", o.egress, o.given_back)
 }
 
 fn event_text(e: &crate::journal::read::ThrottleEvent) -> String {

@@ -11,6 +11,8 @@ pub const FAILED: &str = "#ef4444";
 pub const PENDING: &str = "#f59e0b";
 pub const ACCENT: &str = "#6366f1";
 pub const ACCENT_2: &str = "#0ea5e9";
+/// Outages: an egress down, shaded behind the bars.
+pub const DOWN: &str = "#94a3b8";
 const GRID: &str = "#e5e7eb";
 const WIDTH: f64 = 1000.0;
 
@@ -191,9 +193,15 @@ pub fn histogram(h: &Histogram, color: &str, unit: &str, label: &str) -> String 
     s
 }
 
-/// Clips finished per time bucket (done stacked under failed), with throttle events as red markers on the
-/// same time axis.
-pub fn timeline(buckets: &[(i64, u64, u64)], bucket_ms: i64, events: &[(i64, String)], label: &str) -> String {
+/// Clips finished per time bucket (done stacked under failed), with throttle events as red markers and
+/// outages (`bands`: from, until, what) as grey bands behind the bars, on the same time axis.
+pub fn timeline(
+    buckets: &[(i64, u64, u64)],
+    bucket_ms: i64,
+    events: &[(i64, String)],
+    bands: &[(i64, i64, String)],
+    label: &str,
+) -> String {
     let (left, right, top, bottom, height) = (44.0, 16.0, 22.0, 30.0, 240.0);
     let plot_w = WIDTH - left - right;
     let plot_h = height - top - bottom;
@@ -204,6 +212,17 @@ pub fn timeline(buckets: &[(i64, u64, u64)], bucket_ms: i64, events: &[(i64, Str
     let mut s = open(height, label);
     let max = y_grid(&mut s, max, left, WIDTH - right, top, plot_h);
     let bar_w = plot_w / buckets.len().max(1) as f64;
+    for (from, until, what) in bands {
+        let (x0, x1) = (x_of(*from).clamp(left, left + plot_w), x_of(*until).clamp(left, left + plot_w));
+        let _ = write!(
+            s,
+            r#"<rect class="outage" x="{x0:.1}" y="{top}" width="{:.1}" height="{plot_h:.1}" fill="{DOWN}" fill-opacity="0.3"><title>{} to {}: {}</title></rect>"#,
+            (x1 - x0).max(1.0),
+            fmt_utc_secs(*from),
+            fmt_utc_secs(*until),
+            esc(what)
+        );
+    }
     for &(start, done, failed) in buckets {
         let x = x_of(start) + bar_w * 0.1;
         let (dh, fh) = (plot_h * done as f64 / max, plot_h * failed as f64 / max);
