@@ -790,3 +790,45 @@ fn merging_worker_folders_with_the_fleet_as_arbiter_gives_the_single_machine_fol
     assert!(o.stderr.contains("no fleet `nosuch`"), "{}", o.stderr);
     assert!(!tmp.path().join("none").exists());
 }
+
+#[test]
+fn a_worker_whose_network_is_down_gives_its_clips_back_uncharged_and_says_so() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "down");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(0, 4);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+
+    // Worker A's only egress is a proxy with nothing listening: its network is down. It seeds the fleet,
+    // claims clips, reaches nothing, gives them back and stops on --max-wait saying the network is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead_proxy = format!("http://{dead}");
+    let a_out = tmp.path().join("a");
+    let mut args = seeding_args(&server, &schema, &a_out, "127.0.0.2", &csv);
+    let at = args.iter().position(|a| a == "--source-address").unwrap();
+    args.drain(at..at + 2);
+    args.retain(|a| a != "--quiet");
+    args.extend(os(["--proxy", &dead_proxy, "--down-after", "2", "--down-cooloff", "10m", "--max-wait", "1s"]));
+    let o = run(&args);
+    o.expect_code(3);
+    assert!(o.stderr.contains("the network is down"), "{}", o.stderr);
+    assert!(o.stderr.contains("egress down 1 time, "), "{}", o.stderr);
+    let status = status_json(&a_out);
+    let egress = &status["egresses"][0];
+    assert_eq!((egress["outages"].as_u64(), egress["throttle_events"].as_u64()), (Some(1), Some(0)), "{status:#}");
+    assert!(egress["outage_signals"].as_u64().unwrap() >= 2, "{status:#}");
+    // Nothing charged, nothing held: every clip is pending in the fleet.
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.state.as_str(), clip.attempts), ("pending", 0), "{clip:?}");
+    }
+
+    // Worker B's network is fine: it makes every clip, each at its first attempt.
+    let b_out = tmp.path().join("b");
+    run(&worker_args(&server, &schema, &b_out, "127.0.0.3", &[])).expect_code(0);
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.state.as_str(), clip.attempts), ("done", 0), "{clip:?}");
+    }
+    assert_eq!(done_count(&b_out), rows.len());
+}

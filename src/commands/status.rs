@@ -158,10 +158,16 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let now = crate::journal::now_ms();
     let counts = journal.throttle_counts()?;
     let outage_rows = journal.outages()?;
-    Ok(journal
-        .egress_states()?
+    // Every egress with a saved breaker, a signal or an outage (a fleet worker keeps its breakers in the
+    // fleet, not here).
+    let mut egresses: std::collections::BTreeMap<String, (Option<i64>, i64)> =
+        journal.egress_states()?.into_iter().map(|(e, until, cooloff)| (e, (until, cooloff))).collect();
+    for name in counts.iter().map(|c| &c.0).chain(outage_rows.iter().map(|o| &o.egress)) {
+        egresses.entry(name.clone()).or_insert((None, 0));
+    }
+    Ok(egresses
         .into_iter()
-        .map(|(egress, until, cooloff_ms)| {
+        .map(|(egress, (until, cooloff_ms))| {
             let (events, wasted, outages) =
                 counts.iter().find(|c| c.0 == egress).map(|c| (c.1, c.2, c.3)).unwrap_or((0, 0, 0));
             let open_until = until.filter(|u| *u > now).map(|u| {

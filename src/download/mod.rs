@@ -4,6 +4,7 @@ mod clip;
 mod fleet;
 mod from_mirror;
 pub mod logs;
+pub(crate) mod outages;
 mod scheduler;
 
 pub use clip::{expected_duration, Engine, Exit, Outcome, Task};

@@ -2,7 +2,8 @@
 //! journal, schedules retries, and handles Ctrl-C. Workers never touch the journal or the screen.
 
 use super::clip::{Engine, Outcome, Task};
-use crate::classify::{self, Category, Disposition};
+use super::outages::{OutageBook, EGRESS_DOWN};
+use crate::classify::{Category, Disposition};
 use crate::config::Config;
 use crate::config::Source;
 use crate::governor::{Finish, Governor, Opened, Pick};
@@ -26,9 +27,6 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 use tokio::task::JoinSet;
 
-/// The throttle-event category of an outage: the egress reached nothing (see `classify::unreachable`).
-const EGRESS_DOWN: &str = "egress_down";
-
 pub struct Scheduler<'a> {
     journal: &'a mut Journal,
     engine: Arc<Engine>,
@@ -46,15 +44,8 @@ pub struct Scheduler<'a> {
     delayed: Vec<(Instant, Work)>,
     /// Attempts made in this run, per clip: each run gets a fresh budget for passing failures.
     tries: HashMap<i64, u32>,
-    /// Per clip, how often it was given back for reaching nothing while its egress stayed up: past
-    /// `--down-after` the clip's own failure counts (a source host only it uses may be the one down).
-    down_givebacks: HashMap<i64, u32>,
-    /// Each down egress's outage in the journal (by lane), from its breaker opening to the probe that got
-    /// through.
-    outages: HashMap<usize, i64>,
-    /// Per lane, clips given back for reaching nothing before the breaker opened: they join the outage
-    /// that follows, or are forgotten when the egress serves a clip first.
-    down_unrecorded: HashMap<usize, u64>,
+    /// Outage signals and the outages they make, journaled.
+    outages: OutageBook,
     summary: Summary,
     governor: Governor,
     max_wait: Duration,
@@ -173,9 +164,7 @@ impl<'a> Scheduler<'a> {
             queue,
             delayed: Vec::new(),
             tries: HashMap::new(),
-            down_givebacks: HashMap::new(),
-            outages: HashMap::new(),
-            down_unrecorded: HashMap::new(),
+            outages: OutageBook::default(),
             summary,
             governor,
             max_wait: cfg.max_wait,
@@ -301,24 +290,12 @@ impl<'a> Scheduler<'a> {
         Ok(())
     }
 
-    /// The governor hears how a job through `lane` ended; an outage that this opens or ends is journaled.
-    fn finished(&mut self, lane: usize, probe: bool, finish: Finish) -> anyhow::Result<Option<Opened>> {
+    /// The governor hears how a job of clip `clip_id` through `lane` ended; an outage that this opens or ends
+    /// is journaled.
+    fn finished(&mut self, lane: usize, probe: bool, finish: Finish, clip_id: i64) -> anyhow::Result<Option<Opened>> {
         let opened = self.governor.finished(lane, probe, finish, Instant::now());
-        match (self.outages.get(&lane).copied(), self.governor.is_down(lane)) {
-            (None, true) => {
-                let id = self.journal.outage_began(self.run_id, self.governor.egress_name(lane))?;
-                self.outages.insert(lane, id);
-            }
-            (Some(id), false) => {
-                self.journal.outage_ended(id)?;
-                self.outages.remove(&lane);
-                self.down_unrecorded.remove(&lane);
-            }
-            (None, false) if finish == Finish::Served => {
-                self.down_unrecorded.remove(&lane);
-            }
-            _ => {}
-        }
+        let (journal, run_id) = (&mut *self.journal, self.run_id);
+        self.outages.after_finish(journal, run_id, &self.governor, lane, probe, finish, opened.is_some(), clip_id)?;
         Ok(opened)
     }
 
@@ -350,12 +327,12 @@ impl<'a> Scheduler<'a> {
         };
         let (failure, bytes_fetched, download_s, throttled_requests, retry_after) = match outcome {
             Outcome::Cancelled => {
-                self.finished(lane, probe, Finish::Unknown)?;
+                self.finished(lane, probe, Finish::Unknown, clip_id)?;
                 self.summary.pending += 1;
                 return Ok(());
             }
             Outcome::Done(done) => {
-                self.finished(lane, probe, Finish::Served)?;
+                self.finished(lane, probe, Finish::Served, clip_id)?;
                 self.journal.record_done(clip_id, &done)?;
                 attempt.bytes_fetched = done.bytes_fetched;
                 attempt.download_s = done.download_s;
@@ -372,19 +349,14 @@ impl<'a> Scheduler<'a> {
         let category = failure.category;
         self.summary.bytes_fetched += bytes_fetched;
         let down_after = self.governor.policy.down_after;
-        let unreachable = category == Category::Network
-            && classify::unreachable(&failure.stderr_tail)
-            && self.down_givebacks.get(&clip_id).copied().unwrap_or(0) < down_after;
+        let unreachable = self.outages.is_unreachable(clip_id, category, &failure.stderr_tail, down_after);
         let finish = match category.disposition() {
             Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
             Disposition::Environment => Finish::Unknown,
             _ if unreachable => Finish::Unreachable,
             _ => Finish::Served,
         };
-        let opened = self.finished(lane, probe, finish)?;
-        if unreachable && opened.is_none() && !probe && self.governor.lanes[lane].breaker.down.is_none() {
-            *self.down_givebacks.entry(clip_id).or_default() += 1;
-        }
+        let opened = self.finished(lane, probe, finish, clip_id)?;
         let context = retry::Context {
             tries: self.tries.get(&clip_id).copied().unwrap_or(0),
             have_cookies: self.have_cookies,
@@ -432,13 +404,7 @@ impl<'a> Scheduler<'a> {
                 )?;
                 if unreachable {
                     self.summary.outage_events += 1;
-                    let waiting = self.down_unrecorded.remove(&lane).unwrap_or(0);
-                    match self.outages.get(&lane) {
-                        Some(&id) => self.journal.outage_gave_back(id, waiting + 1)?,
-                        None => {
-                            self.down_unrecorded.insert(lane, waiting + 1);
-                        }
-                    }
+                    self.outages.gave_back(self.journal, lane)?;
                 } else {
                     self.summary.throttle_events += 1;
                 }

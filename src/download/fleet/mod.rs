@@ -5,6 +5,7 @@
 //! `retry::verdict` decides, only the retry times and the charge live in the database.
 
 use super::clip::{Engine, Outcome, Task};
+use super::outages::{OutageBook, EGRESS_DOWN};
 use crate::classify::{Category, Disposition};
 use crate::config::{Config, FleetOptions};
 use crate::fleet::{Claimed, Db, Left};
@@ -68,6 +69,9 @@ pub(super) struct Worker<'a> {
     outbox: std::collections::VecDeque<Report>,
     /// Set while the database is away: no claims, outcomes wait in the outbox.
     offline: Option<Offline>,
+    /// This worker's egresses reaching nothing: outage signals and outages, in the local journal (an outage
+    /// is the worker's own network, not the shared domain's).
+    outages: OutageBook,
 }
 
 impl<'a> Worker<'a> {
@@ -121,6 +125,7 @@ impl<'a> Worker<'a> {
             max_wait: cfg.max_wait,
             outbox: Default::default(),
             offline: None,
+            outages: OutageBook::default(),
         })
     }
 
@@ -160,6 +165,10 @@ impl<'a> Worker<'a> {
         self.summary.elapsed = started.elapsed();
         self.summary.wasted_requests = self.governor.wasted();
         self.summary.cooling = self.governor.cooled();
+        self.summary.down_time = self.governor.down_time(Instant::now());
+        let run_id = self.run_id;
+        self.summary.outages =
+            self.journal.outages().map_or(0, |o| o.iter().filter(|o| o.run_id == Some(run_id)).count() as u64);
         self.summary.exit_code = self.summary.decide_exit_code();
         let reason = match (&result, self.summary.exit_code) {
             (Err(e), _) => format!("error: {e:#}"),
@@ -376,11 +385,11 @@ impl<'a> Worker<'a> {
         };
         let (failure, bytes_fetched, download_s, throttled_requests, retry_after) = match outcome {
             Outcome::Cancelled => {
-                self.governor.finished(lane, probe, Finish::Unknown, Instant::now());
+                self.finished(lane, probe, Finish::Unknown, task.clip_id)?;
                 return self.report(Report::GiveBack { key, token }, reporter).await;
             }
             Outcome::Done(done) => {
-                self.governor.finished(lane, probe, Finish::Served, Instant::now());
+                self.finished(lane, probe, Finish::Served, task.clip_id)?;
                 self.domain_served(domain_probe, reporter).await?;
                 self.journal.record_done(task.clip_id, &done)?;
                 let sha256 = sha256_file(&task.dest)?;
@@ -398,15 +407,18 @@ impl<'a> Worker<'a> {
         let category = failure.category;
         self.summary.bytes_fetched += bytes_fetched;
         let disposition = category.disposition();
+        let down_after = self.governor.policy.down_after;
+        let unreachable = self.outages.is_unreachable(task.clip_id, category, &failure.stderr_tail, down_after);
         let finish = match disposition {
             Disposition::Throttle => Finish::Throttled { requests: throttled_requests, retry_after },
             Disposition::Environment => Finish::Unknown,
+            _ if unreachable => Finish::Unreachable,
             _ => Finish::Served,
         };
-        let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        let opened = self.finished(lane, probe, finish, task.clip_id)?;
         if disposition == Disposition::Throttle {
             self.domain_throttled(reporter).await?;
-        } else if disposition != Disposition::Environment {
+        } else if disposition != Disposition::Environment && !unreachable {
             self.domain_served(domain_probe, reporter).await?;
         }
         let context = retry::Context {
@@ -415,7 +427,7 @@ impl<'a> Worker<'a> {
             breaker: self.governor.breaker_on(),
             egresses: self.governor.egress_count(),
             blocked_on: 0,
-            unreachable: false,
+            unreachable,
         };
         let verdict = retry::verdict(category, &context, &self.policy, fastrand::f64());
         attempt.category = Some(category.as_str());
@@ -431,19 +443,26 @@ impl<'a> Worker<'a> {
         }
         let report = match verdict {
             Verdict::GiveBack | Verdict::Reroute => {
+                // A signal about the egress (a ban, or an outage of this worker's network), not the video.
+                let signal = if unreachable { EGRESS_DOWN } else { category.as_str() };
                 self.journal.record_throttle(
                     self.run_id,
                     &egress,
-                    category.as_str(),
+                    signal,
                     opened.as_ref().map(|o| o.cooloff),
                     throttled_requests,
                 )?;
-                self.summary.throttle_events += 1;
+                if unreachable {
+                    self.summary.outage_events += 1;
+                    self.outages.gave_back(self.journal, lane)?;
+                } else {
+                    self.summary.throttle_events += 1;
+                }
                 if let Some(o) = &opened {
                     reporter.note(&format!(
                         "{}: {} — cooling down for {}",
                         o.egress,
-                        category.as_str(),
+                        signal,
                         retry::format_duration(o.cooloff)
                     ));
                 }
@@ -534,6 +553,21 @@ impl<'a> Worker<'a> {
         Ok(())
     }
 
+    /// The governor hears how a job of clip `clip_id` through `lane` ended; an outage that this opens or ends
+    /// is journaled.
+    fn finished(
+        &mut self,
+        lane: usize,
+        probe: bool,
+        finish: Finish,
+        clip_id: i64,
+    ) -> anyhow::Result<Option<crate::governor::Opened>> {
+        let opened = self.governor.finished(lane, probe, finish, Instant::now());
+        let (journal, run_id) = (&mut *self.journal, self.run_id);
+        self.outages.after_finish(journal, run_id, &self.governor, lane, probe, finish, opened.is_some(), clip_id)?;
+        Ok(opened)
+    }
+
     /// Every egress of this worker cools for longer than `--max-wait`: stop (exit 3) and say when to rerun.
     fn all_cooling_too_long(&mut self) -> bool {
         let now = Instant::now();
@@ -544,6 +578,7 @@ impl<'a> Worker<'a> {
         }
         let at = std::time::SystemTime::now() + wait;
         self.summary.resume_after = Some(humantime::format_rfc3339_seconds(at).to_string());
+        self.summary.network_down = self.governor.network_down();
         true
     }
 }
