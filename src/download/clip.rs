@@ -180,7 +180,10 @@ impl Engine {
             match (result, upstream) {
                 (_, Some(err)) if !unsupported => {
                     let category = err.status().map_or(Category::Network, crate::classify::http_status);
-                    return Err((Failure::new(category, format!("media fetch failed: {err}"), ""), bytes, throttled));
+                    // The relay's words are the tail the classifier reads: an upstream it could not reach at
+                    // all is an outage signal (`classify::unreachable`), not the clip's failure.
+                    let failure = Failure::new(category, format!("media fetch failed: {err}"), &err.to_string());
+                    return Err((failure, bytes, throttled));
                 }
                 (Ok(w), None) if !unsupported => {
                     let requests = regs.iter().map(Registration::upstream_requests).sum();

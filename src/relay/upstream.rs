@@ -121,3 +121,40 @@ fn error_chain(error: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::governor::egress::{Egress, Route};
+    use crate::relay::UpstreamError;
+
+    /// A loopback port with nothing listening.
+    fn dead_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// The relay's words for an upstream it cannot reach, from the real client of each kind of egress,
+    /// are what the classifier takes for an outage signal (and so a clip waits instead of failing).
+    #[tokio::test]
+    async fn an_upstream_the_relay_cannot_reach_reads_as_unreachable() {
+        let port = dead_port();
+        let url = format!("http://127.0.0.1:{port}/videoplayback");
+        let routes = [
+            Route::Default,
+            Route::Source("127.0.0.1".parse().unwrap()),
+            Route::Proxy(format!("http://127.0.0.1:{}", dead_port())),
+            Route::Proxy(format!("socks5://127.0.0.1:{}", dead_port())),
+        ];
+        for route in routes {
+            let egress = Egress { name: format!("{route:?}"), route, cookies: None };
+            let client = egress.client().unwrap();
+            let error = client.get(&url).send().await.expect_err("nothing listens there");
+            let text = UpstreamError::Transport(error_chain(&error)).to_string();
+            assert!(crate::classify::unreachable(&text), "{}: {text}", egress.name);
+            assert_eq!(crate::classify::classify(&text, None), crate::classify::Category::Network, "{text}");
+        }
+        // A transfer cut mid-way is not: the clip's failure, not the egress's.
+        let cut = UpstreamError::Transport("piece ended at byte 1000 of 5000".into()).to_string();
+        assert!(!crate::classify::unreachable(&cut), "{cut}");
+    }
+}
