@@ -270,7 +270,7 @@ const RULES: &[Rule] = &[
             "broken pipe",
             "failed to resolve",
             "unable to connect to proxy",
-    "error connecting to socks proxy",
+            "error connecting to socks proxy",
             "sslerror",
             "unexpected tls packet",
         ],

@@ -31,6 +31,8 @@ struct Fleet {
 }
 
 const SCHEMA_SQL: &str = include_str!("../src/fleet/schema.sql");
+/// The migrations after version 1, in order, as `Db::connect` runs them.
+const MIGRATIONS: [&str; 2] = [include_str!("../src/fleet/migrate_2.sql"), include_str!("../src/fleet/migrate_3.sql")];
 const STATEMENTS_SQL: &str = include_str!("../src/fleet/statements.sql");
 
 /// The statement of the `-- name: NAME` section.
@@ -48,6 +50,9 @@ impl Fleet {
         let schema = pg::Schema::create(url, tag);
         let fleet = Fleet { schema };
         fleet.sql(SCHEMA_SQL);
+        for sql in MIGRATIONS {
+            fleet.sql(sql);
+        }
         fleet.sql(
             "INSERT INTO fleet (fleet, config, config_hash, max_expiries) VALUES ('f', '{}', 'h', 3);
              INSERT INTO domain (fleet, domain, base_cooloff, cooloff, max_cooloff)
@@ -93,7 +98,7 @@ fn the_schema_applies_twice_and_is_versioned() {
     let Some(url) = pg::url() else { return };
     let fleet = Fleet::seed(&url, "schema", 3);
     fleet.sql(SCHEMA_SQL);
-    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "1");
+    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "3", "at the last migration");
     assert_eq!(fleet.sql("SELECT count(*) FROM clip WHERE state = 'pending'"), "3");
 }
 
@@ -213,6 +218,16 @@ fn a_ban_opens_the_domain_once_and_one_worker_in_the_fleet_wins_the_probe() {
     assert!(fleet.run("breaker_close", &["'f'", "'nat1'", &format!("'{prober}'")]).is_empty());
     assert_eq!(fleet.run("breaker_close", &["'f'", "'nat1'", "'heir'"]).len(), 1);
     assert_eq!(fleet.sql("SELECT breaker FROM domain WHERE domain = 'nat1'"), "closed");
+    // The breakers' history holds exactly what happened: one opening per ban, one closing by the prober.
+    assert_eq!(
+        fleet
+            .run("domain_events", &["'f'"])
+            .iter()
+            .map(|r| r.split('|').take(2).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["slow open", "nat1 open", "nat1 close"]
+    );
+    assert_eq!(fleet.sql("SELECT worker FROM domain_event WHERE kind = 'close'"), "heir");
 }
 
 #[test]

@@ -664,6 +664,44 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
         .map(|e| (e.time_ms - first_429, e.path.as_str(), e.status))
         .collect();
     assert_eq!(into_ban, vec![], "requests into the ban after the domain opened (ms into the ban, path, status)");
+
+    // `report --db` draws the fleet: each worker's completions on one time axis, the domain's ban from its
+    // opening to the probe that got through shaded on it.
+    let page_dir = tmp.path().join("page");
+    let mut args = os(["report", "--db", &schema.url, "--db-schema", &schema.name, "--fleet", "f", "--json", "--out"]);
+    args.push(page_dir.as_path().into());
+    let o = run(&args);
+    o.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let bans = report["bans"].as_array().unwrap();
+    assert!(!bans.is_empty(), "{report:#}");
+    for ban in bans {
+        assert_eq!(ban["domain"].as_str(), Some("nat1"), "{report:#}");
+        let (from, until) = (ban["from_ms"].as_i64().unwrap(), ban["until_ms"].as_i64().expect("the ban ended"));
+        assert!(until >= from + 15_000, "a ban lasts at least its 18 s cool-off less scheduling: {ban}");
+    }
+    assert!(bans[0]["from_ms"].as_u64().unwrap() + 2_000 >= first_429, "the ban began at the first 429: {report:#}");
+    let done = report["history"]["done"].as_object().unwrap();
+    let per_worker: BTreeMap<String, u64> = done
+        .iter()
+        .map(|(w, counts)| (w.clone(), counts.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum()))
+        .collect();
+    let by_record: BTreeMap<String, u64> = outs
+        .keys()
+        .map(|w| (w.clone(), clips.values().filter(|c| &c.done_worker == w).count() as u64))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(per_worker, by_record, "completions per worker over time add up to the record");
+    let page = std::fs::read_to_string(page_dir.join("fleet-report.html")).unwrap();
+    assert!(page.contains(r#"<rect class="ban""#), "the ban is shaded");
+    for worker in per_worker.keys() {
+        assert!(page.contains(worker.as_str()), "{worker} has its chart");
+    }
+    // A fleet that does not exist is the user's mistake.
+    let mut args = os(["report", "--db", &schema.url, "--db-schema", &schema.name, "--fleet", "nosuch"]);
+    args.extend(os(["--out"]));
+    args.push(page_dir.as_path().into());
+    run(&args).expect_code(2);
 }
 
 /// `merge` of `sources` into `out` through the binary; `extra` last.

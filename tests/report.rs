@@ -125,7 +125,10 @@ fn journals_without_throttle_events_still_report() {
     let conn = rusqlite::Connection::open(Journal::path_in(dir.path())).unwrap();
     conn.execute_batch("DROP TABLE throttle_events").unwrap();
     drop(conn);
-    assert_eq!(commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: true }).unwrap(), 0);
+    assert_eq!(
+        commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: true, fleet: None }).unwrap(),
+        0
+    );
     let d = report::data::gather(dir.path()).unwrap();
     assert_eq!(d.throughput.throttle_events, None);
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
@@ -135,7 +138,8 @@ fn journals_without_throttle_events_still_report() {
 #[test]
 fn missing_journal_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    let error = commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false }).unwrap_err();
+    let error =
+        commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false, fleet: None }).unwrap_err();
     assert_eq!(commands::exit_code(&error), kinetics_dl::exit_codes::USAGE, "{error:#}");
     assert!(format!("{error:#}").starts_with("no journal in "), "{error:#}");
     assert!(!dir.path().join("report.html").exists());
@@ -145,7 +149,10 @@ fn missing_journal_is_a_usage_error() {
 fn page_renders_in_chromium_with_every_chart_drawn() {
     let dir = tempfile::tempdir().unwrap();
     journal(dir.path());
-    assert_eq!(commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false }).unwrap(), 0);
+    assert_eq!(
+        commands::report::run(&ReportOptions { out: dir.path().to_path_buf(), json: false, fleet: None }).unwrap(),
+        0
+    );
     let page_path = dir.path().join("report.html");
     let page = std::fs::read_to_string(&page_path).unwrap();
     for forbidden in ["<script", "<link", "src=", "@import", "url(", "http://", "https://"] {

@@ -366,12 +366,22 @@ pub struct DoctorArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// The output folder of a download.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// The output folder of a download (with --fleet: the folder the fleet's page is written to).
+    #[arg(long, value_name = "DIR", required_unless_present = "fleet")]
+    pub out: Option<PathBuf>,
     /// Print the report's numbers as JSON to stdout (the page is written too).
     #[arg(long)]
     pub json: bool,
+    /// A fleet's database instead of an output folder (with --fleet).
+    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
+    pub db: Option<String>,
+    /// The fleet to draw: totals, workers, domains, and throughput per worker with bans on the same axis;
+    /// written to `fleet-report.html` in --out (default: the current folder).
+    #[arg(long, value_name = "NAME", requires = "db")]
+    pub fleet: Option<String>,
+    /// The PostgreSQL schema holding the fleet's tables.
+    #[arg(long, value_name = "NAME", default_value = "kdl")]
+    pub db_schema: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -457,7 +467,11 @@ impl From<FormatArg> for Format {
 
 impl From<ReportArgs> for crate::report::ReportOptions {
     fn from(a: ReportArgs) -> Self {
-        Self { out: a.out, json: a.json }
+        let fleet = match (a.db, a.fleet) {
+            (Some(url), Some(fleet)) => Some(crate::report::FleetSource { url, schema: a.db_schema, fleet }),
+            _ => None,
+        };
+        Self { out: a.out.unwrap_or_else(|| PathBuf::from(".")), json: a.json, fleet }
     }
 }
 

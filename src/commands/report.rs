@@ -1,13 +1,36 @@
 //! `kinetics-dl report`: writes `OUT/report.html` and, with `--json`, prints the report's numbers.
 
 use crate::exit_codes;
-use crate::report::{self, ReportOptions};
+use crate::exit_codes::UsageExt;
+use crate::report::{self, FleetSource, ReportOptions};
 use std::io::Write;
 
 /// Writes the page (and prints JSON with `--json`); returns the exit code.
 pub fn run(args: &ReportOptions) -> anyhow::Result<i32> {
+    if let Some(f) = &args.fleet {
+        return run_fleet(f, args);
+    }
     let data = report::data::gather(&args.out)?;
     let path = report::write_page(&data, &args.out)?;
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
+    } else {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(exit_codes::SUCCESS)
+}
+
+/// The fleet's page from its database, written into `--out`.
+fn run_fleet(f: &FleetSource, args: &ReportOptions) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (status, history) = rt.block_on(async {
+        let db = crate::fleet::Db::open_existing(&f.url, &f.schema, &f.fleet).await.or_usage()?;
+        anyhow::Ok((db.status().await?, db.history().await?))
+    })?;
+    let data = report::fleet::FleetReport::new(status, history);
+    std::fs::create_dir_all(&args.out)?;
+    let path = report::write_fleet_page(&data, &args.out)?;
     if args.json {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, NoTls, Row};
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 const STATEMENTS_SQL: &str = include_str!("statements.sql");
 /// Migrations after version 1 (`schema.sql`), oldest first. Never edit one that has shipped: add another.
-const MIGRATIONS: &[&str] = &[include_str!("migrate_2.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("migrate_2.sql"), include_str!("migrate_3.sql")];
 /// The version this kinetics-dl writes.
 pub const SCHEMA_VERSION: i32 = 1 + MIGRATIONS.len() as i32;
 

@@ -4,6 +4,7 @@
 //! uses it is `download/fleet.rs`.
 
 mod db;
+mod history;
 mod lease;
 mod pin;
 mod record;
@@ -11,6 +12,7 @@ mod seed;
 mod status;
 
 pub use db::{is_connection_error, statement, Db, Interval, SCHEMA_VERSION};
+pub use history::{DomainEvent, FleetHistory};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
 pub use record::DoneRecord;

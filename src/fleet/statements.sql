@@ -47,9 +47,12 @@ RETURNING clip_key;
 
 -- name: breaker_open
 -- $1 fleet, $2 domain: idempotent, so many workers seeing one ban double the cool-off once
-UPDATE domain SET breaker = 'open', open_until = now() + cooloff,
-       cooloff = least(cooloff * 2, max_cooloff), probe_worker = NULL, probe_since = NULL
- WHERE fleet = $1 AND domain = $2 AND breaker <> 'open'
+WITH opened AS (
+  UPDATE domain SET breaker = 'open', open_until = now() + cooloff,
+         cooloff = least(cooloff * 2, max_cooloff), probe_worker = NULL, probe_since = NULL
+   WHERE fleet = $1 AND domain = $2 AND breaker <> 'open'
+  RETURNING open_until)
+INSERT INTO domain_event (fleet, domain, kind, open_until) SELECT $1, $2, 'open', open_until FROM opened
 RETURNING open_until;
 
 -- name: probe
@@ -63,9 +66,12 @@ RETURNING domain;
 
 -- name: breaker_close
 -- $1 fleet, $2 domain, $3 worker: the probe succeeded; only the prober closes it, back to the base cool-off
-UPDATE domain SET breaker = 'closed', cooloff = base_cooloff, open_until = NULL,
-       probe_worker = NULL, probe_since = NULL
- WHERE fleet = $1 AND domain = $2 AND breaker = 'half_open' AND probe_worker = $3
+WITH closed AS (
+  UPDATE domain SET breaker = 'closed', cooloff = base_cooloff, open_until = NULL,
+         probe_worker = NULL, probe_since = NULL
+   WHERE fleet = $1 AND domain = $2 AND breaker = 'half_open' AND probe_worker = $3
+  RETURNING domain)
+INSERT INTO domain_event (fleet, domain, kind, worker) SELECT $1, $2, 'close', $3 FROM closed
 RETURNING domain;
 
 -- name: release_all
@@ -187,3 +193,20 @@ SELECT domain, breaker, extract(epoch FROM open_until - now())::float8, extract(
 UPDATE domain SET next_slot_at = greatest(next_slot_at, now()) + make_interval(secs => $3::float8)
  WHERE fleet = $1 AND domain = $2
 RETURNING extract(epoch FROM next_slot_at - now())::float8 - $3::float8;
+
+-- name: done_per_bucket
+-- $1 fleet, $2 bucket length in ms: done clips per worker per time bucket (bucket = floor(done_at / $2))
+SELECT done_worker, floor(extract(epoch FROM done_at) * 1000 / $2::bigint)::bigint AS bucket, count(*)
+  FROM clip WHERE fleet = $1 AND state = 'done' AND done_at IS NOT NULL
+ GROUP BY 1, 2 ORDER BY 2, 1;
+
+-- name: done_span
+-- $1 fleet: the first and last completion (Unix ms), for choosing the report's time buckets
+SELECT (extract(epoch FROM min(done_at)) * 1000)::bigint, (extract(epoch FROM max(done_at)) * 1000)::bigint
+  FROM clip WHERE fleet = $1 AND state = 'done';
+
+-- name: domain_events
+-- $1 fleet: every breaker opening and closing, oldest first (Unix ms)
+SELECT domain, kind, (extract(epoch FROM at) * 1000)::bigint,
+       (extract(epoch FROM open_until) * 1000)::bigint, worker
+  FROM domain_event WHERE fleet = $1 ORDER BY at;

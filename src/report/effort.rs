@@ -108,8 +108,16 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
     let buckets: Vec<_> = t.buckets.iter().map(|b| (b.start_ms, b.done, b.failed)).collect();
     // Outages are drawn as the spans they were; their give-backs are not throttling.
     let end_ms = t.buckets.last().map_or(0, |b| b.start_ms + t.bucket_ms);
-    let bands: Vec<_> =
-        t.outages.iter().map(|o| (o.started_ms, o.until_ms().unwrap_or(end_ms), outage_text(o))).collect();
+    let bands: Vec<_> = t
+        .outages
+        .iter()
+        .map(|o| svg::Band {
+            from_ms: o.started_ms,
+            until_ms: o.until_ms().unwrap_or(end_ms),
+            what: outage_text(o),
+            color: DOWN,
+        })
+        .collect();
     let events: Vec<_> = t
         .throttle_events
         .iter()

@@ -7,7 +7,7 @@ use super::outcome::{classes, coverage, failures};
 use super::svg::{self, esc, fmt_num};
 use std::fmt::Write as _;
 
-const CSS: &str = r#"
+pub(super) const CSS: &str = r#"
 :root{--bg:#f6f7fb;--card:#fff;--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--accent:#6366f1}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -72,7 +72,7 @@ pub fn render(d: &ReportData, generated_ms: i64) -> String {
     h
 }
 
-fn kpi(h: &mut String, title: &str, n: &str, sub: &str) {
+pub(super) fn kpi(h: &mut String, title: &str, n: &str, sub: &str) {
     let _ = write!(
         h,
         r#"<div class="kpi"><div class="t">{}</div><div class="n">{}</div><div class="s">{}</div></div>"#,

@@ -7,6 +7,7 @@
 
 pub mod data;
 mod effort;
+pub mod fleet;
 pub mod format;
 pub mod html;
 mod outcome;
@@ -23,10 +24,35 @@ pub const FILE_NAME: &str = "report.html";
 /// What `report` is asked for.
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
-    /// The output folder of a download.
+    /// The output folder of a download (for a fleet: where its page goes).
     pub out: PathBuf,
     /// Print the report's numbers as JSON to stdout (the page is written too).
     pub json: bool,
+    /// A fleet's database to draw instead of a folder's journal.
+    pub fleet: Option<FleetSource>,
+}
+
+/// `--db URL --fleet NAME [--db-schema S]`.
+#[derive(Debug, Clone)]
+pub struct FleetSource {
+    pub url: String,
+    pub schema: String,
+    pub fleet: String,
+}
+
+/// The fleet page's file name inside `--out`.
+pub const FLEET_FILE_NAME: &str = "fleet-report.html";
+
+/// Renders the fleet's page into `dir` atomically and returns its path.
+pub fn write_fleet_page(report: &fleet::FleetReport, dir: &Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    let path = dir.join(FLEET_FILE_NAME);
+    let tmp = dir.join(format!(".{FLEET_FILE_NAME}.tmp{}", std::process::id()));
+    let page = fleet::render(report, now_ms());
+    std::fs::write(&tmp, page)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("failed to write {}", path.display()))?;
+    Ok(path)
 }
 
 /// Renders the page into OUT atomically and returns its path.

@@ -193,13 +193,21 @@ pub fn histogram(h: &Histogram, color: &str, unit: &str, label: &str) -> String 
     s
 }
 
+/// A span of time shaded behind a [`timeline`]'s bars: an outage, a ban.
+pub struct Band {
+    pub from_ms: i64,
+    pub until_ms: i64,
+    pub what: String,
+    pub color: &'static str,
+}
+
 /// Clips finished per time bucket (done stacked under failed), with throttle events as red markers and
-/// outages (`bands`: from, until, what) as grey bands behind the bars, on the same time axis.
+/// `bands` (outages, bans) shaded behind the bars, on the same time axis.
 pub fn timeline(
     buckets: &[(i64, u64, u64)],
     bucket_ms: i64,
     events: &[(i64, String)],
-    bands: &[(i64, i64, String)],
+    bands: &[Band],
     label: &str,
 ) -> String {
     let (left, right, top, bottom, height) = (44.0, 16.0, 22.0, 30.0, 240.0);
@@ -212,15 +220,17 @@ pub fn timeline(
     let mut s = open(height, label);
     let max = y_grid(&mut s, max, left, WIDTH - right, top, plot_h);
     let bar_w = plot_w / buckets.len().max(1) as f64;
-    for (from, until, what) in bands {
-        let (x0, x1) = (x_of(*from).clamp(left, left + plot_w), x_of(*until).clamp(left, left + plot_w));
+    for b in bands {
+        let (x0, x1) = (x_of(b.from_ms).clamp(left, left + plot_w), x_of(b.until_ms).clamp(left, left + plot_w));
+        let class = if b.color == DOWN { "outage" } else { "ban" };
         let _ = write!(
             s,
-            r#"<rect class="outage" x="{x0:.1}" y="{top}" width="{:.1}" height="{plot_h:.1}" fill="{DOWN}" fill-opacity="0.3"><title>{} to {}: {}</title></rect>"#,
+            r#"<rect class="{class}" x="{x0:.1}" y="{top}" width="{:.1}" height="{plot_h:.1}" fill="{}" fill-opacity="0.3"><title>{} to {}: {}</title></rect>"#,
             (x1 - x0).max(1.0),
-            fmt_utc_secs(*from),
-            fmt_utc_secs(*until),
-            esc(what)
+            b.color,
+            fmt_utc_secs(b.from_ms),
+            fmt_utc_secs(b.until_ms),
+            esc(&b.what)
         );
     }
     for &(start, done, failed) in buckets {
