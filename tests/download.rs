@@ -752,6 +752,63 @@ fn split_classes_classes_file_and_limit_select_rows() {
     }
 }
 
+/// The journal's remembered plan (`meta.plan`: digest, clips, rows, merged rows), if any.
+fn remembered_plan(out: &Path) -> Option<String> {
+    let conn = open_journal(out).unwrap();
+    conn.query_row("SELECT value FROM meta WHERE key = 'plan'", [], |r| r.get(0)).ok()
+}
+
+#[test]
+fn a_rerun_reads_the_annotations_again_only_when_they_or_the_plan_settings_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = ["replanaaaa1", "replanaaaa2", "replanaaaa3"];
+    let server = html_server(&ids);
+    let csv = tmp.path().join("a.csv");
+    let out = tmp.path().join("out");
+    let mut rows = vec![Row::new("cat a", ids[0], 0.0, 10.0), Row::new("cat a", ids[1], 0.0, 10.0)];
+    write_csv(&csv, &rows);
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.push("-v".into());
+    let first = run(&args);
+    first.expect_code(0);
+    assert!(!first.stderr.contains("the journal holds this plan already"), "{}", first.stderr);
+    let remembered = remembered_plan(&out).expect("the first run remembers its plan");
+
+    // The same inputs and settings: the journal's clips are taken as they are.
+    let again = run(&args);
+    again.expect_code(0);
+    assert!(again.stderr.contains("the journal holds this plan already"), "{}", again.stderr);
+    assert_eq!(remembered_plan(&out).as_ref(), Some(&remembered));
+
+    // The same file, one label edited in place (same size): read again, the failed clip takes the new label.
+    rows[1] = Row::new("cat b", ids[1], 0.0, 10.0);
+    write_csv(&csv, &rows);
+    let edited = run(&args);
+    edited.expect_code(0);
+    assert!(!edited.stderr.contains("the journal holds this plan already"), "{}", edited.stderr);
+    let clip = journal_clips(&out).into_iter().find(|c| c.youtube_id == ids[1]).unwrap();
+    assert_eq!(clip.label.as_deref(), Some("cat b"));
+    assert!(clip.rel_path.contains("/cat_b/"), "{}", clip.rel_path);
+    assert_ne!(remembered_plan(&out).as_ref(), Some(&remembered));
+
+    // Another setting that shapes the plan (the class folders' naming): read again.
+    let mut raw = args.clone();
+    raw.extend(["--class-dirs".into(), "raw".into()]);
+    let renamed = run(&raw);
+    renamed.expect_code(0);
+    assert!(!renamed.stderr.contains("the journal holds this plan already"), "{}", renamed.stderr);
+    let clip = journal_clips(&out).into_iter().find(|c| c.youtube_id == ids[1]).unwrap();
+    assert!(clip.rel_path.contains("/cat b/"), "{}", clip.rel_path);
+
+    // A row added: read again and the new clip is planned and tried.
+    rows.push(Row::new("cat a", ids[2], 0.0, 10.0));
+    write_csv(&csv, &rows);
+    let before = requests_by_id(&server);
+    run(&raw).expect_code(0);
+    assert_eq!(planned_ids(&out), ids.to_vec());
+    assert!(requests_by_id(&server).get(ids[2]) > before.get(ids[2]), "the new clip is tried");
+}
+
 #[test]
 fn retry_failed_retries_permanent_failures_only_when_asked() {
     let tmp = tempfile::tempdir().unwrap();

@@ -12,7 +12,7 @@ pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
 use crate::config::Source;
 use crate::config::{Config, Input};
 use crate::exit_codes::UsageExt;
-use crate::journal::Journal;
+use crate::journal::{Journal, KnownPlan};
 use crate::outdir::OutDir;
 use crate::progress::Reporter;
 use crate::summary::Summary;
@@ -38,18 +38,6 @@ pub struct EnvironmentError(pub String);
 /// Runs a whole download. `stop` turns true on the first Ctrl-C.
 pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
     let started = std::time::Instant::now();
-    let rows = match &cfg.input {
-        // A fleet worker without annotations: the fleet's database holds the clips.
-        Input::Files(files) if files.is_empty() && cfg.fleet.is_some() => vec![],
-        _ => read_rows(&cfg).await.or_usage()?,
-    };
-    let mut plan = crate::plan::build(&rows, cfg.class_dirs);
-    if let Some(shard) = cfg.shard {
-        // After planning, by video: the share is the same for any row order or file split.
-        plan.jobs.retain(|j| shard.owns(&j.key.youtube_id));
-    }
-    tracing::info!(rows = rows.len(), clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned");
-
     let ytdlp = YtDlp {
         program: cfg.ytdlp.clone(),
         max_height: cfg.max_height,
@@ -58,18 +46,79 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         extra_args: cfg.ytdlp_args.clone(),
     };
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
-    let (ytdlp_version, ffmpeg_version) = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
+    // The tools answer their version check (a Python start for yt-dlp) while the annotations are read.
+    let tools = {
+        let (ytdlp, ffmpeg, stop) = (ytdlp.clone(), ffmpeg.clone(), stop.clone());
+        tokio::spawn(async move { check_tools(&ytdlp, &ffmpeg, stop).await })
+    };
+    let inputs = match &cfg.input {
+        // A fleet worker without annotations: the fleet's database holds the clips.
+        Input::Files(files) if files.is_empty() && cfg.fleet.is_some() => None,
+        _ => Some(resolve_inputs(&cfg).await.or_usage()?),
+    };
+    // A rerun whose inputs and settings are those of the plan the journal holds skips reading and
+    // journaling it again: the digest covers every byte of the annotation files and every setting that
+    // shapes the plan. The mirror and the fleet need the plan itself.
+    let digest = match &inputs {
+        Some((paths, filters)) if cfg.fleet.is_none() && cfg.source == Source::Youtube => {
+            Some(plan_digest(&cfg, paths, filters).or_usage()?)
+        }
+        _ => None,
+    };
+    // OUT is opened before reading only when it already has a journal, which may know this plan.
+    let mut opened = None;
+    let mut known = None;
+    if let Some(digest) = &digest {
+        if Journal::path_in(&cfg.out).is_file() {
+            let out = OutDir::open(&cfg.out).or_usage()?;
+            let journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
+            known = journal.known_plan(digest)?;
+            opened = Some((out, journal));
+        }
+    }
+    let (n_rows, plan) = match (&known, inputs) {
+        (Some(k), _) => (k.rows, None),
+        (None, None) => (0, Some(crate::plan::Plan { class_dirs: cfg.class_dirs, ..Default::default() })),
+        (None, Some((paths, filters))) => {
+            let rows = crate::annotations::read_all(&paths, &filters).or_usage()?;
+            let n_rows = rows.len() as u64;
+            let mut plan = crate::plan::build(&rows, cfg.class_dirs);
+            drop(rows);
+            if let Some(shard) = cfg.shard {
+                // After planning, by video: the share is the same for any row order or file split.
+                plan.jobs.retain(|j| shard.owns(&j.key.youtube_id));
+            }
+            (n_rows, Some(plan))
+        }
+    };
+    match (&plan, &known) {
+        (Some(plan), _) => {
+            tracing::info!(rows = n_rows, clips = plan.jobs.len(), merged = plan.duplicates_merged, "planned")
+        }
+        (None, Some(k)) => tracing::info!(rows = k.rows, clips = k.clips, "the journal holds this plan already"),
+        (None, None) => {}
+    }
+    let (ytdlp_version, ffmpeg_version) = tools.await.context("the tool check did not finish")??;
 
     // An unreachable database or other settings than the fleet's: the user's to fix, exit 2.
-    let db = match &cfg.fleet {
-        Some(f) => Some(join_fleet(&cfg, f, &plan).await.or_usage()?),
-        None => None,
+    let db = match (&cfg.fleet, &plan) {
+        (Some(f), Some(plan)) => Some(join_fleet(&cfg, f, plan).await.or_usage()?),
+        _ => None,
     };
-    let out = OutDir::open(&cfg.out).or_usage()?;
-    let mut journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
+    let (out, mut journal) = match opened {
+        Some(opened) => opened,
+        None => {
+            let out = OutDir::open(&cfg.out).or_usage()?;
+            let journal = Journal::open(&Journal::path_in(out.root())).or_usage()?;
+            (out, journal)
+        }
+    };
     journal.pin_shard(cfg.shard.map(|s| s.to_string()).as_deref()).or_usage()?;
     // A fleet worker's journal holds the clips it claims, added one by one: the plan is the fleet's.
-    let added = if db.is_some() { 0 } else { journal.sync_plan(&plan.jobs)? };
+    let added = match &plan {
+        Some(plan) if db.is_none() => journal.sync_plan(&plan.jobs)?,
+        _ => 0,
+    };
     tracing::info!(added, "journal synced");
     let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(), &ytdlp_version, &ffmpeg_version)?;
 
@@ -98,18 +147,35 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         let worker = fleet::Worker::new(&cfg, db, &out, &mut journal, engine, run_id, stop).await?;
         let mut summary = worker.run(reporter).await?;
         summary.elapsed = started.elapsed();
-        summary.rows = rows.len() as u64;
+        summary.rows = n_rows;
         logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
         journal.finish_run(run_id, summary.exit_code)?;
         return Ok(RunResult { exit_code: summary.exit_code, summary });
     }
-    let mirror = match cfg.source {
-        Source::Youtube => None,
-        Source::Mirror | Source::Auto => {
-            Some(from_mirror::run(&cfg, &out, &mut journal, &plan, run_id, reporter, stop.clone()).await?)
+    let mirror = match (cfg.source, &plan) {
+        (Source::Mirror | Source::Auto, Some(plan)) => {
+            Some(from_mirror::run(&cfg, &out, &mut journal, plan, run_id, reporter, stop.clone()).await?)
         }
+        _ => None,
     };
-    let sched = scheduler::Scheduler::new(&cfg, &out, &mut journal, engine, run_id, &plan, stop)?;
+    let scope = match (&plan, &known) {
+        (Some(plan), _) => scheduler::Scope::Plan(plan),
+        (None, Some(k)) => scheduler::Scope::Journal { planned: k.clips },
+        (None, None) => unreachable!("a run without a plan knows its plan"),
+    };
+    let mut sched = scheduler::Scheduler::new(&cfg, &out, &mut journal, engine, run_id, scope, stop)?;
+    let duplicates_merged = match (&plan, &known) {
+        (Some(plan), _) => plan.duplicates_merged as u64,
+        (None, Some(k)) => k.merged,
+        (None, None) => 0,
+    };
+    if let (Some(digest), Some(plan)) = (&digest, &plan) {
+        if sched.plan_is_journal() {
+            let known = KnownPlan { clips: plan.jobs.len() as u64, rows: n_rows, merged: duplicates_merged };
+            sched.journal().remember_plan(digest, &known)?;
+        }
+    }
+    drop(plan);
     let mut summary = sched.run(reporter).await?;
     if let Some(m) = mirror {
         summary.from_mirror = m.placed;
@@ -123,8 +189,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         summary.done += m.placed;
     }
     summary.elapsed = started.elapsed();
-    summary.duplicates_merged = plan.duplicates_merged as u64;
-    summary.rows = rows.len() as u64;
+    summary.duplicates_merged = duplicates_merged;
+    summary.rows = n_rows;
     logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
     journal.finish_run(run_id, summary.exit_code)?;
     Ok(RunResult { exit_code: summary.exit_code, summary })
@@ -160,8 +226,9 @@ async fn check_tools(
     Ok((ytdlp_version, ffmpeg_version))
 }
 
-/// The annotation rows: fetched dataset archives first (when a dataset is named), then the files given.
-async fn read_rows(cfg: &Config) -> anyhow::Result<Vec<crate::annotations::Row>> {
+/// The annotation files (fetched dataset archives first, when a dataset is named, then the files given)
+/// and the row filters, with the classes file read into them.
+async fn resolve_inputs(cfg: &Config) -> anyhow::Result<(Vec<PathBuf>, crate::annotations::Filters)> {
     let mut filters = cfg.filters.clone();
     if let Some(path) = &cfg.classes_file {
         let set = crate::annotations::read_classes_file(path)?;
@@ -177,5 +244,40 @@ async fn read_rows(cfg: &Config) -> anyhow::Result<Vec<crate::annotations::Row>>
             paths
         }
     };
-    Ok(crate::annotations::read_all(&paths, &filters)?)
+    Ok((paths, filters))
+}
+
+/// sha256 over everything that shapes the plan: this build, the filters, the class folder naming, the
+/// static shard and every byte of every annotation file, in order.
+fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Filters) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut h = Sha256::new();
+    let settings = format!(
+        "kinetics-dl {} journal {} plan v1\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nfiles {}\n",
+        env!("CARGO_PKG_VERSION"),
+        crate::journal::SCHEMA_VERSION,
+        filters.splits,
+        filters.classes,
+        filters.limit,
+        cfg.class_dirs,
+        cfg.shard.map(|s| s.to_string()),
+        paths.len()
+    );
+    h.update(settings.as_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    for path in paths {
+        let mut file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+        let mut len = 0u64;
+        loop {
+            let n = file.read(&mut buf).with_context(|| format!("failed to read {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            len += n as u64;
+        }
+        h.update(format!("\nend of file, {len} bytes\n").as_bytes());
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }

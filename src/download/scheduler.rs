@@ -7,15 +7,16 @@ use crate::classify::{Category, Disposition};
 use crate::config::Config;
 use crate::config::Source;
 use crate::governor::{Finish, Governor, Opened, Pick};
-use crate::journal::{self, Attempt, ClipRecord, Failed, Journal, State};
+use crate::journal::{self, Attempt, Failed, Journal, State};
 use crate::outdir::OutDir;
-use crate::plan::{ClipKey, Plan};
+use crate::plan::Plan;
 use crate::progress::{Event, Reporter};
 use crate::retry::{self, RetryPolicy, Verdict};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
 use crate::tools::Failure;
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,8 +28,28 @@ fn min_instant(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 }
 use tokio::task::JoinSet;
 
+/// The clips a run works on.
+pub enum Scope<'p> {
+    /// The clips of this plan (already synced into the journal), in plan order.
+    Plan(&'p Plan),
+    /// Every clip of the journal, in id order: the journal holds exactly the plan, which did not change
+    /// (`planned` is its size).
+    Journal { planned: u64 },
+}
+
 pub struct Scheduler<'a> {
     journal: &'a mut Journal,
+    out: &'a OutDir,
+    /// `--url-template`, for the tasks built as clips start.
+    url_template: String,
+    /// Clips not started yet in this run, in plan order: (clip id, attempts). Their task is built from the
+    /// journal when they start, so that 650,000 of them cost 16 bytes each.
+    fresh: VecDeque<(i64, u32)>,
+    /// Clips to run whose file is already in place (a run killed between placing and journaling): checked
+    /// and adopted before anything is fetched.
+    on_disk: Vec<(i64, u32)>,
+    /// The journal's clips are the plan's, in plan order.
+    plan_is_journal: bool,
     engine: Arc<Engine>,
     run_id: i64,
     jobs: usize,
@@ -38,7 +59,7 @@ pub struct Scheduler<'a> {
     stop: StopSignal,
     /// What the workers listen to: turned on by Ctrl-C or by a broken environment.
     halt: tokio::sync::watch::Sender<bool>,
-    /// Clips to work on, in plan order.
+    /// Clips given back or put first, before the fresh ones.
     queue: VecDeque<Work>,
     /// Clips waiting out a retry delay.
     delayed: Vec<(Instant, Work)>,
@@ -83,34 +104,61 @@ impl Work {
 impl<'a> Scheduler<'a> {
     pub fn new(
         cfg: &Config,
-        out: &OutDir,
+        out: &'a OutDir,
         journal: &'a mut Journal,
         engine: Arc<Engine>,
         run_id: i64,
-        plan: &Plan,
+        scope: Scope<'_>,
         stop: StopSignal,
     ) -> anyhow::Result<Scheduler<'a>> {
-        let records: HashMap<ClipKey, ClipRecord> = journal.clips()?.into_iter().map(|c| (c.key.clone(), c)).collect();
         let have_cookies = cfg.have_cookies;
-        let mut summary = Summary { planned: plan.jobs.len() as u64, ..Summary::default() };
-        let mut queue = VecDeque::new();
+        let mut summary = Summary::default();
+        // The plan's clips by key, for picking them out of the journal (`None`: every journaled clip).
+        let index: Option<HashMap<(&str, i64, i64), u32>> = match &scope {
+            Scope::Plan(plan) => {
+                summary.planned = plan.jobs.len() as u64;
+                let keys = plan.jobs.iter().enumerate();
+                Some(keys.map(|(i, j)| ((j.key.youtube_id.as_str(), j.key.start_ms, j.key.end_ms), i as u32)).collect())
+            }
+            Scope::Journal { planned } => {
+                summary.planned = *planned;
+                None
+            }
+        };
+        // (position in the plan, clip id, attempts) of the clips to run, and those already on disk.
+        let mut fresh: Vec<(u32, i64, u32)> = Vec::new();
+        let mut on_disk = Vec::new();
         let mut reset = Vec::new();
-        for job in &plan.jobs {
-            let Some(rec) = records.get(&job.key) else { continue };
-            let dest = out.clip_path(&rec.rel_path)?;
+        let (mut seen, mut last_pos, mut in_order) = (0u64, None, true);
+        let mut dirs = DirCache::default();
+        journal.for_each_clip_state(|rec| {
+            let pos = match &index {
+                Some(index) => match index.get(&(rec.youtube_id, rec.start_ms, rec.end_ms)) {
+                    Some(&pos) => pos,
+                    None => {
+                        in_order = false;
+                        return Ok(());
+                    }
+                },
+                None => seen as u32,
+            };
+            seen += 1;
+            in_order &= last_pos.is_none_or(|l| l < pos);
+            last_pos = Some(pos);
+            let rel = Path::new(rec.rel_path);
             let run = match rec.state {
-                State::Done if dest.is_file() => {
+                State::Done if dirs.is_file(out, rel)? => {
                     summary.already_done += 1;
                     false
                 }
                 State::Done => {
-                    tracing::warn!(path = %dest.display(), "a done clip is missing: fetching it again");
+                    tracing::warn!(path = %rec.rel_path, "a done clip is missing: fetching it again");
                     reset.push(rec.id);
                     true
                 }
                 State::Pending => true,
                 State::Failed => {
-                    let category = rec.category.as_deref().and_then(|c| c.parse().ok()).unwrap_or(Category::Other);
+                    let category = rec.category.and_then(|c| c.parse().ok()).unwrap_or(Category::Other);
                     let wanted = match &cfg.retry_failed {
                         Some(only) => only.is_empty() || only.contains(&category),
                         None => false,
@@ -127,22 +175,21 @@ impl<'a> Scheduler<'a> {
                     }
                 }
             };
-            if run {
-                let task = Task {
-                    clip_id: rec.id,
-                    url: cfg.url_for(&job.key.youtube_id),
-                    start: job.key.start_ms as f64 / 1000.0,
-                    end: job.key.end_ms as f64 / 1000.0,
-                    dest,
-                };
-                queue.push_back(Work {
-                    task,
-                    id: job.key.youtube_id.clone(),
-                    attempts: rec.attempts,
-                    blocked_on: vec![],
-                });
+            if run && rec.state != State::Done && dirs.is_file(out, rel)? {
+                // A file from a run killed between placing it and journaling it: verified before use.
+                on_disk.push((pos, rec.id, rec.attempts));
+            } else if run {
+                fresh.push((pos, rec.id, rec.attempts));
             }
+            Ok(())
+        })?;
+        let plan_is_journal = in_order && seen == summary.planned;
+        if !in_order {
+            fresh.sort_unstable_by_key(|f| f.0);
+            on_disk.sort_unstable_by_key(|f| f.0);
         }
+        let fresh: VecDeque<(i64, u32)> = fresh.into_iter().map(|(_, id, attempts)| (id, attempts)).collect();
+        let on_disk = on_disk.into_iter().map(|(_, id, attempts)| (id, attempts)).collect();
         journal.reset_to_pending(&reset)?;
         let mut governor = Governor::new(cfg.egresses.clone(), cfg.throttle.clone());
         let (now, now_ms) = (Instant::now(), journal::now_ms());
@@ -154,6 +201,8 @@ impl<'a> Scheduler<'a> {
         }
         Ok(Scheduler {
             journal,
+            out,
+            url_template: cfg.url_template.clone(),
             engine,
             run_id,
             jobs: cfg.jobs,
@@ -161,7 +210,10 @@ impl<'a> Scheduler<'a> {
             have_cookies,
             stop,
             halt: tokio::sync::watch::channel(false).0,
-            queue,
+            queue: VecDeque::new(),
+            fresh,
+            on_disk,
+            plan_is_journal,
             delayed: Vec::new(),
             tries: HashMap::new(),
             outages: OutageBook::default(),
@@ -177,8 +229,9 @@ impl<'a> Scheduler<'a> {
         reporter.begin(self.summary.planned, self.summary.already_done + self.summary.already_failed);
         self.adopt_finished_files(reporter).await?;
         if !self.youtube {
-            self.summary.pending += self.queue.len() as u64;
+            self.summary.pending += (self.queue.len() + self.fresh.len()) as u64;
             self.queue.clear();
+            self.fresh.clear();
         }
         let mut running: JoinSet<(Work, Outcome, i64, usize, bool)> = JoinSet::new();
         let mut stop = self.stop.clone();
@@ -199,7 +252,7 @@ impl<'a> Scheduler<'a> {
                         break;
                     }
                 };
-                let Some(work) = self.next_ready_for(index) else { break };
+                let Some(work) = self.next_ready_for(index)? else { break };
                 self.governor.started(index, probe, now);
                 let engine = self.engine.clone();
                 let stop = self.halt.subscribe();
@@ -209,7 +262,9 @@ impl<'a> Scheduler<'a> {
                     (work, outcome, started_ms, index, probe)
                 });
             }
-            if running.is_empty() && (stopping || (self.queue.is_empty() && self.delayed.is_empty())) {
+            if running.is_empty()
+                && (stopping || (self.queue.is_empty() && self.fresh.is_empty() && self.delayed.is_empty()))
+            {
                 break;
             }
             if running.is_empty() && self.all_cooling_too_long()? {
@@ -235,29 +290,36 @@ impl<'a> Scheduler<'a> {
         reporter.end();
         self.summary.interrupted = *self.stop.borrow() && self.summary.environment.is_none();
         self.summary.elapsed = started.elapsed();
-        self.summary.pending += (self.queue.len() + self.delayed.len()) as u64;
+        self.summary.pending += (self.queue.len() + self.fresh.len() + self.delayed.len()) as u64;
         self.summary.exit_code = self.summary.decide_exit_code();
         Ok(self.summary)
     }
 
     /// The next clip whose retry delay is over and that may go through `lane`.
-    fn next_ready_for(&mut self, lane: usize) -> Option<Work> {
+    fn next_ready_for(&mut self, lane: usize) -> anyhow::Result<Option<Work>> {
         let now = Instant::now();
         if let Some(i) = self.delayed.iter().position(|(t, w)| *t <= now && w.allows(lane)) {
-            return Some(self.delayed.swap_remove(i).1);
+            return Ok(Some(self.delayed.swap_remove(i).1));
         }
-        let i = self.queue.iter().position(|w| w.allows(lane))?;
-        self.queue.remove(i)
+        if let Some(i) = self.queue.iter().position(|w| w.allows(lane)) {
+            return Ok(self.queue.remove(i));
+        }
+        match self.fresh.pop_front() {
+            Some((id, attempts)) => self.work(id, attempts).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn has_ready_work(&self) -> bool {
         let now = Instant::now();
-        !self.queue.is_empty() || self.delayed.iter().any(|(t, _)| *t <= now)
+        !self.queue.is_empty() || !self.fresh.is_empty() || self.delayed.iter().any(|(t, _)| *t <= now)
     }
 
     fn has_ready_work_for(&self, lane: usize) -> bool {
         let now = Instant::now();
-        self.queue.iter().any(|w| w.allows(lane)) || self.delayed.iter().any(|(t, w)| *t <= now && w.allows(lane))
+        self.queue.iter().any(|w| w.allows(lane))
+            || !self.fresh.is_empty()
+            || self.delayed.iter().any(|(t, w)| *t <= now && w.allows(lane))
     }
 
     /// When the earliest delayed retry is due.
@@ -482,13 +544,9 @@ impl<'a> Scheduler<'a> {
 
     /// A clip that reached its final name before a crash is adopted once verified, not fetched again.
     async fn adopt_finished_files(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
-        let mut keep = VecDeque::new();
         let mut stop = self.stop.clone();
-        while let Some(work) = self.queue.pop_front() {
-            if !work.task.dest.is_file() {
-                keep.push_back(work);
-                continue;
-            }
+        for (id, attempts) in std::mem::take(&mut self.on_disk) {
+            let work = self.work(id, attempts)?;
             match self.engine.adopt(&work.task, &mut stop).await {
                 Some(done) => {
                     self.journal.record_done(work.task.clip_id, &done)?;
@@ -498,11 +556,56 @@ impl<'a> Scheduler<'a> {
                 None => {
                     tracing::warn!(path = %work.task.dest.display(), "a clip on disk failed verification: fetching it again");
                     let _ = std::fs::remove_file(&work.task.dest);
-                    keep.push_back(work);
+                    self.queue.push_back(work);
                 }
             }
         }
-        self.queue = keep;
         Ok(())
+    }
+
+    /// The task of a clip about to start, from the journal.
+    fn work(&self, clip_id: i64, attempts: u32) -> anyhow::Result<Work> {
+        let (key, rel_path) = self.journal.clip_task(clip_id)?;
+        let task = Task {
+            clip_id,
+            url: self.url_template.replace(crate::config::ID_PLACEHOLDER, &key.youtube_id),
+            start: key.start_ms as f64 / 1000.0,
+            end: key.end_ms as f64 / 1000.0,
+            dest: self.out.clip_path(&rel_path)?,
+        };
+        Ok(Work { task, id: key.youtube_id, attempts, blocked_on: vec![] })
+    }
+
+    /// The journal's clips are the plan's, in plan order (a rerun of the same plan may then skip planning).
+    pub fn plan_is_journal(&self) -> bool {
+        self.plan_is_journal
+    }
+
+    /// The journal this run records into.
+    pub fn journal(&mut self) -> &mut Journal {
+        self.journal
+    }
+}
+
+/// Whether clip files exist, asking about a file only when its folder exists (a first run's folders do not,
+/// and 650,000 failed lookups cost more than the 2,000 of their folders).
+#[derive(Default)]
+struct DirCache {
+    dirs: HashMap<String, bool>,
+}
+
+impl DirCache {
+    fn is_file(&mut self, out: &OutDir, rel: &Path) -> anyhow::Result<bool> {
+        let dest = out.clip_path(rel)?;
+        let parent = rel.parent().and_then(Path::to_str).unwrap_or("");
+        let exists = match self.dirs.get(parent) {
+            Some(&e) => e,
+            None => {
+                let e = dest.parent().is_some_and(Path::is_dir);
+                self.dirs.insert(parent.to_owned(), e);
+                e
+            }
+        };
+        Ok(exists && dest.is_file())
     }
 }

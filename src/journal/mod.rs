@@ -59,6 +59,28 @@ pub struct ClipRecord {
     pub next_attempt_ms: Option<i64>,
 }
 
+/// A clip's state as the scheduler reads it, borrowed from the row being read.
+#[derive(Debug, Clone, Copy)]
+pub struct ClipState<'r> {
+    pub id: i64,
+    pub youtube_id: &'r str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub rel_path: &'r str,
+    pub state: State,
+    pub category: Option<&'r str>,
+    pub attempts: u32,
+}
+
+/// The plan a journal holds (see [`Journal::known_plan`]): its clips, the annotation rows it was made from,
+/// the rows merged into another clip's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownPlan {
+    pub clips: u64,
+    pub rows: u64,
+    pub merged: u64,
+}
+
 /// What a finished clip records.
 #[derive(Debug, Clone, Default)]
 pub struct Done {
@@ -149,6 +171,10 @@ impl Journal {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // 32 MiB of page cache (SQLite's default is 2 MiB): journaling a Kinetics-700 plan inserts 650,000
+        // keys into the unique index in random order, and with the default the index spills out of the
+        // cache on every few inserts (3-4x slower).
+        conn.pragma_update(None, "cache_size", -32_768)?;
         schema::migrate(&mut conn).with_context(|| format!("failed to migrate the journal {}", path.display()))?;
         Ok(Journal { conn })
     }
@@ -202,9 +228,38 @@ impl Journal {
         Ok(v.filter(|v| v != "all"))
     }
 
+    /// The plan this journal holds, if it was made from inputs and settings with this digest and the journal
+    /// holds exactly its clips (see [`Journal::remember_plan`]).
+    pub fn known_plan(&self, digest: &str) -> anyhow::Result<Option<KnownPlan>> {
+        let value: Option<String> =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'plan'", [], |r| r.get(0)).optional()?;
+        let Some(value) = value else { return Ok(None) };
+        let mut parts = value.split(' ');
+        if parts.next() != Some(digest) {
+            return Ok(None);
+        }
+        let mut num = || parts.next().and_then(|p| p.parse::<u64>().ok());
+        let (Some(clips), Some(rows), Some(merged)) = (num(), num(), num()) else { return Ok(None) };
+        let count: i64 = self.conn.query_row("SELECT COUNT(*) FROM clips", [], |r| r.get(0))?;
+        Ok((count as u64 == clips).then_some(KnownPlan { clips, rows, merged }))
+    }
+
+    /// Records that the journal holds exactly the plan made from inputs and settings with this digest, its
+    /// clips in plan order: a rerun with the same digest may take the clips from the journal. Any
+    /// [`Journal::sync_plan`] forgets it first.
+    pub fn remember_plan(&mut self, digest: &str, plan: &KnownPlan) -> anyhow::Result<()> {
+        let value = format!("{digest} {} {} {}", plan.clips, plan.rows, plan.merged);
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('plan', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [value],
+        )?;
+        Ok(())
+    }
+
     /// Adds new jobs and refreshes the label, split and path of clips not done yet. Returns how many were new.
     pub fn sync_plan(&mut self, jobs: &[Job]) -> anyhow::Result<usize> {
         let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM meta WHERE key = 'plan'", [])?;
         let mut added = 0;
         {
             // One statement per new row (no existence probe first); a known row is rewritten only when a
@@ -249,6 +304,40 @@ impl Journal {
         }
         tx.commit()?;
         Ok(added)
+    }
+
+    /// Calls `f` with every clip's state, in id order, without keeping them: what the scheduler reads to pick
+    /// the clips a run works on.
+    pub fn for_each_clip_state(&self, mut f: impl FnMut(ClipState<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, youtube_id, start_ms, end_ms, rel_path, state, category, attempts FROM clips ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(ClipState {
+                id: r.get(0)?,
+                youtube_id: text(r, 1)?,
+                start_ms: r.get(2)?,
+                end_ms: r.get(3)?,
+                rel_path: text(r, 4)?,
+                state: State::parse(text(r, 5)?),
+                category: r.get_ref(6)?.as_str_or_null()?,
+                attempts: r.get(7)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The key and path of one clip, by id (the scheduler builds a clip's task only when it starts it).
+    pub fn clip_task(&self, id: i64) -> anyhow::Result<(ClipKey, PathBuf)> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT youtube_id, start_ms, end_ms, rel_path FROM clips WHERE id = ?1")?;
+        Ok(stmt.query_row([id], |r| {
+            Ok((
+                ClipKey { youtube_id: r.get(0)?, start_ms: r.get(1)?, end_ms: r.get(2)? },
+                PathBuf::from(r.get::<_, String>(3)?),
+            ))
+        })?)
     }
 
     /// The id of the clip with this key, if the journal has it (a fleet worker adds clips as it claims them).
@@ -577,6 +666,11 @@ impl Journal {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// A text column of a row being read, borrowed.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> anyhow::Result<&'r str> {
+    Ok(r.get_ref(i)?.as_str()?)
 }
 
 /// A done clip, as `stats.csv` lists it (missing numbers are 0, missing text empty).

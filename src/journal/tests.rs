@@ -90,3 +90,68 @@ fn counts_split_failures_by_category() {
     j.reset_to_pending(&[ids[1]]).unwrap();
     assert_eq!(j.counts().unwrap().pending, 2);
 }
+
+#[test]
+fn a_remembered_plan_is_known_until_a_sync_or_another_clip_changes_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let jobs = [job("aaaaaaaaaaa", 0, "x"), job("bbbbbbbbbbb", 5, "y")];
+    j.sync_plan(&jobs).unwrap();
+    assert_eq!(j.known_plan("d1").unwrap(), None, "nothing remembered yet");
+    let plan = KnownPlan { clips: 2, rows: 3, merged: 1 };
+    j.remember_plan("d1", &plan).unwrap();
+    assert_eq!(j.known_plan("d1").unwrap(), Some(plan));
+    assert_eq!(j.known_plan("d2").unwrap(), None, "another digest");
+    // Remembering again replaces it.
+    j.remember_plan("d2", &plan).unwrap();
+    assert_eq!(j.known_plan("d1").unwrap(), None);
+    assert_eq!(j.known_plan("d2").unwrap(), Some(plan));
+    // A journal with more clips than the plan (a merge, another plan's sync) does not hold just this plan.
+    j.remember_plan("d3", &KnownPlan { clips: 1, rows: 1, merged: 0 }).unwrap();
+    assert_eq!(j.known_plan("d3").unwrap(), None);
+    // Any sync forgets the plan, even one that adds nothing.
+    j.remember_plan("d4", &plan).unwrap();
+    j.sync_plan(&jobs).unwrap();
+    assert_eq!(j.known_plan("d4").unwrap(), None);
+}
+
+#[test]
+fn clip_states_stream_in_id_order_and_a_task_reads_back_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    j.sync_plan(&[job("aaaaaaaaaaa", 0, "x"), job("bbbbbbbbbbb", 5, "y")]).unwrap();
+    let ids: Vec<i64> = j.clips().unwrap().iter().map(|c| c.id).collect();
+    j.record_failure(ids[1], &failed(State::Failed, "private")).unwrap();
+    let mut seen = Vec::new();
+    j.for_each_clip_state(|c| {
+        seen.push((
+            c.id,
+            c.youtube_id.to_owned(),
+            c.start_ms,
+            c.rel_path.to_owned(),
+            c.state,
+            c.category.map(String::from),
+            c.attempts,
+        ));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        seen,
+        vec![
+            (ids[0], "aaaaaaaaaaa".to_owned(), 0, "validate/x/aaaaaaaaaaa.mp4".to_owned(), State::Pending, None, 0),
+            (
+                ids[1],
+                "bbbbbbbbbbb".to_owned(),
+                5000,
+                "validate/y/bbbbbbbbbbb.mp4".to_owned(),
+                State::Failed,
+                Some("private".to_owned()),
+                1
+            ),
+        ]
+    );
+    let (key, rel) = j.clip_task(ids[1]).unwrap();
+    assert_eq!(key, ClipKey { youtube_id: "bbbbbbbbbbb".into(), start_ms: 5000, end_ms: 15000 });
+    assert_eq!(rel, PathBuf::from("validate/y/bbbbbbbbbbb.mp4"));
+}
