@@ -7,10 +7,8 @@ use std::path::PathBuf;
 
 /// Writes OUT's manifest; returns the exit code.
 pub fn run(args: &ManifestOptions) -> anyhow::Result<i32> {
-    let manifest = build::build(&args.out)?;
     let dest = args.output.clone().unwrap_or_else(|| args.out.join(DEFAULT_FILE));
-    build::write(&manifest, &dest)?;
-    let c = &manifest.counts;
+    let (c, fingerprint) = build::build_and_write(&args.out, &dest)?;
     eprintln!(
         "wrote {}: {} clips ({} done, {} failed, {} pending), fingerprint {}",
         dest.display(),
@@ -18,7 +16,7 @@ pub fn run(args: &ManifestOptions) -> anyhow::Result<i32> {
         c.done,
         c.failed,
         c.pending,
-        manifest.fingerprint
+        fingerprint
     );
     if c.broken > 0 {
         eprintln!(

@@ -1,7 +1,7 @@
 //! The list-file formats: classes.txt, torchvision, mmaction2, PyTorchVideo, PySlowFast and a CSV dump.
 
-use super::{write_atomic, Dataset};
-use crate::journal::read::{ClipRow, Reader};
+use super::{write_atomic, write_atomic_with, Dataset};
+use crate::journal::read::{DoneClip, Reader, Record};
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -55,7 +55,7 @@ pub fn torchvision(ds: &Dataset) -> anyhow::Result<Vec<String>> {
 }
 
 /// The class folder of a labelled clip (`validate/air_drumming/x.mp4` → `air_drumming`).
-fn class_folder(c: &ClipRow) -> Option<&str> {
+fn class_folder(c: &DoneClip) -> Option<&str> {
     c.label.as_ref()?;
     let mut parts = c.rel_path.split('/');
     let (_, folder, _) = (parts.next()?, parts.next()?, parts.next()?);
@@ -133,20 +133,32 @@ pub fn slowfast(ds: &Dataset) -> anyhow::Result<Vec<String>> {
 /// `OUT/clips.csv`: every column of the journal's clips table, for the exported (done) clips.
 pub fn csv(ds: &Dataset) -> anyhow::Result<Vec<String>> {
     let ids: HashSet<i64> = ds.splits.values().flatten().map(|c| c.id).collect();
-    let table = Reader::open(&ds.out)?.done_clips_table()?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(&table.columns)?;
-    let mut n = 0;
-    for (_, record) in table.rows.iter().filter(|(id, _)| ids.contains(id)) {
-        w.write_record(record)?;
-        n += 1;
-    }
     let file = ds.out.join("clips.csv");
-    write_atomic(&file, &w.into_inner().context("failed to finish the CSV")?)?;
-    Ok(vec![format!("{}: {n} clips, {} columns", file.display(), table.columns.len())])
+    let (mut n, mut columns) = (0, 0);
+    // Streamed from the journal into the file: one row in memory at a time.
+    write_atomic_with(&file, |out| {
+        let mut w = csv::Writer::from_writer(out);
+        Reader::open(&ds.out)?.each_done_clip_record(|record| {
+            match record {
+                Record::Header(names) => {
+                    columns = names.len();
+                    w.write_record(names)?;
+                }
+                Record::Clip(id, cells) if ids.contains(&id) => {
+                    w.write_record(cells)?;
+                    n += 1;
+                }
+                Record::Clip(..) => {}
+            }
+            Ok(())
+        })?;
+        w.flush()?;
+        Ok(())
+    })?;
+    Ok(vec![format!("{}: {n} clips, {columns} columns", file.display())])
 }
 
-fn check_one_line(clips: &[ClipRow]) -> anyhow::Result<()> {
+fn check_one_line(clips: &[DoneClip]) -> anyhow::Result<()> {
     if let Some(c) = clips.iter().find(|c| c.rel_path.contains(['\n', '\r'])) {
         return Err(Unexportable(format!(
             "the clip path {:?} has a line break; no list format can hold it",
@@ -160,7 +172,7 @@ fn check_one_line(clips: &[ClipRow]) -> anyhow::Result<()> {
 /// The paths (relative to OUT) to list for one split's clips in a whitespace-separated format: the clips
 /// themselves, or, when any path has whitespace, symlinks `links/<path with _ for whitespace>` for all of
 /// them (so one prefix serves the whole split). Returns the paths and whether they are links.
-pub fn listable_paths(out: &Path, clips: &[ClipRow]) -> anyhow::Result<(Vec<String>, bool)> {
+pub fn listable_paths(out: &Path, clips: &[DoneClip]) -> anyhow::Result<(Vec<String>, bool)> {
     check_one_line(clips)?;
     if !clips.iter().any(|c| c.rel_path.contains(char::is_whitespace)) {
         return Ok((clips.iter().map(|c| c.rel_path.clone()).collect(), false));
@@ -225,7 +237,7 @@ mod tests {
             ("test/x.mp4", Some("a"), None),
         ];
         for (path, label, want) in table {
-            let c = ClipRow { rel_path: path.into(), label: label.map(String::from), ..ClipRow::default() };
+            let c = DoneClip { rel_path: path.into(), label: label.map(String::from), ..DoneClip::default() };
             assert_eq!(class_folder(&c), want, "{path}");
         }
     }
@@ -234,7 +246,7 @@ mod tests {
     fn whitespace_paths_become_links_that_resolve() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path();
-        let row = |p: &str| ClipRow { rel_path: p.into(), ..ClipRow::default() };
+        let row = |p: &str| DoneClip { rel_path: p.into(), ..DoneClip::default() };
         std::fs::create_dir_all(out.join("validate/air drumming")).unwrap();
         std::fs::write(out.join("validate/air drumming/a.mp4"), b"clip a").unwrap();
         std::fs::create_dir_all(out.join("validate/abseiling")).unwrap();

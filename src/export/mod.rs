@@ -10,7 +10,7 @@
 pub mod lists;
 pub mod webdataset;
 
-use crate::journal::read::{ClipRow, Reader};
+use crate::journal::read::{DoneClip, Reader};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,7 @@ pub struct ExportOptions {
 pub struct Dataset {
     pub out: PathBuf,
     /// Done clips whose file exists, by split, each split sorted by path.
-    pub splits: BTreeMap<String, Vec<ClipRow>>,
+    pub splits: BTreeMap<String, Vec<DoneClip>>,
     /// Sorted labels; a label's index is its position.
     pub classes: Vec<String>,
     /// Done clips skipped because their file is missing.
@@ -71,19 +71,20 @@ pub struct Dataset {
 impl Dataset {
     /// Reads OUT's journal.
     pub fn load(out: &Path) -> anyhow::Result<Dataset> {
-        let clips = Reader::open(out)?.clips().context("failed to read the clips of the journal")?;
-        let mut classes: Vec<String> = clips.iter().filter_map(|c| c.label.clone()).filter(|l| !l.is_empty()).collect();
-        classes.sort();
-        classes.dedup();
-        let mut splits: BTreeMap<String, Vec<ClipRow>> = BTreeMap::new();
+        let reader = Reader::open(out)?;
+        let classes = reader.labels().context("failed to read the labels of the journal")?;
+        let mut splits: BTreeMap<String, Vec<DoneClip>> = BTreeMap::new();
         let mut missing_files = 0;
-        for c in clips.into_iter().filter(ClipRow::is_done) {
-            if out.join(&c.rel_path).is_file() {
-                splits.entry(c.split_name()).or_default().push(c);
-            } else {
-                missing_files += 1;
-            }
-        }
+        reader
+            .each_done_clip(|c| {
+                if out.join(&c.rel_path).is_file() {
+                    splits.entry(c.split_name()).or_default().push(c);
+                } else {
+                    missing_files += 1;
+                }
+                Ok(())
+            })
+            .context("failed to read the clips of the journal")?;
         for clips in splits.values_mut() {
             clips.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
         }
@@ -93,7 +94,7 @@ impl Dataset {
     }
 
     /// The clip's label index in `classes.txt`, or -1 for an unlabelled clip.
-    pub fn label_index(&self, c: &ClipRow) -> i64 {
+    pub fn label_index(&self, c: &DoneClip) -> i64 {
         c.label.as_ref().and_then(|l| self.classes.binary_search(l).ok()).map_or(-1, |i| i as i64)
     }
 
@@ -114,6 +115,31 @@ pub fn export(ds: &Dataset, format: Format, shard_size: usize) -> anyhow::Result
         Format::Webdataset => webdataset::write_shards(ds, shard_size)?,
     });
     Ok(notes)
+}
+
+/// Writes a file atomically through a buffered writer handed to `fill` (temp in the same folder, then
+/// rename), creating its folder; the temp file is removed when `fill` fails.
+pub fn write_atomic_with(
+    dest: &Path,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("failed to create {}", parent.display()))?;
+    }
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> anyhow::Result<()> {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        fill(&mut out)?;
+        out.flush()?;
+        std::fs::rename(&tmp, dest)?;
+        Ok(())
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("failed to write {}", dest.display()))
 }
 
 /// Writes a file atomically (temp in the same folder, then rename), creating its folder.

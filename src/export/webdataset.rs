@@ -6,7 +6,7 @@
 //! key at the first dot); class folders, and so spaces in them, never appear in the shards.
 
 use super::Dataset;
-use crate::journal::read::ClipRow;
+use crate::journal::read::DoneClip;
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -37,7 +37,7 @@ pub fn write_shards(ds: &Dataset, shard_size: usize) -> anyhow::Result<Vec<Strin
     std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let mut notes = Vec::new();
     for (split, clips) in &ds.splits {
-        let mut order: Vec<&ClipRow> = clips.iter().collect();
+        let mut order: Vec<&DoneClip> = clips.iter().collect();
         fastrand::Rng::with_seed(SHUFFLE_SEED).shuffle(&mut order);
         let keys = keys(&order);
         let mut shards = 0;
@@ -59,7 +59,7 @@ fn shard_path(dir: &Path, split: &str, i: usize) -> PathBuf {
 }
 
 /// Sample keys: file stems, made unique within the split should two clips share one.
-fn keys(clips: &[&ClipRow]) -> Vec<String> {
+fn keys(clips: &[&DoneClip]) -> Vec<String> {
     let mut seen = HashSet::new();
     clips
         .iter()
@@ -76,7 +76,7 @@ fn keys(clips: &[&ClipRow]) -> Vec<String> {
         .collect()
 }
 
-fn write_shard(ds: &Dataset, split: &str, clips: &[&ClipRow], keys: &[String], dest: &Path) -> anyhow::Result<()> {
+fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], dest: &Path) -> anyhow::Result<()> {
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> anyhow::Result<()> {
         let mut tar = tar::Builder::new(BufWriter::new(File::create(&tmp)?));
@@ -141,12 +141,12 @@ mod tests {
 
     #[test]
     fn keys_are_stems_made_unique() {
-        let rows: Vec<ClipRow> =
+        let rows: Vec<DoneClip> =
             ["train/a b/x_000001_000011.mp4", "train/c/x_000001_000011.mp4", "test/y.mp4", "test/sp ace.mp4"]
                 .iter()
-                .map(|p| ClipRow { rel_path: p.to_string(), ..ClipRow::default() })
+                .map(|p| DoneClip { rel_path: p.to_string(), ..DoneClip::default() })
                 .collect();
-        let refs: Vec<&ClipRow> = rows.iter().collect();
+        let refs: Vec<&DoneClip> = rows.iter().collect();
         assert_eq!(keys(&refs), ["x_000001_000011", "x_000001_000011-2", "y", "sp_ace"]);
     }
 

@@ -42,6 +42,17 @@ impl Reader {
         clips(&self.conn)
     }
 
+    /// Every clip, in key order (youtube_id, start, end: the journal's unique index), one at a time.
+    pub fn each_clip_by_key(&self, mut f: impl FnMut(ClipRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare("SELECT * FROM clips ORDER BY youtube_id, start_ms, end_ms")?;
+        let cols = ClipColumns::of(&stmt)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(ClipRow::from_row(r, &cols)?)?;
+        }
+        Ok(())
+    }
+
     /// Every run, oldest first.
     pub fn runs(&self) -> rusqlite::Result<Vec<RunRow>> {
         runs(&self.conn)
@@ -67,38 +78,76 @@ impl Reader {
         outages(&self.conn)
     }
 
-    /// Every column of the `clips` table for the done clips, as text (NULL is empty), in plan order.
-    pub fn done_clips_table(&self) -> anyhow::Result<ClipsTable> {
+    /// The done clips, in plan order, one at a time (what exports list; 650,000 of them need not fit in memory
+    /// with every column).
+    pub fn each_done_clip(&self, mut f: impl FnMut(DoneClip) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, source FROM clips
+             WHERE state = 'done' ORDER BY id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(DoneClip {
+                id: r.get(0)?,
+                youtube_id: r.get(1)?,
+                start_ms: r.get(2)?,
+                end_ms: r.get(3)?,
+                label: r.get(4)?,
+                split: r.get(5)?,
+                rel_path: r.get(6)?,
+                source: r.get(7)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every label of the journal's clips (done or not), sorted bytewise, each once; empty ones left out.
+    pub fn labels(&self) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT label FROM clips WHERE label IS NOT NULL AND label <> '' ORDER BY label COLLATE BINARY",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Every column of the `clips` table for the done clips, as text (NULL is empty), in plan order, one row at
+    /// a time: `f` gets the column names first, then each clip's id and cells.
+    pub fn each_done_clip_record(&self, mut f: impl FnMut(Record<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
         use anyhow::Context;
         let mut stmt = self.conn.prepare("SELECT * FROM clips WHERE state = 'done' ORDER BY id")?;
         let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
         let id_col = columns.iter().position(|c| c == "id").context("the clips table has no id column")?;
+        f(Record::Header(&columns))?;
+        let mut cells = vec![String::new(); columns.len()];
         let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            let record: Vec<String> = (0..columns.len()).map(|i| cell(r.get_ref(i))).collect::<anyhow::Result<_>>()?;
-            out.push((r.get::<_, i64>(id_col)?, record));
+            for (i, cell) in cells.iter_mut().enumerate() {
+                cell_into(r.get_ref(i), cell)?;
+            }
+            f(Record::Clip(r.get::<_, i64>(id_col)?, &cells))?;
         }
-        Ok(ClipsTable { columns, rows: out })
+        Ok(())
     }
 }
 
-/// The `clips` table as text, whatever columns this journal's version has.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClipsTable {
-    pub columns: Vec<String>,
-    /// (clip id, one cell per column).
-    pub rows: Vec<(i64, Vec<String>)>,
+/// What [`Reader::each_done_clip_record`] hands on: the column names, then each clip's id and cells.
+pub enum Record<'a> {
+    Header(&'a [String]),
+    Clip(i64, &'a [String]),
 }
 
-fn cell(v: rusqlite::Result<rusqlite::types::ValueRef>) -> anyhow::Result<String> {
+/// A cell as text (NULL is empty), into a reused buffer.
+fn cell_into(v: rusqlite::Result<rusqlite::types::ValueRef>, out: &mut String) -> anyhow::Result<()> {
     use rusqlite::types::ValueRef;
-    Ok(match v? {
-        ValueRef::Null => String::new(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
-    })
+    use std::fmt::Write;
+    out.clear();
+    match v? {
+        ValueRef::Null => {}
+        ValueRef::Integer(i) => write!(out, "{i}")?,
+        ValueRef::Real(f) => write!(out, "{f}")?,
+        ValueRef::Text(t) | ValueRef::Blob(t) => out.push_str(&String::from_utf8_lossy(t)),
+    }
+    Ok(())
 }
 
 fn open_with(out: &Path, flags: OpenFlags) -> Result<Connection, OpenError> {
@@ -141,6 +190,43 @@ pub struct ClipRow {
     pub media_requests: Option<i64>,
 }
 
+/// A done clip, with the columns exports use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DoneClip {
+    pub id: i64,
+    pub youtube_id: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub label: Option<String>,
+    pub split: Option<String>,
+    pub rel_path: String,
+    pub source: Option<String>,
+}
+
+impl DoneClip {
+    /// The split this clip belongs to: the journal's, else the first folder of its path (`test/x.mp4`).
+    pub fn split_name(&self) -> String {
+        split_name(&self.split, &self.rel_path)
+    }
+
+    /// The file name without `.mp4`: the clip's key in WebDataset shards.
+    pub fn stem(&self) -> &str {
+        stem(&self.rel_path)
+    }
+}
+
+fn split_name(split: &Option<String>, rel_path: &str) -> String {
+    match split {
+        Some(s) if !s.is_empty() => s.clone(),
+        _ => rel_path.split('/').next().unwrap_or("").to_string(),
+    }
+}
+
+fn stem(rel_path: &str) -> &str {
+    let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
+    name.split('.').next().unwrap_or(name)
+}
+
 impl ClipRow {
     pub fn is_done(&self) -> bool {
         self.state == "done"
@@ -160,30 +246,86 @@ impl ClipRow {
         name.split('.').next().unwrap_or(name)
     }
 
-    fn from_row(r: &Row) -> rusqlite::Result<ClipRow> {
+    fn from_row(r: &Row, c: &ClipColumns) -> rusqlite::Result<ClipRow> {
         Ok(ClipRow {
-            id: r.get("id")?,
-            youtube_id: r.get("youtube_id")?,
-            start_ms: r.get("start_ms")?,
-            end_ms: r.get("end_ms")?,
-            label: r.get("label")?,
-            split: r.get("split")?,
-            rel_path: r.get("rel_path")?,
-            rows: r.get("rows")?,
-            state: r.get("state")?,
-            category: r.get("category")?,
-            message: r.get("message")?,
-            attempts: r.get("attempts")?,
-            bytes_fetched: r.get("bytes_fetched")?,
-            media_requests: r.get("media_requests")?,
-            size_bytes: r.get("size_bytes")?,
-            duration_s: r.get("duration_s")?,
-            download_s: r.get("download_s")?,
-            encode_s: r.get("encode_s")?,
-            whole_video: r.get::<_, Option<i64>>("whole_video")?.unwrap_or(0) != 0,
-            format_id: r.get("format_id")?,
-            source: r.get("source")?,
-            sha256: r.get("sha256")?,
+            id: r.get(c.id)?,
+            youtube_id: r.get(c.youtube_id)?,
+            start_ms: r.get(c.start_ms)?,
+            end_ms: r.get(c.end_ms)?,
+            label: r.get(c.label)?,
+            split: r.get(c.split)?,
+            rel_path: r.get(c.rel_path)?,
+            rows: r.get(c.rows)?,
+            state: r.get(c.state)?,
+            category: r.get(c.category)?,
+            message: r.get(c.message)?,
+            attempts: r.get(c.attempts)?,
+            bytes_fetched: r.get(c.bytes_fetched)?,
+            media_requests: r.get(c.media_requests)?,
+            size_bytes: r.get(c.size_bytes)?,
+            duration_s: r.get(c.duration_s)?,
+            download_s: r.get(c.download_s)?,
+            encode_s: r.get(c.encode_s)?,
+            whole_video: r.get::<_, Option<i64>>(c.whole_video)?.unwrap_or(0) != 0,
+            format_id: r.get(c.format_id)?,
+            source: r.get(c.source)?,
+            sha256: r.get(c.sha256)?,
+        })
+    }
+}
+
+/// The position of each of [`ClipRow`]'s columns in a `SELECT * FROM clips`, looked up once per query
+/// rather than by name for every cell of every row.
+struct ClipColumns {
+    id: usize,
+    youtube_id: usize,
+    start_ms: usize,
+    end_ms: usize,
+    label: usize,
+    split: usize,
+    rel_path: usize,
+    rows: usize,
+    state: usize,
+    category: usize,
+    message: usize,
+    attempts: usize,
+    bytes_fetched: usize,
+    media_requests: usize,
+    size_bytes: usize,
+    duration_s: usize,
+    download_s: usize,
+    encode_s: usize,
+    whole_video: usize,
+    format_id: usize,
+    source: usize,
+    sha256: usize,
+}
+
+impl ClipColumns {
+    fn of(stmt: &rusqlite::Statement) -> rusqlite::Result<ClipColumns> {
+        Ok(ClipColumns {
+            id: stmt.column_index("id")?,
+            youtube_id: stmt.column_index("youtube_id")?,
+            start_ms: stmt.column_index("start_ms")?,
+            end_ms: stmt.column_index("end_ms")?,
+            label: stmt.column_index("label")?,
+            split: stmt.column_index("split")?,
+            rel_path: stmt.column_index("rel_path")?,
+            rows: stmt.column_index("rows")?,
+            state: stmt.column_index("state")?,
+            category: stmt.column_index("category")?,
+            message: stmt.column_index("message")?,
+            attempts: stmt.column_index("attempts")?,
+            bytes_fetched: stmt.column_index("bytes_fetched")?,
+            media_requests: stmt.column_index("media_requests")?,
+            size_bytes: stmt.column_index("size_bytes")?,
+            duration_s: stmt.column_index("duration_s")?,
+            download_s: stmt.column_index("download_s")?,
+            encode_s: stmt.column_index("encode_s")?,
+            whole_video: stmt.column_index("whole_video")?,
+            format_id: stmt.column_index("format_id")?,
+            source: stmt.column_index("source")?,
+            sha256: stmt.column_index("sha256")?,
         })
     }
 }
@@ -191,7 +333,8 @@ impl ClipRow {
 /// Every clip, in plan order.
 pub(super) fn clips(conn: &Connection) -> rusqlite::Result<Vec<ClipRow>> {
     let mut stmt = conn.prepare("SELECT * FROM clips ORDER BY id")?;
-    let rows = stmt.query_map([], ClipRow::from_row)?;
+    let cols = ClipColumns::of(&stmt)?;
+    let rows = stmt.query_map([], |r| ClipRow::from_row(r, &cols))?;
     rows.collect()
 }
 

@@ -101,20 +101,96 @@ pub fn build(out: &Path) -> anyhow::Result<Manifest> {
     let hashes = hash_missing(out, &clips);
     let mut entries: Vec<Entry> =
         clips.iter().zip(hashes).map(|(c, h)| entry(out, c, h, done_runs.get(&c.id).copied())).collect();
-    entries.sort_by_key(Entry::key);
+    entries.sort_by(by_key);
     Ok(assemble(entries, runs))
+}
+
+/// Manifest order, (youtube_id, time_start, time_end) to the millisecond, without copying the ids.
+fn by_key(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    (a.youtube_id.as_str(), ms(a.time_start), ms(a.time_end)).cmp(&(
+        b.youtube_id.as_str(),
+        ms(b.time_start),
+        ms(b.time_end),
+    ))
+}
+
+/// How many clips in the streamed manifest are hashed at once, on all cores.
+const BATCH: usize = 4096;
+
+/// Builds OUT's manifest and writes it to `dest` (as [`write`] does [`build`]'s) without holding it in
+/// memory: clips come from the journal already in manifest order (its unique key), a batch at a time
+/// (missing hashes on all cores), and go to a temp file as they come; counts and fingerprint, which the
+/// document puts first, are then written before them. Returns the counts and the fingerprint.
+pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, String)> {
+    let journal = Reader::open(out)?;
+    let runs = journal.runs().context("failed to read the runs of the journal")?;
+    let done_runs = journal.done_run_by_clip().context("failed to read the attempts of the journal")?;
+    let body = dest.with_extension(format!("clips.tmp{}", std::process::id()));
+    let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
+    let write = || -> anyhow::Result<(Counts, String)> {
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&body)?);
+        let mut counts = Counts::default();
+        let mut hasher = Sha256::new();
+        let mut batch: Vec<ClipRow> = Vec::with_capacity(BATCH);
+        let mut flush = |batch: &mut Vec<ClipRow>| -> anyhow::Result<()> {
+            let hashes = hash_missing(out, batch);
+            for (c, h) in batch.drain(..).zip(hashes) {
+                let e = entry(out, &c, h, done_runs.get(&c.id).copied());
+                count(&mut counts, &e);
+                if e.outcome == ClipOutcome::Done {
+                    fingerprint_line(&mut hasher, &e);
+                }
+                write!(w, "{}\n{}", if counts.total == 1 { "" } else { "," }, serde_json::to_string(&e)?)?;
+            }
+            Ok(())
+        };
+        journal
+            .each_clip_by_key(|c| {
+                batch.push(c);
+                if batch.len() == BATCH {
+                    flush(&mut batch)?;
+                }
+                Ok(())
+            })
+            .context("failed to read the clips of the journal")?;
+        flush(&mut batch)?;
+        w.into_inner().map_err(|e| e.into_error())?;
+        let fingerprint = hex(&hasher.finalize());
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let generator = format!("kinetics-dl {}", env!("CARGO_PKG_VERSION"));
+        write_header(&mut w, FORMAT_VERSION, &generator, &fingerprint, &counts, &runs)?;
+        // File to file: the kernel copies the clips (copy_file_range), not a buffer of ours.
+        let mut file = w.into_inner().map_err(|e| e.into_error())?;
+        std::io::copy(&mut std::fs::File::open(&body)?, &mut file)?;
+        writeln!(file, "\n]\n}}")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dest)?;
+        Ok((counts, fingerprint))
+    };
+    let result = write();
+    let _ = std::fs::remove_file(&body);
+    result
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("failed to write the manifest {}", dest.display()))
+}
+
+fn count(counts: &mut Counts, e: &Entry) {
+    counts.total += 1;
+    match e.outcome {
+        ClipOutcome::Done => counts.done += 1,
+        ClipOutcome::Failed => counts.failed += 1,
+        ClipOutcome::Pending => counts.pending += 1,
+        ClipOutcome::Broken => counts.broken += 1,
+    }
 }
 
 /// Puts entries and runs together with their counts and fingerprint.
 pub fn assemble(clips: Vec<Entry>, runs: Vec<RunRow>) -> Manifest {
-    let mut counts = Counts { total: clips.len() as u64, ..Counts::default() };
+    let mut counts = Counts::default();
     for e in &clips {
-        match e.outcome {
-            ClipOutcome::Done => counts.done += 1,
-            ClipOutcome::Failed => counts.failed += 1,
-            ClipOutcome::Pending => counts.pending += 1,
-            ClipOutcome::Broken => counts.broken += 1,
-        }
+        count(&mut counts, e);
     }
     Manifest {
         kinetics_dl_manifest: FORMAT_VERSION,
@@ -229,13 +305,18 @@ fn hex(bytes: &[u8]) -> String {
 /// The dataset's fingerprint (see [`Manifest::fingerprint`]).
 pub fn fingerprint(clips: &[Entry]) -> String {
     let mut done: Vec<_> = clips.iter().filter(|e| e.outcome == ClipOutcome::Done).collect();
-    done.sort_by_key(|e| e.key());
+    done.sort_by(|a, b| by_key(a, b));
     let mut hasher = Sha256::new();
     for e in done {
-        let (id, s, t) = e.key();
-        hasher.update(format!("{id}\t{s}\t{t}\t{}\n", e.sha256.as_deref().unwrap_or("")).as_bytes());
+        fingerprint_line(&mut hasher, e);
     }
     hex(&hasher.finalize())
+}
+
+/// A done clip's line of the fingerprint.
+fn fingerprint_line(hasher: &mut Sha256, e: &Entry) {
+    let (s, t) = (ms(e.time_start), ms(e.time_end));
+    hasher.update(format!("{}\t{s}\t{t}\t{}\n", e.youtube_id, e.sha256.as_deref().unwrap_or("")).as_bytes());
 }
 
 /// Writes the manifest as one JSON document with one clip a line (readable diffs), atomically.
@@ -243,13 +324,8 @@ pub fn write(manifest: &Manifest, dest: &Path) -> anyhow::Result<()> {
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> anyhow::Result<()> {
         let mut w = BufWriter::new(std::fs::File::create(&tmp)?);
-        writeln!(w, "{{")?;
-        writeln!(w, "\"kinetics_dl_manifest\": {},", manifest.kinetics_dl_manifest)?;
-        writeln!(w, "\"generator\": {},", serde_json::to_string(&manifest.generator)?)?;
-        writeln!(w, "\"fingerprint\": {},", serde_json::to_string(&manifest.fingerprint)?)?;
-        writeln!(w, "\"counts\": {},", serde_json::to_string(&manifest.counts)?)?;
-        writeln!(w, "\"runs\": {},", serde_json::to_string_pretty(&manifest.runs)?)?;
-        write!(w, "\"clips\": [")?;
+        let m = manifest;
+        write_header(&mut w, m.kinetics_dl_manifest, &m.generator, &m.fingerprint, &m.counts, &m.runs)?;
         for (i, e) in manifest.clips.iter().enumerate() {
             write!(w, "{}\n{}", if i == 0 { "" } else { "," }, serde_json::to_string(e)?)?;
         }
@@ -263,6 +339,25 @@ pub fn write(manifest: &Manifest, dest: &Path) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(&tmp);
         })
         .with_context(|| format!("failed to write the manifest {}", dest.display()))
+}
+
+/// Everything before the clips, up to and with `"clips": [`.
+fn write_header(
+    w: &mut impl Write,
+    version: u32,
+    generator: &str,
+    fingerprint: &str,
+    counts: &Counts,
+    runs: &[RunRow],
+) -> anyhow::Result<()> {
+    writeln!(w, "{{")?;
+    writeln!(w, "\"kinetics_dl_manifest\": {version},")?;
+    writeln!(w, "\"generator\": {},", serde_json::to_string(generator)?)?;
+    writeln!(w, "\"fingerprint\": {},", serde_json::to_string(fingerprint)?)?;
+    writeln!(w, "\"counts\": {},", serde_json::to_string(counts)?)?;
+    writeln!(w, "\"runs\": {},", serde_json::to_string_pretty(runs)?)?;
+    write!(w, "\"clips\": [")?;
+    Ok(())
 }
 
 /// Reads a manifest written by [`write`] (or any JSON with the same fields).

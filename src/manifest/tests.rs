@@ -129,3 +129,82 @@ fn diff_sorts_clips_into_gaps_with_reasons() {
     assert!(same.identical && same.a_gaps.is_empty());
     assert!(diff::render(&same).contains("identical"));
 }
+
+/// A journal of `n` clips in an order other than their keys', most done with a small file (some with a
+/// recorded sha256, some to hash, one missing, one resized), some failed, some pending.
+fn journal_with_clips(out: &std::path::Path, n: usize) {
+    use crate::journal::{Done, Failed, Journal, State};
+    use crate::plan::{ClipKey, Job};
+    let mut j = Journal::open(&Journal::path_in(out)).unwrap();
+    let jobs: Vec<Job> = (0..n)
+        .map(|i| {
+            // Ids in reverse of insertion order, two clips for some videos.
+            let id = format!("v{:010}", (n - i) / 2);
+            let key = ClipKey {
+                youtube_id: id.clone(),
+                start_ms: (i % 2) as i64 * 20_000,
+                end_ms: (i % 2) as i64 * 20_000 + 10_000,
+            };
+            let rel_path = format!("train/cls_{}/{id}_{}.mp4", i % 7, i % 2).into();
+            Job { key, label: Some(format!("cls {}", i % 7)), split: Some("train".into()), rel_path, rows: 1 }
+        })
+        .collect();
+    j.sync_plan(&jobs).unwrap();
+    for (i, c) in j.clips().unwrap().into_iter().enumerate() {
+        match i % 10 {
+            8 => {
+                let f = Failed {
+                    state: State::Failed,
+                    category: "private",
+                    message: "m",
+                    stderr_tail: "",
+                    attempts: 1,
+                    next_attempt_ms: None,
+                    bytes_fetched: 0,
+                };
+                j.record_failure(c.id, &f).unwrap();
+            }
+            9 => {}
+            _ => {
+                let path = out.join(&c.rel_path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let body = format!("clip {i}\n");
+                if i != 3 {
+                    std::fs::write(&path, &body).unwrap();
+                }
+                let size = if i == 5 { 1 } else { body.len() as u64 };
+                let done = Done {
+                    size_bytes: size,
+                    duration_s: 10.0,
+                    source: "youtube".into(),
+                    format_id: "18".into(),
+                    ..Done::default()
+                };
+                j.record_done(c.id, &done).unwrap();
+                if i % 3 == 0 {
+                    j.record_sha256(c.id, Some(&build::sha256_file(&path).unwrap_or_default())).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_streamed_manifest_is_the_document_built_in_memory_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join(crate::journal::STATE_DIR)).unwrap();
+    // More clips than one batch of the streamed writer.
+    journal_with_clips(&out, 9_001);
+    let in_memory = build::build(&out).unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    build::write(&in_memory, &a).unwrap();
+    let (counts, fingerprint) = build::build_and_write(&out, &b).unwrap();
+    assert_eq!(counts, in_memory.counts);
+    assert_eq!(fingerprint, in_memory.fingerprint);
+    assert!(counts.broken == 2 && counts.failed > 0 && counts.pending > 0 && counts.done > 0, "{counts:?}");
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), std::fs::read_to_string(&a).unwrap());
+    assert_eq!(build::read(&b).unwrap(), in_memory);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 3, "no temp file left: {leftovers:?}");
+}
