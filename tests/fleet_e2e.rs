@@ -870,3 +870,65 @@ fn a_worker_whose_network_is_down_gives_its_clips_back_uncharged_and_says_so() {
     }
     assert_eq!(done_count(&b_out), rows.len());
 }
+
+#[test]
+fn a_worker_killed_while_the_database_is_away_completes_its_clips_from_its_folder_on_restart() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "restart");
+    let rows = real_rows(70, 5);
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let relay = PgRelay::start(&url);
+    let out = tmp.path().join("w");
+    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
+    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
+    args[at] = relay.url(&url).into();
+    args.extend(os(["--lease", "5s"]));
+    let mut first = Running::download(&args);
+    let done_in_fleet = || {
+        let sql = format!("SELECT count(*) FROM {}.clip WHERE state = 'done'", schema.name);
+        psql_while_starting(&url, &sql).parse::<usize>().unwrap_or(0)
+    };
+    first.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet() >= 1);
+    relay.cut();
+    let recorded_at_cut = done_in_fleet();
+    first.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
+    // Killed with that clip's report still in memory: the fleet never hears of it from this process.
+    first.signal(libc::SIGKILL);
+    let _ = first.wait(Duration::from_secs(30));
+    relay.restore();
+    let made_here: BTreeSet<String> =
+        journal_clips(&out).into_iter().filter(|c| c.state == "done").map(|c| c.youtube_id).collect();
+    let unrecorded: Vec<String> = fleet_clips(&schema)
+        .values()
+        .filter(|c| c.state != "done")
+        .map(|c| c.key.clone())
+        .filter(|k| made_here.iter().any(|id| k.starts_with(id.as_str())))
+        .collect();
+    assert!(!unrecorded.is_empty(), "a clip made here is not in the fleet's record yet");
+    let before = requests_by_id(&server);
+
+    // The same folder's next worker takes the clips back as their leases expire, and completes those it
+    // already made from the copies it holds: nothing of them is fetched again, nothing is made twice.
+    let mut args = worker_args(&server, &schema, &out, "127.0.0.2", &[]);
+    args.extend(os(["--lease", "5s"]));
+    let second = Running::download(&args);
+    let pid = second.pid();
+    second.wait(WORKER_LIMIT).expect_code(0);
+    let after = requests_by_id(&server);
+    for id in &made_here {
+        assert_eq!(after.get(id), before.get(id), "{id} was made here already and fetched again");
+    }
+    let clips = fleet_clips(&schema);
+    assert!(clips.values().all(|c| c.state == "done"), "{clips:#?}");
+    let second_id = workers_by_pid(&schema)[&pid].clone();
+    for key in &unrecorded {
+        assert_eq!(clips[key].done_worker, second_id, "{key} completed by the restarted worker");
+        let file = out.join(&clips[key].rel_path);
+        assert_eq!(sha256_hex(&file), clips[key].sha256, "the record names the copy in the folder");
+    }
+    assert_eq!(done_count(&out), rows.len());
+}

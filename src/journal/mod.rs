@@ -590,6 +590,19 @@ impl Journal {
         read::clips(&self.conn)
     }
 
+    /// A done clip's recorded copy: (size in bytes, sha256), when both were recorded.
+    pub fn done_copy(&self, clip_id: i64) -> anyhow::Result<Option<(u64, String)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT size_bytes, sha256 FROM clips
+                  WHERE id = ?1 AND state = 'done' AND size_bytes IS NOT NULL AND sha256 IS NOT NULL",
+                [clip_id],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// A verified clip's checksum, recorded once.
     pub fn record_sha256(&mut self, clip_id: i64, sha256: Option<&str>) -> anyhow::Result<()> {
         self.conn.execute("UPDATE clips SET sha256 = ?1 WHERE id = ?2", params![sha256, clip_id])?;

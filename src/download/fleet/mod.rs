@@ -230,6 +230,17 @@ impl<'a> Worker<'a> {
                     break;
                 };
                 let task = self.task_for(&claimed)?;
+                if !probe && !domain_probe {
+                    if let Some((sha256, done)) = self.made_here(&task)? {
+                        // Made in this folder by an earlier run whose report never reached the fleet (the
+                        // worker was killed while the database was away): completed from that copy, unfetched.
+                        tracing::info!(clip = %claimed.clip_key, "completed from the copy this folder already holds");
+                        let (key, token, youtube_id) =
+                            (claimed.clip_key.clone(), claimed.token, claimed.job.key.youtube_id.clone());
+                        self.report(Report::Done { key, token, youtube_id, sha256, done }, reporter).await?;
+                        continue;
+                    }
+                }
                 self.held.insert(claimed.clip_key.clone(), claimed.token);
                 self.governor.started(lane, probe, now);
                 let engine = self.engine.clone();
@@ -360,6 +371,22 @@ impl<'a> Worker<'a> {
             end: job.key.end_ms as f64 / 1000.0,
             dest,
         })
+    }
+
+    /// A claimed clip that this folder's journal already has done, with its file in place, the size and the
+    /// sha256 it recorded: its checksum and what the fleet records of it.
+    fn made_here(&self, task: &Task) -> anyhow::Result<Option<(String, crate::journal::Done)>> {
+        let Some((size, sha)) = self.journal.done_copy(task.clip_id)? else { return Ok(None) };
+        match std::fs::metadata(&task.dest) {
+            Ok(m) if m.is_file() && m.len() == size => {}
+            _ => return Ok(None),
+        }
+        if sha256_file(&task.dest)? != sha {
+            tracing::warn!(path = %task.dest.display(), "a done clip's file differs from its recorded sha256: fetching it again");
+            return Ok(None);
+        }
+        let done = crate::journal::Done { size_bytes: size, source: "adopted".into(), ..Default::default() };
+        Ok(Some((sha, done)))
     }
 
     /// One finished attempt: the governor and the domain hear how the egress fared, the local journal records
