@@ -78,6 +78,7 @@ pub fn run_with(out: Option<&Path>, opts: &DoctorOptions) -> DoctorReport {
         check_ffmpeg("ffprobe", opts.ffprobe.as_deref()),
         check_js_runtime(path.as_deref()),
         check_ejs(&python),
+        check_formats(&python),
         check_disk(out.unwrap_or(Path::new("."))),
     ];
     DoctorReport { checks }
@@ -251,6 +252,66 @@ fn check_ejs(python: &Path) -> Check {
     }
 }
 
+/// Asks the installed yt-dlp module, offline, which clients it uses for YouTube by default and which of
+/// their formats its own table says need a GVS proof-of-origin token. This is yt-dlp's belief, not
+/// YouTube's answer: only a download can tell that a format is cut after its first megabyte.
+const FORMATS_SCRIPT: &str = "\
+import yt_dlp.version as v
+from yt_dlp.extractor.youtube._base import INNERTUBE_CLIENTS
+from yt_dlp.extractor.youtube._video import YoutubeIE
+print('version', v.__version__)
+for c in YoutubeIE._DEFAULT_CLIENTS:
+    p = INNERTUBE_CLIENTS.get(c, {}).get('GVS_PO_TOKEN_POLICY', {})
+    print('client', c, ','.join(k.value for k, x in p.items() if x.required) or '-')
+";
+
+fn check_formats(python: &Path) -> Check {
+    let fix =
+        Some("pip install -U \"yt-dlp[default]\" (a PO-token provider such as bgutil-ytdlp-pot-provider for DASH)");
+    match probe(python, &["-c", FORMATS_SCRIPT]) {
+        Some(out) if out.status.success() => match token_needs(&String::from_utf8_lossy(&out.stdout)) {
+            Some((status, message)) => {
+                check("formats", status, message, (status != Status::Ok).then_some(fix).flatten())
+            }
+            None => check("formats", Status::Warn, "cannot tell which formats need a PO token".into(), fix),
+        },
+        _ => check("formats", Status::Warn, "cannot ask yt-dlp's module which formats need a PO token".into(), fix),
+    }
+}
+
+/// Reads [`FORMATS_SCRIPT`]'s lines (`version V`, then `client NAME PROTOCOLS-NEEDING-A-TOKEN|-`) into a
+/// status and a message: fine while some default client offers plain https (itag 18) without a token.
+pub fn token_needs(text: &str) -> Option<(Status, String)> {
+    let version = text.lines().find_map(|l| l.strip_prefix("version "))?.trim();
+    let clients: Vec<(&str, Vec<&str>)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("client "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, needs)| (name, needs.trim().split(',').filter(|n| !n.is_empty() && *n != "-").collect()))
+        .collect();
+    if clients.is_empty() {
+        return None;
+    }
+    let free = |name: &str| -> Vec<&str> {
+        let needs = &clients.iter().find(|(n, _)| *n == name).expect("a listed client").1;
+        [("https", "itag 18"), ("dash", "DASH")].iter().filter(|(p, _)| !needs.contains(p)).map(|(_, f)| *f).collect()
+    };
+    let parts: Vec<String> = clients
+        .iter()
+        .map(|(name, _)| match free(name).as_slice() {
+            [] => format!("{name}: none"),
+            formats => format!("{name}: {}", formats.join(", ")),
+        })
+        .collect();
+    let itag18 = clients.iter().any(|(name, _)| free(name).contains(&"itag 18"));
+    let message = format!(
+        "yt-dlp {version}'s default clients offer without a PO token (by yt-dlp's own table) {}; a DASH format \
+         YouTube cuts after its first MB is fetched again from itag 18",
+        parts.join("; ")
+    );
+    Some((if itag18 { Status::Ok } else { Status::Warn }, message))
+}
+
 fn check_disk(out: &Path) -> Check {
     // The folder may not exist yet: measure the nearest ancestor that does.
     let at = out.ancestors().find(|p| !p.as_os_str().is_empty() && p.exists()).unwrap_or(Path::new("."));
@@ -385,7 +446,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let opts = DoctorOptions { today: TODAY, ..DoctorOptions::default() };
         let report = run_with(Some(&out.path().join("not/yet/created")), &opts);
-        for name in ["yt-dlp", "ffmpeg", "ffprobe", "yt-dlp-ejs"] {
+        for name in ["yt-dlp", "ffmpeg", "ffprobe", "yt-dlp-ejs", "formats"] {
             let c = find(&report, name);
             assert_eq!(c.status, Status::Ok, "{c:?}");
             assert!(c.fix.is_none());
@@ -397,6 +458,40 @@ mod tests {
             "{disk:?}"
         );
         assert!(!report.has_failures(), "{report}");
+    }
+
+    #[test]
+    fn token_needs_table() {
+        // (the script's output, status, message fragment); the first row is what yt-dlp 2026.11.23 printed.
+        let cases = [
+            (
+                "version 2026.11.23\nclient tv_samsung -\nclient visionos -\n",
+                Some(Status::Ok),
+                "2026.11.23's default clients offer without a PO token (by yt-dlp's own table) tv_samsung: itag 18, \
+                 DASH; visionos: itag 18, DASH;",
+            ),
+            (
+                "version 2026.08.20\nclient tv_simply https,dash\nclient android_vr https,dash\n",
+                Some(Status::Warn),
+                "tv_simply: none; android_vr: none;",
+            ),
+            (
+                "version 2026.09.01\nclient tv https\nclient web https,dash\n",
+                Some(Status::Warn),
+                "tv: DASH; web: none;",
+            ),
+            ("version 2026.09.01\nclient tv dash\n", Some(Status::Ok), "tv: itag 18;"),
+            ("version 2026.09.01\n", None, ""),
+            ("client tv -\n", None, ""),
+            ("", None, ""),
+        ];
+        for (text, status, fragment) in cases {
+            let got = token_needs(text);
+            assert_eq!(got.as_ref().map(|g| g.0), status, "{text:?}");
+            if let Some((_, message)) = got {
+                assert!(message.contains(fragment), "{text:?}: {message}");
+            }
+        }
     }
 
     #[test]

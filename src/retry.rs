@@ -83,6 +83,17 @@ pub struct Context {
     pub unreachable: bool,
 }
 
+/// Whether a media request's failure means "this format needs a token on this egress", not "this clip is
+/// forbidden": YouTube (since mid-2026) serves the DASH URLs of many clients for about their first megabyte
+/// without a proof-of-origin token, then answers 403; a URL marked `rqh=1` needs one from its first request.
+/// `status` is what upstream answered, `bytes_served` what the same URL had served before, `progressive`
+/// whether the stream already is the muxed itag 18 (there is nothing to fall back to). The clip is then
+/// fetched again as itag 18 within the same attempt, nothing charged.
+pub fn format_refused(status: Option<u16>, bytes_served: u64, url: &str, progressive: bool) -> bool {
+    let needs_token = url.split(['?', '&']).skip(1).any(|pair| pair == "rqh=1");
+    status == Some(403) && !progressive && (bytes_served > 0 || needs_token)
+}
+
 /// Decides what happens to a clip whose attempt failed in `category`; `rng_unit` in `[0, 1]` spreads the
 /// delay (see [`RetryPolicy`]).
 pub fn verdict(category: Category, cx: &Context, policy: &RetryPolicy, rng_unit: f64) -> Verdict {
@@ -180,6 +191,28 @@ pub fn format_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn format_refused_table() {
+        let dash = "https://rr1.googlevideo.com/videoplayback?itag=134&rqh=0";
+        let token = "https://rr1.googlevideo.com/videoplayback?itag=134&rqh=1&n=x";
+        // (status, bytes served before, url, progressive, refused)
+        let table = [
+            (Some(403), 1_048_576, dash, false, true),
+            (Some(403), 1, "http://127.0.0.1:9/v/abc/video.mp4", false, true),
+            (Some(403), 0, dash, false, false),
+            (Some(403), 0, token, false, true),
+            (Some(403), 5000, dash, true, false),
+            (Some(403), 0, token, true, false),
+            (Some(404), 5000, dash, false, false),
+            (Some(429), 5000, token, false, false),
+            (None, 5000, token, false, false),
+            (Some(403), 0, "https://h/v?xrqh=1", false, false),
+        ];
+        for (i, (status, served, url, progressive, want)) in table.into_iter().enumerate() {
+            assert_eq!(super::format_refused(status, served, url, progressive), want, "row {i}: {url}");
+        }
+    }
+
     use super::*;
     use Category::*;
 

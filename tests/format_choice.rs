@@ -54,7 +54,7 @@ fn youtube_formats() -> Vec<Value> {
 }
 
 /// What yt-dlp picks from `formats` with our `-f`/`-S` for `--max-height max_height`.
-fn pick(dir: &Path, formats: Vec<Value>, max_height: u32) -> String {
+fn pick(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool) -> String {
     let info = json!({
         "id": "dQw4w9WgXcQ",
         "title": "format choice",
@@ -72,7 +72,7 @@ fn pick(dir: &Path, formats: Vec<Value>, max_height: u32) -> String {
     let out = Command::new("yt-dlp")
         .args(["--ignore-config", "--no-warnings", "--simulate", "--print", "format_id", "--load-info-json"])
         .arg(&path)
-        .args(ytdlp.format_args())
+        .args(ytdlp.format_args(itag18))
         .output()
         .expect("yt-dlp runs (scripts/setup.sh installs it)");
     assert!(out.status.success(), "yt-dlp failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -100,22 +100,29 @@ fn dash_pair_when_offered_itag_18_when_not() {
             f
         })
         .collect();
-    let cases: Vec<(&str, Vec<Value>, u32, &str)> = vec![
+    // (name, formats, --max-height, the egress is refused DASH, the choice)
+    let cases: Vec<(&str, Vec<Value>, u32, bool, &str)> = vec![
         // 360p h264 video-only + the smallest AAC audio, never itag 18 (its audio would come twice).
-        ("everything YouTube offers", youtube_formats(), 360, "134+139"),
-        ("a larger cap", youtube_formats(), 480, "135+139"),
-        ("no AAC audio-only", without(&["139", "140"]), 360, "134+249"),
+        ("everything YouTube offers", youtube_formats(), 360, false, "134+139"),
+        ("a larger cap", youtube_formats(), 480, false, "135+139"),
+        ("no AAC audio-only", without(&["139", "140"]), 360, false, "134+249"),
         // No h264 at 360p: the height wins over the codec.
-        ("no 360p h264 video-only", without(&["134"]), 360, "243+139"),
+        ("no 360p h264 video-only", without(&["134"]), 360, false, "243+139"),
         // DASH gone (SABR-only or PO-token-gated): itag 18 alone.
-        ("only itag 18", only(&["18"]), 360, "18"),
-        ("itag 18 and audio-only", only(&["18", "139", "140"]), 360, "18"),
+        ("only itag 18", only(&["18"]), 360, false, "18"),
+        ("itag 18 and audio-only", only(&["18", "139", "140"]), 360, false, "18"),
         // Nothing at or below the cap: the closest above, no failure.
-        ("only 720p", only(&["136", "140"]), 360, "136+140"),
+        ("only 720p", only(&["136", "140"]), 360, false, "136+140"),
         // The cap applies to the short side.
-        ("portrait video", portrait, 360, "134+139"),
+        ("portrait video", portrait.clone(), 360, false, "134+139"),
+        // An egress refused DASH past its first bytes: itag 18 whenever offered, whatever the cap.
+        ("refused DASH: everything", youtube_formats(), 360, true, "18"),
+        ("refused DASH: a larger cap", youtube_formats(), 480, true, "18"),
+        ("refused DASH: portrait", portrait, 360, true, "18"),
+        // No itag 18: the usual choice rather than none.
+        ("refused DASH, no itag 18", without(&["18"]), 360, true, "134+139"),
     ];
-    for (name, formats, max_height, want) in cases {
-        assert_eq!(pick(dir.path(), formats, max_height), want, "{name}");
+    for (name, formats, max_height, itag18, want) in cases {
+        assert_eq!(pick(dir.path(), formats, max_height, itag18), want, "{name}");
     }
 }

@@ -104,3 +104,62 @@ fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
     let biggest = stats.log.iter().map(|e| e.bytes).max().unwrap_or(0);
     assert!(biggest < dash.video.len / 3, "a request of {biggest} B");
 }
+
+/// YouTube since mid-2026: an egress without a proof-of-origin token is served a DASH file's first bytes,
+/// then 403s. Here 127.0.0.3 is such an egress (past the first 128 KiB of each DASH file; YouTube's ~1 MB
+/// scaled to the test's short video), 127.0.0.2 is not. Every clip through 127.0.0.3 ends done from itag 18
+/// in its one attempt, frame-accurate; once refused, that egress's later clips skip DASH; 127.0.0.2 keeps
+/// the DASH pair.
+#[test]
+fn dash_refused_past_its_first_bytes_on_one_egress_falls_back_to_itag_18_there_only() {
+    const REFUSED: &str = "127.0.0.3";
+    const JOBS: usize = 2;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config().with_dash_token(&[REFUSED], 128 * 1024));
+    let rows = real_rows(20, 10);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let out = tmp.path().join("out");
+    let mut args = download_args(&server, &out, &[&csv]);
+    set_jobs(&mut args, JOBS);
+    args.extend(os(["--source-address", "127.0.0.2", "--source-address", REFUSED]));
+    run(&args).expect_code(0);
+
+    let log = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
+    let stats = read_csv(&out.join("stats.csv"));
+    let is_dash = |path: &str| path.ends_with("/video.mp4") || path.ends_with("/audio.m4a");
+    let (mut refused_clips, mut dash_on_refused, mut kept) = (0, 0, 0);
+    for row in &rows {
+        assert_clip(&out, row);
+        let requests: Vec<_> = log.iter().filter(|e| e.id.as_deref() == Some(row.id.as_str())).collect();
+        let ips: std::collections::BTreeSet<&str> = requests.iter().map(|e| e.ip.as_str()).collect();
+        assert_eq!(ips.len(), 1, "{}: one egress per clip: {ips:?}", row.id);
+        let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");
+        let dash_requests = requests.iter().filter(|e| is_dash(&e.path)).count();
+        let shown: Vec<_> = requests.iter().map(|e| (e.path.as_str(), e.range.as_deref(), e.status)).collect();
+        if ips.contains(REFUSED) {
+            refused_clips += 1;
+            assert_eq!(line["format_id"], "18", "{}: {shown:?}", row.id);
+            dash_on_refused += usize::from(dash_requests > 0);
+        } else {
+            kept += 1;
+            assert_eq!(line["format_id"], "133+140", "{}: {shown:?}", row.id);
+            assert!(requests.iter().all(|e| e.status < 400), "{}: {shown:?}", row.id);
+        }
+        // What the relay sent upstream, the refused DASH requests included, is what the clip records.
+        let media = requests.iter().filter(|e| e.path != "/watch" && !e.path.ends_with(".mpd")).count();
+        assert_eq!(line["media_requests"], media.to_string(), "{}: {shown:?}", row.id);
+        assert_eq!(line["whole_video"], "0", "{}", row.id);
+    }
+    assert!(kept >= 1 && refused_clips >= 1, "both egresses served clips: {kept} and {refused_clips}");
+    // Only the clips already running when the first 403 came tried DASH on the refusing egress.
+    assert!(dash_on_refused >= 1, "the refusing egress was asked for DASH once");
+    assert!(dash_on_refused <= JOBS, "{dash_on_refused} clips tried DASH on {REFUSED}");
+    let refused_log = log.iter().filter(|e| e.ip == REFUSED && is_dash(&e.path) && e.status == 403).count();
+    assert!(refused_log >= 1, "the test source refused DASH on {REFUSED}");
+    assert!(refused_clips > dash_on_refused, "{REFUSED}'s later clips skipped DASH: {refused_clips} clips");
+    // No attempt charged: one attempt per clip, each done.
+    let attempts = attempts(&out);
+    assert_eq!(attempts.len(), rows.len(), "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.outcome == "done"), "{attempts:?}");
+}

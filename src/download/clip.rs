@@ -10,6 +10,7 @@ use crate::tools::process::StopSignal;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
 use crate::tools::Failure;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -31,6 +32,9 @@ pub struct Engine {
 pub struct Exit {
     pub args: EgressArgs,
     pub client: reqwest::Client,
+    /// Upstream refused a DASH format through this egress after serving its first bytes (no proof-of-origin
+    /// token): for the rest of the run its clips start from itag 18.
+    pub dash_refused: AtomicBool,
 }
 
 /// What to do: one clip.
@@ -96,13 +100,32 @@ impl Engine {
             bytes_fetched: bytes,
             download_s: t0.elapsed().as_secs_f64(),
         };
-        let info = match self.ytdlp.extract(&task.url, &exit.args, stop).await {
-            Ok(info) => info,
-            Err(f) => return failed(f, 0, (0, None), t0),
-        };
-        let fetched = match self.fetch(task, exit, &info, work, stop).await {
-            Ok(f) => f,
-            Err((f, b, throttled)) => return failed(f, b, throttled, t0),
+        let mut itag18 = exit.dash_refused.load(Ordering::Relaxed);
+        let mut refused_requests = 0;
+        let (info, fetched) = loop {
+            let info = match self.ytdlp.extract(&task.url, &exit.args, itag18, stop).await {
+                Ok(info) => info,
+                Err(f) => return failed(f, bytes, (0, None), t0),
+            };
+            match self.fetch(task, exit, &info, itag18, work, stop).await {
+                Ok(f) => break (info, f),
+                // The format, not the clip, was refused: the same attempt goes again from itag 18, and the
+                // egress's later clips start there.
+                Err(e) if e.format_refused && !itag18 => {
+                    tracing::warn!(
+                        clip = task.clip_id,
+                        egress = ?exit.args.source_address,
+                        format = %info.format_id,
+                        "{}: fetching the clip again from itag 18; this egress's next clips start there",
+                        e.failure.message
+                    );
+                    exit.dash_refused.store(true, Ordering::Relaxed);
+                    itag18 = true;
+                    bytes += e.bytes;
+                    refused_requests += e.requests;
+                }
+                Err(e) => return failed(e.failure, bytes + e.bytes, e.throttled, t0),
+            }
         };
         bytes += fetched.bytes;
         let download_s = t0.elapsed().as_secs_f64();
@@ -139,7 +162,7 @@ impl Engine {
         }
         Outcome::Done(Done {
             bytes_fetched: bytes,
-            media_requests: fetched.requests,
+            media_requests: fetched.requests + refused_requests,
             size_bytes,
             duration_s: probe.duration.unwrap_or(0.0),
             download_s,
@@ -156,9 +179,10 @@ impl Engine {
         task: &Task,
         exit: &Exit,
         info: &MediaInfo,
+        itag18: bool,
         work: &Path,
         stop: &mut StopSignal,
-    ) -> Result<Fetched, (Failure, u64, Throttled)> {
+    ) -> Result<Fetched, FetchError> {
         if info.streams.iter().all(|s| s.is_rangeable()) {
             let regs: Vec<Registration> =
                 info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
@@ -176,17 +200,20 @@ impl Engine {
             let unsupported = regs.iter().any(Registration::range_unsupported);
             // ffmpeg may exit 0 on a cut-short input, and its own words for an HTTP status are vague
             // (`4XX Client Error`): what the relay saw upstream decides.
-            let upstream = regs.iter().find_map(Registration::last_upstream_error);
+            let requests: u64 = regs.iter().map(Registration::upstream_requests).sum();
+            let upstream = info.streams.iter().zip(&regs).find_map(|(s, r)| Some((s, r, r.last_upstream_error()?)));
             match (result, upstream) {
-                (_, Some(err)) if !unsupported => {
+                (_, Some((stream, reg, err))) if !unsupported => {
                     let category = err.status().map_or(Category::Network, crate::classify::http_status);
                     // The relay's words are the tail the classifier reads: an upstream it could not reach at
                     // all is an outage signal (`classify::unreachable`), not the clip's failure.
                     let failure = Failure::new(category, format!("media fetch failed: {err}"), &err.to_string());
-                    return Err((failure, bytes, throttled));
+                    let progressive = info.streams.len() == 1 && stream.format_id == "18";
+                    let format_refused =
+                        crate::retry::format_refused(err.status(), reg.bytes_fetched(), &stream.url, progressive);
+                    return Err(FetchError { failure, bytes, requests, throttled, format_refused });
                 }
                 (Ok(w), None) if !unsupported => {
-                    let requests = regs.iter().map(Registration::upstream_requests).sum();
                     return Ok(Fetched {
                         path,
                         bytes,
@@ -195,11 +222,15 @@ impl Engine {
                         whole_video: false,
                     });
                 }
-                (Err(f), None) if !unsupported => return Err((f, bytes, throttled)),
+                (Err(failure), None) if !unsupported => {
+                    return Err(FetchError { failure, bytes, requests, throttled, format_refused: false })
+                }
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }
-        let path = self.ytdlp.download_whole(&task.url, &exit.args, work, stop).await.map_err(|f| (f, 0, (0, None)))?;
+        let path = self.ytdlp.download_whole(&task.url, &exit.args, itag18, work, stop).await.map_err(|failure| {
+            FetchError { failure, bytes: 0, requests: 0, throttled: (0, None), format_refused: false }
+        })?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
         Ok(Fetched { path, bytes, requests: 0, source_duration: duration, whole_video: true })
@@ -246,6 +277,16 @@ pub fn expected_duration(start: f64, end: f64, source_duration: Option<f64>) -> 
         Some(d) if d > 0.0 => full.min(d - start),
         _ => full,
     }
+}
+
+/// Why a fetch failed, and what it cost.
+struct FetchError {
+    failure: Failure,
+    bytes: u64,
+    requests: u64,
+    throttled: Throttled,
+    /// Upstream refused the format after serving some of it ([`crate::retry::format_refused`]).
+    format_refused: bool,
 }
 
 struct Fetched {

@@ -129,7 +129,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let exits = cfg
         .egresses
         .iter()
-        .map(|e| Ok(Exit { args: e.ytdlp_args(), client: e.client()? }))
+        .map(|e| Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused: Default::default() }))
         .collect::<anyhow::Result<Vec<_>>>()
         .or_usage()?;
     let ytdlp = YtDlp { cache_dir: Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache")), ..ytdlp };

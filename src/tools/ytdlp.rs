@@ -11,6 +11,10 @@ use tokio::process::Command;
 pub const INSTALL_HINT: &str =
     "install it with `pip install -U \"yt-dlp[default]\"` (plus `pip install deno` for YouTube)";
 
+/// The `-f` of an egress that is refused DASH: YouTube's muxed 360p H.264 + AAC, which needs no token.
+/// Without an itag 18 the usual choice follows (the DASH pair may still be served for a short video).
+pub const ITAG18_SELECTOR: &str = "18/bv+ba/b";
+
 /// How yt-dlp is run: the program and everything every call shares.
 #[derive(Debug, Clone)]
 pub struct YtDlp {
@@ -90,16 +94,19 @@ impl YtDlp {
     /// costs its whole sample table first (1.4 MB for an hour). `bv*+ba` would pick itag 18, which has
     /// audio of its own. `/b` keeps itag 18 as the fallback when the DASH formats are missing (SABR-only
     /// or PO-token-gated videos), and the sort never fails for want of an exact height.
-    pub fn format_args(&self) -> Vec<String> {
+    ///
+    /// `itag18`: the egress was refused DASH past its first bytes (no proof-of-origin token), so the muxed
+    /// 360p itag 18 comes first ([`ITAG18_SELECTOR`]: still a format rather than none when a video lacks it).
+    pub fn format_args(&self, itag18: bool) -> Vec<String> {
         vec![
             "-f".into(),
-            "bv+ba/b".into(),
+            if itag18 { ITAG18_SELECTOR } else { "bv+ba/b" }.into(),
             "-S".into(),
             format!("res:{},vcodec:h264,acodec:aac,ext:mp4:m4a,+size", self.max_height),
         ]
     }
 
-    fn base_command(&self, egress: &EgressArgs) -> Command {
+    fn base_command(&self, egress: &EgressArgs, itag18: bool) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(["--ignore-config", "--no-playlist", "--no-progress", "--newline", "--color", "never"]);
         cmd.arg("--socket-timeout").arg(self.socket_timeout_secs.to_string());
@@ -115,14 +122,21 @@ impl YtDlp {
         if let Some(cookies) = &egress.cookies {
             cmd.arg("--cookies").arg(cookies);
         }
-        cmd.args(self.format_args());
+        cmd.args(self.format_args(itag18));
         cmd.args(&self.extra_args);
         cmd
     }
 
     /// Resolves `url` into media streams without downloading them.
-    pub async fn extract(&self, url: &str, egress: &EgressArgs, stop: &mut StopSignal) -> Result<MediaInfo, Failure> {
-        let mut cmd = self.base_command(egress);
+    /// `itag18`: ask for the muxed itag 18 first (see [`YtDlp::format_args`]).
+    pub async fn extract(
+        &self,
+        url: &str,
+        egress: &EgressArgs,
+        itag18: bool,
+        stop: &mut StopSignal,
+    ) -> Result<MediaInfo, Failure> {
+        let mut cmd = self.base_command(egress, itag18);
         // The URL goes after `--` so that nothing in it can ever be read as an option.
         cmd.arg("--dump-json").arg("--").arg(url);
         let out = run(&mut cmd, stop).await?;
@@ -149,11 +163,12 @@ impl YtDlp {
         &self,
         url: &str,
         egress: &EgressArgs,
+        itag18: bool,
         dir: &Path,
         stop: &mut StopSignal,
     ) -> Result<PathBuf, Failure> {
         let list = dir.join("filepath.txt");
-        let mut cmd = self.base_command(egress);
+        let mut cmd = self.base_command(egress, itag18);
         cmd.arg("--merge-output-format").arg("mkv");
         cmd.arg("-P").arg(dir).arg("-o").arg("whole.%(ext)s");
         cmd.arg("--print-to-file").arg("after_move:filepath").arg(&list);

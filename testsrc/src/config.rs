@@ -166,6 +166,32 @@ impl Default for IpThrottle {
 }
 
 /// The whole server configuration.
+/// YouTube since mid-2026: media URLs that need a proof-of-origin token are served for about their first
+/// megabyte, then answered 403; the progressive itag 18 stays available. Here: for a client IP in `ips`, a
+/// request for a DASH track (`/v/{id}/video.mp4`, `/v/{id}/audio.m4a`) whose range starts at or past
+/// `window_bytes` is answered 403. The page, the manifest and the progressive file are never refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashToken {
+    /// Client IPs (`127.0.0.3`) without a token; empty: nobody is refused.
+    pub ips: Vec<String>,
+    /// Bytes of each DASH file served before the 403s start.
+    pub window_bytes: u64,
+}
+
+impl Default for DashToken {
+    fn default() -> Self {
+        DashToken { ips: Vec::new(), window_bytes: 1 << 20 }
+    }
+}
+
+impl DashToken {
+    /// Whether a DASH request from `ip` whose range starts at `start` is refused.
+    pub fn refuses(&self, ip: &str, start: u64) -> bool {
+        start >= self.window_bytes && self.ips.iter().any(|i| i == ip)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -180,6 +206,8 @@ pub struct Config {
     pub bandwidth: u64,
     pub open_range_throttle: OpenRangeThrottle,
     pub ip_throttle: IpThrottle,
+    /// DASH media refused past its first bytes for some client IPs, like YouTube's URLs without a PO token.
+    pub dash_token: DashToken,
     /// Served under `/files/...` when set.
     pub static_dir: Option<PathBuf>,
     /// Print one line per finished request to stderr.
@@ -198,6 +226,7 @@ impl Default for Config {
             bandwidth: 0,
             open_range_throttle: OpenRangeThrottle::default(),
             ip_throttle: IpThrottle::default(),
+            dash_token: DashToken::default(),
             static_dir: None,
             log_requests: false,
             url_ttl_secs: 6.0 * 3600.0,
@@ -269,6 +298,12 @@ impl Config {
 
     pub fn with_ip_throttle(mut self, max_requests: u32, window_secs: f64, ban_secs: f64) -> Self {
         self.ip_throttle = IpThrottle { enabled: true, window_secs, max_requests, ban_secs, extend_ban: false };
+        self
+    }
+
+    /// Refuses DASH media to `ips` past their first `window_bytes` (see [`DashToken`]).
+    pub fn with_dash_token(mut self, ips: &[&str], window_bytes: u64) -> Self {
+        self.dash_token = DashToken { ips: ips.iter().map(|ip| (*ip).to_owned()).collect(), window_bytes };
         self
     }
 
@@ -375,6 +410,23 @@ mod tests {
             assert!(config.validate().is_err(), "{name} should be rejected");
         }
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn dash_token_refuses_listed_ips_past_the_window() {
+        let token = DashToken { ips: vec!["127.0.0.3".into()], window_bytes: 1000 };
+        let table = [
+            ("127.0.0.3", 0, false),
+            ("127.0.0.3", 999, false),
+            ("127.0.0.3", 1000, true),
+            ("127.0.0.3", 5_000_000, true),
+            ("127.0.0.2", 5_000_000, false),
+            ("127.0.0.1", 1000, false),
+        ];
+        for (ip, start, want) in table {
+            assert_eq!(token.refuses(ip, start), want, "{ip} {start}");
+        }
+        assert!(!DashToken::default().refuses("127.0.0.1", u64::MAX), "nobody is refused by default");
     }
 
     #[test]

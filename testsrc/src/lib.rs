@@ -86,7 +86,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 pub use behaviour::{Behaviour, ScenarioEntry};
-pub use config::{Config, IpThrottle, OpenRangeThrottle, Profile};
+pub use config::{Config, DashToken, IpThrottle, OpenRangeThrottle, Profile};
 pub use dash::{DashMedia, Track, TrackFile};
 pub use frames::{
     clip_frame_numbers, clip_frame_sequence, clip_tags, decode_frame_number, decode_tag, frame_number_at, probe_size,

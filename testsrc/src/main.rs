@@ -47,6 +47,13 @@ struct Cli {
     /// Requests during a ban restart it.
     #[arg(long, requires = "throttle_requests")]
     throttle_extend_ban: bool,
+    /// Refuse DASH media to this client IP past its first --dash-token-window bytes (403), like YouTube's
+    /// URLs without a proof-of-origin token; repeatable.
+    #[arg(long, value_name = "IP")]
+    dash_token_ip: Vec<std::net::IpAddr>,
+    /// Bytes of each DASH file served to a --dash-token-ip client before its 403s.
+    #[arg(long, value_name = "BYTES", requires = "dash_token_ip")]
+    dash_token_window: Option<u64>,
     /// Directory served under /files/.
     #[arg(long = "static", value_name = "DIR")]
     static_dir: Option<PathBuf>,
@@ -108,6 +115,8 @@ impl Cli {
             ip.ban_secs = self.throttle_ban.unwrap_or(ip.ban_secs);
             ip.extend_ban |= self.throttle_extend_ban;
         }
+        config.dash_token.ips.extend(self.dash_token_ip.iter().map(ToString::to_string));
+        config.dash_token.window_bytes = self.dash_token_window.unwrap_or(config.dash_token.window_bytes);
         if let Some(dir) = self.static_dir {
             config.static_dir = Some(dir);
         }
@@ -212,6 +221,10 @@ mod tests {
             "abc=status:404",
             "--scenario",
             "xyz=fail_then_ok:503:2",
+            "--dash-token-ip",
+            "127.0.0.3",
+            "--dash-token-window",
+            "4096",
         ]);
         let config = cli.into_config().unwrap();
         assert_eq!(config.bandwidth, 1000);
@@ -222,6 +235,10 @@ mod tests {
         assert_eq!((config.ip_throttle.max_requests, config.ip_throttle.ban_secs), (5, 3.0));
         assert_eq!(config.ip_throttle.window_secs, 60.0);
         assert_eq!(config.profile.duration_secs, 20.0);
+        assert_eq!(
+            config.dash_token,
+            kinetics_testsrc::DashToken { ips: vec!["127.0.0.3".into()], window_bytes: 4096 }
+        );
         assert_eq!(config.entry_for("abc").behaviour, Behaviour::Status(404));
         assert_eq!(config.entry_for("xyz").behaviour, Behaviour::FailThenOk { status: 503, count: 2 });
         config.validate().unwrap();

@@ -347,10 +347,19 @@ fn resource_reply(
             Reply::mpd(dash::render_mpd(&manifest))
         }
         Resource::Dash(track) => match media.dash.track(track) {
+            Some(file) if refused_without_token(req, file.len, peer, shared) => {
+                Reply::text(403, "forbidden: this format needs a proof-of-origin token past its first bytes\n")
+            }
             Some(file) => respond::media(req, (&file.path, file.len), track.content_type(), (id, behaviour), shared),
             None => Reply::text(404, "this video has no such track\n"),
         },
     }
+}
+
+/// Whether the DASH token rule ([`crate::config::DashToken`]) refuses this request for a file of `len` bytes.
+fn refused_without_token(req: &Request, len: u64, peer: SocketAddr, shared: &Shared) -> bool {
+    let start = crate::range::resolve_header(req.header("range"), len).start();
+    shared.config.dash_token.refuses(&peer.ip().to_string(), start)
 }
 
 /// A scripted error (or odd success) with its reason phrase as body; 204 and 304 must not have one.

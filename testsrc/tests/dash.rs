@@ -398,3 +398,29 @@ fn concurrent_remuxes_yield_one_valid_file_each() {
     assert_eq!(names, want, "no temporary files left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dash_token_refuses_listed_ips_past_the_first_bytes_only() {
+    let window = 64 * 1024;
+    let server = start(Config::for_tests().with_dash_token(&["127.0.0.3"], window));
+    let (refused, other) = (Ipv4Addr::new(127, 0, 0, 3), Ipv4Addr::new(127, 0, 0, 2));
+    let inside = format!("bytes=0-{}", window - 1);
+    let past = format!("bytes={window}-{}", window + 999);
+    // (client, path, range, status)
+    let cases: Vec<(Ipv4Addr, &str, &str, u16)> = vec![
+        (refused, "/v/abc/video.mp4", &inside, 206),
+        (refused, "/v/abc/video.mp4", &past, 403),
+        (refused, "/v/abc/video.mp4", "bytes=-4", 403),
+        (refused, "/v/abc/audio.m4a", "bytes=0-99", 206),
+        (refused, "/v/abc/audio.m4a", &past, 403),
+        (refused, "/v/abc.mp4", &past, 206),
+        (refused, "/v/abc.mpd", "", 200),
+        (other, "/v/abc/video.mp4", &past, 206),
+        (other, "/v/abc/audio.m4a", "bytes=-4", 206),
+    ];
+    for (from, path, range, status) in cases {
+        let headers: Vec<(&str, &str)> = if range.is_empty() { vec![] } else { vec![("Range", range)] };
+        let resp = request_from(server.addr, Some(from), "GET", path, &headers);
+        assert_eq!(resp.status, status, "{from} {path} {range}");
+    }
+}
