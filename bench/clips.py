@@ -196,6 +196,7 @@ class Bench:
                 res.extra["relay_bytes"] = status["bytes_fetched"]
                 res.extra["failed_categories"] = status["failed"]
                 res.extra["whole_video_fallbacks"] = status["whole_video_fallbacks"]
+                res.extra["cpu_per_clip"] = status.get("cpu_per_clip")
             except (json.JSONDecodeError, KeyError):
                 res.extra["status_error"] = st.stderr.strip()[-500:]
             res.extra["sample_log"] = [
@@ -339,6 +340,26 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
               " relay reads that header, plans the window's bytes from it, and asks for them in one bounded"
               " request; what remains is the window from the keyframe before it, ffmpeg's probe of the first"
               " fragment, and the end of the last fragment read."]
+    parts += ["", "### kinetics-dl CPU per clip by stage (from the journal)", ""]
+    rows = []
+    stages = ("extract", "fetch", "encode", "verify", "total")
+    for r in results:
+        cpu = r.extra.get("cpu_per_clip")
+        if r.approach not in KDL or not cpu or not cpu["total"]["clips"]:
+            continue
+        rows.append([r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", str(cpu["total"]["clips"])]
+                    + [f"{cpu[s]['mean_s']:.2f} / {cpu[s]['median_s']:.2f} / {cpu[s]['p95_s']:.2f}" for s in stages]
+                    + [f"{r.cpu / r.n:.2f}"])
+    parts.append(c.table(["video", "approach", "throttle", "clips"]
+                         + [f"{s} s (mean / median / p95)" for s in stages] + ["whole tree s/clip"], rows))
+    parts += ["", "Stages as `status --json` reports them (`cpu_per_clip`): extract = yt-dlp; fetch = ffmpeg's"
+              " stream copy of the window and the relay's share (thread CPU of its transfer tasks); encode ="
+              " ffprobe of the window and the cut; verify = ffprobe and the decode check of the clip. Children's"
+              " CPU is user + system from the kernel's rusage of each exited child. whole tree = RUSAGE_CHILDREN"
+              " delta / N of the kinetics-dl process (kinetics-dl itself with every child, failed attempts and"
+              " tool checks included); the difference to the stages' total is kinetics-dl's own work outside the"
+              " relay's transfers (reqwest's upstream connections, the scheduler, the journal) and the tool"
+              " checks at start."]
     parts += ["", "First requests of each kinetics-dl run (test source request log):", ""]
     for r in results:
         if r.approach in KDL and r.extra.get("sample_log"):

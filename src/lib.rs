@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod content_range;
+pub mod cpu;
 pub mod dataset;
 pub mod doctor;
 pub mod download;

@@ -1,5 +1,6 @@
 //! The end-of-run summary: what was done, what failed and why, bytes and time.
 
+use crate::cpu::{PerClip, StageCpu, Usage};
 use crate::exit_codes;
 use crate::journal::Done;
 use crate::units::human_bytes;
@@ -35,6 +36,12 @@ pub struct Summary {
     pub whole_video_fallbacks: u64,
     /// Requests the relay sent to the media server for this run's done clips.
     pub media_requests: u64,
+    /// Each of this run's done clips' CPU by stage; serialized as its summary, `cpu_per_clip`.
+    #[serde(rename = "cpu_per_clip", serialize_with = "per_clip")]
+    pub clip_cpu: Vec<StageCpu>,
+    /// CPU of the whole run: kinetics-dl's own threads (the relay, the scheduler, the journal) and its
+    /// reaped children, whatever clip they worked for (failed attempts and tool checks included).
+    pub process_cpu: Usage,
     /// Clips taken from the CVDF mirror in this run, and what the mirror phase saw.
     pub from_mirror: u64,
     pub mirror_bad: u64,
@@ -68,6 +75,10 @@ pub struct Summary {
     pub exit_code: i32,
 }
 
+fn per_clip<S: serde::Serializer>(clips: &[StageCpu], s: S) -> Result<S::Ok, S::Error> {
+    PerClip::of(clips).serialize(s)
+}
+
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
@@ -81,6 +92,12 @@ impl Summary {
         self.download_s += d.download_s;
         self.encode_s += d.encode_s;
         self.whole_video_fallbacks += u64::from(d.whole_video);
+        self.clip_cpu.extend(d.cpu);
+    }
+
+    /// CPU per clip by stage over this run's done clips that measured it.
+    pub fn cpu_per_clip(&self) -> PerClip {
+        PerClip::of(&self.clip_cpu)
     }
 
     pub fn failed_total(&self) -> u64 {
@@ -145,6 +162,18 @@ impl fmt::Display for Summary {
             self.download_s,
             self.encode_s
         )?;
+        for line in self.cpu_per_clip().lines("  ") {
+            writeln!(f, "{line}")?;
+        }
+        if self.process_cpu.self_s + self.process_cpu.children_s > 0.0 {
+            writeln!(
+                f,
+                "  CPU of the whole run {:.1} s: kinetics-dl {:.1} s, yt-dlp/ffmpeg {:.1} s",
+                self.process_cpu.self_s + self.process_cpu.children_s,
+                self.process_cpu.self_s,
+                self.process_cpu.children_s
+            )?;
+        }
         if self.mirror_tarballs > 0 || self.from_mirror > 0 {
             writeln!(
                 f,

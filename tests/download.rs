@@ -16,7 +16,7 @@ fn failed_by_category(status: &serde_json::Value) -> BTreeMap<String, u64> {
     failed.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
 }
 
-const STATS_COLUMNS: [&str; 15] = [
+const STATS_COLUMNS: [&str; 19] = [
     "youtube_id",
     "label",
     "split",
@@ -32,6 +32,10 @@ const STATS_COLUMNS: [&str; 15] = [
     "source",
     "path",
     "media_requests",
+    "extract_cpu_s",
+    "fetch_cpu_s",
+    "encode_cpu_s",
+    "verify_cpu_s",
 ];
 const FAILED_COLUMNS: [&str; 8] =
     ["youtube_id", "label", "split", "time_start", "time_end", "category", "attempts", "message"];
@@ -205,6 +209,7 @@ fn end_to_end_real_rows_and_every_behaviour() {
         "fetched {fetched}, done clips {stats_fetched}, served {served}"
     );
     assert!(status["last_run"]["ytdlp_version"].as_str().is_some_and(|v| !v.is_empty()), "{status}");
+    assert_cpu_recorded(&out, &stats, &status, &o.stderr);
     let dup = journal.iter().find(|c| c.youtube_id == real[0].id).unwrap();
     assert_eq!(dup.rows, 2, "the duplicate row is merged into one clip");
 
@@ -221,6 +226,51 @@ fn end_to_end_real_rows_and_every_behaviour() {
         }
     }
     assert!(status_json(&out)["done"].as_u64().unwrap() >= done.len() as u64);
+}
+
+/// Every done clip has CPU for each stage, plausible against its wall times, and `status --json`, the
+/// report and the end summary show CPU per clip by stage over exactly those clips.
+fn assert_cpu_recorded(out: &Path, stats: &Table, status: &serde_json::Value, summary: &str) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    // stats.csv rounds to the millisecond.
+    let slack = 0.002;
+    let mut totals = Vec::new();
+    for line in &stats.rows {
+        let get = |k: &str| line[k].parse::<f64>().unwrap_or_else(|e| panic!("{k} of {line:?}: {e}"));
+        let (extract, fetch, encode, verify) =
+            (get("extract_cpu_s"), get("fetch_cpu_s"), get("encode_cpu_s"), get("verify_cpu_s"));
+        // A real yt-dlp (Python) and a real encode and decode always cost CPU; so does ffmpeg's stream copy
+        // or yt-dlp's whole-video download.
+        for (stage, cpu) in [("extract", extract), ("fetch", fetch), ("encode", encode), ("verify", verify)] {
+            assert!(cpu > 0.0, "{}: {stage} CPU {cpu} s", line["path"]);
+        }
+        // Extraction and fetch run within download_s, the encode and the verification within ffmpeg_s.
+        let (download_s, ffmpeg_s) = (get("download_s"), get("ffmpeg_s"));
+        assert!(extract + fetch <= download_s * cores + slack, "{line:?}: more CPU than {cores} cores give");
+        assert!(encode + verify <= ffmpeg_s * cores + slack, "{line:?}: more CPU than {cores} cores give");
+        totals.push(extract + fetch + encode + verify);
+    }
+    let cpu = &status["cpu_per_clip"];
+    assert_eq!(cpu["total"]["clips"], stats.rows.len() as u64, "{cpu}");
+    for stage in ["extract", "fetch", "encode", "verify", "total"] {
+        let s = &cpu[stage];
+        let (mean, median, p95) =
+            (s["mean_s"].as_f64().unwrap(), s["median_s"].as_f64().unwrap(), s["p95_s"].as_f64().unwrap());
+        assert!(mean > 0.0 && median > 0.0 && median <= p95, "{stage}: {s}");
+    }
+    let mean = totals.iter().sum::<f64>() / totals.len() as f64;
+    let status_mean = cpu["total"]["mean_s"].as_f64().unwrap();
+    assert!((status_mean - mean).abs() < 0.01, "status says {status_mean} s a clip, stats.csv {mean} s");
+
+    let report = run(&[OsString::from("report"), "--json".into(), "--out".into(), out.into()]);
+    let report: serde_json::Value = serde_json::from_str(&report.expect_code(0).stdout).expect("report JSON");
+    assert_eq!(report["cpu_per_clip"], *cpu, "report and status agree");
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(page.contains("CPU per clip"), "the page shows CPU per clip");
+    let text = run(&[OsString::from("status"), "--out".into(), out.into()]).expect_code(0).stdout.clone();
+    assert!(text.contains(&format!("CPU s per clip over {} clips", stats.rows.len())), "{text}");
+    assert!(summary.contains(&format!("CPU s per clip over {} clips", stats.rows.len())), "{summary}");
+    assert!(summary.contains("CPU of the whole run"), "{summary}");
 }
 
 /// Cuts a clip straight from the file the server serves (no request reaches the server).

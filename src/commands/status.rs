@@ -13,6 +13,7 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     let last = journal.last_run()?;
     let egresses = egress_report(&journal)?;
     let shard = journal.shard()?;
+    let cpu = journal.cpu_per_clip()?;
     let mut out = std::io::stdout().lock();
     if json {
         let mut v = serde_json::to_value(&counts)?;
@@ -23,6 +24,7 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         }
         v["egresses"] = serde_json::to_value(&egresses)?;
         v["shard"] = serde_json::to_value(&shard)?;
+        v["cpu_per_clip"] = serde_json::to_value(&cpu)?;
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(exit_codes::SUCCESS);
     }
@@ -51,6 +53,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     )?;
     if counts.media_requests > 0 {
         writeln!(out, "  media requests {} for the done clips", counts.media_requests)?;
+    }
+    for line in cpu.lines("  ") {
+        writeln!(out, "{line}")?;
     }
     for e in &egresses {
         let state = match &e.open_until {

@@ -2,6 +2,7 @@
 //! video when that cannot work), cut, verify, and move the clip into place.
 
 use crate::classify::{Category, Disposition};
+use crate::cpu::StageCpu;
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Registration, Relay};
@@ -100,14 +101,20 @@ impl Engine {
             bytes_fetched: bytes,
             download_s: t0.elapsed().as_secs_f64(),
         };
+        let mut cpu = StageCpu::default();
         let mut itag18 = exit.dash_refused.load(Ordering::Relaxed);
         let mut refused_requests = 0;
         let (info, fetched) = loop {
-            let info = match self.ytdlp.extract(&task.url, &exit.args, itag18, stop).await {
+            let (info, extract_cpu) =
+                crate::cpu::measure(self.ytdlp.extract(&task.url, &exit.args, itag18, stop)).await;
+            cpu.extract_s += extract_cpu.as_secs_f64();
+            let info = match info {
                 Ok(info) => info,
                 Err(f) => return failed(f, bytes, (0, None), t0),
             };
-            match self.fetch(task, exit, &info, itag18, work, stop).await {
+            let (fetched, fetch_cpu) = crate::cpu::measure(self.fetch(task, exit, &info, itag18, work, stop)).await;
+            cpu.fetch_s += fetch_cpu.as_secs_f64();
+            match fetched {
                 Ok(f) => break (info, f),
                 // The format, not the clip, was refused: the same attempt goes again from itag 18, and the
                 // egress's later clips start there.
@@ -127,6 +134,7 @@ impl Engine {
                 Err(e) => return failed(e.failure, bytes + e.bytes, e.throttled, t0),
             }
         };
+        cpu.fetch_s += fetched.relay_cpu.as_secs_f64();
         bytes += fetched.bytes;
         let download_s = t0.elapsed().as_secs_f64();
 
@@ -134,19 +142,25 @@ impl Engine {
         let clip = work.join("clip.mp4");
         let duration = task.end - task.start;
         // The first frame is the one on screen at time_start, also when time_start falls between frames.
-        let start = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
-            (false, Ok(p)) => p.fps.map_or(task.start, |fps| crate::tools::ffmpeg::frame_on_screen(task.start, fps)),
-            _ => task.start,
-        };
-        let cut = {
+        let (cut, encode_cpu) = crate::cpu::measure(async {
+            let start = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
+                (false, Ok(p)) => {
+                    p.fps.map_or(task.start, |fps| crate::tools::ffmpeg::frame_on_screen(task.start, fps))
+                }
+                _ => task.start,
+            };
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
             self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
-        };
+        })
+        .await;
+        cpu.encode_s = encode_cpu.as_secs_f64();
         if let Err(f) = cut {
             return failed(f, bytes, (0, None), t0);
         }
         let source_duration = fetched.source_duration.or(info.duration);
-        let probe = match self.verify(&clip, task, source_duration, stop).await {
+        let (probe, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
+        cpu.verify_s = verify_cpu.as_secs_f64();
+        let probe = match probe {
             Ok(p) => p,
             Err(f) => return failed(f, bytes, (0, None), t0),
         };
@@ -170,6 +184,7 @@ impl Engine {
             whole_video: fetched.whole_video,
             format_id: info.format_id.clone(),
             source: "youtube".into(),
+            cpu: Some(cpu),
         })
     }
 
@@ -218,6 +233,7 @@ impl Engine {
                         path,
                         bytes,
                         requests,
+                        relay_cpu: regs.iter().map(Registration::cpu).sum(),
                         source_duration: w.source_duration,
                         whole_video: false,
                     });
@@ -233,7 +249,14 @@ impl Engine {
         })?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
-        Ok(Fetched { path, bytes, requests: 0, source_duration: duration, whole_video: true })
+        Ok(Fetched {
+            path,
+            bytes,
+            requests: 0,
+            relay_cpu: std::time::Duration::ZERO,
+            source_duration: duration,
+            whole_video: true,
+        })
     }
 
     /// A clip counts only if it has a video stream, the right duration, and decodes to the end.
@@ -294,6 +317,8 @@ struct Fetched {
     bytes: u64,
     /// Requests the relay sent upstream (0 for a whole video: yt-dlp fetches it itself, uncounted).
     requests: u64,
+    /// The relay's share of the fetch's CPU (in-process; the children's is measured around `fetch`).
+    relay_cpu: std::time::Duration,
     source_duration: Option<f64>,
     whole_video: bool,
 }

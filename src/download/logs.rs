@@ -26,8 +26,15 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
         "source",
         "path",
         "media_requests",
+        "extract_cpu_s",
+        "fetch_cpu_s",
+        "encode_cpu_s",
+        "verify_cpu_s",
     ])?;
     for r in journal.stats_rows()? {
+        // Empty where the clip's CPU was not measured (adopted, mirror, an older kinetics-dl).
+        let cpu = r.cpu.map_or([(); 4].map(|()| String::new()), |c| c.as_array().map(|s| format!("{s:.3}")));
+        let [extract, fetch, encode, verify] = cpu;
         stats.write_record([
             r.youtube_id,
             r.label,
@@ -44,6 +51,10 @@ pub fn write(journal: &Journal, out: &Path) -> anyhow::Result<()> {
             r.source,
             r.rel_path,
             r.media_requests.to_string(),
+            extract,
+            fetch,
+            encode,
+            verify,
         ])?;
     }
     write_atomic(&out.join(STATS), &stats.into_inner()?)?;

@@ -38,6 +38,7 @@ pub struct EnvironmentError(pub String);
 /// Runs a whole download. `stop` turns true on the first Ctrl-C.
 pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> anyhow::Result<RunResult> {
     let started = std::time::Instant::now();
+    let usage = crate::cpu::Usage::now();
     let ytdlp = YtDlp {
         program: cfg.ytdlp.clone(),
         max_height: cfg.max_height,
@@ -147,6 +148,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         let worker = fleet::Worker::new(&cfg, db, &out, &mut journal, engine, run_id, stop).await?;
         let mut summary = worker.run(reporter).await?;
         summary.elapsed = started.elapsed();
+        summary.process_cpu = crate::cpu::Usage::now().since(&usage);
         summary.rows = n_rows;
         logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;
         journal.finish_run(run_id, summary.exit_code)?;
@@ -189,6 +191,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         summary.done += m.placed;
     }
     summary.elapsed = started.elapsed();
+    summary.process_cpu = crate::cpu::Usage::now().since(&usage);
     summary.duplicates_merged = duplicates_merged;
     summary.rows = n_rows;
     logs::write(&journal, out.root()).context("failed to write stats.csv and failed.csv")?;

@@ -94,6 +94,8 @@ pub struct Done {
     pub whole_video: bool,
     pub format_id: String,
     pub source: String,
+    /// CPU by stage, when the clip was made here (not for adopted or mirror clips).
+    pub cpu: Option<crate::cpu::StageCpu>,
 }
 
 /// What a failed attempt records.
@@ -389,7 +391,7 @@ impl Journal {
             "UPDATE clips SET state = 'done', category = NULL, message = NULL, stderr_tail = NULL,
                attempts = attempts + 1, next_attempt_ms = NULL, bytes_fetched = ?1, size_bytes = ?2, duration_s = ?3,
                download_s = ?4, encode_s = ?5, whole_video = ?6, format_id = ?7, source = ?8, updated_ms = ?9,
-               media_requests = ?11
+               media_requests = ?11, extract_cpu_s = ?12, fetch_cpu_s = ?13, encode_cpu_s = ?14, verify_cpu_s = ?15
              WHERE id = ?10",
             params![
                 d.bytes_fetched as i64,
@@ -402,7 +404,11 @@ impl Journal {
                 d.source,
                 now_ms(),
                 clip_id,
-                d.media_requests as i64
+                d.media_requests as i64,
+                d.cpu.map(|c| c.extract_s),
+                d.cpu.map(|c| c.fetch_s),
+                d.cpu.map(|c| c.encode_s),
+                d.cpu.map(|c| c.verify_s)
             ],
         )?;
         Ok(())
@@ -499,6 +505,17 @@ impl Journal {
             }
         }
         Ok(c)
+    }
+
+    /// CPU per clip by stage over the done clips that have it (made by a kinetics-dl that measured it).
+    pub fn cpu_per_clip(&self) -> anyhow::Result<crate::cpu::PerClip> {
+        let mut stmt = self.conn.prepare(
+            "SELECT extract_cpu_s, fetch_cpu_s, encode_cpu_s, verify_cpu_s FROM clips
+             WHERE state = 'done' AND extract_cpu_s IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| stage_cpu(r, 0))?;
+        let clips: Vec<crate::cpu::StageCpu> = rows.filter_map(Result::transpose).collect::<rusqlite::Result<_>>()?;
+        Ok(crate::cpu::PerClip::of(&clips))
     }
 
     /// The most recent run's tool versions, for `status`.
@@ -633,7 +650,7 @@ impl Journal {
         let mut stmt = self.conn.prepare(
             "SELECT youtube_id, COALESCE(label, ''), COALESCE(split, ''), start_ms, end_ms, download_s, encode_s,
                     bytes_fetched, size_bytes, duration_s, whole_video, COALESCE(format_id, ''), COALESCE(source, ''), rel_path,
-                    COALESCE(media_requests, 0)
+                    COALESCE(media_requests, 0), extract_cpu_s, fetch_cpu_s, encode_cpu_s, verify_cpu_s
              FROM clips WHERE state = 'done' ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -653,6 +670,7 @@ impl Journal {
                 source: r.get(12)?,
                 rel_path: r.get(13)?,
                 media_requests: r.get(14)?,
+                cpu: stage_cpu(r, 15)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -686,6 +704,17 @@ fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> anyhow::Result<&'r str> {
     Ok(r.get_ref(i)?.as_str()?)
 }
 
+/// Four stage CPU columns from `first` on, or `None` when the clip has none recorded.
+fn stage_cpu(r: &rusqlite::Row, first: usize) -> rusqlite::Result<Option<crate::cpu::StageCpu>> {
+    let extract: Option<f64> = r.get(first)?;
+    Ok(extract.map(|extract_s| crate::cpu::StageCpu {
+        extract_s,
+        fetch_s: r.get::<_, Option<f64>>(first + 1).ok().flatten().unwrap_or(0.0),
+        encode_s: r.get::<_, Option<f64>>(first + 2).ok().flatten().unwrap_or(0.0),
+        verify_s: r.get::<_, Option<f64>>(first + 3).ok().flatten().unwrap_or(0.0),
+    }))
+}
+
 /// A done clip, as `stats.csv` lists it (missing numbers are 0, missing text empty).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsRow {
@@ -704,6 +733,7 @@ pub struct StatsRow {
     pub source: String,
     pub rel_path: String,
     pub media_requests: i64,
+    pub cpu: Option<crate::cpu::StageCpu>,
 }
 
 /// A failed clip, as `failed.csv` lists it.

@@ -188,6 +188,11 @@ pub struct ClipRow {
     pub sha256: Option<String>,
     /// Requests the relay sent to the media server for the done clip (journal version 4 on).
     pub media_requests: Option<i64>,
+    /// CPU seconds by stage of the done clip (journal version 5 on; none for adopted and mirror clips).
+    pub extract_cpu_s: Option<f64>,
+    pub fetch_cpu_s: Option<f64>,
+    pub encode_cpu_s: Option<f64>,
+    pub verify_cpu_s: Option<f64>,
 }
 
 /// A done clip, with the columns exports use.
@@ -228,6 +233,16 @@ fn stem(rel_path: &str) -> &str {
 }
 
 impl ClipRow {
+    /// The clip's CPU by stage, when it was measured.
+    pub fn stage_cpu(&self) -> Option<crate::cpu::StageCpu> {
+        Some(crate::cpu::StageCpu {
+            extract_s: self.extract_cpu_s?,
+            fetch_s: self.fetch_cpu_s.unwrap_or(0.0),
+            encode_s: self.encode_cpu_s.unwrap_or(0.0),
+            verify_s: self.verify_cpu_s.unwrap_or(0.0),
+        })
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == "done"
     }
@@ -270,6 +285,10 @@ impl ClipRow {
             format_id: r.get(c.format_id)?,
             source: r.get(c.source)?,
             sha256: r.get(c.sha256)?,
+            extract_cpu_s: optional(r, c.cpu[0])?,
+            fetch_cpu_s: optional(r, c.cpu[1])?,
+            encode_cpu_s: optional(r, c.cpu[2])?,
+            verify_cpu_s: optional(r, c.cpu[3])?,
         })
     }
 }
@@ -299,6 +318,8 @@ struct ClipColumns {
     format_id: usize,
     source: usize,
     sha256: usize,
+    /// The CPU-by-stage columns, absent before journal version 6.
+    cpu: [Option<usize>; 4],
 }
 
 impl ClipColumns {
@@ -326,6 +347,7 @@ impl ClipColumns {
             format_id: stmt.column_index("format_id")?,
             source: stmt.column_index("source")?,
             sha256: stmt.column_index("sha256")?,
+            cpu: ["extract_cpu_s", "fetch_cpu_s", "encode_cpu_s", "verify_cpu_s"].map(|n| stmt.column_index(n).ok()),
         })
     }
 }
@@ -488,4 +510,12 @@ pub(super) fn outages(conn: &Connection) -> rusqlite::Result<Option<Vec<OutageRo
         })
     })?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+}
+
+/// A column that a newer journal has and an older one lacks: `None` when absent.
+fn optional(r: &Row, index: Option<usize>) -> rusqlite::Result<Option<f64>> {
+    match index {
+        Some(i) => r.get(i),
+        None => Ok(None),
+    }
 }

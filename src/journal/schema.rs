@@ -91,6 +91,11 @@ const MIGRATIONS: &[&str] = &[
         ended_ms    INTEGER,
         given_back  INTEGER NOT NULL DEFAULT 0
     );",
+    // 6: CPU seconds per stage of a clip's last, successful attempt (children's rusage + the relay's share).
+    "ALTER TABLE clips ADD COLUMN extract_cpu_s REAL;
+    ALTER TABLE clips ADD COLUMN fetch_cpu_s REAL;
+    ALTER TABLE clips ADD COLUMN encode_cpu_s REAL;
+    ALTER TABLE clips ADD COLUMN verify_cpu_s REAL;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -99,6 +99,8 @@ pub(super) struct Entry {
     /// The longest `Retry-After` (seconds) a 429 carried.
     retry_after_secs: AtomicU64,
     range_unsupported: AtomicBool,
+    /// Thread CPU (ns) spent polling the transfers serving this URL (`cpu::Metered`).
+    pub cpu_ns: AtomicU64,
     last_error: Mutex<Option<UpstreamError>>,
     meta: Mutex<Option<Meta>>,
     layout: Mutex<Layout>,
@@ -200,6 +202,7 @@ impl Entry {
             throttled: AtomicU64::new(0),
             retry_after_secs: AtomicU64::new(0),
             range_unsupported: AtomicBool::new(false),
+            cpu_ns: AtomicU64::new(0),
             last_error: Mutex::new(None),
             meta: Mutex::new(None),
             layout: Mutex::new(Layout::default()),
@@ -415,6 +418,12 @@ impl Registration {
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         let secs = self.entry.retry_after_secs.load(Ordering::Relaxed);
         (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+
+    /// CPU the relay spent serving this URL to ffmpeg: the thread time of its transfers' polls (reading
+    /// upstream bodies, writing to ffmpeg). The upstream connections' own tasks are not included.
+    pub fn cpu(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.entry.cpu_ns.load(Ordering::Relaxed))
     }
 
     /// Whether upstream answered 200 to a Range request; the caller should fetch the whole video instead.

@@ -145,7 +145,8 @@ async fn serve_connection(mut stream: TcpStream, registry: Arc<Registry>, config
             (Method::Other(_), _) => send_error(&mut stream, 405, "only GET and HEAD are served").await,
             (_, None) => send_error(&mut stream, 404, "no such registration").await,
             (method, Some(entry)) => {
-                transfer::serve(&entry, &config, *method == Method::Head, request.range, &mut stream).await
+                let serve = transfer::serve(&entry, &config, *method == Method::Head, request.range, &mut stream);
+                crate::cpu::Metered::new(serve, &entry.cpu_ns).await
             }
         };
         match outcome {

@@ -20,6 +20,8 @@ pub struct ReportData {
     pub classes: Classes,
     pub download: Option<Timing>,
     pub encode: Option<Timing>,
+    /// CPU seconds per done clip by stage, over the clips that measured it (journal version 5 on).
+    pub cpu_per_clip: crate::cpu::PerClip,
     pub phases: Phases,
     pub bytes: Bytes,
     pub throughput: Throughput,
@@ -189,6 +191,7 @@ pub fn compute(
         classes: classes(clips),
         download: timing(|c| c.download_s),
         encode: timing(|c| c.encode_s),
+        cpu_per_clip: crate::cpu::PerClip::of(&done.iter().filter_map(|c| c.stage_cpu()).collect::<Vec<_>>()),
         phases: phases(&done),
         bytes: bytes(clips, &done),
         throughput: throughput(attempts, events),

@@ -31,6 +31,7 @@ pub(super) fn timings(h: &mut String, d: &ReportData) {
         );
     }
     h.push_str("</table>");
+    cpu(h, d);
     histogram(h, "download", dl, ACCENT);
     histogram(h, "encode", en, ACCENT_2);
     let p = &d.phases;
@@ -52,6 +53,30 @@ pub(super) fn timings(h: &mut String, d: &ReportData) {
     h.push_str(&svg::stacked_rows(&[("clips".to_string(), segs, note)], 1000.0, "clips by dominating phase"));
     legend(h, &[(ACCENT, "download dominated"), (ACCENT_2, "encode dominated")], "");
     h.push_str("</section>");
+}
+
+/// CPU seconds per clip by stage: what sizing a machine or a fleet needs.
+fn cpu(h: &mut String, d: &ReportData) {
+    let c = &d.cpu_per_clip;
+    if c.total.clips == 0 {
+        return;
+    }
+    let _ = write!(
+        h,
+        r#"<h2 style="margin-top:18px">CPU per clip</h2><p class="sub">CPU seconds (user + system) of {} done clips by stage: yt-dlp's extraction; the fetch (ffmpeg's stream copy and the relay's share); the encode (probe and cut); the verification (probe and decode).</p>"#,
+        c.total.clips
+    );
+    h.push_str(
+        r#"<table><tr><th>stage</th><th class="n">mean</th><th class="n">median</th><th class="n">p95</th></tr>"#,
+    );
+    for (name, s) in c.rows() {
+        let _ = write!(
+            h,
+            r#"<tr><td>{name}</td><td class="n">{:.3} s</td><td class="n">{:.3} s</td><td class="n">{:.3} s</td></tr>"#,
+            s.mean_s, s.median_s, s.p95_s
+        );
+    }
+    h.push_str("</table>");
 }
 
 fn histogram(h: &mut String, name: &str, t: &Timing, color: &str) {

@@ -57,6 +57,9 @@ pub struct Output {
     pub stdout: Vec<u8>,
     /// The last `STDERR_KEEP` bytes of stderr, lossily decoded.
     pub stderr: String,
+    /// User + system CPU of the child and of the descendants it waited for (zero if the kernel would not
+    /// say). Also added to the `cpu::measure` running in the caller's task.
+    pub cpu: Duration,
 }
 
 /// Why a child did not produce an `Output`.
@@ -122,24 +125,59 @@ pub async fn run(cmd: &mut Command, hint: &'static str, stop: &mut StopSignal) -
     });
     let err_task = tokio::spawn(async move { read_tail(&mut stderr, STDERR_KEEP).await });
 
-    let status = if *stop.borrow() {
+    // The child's CPU is read once it has exited and before it is reaped (`child.wait()` reaps it, and
+    // the kernel forgets a reaped child's usage apart from the whole process's RUSAGE_CHILDREN).
+    let exited = pid.map(|pid| tokio::task::spawn_blocking(move || exited_cpu(pid as libc::pid_t)));
+    let cpu = if *stop.borrow() {
         None
     } else {
         tokio::select! {
-            status = child.wait() => Some(status),
+            cpu = async {
+                match exited {
+                    Some(task) => task.await.ok().and_then(Result::ok).unwrap_or_default(),
+                    None => Duration::ZERO,
+                }
+            } => Some(cpu),
             _ = stop.wait_for(|s| *s) => None,
         }
     };
-    let status = match status {
-        Some(status) => status.map_err(|source| RunError::Wait { program: program.clone(), source })?,
-        None => {
-            terminate(&mut child, pid).await;
-            return Err(RunError::Cancelled { program });
-        }
+    let Some(cpu) = cpu else {
+        terminate(&mut child, pid).await;
+        return Err(RunError::Cancelled { program });
     };
+    let status = child.wait().await.map_err(|source| RunError::Wait { program: program.clone(), source })?;
+    crate::cpu::add_child(cpu);
     let stdout = out_task.await.unwrap_or_default();
     let stderr = err_task.await.unwrap_or_default();
-    Ok(Output { status, stdout, stderr })
+    Ok(Output { status, stdout, stderr, cpu })
+}
+
+/// Blocks until child `pid` has exited, leaves it unreaped, and returns the CPU it and the descendants it
+/// waited for used (`waitid` with `WNOWAIT` fills the rusage of the zombie: Linux's `RUSAGE_BOTH`).
+fn exited_cpu(pid: libc::pid_t) -> io::Result<Duration> {
+    loop {
+        // SAFETY: plain syscall writing into zeroed locals; WNOWAIT leaves the child for tokio to reap.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                libc::P_PID,
+                pid,
+                &mut info as *mut libc::siginfo_t,
+                libc::WEXITED | libc::WNOWAIT,
+                &mut ru as *mut libc::rusage,
+            )
+        };
+        if r == 0 {
+            let s = crate::cpu::timeval_s(ru.ru_utime) + crate::cpu::timeval_s(ru.ru_stime);
+            return Ok(Duration::from_secs_f64(s.max(0.0)));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
 }
 
 /// SIGTERM to the child's group, a grace period, then SIGKILL.
@@ -232,6 +270,24 @@ mod tests {
             Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
             Err(_) => false,
         }
+    }
+
+    #[tokio::test]
+    async fn reports_the_cpu_of_the_child_and_what_it_waited_for() {
+        let (_tx, mut rx) = watch::channel(false);
+        // The busy loop runs in a grandchild that `sh` waits for: its CPU counts too.
+        let busy = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done";
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("sh -c '{busy}'; true"));
+        let (out, measured) = crate::cpu::measure(run(&mut cmd, "", &mut rx)).await;
+        let out = out.unwrap();
+        assert!(out.status.success());
+        assert!(out.cpu > Duration::from_millis(20), "a shell counting to 300000 used {:?}", out.cpu);
+        assert_eq!(measured, out.cpu, "the task's measure hears of the child");
+        let mut idle = Command::new("sleep");
+        idle.arg("0.2");
+        let out = run(&mut idle, "", &mut rx).await.unwrap();
+        assert!(out.cpu < Duration::from_millis(150), "sleep used {:?}", out.cpu);
     }
 
     #[tokio::test]
