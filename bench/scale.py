@@ -288,7 +288,7 @@ def fill(out: Path, seed: int = 10) -> dict:
     db.close()
     states = {"done": len(done_rows), "failed": len(failed_rows),
               "pending": len(clips) - len(done_rows) - len(failed_rows)}
-    print(f"==> filled the journal in {time.monotonic() - t0:.0f} s: {states}", flush=True)
+    print(f"==> filled the journal in {time.monotonic() - t0:.0f} s: {states}", file=sys.stderr, flush=True)
     return states
 
 
@@ -305,7 +305,12 @@ class Step:
 
 
 def run(args: argparse.Namespace, kdl: Path, work: Path) -> tuple[list[Step], dict, Measured, Measured, Inputs]:
-    inputs = generate(args.inputs or work / "inputs", args.rows)
+    # Generated in a child, for the same reason as the fill below (peak RSS is inherited across fork).
+    dest = args.inputs or work / "inputs"
+    subprocess.run([sys.executable, "-c", "import sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); "
+                    "import scale; from pathlib import Path; scale.generate(Path(sys.argv[2]), int(sys.argv[3]))",
+                    str(Path(__file__).resolve().parent), str(dest), str(args.rows)], check=True, timeout=args.timeout)
+    inputs = Inputs(dest / "k700.csv", dest / "k700.json", args.rows)
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
     marker = work / "first-fetch"
@@ -358,7 +363,13 @@ def run(args: argparse.Namespace, kdl: Path, work: Path) -> tuple[list[Step], di
                                              logs / "out-csv-rerun.log", marker=marker))
     add("rerun, CSV, all journaled and pending", download(out_csv, inputs.csv), m, 0.5 * J, "≤ 0.5x json.load")
 
-    states = fill(out_json)
+    # In a child: the fill holds ~600k rows in Python lists, and a child forked from a big process starts with
+    # its peak RSS (ru_maxrss survives fork and exec), which would show in every later measurement.
+    states = json.loads(subprocess.run(
+        [py, "-c", "import json, sys; sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); import scale; "
+                   "from pathlib import Path; print(json.dumps(scale.fill(Path(sys.argv[2]))))",
+         str(Path(__file__).resolve().parent), str(out_json)],
+        check=True, capture_output=True, text=True, timeout=args.timeout).stdout.strip().splitlines()[-1])
     pristine = work / "journal-filled.sqlite"
     journal = out_json / ".kinetics-dl" / "journal.sqlite"
     shutil.copy2(journal, pristine)
