@@ -704,24 +704,6 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
     run(&args).expect_code(2);
 }
 
-/// `merge` of `sources` into `out` through the binary; `extra` last.
-fn merge(out: &Path, sources: &[&Path], extra: &[&str]) -> Output {
-    let mut args = os(["merge", "--out"]);
-    args.push(out.into());
-    args.extend(sources.iter().map(|s| OsString::from(*s)));
-    args.extend(extra.iter().map(OsString::from));
-    run(&args)
-}
-
-/// `diff A B --json` through the binary.
-fn diff(a: &Path, b: &Path) -> Output {
-    let mut args = os(["diff"]);
-    args.push(a.into());
-    args.push(b.into());
-    args.push("--json".into());
-    run(&args)
-}
-
 #[test]
 fn merging_worker_folders_with_the_fleet_as_arbiter_gives_the_single_machine_folder() {
     let Some(url) = pg::url() else { return };

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::ffi::OsString;
 use std::path::Path;
 
 use common::*;
@@ -11,22 +10,6 @@ use common::*;
 /// Six real rows and a second clip of the first video.
 fn rows() -> Vec<Row> {
     real_rows_with_a_second_clip(6)
-}
-
-fn merge(out: &Path, sources: &[&Path], extra: &[&str]) -> Output {
-    let mut args: Vec<OsString> = os(["merge", "--out"]);
-    args.push(out.into());
-    args.extend(sources.iter().map(|s| OsString::from(*s)));
-    args.extend(extra.iter().map(OsString::from));
-    run(&args)
-}
-
-fn diff(a: &Path, b: &Path) -> Output {
-    let mut args = os(["diff"]);
-    args.push(a.into());
-    args.push(b.into());
-    args.push("--json".into());
-    run(&args)
 }
 
 #[test]

@@ -12,9 +12,14 @@ pub fn run(args: &ReportOptions) -> anyhow::Result<i32> {
     }
     let data = report::data::gather(&args.out)?;
     let path = report::write_page(&data, &args.out)?;
-    if args.json {
+    done(&path, &data, args.json)
+}
+
+/// After the page is written: its numbers as JSON on stdout with `--json`, else where it went.
+fn done(path: &std::path::Path, data: &impl serde::Serialize, json: bool) -> anyhow::Result<i32> {
+    if json {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(data)?)?;
     } else {
         eprintln!("wrote {}", path.display());
     }
@@ -31,11 +36,5 @@ fn run_fleet(f: &FleetSource, args: &ReportOptions) -> anyhow::Result<i32> {
     let data = report::fleet::FleetReport::new(status, history);
     std::fs::create_dir_all(&args.out)?;
     let path = report::write_fleet_page(&data, &args.out)?;
-    if args.json {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", serde_json::to_string_pretty(&data)?)?;
-    } else {
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(exit_codes::SUCCESS)
+    done(&path, &data, args.json)
 }

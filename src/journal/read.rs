@@ -431,12 +431,7 @@ pub struct ThrottleEvent {
 
 /// The throttle events, or `None` when this journal has no `throttle_events` table.
 pub(super) fn throttle_events(conn: &Connection) -> rusqlite::Result<Option<Vec<ThrottleEvent>>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'throttle_events')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
+    if !table_exists(conn, "throttle_events")? {
         return Ok(None);
     }
     let mut stmt = conn.prepare("SELECT * FROM throttle_events ORDER BY at_ms")?;
@@ -487,12 +482,7 @@ impl OutageRow {
 
 /// The outages, oldest first, or `None` when this journal has no `outages` table.
 pub(super) fn outages(conn: &Connection) -> rusqlite::Result<Option<Vec<OutageRow>>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outages')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
+    if !table_exists(conn, "outages")? {
         return Ok(None);
     }
     let mut stmt = conn.prepare(
@@ -518,4 +508,11 @@ fn optional(r: &Row, index: Option<usize>) -> rusqlite::Result<Option<f64>> {
         Some(i) => r.get(i),
         None => Ok(None),
     }
+}
+
+/// Whether this journal has `table` (an older one may lack a later migration's).
+fn table_exists(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| {
+        r.get(0)
+    })
 }

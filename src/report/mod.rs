@@ -45,26 +45,23 @@ pub const FLEET_FILE_NAME: &str = "fleet-report.html";
 
 /// Renders the fleet's page into `dir` atomically and returns its path.
 pub fn write_fleet_page(report: &fleet::FleetReport, dir: &Path) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
-    let path = dir.join(FLEET_FILE_NAME);
-    let tmp = dir.join(format!(".{FLEET_FILE_NAME}.tmp{}", std::process::id()));
-    let page = fleet::render(report, now_ms());
-    std::fs::write(&tmp, page)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("failed to write {}", path.display()))?;
-    Ok(path)
+    write_atomically(&dir.join(FLEET_FILE_NAME), &fleet::render(report, now_ms()))
 }
 
 /// Renders the page into OUT atomically and returns its path.
 pub fn write_page(data: &ReportData, out: &Path) -> anyhow::Result<PathBuf> {
+    write_atomically(&out.join(FILE_NAME), &html::render(data, now_ms()))
+}
+
+/// Writes `page` to a temp file beside `path` and renames it into place.
+fn write_atomically(path: &Path, page: &str) -> anyhow::Result<PathBuf> {
     use anyhow::Context;
-    let path = out.join(FILE_NAME);
-    let tmp = out.join(format!(".{FILE_NAME}.tmp{}", std::process::id()));
-    let page = html::render(data, now_ms());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, page)
-        .and_then(|()| std::fs::rename(&tmp, &path))
+        .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("failed to write {}", path.display()))?;
-    Ok(path)
+    Ok(path.to_path_buf())
 }
 
 fn now_ms() -> i64 {

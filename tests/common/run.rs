@@ -223,3 +223,21 @@ fn drain(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> Join
         }
     })
 }
+
+/// `merge --out OUT SOURCES... EXTRA...` through the binary.
+pub fn merge(out: &Path, sources: &[&Path], extra: &[&str]) -> Output {
+    let mut args = os(["merge", "--out"]);
+    args.push(out.into());
+    args.extend(sources.iter().map(|s| OsString::from(*s)));
+    args.extend(extra.iter().map(OsString::from));
+    run(&args)
+}
+
+/// `diff A B --json` through the binary.
+pub fn diff(a: &Path, b: &Path) -> Output {
+    let mut args = os(["diff"]);
+    args.push(a.into());
+    args.push(b.into());
+    args.push("--json".into());
+    run(&args)
+}
