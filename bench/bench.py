@@ -41,7 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--profiles", default="short,long", help="comma-separated: short, long (default both)")
     c.add_argument("--approaches", default="a,a18,b,c",
                    help="a = kinetics-dl (default format choice: DASH video + audio), a18 = kinetics-dl on the "
-                        "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, b = seed whole video, "
+                        "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, as / as18 = a / a18 with --trim smart, "
+                        "b = seed whole video, "
                         "c = naive --download-sections (default a,a18,b,c)")
     c.add_argument("--naive-timeout", type=float, default=60, help="per-clip timeout of (c), seconds (default 60)")
     c.add_argument("--seed-timeout", type=float, default=600, help="per-process timeout of (b), seconds")

@@ -30,12 +30,16 @@ APPROACHES = {
     "a18": "kinetics-dl on itag 18 (progressive)",
     # Not in the default set: how a smaller cap on the relay's pieces changes what is read ahead.
     "a1": "kinetics-dl --request-size 1MiB",
+    # Not in the default set: --trim smart beside the exact cut (run with a,as,a18,as18 to compare CPU/clip).
+    "as": "kinetics-dl --trim smart (DASH)",
+    "as18": "kinetics-dl --trim smart on itag 18",
     "b": "seed: whole video + ffmpeg",
     "c": "naive --download-sections",
 }
-KDL = ("a", "a18", "a1")
+KDL = ("a", "a18", "a1", "as", "as18")
 # What each kinetics-dl approach adds to its command line.
-KDL_ARGS = {"a": [], "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18"], "a1": ["--request-size", "1048576"]}
+KDL_ARGS = {"a": [], "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18"], "a1": ["--request-size", "1048576"],
+            "as": ["--trim", "smart"], "as18": ["--ytdlp-arg=-f", "--ytdlp-arg=18", "--trim", "smart"]}
 
 
 def page(url: str, youtube_id: str) -> str:
@@ -246,7 +250,7 @@ HEADERS: dict[tuple[str, str], int] = {}
 
 def layout(approach: str) -> str:
     """Which files an approach reads: the default choice takes the DASH pair, the others itag 18."""
-    return "dash" if approach in ("a", "a1") else "progressive"
+    return "dash" if approach in ("a", "a1", "as") else "progressive"
 
 
 def report(results: list[Result], args, load: tuple[str, str]) -> str:

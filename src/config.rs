@@ -105,7 +105,7 @@ impl Config {
     pub fn settings_json(&self) -> String {
         serde_json::json!({
             "max_height": self.max_height,
-            "trim": if self.encode.copy { "copy" } else { "exact" },
+            "trim": self.encode.trim_name(),
             "short_side": self.encode.short_side,
             "fps": self.encode.fps,
             "no_audio": self.encode.no_audio,

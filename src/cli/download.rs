@@ -45,7 +45,12 @@ impl DownloadArgs {
             encode_jobs,
             url_template: a.url_template.clone(),
             max_height: a.max_height,
-            encode: Encode { copy: a.trim == Trim::Copy, max_short_side: None, ..a.target_encode() },
+            encode: Encode {
+                copy: a.trim == Trim::Copy,
+                smart: a.trim == Trim::Smart,
+                max_short_side: None,
+                ..a.target_encode()
+            },
             retry_failed,
             retry,
             request_size: a.request_size,
@@ -145,6 +150,7 @@ impl DownloadArgs {
             short_side: self.short_side,
             max_short_side: Some(self.max_height),
             fps: self.fps,
+            smart: false,
             no_audio: self.no_audio,
             crf: 23,
             preset: "veryfast".into(),

@@ -8,6 +8,7 @@ use crate::outdir;
 use crate::relay::{Registration, Relay};
 use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
+use crate::tools::smartcut;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
 use crate::tools::Failure;
 use std::path::{Path, PathBuf};
@@ -142,7 +143,7 @@ impl Engine {
         let clip = work.join("clip.mp4");
         let duration = task.end - task.start;
         // The first frame is the one on screen at time_start, also when time_start falls between frames.
-        let (cut, encode_cpu) = crate::cpu::measure(async {
+        let (((cut, mut trim), start), encode_cpu) = crate::cpu::measure(async {
             let start = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
                 (false, Ok(p)) => {
                     p.fps.map_or(task.start, |fps| crate::tools::ffmpeg::frame_on_screen(task.start, fps))
@@ -150,7 +151,7 @@ impl Engine {
                 _ => task.start,
             };
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
-            self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
+            (self.cut(&fetched.path, start, duration, work, &clip, stop).await, start)
         })
         .await;
         cpu.encode_s = encode_cpu.as_secs_f64();
@@ -158,9 +159,26 @@ impl Engine {
             return failed(f, bytes, (0, None), t0);
         }
         let source_duration = fetched.source_duration.or(info.duration);
-        let (probe, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
+        let (mut verified, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
         cpu.verify_s = verify_cpu.as_secs_f64();
-        let probe = match probe {
+        if let (Err(f), "smart") = (&verified, trim.as_str()) {
+            // A smart cut that does not pass is made again the exact way, and the journal says why.
+            tracing::warn!(clip = task.clip_id, "smart cut failed verification ({}): cutting exactly", f.message);
+            trim = format!("exact (smart cut failed verification: {})", f.message);
+            let (recut, encode_cpu) = crate::cpu::measure(async {
+                let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
+                self.ffmpeg.cut(&fetched.path, start, duration, &self.encode, &clip, stop).await
+            })
+            .await;
+            cpu.encode_s += encode_cpu.as_secs_f64();
+            if let Err(f) = recut {
+                return failed(f, bytes, (0, None), t0);
+            }
+            let (again, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
+            cpu.verify_s += verify_cpu.as_secs_f64();
+            verified = again;
+        }
+        let probe = match verified {
             Ok(p) => p,
             Err(f) => return failed(f, bytes, (0, None), t0),
         };
@@ -185,7 +203,38 @@ impl Engine {
             format_id: info.format_id.clone(),
             source: "youtube".into(),
             cpu: Some(cpu),
+            trim,
         })
+    }
+
+    /// Cuts the clip out of its window and says which trim made it: `exact`, `copy`, `smart`, or
+    /// `exact (why not smart)` when `--trim smart` could not be used on this source.
+    async fn cut(
+        &self,
+        window: &Path,
+        start: f64,
+        duration: f64,
+        work: &Path,
+        out: &Path,
+        stop: &mut StopSignal,
+    ) -> (Result<(), Failure>, String) {
+        if !self.encode.smart {
+            let trim = if self.encode.copy { "copy" } else { "exact" };
+            return (self.ffmpeg.cut(window, start, duration, &self.encode, out, stop).await, trim.into());
+        }
+        let planned = match self.ffmpeg.layout(window, stop).await {
+            Ok(layout) => smartcut::plan(&layout, start, duration, &self.encode),
+            Err(f) => Err(f.message),
+        };
+        let why = match planned {
+            Ok(plan) => match self.ffmpeg.smart_cut(window, &plan, duration, &self.encode, work, out, stop).await {
+                Ok(()) => return (Ok(()), "smart".into()),
+                Err(f) => format!("smart cut failed: {}", f.message),
+            },
+            Err(why) => why,
+        };
+        tracing::info!("not smart-cut ({why}): cutting exactly");
+        (self.ffmpeg.cut(window, start, duration, &self.encode, out, stop).await, format!("exact ({why})"))
     }
 
     /// Gets the clip's window (or, failing that, the whole video) into `work`.

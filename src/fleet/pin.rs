@@ -27,7 +27,7 @@ pub struct PinError {
 pub fn pinned_settings(cfg: &Config) -> (String, String) {
     let value = json!({
         "max_height": cfg.max_height,
-        "trim": if cfg.encode.copy { "copy" } else { "exact" },
+        "trim": cfg.encode.trim_name(),
         "short_side": cfg.encode.short_side,
         "fps": cfg.encode.fps,
         "no_audio": cfg.encode.no_audio,

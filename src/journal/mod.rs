@@ -96,6 +96,8 @@ pub struct Done {
     pub source: String,
     /// CPU by stage, when the clip was made here (not for adopted or mirror clips).
     pub cpu: Option<crate::cpu::StageCpu>,
+    /// Which trim made the clip: `exact`, `copy`, `smart`, or `exact (why not smart)`; empty when unknown.
+    pub trim: String,
 }
 
 /// What a failed attempt records.
@@ -391,7 +393,8 @@ impl Journal {
             "UPDATE clips SET state = 'done', category = NULL, message = NULL, stderr_tail = NULL,
                attempts = attempts + 1, next_attempt_ms = NULL, bytes_fetched = ?1, size_bytes = ?2, duration_s = ?3,
                download_s = ?4, encode_s = ?5, whole_video = ?6, format_id = ?7, source = ?8, updated_ms = ?9,
-               media_requests = ?11, extract_cpu_s = ?12, fetch_cpu_s = ?13, encode_cpu_s = ?14, verify_cpu_s = ?15
+               media_requests = ?11, extract_cpu_s = ?12, fetch_cpu_s = ?13, encode_cpu_s = ?14, verify_cpu_s = ?15,
+               trim = NULLIF(?16, '')
              WHERE id = ?10",
             params![
                 d.bytes_fetched as i64,
@@ -408,7 +411,8 @@ impl Journal {
                 d.cpu.map(|c| c.extract_s),
                 d.cpu.map(|c| c.fetch_s),
                 d.cpu.map(|c| c.encode_s),
-                d.cpu.map(|c| c.verify_s)
+                d.cpu.map(|c| c.verify_s),
+                d.trim
             ],
         )?;
         Ok(())

@@ -96,6 +96,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE clips ADD COLUMN fetch_cpu_s REAL;
     ALTER TABLE clips ADD COLUMN encode_cpu_s REAL;
     ALTER TABLE clips ADD COLUMN verify_cpu_s REAL;",
+    // 7: which trim made a done clip (`exact`, `copy`, `smart`, or `exact (why not smart)`).
+    "ALTER TABLE clips ADD COLUMN trim TEXT;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -38,9 +38,22 @@ pub struct Encode {
     /// chosen by format selection. Ignored when `short_side` is set.
     pub max_short_side: Option<u32>,
     pub fps: Option<f64>,
+    /// `--trim smart`: re-encode only up to the first keyframe, copy the rest (`tools/smartcut.rs`).
+    pub smart: bool,
     pub no_audio: bool,
     pub crf: u8,
     pub preset: String,
+}
+
+impl Encode {
+    /// The `--trim` asked for: `copy`, `smart` or `exact`.
+    pub fn trim_name(&self) -> &'static str {
+        match (self.copy, self.smart) {
+            (true, _) => "copy",
+            (false, true) => "smart",
+            (false, false) => "exact",
+        }
+    }
 }
 
 /// What `fetch_window` learned about the source.
@@ -64,7 +77,7 @@ pub struct Probe {
 }
 
 impl Ffmpeg {
-    fn command(&self) -> Command {
+    pub(super) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.ffmpeg);
         cmd.args(["-nostdin", "-hide_banner", "-nostats", "-y"]);
         cmd
@@ -222,7 +235,7 @@ pub fn encode_args(e: &Encode) -> Vec<String> {
     args
 }
 
-async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output, Failure> {
+pub(super) async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output, Failure> {
     process::run(cmd, INSTALL_HINT, stop).await.map_err(|e| match e {
         process::RunError::Cancelled { .. } => Failure::new(Category::Other, "cancelled", ""),
         other => Failure::new(Category::Environment, other.to_string(), ""),

@@ -2,6 +2,7 @@
 
 pub mod ffmpeg;
 pub mod process;
+pub mod smartcut;
 pub mod ytdlp;
 
 use crate::classify::Category;

@@ -1,0 +1,256 @@
+//! `--trim smart`: a frame-accurate cut that re-encodes only the head, from the frame at `time_start` to the
+//! next keyframe, and copies the rest of the video stream as it is.
+//!
+//! The head is encoded with the source's profile and level, no B-frames, and its own parameter-set ids
+//! (x264's `sps-id=1`); both parts go through MPEG-TS, so each keyframe carries its parameter sets in band,
+//! and the concat demuxer lays them end to end into the MP4. The copied part ends at the last frame before
+//! the clip's end: without frame reordering, decode order is display order and the copy can stop at any
+//! packet. Where that does not hold (B-frames, another codec or profile, interlacing, no keyframe inside
+//! the clip) [`plan`] says why and the caller falls back to the exact cut.
+
+use super::ffmpeg::{secs, Encode, Ffmpeg};
+use super::process::StopSignal;
+use super::Failure;
+use crate::classify::Category;
+use serde::Deserialize;
+use std::path::Path;
+
+/// What the smart cut will do with one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Timestamp of the clip's first frame (the frame on screen at `time_start`).
+    pub first: f64,
+    /// Frames re-encoded before the keyframe (0 when the clip starts on one).
+    pub head_frames: usize,
+    /// Timestamp of the keyframe the copy starts at.
+    pub keyframe: f64,
+    /// Packets copied from the keyframe on.
+    pub copied_frames: usize,
+    /// x264's name for the source's profile.
+    pub profile: &'static str,
+    /// The source's `level_idc` (31 is level 3.1).
+    pub level: i64,
+}
+
+/// The window's video stream and packets, as ffprobe lists them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Layout {
+    #[serde(default)]
+    pub streams: Vec<StreamInfo>,
+    #[serde(default)]
+    pub packets: Vec<PacketInfo>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StreamInfo {
+    pub codec_name: Option<String>,
+    pub profile: Option<String>,
+    pub level: Option<i64>,
+    pub pix_fmt: Option<String>,
+    pub has_b_frames: Option<i64>,
+    pub field_order: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PacketInfo {
+    pub pts_time: Option<String>,
+    #[serde(default)]
+    pub flags: String,
+}
+
+/// Half a millisecond: Matroska keeps milliseconds, so timestamps are compared with this much slack.
+const SLACK: f64 = 0.0005;
+
+/// Plans a smart cut of `[start, start + duration)` (`start` already on a frame, less half a millisecond),
+/// or says why the window cannot be smart-cut.
+pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Result<Plan, String> {
+    if encode.copy || encode.short_side.is_some() || encode.fps.is_some() || encode.max_short_side.is_some() {
+        return Err("the clip is scaled or resampled".into());
+    }
+    let s = layout.streams.first().ok_or("no video stream")?;
+    if s.codec_name.as_deref() != Some("h264") {
+        return Err(format!("codec {}", s.codec_name.as_deref().unwrap_or("unknown")));
+    }
+    let profile = match s.profile.as_deref() {
+        Some("Constrained Baseline" | "Baseline") => "baseline",
+        Some("Main") => "main",
+        Some("High") => "high",
+        other => return Err(format!("H.264 profile {}", other.unwrap_or("unknown"))),
+    };
+    if s.pix_fmt.as_deref() != Some("yuv420p") {
+        return Err(format!("pixel format {}", s.pix_fmt.as_deref().unwrap_or("unknown")));
+    }
+    if !matches!(s.field_order.as_deref(), None | Some("progressive" | "unknown")) {
+        return Err("interlaced video".into());
+    }
+    if s.has_b_frames.unwrap_or(0) != 0 {
+        return Err("B-frames (frame reordering)".into());
+    }
+    let level = s.level.filter(|l| *l > 0).ok_or("no H.264 level")?;
+    let mut frames = Vec::with_capacity(layout.packets.len());
+    for p in &layout.packets {
+        let pts = p.pts_time.as_deref().and_then(|t| t.parse::<f64>().ok()).ok_or("a packet without a timestamp")?;
+        frames.push((pts, p.flags.starts_with('K')));
+    }
+    if frames.windows(2).any(|w| w[1].0 <= w[0].0) {
+        return Err("frames out of order (frame reordering)".into());
+    }
+    let end = start + duration;
+    let in_clip: Vec<(f64, bool)> = frames.into_iter().filter(|(t, _)| *t >= start && *t < end).collect();
+    let first = in_clip.first().map(|f| f.0).ok_or("no frame in the clip")?;
+    let at = in_clip.iter().position(|f| f.1).ok_or("no keyframe inside the clip")?;
+    Ok(Plan { first, head_frames: at, keyframe: in_clip[at].0, copied_frames: in_clip.len() - at, profile, level })
+}
+
+impl Ffmpeg {
+    /// The window's video stream and every video packet's timestamp and flags.
+    pub async fn layout(&self, window: &Path, stop: &mut StopSignal) -> Result<Layout, Failure> {
+        let mut cmd = tokio::process::Command::new(&self.ffprobe);
+        cmd.args(["-v", "error", "-select_streams", "v:0", "-print_format", "json", "-show_entries"]);
+        cmd.arg("stream=codec_name,profile,level,pix_fmt,has_b_frames,field_order:packet=pts_time,flags");
+        cmd.arg(window);
+        let o = super::ffmpeg::run(&mut cmd, stop).await?;
+        if !o.status.success() {
+            return Err(Failure::new(Category::Corrupt, super::headline(&o.stderr, o.status.code()), &o.stderr));
+        }
+        serde_json::from_slice(&o.stdout)
+            .map_err(|e| Failure::new(Category::Corrupt, format!("unreadable ffprobe output: {e}"), ""))
+    }
+
+    /// Cuts the clip as `plan` says: head encoded, the rest copied, audio encoded over the whole window.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn smart_cut(
+        &self,
+        window: &Path,
+        plan: &Plan,
+        duration: f64,
+        encode: &Encode,
+        work: &Path,
+        out: &Path,
+        stop: &mut StopSignal,
+    ) -> Result<(), Failure> {
+        let mut list = String::new();
+        if plan.head_frames > 0 {
+            let head = work.join("head.ts");
+            let mut cmd = self.command();
+            cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
+            cmd.arg("-ss").arg(exact(plan.first - SLACK)).arg("-i").arg(window);
+            cmd.args(["-map", "0:v:0", "-frames:v"]).arg(plan.head_frames.to_string());
+            cmd.args(["-c:v", "libx264", "-preset"]).arg(if encode.preset.is_empty() {
+                "veryfast"
+            } else {
+                &encode.preset
+            });
+            cmd.arg("-crf").arg(if encode.crf == 0 { "23".to_string() } else { encode.crf.to_string() });
+            cmd.arg("-profile:v").arg(plan.profile).arg("-level:v").arg(plan.level.to_string());
+            // No B-frames: decode order is display order, as in the copied part; parameter-set ids of its
+            // own so that the copied part's cannot be mistaken for the head's.
+            cmd.args(["-bf", "0", "-x264-params", "sps-id=1", "-pix_fmt", "yuv420p", "-threads", "1"]);
+            cmd.args(["-an", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mpegts"]).arg(&head);
+            check(&mut cmd, stop).await?;
+            list += &format!("file '{}'\nduration {}\n", head.display(), exact(plan.keyframe - plan.first));
+        }
+        let body = work.join("body.ts");
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
+        cmd.arg("-ss").arg(exact(plan.keyframe)).arg("-i").arg(window);
+        cmd.args(["-map", "0:v:0", "-frames:v"]).arg(plan.copied_frames.to_string());
+        cmd.args(["-c", "copy", "-fflags", "+bitexact", "-f", "mpegts"]).arg(&body);
+        check(&mut cmd, stop).await?;
+        list += &format!("file '{}'\n", body.display());
+        let list_path = work.join("parts.txt");
+        std::fs::write(&list_path, list).map_err(|e| {
+            Failure::new(Category::Environment, format!("failed to write {}: {e}", list_path.display()), "")
+        })?;
+
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "error", "-f", "concat", "-safe", "0", "-i"]).arg(&list_path);
+        if !encode.no_audio {
+            cmd.args(["-seek_timestamp", "1", "-ss"]).arg(exact(plan.first - SLACK)).arg("-i").arg(window);
+        }
+        cmd.args(["-map", "0:v:0", "-c:v", "copy"]);
+        if !encode.no_audio {
+            cmd.args(["-map", "1:a:0?", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-flags:a", "+bitexact"]);
+        }
+        cmd.arg("-t").arg(secs(duration));
+        cmd.args(["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact", "-movflags", "+faststart"]);
+        cmd.args(["-f", "mp4"]).arg(out);
+        check(&mut cmd, stop).await
+    }
+}
+
+/// Seconds to the microsecond, for timestamps taken from the window itself.
+fn exact(t: f64) -> String {
+    format!("{:.6}", t.max(0.0))
+}
+
+async fn check(cmd: &mut tokio::process::Command, stop: &mut StopSignal) -> Result<(), Failure> {
+    let o = super::ffmpeg::run(cmd, stop).await?;
+    if !o.status.success() {
+        return Err(Failure::from_stderr(&o.stderr, o.status.code()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(profile: &str, b: i64, packets: &[(f64, bool)]) -> Layout {
+        Layout {
+            streams: vec![StreamInfo {
+                codec_name: Some("h264".into()),
+                profile: Some(profile.into()),
+                level: Some(30),
+                pix_fmt: Some("yuv420p".into()),
+                has_b_frames: Some(b),
+                field_order: Some("progressive".into()),
+            }],
+            packets: packets
+                .iter()
+                .map(|(t, k)| PacketInfo {
+                    pts_time: Some(format!("{t:.6}")),
+                    flags: if *k { "K_" } else { "__" }.into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// 15 fps, a keyframe every 2 s, from 6 s to 20 s, timestamps rounded to the millisecond.
+    fn gop2s() -> Vec<(f64, bool)> {
+        (90..300).map(|n| (((n as f64 / 15.0) * 1000.0).round() / 1000.0, n % 30 == 0)).collect()
+    }
+
+    #[test]
+    fn plans_head_and_copy_on_real_timestamps() {
+        let e = Encode::default();
+        // Frame 109 (7.267 s) to frame 258: 11 frames re-encoded, the rest copied from the keyframe at 8 s.
+        let p = plan(&layout("High", 0, &gop2s()), 109.0 / 15.0 - SLACK, 10.0, &e).unwrap();
+        assert_eq!((p.first, p.head_frames, p.keyframe, p.copied_frames), (7.267, 11, 8.0, 139));
+        assert_eq!((p.profile, p.level), ("high", 30));
+        // On a keyframe: nothing to encode.
+        let p = plan(&layout("Constrained Baseline", 0, &gop2s()), 8.0 - SLACK, 10.0, &e).unwrap();
+        assert_eq!((p.head_frames, p.copied_frames, p.profile), (0, 150, "baseline"));
+    }
+
+    #[test]
+    fn says_why_it_cannot() {
+        let e = Encode::default();
+        let s = 109.0 / 15.0 - SLACK;
+        let cases: [(Layout, Encode, &str); 6] = [
+            (layout("High", 2, &gop2s()), e.clone(), "B-frames"),
+            (layout("High 10", 0, &gop2s()), e.clone(), "profile High 10"),
+            (layout("Main", 0, &gop2s()), Encode { short_side: Some(256), ..e.clone() }, "scaled"),
+            (layout("Main", 0, &gop2s()), Encode { fps: Some(10.0), ..e.clone() }, "resampled"),
+            (layout("Main", 0, &[(7.0, true), (7.5, false), (7.4, false)]), e.clone(), "out of order"),
+            (layout("Main", 0, &[(7.0, true), (7.5, false), (8.0, false)]), e.clone(), "no keyframe"),
+        ];
+        for (l, enc, want) in cases {
+            let why = plan(&l, s, 10.0, &enc).unwrap_err();
+            assert!(why.contains(want), "{why} does not say {want}");
+        }
+        let mut vp9 = layout("Main", 0, &gop2s());
+        vp9.streams[0].codec_name = Some("vp9".into());
+        assert_eq!(plan(&vp9, s, 10.0, &e).unwrap_err(), "codec vp9");
+    }
+}
