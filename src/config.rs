@@ -52,6 +52,8 @@ pub struct Config {
     pub out: PathBuf,
     pub filters: Filters,
     pub classes_file: Option<PathBuf>,
+    /// The annotation files' format (`--preset`).
+    pub preset: crate::annotations::Preset,
     pub class_dirs: ClassDirs,
     pub jobs: usize,
     pub encode_jobs: usize,

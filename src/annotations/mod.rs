@@ -10,6 +10,7 @@ mod csv;
 mod error;
 mod fields;
 mod json;
+mod presets;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -18,6 +19,7 @@ pub use classes::read_classes_file;
 pub use collect::UNSPLIT;
 pub use error::{ErrorKind, InputError};
 pub use fields::{is_valid_id, normalize_split, seconds_to_ms, MAX_ID_LEN, MAX_SECONDS};
+pub use presets::{Preset, VGGSOUND_CLIP_SECONDS};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,9 +54,14 @@ pub struct Filters {
 
 /// Reads every file (CSV or JSON, sniffed), validates every row, applies the filters.
 pub fn read_all(paths: &[PathBuf], filters: &Filters) -> Result<Vec<Row>, InputError> {
+    read_all_as(paths, filters, Preset::Auto)
+}
+
+/// [`read_all`] with every file read as `preset` (`Auto`: recognised from each file's start).
+pub fn read_all_as(paths: &[PathBuf], filters: &Filters, preset: Preset) -> Result<Vec<Row>, InputError> {
     let mut out = collect::Collector::new(filters);
     for path in paths {
-        source::read_into(path, &mut out)?;
+        source::read_into(path, &mut out, preset)?;
     }
     Ok(out.into_rows())
 }

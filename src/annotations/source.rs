@@ -2,6 +2,7 @@
 
 use super::collect::Collector;
 use super::error::{ErrorKind, InputError};
+use super::presets::Preset;
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -51,11 +52,33 @@ fn read_prefix(path: &Path, file: &mut File) -> Result<(Vec<u8>, Option<Format>)
     }
 }
 
-/// Reads one file into `out`.
-pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>) -> Result<(), InputError> {
+/// Reads one file into `out`, in the format `preset` names (recognised from the file's start when `Auto`).
+pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>, preset: Preset) -> Result<(), InputError> {
     let mut file = File::open(path).map_err(|e| InputError::io(path, &e))?;
-    let (prefix, format) = read_prefix(path, &mut file)?;
+    let (mut prefix, format) = read_prefix(path, &mut file)?;
     out.start_file(path);
+    let preset = match preset {
+        Preset::Auto if format.is_some() => {
+            // Enough of the file to see its first line or key.
+            let mut more = Vec::new();
+            (&mut file).take(4096).read_to_end(&mut more).map_err(|e| InputError::io(path, &e))?;
+            prefix.extend_from_slice(&more);
+            super::presets::recognise(&prefix)
+        }
+        other => other,
+    };
+    match preset {
+        Preset::VggSound | Preset::ActivityNet => {
+            let mut data = prefix;
+            file.read_to_end(&mut data).map_err(|e| InputError::io(path, &e))?;
+            return if preset == Preset::VggSound {
+                super::presets::read_vggsound(path, &data, out)
+            } else {
+                super::presets::read_activitynet(path, &data, out)
+            };
+        }
+        Preset::Auto | Preset::Kinetics => {}
+    }
     match format {
         None => Err(InputError::new(path, Some(1), None, ErrorKind::Empty, "empty file: no header")),
         Some(Format::Csv) => {

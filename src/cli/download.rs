@@ -40,6 +40,7 @@ impl DownloadArgs {
                 limit: a.limit,
             },
             classes_file: a.classes_file.clone(),
+            preset: a.preset.map(Into::into).unwrap_or_default(),
             class_dirs: a.class_dirs.into(),
             jobs,
             encode_jobs,

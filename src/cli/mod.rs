@@ -149,6 +149,32 @@ impl From<ClassDirsArg> for ClassDirs {
     }
 }
 
+/// `--preset`: the published annotation formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// DeepMind's CSV and JSON, any release.
+    Kinetics,
+    /// VGGSound's `vggsound.csv`: no header, youtube_id,start_seconds,label,split; 10 s clips.
+    Vggsound,
+    /// HACS Clips' CSV: classname,youtube_id,subset,start,end,label; positives (label 1) only.
+    HacsClips,
+    /// HACS Segments' JSON (the ActivityNet shape): one clip per segment.
+    HacsSegments,
+    /// ActivityNet 1.3's JSON: database[id].annotations[].segment, label; one clip per segment.
+    Activitynet,
+}
+
+impl From<PresetArg> for crate::annotations::Preset {
+    fn from(p: PresetArg) -> Self {
+        use crate::annotations::Preset;
+        match p {
+            PresetArg::Kinetics | PresetArg::HacsClips => Preset::Kinetics,
+            PresetArg::Vggsound => Preset::VggSound,
+            PresetArg::HacsSegments | PresetArg::Activitynet => Preset::ActivityNet,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DownloadArgs {
     /// A dataset whose annotations are fetched from DeepMind first: k400, k600, k700, k700-2020.
@@ -159,6 +185,9 @@ pub struct DownloadArgs {
     /// Output folder: clips, the journal, stats.csv and failed.csv.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// The annotation files' format [default: recognised from each file's start].
+    #[arg(long, value_enum, value_name = "NAME")]
+    pub preset: Option<PresetArg>,
     /// Only these splits (repeatable; `val` means `validate`).
     #[arg(long = "split", value_name = "SPLIT")]
     pub splits: Vec<String>,

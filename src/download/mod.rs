@@ -81,7 +81,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (Some(k), _) => (k.rows, None),
         (None, None) => (0, Some(crate::plan::Plan { class_dirs: cfg.class_dirs, ..Default::default() })),
         (None, Some((paths, filters))) => {
-            let rows = crate::annotations::read_all(&paths, &filters).or_usage()?;
+            let rows = crate::annotations::read_all_as(&paths, &filters, cfg.preset).or_usage()?;
             let n_rows = rows.len() as u64;
             let mut plan = crate::plan::build(&rows, cfg.class_dirs);
             drop(rows);
@@ -257,9 +257,10 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
     use std::io::Read;
     let mut h = Sha256::new();
     let settings = format!(
-        "kinetics-dl {} journal {} plan v1\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nfiles {}\n",
+        "kinetics-dl {} journal {} plan v1\npreset {:?}\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nfiles {}\n",
         env!("CARGO_PKG_VERSION"),
         crate::journal::SCHEMA_VERSION,
+        cfg.preset,
         filters.splits,
         filters.classes,
         filters.limit,

@@ -1,0 +1,115 @@
+//! The other YouTube-clip datasets' published formats, each in a file of its own: VGGSound's headerless CSV
+//! (`vggsound.rs`) and the ActivityNet / HACS Segments JSON (`activitynet.rs`). Kinetics files and HACS
+//! Clips stay with the header-driven readers (`../csv.rs`, `../json.rs`).
+//!
+//! A file's preset is the one given with `--preset`, or recognised from its start where that is
+//! unambiguous (see [`recognise`]).
+
+mod activitynet;
+mod line;
+mod vggsound;
+
+pub(crate) use activitynet::read as read_activitynet;
+pub(crate) use vggsound::read as read_vggsound;
+
+/// The format of the annotation files, from `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preset {
+    /// Recognised from each file's start; Kinetics CSV and JSON (and HACS Clips) when nothing else fits.
+    #[default]
+    Auto,
+    /// DeepMind's CSV and JSON, any release, and same-shape CSVs such as HACS Clips: today's readers.
+    Kinetics,
+    /// `youtube_id,start_seconds,label,split`, no header, 10 s clips.
+    VggSound,
+    /// `{"database": {id: {"subset", "annotations": [{"segment": [s, e], "label"}]}}}` (ActivityNet 1.3,
+    /// HACS Segments): one clip per segment.
+    ActivityNet,
+}
+
+/// Length of a VGGSound clip: the file gives only its start.
+pub const VGGSOUND_CLIP_SECONDS: f64 = 10.0;
+
+/// The preset a file's first bytes (BOM removed) show, when no `--preset` was given. JSON whose first key
+/// is `database`, `version` or `taxonomy` is ActivityNet's shape (DeepMind's keys are 11-character ids and
+/// never start an ActivityNet-style file); a CSV whose first line is four fields with a number second and
+/// a split last (`train`, `test`) is VGGSound (no Kinetics header holds a number). Anything else is
+/// `Kinetics`.
+pub(crate) fn recognise(prefix: &[u8]) -> Preset {
+    let text = String::from_utf8_lossy(&prefix[..prefix.len().min(4096)]);
+    let body = text.trim_start();
+    if let Some(rest) = body.strip_prefix('{') {
+        let key = rest.trim_start().strip_prefix('"').and_then(|k| k.split('"').next());
+        return match key {
+            Some("database" | "version" | "taxonomy") => Preset::ActivityNet,
+            _ => Preset::Kinetics,
+        };
+    }
+    let Some(first) = body.lines().next() else { return Preset::Kinetics };
+    match line::split(first, b',') {
+        Ok(fields)
+            if fields.len() == 4
+                && fields[1].parse::<f64>().is_ok()
+                && matches!(fields[3].as_ref(), "train" | "test" | "val" | "validation") =>
+        {
+            Preset::VggSound
+        }
+        _ => Preset::Kinetics,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_each_published_shape() {
+        let cases: [(&str, Preset); 9] = [
+            ("---g-f_I2yQ,1,people marching,test\n", Preset::VggSound),
+            ("-0BIyqJj9ZU,30,\"cattle, bovinae cowbell\",train\r\n", Preset::VggSound),
+            ("{\"version\": \"VERSION 1.3\", \"taxonomy\": [], \"database\": {}}", Preset::ActivityNet),
+            ("  {\n  \"database\": {\"abc\": {}}}", Preset::ActivityNet),
+            ("{\"--07WQ2iBlw\": {\"annotations\": {}}}", Preset::Kinetics),
+            ("label,youtube_id,time_start,time_end,split\n", Preset::Kinetics),
+            ("classname,youtube_id,subset,start,end,label\n", Preset::Kinetics),
+            ("youtube_id,time_start,time_end,split\n", Preset::Kinetics),
+            ("a,b,c,d\n", Preset::Kinetics),
+        ];
+        for (text, want) in cases {
+            assert_eq!(recognise(text.as_bytes()), want, "{text:?}");
+        }
+    }
+
+    fn sample(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/presets").join(name)
+    }
+
+    /// label, id, start, end, split, line
+    type Seen = (String, String, f64, f64, String, u64);
+
+    fn read(name: &str, preset: Preset) -> Vec<Seen> {
+        let rows = crate::annotations::read_all_as(&[sample(name)], &Default::default(), preset).unwrap();
+        rows.into_iter()
+            .map(|r| (r.label.unwrap_or_default(), r.youtube_id, r.time_start, r.time_end, r.split.unwrap(), r.line))
+            .collect()
+    }
+
+    #[test]
+    fn samples_read_the_same_with_and_without_the_preset() {
+        let s = |x: &str| x.to_owned();
+        let vgg = [
+            (s("cattle, bovinae cowbell"), s("vggsound-a1"), 4.0, 14.0, s("train"), 1),
+            (s("dog barking"), s("vggsound_b2"), 12.5, 22.5, s("test"), 2),
+            (s("people marching"), s("vggsound-a1"), 30.0, 40.0, s("train"), 3),
+        ];
+        assert_eq!(read("vggsound.csv", Preset::VggSound), vgg);
+        assert_eq!(read("vggsound.csv", Preset::Auto), vgg);
+        let anet = [
+            (s("Cleaning windows"), s("anet-video1"), 3.2, 9.73, s("training"), 3),
+            (s("Cleaning windows"), s("anet-video1"), 21.0, 27.5, s("training"), 3),
+            (s("Playing bagpipes"), s("anet-video2"), 40.15, 44.9, s("validation"), 7),
+        ];
+        assert_eq!(read("activitynet.json", Preset::ActivityNet), anet);
+        assert_eq!(read("activitynet.json", Preset::Auto), anet);
+    }
+}
