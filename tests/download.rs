@@ -984,23 +984,28 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
 }
 
 #[test]
-fn sub_frame_start_times_cut_at_the_frame_on_screen() {
+fn sub_frame_windows_keep_the_frames_inside_them() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let server = server(config());
-    // At 15 fps frame 322 is on screen from 21.4667 s to 21.5333 s. A window starting inside that interval
-    // (as integer Kinetics times do on 29.97 fps videos) must start with frame 322, hold 150 distinct
-    // frames and end with frame 471. One aligned window is the control.
+    // At 15 fps frame 322 is at 21.4667 s and frame 323 at 21.5333 s. A window starting between them (as
+    // integer Kinetics times do on 29.97 fps videos) holds the frames whose time is inside it: 323 to 472,
+    // 150 distinct frames, none repeated. 40.15 to 44.9 s is 602.25 to 673.5 in frames: 603 to 673, 71
+    // frames (a cut that started at frame 602, on screen at 40.15 s, kept 72). One aligned window is the
+    // control.
     let rows = [
         Row::new("x", "subframe047", 21.47, 31.47),
         Row::new("x", "subframe049", 21.49, 31.49),
+        Row::new("x", "subframe415", 40.15, 44.9),
         Row::new("x", "subframe000", 3.0, 13.0),
     ];
+    let counts = [150, 150, 71, 150];
     let csv = tmp.path().join("a.csv");
     write_csv(&csv, &rows);
     run(&download_args(&server, &out, &[&csv])).expect_code(0);
-    for row in &rows {
-        assert_eq!(frame_sequence(&out.join(row.rel_path())).len(), 150, "{}: 10 s at 15 fps", row.id);
+    assert_eq!((expected_frames(21.47, 31.47), expected_frames(40.15, 44.9)), ((323, 472), (603, 673)));
+    for (row, n) in rows.iter().zip(counts) {
+        assert_eq!(frame_sequence(&out.join(row.rel_path())).len(), n, "{}: frames in the window at 15 fps", row.id);
         assert_clip(&out, row);
     }
 }

@@ -96,7 +96,7 @@ impl From<MergeArgs> for crate::commands::merge::MergeOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Trim {
-    /// Frame-accurate: the first frame is the one at time_start; one re-encode to H.264 + AAC.
+    /// Frame-accurate: the frames whose time is in [time_start, time_end); one re-encode to H.264 + AAC.
     #[default]
     Exact,
     /// Keyframe cut by stream copy: fast, but may start early and show frozen frames.

@@ -141,17 +141,21 @@ impl Engine {
 
         let t1 = Instant::now();
         let clip = work.join("clip.mp4");
-        let duration = task.end - task.start;
-        // The first frame is the one on screen at time_start, also when time_start falls between frames.
-        let (((cut, mut trim), start), encode_cpu) = crate::cpu::measure(async {
-            let start = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
-                (false, Ok(p)) => {
-                    p.fps.map_or(task.start, |fps| crate::tools::ffmpeg::frame_on_screen(task.start, fps))
-                }
-                _ => task.start,
+        // The clip holds the frames whose time t satisfies time_start <= t < time_end: the cut seeks and
+        // stops on those frames' times (`frames_in_window`), also when the window's ends fall between
+        // frames. A keyframe copy, or a stream whose rate is unknown, is cut at the window's own times.
+        let (((cut, mut trim), (start, duration)), encode_cpu) = crate::cpu::measure(async {
+            use crate::tools::ffmpeg::{cut_points, frames_in_window};
+            let window = (task.start, task.end - task.start);
+            let (start, duration) = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
+                (false, Ok(p)) => p
+                    .fps
+                    .and_then(|fps| Some(cut_points(&frames_in_window(task.start, task.end, fps)?, fps)))
+                    .unwrap_or(window),
+                _ => window,
             };
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
-            (self.cut(&fetched.path, start, duration, work, &clip, stop).await, start)
+            (self.cut(&fetched.path, start, duration, work, &clip, stop).await, (start, duration))
         })
         .await;
         cpu.encode_s = encode_cpu.as_secs_f64();

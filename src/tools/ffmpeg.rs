@@ -114,7 +114,8 @@ impl Ffmpeg {
     }
 
     /// Cuts `[start, start + duration)` out of a window (or a whole video) whose timestamps are the
-    /// source's: the first frame is the one at `start`, encoded once to H.264 + AAC with `+faststart`.
+    /// source's: the seek and duration callers give (`cut_points` for frame-exact windows), encoded once to
+    /// H.264 + AAC with `+faststart`.
     pub async fn cut(
         &self,
         input: &Path,
@@ -254,14 +255,35 @@ fn parse_rate(r: &str) -> Option<f64> {
     (v.is_finite() && v > 0.0).then_some(v)
 }
 
-/// The time of the frame on screen at `t` in a constant-rate stream, less half a millisecond so that a
-/// container's rounded timestamps (Matroska keeps milliseconds) still select that frame.
-pub fn frame_on_screen(t: f64, fps: f64) -> f64 {
-    if !(fps.is_finite() && fps > 0.0) {
-        return t;
+/// The frames a frame-accurate cut keeps of a constant-rate stream, as `first..end` frame numbers: those
+/// whose time `t = n / fps` satisfies `start <= t < end` (the rule of ffmpeg's `trim` filter and of the
+/// reference Kinetics downloader's `-ss start -t duration` cut). A window that holds no frame time (shorter
+/// than a frame, between two frames) keeps the one frame on screen at `start`. `None` when the rate is
+/// unknown. Times are compared a millionth of a frame loose, so a time written to the millisecond that is
+/// a frame's time (3.2 s at 15 fps) counts as that frame's.
+pub fn frames_in_window(start: f64, end: f64, fps: f64) -> Option<std::ops::Range<u64>> {
+    if !(fps.is_finite() && fps > 0.0 && start.is_finite() && end.is_finite()) {
+        return None;
     }
-    let n = (t * fps + 1e-6).floor();
-    (n / fps - 0.0005).max(0.0)
+    let at = |t: f64| (t.max(0.0) * fps - 1e-6).ceil().max(0.0) as u64;
+    let (first, last) = (at(start), at(end));
+    if last > first {
+        return Some(first..last);
+    }
+    let on_screen = (start.max(0.0) * fps + 1e-6).floor() as u64;
+    Some(on_screen..on_screen + 1)
+}
+
+/// Where to seek and how long to cut (both whole milliseconds, as `secs` writes them) so that a cut keeps
+/// exactly the frames `frames`: each bound sits one millisecond before its frame's time rounded to the
+/// millisecond, so the frame is in whether its container keeps its time exactly or rounded to the
+/// millisecond (Matroska), and the frame before it is out (a frame lasts far more than 2 ms). The first
+/// frame lands a millisecond or so after the seek point, which the encoder's time base (one frame) rounds to
+/// zero: no frame is repeated.
+pub fn cut_points(frames: &std::ops::Range<u64>, fps: f64) -> (f64, f64) {
+    let ms = |n: u64| ((n as f64 * 1000.0 / fps).round() as i64 - 1).max(0);
+    let (from, to) = (ms(frames.start), ms(frames.end));
+    (from as f64 / 1000.0, (to - from) as f64 / 1000.0)
 }
 
 /// The first input's `Duration: HH:MM:SS.ss` line, if ffmpeg knew it.
@@ -328,16 +350,69 @@ mod tests {
     }
 
     #[test]
-    fn frame_on_screen_table() {
-        // (t, fps, want): whole-frame times stay, times between frames go back to the frame shown.
-        let table =
-            [(21.0, 15.0, 21.0), (21.47, 15.0, 322.0 / 15.0), (21.49, 15.0, 322.0 / 15.0), (21.5, 15.0, 322.0 / 15.0)];
-        for (t, fps, want) in table {
-            assert!((frame_on_screen(t, fps) - (want - 0.0005)).abs() < 1e-9, "{t} at {fps}");
+    fn frames_in_window_table() {
+        let ntsc = 30000.0 / 1001.0;
+        // (start, end, fps, first frame, frames): windows as the datasets publish them.
+        let cases: [(f64, f64, f64, u64, u64); 16] = [
+            // Kinetics: whole seconds; on 29.97 fps videos they fall between frames.
+            (1.0, 11.0, 30.0, 30, 300),
+            (4.0, 14.0, ntsc, 120, 300), // frame 119 is at 3.9706 s, frame 120 at 4.0040 s
+            (136.0, 146.0, ntsc, 4076, 300), // frame 4075 at 135.9692 s, frame 4076 at 136.0025 s
+            (15.0, 25.0, 25.0, 375, 250),
+            // Kinetics-style sub-second rows, at the test source's 15 fps.
+            (21.47, 31.47, 15.0, 323, 150), // frame 322 (21.4667 s) starts before the window
+            (21.49, 31.49, 15.0, 323, 150),
+            (17.4, 27.4, 15.0, 261, 150), // a frame's time, written to the millisecond
+            // ActivityNet / HACS Segments: floats with two or more decimals.
+            (40.15, 44.9, 15.0, 603, 71), // 602.25 .. 673.5 in frames: 603..=673
+            (3.2, 9.73, 15.0, 48, 98),    // 48 .. 145.95: 48..=145
+            (21.0, 27.5, 15.0, 315, 98),  // 315 .. 412.5: 315..=412
+            (0.01, 123.42364, ntsc, 1, 3699),
+            (0.0, 0.5, 15.0, 0, 8),
+            // VGGSound and AudioSet: 10 s from a whole or .5 start.
+            (12.5, 22.5, 15.0, 188, 150), // 187.5 .. 337.5: 188..=337
+            (30.0, 40.0, 24.0, 720, 240),
+            // Shorter than a frame: the frame at start, or the one on screen when no frame time is inside.
+            (40.15, 40.19, 15.0, 602, 1),
+            (2.0, 2.01, 15.0, 30, 1),
+        ];
+        for (start, end, fps, first, n) in cases {
+            let got = frames_in_window(start, end, fps).unwrap();
+            assert_eq!((got.start, got.end - got.start), (first, n), "{start}..{end} at {fps}");
+            // The rule itself, frame by frame, away from the one-frame fallback.
+            if n > 1 {
+                let inside = (0..first + n + 10).filter(|&k| start <= k as f64 / fps + 1e-9 && (k as f64) / fps < end);
+                assert_eq!(inside.collect::<Vec<_>>(), got.clone().collect::<Vec<_>>(), "{start}..{end} at {fps}");
+            }
         }
-        assert_eq!(frame_on_screen(3.0, 0.0), 3.0);
+        assert_eq!(frames_in_window(3.0, 13.0, 0.0), None);
+        assert_eq!(frames_in_window(3.0, 13.0, f64::NAN), None);
         assert_eq!(parse_rate("30000/1001").map(|r| (r * 1000.0).round()), Some(29970.0));
         assert_eq!(parse_rate("0/0"), None);
+    }
+
+    #[test]
+    fn cut_points_select_exactly_the_window_frames() {
+        let ntsc = 30000.0 / 1001.0;
+        // (frames, fps, seek, duration) in whole milliseconds.
+        let cases = [
+            (603..674, 15.0, 40.199, 4.733),
+            (323..473, 15.0, 21.532, 10.0),
+            (0..8, 15.0, 0.0, 0.532),
+            (120..420, ntsc, 4.003, 10.01),
+        ];
+        for (frames, fps, seek, duration) in cases {
+            let (s, d) = cut_points(&frames, fps);
+            assert!((s - seek).abs() < 1e-9 && (d - duration).abs() < 1e-9, "{frames:?} at {fps}: {s} {d}");
+            // Every frame in the range is at or after the seek point and before its end, whether the
+            // container keeps its time exactly or rounded to the millisecond; its neighbours are outside.
+            for k in frames.start.saturating_sub(2)..frames.end + 2 {
+                for t in [k as f64 / fps, (k as f64 * 1000.0 / fps).round() / 1000.0] {
+                    let kept = t >= s && t < s + d;
+                    assert_eq!(kept, frames.contains(&k), "frame {k} at {t} for {frames:?} at {fps}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::Path;
 /// What the smart cut will do with one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Timestamp of the clip's first frame (the frame on screen at `time_start`).
+    /// Timestamp of the clip's first frame (the first whose time is at or after `time_start`).
     pub first: f64,
     /// Frames re-encoded before the keyframe (0 when the clip starts on one).
     pub head_frames: usize,
@@ -61,7 +61,7 @@ pub struct PacketInfo {
 /// Half a millisecond: Matroska keeps milliseconds, so timestamps are compared with this much slack.
 const SLACK: f64 = 0.0005;
 
-/// Plans a smart cut of `[start, start + duration)` (`start` already on a frame, less half a millisecond),
+/// Plans a smart cut of `[start, start + duration)` (both a millisecond before a frame, from `cut_points`),
 /// or says why the window cannot be smart-cut.
 pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Result<Plan, String> {
     if encode.copy || encode.short_side.is_some() || encode.fps.is_some() || encode.max_short_side.is_some() {

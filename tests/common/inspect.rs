@@ -251,15 +251,26 @@ pub fn expected_duration(start: f64, end: f64) -> f64 {
     end.min(VIDEO_SECS) - start
 }
 
-/// The frame numbers a frame-accurate cut starts and ends with: the frame on screen at `start` (also when
-/// `start` falls between two frames), and the one a clip of `end - start` seconds ends with (or the
-/// video's last frame).
+/// The frame numbers a frame-accurate cut starts and ends with, by the README's rule counted frame by
+/// frame: a clip holds the source frames whose time `t = n / FPS` satisfies `start <= t < end` (cut short
+/// where the video ends); a window with no frame time inside keeps the frame on screen at `start`.
 pub fn expected_frames(start: f64, end: f64) -> (u32, u32) {
     let fps = f64::from(FPS);
-    let first = (start * fps + 1e-6).floor() as u32;
-    let frames = ((end.min(VIDEO_SECS) - start) * fps).round() as u32;
-    let last_in_video = (VIDEO_SECS * fps).round() as u32 - 1;
-    (first, (first + frames - 1).min(last_in_video))
+    let in_video = (VIDEO_SECS * fps).round() as u32;
+    // Slack of 1e-7 s: 17.4 s is frame 261's time, though not once written in binary.
+    let inside: Vec<u32> = (0..in_video)
+        .filter(|&n| {
+            let t = f64::from(n) / fps;
+            t >= start - 1e-7 && t < end - 1e-7
+        })
+        .collect();
+    match (inside.first(), inside.last()) {
+        (Some(&first), Some(&last)) => (first, last),
+        _ => {
+            let on_screen = (0..in_video).take_while(|&n| f64::from(n) / fps <= start + 1e-7).last().unwrap_or(0);
+            (on_screen, on_screen)
+        }
+    }
 }
 
 /// First and last frame number of a clip, read from the test source's strip.
@@ -293,8 +304,7 @@ pub fn sequence_breaks(numbers: &[u32]) -> Vec<(usize, u32, u32)> {
 }
 
 /// Checks one done clip against its row: it is at the row's path (default class folders), lasts as long as
-/// its window, and holds exactly the source's frames from the one at time_start to the last one before
-/// time_end, each once.
+/// its window, and holds exactly the source's frames whose times are in `[time_start, time_end)`, each once.
 #[track_caller]
 pub fn assert_clip(out: &Path, row: &Row) {
     assert_clip_at(&out.join(row.rel_path()), row);
