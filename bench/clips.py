@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,8 +94,11 @@ class Bench:
         out = tmp / "kdl-out"
         cmd = [str(self.kdl), "download", "--annotations", str(ann), "--out", str(out),
                "--url-template", page(url, "{youtube_id}"), "-j", str(self.args.jobs), "-q", *extra]
-        ran = c.run_bounded(cmd, self.args.run_timeout, grace_signal=signal.SIGTERM)
+        with c.MemorySampler() as mem:
+            ran = c.run_bounded(cmd, self.args.run_timeout, grace_signal=signal.SIGTERM, started=mem.started)
         res.extra["exit"] = ran.code
+        res.extra["peak_rss"] = mem.peak_leader
+        res.extra["peak_tree_rss"] = mem.peak_tree
         if ran.code not in (0,):
             res.extra["stderr"] = ran.stderr.strip()[-2000:]
         return out
@@ -203,6 +207,7 @@ class Bench:
                 res.extra["cpu_per_clip"] = status.get("cpu_per_clip")
             except (json.JSONDecodeError, KeyError):
                 res.extra["status_error"] = st.stderr.strip()[-500:]
+            res.extra["trims"], res.extra["clip_bytes"] = journal_trims(out)
             res.extra["sample_log"] = [
                 f"{e['method']} {e['path']} range={e['range']} -> {e['status']} {e['bytes']} B"
                 f"{' throttled' if e['throttled'] else ''}{'' if e['complete'] else ' (cut)'}"
@@ -244,6 +249,23 @@ class Bench:
         return results
 
 
+def journal_trims(out: Path) -> tuple[dict[str, int], float]:
+    """Which trim made the done clips (the journal's `trim` column: `exact`, `smart`, `exact (why not)`),
+    counted, and the done clips' mean file size in bytes."""
+    db = out / ".kinetics-dl" / "journal.sqlite"
+    if not db.is_file():
+        return {}, 0.0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(clips)")}
+        trim = "COALESCE(trim, '?')" if "trim" in cols else "'?'"
+        trims = dict(conn.execute(f"SELECT {trim}, COUNT(*) FROM clips WHERE state = 'done' GROUP BY 1"))
+        size = conn.execute("SELECT AVG(size_bytes) FROM clips WHERE state = 'done'").fetchone()[0]
+    finally:
+        conn.close()
+    return trims, float(size or 0.0)
+
+
 PACKETS: dict[str, c.PacketIndex] = {}
 HEADERS: dict[tuple[str, str], int] = {}
 
@@ -262,7 +284,7 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
                 c.human_bytes(r.peak_tmp)]
 
     parts = [
-        "## Benchmark 1: fetching only the clip (issue 2)",
+        "## Benchmark 1: fetching only the clip (issue 2)" + (f" [{args.section}]" if args.section else ""),
         "",
         f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after (a shared machine: wall"
         " times move with it, bytes and CPU seconds much less)",
@@ -311,6 +333,16 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
             targets.append([f"open-range throttle wall-time cost for kinetics-dl < 1.5x ({p})",
                             f"{ratio:.2f}x ({on.wall:.1f} s vs {off.wall:.1f} s)",
                             "PASS" if ratio < 1.5 and on.done == on.n else "MISS"])
+    # Issue 10's CPU goals, on the whole process tree's CPU per clip (what a machine must supply).
+    for p in args.profiles:
+        for a, goal in (("a", 1.5), ("a18", 1.5), ("as", 0.8), ("as18", 0.8)):
+            for t in (False, True):
+                r = by.get((p, a, t))
+                if r and r.n:
+                    per = r.cpu / r.n
+                    targets.append([f"whole tree CPU <= {goal} s/clip: {APPROACHES[a]} ({p}, throttle"
+                                    f" {'on' if t else 'off'})", f"{per:.2f} s",
+                                    "PASS" if per <= goal and r.done == r.n else "MISS"])
     short_on, long_on = by.get(("short", "a", True)), by.get(("long", "a", True))
     if short_on and long_on:
         ratio = long_on.wall / short_on.wall
@@ -344,26 +376,54 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
               " relay reads that header, plans the window's bytes from it, and asks for them in one bounded"
               " request; what remains is the window from the keyframe before it, ffmpeg's probe of the first"
               " fragment, and the end of the last fragment read."]
-    parts += ["", "### kinetics-dl CPU per clip by stage (from the journal)", ""]
+    parts += ["", "### kinetics-dl CPU per clip by stage (from the journal), clip size, memory", ""]
     rows = []
     stages = ("extract", "fetch", "encode", "verify", "total")
     for r in results:
         cpu = r.extra.get("cpu_per_clip")
         if r.approach not in KDL or not cpu or not cpu["total"]["clips"]:
             continue
+        trims = ", ".join(f"{k} {v}" for k, v in sorted(r.extra.get("trims", {}).items()))
         rows.append([r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", str(cpu["total"]["clips"])]
                     + [f"{cpu[s]['mean_s']:.2f} / {cpu[s]['median_s']:.2f} / {cpu[s]['p95_s']:.2f}" for s in stages]
-                    + [f"{r.cpu / r.n:.2f}"])
+                    + [f"{r.cpu / r.n:.2f}", f"{r.done / r.wall:.2f}" if r.wall else "-",
+                       c.human_bytes(r.per_clip), c.human_bytes(r.extra.get("clip_bytes", 0)),
+                       c.human_bytes(r.extra.get("peak_rss", 0)), c.human_bytes(r.extra.get("peak_tree_rss", 0)),
+                       trims or "?"])
     parts.append(c.table(["video", "approach", "throttle", "clips"]
-                         + [f"{s} s (mean / median / p95)" for s in stages] + ["whole tree s/clip"], rows))
+                         + [f"{s} s (mean / median / p95)" for s in stages]
+                         + ["whole tree CPU s/clip", "clips/s", "fetched/clip", "clip file", "peak RSS kinetics-dl",
+                            "peak RSS tree", "trim (journal)"], rows))
+    pairs = [(exact, smart) for exact, smart in (("a", "as"), ("a18", "as18"))]
+    compare = []
+    for p in args.profiles:
+        for t in (False, True):
+            for exact, smart in pairs:
+                e, s_ = by.get((p, exact, t)), by.get((p, smart, t))
+                ce, cs = (e.extra.get("cpu_per_clip") if e else None), (s_.extra.get("cpu_per_clip") if s_ else None)
+                if not (ce and cs and ce["total"]["clips"] and cs["total"]["clips"]):
+                    continue
+                compare.append([p, "on" if t else "off", APPROACHES[exact].removeprefix("kinetics-dl "),
+                                f"{ce['encode']['mean_s']:.2f} → {cs['encode']['mean_s']:.2f}",
+                                f"{ce['total']['mean_s']:.2f} → {cs['total']['mean_s']:.2f}",
+                                f"{e.cpu / e.n:.2f} → {s_.cpu / s_.n:.2f}",
+                                f"{e.done / e.wall:.2f} → {s_.done / s_.wall:.2f}" if e.wall and s_.wall else "-",
+                                f"{cs['total']['mean_s'] / ce['total']['mean_s']:.2f}x"])
+    if compare:
+        parts += ["", "`--trim exact` → `--trim smart`, same run, same clips (CPU s per clip, means):", ""]
+        parts.append(c.table(["video", "throttle", "format", "encode stage", "stages total", "whole tree",
+                              "clips/s", "stages total smart/exact"], compare))
     parts += ["", "Stages as `status --json` reports them (`cpu_per_clip`): extract = yt-dlp; fetch = ffmpeg's"
               " stream copy of the window and the relay's share (thread CPU of its transfer tasks); encode ="
-              " ffprobe of the window and the cut; verify = ffprobe and the decode check of the clip. Children's"
+              " ffprobe of the window and the cut (`--trim smart`: its packet listing, the head's encode, the"
+              " copy, the audio encode and the join); verify = ffprobe and the decode check of the clip. Children's"
               " CPU is user + system from the kernel's rusage of each exited child. whole tree = RUSAGE_CHILDREN"
               " delta / N of the kinetics-dl process (kinetics-dl itself with every child, failed attempts and"
               " tool checks included); the difference to the stages' total is kinetics-dl's own work outside the"
               " relay's transfers (reqwest's upstream connections, the scheduler, the journal) and the tool"
-              " checks at start."]
+              " checks at start. clips/s = done / wall. clip file = mean size of a done clip (journal)."
+              " peak RSS kinetics-dl = the process's own VmHWM; peak RSS tree = the largest sum of resident sets"
+              " over kinetics-dl and its children (yt-dlp, ffmpeg, ffprobe), sampled every 100 ms."]
     parts += ["", "First requests of each kinetics-dl run (test source request log):", ""]
     for r in results:
         if r.approach in KDL and r.extra.get("sample_log"):

@@ -157,13 +157,17 @@ class Ran:
     secs: float
 
 
-def run_bounded(cmd: list[str], timeout: float, cwd: Path | None = None, grace_signal: int | None = None) -> Ran:
+def run_bounded(cmd: list[str], timeout: float, cwd: Path | None = None, grace_signal: int | None = None,
+                started=None) -> Ran:
     """Runs `cmd` in its own process group; at `timeout` sends `grace_signal` (if any) to the leader, waits
-    20 s, then SIGKILLs the group. Only the group we created is signalled."""
+    20 s, then SIGKILLs the group. Only the group we created is signalled. `started(pid)`, if given, is
+    called once the child runs (its pid is also its session id)."""
     t0 = time.monotonic()
     p = subprocess.Popen(
         cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
+    if started is not None:
+        started(p.pid)
     try:
         out, err = p.communicate(timeout=timeout)
         return Ran(p.returncode, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - t0)
@@ -223,6 +227,60 @@ class DiskSampler:
             self._stop.wait(self.every)
 
     def __enter__(self) -> "DiskSampler":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+class MemorySampler:
+    """Polls /proc every `every` seconds for the processes of one session (a `run_bounded` child and every
+    descendant that did not leave its session) and keeps two peaks: the leader's own resident set and the
+    sum over the whole session. Sampling misses spikes shorter than `every`; the leader's own peak is its
+    VmHWM, exact."""
+
+    def __init__(self, every: float = 0.1):
+        self.every, self.sid = every, None
+        self.peak_leader, self.peak_tree = 0, 0
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def started(self, pid: int) -> None:
+        self.sid = pid
+
+    def _sample(self) -> None:
+        sid, total = self.sid, 0
+        if sid is None:
+            return
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    stat = f.read().decode(errors="replace")
+                # Fields after the command name (which may hold spaces): state ppid pgrp session ... rss (24th).
+                rest = stat[stat.rindex(")") + 2:].split()
+                if int(rest[3]) != sid:
+                    continue
+                total += int(rest[21]) * self._page
+                if int(entry) == sid:
+                    with open(f"/proc/{entry}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                self.peak_leader = max(self.peak_leader, int(line.split()[1]) * 1024)
+            except (OSError, ValueError, IndexError):
+                continue
+        self.peak_tree = max(self.peak_tree, total)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "MemorySampler":
         self._t.start()
         return self
 
