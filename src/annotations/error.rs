@@ -29,6 +29,10 @@ pub enum ErrorKind {
     EndNotAfterStart,
     /// A YouTube id outside `^[A-Za-z0-9_-]{1,64}$`.
     BadId,
+    /// Not a YouTube video URL of a published shape (`--id-from-url`).
+    BadUrl,
+    /// A `--columns` mapping the file does not fit (a column its header lacks, a position past its fields).
+    BadMapping,
     /// A label with NUL or another control character.
     BadLabel,
     /// A split value with a control character.

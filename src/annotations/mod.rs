@@ -1,4 +1,5 @@
-//! Annotation files (DeepMind CSV and JSON, every variant) into validated rows.
+//! Annotation files (DeepMind CSV and JSON, every variant; the other datasets' formats and any file through
+//! a column map, in `presets/`) into validated rows.
 //!
 //! Every row of every file is validated before any filter applies, so bad input is reported before a
 //! single download starts; the first error stops reading. The accepted CSV headers and aliases are listed
@@ -19,7 +20,7 @@ pub use classes::read_classes_file;
 pub use collect::UNSPLIT;
 pub use error::{ErrorKind, InputError};
 pub use fields::{is_valid_id, normalize_split, seconds_to_ms, MAX_ID_LEN, MAX_SECONDS};
-pub use presets::{Preset, VGGSOUND_CLIP_SECONDS};
+pub use presets::{Column, ColumnMap, MapOptions, Preset, VGGSOUND_CLIP_SECONDS};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,11 +55,11 @@ pub struct Filters {
 
 /// Reads every file (CSV or JSON, sniffed), validates every row, applies the filters.
 pub fn read_all(paths: &[PathBuf], filters: &Filters) -> Result<Vec<Row>, InputError> {
-    read_all_as(paths, filters, Preset::Auto)
+    read_all_as(paths, filters, &Preset::Auto)
 }
 
 /// [`read_all`] with every file read as `preset` (`Auto`: recognised from each file's start).
-pub fn read_all_as(paths: &[PathBuf], filters: &Filters, preset: Preset) -> Result<Vec<Row>, InputError> {
+pub fn read_all_as(paths: &[PathBuf], filters: &Filters, preset: &Preset) -> Result<Vec<Row>, InputError> {
     let mut out = collect::Collector::new(filters);
     for path in paths {
         source::read_into(path, &mut out, preset)?;

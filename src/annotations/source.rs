@@ -53,28 +53,30 @@ fn read_prefix(path: &Path, file: &mut File) -> Result<(Vec<u8>, Option<Format>)
 }
 
 /// Reads one file into `out`, in the format `preset` names (recognised from the file's start when `Auto`).
-pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>, preset: Preset) -> Result<(), InputError> {
+pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>, preset: &Preset) -> Result<(), InputError> {
     let mut file = File::open(path).map_err(|e| InputError::io(path, &e))?;
     let (mut prefix, format) = read_prefix(path, &mut file)?;
     out.start_file(path);
+    let recognised;
     let preset = match preset {
         Preset::Auto if format.is_some() => {
             // Enough of the file to see its first line or key.
             let mut more = Vec::new();
             (&mut file).take(4096).read_to_end(&mut more).map_err(|e| InputError::io(path, &e))?;
             prefix.extend_from_slice(&more);
-            super::presets::recognise(&prefix)
+            recognised = super::presets::recognise(&prefix);
+            &recognised
         }
         other => other,
     };
     match preset {
-        Preset::VggSound | Preset::ActivityNet => {
+        Preset::VggSound | Preset::ActivityNet | Preset::Columns(_) => {
             let mut data = prefix;
             file.read_to_end(&mut data).map_err(|e| InputError::io(path, &e))?;
-            return if preset == Preset::VggSound {
-                super::presets::read_vggsound(path, &data, out)
-            } else {
-                super::presets::read_activitynet(path, &data, out)
+            return match preset {
+                Preset::VggSound => super::presets::read_vggsound(path, &data, out),
+                Preset::Columns(map) => super::presets::read_columns(path, &data, map, out),
+                _ => super::presets::read_activitynet(path, &data, out),
             };
         }
         Preset::Auto | Preset::Kinetics => {}

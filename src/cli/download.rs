@@ -14,6 +14,7 @@ impl DownloadArgs {
     /// of the pieces below, so the first bad option is the one reported.
     pub fn into_config(self) -> anyhow::Result<Config> {
         let input = self.input()?;
+        let preset = self.preset()?;
         self.check_url_template()?;
         let (jobs, encode_jobs) = self.concurrency()?;
         self.check_encode()?;
@@ -40,7 +41,7 @@ impl DownloadArgs {
                 limit: a.limit,
             },
             classes_file: a.classes_file.clone(),
-            preset: a.preset.map(Into::into).unwrap_or_default(),
+            preset,
             class_dirs: a.class_dirs.into(),
             jobs,
             encode_jobs,
@@ -84,6 +85,21 @@ impl DownloadArgs {
             }
             Some(ShardArg::Auto) => crate::shard::from_env(get, self.shards).map(Some).map_err(|e| anyhow::anyhow!(e)),
         }
+    }
+
+    /// `--preset`, or the column map `--columns` and its options describe.
+    fn preset(&self) -> anyhow::Result<crate::annotations::Preset> {
+        use crate::annotations::{ColumnMap, MapOptions, Preset};
+        let Some(columns) = &self.columns else { return Ok(self.preset.map(Into::into).unwrap_or_default()) };
+        let map = ColumnMap::parse(&MapOptions {
+            columns,
+            duration: self.duration,
+            id_from_url: self.id_from_url,
+            no_header: self.no_header,
+            delimiter: self.delimiter.as_deref(),
+        })
+        .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(Preset::Columns(map))
     }
 
     /// A dataset name (its archive fetched and cached) and/or annotation files.

@@ -188,6 +188,22 @@ pub struct DownloadArgs {
     /// The annotation files' format [default: recognised from each file's start].
     #[arg(long, value_enum, value_name = "NAME")]
     pub preset: Option<PresetArg>,
+    /// Read any delimited file through this column map: KEY=COLUMN for id, start and end, label, split
+    /// (header names, or positions from 0 with --no-header), e.g. id=ytid,start=t0,end=t1,label=cls.
+    #[arg(long, value_name = "MAP", conflicts_with_all = ["preset", "dataset"])]
+    pub columns: Option<String>,
+    /// With --columns and no end column: every clip lasts S seconds from its start.
+    #[arg(long, value_name = "S", requires = "columns")]
+    pub duration: Option<f64>,
+    /// With --columns: the id column holds YouTube video URLs (watch?v=, youtu.be/, shorts/, embed/).
+    #[arg(long, requires = "columns")]
+    pub id_from_url: bool,
+    /// With --columns: the file has no header; columns are positions from 0.
+    #[arg(long, requires = "columns")]
+    pub no_header: bool,
+    /// With --columns: the field delimiter, one character (\t for a tab) [default: ,].
+    #[arg(long, value_name = "C", requires = "columns", allow_hyphen_values = true)]
+    pub delimiter: Option<String>,
     /// Only these splits (repeatable; `val` means `validate`).
     #[arg(long = "split", value_name = "SPLIT")]
     pub splits: Vec<String>,

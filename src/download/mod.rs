@@ -81,7 +81,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (Some(k), _) => (k.rows, None),
         (None, None) => (0, Some(crate::plan::Plan { class_dirs: cfg.class_dirs, ..Default::default() })),
         (None, Some((paths, filters))) => {
-            let rows = crate::annotations::read_all_as(&paths, &filters, cfg.preset).or_usage()?;
+            let rows = crate::annotations::read_all_as(&paths, &filters, &cfg.preset).or_usage()?;
             let n_rows = rows.len() as u64;
             let mut plan = crate::plan::build(&rows, cfg.class_dirs);
             drop(rows);

@@ -6,13 +6,19 @@
 use crate::annotations::error::{ErrorKind, Problem};
 use std::borrow::Cow;
 
-/// Splits `line` (without its line break) at `delim`.
-pub(crate) fn split(line: &str, delim: u8) -> Result<Vec<Cow<'_, str>>, Problem> {
+/// Splits `line` (without its line break) at `delim`, any character but a quote or a line break (a tab
+/// delimiter is not taken for a blank).
+pub(crate) fn split(line: &str, delim: char) -> Result<Vec<Cow<'_, str>>, Problem> {
     let bytes = line.as_bytes();
+    let mut buf = [0u8; 4];
+    // UTF-8 never matches a character's bytes inside another's, so a byte search finds only whole ones.
+    let d: &[u8] = delim.encode_utf8(&mut buf).as_bytes();
+    let at_delim = |i: usize| bytes[i..].starts_with(d);
+    let blank = |i: usize| matches!(bytes[i], b' ' | b'\t') && !at_delim(i);
     let mut fields = Vec::new();
     let mut i = 0;
     loop {
-        while i < bytes.len() && bytes[i] != delim && matches!(bytes[i], b' ' | b'\t') {
+        while i < bytes.len() && blank(i) {
             i += 1;
         }
         if i < bytes.len() && bytes[i] == b'"' {
@@ -40,23 +46,23 @@ pub(crate) fn split(line: &str, delim: u8) -> Result<Vec<Cow<'_, str>>, Problem>
                     Some(_) => j += 1,
                 }
             }
-            while j < bytes.len() && bytes[j] != delim && matches!(bytes[j], b' ' | b'\t') {
+            while j < bytes.len() && blank(j) {
                 j += 1;
             }
-            if j < bytes.len() && bytes[j] != delim {
+            if j < bytes.len() && !at_delim(j) {
                 return Err(Problem::new(ErrorKind::UnterminatedQuote, "text after a quoted field's closing quote"));
             }
             fields.push(Cow::Owned(value));
             i = j;
         } else {
-            let end = bytes[i..].iter().position(|&b| b == delim).map_or(bytes.len(), |p| i + p);
+            let end = (i..bytes.len()).find(|&k| at_delim(k)).unwrap_or(bytes.len());
             fields.push(Cow::Borrowed(line[i..end].trim()));
             i = end;
         }
         if i >= bytes.len() {
             return Ok(fields);
         }
-        i += 1; // the delimiter
+        i += d.len(); // the delimiter
     }
 }
 
@@ -102,30 +108,34 @@ mod tests {
 
     #[test]
     fn fields_as_published() {
-        let cases: [(&str, u8, &[&str]); 9] = [
-            ("a,b,c", b',', &["a", "b", "c"]),
+        let cases: [(&str, char, &[&str]); 13] = [
+            ("a,b,c", ',', &["a", "b", "c"]),
             (
                 "--PJHxphWEs, 30.000, 40.000, \"/m/09x0r,/t/dd00088\"",
-                b',',
+                ',',
                 &["--PJHxphWEs", "30.000", "40.000", "/m/09x0r,/t/dd00088"],
             ),
             (
                 "-0BIyqJj9ZU,30,\"cattle, bovinae cowbell\",train",
-                b',',
+                ',',
                 &["-0BIyqJj9ZU", "30", "cattle, bovinae cowbell", "train"],
             ),
-            ("a,,c,", b',', &["a", "", "c", ""]),
-            ("\"say \"\"hi\"\"\",x", b',', &["say \"hi\"", "x"]),
-            ("a\tb c\t d", b'\t', &["a", "b c", "d"]),
-            ("a;\"b;c\" ;d", b';', &["a", "b;c", "d"]),
-            ("", b',', &[""]),
-            ("x", b',', &["x"]),
+            ("a,,c,", ',', &["a", "", "c", ""]),
+            ("\"say \"\"hi\"\"\",x", ',', &["say \"hi\"", "x"]),
+            ("a\tb c\t d", '\t', &["a", "b c", "d"]),
+            ("\t\tx", '\t', &["", "", "x"]),
+            ("a;\"b;c\" ;d", ';', &["a", "b;c", "d"]),
+            ("", ',', &[""]),
+            ("x", ',', &["x"]),
+            ("https://youtu.be/abc|12.5|dog", '|', &["https://youtu.be/abc", "12.5", "dog"]),
+            ("caf\u{e9}\u{a7}1.5\u{a7}\u{a7}", '\u{a7}', &["caf\u{e9}", "1.5", "", ""]),
+            ("a b  c", ' ', &["a", "b", "", "c"]),
         ];
         for (line, delim, want) in cases {
             assert_eq!(split(line, delim).unwrap(), want, "{line:?}");
         }
         for bad in ["a,\"b", "a,\"b\"c,d", "\"open"] {
-            assert_eq!(split(bad, b',').unwrap_err().kind, ErrorKind::UnterminatedQuote, "{bad:?}");
+            assert_eq!(split(bad, ',').unwrap_err().kind, ErrorKind::UnterminatedQuote, "{bad:?}");
         }
     }
 

@@ -1,19 +1,24 @@
 //! The other YouTube-clip datasets' published formats, each in a file of its own: VGGSound's headerless CSV
-//! (`vggsound.rs`) and the ActivityNet / HACS Segments JSON (`activitynet.rs`). Kinetics files and HACS
+//! (`vggsound.rs`) and the ActivityNet / HACS Segments JSON (`activitynet.rs`); any other delimited file
+//! through a column map (`columns.rs`, with `youtube_url.rs` for ids given as URLs). Kinetics files and HACS
 //! Clips stay with the header-driven readers (`../csv.rs`, `../json.rs`).
 //!
 //! A file's preset is the one given with `--preset`, or recognised from its start where that is
 //! unambiguous (see [`recognise`]).
 
 mod activitynet;
+mod columns;
 mod line;
 mod vggsound;
+mod youtube_url;
 
 pub(crate) use activitynet::read as read_activitynet;
+pub(crate) use columns::read as read_columns;
+pub use columns::{Column, ColumnMap, MapOptions};
 pub(crate) use vggsound::read as read_vggsound;
 
-/// The format of the annotation files, from `--preset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The format of the annotation files, from `--preset` or `--columns`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Preset {
     /// Recognised from each file's start; Kinetics CSV and JSON (and HACS Clips) when nothing else fits.
     #[default]
@@ -25,6 +30,8 @@ pub enum Preset {
     /// `{"database": {id: {"subset", "annotations": [{"segment": [s, e], "label"}]}}}` (ActivityNet 1.3,
     /// HACS Segments): one clip per segment.
     ActivityNet,
+    /// Any delimited file, read through the user's column map (`--columns`).
+    Columns(ColumnMap),
 }
 
 /// Length of a VGGSound clip: the file gives only its start.
@@ -46,7 +53,7 @@ pub(crate) fn recognise(prefix: &[u8]) -> Preset {
         };
     }
     let Some(first) = body.lines().next() else { return Preset::Kinetics };
-    match line::split(first, b',') {
+    match line::split(first, ',') {
         Ok(fields)
             if fields.len() == 4
                 && fields[1].parse::<f64>().is_ok()
@@ -88,7 +95,7 @@ mod tests {
     type Seen = (String, String, f64, f64, String, u64);
 
     fn read(name: &str, preset: Preset) -> Vec<Seen> {
-        let rows = crate::annotations::read_all_as(&[sample(name)], &Default::default(), preset).unwrap();
+        let rows = crate::annotations::read_all_as(&[sample(name)], &Default::default(), &preset).unwrap();
         rows.into_iter()
             .map(|r| (r.label.unwrap_or_default(), r.youtube_id, r.time_start, r.time_end, r.split.unwrap(), r.line))
             .collect()

@@ -19,7 +19,7 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
         if raw.trim().is_empty() {
             continue;
         }
-        let fields = split(raw, b',').map_err(|p| p.at(path, line, "line"))?;
+        let fields = split(raw, ',').map_err(|p| p.at(path, line, "line"))?;
         if fields.len() != FIELDS.len() {
             return Err(InputError::new(
                 path,
