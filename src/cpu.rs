@@ -27,9 +27,9 @@ pub struct StageCpu {
     pub extract_s: f64,
     /// ffmpeg's stream copy of the window plus the relay's share (or yt-dlp's whole-video download).
     pub fetch_s: f64,
-    /// ffprobe of the window and the cut.
+    /// ffprobe of the window (`--trim smart`: its packet listing, which serves for both) and the cut.
     pub encode_s: f64,
-    /// ffprobe and the decode check of the finished clip.
+    /// The finished clip's check: one ffmpeg decode to the end that also reads its streams and duration.
     pub verify_s: f64,
 }
 

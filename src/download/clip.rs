@@ -6,7 +6,7 @@ use crate::cpu::StageCpu;
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Registration, Relay};
-use crate::tools::ffmpeg::{Encode, Ffmpeg, Probe, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
+use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::smartcut;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
@@ -147,15 +147,21 @@ impl Engine {
         let (((cut, mut trim), (start, duration)), encode_cpu) = crate::cpu::measure(async {
             use crate::tools::ffmpeg::{cut_points, frames_in_window};
             let window = (task.start, task.end - task.start);
-            let (start, duration) = match (self.encode.copy, self.ffmpeg.probe(&fetched.path, stop).await) {
-                (false, Ok(p)) => p
-                    .fps
-                    .and_then(|fps| Some(cut_points(&frames_in_window(task.start, task.end, fps)?, fps)))
-                    .unwrap_or(window),
-                _ => window,
+            // The window is probed once: `--trim smart` lists its packets, and that listing has the rate too.
+            let layout = match self.encode.smart {
+                true => Some(self.ffmpeg.layout(&fetched.path, stop).await.map_err(|f| f.message)),
+                false => None,
             };
+            let fps = match &layout {
+                Some(l) => l.as_ref().ok().and_then(smartcut::Layout::fps),
+                None if self.encode.copy => None,
+                None => self.ffmpeg.probe(&fetched.path, stop).await.ok().and_then(|p| p.fps),
+            };
+            let (start, duration) = fps
+                .and_then(|fps| Some(cut_points(&frames_in_window(task.start, task.end, fps)?, fps)))
+                .unwrap_or(window);
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
-            (self.cut(&fetched.path, start, duration, work, &clip, stop).await, (start, duration))
+            (self.cut(&fetched.path, layout, start, duration, work, &clip, stop).await, (start, duration))
         })
         .await;
         cpu.encode_s = encode_cpu.as_secs_f64();
@@ -212,24 +218,24 @@ impl Engine {
     }
 
     /// Cuts the clip out of its window and says which trim made it: `exact`, `copy`, `smart`, or
-    /// `exact (why not smart)` when `--trim smart` could not be used on this source.
+    /// `exact (why not smart)` when `--trim smart` could not be used on this source. `layout` is the
+    /// window's packet listing (or why there is none) when `--trim smart` asked for it.
+    #[allow(clippy::too_many_arguments)]
     async fn cut(
         &self,
         window: &Path,
+        layout: Option<Result<smartcut::Layout, String>>,
         start: f64,
         duration: f64,
         work: &Path,
         out: &Path,
         stop: &mut StopSignal,
     ) -> (Result<(), Failure>, String) {
-        if !self.encode.smart {
+        let Some(layout) = layout else {
             let trim = if self.encode.copy { "copy" } else { "exact" };
             return (self.ffmpeg.cut(window, start, duration, &self.encode, out, stop).await, trim.into());
-        }
-        let planned = match self.ffmpeg.layout(window, stop).await {
-            Ok(layout) => smartcut::plan(&layout, start, duration, &self.encode),
-            Err(f) => Err(f.message),
         };
+        let planned = layout.and_then(|layout| smartcut::plan(&layout, start, duration, &self.encode));
         let why = match planned {
             Ok(plan) => match self.ffmpeg.smart_cut(window, &plan, duration, &self.encode, work, out, stop).await {
                 Ok(()) => return (Ok(()), "smart".into()),
@@ -312,15 +318,17 @@ impl Engine {
         })
     }
 
-    /// A clip counts only if it has a video stream, the right duration, and decodes to the end.
+    /// A clip counts only if it decodes to the end without a complaint, has a video stream and the right
+    /// duration.
     async fn verify(
         &self,
         clip: &Path,
         task: &Task,
         source_duration: Option<f64>,
         stop: &mut StopSignal,
-    ) -> Result<Probe, Failure> {
-        let probe = self.ffmpeg.probe(clip, stop).await?;
+    ) -> Result<ClipCheck, Failure> {
+        // One ffmpeg run decodes the clip to the end and describes it (streams, duration): no ffprobe first.
+        let probe = self.ffmpeg.check_clip(clip, stop).await?;
         if !probe.has_video {
             return Err(Failure::new(Category::Corrupt, "the clip has no video stream", ""));
         }
@@ -341,7 +349,6 @@ impl Engine {
                 "",
             ));
         }
-        self.ffmpeg.decode_check(clip, stop).await?;
         Ok(probe)
     }
 }
@@ -379,13 +386,12 @@ struct Fetched {
 impl Engine {
     /// Verifies a clip already at its final name (a crash came between the rename and the journal).
     pub async fn adopt(&self, task: &Task, stop: &mut StopSignal) -> Option<Done> {
-        let probe = self.ffmpeg.probe(&task.dest, stop).await.ok()?;
+        let probe = self.ffmpeg.check_clip(&task.dest, stop).await.ok()?;
         let got = probe.duration.unwrap_or(0.0);
         let want = task.end - task.start;
         if !probe.has_video || got <= 0.0 || (!self.encode.copy && got > want + DURATION_TOLERANCE) {
             return None;
         }
-        self.ffmpeg.decode_check(&task.dest, stop).await.ok()?;
         Some(Done {
             size_bytes: std::fs::metadata(&task.dest).ok()?.len(),
             duration_s: got,

@@ -154,6 +154,28 @@ impl Ffmpeg {
             .map_err(|e| Failure::new(Category::Corrupt, format!("unreadable ffprobe output: {e}"), ""))
     }
 
+    /// A finished clip, read once: decodes the whole file as [`Ffmpeg::decode_check`] does (the same ffmpeg
+    /// command, so every complaint that fails that check fails this one) and takes the streams and the
+    /// duration from the same run's description of its input, instead of running ffprobe first. Only the
+    /// log level differs: `level+info` tags each line, so the input's description (info) and the
+    /// complaints (error and worse, or any line without a tag) are told apart. The duration is the
+    /// container's, to the hundredth of a second.
+    pub async fn check_clip(&self, path: &Path, stop: &mut StopSignal) -> Result<ClipCheck, Failure> {
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "repeat+level+info", "-i"]).arg(path).args(["-f", "null", "-"]);
+        let o = run(&mut cmd, stop).await?;
+        let read = read_clip_log(&o.stderr);
+        if !o.status.success() || !read.complaints.is_empty() {
+            let complaints = read.complaints.join("\n");
+            return Err(Failure::new(
+                Category::Corrupt,
+                format!("decoding failed: {}", super::headline(&complaints, o.status.code())),
+                &complaints,
+            ));
+        }
+        Ok(read.check)
+    }
+
     /// Decodes the whole file; any decoder complaint means the clip is not usable.
     pub async fn decode_check(&self, path: &Path, stop: &mut StopSignal) -> Result<(), Failure> {
         let mut cmd = self.command();
@@ -249,7 +271,7 @@ pub fn secs(t: f64) -> String {
 }
 
 /// `30000/1001` or `15` as frames per second; `0/0` is unknown.
-fn parse_rate(r: &str) -> Option<f64> {
+pub(super) fn parse_rate(r: &str) -> Option<f64> {
     let (n, d) = r.split_once('/').unwrap_or((r, "1"));
     let v = n.trim().parse::<f64>().ok()? / d.trim().parse::<f64>().ok()?;
     (v.is_finite() && v > 0.0).then_some(v)
@@ -284,6 +306,65 @@ pub fn cut_points(frames: &std::ops::Range<u64>, fps: f64) -> (f64, f64) {
     let ms = |n: u64| ((n as f64 * 1000.0 / fps).round() as i64 - 1).max(0);
     let (from, to) = (ms(frames.start), ms(frames.end));
     (from as f64 / 1000.0, (to - from) as f64 / 1000.0)
+}
+
+/// What [`Ffmpeg::check_clip`] learns about a clip that decoded without a complaint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClipCheck {
+    pub has_video: bool,
+    pub has_audio: bool,
+    /// The container's duration (`Duration:` of the input's description), when it has one.
+    pub duration: Option<f64>,
+}
+
+/// ffmpeg's `-loglevel repeat+level+info` output of a decode, taken apart.
+#[derive(Debug, Default, PartialEq)]
+pub struct ClipLog {
+    pub check: ClipCheck,
+    /// Lines logged as error, fatal or panic, and lines without a level (never expected: counted against
+    /// the clip rather than ignored), without their tags.
+    pub complaints: Vec<String>,
+}
+
+/// Reads a decode's tagged log: `[info]   Duration: ...` and `[info]   Stream #0:0...: Video: ...` of the
+/// input's description (up to `Stream mapping:` or `Output #0`), and every complaint.
+pub fn read_clip_log(stderr: &str) -> ClipLog {
+    let mut log = ClipLog::default();
+    let mut input = false;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        // `[level] text`, after up to two contexts (`[parent @ 0x...] [ctx @ 0x...] `).
+        let mut rest = line;
+        while let Some((ctx, after)) = rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+            if !ctx.contains(" @ ") {
+                break;
+            }
+            rest = after;
+        }
+        let Some((level, text)) = rest.strip_prefix('[').and_then(|r| r.split_once(']')) else {
+            log.complaints.push(line.trim().to_string());
+            continue;
+        };
+        let text = text.strip_prefix(' ').unwrap_or(text);
+        match level {
+            "error" | "fatal" | "panic" => log.complaints.push(text.trim().to_string()),
+            "info" => {
+                let t = text.trim_start();
+                if t.starts_with("Input #0") {
+                    input = true;
+                } else if t.starts_with("Stream mapping:") || t.starts_with("Output #") {
+                    input = false;
+                } else if input && t.starts_with("Duration:") {
+                    log.check.duration = parse_duration_line(t);
+                } else if input && t.starts_with("Stream #0:") {
+                    log.check.has_video |= t.contains(": Video: ");
+                    log.check.has_audio |= t.contains(": Audio: ");
+                }
+            }
+            "warning" | "verbose" | "debug" | "trace" => {}
+            _ => log.complaints.push(line.trim().to_string()),
+        }
+    }
+    log
 }
 
 /// The first input's `Duration: HH:MM:SS.ss` line, if ffmpeg knew it.
@@ -413,6 +494,59 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn clip_log_table() {
+        // Real `ffmpeg -loglevel repeat+level+info -i clip.mp4 -f null -` output (ffmpeg 5.1), shortened.
+        let good = "[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'clip.mp4':
+[info]   Metadata:
+[info]     major_brand     : isom
+[info]   Duration: 00:00:10.00, start: 0.000000, bitrate: 778 kb/s
+[info]   Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 640x360, 30 fps
+[info]     Metadata:
+[info]       handler_name    : VideoHandler
+[info]   Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, stereo, fltp, 128 kb/s (default)
+[info] Stream mapping:
+[info]   Stream #0:0 -> #0:0 (h264 (native) -> wrapped_avframe (native))
+[info] Output #0, null, to 'pipe:':
+[info]   Duration: 00:00:99.00
+[info]   Stream #0:0(und): Video: wrapped_avframe, yuv420p(progressive), 640x360, q=2-31, 200 kb/s, 30 fps
+[info] frame=  300 fps=0.0 q=-0.0 Lsize=N/A time=00:00:10.00 bitrate=N/A speed=20.2x
+[info] video:138kB audio:1724kB subtitle:0kB other streams:0kB global headers:0kB muxing overhead: unknown
+";
+        let log = read_clip_log(good);
+        assert_eq!(log.check, ClipCheck { has_video: true, has_audio: true, duration: Some(10.0) });
+        assert!(log.complaints.is_empty(), "{:?}", log.complaints);
+
+        let truncated = "[info]   Duration: 00:00:09.97, start: 0.000000, bitrate: 389 kb/s
+[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55f0d4265940] [warning] Packet corrupt (stream = 0, dts = 74752).
+[NULL @ 0x55f0d4266e40] [error] Invalid NAL unit size (2916 > 1277).
+[warning] trunc.mp4: corrupt input packet in stream 0
+[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55f0d4265940] [error] stream 1, offset 0x77266: partial file
+";
+        let log = read_clip_log(truncated);
+        assert_eq!(log.complaints, ["Invalid NAL unit size (2916 > 1277).", "stream 1, offset 0x77266: partial file"]);
+        assert_eq!(log.check.duration, None, "no Input #0 line: not the input's description");
+
+        let flipped = "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55f0] [aac @ 0x563743756880] [error] invalid band type
+[error] Error while decoding stream #0:1: Invalid data found when processing input
+[h264 @ 0x5637437ca500] [info] concealing 126 DC, 126 AC, 126 MV errors in P frame
+";
+        assert_eq!(
+            read_clip_log(flipped).complaints,
+            ["invalid band type", "Error while decoding stream #0:1: Invalid data found when processing input"]
+        );
+        // Audio only; a fatal line; a line without a level counts against the clip.
+        let odd = "[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'a.m4a':
+[info]   Duration: 00:00:05.00, start: 0.000000, bitrate: 130 kb/s
+[info]   Stream #0:0[0x1](und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, stereo, fltp, 128 kb/s
+[fatal] clip.mp4: Invalid data found when processing input
+something unexpected
+";
+        let log = read_clip_log(odd);
+        assert_eq!(log.check, ClipCheck { has_video: false, has_audio: true, duration: Some(5.0) });
+        assert_eq!(log.complaints, ["clip.mp4: Invalid data found when processing input", "something unexpected"]);
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub struct StreamInfo {
     pub pix_fmt: Option<String>,
     pub has_b_frames: Option<i64>,
     pub field_order: Option<String>,
+    pub avg_frame_rate: Option<String>,
+    pub r_frame_rate: Option<String>,
+}
+
+impl Layout {
+    /// The video stream's frame rate (`avg_frame_rate`, else `r_frame_rate`), as [`Ffmpeg::probe`] gives it:
+    /// the window is probed once, for the first frame and for the plan.
+    pub fn fps(&self) -> Option<f64> {
+        let s = self.streams.first()?;
+        [&s.avg_frame_rate, &s.r_frame_rate].into_iter().flatten().find_map(|r| super::ffmpeg::parse_rate(r))
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -107,7 +118,10 @@ impl Ffmpeg {
     pub async fn layout(&self, window: &Path, stop: &mut StopSignal) -> Result<Layout, Failure> {
         let mut cmd = tokio::process::Command::new(&self.ffprobe);
         cmd.args(["-v", "error", "-select_streams", "v:0", "-print_format", "json", "-show_entries"]);
-        cmd.arg("stream=codec_name,profile,level,pix_fmt,has_b_frames,field_order:packet=pts_time,flags");
+        cmd.arg(
+            "stream=codec_name,profile,level,pix_fmt,has_b_frames,field_order,avg_frame_rate,r_frame_rate\
+             :packet=pts_time,flags",
+        );
         cmd.arg(window);
         let o = super::ffmpeg::run(&mut cmd, stop).await?;
         if !o.status.success() {
@@ -205,6 +219,8 @@ mod tests {
                 pix_fmt: Some("yuv420p".into()),
                 has_b_frames: Some(b),
                 field_order: Some("progressive".into()),
+                avg_frame_rate: Some("15/1".into()),
+                r_frame_rate: Some("15/1".into()),
             }],
             packets: packets
                 .iter()
@@ -231,6 +247,16 @@ mod tests {
         // On a keyframe: nothing to encode.
         let p = plan(&layout("Constrained Baseline", 0, &gop2s()), 8.0 - SLACK, 10.0, &e).unwrap();
         assert_eq!((p.head_frames, p.copied_frames, p.profile), (0, 150, "baseline"));
+    }
+
+    #[test]
+    fn frame_rate_from_the_layout() {
+        let mut l = layout("High", 0, &gop2s());
+        assert_eq!(l.fps(), Some(15.0));
+        l.streams[0].avg_frame_rate = Some("0/0".into());
+        l.streams[0].r_frame_rate = Some("30000/1001".into());
+        assert_eq!(l.fps().map(|r| (r * 1000.0).round()), Some(29970.0));
+        assert_eq!(Layout::default().fps(), None);
     }
 
     #[test]
