@@ -3,6 +3,7 @@
 
     python3 bench/bench.py clips    [--n 8] [--jobs 4] [--bandwidth 20000000]
     python3 bench/bench.py throttle [--n 20]
+    python3 bench/bench.py fleet    [--n 24]
 
 Both print a Markdown report and write it into bench/RESULTS.md (each benchmark owns its section). Build
 first: `cargo build --release --bins`. See bench/README.md for what is measured and how.
@@ -21,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clips  # noqa: E402
 import common  # noqa: E402
+import fleet  # noqa: E402
 import throttle  # noqa: E402
 
 
@@ -56,6 +58,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--ban", type=float, default=10, help="ban length, seconds; also --cooldown (default 10)")
     t.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     t.add_argument("--run-timeout", type=float, default=300, help="upper bound of one run, seconds (default 300)")
+
+    f = sub.add_parser("fleet", help="4 workers, one egress banned: pull (PostgreSQL) vs --shard i/4 vs one process")
+    f.add_argument("--n", type=int, default=24, help="clips per case (default 24)")
+    f.add_argument("--jobs", type=int, default=2, help="-j per worker; the one process gets 4x (default 2)")
+    f.add_argument("--db", help="PostgreSQL URL (default: what scripts/test-pg.sh prints)")
+    f.add_argument("--ban", type=float, default=3600, help="ban of the banned egress, seconds (default 3600)")
+    f.add_argument("--cooldown", type=float, default=30, help="--cooldown, seconds; --cooldown-max is twice it")
+    f.add_argument("--max-wait", type=float, default=20, help="--max-wait of the shards, seconds (default 20)")
+    f.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
+    f.add_argument("--run-timeout", type=float, default=300, help="upper bound of one case, seconds (default 300)")
     args = p.parse_args(argv)
     args.command = shlex.join(["python3", "bench/bench.py", *argv])
     if args.bench == "clips":
@@ -82,6 +94,11 @@ def main(argv: list[str]) -> int:
         results = bench.run()
         text = clips.report(results, args, (bench.load_before, bench.load_after))
         section = "clips"
+    elif args.bench == "fleet":
+        bench = fleet.Bench(args, kdl, src, work)
+        cases = bench.run()
+        text = fleet.report(cases, args, len(bench.clips), bench)
+        section = "fleet"
     else:
         bench = throttle.Bench(args, kdl, src, work)
         calib, r, runs = bench.run()
