@@ -56,6 +56,26 @@ fn no_cycles_between_files_of_src() {
     assert!(report.is_empty(), "{} problem(s) in the dependencies of src/:\n\n{}", report.len(), report.join("\n\n"));
 }
 
+/// The run loop does not know which store it drives: `download/scheduler.rs` reaches the journal's store, the
+/// fleet's store and the fleet's database only through the `Store` trait of `download/store.rs`.
+#[test]
+fn the_run_loop_reaches_its_store_only_through_the_seam() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = edges(&read_crate(&root));
+    let deps = &graph["download/scheduler.rs"];
+    let concrete: Vec<&String> = deps
+        .iter()
+        .filter(|(to, _)| to.starts_with("fleet/") || to.starts_with("download/fleet/") || *to == "download/local.rs")
+        .map(|(_, at)| at)
+        .collect();
+    assert!(concrete.is_empty(), "the run loop names a store of its own: {concrete:?}");
+    assert!(deps.contains_key("download/store.rs"), "the run loop goes through the seam: {deps:?}");
+    // Both stores implement it.
+    for store in ["download/local.rs", "download/fleet/mod.rs"] {
+        assert!(graph[store].contains_key("download/store.rs"), "{store} implements the store seam");
+    }
+}
+
 /// The reader sees what a human sees: the paths of `use` trees, re-exports, inline paths, test code cut.
 #[test]
 fn the_reader_follows_use_trees_reexports_and_skips_tests() {

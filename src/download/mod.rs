@@ -3,9 +3,11 @@
 mod clip;
 mod fleet;
 mod from_mirror;
+mod local;
 pub mod logs;
 pub(crate) mod outages;
 mod scheduler;
+mod store;
 
 pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
 
@@ -22,6 +24,7 @@ use crate::tools::ytdlp::YtDlp;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
+use store::Store as _;
 
 /// How a download ended.
 #[derive(Debug)]
@@ -145,8 +148,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     });
 
     if let Some(db) = db {
-        let worker = fleet::Worker::new(&cfg, db, &out, &mut journal, engine, run_id, stop).await?;
-        let mut summary = worker.run(reporter).await?;
+        let store = fleet::FleetStore::new(&cfg, db, &out, &mut journal).await?;
+        let mut summary = scheduler::Scheduler::new(&cfg, store, engine, run_id, stop)?.run(reporter).await?;
         summary.elapsed = started.elapsed();
         summary.process_cpu = crate::cpu::Usage::now().since(&usage);
         summary.rows = n_rows;
@@ -161,20 +164,21 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         _ => None,
     };
     let scope = match (&plan, &known) {
-        (Some(plan), _) => scheduler::Scope::Plan(plan),
-        (None, Some(k)) => scheduler::Scope::Journal { planned: k.clips },
+        (Some(plan), _) => local::Scope::Plan(plan),
+        (None, Some(k)) => local::Scope::Journal { planned: k.clips },
         (None, None) => unreachable!("a run without a plan knows its plan"),
     };
-    let mut sched = scheduler::Scheduler::new(&cfg, &out, &mut journal, engine, run_id, scope, stop)?;
+    let store = local::JournalStore::new(&cfg, &out, &mut journal, engine.clone(), scope, stop.clone())?;
+    let mut sched = scheduler::Scheduler::new(&cfg, store, engine, run_id, stop)?;
     let duplicates_merged = match (&plan, &known) {
         (Some(plan), _) => plan.duplicates_merged as u64,
         (None, Some(k)) => k.merged,
         (None, None) => 0,
     };
     if let (Some(digest), Some(plan)) = (&digest, &plan) {
-        if sched.plan_is_journal() {
+        if sched.store().plan_is_journal() {
             let known = KnownPlan { clips: plan.jobs.len() as u64, rows: n_rows, merged: duplicates_merged };
-            sched.journal().remember_plan(digest, &known)?;
+            sched.store().journal().remember_plan(digest, &known)?;
         }
     }
     drop(plan);

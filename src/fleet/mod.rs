@@ -1,7 +1,7 @@
 //! The fleet's store: a PostgreSQL database that many workers share (`download --db URL --fleet NAME`). It
 //! holds every clip's lease, the settings pinned for the fleet and one breaker per throttle domain. The
-//! SQL text lives in `schema.sql`, `migrate_*.sql` and `statements.sql` beside this file; the loop that
-//! uses it is `download/fleet.rs`.
+//! SQL text lives in `schema.sql`, `migrate_*.sql` and `statements.sql` beside this file; the run loop
+//! reaches it through the store seam (`download/store.rs`), implemented over it in `download/fleet/`.
 
 mod db;
 mod history;

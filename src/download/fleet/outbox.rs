@@ -4,16 +4,17 @@
 //! lease expired meanwhile changes nothing and the record stays exactly-once.
 
 use super::report::{Offline, Report};
-use super::Worker;
+use super::FleetStore;
 use crate::classify::Category;
 use crate::fleet::{is_connection_error, Completion};
 use crate::progress::{Event, Reporter};
+use crate::summary::Summary;
 use std::time::{Duration, Instant};
 
 /// The longest wait between two reconnects.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-impl Worker<'_> {
+impl FleetStore<'_> {
     /// `Ok(None)` when the connection failed (the worker goes offline); the error when the statement did.
     pub(super) fn online<T>(
         &mut self,
@@ -36,19 +37,29 @@ impl Worker<'_> {
     }
 
     /// Sends `report` now, or keeps it for later while the database is away.
-    pub(super) async fn report(&mut self, report: Report, reporter: &mut dyn Reporter) -> anyhow::Result<()> {
+    pub(super) async fn report(
+        &mut self,
+        report: Report,
+        summary: &mut Summary,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<()> {
         if self.offline.is_some() || !self.outbox.is_empty() {
             self.outbox.push_back(report);
             return Ok(());
         }
-        if let Some(report) = self.send(report, reporter).await? {
+        if let Some(report) = self.send(report, summary, reporter).await? {
             self.outbox.push_back(report);
         }
         Ok(())
     }
 
     /// Delivers one report; gives it back when the connection failed.
-    async fn send(&mut self, report: Report, reporter: &mut dyn Reporter) -> anyhow::Result<Option<Report>> {
+    async fn send(
+        &mut self,
+        report: Report,
+        summary: &mut Summary,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<Option<Report>> {
         let result = match &report {
             Report::Done { key, token, sha256, done, .. } => {
                 let location = format!("worker:{}", self.id);
@@ -72,14 +83,14 @@ impl Worker<'_> {
         let Some(answer) = self.online(result, reporter)? else { return Ok(Some(report)) };
         match (&report, answer) {
             (Report::Done { done, youtube_id, .. }, Some(_)) => {
-                self.summary.add_done(done);
+                summary.add_done(done);
                 reporter.event(Event::Done { id: youtube_id, bytes: done.bytes_fetched });
             }
             (Report::Done { key, .. }, None) => reporter
                 .note(&format!("{key}: made here after its lease was lost; the fleet keeps the other worker's copy")),
             (Report::GeoBlocked { youtube_id, message, .. }, Some(_)) => {
                 let category = Category::GeoBlocked.as_str();
-                *self.summary.failed.entry(category.to_string()).or_default() += 1;
+                *summary.failed.entry(category.to_string()).or_default() += 1;
                 reporter.event(Event::Failed { id: youtube_id, category, message });
             }
             _ => {}
@@ -88,7 +99,11 @@ impl Worker<'_> {
     }
 
     /// While offline: reconnects when due, then delivers the outbox in order. True when it came back.
-    pub(super) async fn try_reconnect(&mut self, reporter: &mut dyn Reporter) -> anyhow::Result<bool> {
+    pub(super) async fn try_reconnect(
+        &mut self,
+        summary: &mut Summary,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<bool> {
         let Some(off) = self.offline else { return Ok(false) };
         if Instant::now() < off.next_try {
             return Ok(false);
@@ -109,7 +124,7 @@ impl Worker<'_> {
             crate::retry::format_duration(off.since.elapsed())
         ));
         while let Some(report) = self.outbox.pop_front() {
-            if let Some(report) = self.send(report, reporter).await? {
+            if let Some(report) = self.send(report, summary, reporter).await? {
                 self.outbox.push_front(report);
                 break;
             }
