@@ -111,6 +111,7 @@ impl Config {
             "short_side": self.encode.short_side,
             "fps": self.encode.fps,
             "no_audio": self.encode.no_audio,
+            "audio_only": self.encode.audio_only,
             "crf": self.encode.crf,
             "preset": self.encode.preset,
             "class_dirs": self.class_dirs,

@@ -49,6 +49,9 @@ pub enum Problem {
     Unreadable(String),
     #[error("no video stream")]
     NoVideo,
+    /// An audio-only clip (`.flac`, `.wav`, `.m4a`) without an audio stream.
+    #[error("no audio stream")]
+    NoAudio,
     #[error("lasts {actual:.2} s instead of {expected:.2} s")]
     Duration { expected: f64, actual: f64 },
     #[error("no duration (expected {expected:.2} s)")]
@@ -134,7 +137,11 @@ async fn judge(
         Ok(p) => p,
         Err(f) => return tool_failure(f).map(Some),
     };
-    if !probe.has_video {
+    if is_audio_clip(path) {
+        if !probe.has_audio {
+            return Ok(Some(Problem::NoAudio));
+        }
+    } else if !probe.has_video {
         return Ok(Some(Problem::NoVideo));
     }
     if let Some(problem) = duration_problem(clip.duration_s, probe.duration) {
@@ -144,6 +151,11 @@ async fn judge(
         Ok(()) => Ok(None),
         Err(f) => tool_failure(f).map(Some),
     }
+}
+
+/// Whether a clip file is an `--audio-only` clip, by its extension.
+fn is_audio_clip(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("flac" | "wav" | "m4a"))
 }
 
 /// A tool's complaint is the clip's problem, unless the tool itself cannot run (then no clip is judged).

@@ -55,6 +55,11 @@ fn youtube_formats() -> Vec<Value> {
 
 /// What yt-dlp picks from `formats` with our `-f`/`-S` for `--max-height max_height`.
 fn pick(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool) -> String {
+    pick_for(dir, formats, max_height, itag18, false)
+}
+
+/// [`pick`], for audio-only clips when `audio_only`.
+fn pick_for(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool, audio_only: bool) -> String {
     let info = json!({
         "id": "dQw4w9WgXcQ",
         "title": "format choice",
@@ -67,8 +72,14 @@ fn pick(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool) -> Strin
     });
     let path = dir.join(format!("info-{}.json", fastrand::u64(..)));
     std::fs::write(&path, info.to_string()).unwrap();
-    let ytdlp =
-        YtDlp { program: "yt-dlp".into(), max_height, cache_dir: None, socket_timeout_secs: 10, extra_args: vec![] };
+    let ytdlp = YtDlp {
+        program: "yt-dlp".into(),
+        max_height,
+        cache_dir: None,
+        socket_timeout_secs: 10,
+        extra_args: vec![],
+        audio_only,
+    };
     let out = Command::new("yt-dlp")
         .args(["--ignore-config", "--no-warnings", "--simulate", "--print", "format_id", "--load-info-json"])
         .arg(&path)
@@ -124,5 +135,25 @@ fn dash_pair_when_offered_itag_18_when_not() {
     ];
     for (name, formats, max_height, itag18, want) in cases {
         assert_eq!(pick(dir.path(), formats, max_height, itag18), want, "{name}");
+    }
+}
+
+/// `--audio-only`: the audio-only AAC in m4a (itag 140, a DASH file with an index, as YouTube serves it),
+/// never a video format while an audio-only one exists; a muxed format only when nothing else is there.
+#[test]
+fn audio_only_takes_the_aac_audio_only_format() {
+    let dir = tempfile::tempdir().unwrap();
+    // (name, formats, the egress is refused DASH, the choice)
+    let cases: Vec<(&str, Vec<Value>, bool, &str)> = vec![
+        ("everything YouTube offers", youtube_formats(), false, "140"),
+        ("only the small AAC", without(&["140"]), false, "139"),
+        ("no AAC audio-only", without(&["139", "140"]), false, "251"),
+        ("only itag 18", only(&["18"]), false, "18"),
+        ("video-only and itag 18", only(&["134", "18"]), false, "18"),
+        ("refused DASH", youtube_formats(), true, "18"),
+        ("refused DASH, no itag 18", without(&["18"]), true, "140"),
+    ];
+    for (name, formats, itag18, want) in cases {
+        assert_eq!(pick_for(dir.path(), formats, 360, itag18, true), want, "{name}");
     }
 }

@@ -18,6 +18,7 @@ impl DownloadArgs {
         self.check_url_template()?;
         let (jobs, encode_jobs) = self.concurrency()?;
         self.check_encode()?;
+        self.check_audio()?;
         let retry_failed = self.retry_failed()?;
         let retry = self.retry_policy()?;
         let classes = self.classes();
@@ -51,6 +52,7 @@ impl DownloadArgs {
                 copy: a.trim == Trim::Copy,
                 smart: a.trim == Trim::Smart,
                 max_short_side: None,
+                audio_only: a.audio_out(),
                 ..a.target_encode()
             },
             retry_failed,
@@ -160,6 +162,51 @@ impl DownloadArgs {
         Ok(())
     }
 
+    /// `--audio-only` and its options: each of them needs it, and it excludes what only video has.
+    fn check_audio(&self) -> anyhow::Result<()> {
+        if !self.audio_only {
+            let given = [
+                ("--audio-format", self.audio_format.is_some()),
+                ("--sample-rate", self.sample_rate.is_some()),
+                ("--channels", self.channels.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                bail!("{flag} goes with --audio-only: add --audio-only for audio clips, or drop {flag}");
+            }
+            return Ok(());
+        }
+        let db = self.fleet.db.as_deref().is_some_and(|u| !u.is_empty());
+        // (option, given, why it cannot go with audio clips)
+        let video_only = [
+            ("--trim copy/smart", self.trim != Trim::Exact, "audio clips are always cut to the sample"),
+            ("--short-side", self.short_side.is_some(), "it shapes video"),
+            ("--fps", self.fps.is_some(), "it shapes video"),
+            ("--no-audio", self.no_audio, "the audio is all an audio clip has"),
+            ("--source mirror/auto", self.source != SourceArg::Youtube, "the mirror holds video clips"),
+            ("--mirror-reencode", self.mirror_reencode, "the mirror holds video clips"),
+            ("--db", db, "fleets share video clips only, for now"),
+        ];
+        if let Some((flag, _, why)) = video_only.iter().find(|(_, given, _)| *given) {
+            bail!("--audio-only excludes {flag}: {why}");
+        }
+        if let Some(rate) = self.sample_rate.filter(|r| !(8_000..=192_000).contains(r)) {
+            bail!("--sample-rate must be between 8000 and 192000 Hz, got {rate}");
+        }
+        if let Some(n) = self.channels.filter(|n| !(1..=8).contains(n)) {
+            bail!("--channels must be between 1 and 8, got {n}");
+        }
+        Ok(())
+    }
+
+    /// The audio-only target, when asked for.
+    fn audio_out(&self) -> Option<crate::tools::ffmpeg::AudioOut> {
+        self.audio_only.then(|| crate::tools::ffmpeg::AudioOut {
+            format: self.audio_format.unwrap_or_default().into(),
+            sample_rate: self.sample_rate,
+            channels: self.channels,
+        })
+    }
+
     /// The user's target as a re-encode (`--max-height` as the largest short side).
     fn target_encode(&self) -> Encode {
         Encode {
@@ -171,6 +218,7 @@ impl DownloadArgs {
             no_audio: self.no_audio,
             crf: 23,
             preset: "veryfast".into(),
+            audio_only: None,
         }
     }
 

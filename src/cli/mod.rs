@@ -106,6 +106,29 @@ pub enum Trim {
     Smart,
 }
 
+/// An audio-only clip's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum AudioFormatArg {
+    /// Lossless FLAC (`.flac`).
+    #[default]
+    Flac,
+    /// 16-bit PCM WAV (`.wav`).
+    Wav,
+    /// AAC at 128 kb/s in MP4 (`.m4a`).
+    M4a,
+}
+
+impl From<AudioFormatArg> for crate::tools::ffmpeg::AudioFormat {
+    fn from(f: AudioFormatArg) -> Self {
+        use crate::tools::ffmpeg::AudioFormat;
+        match f {
+            AudioFormatArg::Flac => AudioFormat::Flac,
+            AudioFormatArg::Wav => AudioFormat::Wav,
+            AudioFormatArg::M4a => AudioFormat::M4a,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum SourceArg {
     /// Every clip from YouTube (or `--url-template`).
@@ -245,6 +268,19 @@ pub struct DownloadArgs {
     /// Drop the audio track.
     #[arg(long)]
     pub no_audio: bool,
+    /// Clips of the audio stream alone: only its bytes are fetched (YouTube's audio-only itag 140), cut to
+    /// the sample, saved as --audio-format.
+    #[arg(long)]
+    pub audio_only: bool,
+    /// Audio-only clips' format (with --audio-only); the file extension follows it.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub audio_format: Option<AudioFormatArg>,
+    /// Resample audio-only clips to N Hz (with --audio-only) [default: the source's].
+    #[arg(long, value_name = "HZ")]
+    pub sample_rate: Option<u32>,
+    /// Mix audio-only clips to N channels (with --audio-only) [default: the source's].
+    #[arg(long, value_name = "N")]
+    pub channels: Option<u32>,
     /// Retry clips that failed permanently: all, or only these categories (`--retry-failed=http_404,private`).
     #[arg(long, value_name = "CATEGORY", num_args = 0..=1, require_equals = true, value_delimiter = ',')]
     pub retry_failed: Option<Vec<String>>,

@@ -140,10 +140,11 @@ impl Engine {
         let download_s = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
-        let clip = work.join("clip.mp4");
+        let clip = work.join(format!("clip.{}", crate::tools::ffmpeg::clip_ext(&self.encode)));
         // The clip holds the frames whose time t satisfies time_start <= t < time_end: the cut seeks and
         // stops on those frames' times (`frames_in_window`), also when the window's ends fall between
-        // frames. A keyframe copy, or a stream whose rate is unknown, is cut at the window's own times.
+        // frames. A keyframe copy, or a stream whose rate is unknown, is cut at the window's own times, and
+        // so is audio (`--audio-only`), to the sample.
         let (((cut, mut trim), (start, duration)), encode_cpu) = crate::cpu::measure(async {
             use crate::tools::ffmpeg::{cut_points, frames_in_window};
             let window = (task.start, task.end - task.start);
@@ -154,7 +155,7 @@ impl Engine {
             };
             let fps = match &layout {
                 Some(l) => l.as_ref().ok().and_then(smartcut::Layout::fps),
-                None if self.encode.copy => None,
+                None if self.encode.copy || self.encode.audio_only.is_some() => None,
                 None => self.ffmpeg.probe(&fetched.path, stop).await.ok().and_then(|p| p.fps),
             };
             let (start, duration) = fps
@@ -264,8 +265,9 @@ impl Engine {
                 reg.set_window(task.start, task.end + crate::tools::ffmpeg::END_PAD);
             }
             let urls: Vec<String> = regs.iter().map(Registration::url).collect();
-            let path = work.join("window.mkv");
-            let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, &path, stop).await;
+            let audio_only = self.encode.audio_only.is_some();
+            let path = work.join(if audio_only { "window.ts" } else { "window.mkv" });
+            let result = self.ffmpeg.fetch_window(&urls, task.start, task.end, audio_only, &path, stop).await;
             let bytes: u64 = regs.iter().map(Registration::bytes_fetched).sum();
             let throttled = (
                 regs.iter().map(Registration::throttled_responses).sum(),
@@ -318,8 +320,8 @@ impl Engine {
         })
     }
 
-    /// A clip counts only if it decodes to the end without a complaint, has a video stream and the right
-    /// duration.
+    /// A clip counts only if it decodes to the end without a complaint, has a video stream (an audio
+    /// stream and no video for `--audio-only`) and the right duration.
     async fn verify(
         &self,
         clip: &Path,
@@ -329,8 +331,9 @@ impl Engine {
     ) -> Result<ClipCheck, Failure> {
         // One ffmpeg run decodes the clip to the end and describes it (streams, duration): no ffprobe first.
         let probe = self.ffmpeg.check_clip(clip, stop).await?;
-        if !probe.has_video {
-            return Err(Failure::new(Category::Corrupt, "the clip has no video stream", ""));
+        if !self.has_main_stream(probe.has_video, probe.has_audio) {
+            let kind = if self.encode.audio_only.is_some() { "audio" } else { "video" };
+            return Err(Failure::new(Category::Corrupt, format!("the clip has no {kind} stream"), ""));
         }
         let want = expected_duration(task.start, task.end, source_duration);
         let got = probe.duration.unwrap_or(0.0);
@@ -389,7 +392,10 @@ impl Engine {
         let probe = self.ffmpeg.check_clip(&task.dest, stop).await.ok()?;
         let got = probe.duration.unwrap_or(0.0);
         let want = task.end - task.start;
-        if !probe.has_video || got <= 0.0 || (!self.encode.copy && got > want + DURATION_TOLERANCE) {
+        if !self.has_main_stream(probe.has_video, probe.has_audio)
+            || got <= 0.0
+            || (!self.encode.copy && got > want + DURATION_TOLERANCE)
+        {
             return None;
         }
         Some(Done {
@@ -398,6 +404,16 @@ impl Engine {
             source: "adopted".into(),
             ..Done::default()
         })
+    }
+}
+
+impl Engine {
+    /// The stream a clip is made of: video, or audio for `--audio-only` (which must have no video).
+    fn has_main_stream(&self, has_video: bool, has_audio: bool) -> bool {
+        match self.encode.audio_only {
+            Some(_) => has_audio && !has_video,
+            None => has_video,
+        }
     }
 }
 

@@ -48,6 +48,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         cache_dir: None,
         socket_timeout_secs: 30,
         extra_args: cfg.ytdlp_args.clone(),
+        audio_only: cfg.encode.audio_only.is_some(),
     };
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
     // The tools answer their version check (a Python start for yt-dlp) while the annotations are read.
@@ -86,7 +87,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (None, Some((paths, filters))) => {
             let rows = crate::annotations::read_all_as(&paths, &filters, &cfg.preset).or_usage()?;
             let n_rows = rows.len() as u64;
-            let mut plan = crate::plan::build(&rows, cfg.class_dirs);
+            let mut plan = crate::plan::build(&rows, cfg.class_dirs, crate::tools::ffmpeg::clip_ext(&cfg.encode));
             drop(rows);
             if let Some(shard) = cfg.shard {
                 // After planning, by video: the share is the same for any row order or file split.
@@ -261,7 +262,7 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
     use std::io::Read;
     let mut h = Sha256::new();
     let settings = format!(
-        "kinetics-dl {} journal {} plan v1\npreset {:?}\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nfiles {}\n",
+        "kinetics-dl {} journal {} plan v1\npreset {:?}\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nclips .{}\nfiles {}\n",
         env!("CARGO_PKG_VERSION"),
         crate::journal::SCHEMA_VERSION,
         cfg.preset,
@@ -270,6 +271,7 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
         filters.limit,
         cfg.class_dirs,
         cfg.shard.map(|s| s.to_string()),
+        crate::tools::ffmpeg::clip_ext(&cfg.encode),
         paths.len()
     );
     h.update(settings.as_bytes());

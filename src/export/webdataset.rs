@@ -1,4 +1,5 @@
-//! WebDataset shards: `OUT/webdataset/{split}-NNNNN.tar`, each sample a `KEY.mp4` and a `KEY.json`.
+//! WebDataset shards: `OUT/webdataset/{split}-NNNNN.tar`, each sample a `KEY.mp4` (`KEY.flac`, ... for
+//! audio-only clips) and a `KEY.json`.
 //!
 //! Samples are shuffled across shards with a fixed seed, so a shard mixes classes (loaders only shuffle
 //! within a buffer) and the same journal always gives byte-identical shards (entries carry mtime 0, uid 0).
@@ -84,7 +85,9 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
             let clip_path = ds.out.join(&c.rel_path);
             let file = File::open(&clip_path).with_context(|| format!("failed to open {}", clip_path.display()))?;
             let size = file.metadata()?.len();
-            tar.append_data(&mut header(size), format!("{key}.mp4"), file)?;
+            // The clip's own extension: `mp4`, or `flac`/`wav`/`m4a` for audio-only clips.
+            let ext = Path::new(&c.rel_path).extension().and_then(|e| e.to_str()).unwrap_or("mp4");
+            tar.append_data(&mut header(size), format!("{key}.{ext}"), file)?;
             let meta = SampleMeta {
                 label: c.label.as_deref(),
                 label_index: ds.label_index(c),

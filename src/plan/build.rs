@@ -8,8 +8,9 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// Builds the plan. The first row of a clip decides its label, split and path; later rows with the same
-/// key only raise its `rows` count and, when they disagree, show up in the conflict lists.
-pub fn build(rows: &[Row], class_dirs: ClassDirs) -> Plan {
+/// key only raise its `rows` count and, when they disagree, show up in the conflict lists. Clip files end
+/// in `.{ext}` (`mp4`, or the audio format's for `--audio-only`).
+pub fn build(rows: &[Row], class_dirs: ClassDirs, ext: &str) -> Plan {
     let mut plan = Plan { class_dirs, ..Plan::default() };
     let mut index: HashMap<(&str, i64, i64), usize> = HashMap::with_capacity(rows.len());
     let mut names = NameCache::new(class_dirs);
@@ -34,7 +35,7 @@ pub fn build(rows: &[Row], class_dirs: ClassDirs) -> Plan {
                 let key = ClipKey { youtube_id: row.youtube_id.clone(), start_ms, end_ms };
                 let split_dir = names.split(row.split.as_deref());
                 let class_dir = row.label.as_deref().map(|l| names.class(l));
-                let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key);
+                let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key, ext);
                 plan.jobs.push(Job { key, label: row.label.clone(), split: row.split.clone(), rel_path, rows: 1 });
             }
         }

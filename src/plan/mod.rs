@@ -11,7 +11,9 @@ mod tests;
 
 pub use build::build;
 pub use classes::{class_list, class_list_from_labels, ClassEntry};
-pub use paths::{class_dir_name, clip_file_name, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES};
+pub use paths::{
+    class_dir_name, clip_file_name, clip_file_name_ext, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES,
+};
 
 use std::path::PathBuf;
 

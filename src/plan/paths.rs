@@ -35,11 +35,16 @@ pub fn split_dir_name(split: Option<&str>) -> String {
 
 /// `{youtube_id}_{start}_{end}.mp4`; see the module docs for the time format.
 pub fn clip_file_name(key: &ClipKey) -> String {
+    clip_file_name_ext(key, "mp4")
+}
+
+/// [`clip_file_name`] ending in `.{ext}` (`flac`, `wav`, `m4a` for `--audio-only`).
+pub fn clip_file_name_ext(key: &ClipKey, ext: &str) -> String {
     // Ids are validated upstream; mapping stray characters anyway keeps a hand-made key from naming a path.
     let id: String =
         key.youtube_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let id = if id.is_empty() { "_".to_owned() } else { id };
-    format!("{id}_{}_{}.mp4", clip_time(key.start_ms), clip_time(key.end_ms))
+    format!("{id}_{}_{}.{ext}", clip_time(key.start_ms), clip_time(key.end_ms))
 }
 
 /// Whole seconds as `000417`, otherwise `000017.500`.
@@ -53,12 +58,12 @@ fn clip_time(ms: i64) -> String {
 }
 
 /// `{split}/{class}/{file}`, or `{split}/{file}` for an unlabelled clip. Every part is one safe component.
-pub fn rel_path(split_dir: &str, class_dir: Option<&str>, key: &ClipKey) -> PathBuf {
+pub fn rel_path(split_dir: &str, class_dir: Option<&str>, key: &ClipKey, ext: &str) -> PathBuf {
     let mut path = PathBuf::from(split_dir);
     if let Some(class_dir) = class_dir {
         path.push(class_dir);
     }
-    path.push(clip_file_name(key));
+    path.push(clip_file_name_ext(key, ext));
     path
 }
 
@@ -176,7 +181,7 @@ mod tests {
             for split in hostile {
                 for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
                     let class = class_dir_name(label, mode);
-                    let path = rel_path(&split_dir_name(Some(split)), Some(&class), &key("-x", 0, 1000));
+                    let path = rel_path(&split_dir_name(Some(split)), Some(&class), &key("-x", 0, 1000), "mp4");
                     let parts: Vec<_> = path.components().collect();
                     assert_eq!(parts.len(), 3, "{path:?}");
                     assert!(parts.iter().all(|c| matches!(c, Component::Normal(_))), "{path:?}");
@@ -184,6 +189,7 @@ mod tests {
             }
         }
         assert_eq!(split_dir_name(None), "unsplit");
-        assert_eq!(rel_path("test", None, &key("a", 0, 1000)), PathBuf::from("test/a_000000_000001.mp4"));
+        assert_eq!(rel_path("test", None, &key("a", 0, 1000), "mp4"), PathBuf::from("test/a_000000_000001.mp4"));
+        assert_eq!(rel_path("test", None, &key("a", 0, 1500), "flac"), PathBuf::from("test/a_000000_000001.500.flac"));
     }
 }

@@ -64,7 +64,7 @@ fn paths_by_mode() {
         ),
     ];
     for (mode, want) in cases {
-        let plan = build(&rows, mode);
+        let plan = build(&rows, mode, "mp4");
         assert_eq!(paths(&plan), want, "{mode:?}");
         assert_eq!(plan.class_dirs, mode);
     }
@@ -83,7 +83,7 @@ fn duplicates_merge_in_first_appearance_order() {
         row(None, "a", 1.0, 11.0, Some("train")),
         row(Some("dancing"), "a", 1.0, 11.0, Some("train")),
     ];
-    let plan = build(&rows, ClassDirs::Underscore);
+    let plan = build(&rows, ClassDirs::Underscore, "mp4");
     let jobs: Vec<_> = plan
         .jobs
         .iter()
@@ -119,7 +119,7 @@ fn fractional_times_are_distinct_clips() {
         row(Some("yoga"), "a", 17.5, 27.5, Some("train")),
         row(Some("yoga"), "a", 17.05, 27.0, Some("train")),
     ];
-    let plan = build(&rows, ClassDirs::Raw);
+    let plan = build(&rows, ClassDirs::Raw, "mp4");
     assert_eq!(plan.duplicates_merged, 0);
     assert_eq!(
         paths(&plan),
@@ -138,7 +138,7 @@ fn hostile_labels_stay_inside_out() {
     let rows: Vec<Row> =
         labels.iter().enumerate().map(|(i, l)| row(Some(l), &format!("-{i}"), 0.0, 1.0, Some(".."))).collect();
     for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
-        let plan = build(&rows, mode);
+        let plan = build(&rows, mode, "mp4");
         for job in &plan.jobs {
             let parts: Vec<_> = job.rel_path.components().collect();
             assert_eq!(parts.len(), 3, "{:?}", job.rel_path);
@@ -156,7 +156,7 @@ fn real_kinetics_400_validate() {
     let mut doubled = rows.clone();
     doubled.extend(rows.iter().cloned());
     for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
-        let plan = build(&doubled, mode);
+        let plan = build(&doubled, mode, "mp4");
         assert_eq!(plan.jobs.len(), rows.len());
         assert_eq!(plan.duplicates_merged, rows.len());
         assert!(plan.label_conflicts.is_empty() && plan.split_conflicts.is_empty());
@@ -176,6 +176,6 @@ fn real_kinetics_400_validate() {
         sorted.sort();
         assert_eq!(dirs, sorted);
     }
-    let plan = build(&rows[..1], ClassDirs::Underscore);
+    let plan = build(&rows[..1], ClassDirs::Underscore, "mp4");
     assert_eq!(paths(&plan), ["validate/javelin_throw/--07WQ2iBlw_000001_000011.mp4"]);
 }

@@ -43,6 +43,54 @@ pub struct Encode {
     pub no_audio: bool,
     pub crf: u8,
     pub preset: String,
+    /// `--audio-only`: the clip is the audio stream alone, in this format.
+    pub audio_only: Option<AudioOut>,
+}
+
+/// An audio-only clip's format (`--audio-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioFormat {
+    /// Lossless FLAC.
+    #[default]
+    Flac,
+    /// 16-bit PCM in WAV.
+    Wav,
+    /// AAC in MP4 (`.m4a`), 128 kb/s.
+    M4a,
+}
+
+impl AudioFormat {
+    /// The clip file's extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            AudioFormat::Flac => "flac",
+            AudioFormat::Wav => "wav",
+            AudioFormat::M4a => "m4a",
+        }
+    }
+
+    /// The encoder and muxer arguments, fixed so the same input gives the same bytes.
+    fn codec_args(self) -> &'static [&'static str] {
+        match self {
+            AudioFormat::Flac => &["-c:a", "flac", "-f", "flac"],
+            AudioFormat::Wav => &["-c:a", "pcm_s16le", "-f", "wav"],
+            AudioFormat::M4a => &["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", "-f", "ipod"],
+        }
+    }
+}
+
+/// `--audio-only` with its `--audio-format`, `--sample-rate` and `--channels` (`None`: the source's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct AudioOut {
+    pub format: AudioFormat,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u32>,
+}
+
+/// The clip file's extension: `mp4`, or the audio format's.
+pub fn clip_ext(encode: &Encode) -> &'static str {
+    encode.audio_only.map_or("mp4", |a| a.format.ext())
 }
 
 impl Encode {
@@ -85,11 +133,15 @@ impl Ffmpeg {
 
     /// Fetches `[start, end + END_PAD]` of the inputs (video first, optional audio second) by stream copy
     /// into a Matroska file that keeps the source's timestamps (`-copyts`), so the cut can seek on them.
+    /// `audio_only`: the audio stream alone, into MPEG-TS, whose 90 kHz clock keeps every audio frame's
+    /// time to a fraction of a sample (Matroska rounds to the millisecond) and whose times may be negative
+    /// (an AAC track's priming frame starts before 0), so the cut is exact to the sample.
     pub async fn fetch_window(
         &self,
         inputs: &[String],
         start: f64,
         end: f64,
+        audio_only: bool,
         out: &Path,
         stop: &mut StopSignal,
     ) -> Result<Window, Failure> {
@@ -103,9 +155,15 @@ impl Ffmpeg {
             cmd.arg("-ss").arg(secs(start)).arg("-to").arg(secs(end + END_PAD));
             cmd.arg("-i").arg(url);
         }
-        cmd.args(["-map", "0:v:0"]);
-        cmd.args(["-map", if inputs.len() > 1 { "1:a:0?" } else { "0:a:0?" }]);
-        cmd.args(["-c", "copy", "-copyts", "-f", "matroska"]).arg(out);
+        if audio_only {
+            cmd.args(["-map", if inputs.len() > 1 { "1:a:0" } else { "0:a:0" }]);
+            cmd.args(["-c", "copy", "-copyts", "-avoid_negative_ts", "disabled", "-muxdelay", "0", "-muxpreload", "0"]);
+            cmd.args(["-f", "mpegts"]).arg(out);
+        } else {
+            cmd.args(["-map", "0:v:0"]);
+            cmd.args(["-map", if inputs.len() > 1 { "1:a:0?" } else { "0:a:0?" }]);
+            cmd.args(["-c", "copy", "-copyts", "-f", "matroska"]).arg(out);
+        }
         let out_ = run(&mut cmd, stop).await?;
         if !out_.status.success() {
             return Err(Failure::from_stderr(&out_.stderr, out_.status.code()));
@@ -127,6 +185,25 @@ impl Ffmpeg {
     ) -> Result<(), Failure> {
         let mut cmd = self.command();
         cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
+        if let Some(audio) = encode.audio_only {
+            // Decoded and trimmed to the sample at `start` (ffmpeg's accurate seek), then encoded once.
+            cmd.arg("-ss").arg(precise_secs(start)).arg("-i").arg(input).arg("-t").arg(precise_secs(duration));
+            cmd.args(["-map", "0:a:0", "-vn", "-sn", "-dn"]);
+            if let Some(rate) = audio.sample_rate {
+                cmd.arg("-ar").arg(rate.to_string());
+            }
+            if let Some(channels) = audio.channels {
+                cmd.arg("-ac").arg(channels.to_string());
+            }
+            cmd.args(audio.format.codec_args());
+            cmd.args(["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]);
+            cmd.arg(out);
+            let o = run(&mut cmd, stop).await?;
+            if !o.status.success() {
+                return Err(Failure::from_stderr(&o.stderr, o.status.code()));
+            }
+            return Ok(());
+        }
         cmd.arg("-ss").arg(secs(start)).arg("-i").arg(input).arg("-t").arg(secs(duration));
         cmd.args(["-map", "0:v:0"]);
         if !encode.no_audio {
@@ -268,6 +345,11 @@ pub(super) async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<proc
 /// Seconds as ffmpeg reads them, exact to the millisecond.
 pub fn secs(t: f64) -> String {
     format!("{:.3}", t.max(0.0))
+}
+
+/// Seconds to the microsecond, for audio: a sample at 48 kHz lasts 21 µs.
+pub fn precise_secs(t: f64) -> String {
+    format!("{:.6}", t.max(0.0))
 }
 
 /// `30000/1001` or `15` as frames per second; `0/0` is unknown.

@@ -26,6 +26,8 @@ pub struct YtDlp {
     pub socket_timeout_secs: u32,
     /// Options the user passes through verbatim (`--ytdlp-arg`).
     pub extra_args: Vec<String>,
+    /// `--audio-only`: the audio-only format (YouTube's itag 140, AAC in m4a) alone.
+    pub audio_only: bool,
 }
 
 /// Per-egress options: every request of a clip leaves through the same egress.
@@ -97,7 +99,15 @@ impl YtDlp {
     ///
     /// `itag18`: the egress was refused DASH past its first bytes (no proof-of-origin token), so the muxed
     /// 360p itag 18 comes first ([`ITAG18_SELECTOR`]: still a format rather than none when a video lacks it).
+    ///
+    /// `audio_only`: `ba/b`, AAC in m4a first (itag 140: a DASH file with a `sidx` like the video's, so a
+    /// window costs its own fragments); a muxed format only when no audio-only one exists, and itag 18 for
+    /// an egress refused DASH.
     pub fn format_args(&self, itag18: bool) -> Vec<String> {
+        if self.audio_only {
+            let selector = if itag18 { "18/ba/b" } else { "ba/b" };
+            return vec!["-f".into(), selector.into(), "-S".into(), "acodec:aac,ext:m4a".into()];
+        }
         vec![
             "-f".into(),
             if itag18 { ITAG18_SELECTOR } else { "bv+ba/b" }.into(),

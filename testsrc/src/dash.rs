@@ -18,7 +18,7 @@ use crate::mp4::{self, Layout, SegmentBase};
 use crate::video::{ensure_cached, run_ffmpeg};
 
 /// Bump when the remux changes, so files made by older versions are not reused.
-pub const DASH_VERSION: u32 = 1;
+pub const DASH_VERSION: u32 = 2;
 
 /// The representation id of the audio track: YouTube's itag for AAC-LC audio in m4a.
 pub const AUDIO_ITAG: &str = "140";
@@ -61,9 +61,9 @@ impl Track {
 }
 
 /// The cache file name of one track, derived from the progressive file's cache name, which already
-/// carries every profile parameter: `testsrc-v1-...-aac.mp4` gives `testsrc-v1-...-aac.dash-v1.video.mp4`,
+/// carries every profile parameter: `testsrc-v2-...-aac.mp4` gives `testsrc-v2-...-aac.dash-v2.video.mp4`,
 /// and with YouTube-shaped fragments of `fragment_secs` (see [`Profile::dash_fragment_secs`])
-/// `testsrc-v1-...-aac.dash-v1-frag5s.video.mp4`.
+/// `testsrc-v2-...-aac.dash-v2-frag5s.video.mp4`.
 pub fn cache_file_name(progressive: &str, track: Track, fragment_secs: f64) -> String {
     let stem = progressive.strip_suffix(".mp4").unwrap_or(progressive);
     let frag = if fragment_secs > 0.0 { format!("-frag{fragment_secs}s") } else { String::new() };
@@ -153,13 +153,19 @@ pub fn ensure_dash(progressive: &Path, profile: &Profile) -> anyhow::Result<Dash
     let track = |track: Track| -> anyhow::Result<TrackFile> {
         let fragments = Fragments::of(profile);
         let path = ensure_cached(dir, &cache_file_name(name, track, fragments.cache_secs()), |tmp| {
-            if track == Track::Audio || profile.bframes == 0 {
+            if track == Track::Video && profile.bframes == 0 {
                 return run_ffmpeg(&remux_args(progressive, tmp, track, fragments), tmp);
             }
             // B-frames: the remux starts the video one composition offset late; an edit list fixes it.
+            // Audio: the remux keeps the encoder's priming samples (1024 for AAC) but not the progressive
+            // file's edit list that skips them, so its sound would come 23 ms late; the same fix.
             let raw = tmp.with_extension("raw");
+            let shift = |raw: &Path| match track {
+                Track::Audio => priming_secs(progressive),
+                _ => first_pts_secs(raw),
+            };
             let result = run_ffmpeg(&remux_args(progressive, &raw, track, fragments), &raw)
-                .and_then(|()| first_pts_secs(&raw))
+                .and_then(|()| shift(&raw))
                 .and_then(|shift| mp4::insert_edit_list(&raw, tmp, shift));
             let _ = std::fs::remove_file(&raw);
             result
@@ -193,6 +199,24 @@ fn first_pts_secs(path: &Path) -> anyhow::Result<f64> {
     ensure!(output.status.success(), "ffprobe failed on {}", path.display());
     let text = String::from_utf8_lossy(&output.stdout);
     text.trim().parse().with_context(|| format!("no start time for {}: {text:?}", path.display()))
+}
+
+/// How long the audio of the progressive file at `path` plays before its start: the encoder's priming
+/// samples, which its edit list skips (the first packet's time is minus their duration).
+fn priming_secs(path: &Path) -> anyhow::Result<f64> {
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-read_intervals", "%+#1"])
+        .args(["-show_entries", "packet=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("failed to run ffprobe")?;
+    ensure!(output.status.success(), "ffprobe failed on {}", path.display());
+    let text = String::from_utf8_lossy(&output.stdout);
+    // `-0.023220,` (ffprobe may add a separator and blank lines).
+    let value = text.split(|c: char| c == ',' || c.is_whitespace()).find(|v| !v.is_empty()).unwrap_or_default();
+    let first: f64 = value.parse().with_context(|| format!("no audio packet in {}: {text:?}", path.display()))?;
+    Ok((-first).max(0.0))
 }
 
 impl DashMedia {
@@ -473,19 +497,19 @@ mod tests {
             (
                 "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
                 Track::Video,
-                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v1.video.mp4",
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v2.video.mp4",
             ),
             (
                 "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
                 Track::Audio,
-                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v1.audio.m4a",
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v2.audio.m4a",
             ),
-            ("odd-name", Track::Video, "odd-name.dash-v1.video.mp4"),
+            ("odd-name", Track::Video, "odd-name.dash-v2.video.mp4"),
         ];
         for (progressive, track, want) in cases {
             assert_eq!(cache_file_name(progressive, track, 0.0), want);
         }
-        assert_eq!(cache_file_name("a.mp4", Track::Audio, 5.0), "a.dash-v1-frag5s.audio.m4a");
+        assert_eq!(cache_file_name("a.mp4", Track::Audio, 5.0), "a.dash-v2-frag5s.audio.m4a");
         let video = crate::video::cache_file_name(&Profile::default());
         assert_ne!(cache_file_name(&video, Track::Video, 0.0), video, "never the progressive file itself");
     }

@@ -72,6 +72,7 @@ mod respond;
 mod server;
 pub mod stats;
 mod throttle;
+pub mod tone;
 pub mod video;
 pub mod watch;
 pub mod webm;

@@ -2,8 +2,9 @@
 //!
 //! Each frame carries its own global frame number in a strip across the top: 20 equal-width blocks,
 //! block `i` (left to right) bright when bit `i` of the number is set. Below it, `testsrc2` keeps the
-//! bitrate realistic. Several test processes may ask for the same file at once, so encoding happens
-//! under a file lock into a temporary name that is renamed into place.
+//! bitrate realistic. The sound track names its seconds too (see [`crate::tone`]). Several test processes
+//! may ask for the same file at once, so encoding happens under a file lock into a temporary name that is
+//! renamed into place.
 
 use std::fs::{self, File};
 use std::io;
@@ -16,7 +17,7 @@ use anyhow::{bail, Context};
 use crate::config::Profile;
 
 /// Bump when the encoding changes, so caches made by older versions are not reused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Number of bit blocks in the frame-number strip.
 pub const STRIP_BITS: u32 = 20;
@@ -93,7 +94,7 @@ fn is_ready(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
-/// The ffmpeg filter graph drawing background, strip and (optionally) a sine tone.
+/// The ffmpeg filter graph drawing background, strip and (optionally) the tone naming each second.
 pub fn filter_graph(p: &Profile) -> String {
     let (w, h, fps, d) = (p.width, p.height, p.fps, p.duration_secs);
     let strip = strip_height(h);
@@ -117,7 +118,8 @@ pub fn filter_graph(p: &Profile) -> String {
         graph += ";[bg][strip]overlay=0:0:shortest=1,format=yuv420p[v]";
     }
     if p.audio {
-        graph.push_str(&format!(";sine=frequency=440:sample_rate=44100:duration={d}[a]"));
+        graph
+            .push_str(&format!(";aevalsrc=exprs='{}':sample_rate=44100:duration={d}[a]", crate::tone::aevalsrc_expr()));
     }
     graph
 }
@@ -192,7 +194,7 @@ mod tests {
             Profile { tag: 7, ..base.clone() },
         ];
         let base_name = cache_file_name(&base);
-        assert_eq!(base_name, "testsrc-v1-320x180-15fps-300s-gop2s-500k-aac.mp4");
+        assert_eq!(base_name, "testsrc-v2-320x180-15fps-300s-gop2s-500k-aac.mp4");
         for v in &variants {
             assert_ne!(cache_file_name(v), base_name, "{v:?}");
         }
@@ -228,6 +230,6 @@ mod tests {
         assert_eq!(after("-g"), Some("150"));
         assert_eq!(after("-sc_threshold"), None, "scene cuts stay on");
         assert_eq!(after("-force_key_frames"), Some("0,4.6,5.9,13.8,17,26.6,27.2"));
-        assert_eq!(cache_file_name(&p), "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac-bf2-irregular.mp4");
+        assert_eq!(cache_file_name(&p), "testsrc-v2-320x180-15fps-30s-gop2s-500k-aac-bf2-irregular.mp4");
     }
 }

@@ -394,7 +394,7 @@ fn concurrent_remuxes_yield_one_valid_file_each() {
         .collect();
     names.sort();
     let stem = progressive.file_stem().unwrap().to_str().unwrap();
-    let want = [format!("{stem}.dash-v1.audio.m4a"), format!("{stem}.dash-v1.video.mp4"), format!("{stem}.mp4")];
+    let want = [format!("{stem}.dash-v2.audio.m4a"), format!("{stem}.dash-v2.video.mp4"), format!("{stem}.mp4")];
     assert_eq!(names, want, "no temporary files left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -423,4 +423,47 @@ fn dash_token_refuses_listed_ips_past_the_first_bytes_only() {
         let resp = request_from(server.addr, Some(from), "GET", path, &headers);
         assert_eq!(resp.status, status, "{from} {path} {range}");
     }
+}
+
+/// The sound track names its seconds (`tone`): decoded, the progressive file's sound shows each second's
+/// pitch and a silent gap at the start of each second to a fraction of a millisecond; the DASH audio
+/// carries the same packets at the same times (its edit list skips the AAC priming as the progressive
+/// file's does), so a cut of either starts where its timestamps say.
+#[test]
+fn the_sound_names_its_seconds_and_both_forms_agree_on_its_times() {
+    use kinetics_testsrc::tone;
+    let server = start(Config::for_tests());
+    let samples = tone::decode(server.video_path("tone")).unwrap();
+    assert!((samples.secs() - 30.0).abs() < 0.001, "{} s", samples.secs());
+    for second in [0u32, 7, 12, 28] {
+        let at = f64::from(second) + 0.5;
+        let n = (at * f64::from(samples.rate)) as usize;
+        let stretch = &samples.data[n..n + samples.rate as usize / 10];
+        assert_eq!(tone::second_of(stretch, samples.rate), Some(second));
+        let middle = samples.gap_middle(f64::from(second) + 1.0).expect("a gap");
+        let want = f64::from(second) + 1.0 + tone::GAP_SECS / 2.0;
+        assert!((middle - want).abs() < 0.0002, "gap at {middle}, want {want}");
+    }
+    let packet_times = |path: &Path| -> Vec<String> {
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts,size", "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        // ffprobe ends some lines with a separator and adds blank ones: `-1024,206,`.
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().trim_end_matches(',').to_owned())
+            .collect::<Vec<_>>();
+        lines.into_iter().filter(|l| !l.is_empty()).collect()
+    };
+    let media = server.dash_media("tone");
+    let audio = media.audio.as_ref().expect("the test profile has audio");
+    let (progressive, dash) = (packet_times(server.video_path("tone")), packet_times(&audio.path));
+    assert!(progressive.len() > 1000, "{} packets", progressive.len());
+    assert!(progressive[0].starts_with("-1024,"), "the priming frame comes before 0: {}", progressive[0]);
+    let first_difference = dash.iter().zip(&progressive).position(|(d, p)| d != p);
+    assert_eq!(first_difference, None, "the DASH audio's packets and times are the progressive file's");
+    assert_eq!(dash.len(), progressive.len());
 }
