@@ -52,7 +52,11 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         counts.whole_video_fallbacks
     )?;
     if counts.media_requests > 0 {
-        writeln!(out, "  media requests {} for the done clips", counts.media_requests)?;
+        writeln!(
+            out,
+            "  media requests {} for the done clips ({:.1} a clip fetched through the relay)",
+            counts.media_requests, counts.media_requests_per_clip
+        )?;
     }
     for line in cpu.lines("  ") {
         writeln!(out, "{line}")?;

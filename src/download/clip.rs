@@ -5,7 +5,7 @@ use crate::classify::{Category, Disposition};
 use crate::cpu::StageCpu;
 use crate::journal::Done;
 use crate::outdir;
-use crate::relay::{Registration, Relay};
+use crate::relay::{Expect, Registration, Relay};
 use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::smartcut;
@@ -261,8 +261,9 @@ impl Engine {
         if info.streams.iter().all(|s| s.is_rangeable()) {
             let regs: Vec<Registration> =
                 info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
-            for reg in &regs {
+            for (reg, stream) in regs.iter().zip(&info.streams) {
                 reg.set_window(task.start, task.end + crate::tools::ffmpeg::END_PAD);
+                reg.expect(Expect { duration: info.duration, fps: stream.fps, fragmented: stream.dash });
             }
             let urls: Vec<String> = regs.iter().map(Registration::url).collect();
             let audio_only = self.encode.audio_only.is_some();

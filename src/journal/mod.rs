@@ -144,6 +144,10 @@ pub struct Counts {
     pub whole_video_fallbacks: u64,
     /// Requests the relay sent to the media server for the done clips.
     pub media_requests: u64,
+    /// Done clips that recorded media requests (fetched through the relay), what `media_requests` is per.
+    pub media_request_clips: u64,
+    /// Media requests per done clip fetched through the relay (0 when none was).
+    pub media_requests_per_clip: f64,
     /// Done clips by where they came from: `youtube`, `mirror`, `adopted`.
     pub by_source: BTreeMap<String, u64>,
 }
@@ -489,7 +493,7 @@ impl Journal {
         let mut stmt = self.conn.prepare(
             "SELECT state, COALESCE(category, 'other'), COUNT(*), COALESCE(SUM(bytes_fetched), 0),
                     COALESCE(SUM(CASE WHEN state = 'done' THEN size_bytes ELSE 0 END), 0), SUM(whole_video),
-                    COALESCE(SUM(media_requests), 0)
+                    COALESCE(SUM(media_requests), 0), COUNT(CASE WHEN media_requests > 0 THEN 1 END)
              FROM clips GROUP BY state, category",
         )?;
         let mut rows = stmt.query([])?;
@@ -502,11 +506,17 @@ impl Journal {
             c.bytes_on_disk += r.get::<_, i64>(4)? as u64;
             c.whole_video_fallbacks += r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64;
             c.media_requests += r.get::<_, i64>(6)?.max(0) as u64;
+            if State::parse(&state) == State::Done {
+                c.media_request_clips += r.get::<_, i64>(7)?.max(0) as u64;
+            }
             match State::parse(&state) {
                 State::Done => c.done += n as u64,
                 State::Pending => c.pending += n as u64,
                 State::Failed => *c.failed.entry(category).or_default() += n as u64,
             }
+        }
+        if c.media_request_clips > 0 {
+            c.media_requests_per_clip = c.media_requests as f64 / c.media_request_clips as f64;
         }
         Ok(c)
     }

@@ -15,5 +15,5 @@ mod transfer;
 mod upstream;
 
 pub use config::RelayConfig;
-pub use registry::{Registration, RelayTotals, UpstreamError};
+pub use registry::{Expect, Registration, RelayTotals, UpstreamError};
 pub use server::Relay;

@@ -107,12 +107,34 @@ pub(super) struct Entry {
 }
 
 /// What has been fetched, and what the file's layout says about which bytes ffmpeg will read next.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Layout {
     cache: Cache,
     /// `[start, end]` in seconds of the source, when the caller said which window ffmpeg will read.
     window: Option<(f64, f64)>,
+    /// The length of the first upstream read from byte 0 ([`first_read`]).
+    first_read: u64,
     plan: Plan,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        // Nothing known (no [`Registration::expect`]): the fixed header read.
+        Layout { cache: Cache::default(), window: None, first_read: HEADER_PIECE, plan: Plan::default() }
+    }
+}
+
+/// What the caller knows of a file before any of its bytes arrive (from the format's metadata), which
+/// sizes the first read so that it holds the whole header in one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Expect {
+    /// The source's duration in seconds.
+    pub duration: Option<f64>,
+    /// Video frames per second, when the format has video.
+    pub fps: Option<f64>,
+    /// A fragmented (DASH) file: a small `moov` and a `sidx` of a few bytes per fragment, whatever the
+    /// duration. Otherwise a progressive file, whose `moov` holds a table entry for every sample.
+    pub fragmented: bool,
 }
 
 /// How the next upstream piece is sized.
@@ -132,12 +154,23 @@ impl Default for Plan {
     }
 }
 
-/// The first piece of a file: enough for a DASH header (ftyp, moov, sidx), and it reveals the moov's size.
+/// The first piece of a file when nothing sizes it better: enough for a DASH header (ftyp, moov, sidx), and
+/// it reveals the moov's size.
 const HEADER_PIECE: u64 = 32 * 1024;
+/// A progressive `moov` besides its sample tables (headers, sample descriptions, edit lists).
+const MOOV_BASE: u64 = 4 * 1024;
+/// Sample-table bytes per sample of a progressive `moov`: `stsz` (4) and `stco`/`stsc`/`stts` shares, up
+/// to 8 with B-frames' `ctts`. The test source's 60 s itag-18 file has 7.3.
+const MOOV_PER_SAMPLE: f64 = 8.0;
+/// Audio frames per second assumed in a progressive file: AAC at 44.1 kHz (1024 samples a frame).
+const AUDIO_FRAMES_PER_SEC: f64 = 44.0;
+/// Video frames per second assumed when the format does not say.
+const DEFAULT_FPS: f64 = 30.0;
 /// The smallest piece sent to finish a header whose size is known.
 const MIN_PIECE: u64 = 4 * 1024;
 /// Pieces outside the header and the window (ffmpeg probing the first fragment, reading the tail for an
-/// `mfra`) start this small and double: ffmpeg usually wants a few hundred bytes there.
+/// `mfra`) start this small and double: ffmpeg usually wants a few hundred bytes there. A header read also
+/// reaches this far past the header's end, so that ffmpeg's probe of the first packets is served from it.
 const PROBE_PIECE: u64 = 16 * 1024;
 /// Pieces of files without a plan start this size and double: small first pieces keep what the server
 /// sends past the point where ffmpeg hangs up small, large later ones keep long reads fast.
@@ -148,17 +181,40 @@ const UNPLANNED_PIECE: u64 = 64 * 1024;
 /// Progressive files need none: the interleaved streams pass `-to` inside the span.
 const WINDOW_TAIL: u64 = 16 * 1024;
 
+/// The length of the first read from byte 0: the whole header as `expect` predicts it, plus what ffmpeg
+/// probes after it. A progressive `moov` grows with the number of samples (a 10-minute 30 fps video has
+/// ~350 KB of it), so one fixed first read either falls short on long videos (one more request) or wastes
+/// bytes on short ones.
+pub(super) fn first_read(expect: Expect) -> u64 {
+    match expect {
+        Expect { fragmented: false, duration: Some(secs), fps } if secs.is_finite() && secs > 0.0 => {
+            let fps = fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(DEFAULT_FPS);
+            let samples = secs * (fps + AUDIO_FRAMES_PER_SEC);
+            let tables = (samples * MOOV_PER_SAMPLE).min(MAX_FIRST_READ as f64) as u64;
+            (MOOV_BASE + tables + PROBE_PIECE).clamp(HEADER_PIECE, MAX_FIRST_READ)
+        }
+        Expect { fragmented: true, .. } => HEADER_PIECE,
+        // A progressive file of unknown length: the fixed header read and ffmpeg's probe in one request.
+        _ => HEADER_PIECE + PROBE_PIECE,
+    }
+}
+
+/// The most a first read predicts: beyond it, one exact follow-up is cheaper than a wrong guess.
+const MAX_FIRST_READ: u64 = 4 << 20;
+
 /// The length of the next upstream piece at `offset` under `plan`, before the caps (request size, the
-/// range wanted, the file, the cache). `ramp` counts the unplanned pieces of this response so far.
-pub(super) fn planned_len(plan: Plan, offset: u64, ramp: &mut u32) -> u64 {
+/// range wanted, the file, the cache). `first` is the length of the read from byte 0; `ramp` counts the
+/// unplanned pieces of this response so far.
+pub(super) fn planned_len(plan: Plan, first: u64, offset: u64, ramp: &mut u32) -> u64 {
     let doubling = |base: u64, ramp: &mut u32| {
         let len = base.checked_shl((*ramp).min(40)).unwrap_or(u64::MAX);
         *ramp += 1;
         len
     };
     match plan {
-        Plan::Scanning { .. } if offset == 0 => HEADER_PIECE,
-        Plan::Scanning { need } if offset < need => (need - offset).max(MIN_PIECE),
+        Plan::Scanning { .. } if offset == 0 => first,
+        // The rest of the header in one exact piece, and ffmpeg's probe of the first packets with it.
+        Plan::Scanning { need } if offset < need => (need - offset).max(MIN_PIECE) + PROBE_PIECE,
         Plan::Known { header_end, .. } if offset < header_end => header_end - offset,
         Plan::Known { span: Some((a, b)), .. } if (a..=b).contains(&offset) => b - offset + 1,
         Plan::Scanning { .. } | Plan::Known { .. } => doubling(PROBE_PIECE, ramp),
@@ -234,7 +290,7 @@ impl Entry {
     ) -> u64 {
         let mut layout = self.layout();
         layout.update_plan();
-        let len = planned_len(layout.plan, offset, ramp).clamp(1, request_size.max(1));
+        let len = planned_len(layout.plan, layout.first_read, offset, ramp).clamp(1, request_size.max(1));
         let mut last = offset.saturating_add(len - 1);
         if let Some(next) = layout.cache.next_start(offset) {
             last = last.min(next - 1);
@@ -247,6 +303,18 @@ impl Entry {
         }
         last.max(offset)
     }
+    /// Whether a piece at `offset` lies outside what the plan says ffmpeg reads: past the header and its
+    /// probe, outside the window. ffmpeg reads ahead into its buffers there before it seeks away, so such a
+    /// piece is asked for only once ffmpeg has shown it still wants bytes (see `transfer.rs`).
+    pub fn outside_plan(&self, offset: u64) -> bool {
+        match self.layout().plan {
+            Plan::Known { header_end, span: Some((a, b)) } => {
+                offset >= header_end.saturating_add(PROBE_PIECE) && !(a..=b).contains(&offset)
+            }
+            _ => false,
+        }
+    }
+
     pub fn note_request(&self, span: u64, retry: bool) {
         for c in [&self.own, &*self.totals] {
             c.upstream_requests.fetch_add(1, Ordering::Relaxed);
@@ -442,6 +510,12 @@ impl Registration {
     pub fn set_window(&self, start: f64, end: f64) {
         self.entry.layout().window = Some((start, end));
     }
+
+    /// Says what the format's metadata tells of the file, so that the first read is sized to hold its
+    /// whole header (and ffmpeg's probe after it) in one request. Call before handing the URL to ffmpeg.
+    pub fn expect(&self, expect: Expect) {
+        self.entry.layout().first_read = first_read(expect);
+    }
 }
 
 impl Drop for Registration {
@@ -499,8 +573,8 @@ mod tests {
         // (plan, offset, ramp before, length, ramp after)
         let cases = [
             (Plan::default(), 0, 0, HEADER_PIECE, 0),
-            (Plan::Scanning { need: 300_000 }, 32_768, 0, 300_000 - 32_768, 0),
-            (Plan::Scanning { need: 32_770 }, 32_768, 0, MIN_PIECE, 0),
+            (Plan::Scanning { need: 300_000 }, 32_768, 0, 300_000 - 32_768 + PROBE_PIECE, 0),
+            (Plan::Scanning { need: 32_770 }, 32_768, 0, MIN_PIECE + PROBE_PIECE, 0),
             // Still scanning, but ffmpeg reads elsewhere (the tail, for an `mfra`): small pieces.
             (Plan::Scanning { need: 16 }, 5_000_000, 0, PROBE_PIECE, 1),
             (known, 10_000, 0, 40_000, 0),
@@ -515,9 +589,36 @@ mod tests {
         ];
         for (plan, offset, ramp, want, ramp_after) in cases {
             let mut r = ramp;
-            assert_eq!(planned_len(plan, offset, &mut r), want, "{plan:?} at {offset}");
+            assert_eq!(planned_len(plan, HEADER_PIECE, offset, &mut r), want, "{plan:?} at {offset}");
             assert_eq!(r, ramp_after, "{plan:?} at {offset}");
         }
+    }
+
+    #[test]
+    fn first_reads_hold_the_header_the_metadata_predicts() {
+        let progressive = |secs: f64, fps: Option<f64>| Expect { duration: Some(secs), fps, fragmented: false };
+        // (what is known, first read)
+        let cases = [
+            (Expect::default(), HEADER_PIECE + PROBE_PIECE),
+            (Expect { fragmented: true, ..Expect::default() }, HEADER_PIECE),
+            (Expect { fragmented: true, ..progressive(3600.0, Some(30.0)) }, HEADER_PIECE),
+            // The test source's itag 18: 60 s at 15 fps, whose moov ends at 25,445 (ffmpeg's probe ends before 32 KiB).
+            (progressive(60.0, Some(15.0)), 4096 + 60 * 59 * 8 + PROBE_PIECE),
+            // Unknown frame rate: 30 fps.
+            (progressive(60.0, None), 4096 + 60 * 74 * 8 + PROBE_PIECE),
+            // Ten minutes of YouTube's 30 fps itag 18 (a ~350 KB moov).
+            (progressive(600.0, Some(30.0)), 4096 + 600 * 74 * 8 + PROBE_PIECE),
+            // Short videos still read what a DASH header needs; very long ones stop at the cap.
+            (progressive(2.0, Some(30.0)), HEADER_PIECE),
+            (progressive(100_000.0, Some(60.0)), MAX_FIRST_READ),
+            (progressive(f64::NAN, Some(30.0)), HEADER_PIECE + PROBE_PIECE),
+            (progressive(60.0, Some(0.0)), 4096 + 60 * 74 * 8 + PROBE_PIECE),
+        ];
+        for (expect, want) in cases {
+            assert_eq!(first_read(expect), want, "{expect:?}");
+        }
+        let mut ramp = 0;
+        assert_eq!(planned_len(Plan::default(), 50_000, 0, &mut ramp), 50_000);
     }
 
     #[test]

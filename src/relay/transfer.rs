@@ -200,6 +200,9 @@ async fn stream(
                 if span.offset > start && !settle(out, config.read_timeout).await {
                     return Outcome::ClientGone;
                 }
+                if span.offset > start && entry.outside_plan(span.offset) && !still_wanted(out).await {
+                    return Outcome::ClientGone;
+                }
                 let last =
                     entry.piece_end(span.offset, Some(span.end), Some(span.total), &mut ramp, config.request_size);
                 open_piece(entry, span.offset, last, config.connect_timeout, failures > 0).await
@@ -284,6 +287,32 @@ async fn settle(out: &TcpStream, limit: Duration) -> bool {
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(20));
     }
+    peer_open(out)
+}
+
+/// How long ffmpeg may take to hang up once it has what it needs, before a piece outside the plan is asked
+/// for anyway. ffmpeg reads on into its buffers after the header and past the window, then seeks away (or
+/// ends); on a loaded machine that takes a while, and asking sooner sent one piece it never read.
+const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(2);
+
+/// Waits up to [`OUTSIDE_PLAN_GRACE`] for ffmpeg to hang up; `true` if it is still there and so still
+/// wants bytes. Only the time to a hang-up is spent: a connection ffmpeg keeps is the signal to go on.
+async fn still_wanted(out: &TcpStream) -> bool {
+    let deadline = tokio::time::Instant::now() + OUTSIDE_PLAN_GRACE;
+    let mut pause = Duration::from_millis(2);
+    while tokio::time::Instant::now() < deadline {
+        if !peer_open(out) {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    peer_open(out)
+}
+
+/// Whether ffmpeg's side of the connection is still open: no FIN and no reset seen (a peek, no wait).
+fn peer_open(out: &TcpStream) -> bool {
+    let fd = out.as_raw_fd();
     let mut byte = [0u8; 1];
     // SAFETY: a one-byte peek into a local buffer; MSG_DONTWAIT keeps it from blocking the runtime.
     let n = unsafe { libc::recv(fd, byte.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };

@@ -117,6 +117,8 @@ pub struct Bytes {
     pub whole_video_fallbacks: u64,
     /// Requests the relay sent to the media server for the done clips (yt-dlp's own not counted).
     pub media_requests_for_done: u64,
+    /// Those requests per done clip fetched through the relay (whole videos and mirror clips make none).
+    pub media_requests_per_clip: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -287,6 +289,15 @@ fn bytes(clips: &[ClipRow], done: &[&ClipRow]) -> Bytes {
         average_clip: if done.is_empty() { 0 } else { kept / done.len() as u64 },
         whole_video_fallbacks: done.iter().filter(|c| c.whole_video).count() as u64,
         media_requests_for_done: sum(&mut done.iter().map(|c| c.media_requests)),
+        media_requests_per_clip: {
+            let through_relay = done.iter().filter(|c| c.media_requests.unwrap_or(0) > 0).count();
+            let requests = sum(&mut done.iter().map(|c| c.media_requests));
+            if through_relay > 0 {
+                requests as f64 / through_relay as f64
+            } else {
+                0.0
+            }
+        },
     }
 }
 

@@ -101,11 +101,12 @@ pub(super) fn bytes(h: &mut String, d: &ReportData) {
     let ratio = if b.kept > 0 { format!("{:.2}", b.fetched_for_done as f64 / b.kept as f64) } else { "—".into() };
     let _ = write!(
         h,
-        r#"<table><tr><th>disk used</th><th>average clip</th><th>fetched per kept byte</th><th>whole-video fallbacks</th><th>media requests (done clips)</th></tr><tr><td>{}</td><td>{}</td><td>{ratio}</td><td>{}</td><td>{}</td></tr></table></section>"#,
+        r#"<table><tr><th>disk used</th><th>average clip</th><th>fetched per kept byte</th><th>whole-video fallbacks</th><th>media requests (done clips)</th><th>media requests a clip</th></tr><tr><td>{}</td><td>{}</td><td>{ratio}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr></table></section>"#,
         fmt_bytes(b.kept),
         fmt_bytes(b.average_clip),
         b.whole_video_fallbacks,
-        b.media_requests_for_done
+        b.media_requests_for_done,
+        b.media_requests_per_clip
     );
 }
 

@@ -45,6 +45,10 @@ pub struct MediaStream {
     pub headers: Vec<(String, String)>,
     pub protocol: String,
     pub format_id: String,
+    /// Video frames per second, when yt-dlp knows them.
+    pub fps: Option<f64>,
+    /// A DASH format (yt-dlp's container `mp4_dash`, `m4a_dash`, `webm_dash`): one fragmented track.
+    pub dash: bool,
 }
 
 impl MediaStream {
@@ -75,6 +79,8 @@ struct RawInfo {
     requested_formats: Option<Vec<RawFormat>>,
     duration: Option<f64>,
     height: Option<u32>,
+    fps: Option<f64>,
+    container: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +92,12 @@ struct RawFormat {
     http_headers: BTreeMap<String, String>,
     cookies: Option<String>,
     vcodec: Option<String>,
+    fps: Option<f64>,
+    container: Option<String>,
+}
+
+fn is_dash(container: Option<&str>) -> bool {
+    container.is_some_and(|c| c.ends_with("_dash"))
 }
 
 impl YtDlp {
@@ -238,6 +250,8 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
                     headers: headers(f.http_headers, f.cookies),
                     protocol: f.protocol.unwrap_or_default(),
                     format_id: f.format_id.unwrap_or_default(),
+                    fps: f.fps,
+                    dash: is_dash(f.container.as_deref()),
                 })
                 .collect()
         }
@@ -246,6 +260,8 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
             headers: headers(raw.http_headers, raw.cookies),
             protocol: raw.protocol.clone().unwrap_or_default(),
             format_id: raw.format_id.clone().unwrap_or_default(),
+            fps: raw.fps,
+            dash: is_dash(raw.container.as_deref()),
         }],
     };
     Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
@@ -301,16 +317,21 @@ mod tests {
         assert_eq!(info.streams[0].url, "http://127.0.0.1:8765/v/abcdefghijk.mp4");
         assert_eq!(info.streams[0].headers, vec![("User-Agent".to_string(), "UA".to_string())]);
         assert!(info.streams[0].is_rangeable());
+        assert!(!info.streams[0].dash);
     }
 
     #[test]
     fn merged_formats_put_video_first() {
         let json = br#"{"format_id":"140+134","duration":300.0,"height":360,"requested_formats":[
-            {"format_id":"140","url":"https://a/audio","protocol":"https","vcodec":"none","http_headers":{}},
-            {"format_id":"134","url":"https://a/video","protocol":"https","vcodec":"avc1.4d401e","http_headers":{}}]}"#;
+            {"format_id":"140","url":"https://a/audio","protocol":"https","vcodec":"none","http_headers":{},
+             "container":"m4a_dash","fps":null},
+            {"format_id":"134","url":"https://a/video","protocol":"https","vcodec":"avc1.4d401e","http_headers":{},
+             "container":"mp4_dash","fps":30}]}"#;
         let info = parse_info(json).unwrap();
         assert_eq!(info.streams[0].format_id, "134");
         assert_eq!(info.streams[1].format_id, "140");
+        assert!(info.streams.iter().all(|s| s.dash));
+        assert_eq!((info.streams[0].fps, info.streams[1].fps), (Some(30.0), None));
         assert_eq!(info.duration, Some(300.0));
     }
 
@@ -321,6 +342,8 @@ mod tests {
             headers: vec![],
             protocol: "m3u8_native".into(),
             format_id: "95".into(),
+            fps: None,
+            dash: false,
         };
         assert!(!s.is_rangeable());
     }

@@ -17,8 +17,11 @@ use crate::config::Profile;
 use crate::mp4::{self, Layout, SegmentBase};
 use crate::video::{ensure_cached, run_ffmpeg};
 
-/// Bump when the remux changes, so files made by older versions are not reused.
-pub const DASH_VERSION: u32 = 2;
+/// Bump when the remux changes, so files made by older versions are not reused. Version 2: the audio
+/// track keeps the progressive file's edit list (no AAC priming at its start). Version 3: no `mfra` at
+/// the end (YouTube's DASH files end with their last fragment, so ffmpeg, seeing the `sidx` reach the end,
+/// does not read the file's last bytes looking for one).
+pub const DASH_VERSION: u32 = 3;
 
 /// The representation id of the audio track: YouTube's itag for AAC-LC audio in m4a.
 pub const AUDIO_ITAG: &str = "140";
@@ -61,9 +64,9 @@ impl Track {
 }
 
 /// The cache file name of one track, derived from the progressive file's cache name, which already
-/// carries every profile parameter: `testsrc-v2-...-aac.mp4` gives `testsrc-v2-...-aac.dash-v2.video.mp4`,
+/// carries every profile parameter: `testsrc-v2-...-aac.mp4` gives `testsrc-v2-...-aac.dash-v3.video.mp4`,
 /// and with YouTube-shaped fragments of `fragment_secs` (see [`Profile::dash_fragment_secs`])
-/// `testsrc-v2-...-aac.dash-v2-frag5s.video.mp4`.
+/// `testsrc-v2-...-aac.dash-v3-frag5s.video.mp4`.
 pub fn cache_file_name(progressive: &str, track: Track, fragment_secs: f64) -> String {
     let stem = progressive.strip_suffix(".mp4").unwrap_or(progressive);
     let frag = if fragment_secs > 0.0 { format!("-frag{fragment_secs}s") } else { String::new() };
@@ -109,15 +112,15 @@ pub fn remux_args(src: &Path, out: &Path, track: Track, fragments: Fragments) ->
     let rest = match (track, fragments) {
         // WebM tracks are encoded, not remuxed (see `webm::encode_args`); treat them as their MP4 kin.
         (Track::Video | Track::WebmVideo, Fragments::PerKeyframe { .. }) => {
-            "-map 0:v:0 -c copy -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof".to_owned()
+            "-map 0:v:0 -c copy -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof+skip_trailer".to_owned()
         }
         (Track::Video | Track::WebmVideo, Fragments::Long { secs }) => format!(
-            "-map 0:v:0 -c copy -min_frag_duration {} -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof",
+            "-map 0:v:0 -c copy -min_frag_duration {} -movflags +frag_keyframe+empty_moov+global_sidx+default_base_moof+skip_trailer",
             micros(secs)
         ),
         (Track::Audio | Track::WebmAudio, Fragments::PerKeyframe { audio_secs: secs } | Fragments::Long { secs }) => {
             format!(
-                "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof",
+                "-map 0:a:0 -c copy -frag_duration {} -movflags +empty_moov+global_sidx+default_base_moof+skip_trailer",
                 micros(secs)
             )
         }
@@ -497,19 +500,19 @@ mod tests {
             (
                 "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
                 Track::Video,
-                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v2.video.mp4",
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v3.video.mp4",
             ),
             (
                 "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.mp4",
                 Track::Audio,
-                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v2.audio.m4a",
+                "testsrc-v1-320x180-15fps-30s-gop2s-500k-aac.dash-v3.audio.m4a",
             ),
-            ("odd-name", Track::Video, "odd-name.dash-v2.video.mp4"),
+            ("odd-name", Track::Video, "odd-name.dash-v3.video.mp4"),
         ];
         for (progressive, track, want) in cases {
             assert_eq!(cache_file_name(progressive, track, 0.0), want);
         }
-        assert_eq!(cache_file_name("a.mp4", Track::Audio, 5.0), "a.dash-v2-frag5s.audio.m4a");
+        assert_eq!(cache_file_name("a.mp4", Track::Audio, 5.0), "a.dash-v3-frag5s.audio.m4a");
         let video = crate::video::cache_file_name(&Profile::default());
         assert_ne!(cache_file_name(&video, Track::Video, 0.0), video, "never the progressive file itself");
     }
@@ -526,7 +529,7 @@ mod tests {
             assert_eq!(after("-frag_duration"), fragments, "{track:?}");
             assert_eq!(after("-f"), Some("mp4"), "{track:?}: the temporary name has no extension to guess from");
             let flags = after("-movflags").unwrap();
-            for flag in ["+empty_moov", "+global_sidx", "+default_base_moof"] {
+            for flag in ["+empty_moov", "+global_sidx", "+default_base_moof", "+skip_trailer"] {
                 assert!(flags.contains(flag), "{track:?}: {flags}");
             }
             assert_eq!(flags.contains("+frag_keyframe"), track == Track::Video, "{track:?}: {flags}");

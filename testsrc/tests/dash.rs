@@ -394,7 +394,7 @@ fn concurrent_remuxes_yield_one_valid_file_each() {
         .collect();
     names.sort();
     let stem = progressive.file_stem().unwrap().to_str().unwrap();
-    let want = [format!("{stem}.dash-v2.audio.m4a"), format!("{stem}.dash-v2.video.mp4"), format!("{stem}.mp4")];
+    let want = [format!("{stem}.dash-v3.audio.m4a"), format!("{stem}.dash-v3.video.mp4"), format!("{stem}.mp4")];
     assert_eq!(names, want, "no temporary files left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
