@@ -175,3 +175,68 @@ fn dash_refused_past_its_first_bytes_on_one_egress_falls_back_to_itag_18_there_o
     assert_eq!(attempts.len(), rows.len(), "{attempts:?}");
     assert!(attempts.iter().all(|a| a.outcome == "done"), "{attempts:?}");
 }
+
+/// The refusal outlives the run: the journal keeps it per egress, `status` and the report show it, and a
+/// rerun with new clips through that egress asks for no DASH byte at all, every clip coming from itag 18.
+#[test]
+fn dash_refused_on_an_egress_is_remembered_by_the_next_run() {
+    const REFUSED: &str = "127.0.0.3";
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config().with_dash_token(&[REFUSED], 128 * 1024));
+    let first = real_rows(40, 2);
+    let csv = tmp.path().join("first.csv");
+    write_csv(&csv, &first);
+    let out = tmp.path().join("out");
+    let mut args = download_args(&server, &out, &[&csv]);
+    set_jobs(&mut args, 1);
+    args.extend(os(["--source-address", REFUSED]));
+    run(&args).expect_code(0);
+    let is_dash = |path: &str| path.ends_with("/video.mp4") || path.ends_with("/audio.m4a");
+    let log = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
+    assert!(log.iter().any(|e| is_dash(&e.path) && e.status == 403), "the first run was refused DASH");
+
+    let status = run(&[OsString::from("status"), "--json".into(), "--out".into(), out.clone().into()]);
+    let status: serde_json::Value = serde_json::from_str(&status.expect_code(0).stdout).expect("status JSON");
+    let egresses = status["egresses"].as_array().expect("egresses");
+    let refused: Vec<_> = egresses.iter().filter(|e| e["dash_refused_since"].is_string()).collect();
+    assert_eq!(refused.len(), 1, "{egresses:?}");
+    assert!(refused[0]["egress"].as_str().unwrap().contains(REFUSED), "{egresses:?}");
+    let status_text =
+        run(&[OsString::from("status"), "--out".into(), out.clone().into()]).expect_code(0).stdout.clone();
+    assert!(
+        status_text.contains("DASH refused since") && status_text.contains("clips start from itag 18"),
+        "{status_text}"
+    );
+    let report = run(&[OsString::from("report"), "--json".into(), "--out".into(), out.clone().into()]);
+    let report: serde_json::Value = serde_json::from_str(&report.expect_code(0).stdout).expect("report JSON");
+    let listed = report["throughput"]["dash_refused"].as_array().expect("the report lists refused egresses");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["egress"], refused[0]["egress"]);
+
+    // The rerun: the same clips (done) and new ones, through the same egress.
+    let second = real_rows(42, 3);
+    let csv2 = tmp.path().join("second.csv");
+    write_csv(&csv2, &second);
+    let mut args = download_args(&server, &out, &[&csv, &csv2]);
+    set_jobs(&mut args, 2);
+    args.extend(os(["--source-address", REFUSED]));
+    run(&args).expect_code(0);
+    let log2 = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
+    let rerun = &log2[log.len()..];
+    let shown: Vec<_> = rerun.iter().map(|e| (e.path.as_str(), e.range.as_deref(), e.status)).collect();
+    assert!(rerun.iter().all(|e| !is_dash(&e.path)), "the rerun asked for DASH: {shown:?}");
+    assert!(!rerun.is_empty(), "the rerun fetched the new clips");
+    let stats = read_csv(&out.join("stats.csv"));
+    for row in first.iter().chain(&second) {
+        assert_clip(&out, row);
+    }
+    // (A first-run clip whose window lies in the first bytes of each DASH file may have come from DASH.)
+    for row in &second {
+        let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");
+        assert_eq!(line["format_id"], "18", "{}", row.id);
+    }
+    // Nothing charged: one attempt per clip.
+    let attempts = attempts(&out);
+    assert_eq!(attempts.len(), first.len() + second.len(), "{attempts:?}");
+    assert!(attempts.iter().all(|a| a.outcome == "done"), "{attempts:?}");
+}

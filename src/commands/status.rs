@@ -71,6 +71,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
             "  egress {:<22} {state}; {} throttle signals, {} requests into bans",
             e.egress, e.throttle_events, e.wasted
         )?;
+        if let Some(since) = &e.dash_refused_since {
+            writeln!(out, "         {:<22} DASH refused since {since}: clips start from itag 18", "")?;
+        }
         if e.outages > 0 || e.outage_signals > 0 {
             writeln!(
                 out,
@@ -161,17 +164,22 @@ struct EgressReport {
     outages: i64,
     /// Time it was down in all (an outage still on when its run stopped counts until then).
     down_s: f64,
+    /// RFC 3339 time upstream first refused DASH through it (no proof-of-origin token): its clips start from
+    /// itag 18, in later runs too.
+    dash_refused_since: Option<String>,
 }
 
 fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let now = crate::journal::now_ms();
     let counts = journal.throttle_counts()?;
     let outage_rows = journal.outages()?;
+    let refused = journal.dash_refused()?;
     // Every egress with a saved breaker, a signal or an outage (a fleet worker keeps its breakers in the
     // fleet, not here).
     let mut egresses: std::collections::BTreeMap<String, (Option<i64>, i64)> =
         journal.egress_states()?.into_iter().map(|(e, until, cooloff)| (e, (until, cooloff))).collect();
-    for name in counts.iter().map(|c| &c.0).chain(outage_rows.iter().map(|o| &o.egress)) {
+    let names = counts.iter().map(|c| &c.0).chain(outage_rows.iter().map(|o| &o.egress));
+    for name in names.chain(refused.iter().map(|r| &r.0)) {
         egresses.entry(name.clone()).or_insert((None, 0));
     }
     Ok(egresses
@@ -186,7 +194,12 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
             let cooloff_s = cooloff_ms as f64 / 1000.0;
             let mine: Vec<_> = outage_rows.iter().filter(|o| o.egress == egress).collect();
             let down_s = mine.iter().map(|o| o.down_ms(now)).sum::<i64>() as f64 / 1000.0;
+            let dash_refused_since = refused.iter().find(|r| r.0 == egress).map(|r| {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.1.max(0) as u64);
+                humantime::format_rfc3339_seconds(t).to_string()
+            });
             EgressReport {
+                dash_refused_since,
                 egress,
                 open_until,
                 cooloff_s,

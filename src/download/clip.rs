@@ -12,7 +12,7 @@ use crate::tools::smartcut;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
 use crate::tools::Failure;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -35,8 +35,36 @@ pub struct Exit {
     pub args: EgressArgs,
     pub client: reqwest::Client,
     /// Upstream refused a DASH format through this egress after serving its first bytes (no proof-of-origin
-    /// token): for the rest of the run its clips start from itag 18.
-    pub dash_refused: AtomicBool,
+    /// token): its clips start from itag 18, in this run and (once journaled) in later ones.
+    pub dash_refused: DashRefusal,
+}
+
+/// Whether upstream refused DASH formats through an egress, and whether the journal has heard of it yet.
+#[derive(Debug, Default)]
+pub struct DashRefusal(AtomicU8);
+
+const NOT_REFUSED: u8 = 0;
+const NEWLY_REFUSED: u8 = 1;
+const RECORDED: u8 = 2;
+
+impl DashRefusal {
+    /// Refused in an earlier run: the journal says so already.
+    pub fn recorded() -> Self {
+        DashRefusal(AtomicU8::new(RECORDED))
+    }
+
+    pub fn is_refused(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != NOT_REFUSED
+    }
+
+    fn refuse(&self) {
+        let _ = self.0.compare_exchange(NOT_REFUSED, NEWLY_REFUSED, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// `true` once after a refusal this run: the caller journals it.
+    pub fn take_new(&self) -> bool {
+        self.0.compare_exchange(NEWLY_REFUSED, RECORDED, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
 }
 
 /// What to do: one clip.
@@ -103,7 +131,7 @@ impl Engine {
             download_s: t0.elapsed().as_secs_f64(),
         };
         let mut cpu = StageCpu::default();
-        let mut itag18 = exit.dash_refused.load(Ordering::Relaxed);
+        let mut itag18 = exit.dash_refused.is_refused();
         let mut refused_requests = 0;
         let (info, fetched) = loop {
             let (info, extract_cpu) =
@@ -127,7 +155,7 @@ impl Engine {
                         "{}: fetching the clip again from itag 18; this egress's next clips start there",
                         e.failure.message
                     );
-                    exit.dash_refused.store(true, Ordering::Relaxed);
+                    exit.dash_refused.refuse();
                     itag18 = true;
                     bytes += e.bytes;
                     refused_requests += e.requests;

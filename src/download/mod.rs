@@ -9,7 +9,7 @@ pub(crate) mod outages;
 mod scheduler;
 mod store;
 
-pub use clip::{expected_duration, Engine, Exit, Outcome, Task};
+pub use clip::{expected_duration, DashRefusal, Engine, Exit, Outcome, Task};
 
 use crate::config::Source;
 use crate::config::{Config, Input};
@@ -131,12 +131,20 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         crate::relay::Relay::start(crate::relay::RelayConfig { request_size: cfg.request_size, ..Default::default() })
             .await
             .context("failed to start the media relay")?;
+    // An egress refused DASH in an earlier run starts its clips from itag 18 (the journal keeps it).
+    let refused: std::collections::HashSet<String> = journal.dash_refused()?.into_iter().map(|(e, _)| e).collect();
     let exits = cfg
         .egresses
         .iter()
-        .map(|e| Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused: Default::default() }))
+        .map(|e| {
+            let dash_refused = if refused.contains(&e.name) { DashRefusal::recorded() } else { DashRefusal::default() };
+            Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused })
+        })
         .collect::<anyhow::Result<Vec<_>>>()
         .or_usage()?;
+    if !refused.is_empty() {
+        tracing::info!(egresses = ?refused, "DASH was refused on these egresses in an earlier run: their clips start from itag 18");
+    }
     let ytdlp = YtDlp { cache_dir: Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache")), ..ytdlp };
     let engine = Arc::new(Engine {
         ytdlp,

@@ -225,6 +225,10 @@ impl<S: Store> Scheduler<S> {
         reporter: &mut dyn Reporter,
     ) -> anyhow::Result<()> {
         let egress = self.governor.egress_name(lane).to_string();
+        if self.engine.exits[lane].dash_refused.take_new() {
+            let run_id = self.run_id;
+            self.store.journal().dash_refused_on(&egress, run_id)?;
+        }
         let clip_id = work.task.clip_id;
         let mut attempt = Attempt {
             clip_id,

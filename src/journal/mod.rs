@@ -606,6 +606,21 @@ impl Journal {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Upstream refused DASH through `egress` past its first bytes in run `run_id`: later runs start its clips
+    /// from itag 18. The first refusal is kept.
+    pub fn dash_refused_on(&mut self, egress: &str, run_id: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO dash_refused (egress, since_ms, run_id) VALUES (?1, ?2, ?3) ON CONFLICT (egress) DO NOTHING",
+            params![egress, now_ms(), run_id],
+        )?;
+        Ok(())
+    }
+
+    /// The egresses refused DASH, with when that was first seen (unix ms), by egress.
+    pub fn dash_refused(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(read::dash_refused(&self.conn)?.into_iter().map(|r| (r.egress, r.since_ms)).collect())
+    }
+
     /// Signals per egress: (egress, throttle signals, requests wasted in bans, outage signals).
     pub fn throttle_counts(&self) -> anyhow::Result<Vec<(String, i64, i64, i64)>> {
         let mut stmt = self.conn.prepare(

@@ -78,6 +78,11 @@ impl Reader {
         outages(&self.conn)
     }
 
+    /// The egresses refused DASH (none in a journal that predates the record).
+    pub fn dash_refused(&self) -> rusqlite::Result<Vec<DashRefused>> {
+        dash_refused(&self.conn)
+    }
+
     /// The done clips, in plan order, one at a time (what exports list; 650,000 of them need not fit in memory
     /// with every column).
     pub fn each_done_clip(&self, mut f: impl FnMut(DoneClip) -> anyhow::Result<()>) -> anyhow::Result<()> {
@@ -500,6 +505,24 @@ pub(super) fn outages(conn: &Connection) -> rusqlite::Result<Option<Vec<OutageRo
         })
     })?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+}
+
+/// An egress that upstream refused DASH formats past their first bytes: its clips start from itag 18.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DashRefused {
+    pub egress: String,
+    /// When it was first refused (unix ms).
+    pub since_ms: i64,
+}
+
+/// The egresses refused DASH, by name; none when this journal has no `dash_refused` table.
+pub(super) fn dash_refused(conn: &Connection) -> rusqlite::Result<Vec<DashRefused>> {
+    if !table_exists(conn, "dash_refused")? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT egress, since_ms FROM dash_refused ORDER BY egress")?;
+    let rows = stmt.query_map([], |r| Ok(DashRefused { egress: r.get(0)?, since_ms: r.get(1)? }))?;
+    rows.collect()
 }
 
 /// A column that a newer journal has and an older one lacks: `None` when absent.

@@ -98,6 +98,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE clips ADD COLUMN verify_cpu_s REAL;",
     // 7: which trim made a done clip (`exact`, `copy`, `smart`, or `exact (why not smart)`).
     "ALTER TABLE clips ADD COLUMN trim TEXT;",
+    // 8: egresses refused DASH formats past their first bytes (no proof-of-origin token): reruns start their
+    // clips from itag 18.
+    "CREATE TABLE dash_refused (
+        egress   TEXT PRIMARY KEY,
+        since_ms INTEGER NOT NULL,
+        run_id   INTEGER REFERENCES runs (id)
+    );",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -94,6 +94,8 @@ pub(super) struct Entry {
     totals: Arc<Counters>,
     own: Counters,
     max_span: AtomicU64,
+    /// Requests ffmpeg made for this URL: a new one while a response waits means ffmpeg has moved on.
+    downstream_requests: AtomicU64,
     /// Upstream answers 429: requests that went into a ban.
     throttled: AtomicU64,
     /// The longest `Retry-After` (seconds) a 429 carried.
@@ -169,9 +171,12 @@ const DEFAULT_FPS: f64 = 30.0;
 /// The smallest piece sent to finish a header whose size is known.
 const MIN_PIECE: u64 = 4 * 1024;
 /// Pieces outside the header and the window (ffmpeg probing the first fragment, reading the tail for an
-/// `mfra`) start this small and double: ffmpeg usually wants a few hundred bytes there. A header read also
-/// reaches this far past the header's end, so that ffmpeg's probe of the first packets is served from it.
+/// `mfra`) start this small and double: ffmpeg usually wants a few hundred bytes there.
 const PROBE_PIECE: u64 = 16 * 1024;
+/// How far past a progressive header ffmpeg may read before it seeks to the window: its first packets and
+/// the rest of one 32 KiB I/O buffer fill (measured at the test source: 15-24 KiB past the `moov`, at
+/// times past 48 KiB from the start, which cost one more request). A header read reaches this far.
+const PROBE_READ: u64 = 32 * 1024;
 /// Pieces of files without a plan start this size and double: small first pieces keep what the server
 /// sends past the point where ffmpeg hangs up small, large later ones keep long reads fast.
 const UNPLANNED_PIECE: u64 = 64 * 1024;
@@ -191,13 +196,18 @@ pub(super) fn first_read(expect: Expect) -> u64 {
             let fps = fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(DEFAULT_FPS);
             let samples = secs * (fps + AUDIO_FRAMES_PER_SEC);
             let tables = (samples * MOOV_PER_SAMPLE).min(MAX_FIRST_READ as f64) as u64;
-            (MOOV_BASE + tables + PROBE_PIECE).clamp(HEADER_PIECE, MAX_FIRST_READ)
+            (MOOV_BASE + tables + PROBE_READ).clamp(HEADER_PIECE, MAX_FIRST_READ)
         }
         Expect { fragmented: true, .. } => HEADER_PIECE,
         // A progressive file of unknown length: the fixed header read and ffmpeg's probe in one request.
-        _ => HEADER_PIECE + PROBE_PIECE,
+        _ => HEADER_PIECE + PROBE_READ,
     }
 }
+
+/// ffmpeg reads on rather than seeks when the target is at most its buffer (32 KiB) plus its short-seek
+/// threshold (32 KiB) ahead (`avio_seek`); a window that close to what was delivered is read through on the
+/// same connection.
+const READ_THROUGH: u64 = 64 * 1024;
 
 /// The most a first read predicts: beyond it, one exact follow-up is cheaper than a wrong guess.
 const MAX_FIRST_READ: u64 = 4 << 20;
@@ -214,9 +224,11 @@ pub(super) fn planned_len(plan: Plan, first: u64, offset: u64, ramp: &mut u32) -
     match plan {
         Plan::Scanning { .. } if offset == 0 => first,
         // The rest of the header in one exact piece, and ffmpeg's probe of the first packets with it.
-        Plan::Scanning { need } if offset < need => (need - offset).max(MIN_PIECE) + PROBE_PIECE,
+        Plan::Scanning { need } if offset < need => (need - offset).max(MIN_PIECE) + PROBE_READ,
         Plan::Known { header_end, .. } if offset < header_end => header_end - offset,
         Plan::Known { span: Some((a, b)), .. } if (a..=b).contains(&offset) => b - offset + 1,
+        // ffmpeg reads on to a window that starts this close instead of seeking: the gap and the window together.
+        Plan::Known { span: Some((a, b)), .. } if offset < a && a - offset <= READ_THROUGH => b - offset + 1,
         Plan::Scanning { .. } | Plan::Known { .. } => doubling(PROBE_PIECE, ramp),
         Plan::Unplanned => doubling(UNPLANNED_PIECE, ramp),
     }
@@ -255,6 +267,7 @@ impl Entry {
             totals,
             own: Counters::default(),
             max_span: AtomicU64::new(0),
+            downstream_requests: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
             retry_after_secs: AtomicU64::new(0),
             range_unsupported: AtomicBool::new(false),
@@ -309,10 +322,21 @@ impl Entry {
     pub fn outside_plan(&self, offset: u64) -> bool {
         match self.layout().plan {
             Plan::Known { header_end, span: Some((a, b)) } => {
-                offset >= header_end.saturating_add(PROBE_PIECE) && !(a..=b).contains(&offset)
+                let read_through = offset < a && a - offset <= READ_THROUGH;
+                offset >= header_end.saturating_add(PROBE_READ) && !(a..=b).contains(&offset) && !read_through
             }
             _ => false,
         }
+    }
+
+    /// Counts one request from ffmpeg; returns how many came before it.
+    pub fn note_downstream_request(&self) -> u64 {
+        self.downstream_requests.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How many requests ffmpeg has made for this URL.
+    pub fn downstream_requests(&self) -> u64 {
+        self.downstream_requests.load(Ordering::Relaxed)
     }
 
     pub fn note_request(&self, span: u64, retry: bool) {
@@ -573,8 +597,8 @@ mod tests {
         // (plan, offset, ramp before, length, ramp after)
         let cases = [
             (Plan::default(), 0, 0, HEADER_PIECE, 0),
-            (Plan::Scanning { need: 300_000 }, 32_768, 0, 300_000 - 32_768 + PROBE_PIECE, 0),
-            (Plan::Scanning { need: 32_770 }, 32_768, 0, MIN_PIECE + PROBE_PIECE, 0),
+            (Plan::Scanning { need: 300_000 }, 32_768, 0, 300_000 - 32_768 + PROBE_READ, 0),
+            (Plan::Scanning { need: 32_770 }, 32_768, 0, MIN_PIECE + PROBE_READ, 0),
             // Still scanning, but ffmpeg reads elsewhere (the tail, for an `mfra`): small pieces.
             (Plan::Scanning { need: 16 }, 5_000_000, 0, PROBE_PIECE, 1),
             (known, 10_000, 0, 40_000, 0),
@@ -582,6 +606,9 @@ mod tests {
             (known, 1_200_000, 3, 300_000, 3),
             (known, 60_000, 0, PROBE_PIECE, 1),
             (known, 60_000, 2, PROBE_PIECE * 4, 3),
+            // Within ffmpeg's read-through distance of the window: the gap and the window in one piece.
+            (known, 1_000_000 - READ_THROUGH, 0, READ_THROUGH + 500_000, 0),
+            (known, 1_000_000 - READ_THROUGH - 1, 0, PROBE_PIECE, 1),
             (known, 1_500_000, 0, PROBE_PIECE, 1),
             (Plan::Known { header_end: 50_000, span: None }, 1_000_000, 1, PROBE_PIECE * 2, 2),
             (Plan::Unplanned, 0, 0, UNPLANNED_PIECE, 1),
@@ -599,26 +626,50 @@ mod tests {
         let progressive = |secs: f64, fps: Option<f64>| Expect { duration: Some(secs), fps, fragmented: false };
         // (what is known, first read)
         let cases = [
-            (Expect::default(), HEADER_PIECE + PROBE_PIECE),
+            (Expect::default(), HEADER_PIECE + PROBE_READ),
             (Expect { fragmented: true, ..Expect::default() }, HEADER_PIECE),
             (Expect { fragmented: true, ..progressive(3600.0, Some(30.0)) }, HEADER_PIECE),
-            // The test source's itag 18: 60 s at 15 fps, whose moov ends at 25,445 (ffmpeg's probe ends before 32 KiB).
-            (progressive(60.0, Some(15.0)), 4096 + 60 * 59 * 8 + PROBE_PIECE),
+            // The test source's itag 18: 60 s at 15 fps, whose moov ends at 25,445.
+            (progressive(60.0, Some(15.0)), 4096 + 60 * 59 * 8 + PROBE_READ),
             // Unknown frame rate: 30 fps.
-            (progressive(60.0, None), 4096 + 60 * 74 * 8 + PROBE_PIECE),
+            (progressive(60.0, None), 4096 + 60 * 74 * 8 + PROBE_READ),
             // Ten minutes of YouTube's 30 fps itag 18 (a ~350 KB moov).
-            (progressive(600.0, Some(30.0)), 4096 + 600 * 74 * 8 + PROBE_PIECE),
-            // Short videos still read what a DASH header needs; very long ones stop at the cap.
-            (progressive(2.0, Some(30.0)), HEADER_PIECE),
+            (progressive(600.0, Some(30.0)), 4096 + 600 * 74 * 8 + PROBE_READ),
+            // A short video: its small moov and ffmpeg's read past it; very long ones stop at the cap.
+            (progressive(2.0, Some(30.0)), 4096 + 2 * 74 * 8 + PROBE_READ),
             (progressive(100_000.0, Some(60.0)), MAX_FIRST_READ),
-            (progressive(f64::NAN, Some(30.0)), HEADER_PIECE + PROBE_PIECE),
-            (progressive(60.0, Some(0.0)), 4096 + 60 * 74 * 8 + PROBE_PIECE),
+            (progressive(f64::NAN, Some(30.0)), HEADER_PIECE + PROBE_READ),
+            (progressive(60.0, Some(0.0)), 4096 + 60 * 74 * 8 + PROBE_READ),
         ];
         for (expect, want) in cases {
             assert_eq!(first_read(expect), want, "{expect:?}");
         }
         let mut ramp = 0;
         assert_eq!(planned_len(Plan::default(), 50_000, 0, &mut ramp), 50_000);
+    }
+
+    #[test]
+    fn pieces_outside_the_plan() {
+        let entry = Entry::new("http://h.example/v", &[], reqwest::Client::new(), Arc::new(Counters::default()));
+        // (plan, offset, outside)
+        let known = Plan::Known { header_end: 50_000, span: Some((1_000_000, 1_499_999)) };
+        let cases = [
+            (Plan::default(), 5_000_000, false),
+            (Plan::Unplanned, 5_000_000, false),
+            (Plan::Known { header_end: 50_000, span: None }, 5_000_000, false),
+            (known, 10_000, false),
+            // ffmpeg's probe of the first packets after the header.
+            (known, 50_000 + PROBE_READ - 1, false),
+            (known, 50_000 + PROBE_READ, true),
+            (known, 1_000_000 - READ_THROUGH - 1, true),
+            (known, 1_000_000 - READ_THROUGH, false),
+            (known, 1_499_999, false),
+            (known, 1_500_000, true),
+        ];
+        for (plan, offset, want) in cases {
+            entry.layout().plan = plan;
+            assert_eq!(entry.outside_plan(offset), want, "{plan:?} at {offset}");
+        }
     }
 
     #[test]

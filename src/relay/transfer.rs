@@ -43,6 +43,7 @@ pub(super) async fn serve(
     range: Option<ByteRange>,
     out: &mut TcpStream,
 ) -> Outcome {
+    let request = entry.note_downstream_request();
     let needs_length = head_only || matches!(range, Some(ByteRange::Suffix(_)));
     let meta = match entry.meta() {
         None if needs_length => match learn_length(entry, config).await {
@@ -87,7 +88,7 @@ pub(super) async fn serve(
     if send(out, &response_head(range.is_some(), start, end, total, content_type)).await != Outcome::Complete {
         return Outcome::ClientGone;
     }
-    stream(entry, config, Span { offset: start, end, total }, first, ramp, out).await
+    stream(entry, config, Span { offset: start, end, total, request }, first, ramp, out).await
 }
 
 /// The bytes one response still has to deliver.
@@ -95,6 +96,8 @@ struct Span {
     offset: u64,
     end: u64,
     total: u64,
+    /// Which of ffmpeg's requests for this URL it answers (0 for the first).
+    request: u64,
 }
 
 /// The first byte and (if bounded) the last byte wanted, or `None` when the range cannot be satisfied.
@@ -200,7 +203,10 @@ async fn stream(
                 if span.offset > start && !settle(out, config.read_timeout).await {
                     return Outcome::ClientGone;
                 }
-                if span.offset > start && entry.outside_plan(span.offset) && !still_wanted(out).await {
+                if span.offset > start
+                    && entry.outside_plan(span.offset)
+                    && !still_wanted(entry, span.request, out).await
+                {
                     return Outcome::ClientGone;
                 }
                 let last =
@@ -290,18 +296,19 @@ async fn settle(out: &TcpStream, limit: Duration) -> bool {
     peer_open(out)
 }
 
-/// How long ffmpeg may take to hang up once it has what it needs, before a piece outside the plan is asked
-/// for anyway. ffmpeg reads on into its buffers after the header and past the window, then seeks away (or
-/// ends); on a loaded machine that takes a while, and asking sooner sent one piece it never read.
-const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(2);
+/// How long ffmpeg may take to move on once it has what it needs, before a piece outside the plan is
+/// asked for anyway: once the socket buffers are drained, ffmpeg seeks away (a new request, then it closes
+/// this connection) or ends within milliseconds, unless it is blocked reading because it needs more. Only a
+/// plan that missed bytes ffmpeg needs costs this wait.
+const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(1);
 
-/// Waits up to [`OUTSIDE_PLAN_GRACE`] for ffmpeg to hang up; `true` if it is still there and so still
-/// wants bytes. Only the time to a hang-up is spent: a connection ffmpeg keeps is the signal to go on.
-async fn still_wanted(out: &TcpStream) -> bool {
+/// Waits up to [`OUTSIDE_PLAN_GRACE`] for ffmpeg to move on from this response: it hangs up, or asks for
+/// this URL again (a seek) after `request`. `true` if it did neither and so still wants the bytes that follow.
+async fn still_wanted(entry: &Entry, request: u64, out: &TcpStream) -> bool {
     let deadline = tokio::time::Instant::now() + OUTSIDE_PLAN_GRACE;
     let mut pause = Duration::from_millis(2);
     while tokio::time::Instant::now() < deadline {
-        if !peer_open(out) {
+        if !peer_open(out) || entry.downstream_requests() > request + 1 {
             return false;
         }
         tokio::time::sleep(pause).await;

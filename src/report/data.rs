@@ -1,7 +1,7 @@
 //! The numbers behind the report page (and `report --json`), computed from the journal's rows.
 
 use super::stats::{self, Histogram, Spread};
-use crate::journal::read::{AttemptRow, ClipRow, OutageRow, Reader, RunRow, ThrottleEvent};
+use crate::journal::read::{AttemptRow, ClipRow, DashRefused, OutageRow, Reader, RunRow, ThrottleEvent};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -137,6 +137,8 @@ pub struct Throughput {
     pub throttle_events: Option<Vec<ThrottleEvent>>,
     /// Egresses that reached nothing, from their breaker opening to the probe that got through.
     pub outages: Vec<OutageRow>,
+    /// Egresses refused DASH formats past their first bytes: their clips start from itag 18.
+    pub dash_refused: Vec<DashRefused>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -155,11 +157,20 @@ pub struct Projection {
 pub fn gather(out: &Path) -> anyhow::Result<ReportData> {
     let journal = Reader::open(out)?;
     let read = || -> rusqlite::Result<_> {
-        Ok((journal.clips()?, journal.attempts()?, journal.runs()?, journal.throttle_events()?, journal.outages()?))
+        let events = journal.throttle_events()?;
+        Ok((
+            journal.clips()?,
+            journal.attempts()?,
+            journal.runs()?,
+            events,
+            journal.outages()?,
+            journal.dash_refused()?,
+        ))
     };
-    let (clips, attempts, runs, events, outages) = read().context("failed to read the journal")?;
+    let (clips, attempts, runs, events, outages, dash_refused) = read().context("failed to read the journal")?;
     let mut data = compute(&clips, &attempts, runs, events);
     data.throughput.outages = outages.unwrap_or_default();
+    data.throughput.dash_refused = dash_refused;
     data.out = out.display().to_string();
     Ok(data)
 }
@@ -305,7 +316,7 @@ fn bytes(clips: &[ClipRow], done: &[&ClipRow]) -> Bytes {
 fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Throughput {
     let times = attempts.iter().map(|a| a.finished_ms).chain(events.iter().flatten().map(|e| e.at_ms));
     let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
-        return Throughput { bucket_ms: 0, buckets: Vec::new(), throttle_events: events, outages: Vec::new() };
+        return Throughput { bucket_ms: 0, buckets: Vec::new(), throttle_events: events, ..Default::default() };
     };
     let bucket_ms = stats::time_bucket_ms(last - first, THROUGHPUT_BUCKETS);
     let origin = first.div_euclid(bucket_ms) * bucket_ms;
@@ -320,7 +331,7 @@ fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Th
             _ => b.retried += 1,
         }
     }
-    Throughput { bucket_ms, buckets, throttle_events: events, outages: Vec::new() }
+    Throughput { bucket_ms, buckets, throttle_events: events, ..Default::default() }
 }
 
 /// The observed rate over the time runs were active, and what it means for the clips left.

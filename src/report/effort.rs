@@ -175,6 +175,14 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
         }
         h.push_str("</table></details>");
     }
+    for d in &t.dash_refused {
+        let _ = write!(
+            h,
+            r#"<p>DASH refused on <b>{}</b> since {} (past the first bytes, no proof-of-origin token): its clips start from itag 18.</p>"#,
+            esc(&d.egress),
+            svg::fmt_utc(d.since_ms)
+        );
+    }
     match &t.throttle_events {
         None => h.push_str(r#"<p class="empty">This journal does not record throttle events.</p>"#),
         Some(ev) if ev.is_empty() => {
