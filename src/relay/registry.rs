@@ -316,14 +316,15 @@ impl Entry {
         }
         last.max(offset)
     }
-    /// Whether a piece at `offset` lies outside what the plan says ffmpeg reads: past the header and its
-    /// probe, outside the window. ffmpeg reads ahead into its buffers there before it seeks away, so such a
-    /// piece is asked for only once ffmpeg has shown it still wants bytes (see `transfer.rs`).
+    /// Whether a piece at `offset` lies outside what the plan says ffmpeg reads: past the header (whose read
+    /// already holds ffmpeg's probe after it), outside the window. ffmpeg reads ahead into its buffers there
+    /// before it seeks away, so such a piece is asked for only once ffmpeg has shown it still wants bytes
+    /// (see `transfer.rs`).
     pub fn outside_plan(&self, offset: u64) -> bool {
         match self.layout().plan {
             Plan::Known { header_end, span: Some((a, b)) } => {
                 let read_through = offset < a && a - offset <= READ_THROUGH;
-                offset >= header_end.saturating_add(PROBE_READ) && !(a..=b).contains(&offset) && !read_through
+                offset >= header_end && !(a..=b).contains(&offset) && !read_through
             }
             _ => false,
         }
@@ -658,9 +659,9 @@ mod tests {
             (Plan::Unplanned, 5_000_000, false),
             (Plan::Known { header_end: 50_000, span: None }, 5_000_000, false),
             (known, 10_000, false),
-            // ffmpeg's probe of the first packets after the header.
-            (known, 50_000 + PROBE_READ - 1, false),
-            (known, 50_000 + PROBE_READ, true),
+            // Past the header: the header read held ffmpeg's probe, a DASH fragment's first bytes are not needed.
+            (known, 49_999, false),
+            (known, 50_000, true),
             (known, 1_000_000 - READ_THROUGH - 1, true),
             (known, 1_000_000 - READ_THROUGH, false),
             (known, 1_499_999, false),

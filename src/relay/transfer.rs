@@ -203,6 +203,10 @@ async fn stream(
                 if span.offset > start && !settle(out, config.read_timeout).await {
                     return Outcome::ClientGone;
                 }
+                // ffmpeg asked for this URL again since: it has moved on from this response (a seek).
+                if span.offset > start && entry.downstream_requests() > span.request + 1 {
+                    return Outcome::ClientGone;
+                }
                 if span.offset > start
                     && entry.outside_plan(span.offset)
                     && !still_wanted(entry, span.request, out).await
