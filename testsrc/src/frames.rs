@@ -195,7 +195,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     Ok(true)
 }
 
-fn tool_error(e: io::Error, tool: &str) -> anyhow::Error {
+/// A tool that could not be started: "not found on PATH" with the fix, or the OS error with its name.
+pub(crate) fn tool_error(e: io::Error, tool: &str) -> anyhow::Error {
     match e.kind() {
         io::ErrorKind::NotFound => anyhow::anyhow!("{tool} not found on PATH; install ffmpeg"),
         _ => anyhow::Error::new(e).context(format!("failed to run {tool}")),

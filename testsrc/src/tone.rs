@@ -7,10 +7,10 @@
 //! silent gaps are sharp edges a test can locate to well under a millisecond, even through AAC, so it can
 //! tell where a cut starts to the sample, not just to the second.
 
-use std::io;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::frames::tool_error;
 use anyhow::{ensure, Context};
 
 /// Pitch of second 0 and the step between consecutive seconds, in Hz.
@@ -140,13 +140,6 @@ pub fn decode(path: &Path) -> anyhow::Result<Samples> {
     );
     let data = output.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     Ok(Samples { rate, data })
-}
-
-fn tool_error(e: io::Error, tool: &str) -> anyhow::Error {
-    match e.kind() {
-        io::ErrorKind::NotFound => anyhow::anyhow!("{tool} not found on PATH; install ffmpeg"),
-        _ => anyhow::Error::new(e).context(format!("failed to run {tool}")),
-    }
 }
 
 #[cfg(test)]
