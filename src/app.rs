@@ -17,12 +17,9 @@ pub fn run(cli: Cli) -> i32 {
                 .and_then(|rt| rt.block_on(commands::download::run(cfg))),
             Err(e) => Err(exit_codes::Usage(e).into()),
         },
-        Command::Status(args) => match (args.out, args.fleet) {
+        Command::Status(args) => match (args.out, args.fleet.into_ref()) {
             (Some(out), _) => commands::status::run(&out, args.json),
-            (None, Some(fleet)) => match args.db {
-                Some(url) => commands::status::run_fleet(&url, &args.db_schema, &fleet, args.json),
-                None => Err(exit_codes::Usage(anyhow::anyhow!("--fleet needs --db URL (or KINETICS_DL_DB)")).into()),
-            },
+            (None, Some(fleet)) => commands::status::run_fleet(&fleet, args.json),
             (None, None) => {
                 Err(exit_codes::Usage(anyhow::anyhow!("status needs --out DIR or --db URL --fleet NAME")).into())
             }

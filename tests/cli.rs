@@ -108,6 +108,50 @@ fn exit_codes_say_whose_fault_an_error_is() {
     assert!(o.stderr.contains("upgrade kinetics-dl"), "{}", o.stderr);
 }
 
+/// `--db`, `--fleet` and `--db-schema` are one set of options, the same on every command that works on a
+/// fleet: the same help, `--fleet` refused without a database, and a database in the environment alone (as the
+/// workers' machines have it) names no fleet, so the local commands still read the folder.
+#[test]
+fn the_fleet_options_are_the_same_on_every_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("missing");
+    let out = out.to_str().unwrap();
+    let mut helps = Vec::new();
+    for command in ["download", "status", "report", "merge"] {
+        let o = run_strs(&[command, "--help"]);
+        o.expect_code(0);
+        let fleet = o.stdout.split("Fleet (PostgreSQL):").nth(1).unwrap_or_else(|| panic!("{command}: {}", o.stdout));
+        let three: Vec<&str> = fleet
+            .lines()
+            .filter(|l| ["--db <URL>", "--fleet <NAME>", "--db-schema <NAME>"].iter().any(|f| l.contains(f)))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(three, ["--db", "--fleet", "--db-schema"], "{command}: {fleet}");
+        let words = o.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        helps.push(words.contains("`merge` lets its record pick between copies of a clip"));
+        let mut args = vec![command, "--fleet", "f"];
+        match command {
+            "status" => {} // --out is the other way to say what to show
+            "merge" => args.extend(["--out", out, out]),
+            _ => args.extend(["--out", out]),
+        }
+        let o = run_strs(&args);
+        o.expect_code(2);
+        assert!(o.stderr.contains("--db <URL>"), "{command}: {}", o.stderr);
+    }
+    assert_eq!(helps, [true; 4], "one help text for --db on every command");
+    let o = run_strs(&["status", "--out", out, "--db", "postgres://127.0.0.1:1/x", "--fleet", "f"]);
+    o.expect_code(2);
+    assert!(o.stderr.contains("cannot be used with"), "{}", o.stderr);
+    for sub in ["status", "report"] {
+        let mut cmd = command();
+        cmd.env("KINETICS_DL_DB", "postgres://127.0.0.1:1/x").args([sub, "--out", out]);
+        let o = Running::start(cmd).wait(std::time::Duration::from_secs(60));
+        o.expect_code(2);
+        assert!(o.stderr.contains("no journal in"), "{sub} reads the folder: {}", o.stderr);
+    }
+}
+
 #[test]
 fn status_without_a_journal_exits_two() {
     let tmp = tempfile::tempdir().unwrap();

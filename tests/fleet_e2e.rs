@@ -560,35 +560,56 @@ impl PgRelay {
     }
 }
 
+/// The fleet's clips done, as its record says; 0 while the database cannot be read.
+fn done_in_fleet(url: &str, schema: &pg::Schema) -> usize {
+    let sql = format!("SELECT count(*) FROM {}.clip WHERE state = 'done'", schema.name);
+    psql_while_starting(url, &sql).parse::<usize>().unwrap_or(0)
+}
+
+/// One seeding worker on `rows` (slow media, so clips finish one after another) that reaches the fleet's
+/// database through a [`PgRelay`], caught at the moment the tests below need: it has recorded a clip in the
+/// fleet, the database was then cut off, and it has since finished a clip into its local journal that the
+/// fleet has not heard of. `extra` comes last on its command line.
+struct CutOff {
+    server: TestServer,
+    relay: PgRelay,
+    worker: Running,
+    out: PathBuf,
+    /// The fleet's done clips when the database was cut off.
+    recorded_at_cut: usize,
+    _tmp: tempfile::TempDir,
+}
+
+fn a_worker_cut_off_after_a_clip(url: &str, schema: &pg::Schema, rows: &[Row], extra: &[&str]) -> CutOff {
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, rows);
+    let relay = PgRelay::start(url);
+    let out = tmp.path().join("w");
+    let mut args = seeding_args(&server, schema, &out, "127.0.0.2", &csv);
+    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
+    args[at] = relay.url(url).into();
+    args.extend(extra.iter().map(OsString::from));
+    let mut worker = Running::download(&args);
+    worker.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet(url, schema) >= 1);
+    relay.cut();
+    let recorded_at_cut = done_in_fleet(url, schema);
+    // A clip running at the cut finishes into the local journal while the fleet cannot hear of it.
+    worker.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
+    CutOff { server, relay, worker, out, recorded_at_cut, _tmp: tmp }
+}
+
 #[test]
 fn completions_made_while_the_database_is_cut_off_are_all_recorded() {
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "cut");
     let rows = real_rows(60, 6);
-    // Slow media, so that clips finish one after another while the database is away.
-    let server =
-        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
-    let tmp = tempfile::tempdir().unwrap();
-    let csv = tmp.path().join("rows.csv");
-    write_csv(&csv, &rows);
-    let relay = PgRelay::start(&url);
-    let out = tmp.path().join("w");
-    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
-    // The worker reaches the database through the relay; the lease outlasts the cut.
-    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
-    args[at] = relay.url(&url).into();
-    args.extend(os(["--lease", "60s", "-v"]));
-    let mut worker = Running::download(&args);
-    let done_in_fleet = || {
-        let sql = format!("SELECT count(*) FROM {}.clip WHERE state = 'done'", schema.name);
-        psql_while_starting(&url, &sql).parse::<usize>().unwrap_or(0)
-    };
-    worker.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet() >= 1);
-    relay.cut();
-    let recorded_at_cut = done_in_fleet();
-    // A clip running at the cut finishes into the local journal while the fleet cannot hear of it.
-    worker.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
-    assert_eq!(done_in_fleet(), recorded_at_cut, "nothing reached the fleet through the cut");
+    // The lease outlasts the cut.
+    let CutOff { server: _server, relay, worker, out, recorded_at_cut, _tmp } =
+        a_worker_cut_off_after_a_clip(&url, &schema, &rows, &["--lease", "60s", "-v"]);
+    assert_eq!(done_in_fleet(&url, &schema), recorded_at_cut, "nothing reached the fleet through the cut");
     relay.restore();
     let pid = worker.pid();
     let o = worker.wait(WORKER_LIMIT);
@@ -858,26 +879,8 @@ fn a_worker_killed_while_the_database_is_away_completes_its_clips_from_its_folde
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "restart");
     let rows = real_rows(70, 5);
-    let server =
-        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
-    let tmp = tempfile::tempdir().unwrap();
-    let csv = tmp.path().join("rows.csv");
-    write_csv(&csv, &rows);
-    let relay = PgRelay::start(&url);
-    let out = tmp.path().join("w");
-    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
-    let at = args.iter().position(|a| a == "--db").unwrap() + 1;
-    args[at] = relay.url(&url).into();
-    args.extend(os(["--lease", "5s"]));
-    let mut first = Running::download(&args);
-    let done_in_fleet = || {
-        let sql = format!("SELECT count(*) FROM {}.clip WHERE state = 'done'", schema.name);
-        psql_while_starting(&url, &sql).parse::<usize>().unwrap_or(0)
-    };
-    first.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet() >= 1);
-    relay.cut();
-    let recorded_at_cut = done_in_fleet();
-    first.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
+    let CutOff { server, relay, worker: first, out, recorded_at_cut: _, _tmp } =
+        a_worker_cut_off_after_a_clip(&url, &schema, &rows, &["--lease", "5s"]);
     // Killed with that clip's report still in memory: the fleet never hears of it from this process.
     first.signal(libc::SIGKILL);
     let _ = first.wait(Duration::from_secs(30));

@@ -114,7 +114,7 @@ impl DownloadArgs {
                 extra: self.annotations.clone(),
             },
             // A fleet worker may come with nothing: the fleet's database holds the clips.
-            None if self.annotations.is_empty() && self.fleet.db.is_some() => Input::Files(vec![]),
+            None if self.annotations.is_empty() && self.fleet.at.db.is_some() => Input::Files(vec![]),
             None if self.annotations.is_empty() => {
                 bail!("nothing to download: name a dataset (k400, k600, k700, k700-2020) or give --annotations FILE")
             }
@@ -175,7 +175,7 @@ impl DownloadArgs {
             }
             return Ok(());
         }
-        let db = self.fleet.db.as_deref().is_some_and(|u| !u.is_empty());
+        let db = self.fleet.at.db.as_deref().is_some_and(|u| !u.is_empty());
         // (option, given, why it cannot go with audio clips)
         let video_only = [
             ("--trim copy/smart", self.trim != Trim::Exact, "audio clips are always cut to the sample"),
@@ -294,13 +294,13 @@ impl DownloadArgs {
     /// `--db` and the options that go with it.
     fn fleet(&self) -> anyhow::Result<Option<FleetOptions>> {
         let f = &self.fleet;
-        let Some(url) = f.db.clone().filter(|u| !u.is_empty()) else {
-            if f.name.is_some() || f.throttle_domain.is_some() || f.region.is_some() {
+        let Some(url) = f.at.db.clone().filter(|u| !u.is_empty()) else {
+            if f.at.fleet.is_some() || f.throttle_domain.is_some() || f.region.is_some() {
                 bail!("--fleet, --throttle-domain and --region need --db URL (or KINETICS_DL_DB)");
             }
             return Ok(None);
         };
-        let name = f.name.clone().ok_or_else(|| anyhow::anyhow!("--db needs --fleet NAME"))?;
+        let name = f.at.fleet.clone().ok_or_else(|| anyhow::anyhow!("--db needs --fleet NAME"))?;
         let plain = |s: &str| !s.is_empty() && s.len() <= 100 && s.chars().all(|c| c.is_ascii_graphic());
         if !plain(&name) {
             bail!("--fleet must be 1-100 visible ASCII characters, got `{name}`");
@@ -322,7 +322,7 @@ impl DownloadArgs {
         Ok(Some(FleetOptions {
             url,
             name,
-            schema: f.db_schema.clone(),
+            schema: f.at.db_schema.clone(),
             lease,
             domain: f.throttle_domain.clone(),
             region,

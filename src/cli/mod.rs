@@ -59,16 +59,9 @@ pub struct MergeArgs {
     /// How clips reach FINAL: hard links (a copy across filesystems), copies, or moved out of the sources.
     #[arg(long, value_enum, default_value = "hardlink")]
     pub mode: MergeMode,
-    /// The fleet's database, arbiter between worker folders (with --fleet): of several copies of a clip the
-    /// one its record names wins.
-    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
-    pub db: Option<String>,
-    /// The fleet whose workers made SOURCES.
-    #[arg(long, value_name = "NAME", requires = "db")]
-    pub fleet: Option<String>,
-    /// The PostgreSQL schema holding the fleet's tables.
-    #[arg(long, value_name = "NAME", default_value = "kdl")]
-    pub db_schema: String,
+    // The fleet whose workers made SOURCES: of several copies of a clip, the one its record names wins.
+    #[command(flatten)]
+    pub fleet: FleetDbArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -86,11 +79,7 @@ impl From<MergeArgs> for crate::commands::merge::MergeOptions {
             MergeMode::Copy => Mode::Copy,
             MergeMode::Move => Mode::Move,
         };
-        let arbiter = match (a.db, a.fleet) {
-            (Some(url), Some(fleet)) => Some(crate::commands::merge::Arbiter { url, schema: a.db_schema, fleet }),
-            _ => None,
-        };
-        Self { out: a.out, sources: a.sources, mode, arbiter }
+        Self { out: a.out, sources: a.sources, mode, arbiter: a.fleet.into_ref() }
     }
 }
 
@@ -391,16 +380,9 @@ pub struct DownloadArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Fleet (PostgreSQL)")]
 pub struct FleetArgs {
-    /// Work as one worker of a fleet whose clips live in this PostgreSQL database (`postgres://...`); the
-    /// first run with annotations creates the fleet and seeds its clips, later ones only add new clips.
-    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
-    pub db: Option<String>,
-    /// The fleet's name (several fleets can share one database).
-    #[arg(long = "fleet", value_name = "NAME")]
-    pub name: Option<String>,
-    /// The PostgreSQL schema holding the fleet's tables.
-    #[arg(long, value_name = "NAME", default_value = "kdl")]
-    pub db_schema: String,
+    // Work as one worker of the fleet.
+    #[command(flatten)]
+    pub at: FleetDbArgs,
     /// How long a claimed clip stays this worker's without a heartbeat; a dead worker's clips return after it.
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     pub lease: String,
@@ -413,23 +395,47 @@ pub struct FleetArgs {
     pub region: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// The output folder of a download.
-    #[arg(long, value_name = "DIR", required_unless_present = "fleet")]
-    pub out: Option<PathBuf>,
-    /// Print a JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// A fleet's database instead of an output folder (with --fleet).
+/// Where a fleet lives: `--db URL --fleet NAME [--db-schema S]`, the same three options for every command
+/// that works on a fleet (download, status, report, merge).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Fleet (PostgreSQL)")]
+pub struct FleetDbArgs {
+    /// A fleet's PostgreSQL database (`postgres://...`), with --fleet: `download` works as one of its
+    /// workers (the first run with annotations creates the fleet and seeds its clips, later ones only add new
+    /// clips), `status` and `report` show it, `merge` lets its record pick between copies of a clip.
     #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
     pub db: Option<String>,
-    /// The fleet to show: totals, failures, workers alive and dead, throttle domains, throughput, time left.
-    #[arg(long, value_name = "NAME", conflicts_with = "out")]
+    /// The fleet's name (several fleets can share one database).
+    #[arg(long, value_name = "NAME", requires = "db")]
     pub fleet: Option<String>,
     /// The PostgreSQL schema holding the fleet's tables.
     #[arg(long, value_name = "NAME", default_value = "kdl")]
     pub db_schema: String,
+}
+
+impl FleetDbArgs {
+    /// The fleet named, if both `--db` (or `KINETICS_DL_DB`) and `--fleet` are given; a database alone (the
+    /// variable set in the environment for the workers) names no fleet.
+    pub fn into_ref(self) -> Option<crate::fleet::FleetRef> {
+        match (self.db.filter(|u| !u.is_empty()), self.fleet) {
+            (Some(url), Some(name)) => Some(crate::fleet::FleetRef { url, schema: self.db_schema, name }),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The output folder of a download.
+    #[arg(long, value_name = "DIR", required_unless_present = "fleet", conflicts_with = "fleet")]
+    pub out: Option<PathBuf>,
+    /// Print a JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    // A fleet instead of an output folder: totals, failures, workers alive and dead, throttle domains,
+    // throughput, time left.
+    #[command(flatten)]
+    pub fleet: FleetDbArgs,
 }
 
 #[derive(Debug, Args)]
@@ -456,16 +462,10 @@ pub struct ReportArgs {
     /// Print the report's numbers as JSON to stdout (the page is written too).
     #[arg(long)]
     pub json: bool,
-    /// A fleet's database instead of an output folder (with --fleet).
-    #[arg(long, env = "KINETICS_DL_DB", value_name = "URL", hide_env_values = true)]
-    pub db: Option<String>,
-    /// The fleet to draw: totals, workers, domains, and throughput per worker with bans on the same axis;
-    /// written to `fleet-report.html` in --out (default: the current folder).
-    #[arg(long, value_name = "NAME", requires = "db")]
-    pub fleet: Option<String>,
-    /// The PostgreSQL schema holding the fleet's tables.
-    #[arg(long, value_name = "NAME", default_value = "kdl")]
-    pub db_schema: String,
+    // A fleet instead of a folder's journal: totals, workers, domains, and throughput per worker with bans on
+    // the same axis, written to `fleet-report.html` in --out (default: the current folder).
+    #[command(flatten)]
+    pub fleet: FleetDbArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -551,11 +551,7 @@ impl From<FormatArg> for Format {
 
 impl From<ReportArgs> for crate::report::ReportOptions {
     fn from(a: ReportArgs) -> Self {
-        let fleet = match (a.db, a.fleet) {
-            (Some(url), Some(fleet)) => Some(crate::report::FleetSource { url, schema: a.db_schema, fleet }),
-            _ => None,
-        };
-        Self { out: a.out.unwrap_or_else(|| PathBuf::from(".")), json: a.json, fleet }
+        Self { out: a.out.unwrap_or_else(|| PathBuf::from(".")), json: a.json, fleet: a.fleet.into_ref() }
     }
 }
 

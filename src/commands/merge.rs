@@ -37,22 +37,14 @@ pub struct MergeOptions {
     pub sources: Vec<PathBuf>,
     pub mode: Mode,
     /// The fleet database whose record decides between copies.
-    pub arbiter: Option<Arbiter>,
-}
-
-/// A fleet's database: `--db URL --fleet NAME [--db-schema S]`.
-#[derive(Debug, Clone)]
-pub struct Arbiter {
-    pub url: String,
-    pub schema: String,
-    pub fleet: String,
+    pub arbiter: Option<crate::fleet::FleetRef>,
 }
 
 /// The fleet's done clips by clip key.
-fn fleet_record(a: &Arbiter) -> anyhow::Result<BTreeMap<String, crate::fleet::DoneRecord>> {
+fn fleet_record(a: &crate::fleet::FleetRef) -> anyhow::Result<BTreeMap<String, crate::fleet::DoneRecord>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let records = rt.block_on(async {
-        let db = crate::fleet::Db::open_existing(&a.url, &a.schema, &a.fleet).await.or_usage()?;
+        let db = a.open().await.or_usage()?;
         db.done_record().await
     })?;
     Ok(records.into_iter().map(|r| (r.clip_key.clone(), r)).collect())
@@ -220,7 +212,7 @@ pub fn run(o: &MergeOptions) -> anyhow::Result<i32> {
     );
     if let (Some(a), Some(rest)) = (&o.arbiter, record) {
         arbitration.in_no_source.extend(rest.into_values());
-        eprintln!("{}", arbitration.summary(&a.fleet));
+        eprintln!("{}", arbitration.summary(&a.name));
     }
     Ok(exit_codes::SUCCESS)
 }

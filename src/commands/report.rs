@@ -2,7 +2,8 @@
 
 use crate::exit_codes;
 use crate::exit_codes::UsageExt;
-use crate::report::{self, FleetSource, ReportOptions};
+use crate::fleet::FleetRef;
+use crate::report::{self, ReportOptions};
 use std::io::Write;
 
 /// Writes the page (and prints JSON with `--json`); returns the exit code.
@@ -27,10 +28,10 @@ fn done(path: &std::path::Path, data: &impl serde::Serialize, json: bool) -> any
 }
 
 /// The fleet's page from its database, written into `--out`.
-fn run_fleet(f: &FleetSource, args: &ReportOptions) -> anyhow::Result<i32> {
+fn run_fleet(f: &FleetRef, args: &ReportOptions) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (status, history) = rt.block_on(async {
-        let db = crate::fleet::Db::open_existing(&f.url, &f.schema, &f.fleet).await.or_usage()?;
+        let db = f.open().await.or_usage()?;
         anyhow::Ok((db.status().await?, db.history().await?))
     })?;
     let data = report::fleet::FleetReport::new(status, history);

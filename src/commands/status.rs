@@ -93,10 +93,10 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
 
 /// Prints what fleet `fleet`'s database knows, as a table or (`json`) a JSON object with the keys of an
 /// output folder's status plus the fleet's own.
-pub fn run_fleet(url: &str, schema: &str, fleet: &str, json: bool) -> anyhow::Result<i32> {
+pub fn run_fleet(fleet: &crate::fleet::FleetRef, json: bool) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let status = rt.block_on(async {
-        let db = crate::fleet::Db::open_existing(url, schema, fleet).await.or_usage()?;
+        let db = fleet.open().await.or_usage()?;
         db.status().await
     })?;
     let mut out = std::io::stdout().lock();

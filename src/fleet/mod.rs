@@ -18,3 +18,19 @@ pub use pin::{pinned_settings, PinError};
 pub use record::DoneRecord;
 pub use seed::{clip_key, order_key};
 pub use status::{DomainStatus, FleetStatus, WorkerStatus};
+
+/// Where a fleet lives: its database, the schema of its tables and its name (`--db URL --fleet NAME
+/// [--db-schema S]`), for the commands that read an existing fleet (status, report, merge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetRef {
+    pub url: String,
+    pub schema: String,
+    pub name: String,
+}
+
+impl FleetRef {
+    /// Connects to the fleet, which must exist already (a usage error names what is missing otherwise).
+    pub async fn open(&self) -> anyhow::Result<Db> {
+        Db::open_existing(&self.url, &self.schema, &self.name).await
+    }
+}

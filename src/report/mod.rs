@@ -29,15 +29,7 @@ pub struct ReportOptions {
     /// Print the report's numbers as JSON to stdout (the page is written too).
     pub json: bool,
     /// A fleet's database to draw instead of a folder's journal.
-    pub fleet: Option<FleetSource>,
-}
-
-/// `--db URL --fleet NAME [--db-schema S]`.
-#[derive(Debug, Clone)]
-pub struct FleetSource {
-    pub url: String,
-    pub schema: String,
-    pub fleet: String,
+    pub fleet: Option<crate::fleet::FleetRef>,
 }
 
 /// The fleet page's file name inside `--out`.
