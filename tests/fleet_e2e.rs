@@ -917,3 +917,109 @@ fn a_worker_killed_while_the_database_is_away_completes_its_clips_from_its_folde
     }
     assert_eq!(done_count(&out), rows.len());
 }
+
+/// A PostgreSQL cluster of this test's own (a free port, a data folder in a temp dir), started by
+/// `scripts/test-pg.sh` as the shared one is, so the test can stop and start it under a worker without
+/// touching the server the other tests share. Stopped, immediately, when dropped.
+struct OwnCluster {
+    url: String,
+    bin: PathBuf,
+    data: PathBuf,
+    env: [(&'static str, String); 3],
+    _dir: tempfile::TempDir,
+}
+
+impl OwnCluster {
+    fn start() -> Option<OwnCluster> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|v| v.path().join("bin"))
+            .filter(|b| b.join("pg_ctl").exists())
+            .max();
+        let Some(bin) = bin else {
+            skip::missing_tool("PostgreSQL's server (pg_ctl)", "scripts/setup.sh --test installs it");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let env = [
+            ("KDL_TEST_PG", String::new()),
+            ("KDL_TEST_PG_PORT", port.to_string()),
+            ("KDL_TEST_PG_DIR", dir.path().join("pg").to_string_lossy().into_owned()),
+        ];
+        let data = dir.path().join("pg").join("data");
+        let mut cluster = OwnCluster { url: String::new(), bin, data, env, _dir: dir };
+        cluster.url = cluster.script();
+        Some(cluster)
+    }
+
+    /// Runs `scripts/test-pg.sh` for this cluster: starts it unless it answers; returns its URL.
+    fn script(&self) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-pg.sh");
+        let out = std::process::Command::new(script).envs(self.env.clone()).output().expect("test-pg.sh runs");
+        assert!(out.status.success(), "test-pg.sh: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `pg_ctl stop` in `mode` (as the postgres user when we are root, as the script starts it).
+    fn stop(&self, mode: &str) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut cmd = if unsafe { libc::geteuid() } == 0 {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
+            c
+        } else {
+            std::process::Command::new(pg_ctl)
+        };
+        let out = cmd.arg("-D").arg(&self.data).args(["-m", mode, "-w", "stop"]).output().expect("pg_ctl runs");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        if self.data.join("postmaster.pid").exists() {
+            self.stop("immediate");
+        }
+    }
+}
+
+#[test]
+fn postgresql_stopped_and_started_mid_run_loses_nothing() {
+    let Some(cluster) = OwnCluster::start() else { return };
+    let url = cluster.url.clone();
+    let schema = pg::Schema::create(&url, "pgstop");
+    let rows = real_rows(80, 5);
+    // Slow media, so that clips finish one after another while the server is down.
+    let server =
+        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let out = tmp.path().join("w");
+    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
+    // The lease outlasts the stop.
+    args.extend(os(["--lease", "60s", "-v"]));
+    let mut worker = Running::download(&args);
+    worker
+        .wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet(&url, &schema) >= 1);
+    // A real shutdown: the server ends every session and refuses new ones until it is started again.
+    cluster.stop("fast");
+    let done_at_stop = done_count(&out);
+    worker.wait_for(Duration::from_secs(300), "a clip finished while the server is down", || {
+        done_count(&out) > done_at_stop
+    });
+    assert_eq!(cluster.script(), url, "the same server, started again");
+    let pid = worker.pid();
+    let o = worker.wait(WORKER_LIMIT);
+    o.expect_code(0);
+    assert!(o.stderr.contains("lost the fleet database"), "{}", o.stderr);
+    assert!(o.stderr.contains("the fleet database is back"), "{}", o.stderr);
+    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out)].into());
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.attempts, clip.lease_expiries), (0, 0), "{clip:?}");
+    }
+    drop(schema);
+}
