@@ -1,106 +1,55 @@
-//! Every accepted CSV and JSON variant, read back exactly.
+//! Every accepted CSV and JSON variant, read back exactly: the variants are files under
+//! `tests/data/annotation-variants`.
 
 use super::*;
 
+/// The folder of variant files, one file per variant, and what each reads as (`expected.tsv`).
+const VARIANTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/annotation-variants");
+
+/// `expected.tsv`: the rows each file gives, by file name (a file listed alone gives none).
+/// [`Want`] with owned strings: (label, youtube_id, start, end, split, line).
+type OwnedWant = (Option<String>, String, f64, f64, Option<String>, u64);
+
+fn expected() -> std::collections::BTreeMap<String, Vec<OwnedWant>> {
+    let text = std::fs::read_to_string(format!("{VARIANTS}/expected.tsv")).unwrap();
+    let mut want = std::collections::BTreeMap::<_, Vec<_>>::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let rows = want.entry(f[0].to_string()).or_default();
+        if f.len() == 1 {
+            continue;
+        }
+        assert_eq!(f.len(), 7, "expected.tsv:{}: {line:?}", n + 1);
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let num = |s: &str| s.parse::<f64>().unwrap_or_else(|e| panic!("expected.tsv:{}: {s:?}: {e}", n + 1));
+        rows.push((some(f[5]), f[2].to_string(), num(f[3]), num(f[4]), some(f[6]), f[1].parse().unwrap()));
+    }
+    want
+}
+
+/// Every accepted CSV and JSON variant, a file of `tests/data/annotation-variants` each (kept byte for
+/// byte: BOMs, CRLF, no final newline), read back exactly as `expected.tsv` says.
 #[test]
 fn every_variant() {
-    let cases: &[(&str, &[u8], &[Want])] = &[
-        (
-            "current DeepMind",
-            b"label,youtube_id,time_start,time_end,split\ntestifying,---QUuC4vJs,84,94,validate\n",
-            &[(Some("testifying"), "---QUuC4vJs", 84.0, 94.0, Some("validate"), 2)],
-        ),
-        (
-            "2017 release: is_cc, quoted labels, val",
-            b"label,youtube_id,time_start,time_end,split,is_cc\n\"air drumming\",--nQbRBEz2s,104,114,val,0\n",
-            &[(Some("air drumming"), "--nQbRBEz2s", 104.0, 114.0, Some("validate"), 2)],
-        ),
-        (
-            "unlabelled test file",
-            b"youtube_id,time_start,time_end,split\nabc,1,11,test\ndef,2,12,holdout_test\n",
-            &[(None, "abc", 1.0, 11.0, Some("test"), 2), (None, "def", 2.0, 12.0, Some("holdout_test"), 3)],
-        ),
-        (
-            "any column order, upper-case headers and split",
-            b"SPLIT,time_end,Label,time_start,youtube_id\nTrain,10,yoga,0,a-b_c\n",
-            &[(Some("yoga"), "a-b_c", 0.0, 10.0, Some("train"), 2)],
-        ),
-        (
-            "quoted label with comma and doubled quote",
-            b"label,youtube_id,time_start,time_end,split\n\"a, \"\"b\"\"\",x,1,2,train\n",
-            &[(Some("a, \"b\""), "x", 1.0, 2.0, Some("train"), 2)],
-        ),
-        (
-            "float times",
-            b"label,youtube_id,time_start,time_end,split\nyoga,x,17.0,27.0,train\nyoga,y,84.5,94.25,train\n",
-            &[(Some("yoga"), "x", 17.0, 27.0, Some("train"), 2), (Some("yoga"), "y", 84.5, 94.25, Some("train"), 3)],
-        ),
-        (
-            "BOM and CRLF",
-            b"\xEF\xBB\xBFlabel,youtube_id,time_start,time_end,split\r\nyoga,x,1,2,train\r\n\r\nyoga,y,3,4,val\r\n",
-            &[(Some("yoga"), "x", 1.0, 2.0, Some("train"), 2), (Some("yoga"), "y", 3.0, 4.0, Some("validate"), 4)],
-        ),
-        (
-            "blank and whitespace-only lines keep line numbers",
-            b"\nlabel,youtube_id,time_start,time_end\n\n  \nyoga, x ,1,2\n\n",
-            &[(Some("yoga"), "x", 1.0, 2.0, None, 5)],
-        ),
-        (
-            "AudioSet/VGGSound aliases",
-            b"ytid,start_seconds,end_seconds\nabc,30.000,40.000\n",
-            &[(None, "abc", 30.0, 40.0, None, 2)],
-        ),
-        (
-            "video_id, start, end",
-            b"video_id,start,end,label\nabc,1,2,yoga\n",
-            &[(Some("yoga"), "abc", 1.0, 2.0, None, 2)],
-        ),
-        (
-            "HACS clips: classname is the label, label is a flag, negatives (-1) skipped",
-            b"classname,youtube_id,subset,start,end,label\nApplying sunscreen,--0edUL8zmA,training,92.0,94.0,1\n\
-              Applying sunscreen,--0edUL8zmA,training,38.0,40.0,-1\nArchery,-0Bzp9ubvMM,validation,6.5,8.5,1.0\n",
-            &[
-                (Some("Applying sunscreen"), "--0edUL8zmA", 92.0, 94.0, Some("training"), 2),
-                (Some("Archery"), "-0Bzp9ubvMM", 6.5, 8.5, Some("validation"), 4),
-            ],
-        ),
-        (
-            "empty label and split mean none",
-            b"label,youtube_id,time_start,time_end,split\n,abc,1,2,\n",
-            &[(None, "abc", 1.0, 2.0, None, 2)],
-        ),
-        (
-            "quoted last field, no final newline",
-            b"label,youtube_id,time_start,time_end,split\n\"a \"\"b\"\"\",x,1,2,\"train\"",
-            &[(Some("a \"b\""), "x", 1.0, 2.0, Some("train"), 2)],
-        ),
-        ("header only", b"label,youtube_id,time_start,time_end,split\n", &[]),
-        (
-            "JSON",
-            br#"{
-  "---QUuC4vJs": {"annotations": {"label": "testifying", "segment": [84.0, 94.0]},
-                  "duration": 10.0, "subset": "validate", "url": "https://www.youtube.com/watch?v=---QUuC4vJs"},
-  "--33Lscn6sk": {"annotations": {"label": "", "segment": [4, 14]}, "subset": "test"},
-  "x": {"duration": 10.0, "annotations": {"segment": [1.5, 2.5], "extra": [1, {"a": null}]}, "subset": "val"},
-  "y": {"annotations": {"segment": [0, 1], "label": null}}
-}"#,
-            &[
-                (Some("testifying"), "---QUuC4vJs", 84.0, 94.0, Some("validate"), 2),
-                (None, "--33Lscn6sk", 4.0, 14.0, Some("test"), 4),
-                (None, "x", 1.5, 2.5, Some("validate"), 5),
-                (None, "y", 0.0, 1.0, None, 6),
-            ],
-        ),
-        (
-            "JSON with BOM, one line",
-            b"\xEF\xBB\xBF {\"a\":{\"annotations\":{\"label\":\"yoga\",\"segment\":[0,10]}}}",
-            &[(Some("yoga"), "a", 0.0, 10.0, None, 1)],
-        ),
-        ("empty JSON object", b"{}", &[]),
-    ];
-    for (name, bytes, want) in cases {
-        let rows = read_one(bytes, &Filters::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(simplify(&rows), *want, "{name}");
+    let want = expected();
+    let mut files: Vec<String> = std::fs::read_dir(VARIANTS)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "expected.tsv")
+        .collect();
+    files.sort();
+    assert_eq!(files, want.keys().cloned().collect::<Vec<_>>(), "every file has its expected rows, and only those");
+    assert!(files.len() >= 17, "{files:?}");
+    for name in files {
+        let path = std::path::Path::new(VARIANTS).join(&name);
+        let rows = read_all(&[path], &Filters::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got: Vec<OwnedWant> = simplify(&rows)
+            .into_iter()
+            .map(|(label, id, s, e, split, line)| {
+                (label.map(str::to_string), id.to_string(), s, e, split.map(str::to_string), line)
+            })
+            .collect();
+        assert_eq!(got, want[&name], "{name}");
     }
 }
 
