@@ -54,6 +54,8 @@ pub struct Config {
     pub classes_file: Option<PathBuf>,
     /// The annotation files' format (`--preset`).
     pub preset: crate::annotations::Preset,
+    /// How the formats that need more than their file are read (`--labels-file`, ...).
+    pub read: crate::annotations::ReadOptions,
     pub class_dirs: ClassDirs,
     pub jobs: usize,
     pub encode_jobs: usize,

@@ -178,3 +178,47 @@ fn audio_options_out_of_place_exit_2() {
         assert!(!out.join(".kinetics-dl").exists(), "{extra:?}: nothing is started");
     }
 }
+
+/// AudioSet's segments file as audio only: every clip cut to the sample, clips with several labels in the
+/// split's folder, every label in the journal.
+#[test]
+fn audioset_segments_as_audio_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/presets/audioset");
+    let out = tmp.path().join("out");
+    let mut args = download_args(&server, &out, &[&dir.join("eval_segments.csv")]);
+    args.extend(os(["--preset", "audioset", "--audio-only", "--sample-rate", "16000", "--channels", "1"]));
+    args.extend([OsString::from("--labels-file"), dir.join("class_labels_indices.csv").into()]);
+    run(&args).expect_code(0);
+    // (row, its folder under OUT)
+    let rows = [
+        (Row::new("Speech", "audioset-a1", 0.0, 10.0).split("eval"), "eval"),
+        (Row::new("Animal", "audioset_b2", 12.25, 22.25).split("eval"), "eval/Animal"),
+        (Row::new("Music", "audioset-a1", 30.0, 40.0).split("eval"), "eval"),
+    ];
+    assert_eq!(files_with(&out, "flac").len(), rows.len(), "{:?}", files_with(&out, "flac"));
+    assert!(clip_files(&out).is_empty(), "no video clips");
+    for (row, folder) in &rows {
+        let path = out.join(folder).join(row.name().replace(".mp4", ".flac"));
+        assert_audio_clip(&path, row, 16_000, true);
+        assert_eq!(stream_kinds(&path), ["audio"], "{}", path.display());
+    }
+    let conn = rusqlite::Connection::open(out.join(".kinetics-dl/journal.sqlite")).unwrap();
+    let mut labels: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT label, labels FROM clips WHERE state = 'done' ORDER BY start_ms")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            ("Animal".to_string(), None),
+            ("Music".to_string(), Some(r#"["Music","Male speech, man speaking"]"#.to_string())),
+            ("Speech".to_string(), Some(r#"["Speech","Music"]"#.to_string())),
+        ]
+    );
+}

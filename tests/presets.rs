@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 fn sample(name: &str) -> PathBuf {
@@ -166,4 +167,205 @@ fn bad_column_maps_and_rows_exit_two_before_any_download() {
     let mut args = download_args(&server, &tmp.path().join("out-alone"), &[&file]);
     args.extend(os(["--no-header"]));
     run(&args).expect_code(2);
+}
+
+fn audioset(name: &str) -> PathBuf {
+    sample("audioset").join(name)
+}
+
+/// AudioSet's clips under the default layout: one label in its class folder, several in the split's.
+fn audioset_rows() -> [(Row, &'static str, Vec<&'static str>); 3] {
+    [
+        (Row::new("Speech", "audioset-a1", 0.0, 10.0).split("eval"), "eval", vec!["Speech", "Music"]),
+        (Row::new("Animal", "audioset_b2", 12.25, 22.25).split("eval"), "eval/Animal", vec!["Animal"]),
+        (
+            Row::new("Music", "audioset-a1", 30.0, 40.0).split("eval"),
+            "eval",
+            vec!["Music", "Male speech, man speaking"],
+        ),
+    ]
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines().map(String::from).collect()
+}
+
+#[test]
+fn audioset_clips_keep_every_label_in_the_journal_the_manifest_and_the_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    // No --preset: the `#` comments and the column line say AudioSet; the file's name gives the split.
+    let mut args = download_args(&server, &out, &[&audioset("eval_segments.csv")]);
+    args.extend([OsString::from("--labels-file"), audioset("class_labels_indices.csv").into()]);
+    run(&args).expect_code(0);
+    for (row, folder, _) in audioset_rows() {
+        assert_clip_at(&out.join(folder).join(row.name()), &row);
+    }
+    assert_eq!(clip_files(&out).len(), 3, "{:?}", clip_files(&out));
+    assert_eq!(done_count(&out), 3);
+
+    // The journal keeps every label; the manifest lists them for the clips with several.
+    run(&os(["manifest", "--out", out.to_str().unwrap()])).expect_code(0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let clips = manifest["clips"].as_array().unwrap();
+    for (row, _, labels) in audioset_rows() {
+        let clip = clips
+            .iter()
+            .find(|c| c["youtube_id"] == row.id.as_str() && c["time_start"] == row.start)
+            .unwrap_or_else(|| panic!("{} {} in the manifest", row.id, row.start));
+        assert_eq!(clip["label"], labels[0], "{clip}");
+        let want = if labels.len() > 1 { serde_json::json!(labels) } else { serde_json::Value::Null };
+        assert_eq!(clip["labels"], want, "{clip}");
+    }
+
+    let export = |format: &str| run(&os(["export", "--out", out.to_str().unwrap(), "--format", format]));
+    export("mmaction2").expect_code(0);
+    // classes.txt in byte order: Animal 0, Male speech 1, Music 2, Speech 3.
+    assert_eq!(lines(&out.join("classes.txt")), ["Animal", "Male speech, man speaking", "Music", "Speech"]);
+    assert_eq!(
+        lines(&out.join("kinetics_eval_list_videos.txt")),
+        [
+            "Animal/audioset_b2_000012.250_000022.250.mp4 0",
+            "audioset-a1_000000_000010.mp4 3 2",
+            "audioset-a1_000030_000040.mp4 2 1",
+        ]
+    );
+    export("pytorchvideo").expect_code(0);
+    let pairs: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pytorchvideo/eval.json")).unwrap()).unwrap();
+    assert_eq!(
+        pairs,
+        serde_json::json!([
+            ["eval/Animal/audioset_b2_000012.250_000022.250.mp4", {"label": [0]}],
+            ["eval/audioset-a1_000000_000010.mp4", {"label": [3, 2]}],
+            ["eval/audioset-a1_000030_000040.mp4", {"label": [2, 1]}],
+        ])
+    );
+    let o = export("slowfast");
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("several labels"), "{}", o.stderr);
+    export("csv").expect_code(0);
+    let mut reader = csv::Reader::from_path(out.join("clips.csv")).unwrap();
+    let at = reader.headers().unwrap().iter().position(|h| h == "labels").expect("a labels column");
+    let mut cells: Vec<String> = reader.records().map(|r| r.unwrap()[at].to_string()).collect();
+    cells.sort();
+    assert_eq!(cells, ["", r#"["Music","Male speech, man speaking"]"#, r#"["Speech","Music"]"#]);
+
+    export("webdataset").expect_code(0);
+    let script = r#"
+import json, sys, webdataset as wds
+for s in wds.WebDataset(sys.argv[1:], shardshuffle=False):
+    print(json.dumps(json.loads(s["json"]), sort_keys=True))
+"#;
+    let shard = out.join("webdataset/eval-00000.tar");
+    let o = std::process::Command::new("python3").arg("-c").arg(script).arg(&shard).output().unwrap();
+    assert!(
+        o.status.success(),
+        "the Python webdataset package reads the shard: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut metas: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    metas.sort_by(|a, b| a["time_start"].as_f64().partial_cmp(&b["time_start"].as_f64()).unwrap());
+    let want_labels = [
+        Some(serde_json::json!(["Speech", "Music"])),
+        None,
+        Some(serde_json::json!(["Music", "Male speech, man speaking"])),
+    ];
+    let want_indices = [Some(serde_json::json!([3, 2])), None, Some(serde_json::json!([2, 1]))];
+    assert_eq!(metas.len(), 3);
+    for (meta, (labels, indices)) in metas.iter().zip(want_labels.iter().zip(&want_indices)) {
+        assert_eq!(meta.get("labels"), labels.as_ref(), "{meta}");
+        assert_eq!(meta.get("label_indices"), indices.as_ref(), "{meta}");
+    }
+    assert_eq!(metas[1]["label"], "Animal");
+    assert_eq!(metas[1]["label_index"], 0);
+}
+
+#[test]
+fn class_dirs_first_puts_a_multi_label_clip_under_its_first_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let mut args = download_args(&server, &out, &[&audioset("eval_segments.csv")]);
+    // Without names the labels are AudioSet's ids; folders make them safe (`/` becomes `_`).
+    args.extend(os(["--preset", "audioset", "--class-dirs", "first", "--split", "eval", "--limit", "1"]));
+    run(&args).expect_code(0);
+    let row = Row::new("/m/09x0r", "audioset-a1", 0.0, 10.0).split("eval");
+    assert_clip_at(&out.join("eval/_m_09x0r").join(row.name()), &row);
+    assert_eq!(clip_files(&out).len(), 1, "{:?}", clip_files(&out));
+}
+
+#[test]
+fn malformed_audioset_rows_and_labels_files_exit_two_naming_file_line_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let head = "# Segments csv created Sun Mar  5 10:54:25 2017\n# YTID, start_seconds, end_seconds, positive_labels\n";
+    let good_labels = "index,mid,display_name\n0,/m/09x0r,\"Speech\"\n1,/m/04rlf,\"Music\"\n";
+    // (name, segments text, labels file text or none, what stderr names after the file)
+    let cases: [(&str, String, Option<&str>, &str, &str); 9] = [
+        (
+            "id",
+            format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r\"\nab/cd, 0.000, 10.000, \"/m/09x0r\"\n"),
+            None,
+            ":4",
+            "`YTID`",
+        ),
+        ("start", format!("{head}abcdefghijk, x0.000, 10.000, \"/m/09x0r\"\n"), None, ":3", "`start_seconds`"),
+        ("end", format!("{head}abcdefghijk, 10.000, 5.000, \"/m/09x0r\"\n"), None, ":3", "`end_seconds`"),
+        ("quote", format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r,/m/04rlf\n"), None, ":3", "`line`"),
+        ("count", format!("{head}abcdefghijk, 0.000, 10.000\n"), None, ":3", "expected 4 fields"),
+        (
+            "empty-label",
+            format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r,,/m/04rlf\"\n"),
+            None,
+            ":3",
+            "`positive_labels`",
+        ),
+        (
+            "unknown-label",
+            format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r,/m/0zzzz\"\n"),
+            Some(good_labels),
+            ":3",
+            "\"/m/0zzzz\" is not in",
+        ),
+        (
+            "labels-header",
+            format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r\"\n"),
+            Some("id,name\n0,x\n"),
+            "labels.csv:1",
+            "`header`",
+        ),
+        (
+            "labels-twice",
+            format!("{head}abcdefghijk, 0.000, 10.000, \"/m/09x0r\"\n"),
+            Some("index,mid,display_name\n0,/m/09x0r,Speech\nx,/m/04rlf,Music\n"),
+            "labels.csv:3",
+            "`index`",
+        ),
+    ];
+    for (name, text, labels, line, names) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("segments.csv");
+        std::fs::write(&file, text).unwrap();
+        let mut args = download_args(&server, &dir.join("out"), &[&file]);
+        if let Some(labels) = labels {
+            std::fs::write(dir.join("labels.csv"), labels).unwrap();
+            args.extend([OsString::from("--labels-file"), dir.join("labels.csv").into()]);
+        }
+        let o = run(&args);
+        assert_eq!(o.code, Some(2), "{name}: {}", o.stderr);
+        let at = if line.starts_with(':') {
+            format!("{}{line}", file.display())
+        } else {
+            format!("{}/{line}", dir.display())
+        };
+        assert!(o.stderr.contains(&at), "{name}: the error names {at}: {}", o.stderr);
+        assert!(o.stderr.contains(names), "{name}: the error names {names}: {}", o.stderr);
+        assert_eq!(server.stats().total_requests, 0, "{name}: no request before the input is valid");
+    }
 }

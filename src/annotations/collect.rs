@@ -2,7 +2,7 @@
 //! still validated but never stored.
 
 use super::fields::normalize_split_into;
-use super::{Filters, Row};
+use super::{Filters, LabelNames, PersonBox, ReadOptions, Row};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,6 +12,10 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct Checked<'a> {
     pub label: Option<Cow<'a, str>>,
+    /// A multi-label row's other labels (each once, none equal to `label`).
+    pub extra_labels: Vec<String>,
+    /// AVA's person boxes.
+    pub boxes: Vec<PersonBox>,
     pub youtube_id: Cow<'a, str>,
     pub time_start: f64,
     pub time_end: f64,
@@ -24,6 +28,9 @@ pub(crate) struct Checked<'a> {
 pub const UNSPLIT: &str = "unsplit";
 
 pub(crate) struct Collector<'f> {
+    /// How the formats that need more than the file are read, and `--labels-file`'s names.
+    pub options: std::borrow::Cow<'f, ReadOptions>,
+    pub names: Option<&'f LabelNames>,
     classes: Option<&'f BTreeSet<String>>,
     splits: Vec<String>,
     limit: usize,
@@ -40,6 +47,8 @@ impl<'f> Collector<'f> {
         splits.sort();
         splits.dedup();
         Collector {
+            options: Cow::Owned(ReadOptions::default()),
+            names: None,
             classes: filters.classes.as_ref(),
             splits,
             limit: filters.limit.unwrap_or(usize::MAX),
@@ -48,6 +57,13 @@ impl<'f> Collector<'f> {
             split_buf: String::new(),
             last_split: None,
         }
+    }
+
+    /// Reads with these options and label names.
+    pub fn with_options(mut self, options: &'f ReadOptions, names: Option<&'f LabelNames>) -> Self {
+        self.options = Cow::Borrowed(options);
+        self.names = names;
+        self
     }
 
     /// Rows offered from now on come from `file`.
@@ -60,9 +76,9 @@ impl<'f> Collector<'f> {
             return;
         }
         if let Some(classes) = self.classes {
-            match &row.label {
-                Some(label) if classes.contains(label.as_ref()) => {}
-                _ => return,
+            let first = row.label.as_deref().filter(|l| classes.contains(*l));
+            if first.is_none() && !row.extra_labels.iter().any(|l| classes.contains(l)) {
+                return;
             }
         }
         let has_split = match &row.split {
@@ -87,6 +103,8 @@ impl<'f> Collector<'f> {
         });
         self.rows.push(Row {
             label: row.label.map(Cow::into_owned),
+            extra_labels: row.extra_labels,
+            boxes: row.boxes,
             youtube_id: row.youtube_id.into_owned(),
             time_start: row.time_start,
             time_end: row.time_end,

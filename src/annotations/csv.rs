@@ -154,6 +154,8 @@ impl Layout {
         }
         Ok(positive.then_some(Checked {
             label: label.map(Cow::Borrowed),
+            extra_labels: Vec::new(),
+            boxes: Vec::new(),
             youtube_id: Cow::Borrowed(id),
             time_start: start,
             time_end: end,

@@ -94,6 +94,8 @@ impl Ctx<'_, '_> {
         }
         self.out.offer(Checked {
             label: label.map(Cow::Owned),
+            extra_labels: Vec::new(),
+            boxes: Vec::new(),
             youtube_id: Cow::Owned(id),
             time_start: start,
             time_end: end,

@@ -11,6 +11,7 @@ mod csv;
 mod error;
 mod fields;
 mod json;
+mod labels;
 mod presets;
 mod source;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use classes::read_classes_file;
 pub use collect::UNSPLIT;
 pub use error::{ErrorKind, InputError};
 pub use fields::{is_valid_id, normalize_split, seconds_to_ms, MAX_ID_LEN, MAX_SECONDS};
+pub use labels::{read_label_names, LabelNames, PersonBox, ReadOptions};
 pub use presets::{Column, ColumnMap, MapOptions, Preset, VGGSOUND_CLIP_SECONDS};
 
 use std::path::{Path, PathBuf};
@@ -28,8 +30,14 @@ use std::sync::Arc;
 /// One annotation row, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// Class label as written in the file (trimmed); `None` for unlabelled (test) rows.
+    /// Class label as written in the file (trimmed); `None` for unlabelled (test) rows. The first of a
+    /// multi-label row's labels.
     pub label: Option<String>,
+    /// A multi-label row's other labels (AudioSet, AVA-Kinetics), each once, in the file's order; empty for
+    /// a single-label row.
+    pub extra_labels: Vec<String>,
+    /// AVA-Kinetics: the person boxes of the keyframe, each with its action; empty for other formats.
+    pub boxes: Vec<PersonBox>,
     /// Checked against the safe id pattern.
     pub youtube_id: String,
     pub time_start: f64,
@@ -39,6 +47,13 @@ pub struct Row {
     /// Where the row came from, for messages.
     pub file: Arc<Path>,
     pub line: u64,
+}
+
+impl Row {
+    /// Every label of the row, the first one first.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.label.as_deref().into_iter().chain(self.extra_labels.iter().map(String::as_str))
+    }
 }
 
 /// Row filters from the command line.
@@ -60,7 +75,19 @@ pub fn read_all(paths: &[PathBuf], filters: &Filters) -> Result<Vec<Row>, InputE
 
 /// [`read_all`] with every file read as `preset` (`Auto`: recognised from each file's start).
 pub fn read_all_as(paths: &[PathBuf], filters: &Filters, preset: &Preset) -> Result<Vec<Row>, InputError> {
-    let mut out = collect::Collector::new(filters);
+    read_all_with(paths, filters, preset, &ReadOptions::default())
+}
+
+/// [`read_all_as`] with the options some formats take (`--labels-file`, AVA's window, HACS negatives). The
+/// labels file is read and checked before any annotation file.
+pub fn read_all_with(
+    paths: &[PathBuf],
+    filters: &Filters,
+    preset: &Preset,
+    options: &ReadOptions,
+) -> Result<Vec<Row>, InputError> {
+    let names = options.labels_file.as_deref().map(read_label_names).transpose()?;
+    let mut out = collect::Collector::new(filters).with_options(options, names.as_ref());
     for path in paths {
         source::read_into(path, &mut out, preset)?;
     }

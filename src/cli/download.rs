@@ -43,6 +43,10 @@ impl DownloadArgs {
             },
             classes_file: a.classes_file.clone(),
             preset,
+            read: crate::annotations::ReadOptions {
+                labels_file: a.labels_file.clone(),
+                ..crate::annotations::ReadOptions::default()
+            },
             class_dirs: a.class_dirs.into(),
             jobs,
             encode_jobs,

@@ -149,6 +149,9 @@ pub enum ClassDirsArg {
     Underscore,
     /// torchvision's form: spaces become `_`, `'`, `(` and `)` removed.
     Torchvision,
+    /// As underscore, and a clip with several labels (AudioSet, AVA) goes under its first label's folder
+    /// instead of the split's.
+    First,
 }
 
 impl From<ClassDirsArg> for ClassDirs {
@@ -157,6 +160,7 @@ impl From<ClassDirsArg> for ClassDirs {
             ClassDirsArg::Raw => ClassDirs::Raw,
             ClassDirsArg::Underscore => ClassDirs::Underscore,
             ClassDirsArg::Torchvision => ClassDirs::Torchvision,
+            ClassDirsArg::First => ClassDirs::First,
         }
     }
 }
@@ -174,6 +178,9 @@ pub enum PresetArg {
     HacsSegments,
     /// ActivityNet 1.3's JSON: database[id].annotations[].segment, label; one clip per segment.
     Activitynet,
+    /// AudioSet's segments CSV: `#` comments, YTID, start_seconds, end_seconds, "label ids"; every label
+    /// kept (names from --labels-file).
+    Audioset,
 }
 
 impl From<PresetArg> for crate::annotations::Preset {
@@ -183,6 +190,7 @@ impl From<PresetArg> for crate::annotations::Preset {
             PresetArg::Kinetics | PresetArg::HacsClips => Preset::Kinetics,
             PresetArg::Vggsound => Preset::VggSound,
             PresetArg::HacsSegments | PresetArg::Activitynet => Preset::ActivityNet,
+            PresetArg::Audioset => Preset::AudioSet,
         }
     }
 }
@@ -216,6 +224,9 @@ pub struct DownloadArgs {
     /// With --columns: the field delimiter, one character (\t for a tab) [default: ,].
     #[arg(long, value_name = "C", requires = "columns", allow_hyphen_values = true)]
     pub delimiter: Option<String>,
+    /// Label ids to names: AudioSet's class_labels_indices.csv (index,mid,display_name).
+    #[arg(long, value_name = "FILE")]
+    pub labels_file: Option<PathBuf>,
     /// Only these splits (repeatable; `val` means `validate`).
     #[arg(long = "split", value_name = "SPLIT")]
     pub splits: Vec<String>,

@@ -85,7 +85,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (Some(k), _) => (k.rows, None),
         (None, None) => (0, Some(crate::plan::Plan { class_dirs: cfg.class_dirs, ..Default::default() })),
         (None, Some((paths, filters))) => {
-            let rows = crate::annotations::read_all_as(&paths, &filters, &cfg.preset).or_usage()?;
+            let rows = crate::annotations::read_all_with(&paths, &filters, &cfg.preset, &cfg.read).or_usage()?;
             let n_rows = rows.len() as u64;
             let mut plan = crate::plan::build(&rows, cfg.class_dirs, crate::tools::ffmpeg::clip_ext(&cfg.encode));
             drop(rows);
@@ -270,10 +270,11 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
     use std::io::Read;
     let mut h = Sha256::new();
     let settings = format!(
-        "kinetics-dl {} journal {} plan v1\npreset {:?}\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nclips .{}\nfiles {}\n",
+        "kinetics-dl {} journal {} plan v1\npreset {:?}\nread {:?}\nsplits {:?}\nclasses {:?}\nlimit {:?}\nclass_dirs {:?}\nshard {:?}\nclips .{}\nfiles {}\n",
         env!("CARGO_PKG_VERSION"),
         crate::journal::SCHEMA_VERSION,
         cfg.preset,
+        cfg.read,
         filters.splits,
         filters.classes,
         filters.limit,
@@ -284,7 +285,7 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
     );
     h.update(settings.as_bytes());
     let mut buf = vec![0u8; 1 << 20];
-    for path in paths {
+    for path in paths.iter().chain(&cfg.read.labels_file) {
         let mut file = std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
         let mut len = 0u64;
         loop {

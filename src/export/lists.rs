@@ -40,6 +40,13 @@ pub fn torchvision(ds: &Dataset) -> anyhow::Result<Vec<String>> {
     for (split, clips) in &ds.splits {
         let folders: BTreeMap<&str, i64> =
             clips.iter().filter_map(|c| Some((class_folder(c)?, ds.label_index(c)))).collect();
+        let multi = clips.iter().filter(|c| c.is_multi_label() && class_folder(c).is_none()).count();
+        if multi > 0 {
+            notes.push(format!(
+                "split {split}: {multi} clips with several labels sit in the split's own folder, outside the class \
+                 folders torchvision reads (--class-dirs first puts them under their first label)"
+            ));
+        }
         if folders.is_empty() {
             notes.push(format!("split {split} has no class folders: torchvision's Kinetics cannot load it"));
             continue;
@@ -81,13 +88,24 @@ pub fn mmaction2(ds: &Dataset) -> anyhow::Result<Vec<String>> {
                 let msg = format!("split {split} has clips outside its folder `{folder}` (`{p}`); mmaction2 takes one data_prefix a split");
                 return Err(Unexportable(msg).into());
             };
-            text.push_str(&format!("{rest} {}\n", ds.label_index(c)));
+            text.push_str(rest);
+            for i in ds.label_indices(c) {
+                text.push_str(&format!(" {i}"));
+            }
+            text.push('\n');
         }
         let prefix = if linked { ds.out.join(LINKS_DIR) } else { ds.out.clone() }.join(&folder);
         let file = ds.out.join(format!("kinetics_{split}_list_videos.txt"));
         write_atomic(&file, text.as_bytes())?;
         let via = if linked { " (symlinks without spaces)" } else { "" };
         notes.push(format!("{}: {} clips, data_prefix {}{via}", file.display(), clips.len(), prefix.display()));
+        if clips.iter().any(DoneClip::is_multi_label) {
+            notes.push(format!(
+                "split {split} has clips with several labels, every index on their line: set multi_class=True, \
+                 num_classes={} in mmaction2's VideoDataset",
+                ds.classes.len()
+            ));
+        }
     }
     Ok(notes)
 }
@@ -98,6 +116,24 @@ pub fn pytorchvideo(ds: &Dataset) -> anyhow::Result<Vec<String>> {
     let mut notes = Vec::new();
     for (split, clips) in &ds.splits {
         check_one_line(clips)?;
+        if clips.iter().any(DoneClip::is_multi_label) {
+            // LabeledVideoPaths reads one index a line; LabeledVideoDataset takes (path, info) pairs whose
+            // info becomes the sample's fields, so every label goes there.
+            let pairs: Vec<(&str, serde_json::Value)> = clips
+                .iter()
+                .map(|c| (c.rel_path.as_str(), serde_json::json!({ "label": ds.label_indices(c) })))
+                .collect();
+            let file = ds.out.join("pytorchvideo").join(format!("{split}.json"));
+            write_atomic(&file, &serde_json::to_vec(&pairs)?)?;
+            notes.push(format!(
+                "{}: {} clips with every label, (path relative to {}, {{\"label\": [indices]}}) pairs for \
+                 pytorchvideo.data.LabeledVideoDataset",
+                file.display(),
+                clips.len(),
+                ds.out.display()
+            ));
+            continue;
+        }
         let text: String = clips.iter().map(|c| format!("{} {}\n", c.rel_path, ds.label_index(c))).collect();
         let file = ds.out.join("pytorchvideo").join(format!("{split}.csv"));
         write_atomic(&file, text.as_bytes())?;
@@ -119,6 +155,14 @@ pub fn slowfast(ds: &Dataset) -> anyhow::Result<Vec<String>> {
     let mut notes = Vec::new();
     let dir = ds.out.join("slowfast");
     for (split, clips) in &ds.splits {
+        if let Some(c) = clips.iter().find(|c| c.is_multi_label()) {
+            return Err(Unexportable(format!(
+                "split {split} has clips with several labels (`{}`); PySlowFast's lists hold one label a clip: \
+                 export mmaction2, pytorchvideo, webdataset or csv instead",
+                c.rel_path
+            ))
+            .into());
+        }
         let (paths, linked) = listable_paths(&ds.out, clips)?;
         let text: String = clips.iter().zip(&paths).map(|(c, p)| format!("{p} {}\n", ds.label_index(c))).collect();
         let file = dir.join(format!("{}.csv", slowfast_mode(split)));

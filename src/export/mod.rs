@@ -6,6 +6,11 @@
 //! are exported. Formats whose lines are split on whitespace (mmaction2, slowfast) cannot hold paths with
 //! spaces (`--class-dirs raw`): for a split that has any, they list relative symlinks under `OUT/links/`
 //! whose paths have `_` for each space, and say which prefix to configure.
+//!
+//! A clip with several labels (AudioSet, AVA-Kinetics) keeps them all: mmaction2's lines list every index
+//! (`path i j k`, its `multi_class` form), PyTorchVideo gets `{split}.json` (the `(path, {"label": [i, j]})`
+//! pairs its `LabeledVideoDataset` takes), WebDataset's JSON has `labels` and `label_indices`, `clips.csv`
+//! the journal's `labels` column; PySlowFast's Kinetics lists hold one label a clip and refuse such a split.
 
 pub mod lists;
 pub mod webdataset;
@@ -96,6 +101,14 @@ impl Dataset {
     /// The clip's label index in `classes.txt`, or -1 for an unlabelled clip.
     pub fn label_index(&self, c: &DoneClip) -> i64 {
         c.label.as_ref().and_then(|l| self.classes.binary_search(l).ok()).map_or(-1, |i| i as i64)
+    }
+
+    /// Every label index of the clip (one for a single-label clip; `[-1]` for an unlabelled one).
+    pub fn label_indices(&self, c: &DoneClip) -> Vec<i64> {
+        if !c.is_multi_label() {
+            return vec![self.label_index(c)];
+        }
+        c.labels().map(|l| self.classes.binary_search_by(|x| x.as_str().cmp(l)).map_or(-1, |i| i as i64)).collect()
     }
 
     pub fn done(&self) -> usize {

@@ -24,6 +24,14 @@ const SHUFFLE_SEED: u64 = 0x6b69_6e65_7469_6373;
 pub struct SampleMeta<'a> {
     pub label: Option<&'a str>,
     pub label_index: i64,
+    /// Every label of a clip with several (the first is `label`); absent for a clip with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_indices: Option<Vec<i64>>,
+    /// AVA-Kinetics' person boxes.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub boxes: &'a [crate::annotations::PersonBox],
     pub split: &'a str,
     pub youtube_id: &'a str,
     pub time_start: f64,
@@ -91,6 +99,9 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
             let meta = SampleMeta {
                 label: c.label.as_deref(),
                 label_index: ds.label_index(c),
+                labels: c.is_multi_label().then(|| c.labels().collect()),
+                label_indices: c.is_multi_label().then(|| ds.label_indices(c)),
+                boxes: &c.boxes,
                 split,
                 youtube_id: &c.youtube_id,
                 time_start: c.start_ms as f64 / 1000.0,

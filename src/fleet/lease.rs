@@ -84,6 +84,7 @@ impl Db {
                         split: r.get(6),
                         rel_path: PathBuf::from(r.get::<_, String>(4)),
                         rows: 1,
+                        ..Job::default()
                     },
                     attempts: r.get::<_, i16>(7).max(0) as u32,
                 }

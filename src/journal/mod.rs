@@ -264,7 +264,7 @@ impl Journal {
         Ok(())
     }
 
-    /// Adds new jobs and refreshes the label, split and path of clips not done yet. Returns how many were new.
+    /// Adds new jobs and refreshes the labels, split and path of clips not done yet. Returns how many were new.
     pub fn sync_plan(&mut self, jobs: &[Job]) -> anyhow::Result<usize> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM meta WHERE key = 'plan'", [])?;
@@ -273,19 +273,21 @@ impl Journal {
             // One statement per new row (no existence probe first); a known row is rewritten only when a
             // field it may still take differs, so a rerun of the same plan writes no page.
             let mut insert = tx.prepare(
-                "INSERT INTO clips (youtube_id, start_ms, end_ms, label, split, rel_path, rows, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO clips (youtube_id, start_ms, end_ms, label, split, rel_path, rows, updated_ms, labels, boxes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
                  ON CONFLICT (youtube_id, start_ms, end_ms) DO NOTHING",
             )?;
             let mut update = tx.prepare(
-                "UPDATE clips SET label = ?4, split = ?5, rel_path = ?6, rows = ?7
+                "UPDATE clips SET label = ?4, split = ?5, rel_path = ?6, rows = ?7, labels = ?8, boxes = ?9
                  WHERE youtube_id = ?1 AND start_ms = ?2 AND end_ms = ?3 AND state != 'done'
-                   AND (label IS NOT ?4 OR split IS NOT ?5 OR rel_path IS NOT ?6 OR rows IS NOT ?7)",
+                   AND (label IS NOT ?4 OR split IS NOT ?5 OR rel_path IS NOT ?6 OR rows IS NOT ?7
+                        OR labels IS NOT ?8 OR boxes IS NOT ?9)",
             )?;
             let now = now_ms();
             for job in jobs {
                 let k = &job.key;
                 let rel_path = job.rel_path.to_string_lossy();
+                let (labels, boxes) = multi_label_columns(job)?;
                 let inserted = insert.execute(params![
                     k.youtube_id,
                     k.start_ms,
@@ -294,7 +296,9 @@ impl Journal {
                     job.split,
                     rel_path,
                     job.rows,
-                    now
+                    now,
+                    labels,
+                    boxes
                 ])?;
                 if inserted == 0 {
                     update.execute(params![
@@ -304,7 +308,9 @@ impl Journal {
                         job.label,
                         job.split,
                         rel_path,
-                        job.rows
+                        job.rows,
+                        labels,
+                        boxes
                     ])?;
                 }
                 added += inserted;
@@ -780,3 +786,14 @@ pub struct FailedRow {
 
 #[cfg(test)]
 mod tests;
+
+/// A job's `labels` and `boxes` columns: JSON arrays, NULL for a clip with one label and no boxes.
+fn multi_label_columns(job: &Job) -> anyhow::Result<(Option<String>, Option<String>)> {
+    let labels = if job.extra_labels.is_empty() {
+        None
+    } else {
+        Some(serde_json::to_string(&job.labels().collect::<Vec<_>>())?)
+    };
+    let boxes = if job.boxes.is_empty() { None } else { Some(serde_json::to_string(&job.boxes)?) };
+    Ok((labels, boxes))
+}

@@ -5,6 +5,7 @@
 //! they open the database read-only and never migrate it; they read columns by name so that a later
 //! migration adding columns does not break them.
 
+use crate::annotations::PersonBox;
 use rusqlite::{Connection, OpenFlags, Row};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -86,18 +87,23 @@ impl Reader {
     /// The done clips, in plan order, one at a time (what exports list; 650,000 of them need not fit in memory
     /// with every column).
     pub fn each_done_clip(&self, mut f: impl FnMut(DoneClip) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, source FROM clips
-             WHERE state = 'done' ORDER BY id",
-        )?;
+        // `labels` and `boxes` arrived with journal version 9.
+        let multi = if has_column(&self.conn, "labels")? { "labels, boxes" } else { "NULL, NULL" };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, source, {multi} FROM clips
+             WHERE state = 'done' ORDER BY id"
+        ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
+            let (extra_labels, boxes) = multi_label(r.get(8)?, r.get(9)?)?;
             f(DoneClip {
                 id: r.get(0)?,
                 youtube_id: r.get(1)?,
                 start_ms: r.get(2)?,
                 end_ms: r.get(3)?,
                 label: r.get(4)?,
+                extra_labels,
+                boxes,
                 split: r.get(5)?,
                 rel_path: r.get(6)?,
                 source: r.get(7)?,
@@ -106,13 +112,28 @@ impl Reader {
         Ok(())
     }
 
-    /// Every label of the journal's clips (done or not), sorted bytewise, each once; empty ones left out.
-    pub fn labels(&self) -> rusqlite::Result<Vec<String>> {
+    /// Every label of the journal's clips (done or not; every label of a clip with several), sorted
+    /// bytewise, each once; empty ones left out.
+    pub fn labels(&self) -> anyhow::Result<Vec<String>> {
         let mut stmt = self.conn.prepare(
             "SELECT DISTINCT label FROM clips WHERE label IS NOT NULL AND label <> '' ORDER BY label COLLATE BINARY",
         )?;
         let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect()
+        let mut labels: Vec<String> = rows.collect::<Result<_, _>>()?;
+        if has_column(&self.conn, "labels")? {
+            let mut stmt = self.conn.prepare("SELECT DISTINCT labels FROM clips WHERE labels IS NOT NULL")?;
+            let mut rows = stmt.query([])?;
+            let mut more = std::collections::BTreeSet::new();
+            while let Some(r) = rows.next()? {
+                let (extra, _) = multi_label(r.get(0)?, None)?;
+                more.extend(extra.into_iter().filter(|l| !l.is_empty()));
+            }
+            if !more.is_empty() {
+                more.extend(labels);
+                labels = more.into_iter().collect();
+            }
+        }
+        Ok(labels)
     }
 
     /// Every column of the `clips` table for the done clips, as text (NULL is empty), in plan order, one row at
@@ -175,6 +196,12 @@ pub struct ClipRow {
     pub start_ms: i64,
     pub end_ms: i64,
     pub label: Option<String>,
+    /// The other labels of a clip with several (journal version 9 on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_labels: Vec<String>,
+    /// AVA-Kinetics' person boxes (journal version 9 on).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<PersonBox>,
     pub split: Option<String>,
     pub rel_path: String,
     pub rows: i64,
@@ -207,13 +234,28 @@ pub struct DoneClip {
     pub youtube_id: String,
     pub start_ms: i64,
     pub end_ms: i64,
+    /// The clip's label, the first of them when it has several.
     pub label: Option<String>,
+    /// The other labels of a clip with several (AudioSet, AVA-Kinetics).
+    pub extra_labels: Vec<String>,
+    /// AVA-Kinetics' person boxes.
+    pub boxes: Vec<PersonBox>,
     pub split: Option<String>,
     pub rel_path: String,
     pub source: Option<String>,
 }
 
 impl DoneClip {
+    /// Every label of the clip, the first one first.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.label.as_deref().into_iter().chain(self.extra_labels.iter().map(String::as_str))
+    }
+
+    /// Whether the clip has more than one label.
+    pub fn is_multi_label(&self) -> bool {
+        !self.extra_labels.is_empty()
+    }
+
     /// The split this clip belongs to: the journal's, else the first folder of its path (`test/x.mp4`).
     pub fn split_name(&self) -> String {
         split_name(&self.split, &self.rel_path)
@@ -267,7 +309,15 @@ impl ClipRow {
     }
 
     fn from_row(r: &Row, c: &ClipColumns) -> rusqlite::Result<ClipRow> {
+        let text = |col: Option<usize>| -> rusqlite::Result<Option<String>> {
+            col.map_or(Ok(None), |col| r.get::<_, Option<String>>(col))
+        };
+        let (extra_labels, boxes) = multi_label(text(c.labels)?, text(c.boxes)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(c.labels.unwrap_or(0), rusqlite::types::Type::Text, e.into())
+        })?;
         Ok(ClipRow {
+            extra_labels,
+            boxes,
             id: r.get(c.id)?,
             youtube_id: r.get(c.youtube_id)?,
             start_ms: r.get(c.start_ms)?,
@@ -325,6 +375,9 @@ struct ClipColumns {
     sha256: usize,
     /// The CPU-by-stage columns, absent before journal version 6.
     cpu: [Option<usize>; 4],
+    /// `labels` and `boxes`, absent before journal version 9.
+    labels: Option<usize>,
+    boxes: Option<usize>,
 }
 
 impl ClipColumns {
@@ -353,8 +406,33 @@ impl ClipColumns {
             source: stmt.column_index("source")?,
             sha256: stmt.column_index("sha256")?,
             cpu: ["extract_cpu_s", "fetch_cpu_s", "encode_cpu_s", "verify_cpu_s"].map(|n| stmt.column_index(n).ok()),
+            labels: stmt.column_index("labels").ok(),
+            boxes: stmt.column_index("boxes").ok(),
         })
     }
+}
+
+/// Whether the `clips` table has this column (a journal from an older kinetics-dl may lack it).
+fn has_column(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare("SELECT 1 FROM pragma_table_info('clips') WHERE name = ?1")?;
+    stmt.exists([name])
+}
+
+/// The `labels` and `boxes` columns parsed: the labels after the first, and the boxes.
+fn multi_label(labels: Option<String>, boxes: Option<String>) -> anyhow::Result<(Vec<String>, Vec<PersonBox>)> {
+    use anyhow::Context;
+    let mut labels: Vec<String> = match labels {
+        Some(text) => serde_json::from_str(&text).context("the journal's labels column is not a JSON list")?,
+        None => Vec::new(),
+    };
+    let boxes = match boxes {
+        Some(text) => serde_json::from_str(&text).context("the journal's boxes column is not a JSON list of boxes")?,
+        None => Vec::new(),
+    };
+    if !labels.is_empty() {
+        labels.remove(0);
+    }
+    Ok((labels, boxes))
 }
 
 /// Every clip, in plan order.

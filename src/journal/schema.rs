@@ -105,6 +105,11 @@ const MIGRATIONS: &[&str] = &[
         since_ms INTEGER NOT NULL,
         run_id   INTEGER REFERENCES runs (id)
     );",
+    // 9: clips with several labels (AudioSet, AVA-Kinetics): `labels` a JSON array of all of them, the first
+    // also in `label` (NULL for a clip with one label); `boxes` AVA's person boxes, a JSON array of
+    // {"box": [x1, y1, x2, y2], "label", "person_id"} (NULL for other formats).
+    "ALTER TABLE clips ADD COLUMN labels TEXT;
+    ALTER TABLE clips ADD COLUMN boxes TEXT;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -9,6 +9,7 @@ fn job(id: &str, start: i64, label: &str) -> Job {
         split: Some("validate".into()),
         rel_path: PathBuf::from(format!("validate/{label}/{id}.mp4")),
         rows: 1,
+        ..Job::default()
     }
 }
 

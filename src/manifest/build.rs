@@ -54,6 +54,13 @@ pub struct Entry {
     pub time_end: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Every label of a clip with several (AudioSet, AVA-Kinetics), the first being `label`; absent for a
+    /// clip with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+    /// AVA-Kinetics: the keyframe's person boxes, each with its action and person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<crate::annotations::PersonBox>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
     pub path: String,
@@ -208,6 +215,12 @@ fn entry(out: &Path, c: &ClipRow, hashed: Option<std::io::Result<String>>, run: 
         time_start: c.start_ms as f64 / 1000.0,
         time_end: c.end_ms as f64 / 1000.0,
         label: c.label.clone(),
+        labels: if c.extra_labels.is_empty() {
+            Vec::new()
+        } else {
+            c.label.iter().chain(&c.extra_labels).cloned().collect()
+        },
+        boxes: c.boxes.clone(),
         split: c.split.clone(),
         path: c.rel_path.clone(),
         rows: c.rows,

@@ -5,7 +5,8 @@
 //! `kinetics_dl_manifest` (format version), `generator`, `fingerprint`, `counts`, `runs` (each run's
 //! settings and tool versions) and `clips`, sorted by (youtube_id, time_start, time_end). Every clip has
 //! its outcome (`done`, `failed` with its `category`, `pending`, or `broken` when the journal says done but
-//! the file is gone or resized); done clips add `sha256`, `size_bytes`, `duration_s`, `source`,
+//! the file is gone or resized); a clip with several labels lists them all in `labels` (AVA-Kinetics' adds
+//! its person `boxes`); done clips add `sha256`, `size_bytes`, `duration_s`, `source`,
 //! `format_id` (the yt-dlp format, or the mirror tarball) and `run`.
 
 pub mod build;

@@ -9,6 +9,8 @@ fn entry(id: &str, start: f64, outcome: ClipOutcome, extra: Option<&str>) -> Ent
         time_start: start,
         time_end: start + 10.0,
         label: Some("air drumming".into()),
+        labels: Vec::new(),
+        boxes: Vec::new(),
         split: Some("validate".into()),
         path: format!("validate/air_drumming/{id}.mp4"),
         rows: 1,
@@ -146,7 +148,14 @@ fn journal_with_clips(out: &std::path::Path, n: usize) {
                 end_ms: (i % 2) as i64 * 20_000 + 10_000,
             };
             let rel_path = format!("train/cls_{}/{id}_{}.mp4", i % 7, i % 2).into();
-            Job { key, label: Some(format!("cls {}", i % 7)), split: Some("train".into()), rel_path, rows: 1 }
+            Job {
+                key,
+                label: Some(format!("cls {}", i % 7)),
+                split: Some("train".into()),
+                rel_path,
+                rows: 1,
+                ..Job::default()
+            }
         })
         .collect();
     j.sync_plan(&jobs).unwrap();

@@ -7,7 +7,7 @@ use crate::annotations::{seconds_to_ms, Row};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-/// Builds the plan. The first row of a clip decides its label, split and path; later rows with the same
+/// Builds the plan. The first row of a clip decides its labels, split and path; later rows with the same
 /// key only raise its `rows` count and, when they disagree, show up in the conflict lists. Clip files end
 /// in `.{ext}` (`mp4`, or the audio format's for `--audio-only`).
 pub fn build(rows: &[Row], class_dirs: ClassDirs, ext: &str) -> Plan {
@@ -34,9 +34,20 @@ pub fn build(rows: &[Row], class_dirs: ClassDirs, ext: &str) -> Plan {
                 slot.insert(plan.jobs.len());
                 let key = ClipKey { youtube_id: row.youtube_id.clone(), start_ms, end_ms };
                 let split_dir = names.split(row.split.as_deref());
-                let class_dir = row.label.as_deref().map(|l| names.class(l));
+                // A clip with several labels has no one class folder: its split's, or its first label's.
+                let multi = !row.extra_labels.is_empty();
+                let class_dir =
+                    row.label.as_deref().filter(|_| !multi || class_dirs == ClassDirs::First).map(|l| names.class(l));
                 let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key, ext);
-                plan.jobs.push(Job { key, label: row.label.clone(), split: row.split.clone(), rel_path, rows: 1 });
+                plan.jobs.push(Job {
+                    key,
+                    label: row.label.clone(),
+                    extra_labels: row.extra_labels.clone(),
+                    boxes: row.boxes.clone(),
+                    split: row.split.clone(),
+                    rel_path,
+                    rows: 1,
+                });
             }
         }
     }

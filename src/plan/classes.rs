@@ -23,9 +23,9 @@ impl ClassEntry {
     }
 }
 
-/// The sorted class list of the labelled jobs.
+/// The sorted class list of the labelled jobs (every label of a multi-label one).
 pub fn class_list(jobs: &[Job], mode: ClassDirs) -> Vec<ClassEntry> {
-    class_list_from_labels(jobs.iter().filter_map(|j| j.label.as_deref()), mode)
+    class_list_from_labels(jobs.iter().flat_map(Job::labels), mode)
 }
 
 /// The sorted class list of any set of labels (duplicates allowed).

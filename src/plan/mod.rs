@@ -1,7 +1,8 @@
 //! Rows into jobs: one job per distinct (youtube_id, time_start, time_end), with its output path.
 //!
-//! Layout under OUT: `{split}/{class}/{clip}.mp4`, or `{split}/{clip}.mp4` for unlabelled rows, with
-//! `unsplit` for rows without a split. Naming rules are in `paths.rs`, the class order in `classes.rs`.
+//! Layout under OUT: `{split}/{class}/{clip}.mp4`, or `{split}/{clip}.mp4` for unlabelled rows and for
+//! clips with several labels (under their first label's folder with `--class-dirs first`), with `unsplit`
+//! for rows without a split. Naming rules are in `paths.rs`, the class order in `classes.rs`.
 
 mod build;
 mod classes;
@@ -28,26 +29,40 @@ pub enum ClassDirs {
     Underscore,
     /// torchvision's form: spaces become `_`, `'`, `(` and `)` removed.
     Torchvision,
+    /// As `Underscore`, and a clip with several labels goes under its first label's folder instead of
+    /// the split's.
+    First,
 }
 
 /// The identity of a clip. Times are kept in milliseconds so that keys compare exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ClipKey {
     pub youtube_id: String,
     pub start_ms: i64,
     pub end_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Job {
     pub key: ClipKey,
-    /// Label of the first row for this key.
+    /// Label of the first row for this key (its first label when it has several).
     pub label: Option<String>,
+    /// The first row's other labels (AudioSet, AVA-Kinetics); empty for a single-label clip.
+    pub extra_labels: Vec<String>,
+    /// The first row's person boxes (AVA-Kinetics).
+    pub boxes: Vec<crate::annotations::PersonBox>,
     pub split: Option<String>,
     /// Path relative to OUT, always inside it.
     pub rel_path: PathBuf,
     /// How many annotation rows this job stands for (1 unless duplicates were merged).
     pub rows: u32,
+}
+
+impl Job {
+    /// Every label of the clip, the first one first.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.label.as_deref().into_iter().chain(self.extra_labels.iter().map(String::as_str))
+    }
 }
 
 /// Rows of one clip that disagree on a value: the first row's value was kept.

@@ -17,7 +17,7 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub fn class_dir_name(label: &str, mode: ClassDirs) -> String {
     let spelled: String = match mode {
         ClassDirs::Raw => label.to_owned(),
-        ClassDirs::Underscore => label.replace(' ', "_"),
+        ClassDirs::Underscore | ClassDirs::First => label.replace(' ', "_"),
         ClassDirs::Torchvision => {
             label.chars().filter(|c| !matches!(c, '\'' | '(' | ')')).map(|c| if c == ' ' { '_' } else { c }).collect()
         }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 fn row(label: Option<&str>, id: &str, start: f64, end: f64, split: Option<&str>) -> Row {
     Row {
         label: label.map(str::to_owned),
+        extra_labels: Vec::new(),
+        boxes: Vec::new(),
         youtube_id: id.to_owned(),
         time_start: start,
         time_end: end,

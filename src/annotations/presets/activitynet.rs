@@ -112,6 +112,8 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
             }
             out.offer(Checked {
                 label: label.map(Cow::Borrowed),
+                extra_labels: Vec::new(),
+                boxes: Vec::new(),
                 youtube_id: Cow::Borrowed(&id),
                 time_start: start,
                 time_end: end,

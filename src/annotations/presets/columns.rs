@@ -237,7 +237,16 @@ impl Layout {
         if let (Some(v), Some(i)) = (&split, self.split) {
             check_split(v).map_err(at(i))?;
         }
-        Ok(Checked { label, youtube_id, time_start: start, time_end: end, split, line })
+        Ok(Checked {
+            label,
+            extra_labels: Vec::new(),
+            boxes: Vec::new(),
+            youtube_id,
+            time_start: start,
+            time_end: end,
+            split,
+            line,
+        })
     }
 }
 

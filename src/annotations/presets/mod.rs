@@ -7,12 +7,14 @@
 //! unambiguous (see [`recognise`]).
 
 mod activitynet;
+mod audioset;
 mod columns;
-mod line;
+pub(crate) mod line;
 mod vggsound;
 mod youtube_url;
 
 pub(crate) use activitynet::read as read_activitynet;
+pub(crate) use audioset::read as read_audioset;
 pub(crate) use columns::read as read_columns;
 pub use columns::{Column, ColumnMap, MapOptions};
 pub(crate) use vggsound::read as read_vggsound;
@@ -30,6 +32,9 @@ pub enum Preset {
     /// `{"database": {id: {"subset", "annotations": [{"segment": [s, e], "label"}]}}}` (ActivityNet 1.3,
     /// HACS Segments): one clip per segment.
     ActivityNet,
+    /// AudioSet's segments CSV: `#` comments, `YTID, start_seconds, end_seconds, "label,label"`; every
+    /// label of a row kept.
+    AudioSet,
     /// Any delimited file, read through the user's column map (`--columns`).
     Columns(ColumnMap),
 }
@@ -40,8 +45,9 @@ pub const VGGSOUND_CLIP_SECONDS: f64 = 10.0;
 /// The preset a file's first bytes (BOM removed) show, when no `--preset` was given. JSON whose first key
 /// is `database`, `version` or `taxonomy` is ActivityNet's shape (DeepMind's keys are 11-character ids and
 /// never start an ActivityNet-style file); a CSV whose first line is four fields with a number second and
-/// a split last (`train`, `test`) is VGGSound (no Kinetics header holds a number). Anything else is
-/// `Kinetics`.
+/// a split last (`train`, `test`) is VGGSound (no Kinetics header holds a number); a CSV whose column
+/// line (after `#` comments, or as the header) is `YTID, start_seconds, end_seconds, positive_labels` is
+/// AudioSet. Anything else is `Kinetics`.
 pub(crate) fn recognise(prefix: &[u8]) -> Preset {
     let text = String::from_utf8_lossy(&prefix[..prefix.len().min(4096)]);
     let body = text.trim_start();
@@ -53,6 +59,14 @@ pub(crate) fn recognise(prefix: &[u8]) -> Preset {
         };
     }
     let Some(first) = body.lines().next() else { return Preset::Kinetics };
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if audioset::is_header(line) {
+            return Preset::AudioSet;
+        }
+        if !line.starts_with('#') {
+            break;
+        }
+    }
     match line::split(first, ',') {
         Ok(fields)
             if fields.len() == 4
@@ -71,7 +85,14 @@ mod tests {
 
     #[test]
     fn recognises_each_published_shape() {
-        let cases: [(&str, Preset); 9] = [
+        let cases: [(&str, Preset); 13] = [
+            (
+                "# Segments csv created Sun Mar  5 10:54:25 2017\n# num_ytids=22160, num_segs=22160\n# YTID, start_seconds, end_seconds, positive_labels\n--PJHxphWEs, 30.000, 40.000, \"/m/09x0r,/t/dd00088\"\n",
+                Preset::AudioSet,
+            ),
+            ("YTID,start_seconds,end_seconds,positive_labels\n", Preset::AudioSet),
+            ("# a comment\nYTID,start_seconds,end_seconds,positive_labels\n", Preset::AudioSet),
+            ("# YTID, start_seconds, end_seconds\n", Preset::Kinetics),
             ("---g-f_I2yQ,1,people marching,test\n", Preset::VggSound),
             ("-0BIyqJj9ZU,30,\"cattle, bovinae cowbell\",train\r\n", Preset::VggSound),
             ("{\"version\": \"VERSION 1.3\", \"taxonomy\": [], \"database\": {}}", Preset::ActivityNet),

@@ -43,6 +43,8 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
         let (id, _, label, split) = (fields.next(), fields.next(), fields.next(), fields.next());
         out.offer(Checked {
             label,
+            extra_labels: Vec::new(),
+            boxes: Vec::new(),
             youtube_id: id.unwrap_or(Cow::Borrowed("")),
             time_start: start,
             time_end: end,
