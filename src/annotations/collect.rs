@@ -34,7 +34,10 @@ pub(crate) struct Collector<'f> {
     classes: Option<&'f BTreeSet<String>>,
     splits: Vec<String>,
     limit: usize,
-    rows: Vec<Row>,
+    /// Rows kept so far.
+    kept: usize,
+    /// Where kept rows go, one at a time (the plan takes them as they come: no list of every row).
+    sink: &'f mut dyn FnMut(Row),
     file: Arc<Path>,
     split_buf: String,
     /// The last normalised split stored, cloned for the next row instead of normalising again.
@@ -42,7 +45,7 @@ pub(crate) struct Collector<'f> {
 }
 
 impl<'f> Collector<'f> {
-    pub fn new(filters: &'f Filters) -> Self {
+    pub fn new(filters: &'f Filters, sink: &'f mut dyn FnMut(Row)) -> Self {
         let mut splits: Vec<String> = filters.splits.iter().map(|s| super::normalize_split(s)).collect();
         splits.sort();
         splits.dedup();
@@ -52,7 +55,8 @@ impl<'f> Collector<'f> {
             classes: filters.classes.as_ref(),
             splits,
             limit: filters.limit.unwrap_or(usize::MAX),
-            rows: Vec::new(),
+            kept: 0,
+            sink,
             file: Arc::from(Path::new("")),
             split_buf: String::new(),
             last_split: None,
@@ -72,7 +76,7 @@ impl<'f> Collector<'f> {
     }
 
     pub fn offer(&mut self, row: Checked<'_>) {
-        if self.rows.len() >= self.limit {
+        if self.kept >= self.limit {
             return;
         }
         if let Some(classes) = self.classes {
@@ -101,7 +105,8 @@ impl<'f> Collector<'f> {
                 self.split_buf.clone()
             }
         });
-        self.rows.push(Row {
+        self.kept += 1;
+        (self.sink)(Row {
             label: row.label.map(Cow::into_owned),
             extra_labels: row.extra_labels,
             boxes: row.boxes,
@@ -114,7 +119,8 @@ impl<'f> Collector<'f> {
         });
     }
 
-    pub fn into_rows(self) -> Vec<Row> {
-        self.rows
+    /// How many rows were kept.
+    pub fn kept(&self) -> usize {
+        self.kept
     }
 }

@@ -86,12 +86,27 @@ pub fn read_all_with(
     preset: &Preset,
     options: &ReadOptions,
 ) -> Result<Vec<Row>, InputError> {
+    let mut rows = Vec::new();
+    read_each_with(paths, filters, preset, options, &mut |row| rows.push(row))?;
+    Ok(rows)
+}
+
+/// [`read_all_with`] handing each kept row to `f` as it is read, without a list of them all; returns how
+/// many were kept. An error in any row is still reported before `read_each_with` returns, but `f` has seen
+/// the rows before it.
+pub fn read_each_with(
+    paths: &[PathBuf],
+    filters: &Filters,
+    preset: &Preset,
+    options: &ReadOptions,
+    f: &mut dyn FnMut(Row),
+) -> Result<usize, InputError> {
     let names = options.labels_file.as_deref().map(read_label_names).transpose()?;
-    let mut out = collect::Collector::new(filters).with_options(options, names.as_ref());
+    let mut out = collect::Collector::new(filters, f).with_options(options, names.as_ref());
     for path in paths {
         source::read_into(path, &mut out, preset)?;
     }
-    Ok(out.into_rows())
+    Ok(out.kept())
 }
 
 /// Reads one file without filtering.

@@ -9,11 +9,10 @@ use std::time::Duration;
 /// Prints what the journal in `out` knows, as a table or (`json`) a JSON object; returns the exit code.
 pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     let journal = Journal::open_existing(out_dir)?;
-    let counts = journal.counts()?;
+    let (counts, cpu) = journal.counts_and_cpu()?;
     let last = journal.last_run()?;
     let egresses = egress_report(&journal)?;
     let shard = journal.shard()?;
-    let cpu = journal.cpu_per_clip()?;
     let mut out = std::io::stdout().lock();
     if json {
         let mut v = serde_json::to_value(&counts)?;

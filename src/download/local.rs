@@ -8,7 +8,7 @@ use crate::config::{Config, Source};
 use crate::governor::Governor;
 use crate::journal::{self, Journal, State};
 use crate::outdir::OutDir;
-use crate::plan::Plan;
+use crate::plan::{Job, KeyIndex, Plan};
 use crate::progress::{Event, Reporter};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
@@ -66,11 +66,10 @@ impl<'a> JournalStore<'a> {
         let have_cookies = cfg.have_cookies;
         let mut summary = Summary::default();
         // The plan's clips by key, for picking them out of the journal (`None`: every journaled clip).
-        let index: Option<HashMap<(&str, i64, i64), u32>> = match &scope {
+        let index: Option<(&[Job], KeyIndex)> = match &scope {
             Scope::Plan(plan) => {
                 summary.planned = plan.jobs.len() as u64;
-                let keys = plan.jobs.iter().enumerate();
-                Some(keys.map(|(i, j)| ((j.key.youtube_id.as_str(), j.key.start_ms, j.key.end_ms), i as u32)).collect())
+                Some((&plan.jobs, KeyIndex::of(&plan.jobs)))
             }
             Scope::Journal { planned } => {
                 summary.planned = *planned;
@@ -85,8 +84,8 @@ impl<'a> JournalStore<'a> {
         let mut dirs = DirCache::default();
         journal.for_each_clip_state(|rec| {
             let pos = match &index {
-                Some(index) => match index.get(&(rec.youtube_id, rec.start_ms, rec.end_ms)) {
-                    Some(&pos) => pos,
+                Some((jobs, index)) => match index.get(jobs, (rec.youtube_id, rec.start_ms, rec.end_ms)) {
+                    Some(pos) => pos,
                     None => {
                         in_order = false;
                         return Ok(());

@@ -85,10 +85,13 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (Some(k), _) => (k.rows, None),
         (None, None) => (0, Some(crate::plan::Plan { class_dirs: cfg.class_dirs, ..Default::default() })),
         (None, Some((paths, filters))) => {
-            let rows = crate::annotations::read_all_with(&paths, &filters, &cfg.preset, &cfg.read).or_usage()?;
-            let n_rows = rows.len() as u64;
-            let mut plan = crate::plan::build(&rows, cfg.class_dirs, crate::tools::ffmpeg::clip_ext(&cfg.encode));
-            drop(rows);
+            // Each row goes into the plan as it is read: 650,000 rows are never held at once.
+            let mut planner = crate::plan::Builder::new(cfg.class_dirs, crate::tools::ffmpeg::clip_ext(&cfg.encode));
+            let read = crate::annotations::read_each_with(&paths, &filters, &cfg.preset, &cfg.read, &mut |row| {
+                planner.add(row)
+            });
+            let n_rows = read.or_usage()? as u64;
+            let mut plan = planner.finish();
             if let Some(shard) = cfg.shard {
                 // After planning, by video: the share is the same for any row order or file split.
                 plan.jobs.retain(|j| shard.owns(&j.key.youtube_id));

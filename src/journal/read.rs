@@ -43,6 +43,28 @@ impl Reader {
         clips(&self.conn)
     }
 
+    /// Every clip, in plan order, one at a time (`report` sums them; 650,000 need not fit in memory).
+    pub fn each_clip(&self, mut f: impl FnMut(ClipRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare("SELECT * FROM clips ORDER BY id")?;
+        let cols = ClipColumns::of(&stmt)?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(ClipRow::from_row(r, &cols)?)?;
+        }
+        Ok(())
+    }
+
+    /// Every attempt, in the order they were recorded (not sorted: no sort of 650,000 rows), one at a time.
+    pub fn each_attempt(&self, mut f: impl FnMut(AttemptRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt =
+            self.conn.prepare("SELECT run_id, started_ms, finished_ms, outcome FROM attempts ORDER BY id")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            f(AttemptRow { run_id: r.get(0)?, started_ms: r.get(1)?, finished_ms: r.get(2)?, outcome: r.get(3)? })?;
+        }
+        Ok(())
+    }
+
     /// Every clip, in key order (youtube_id, start, end: the journal's unique index), one at a time.
     pub fn each_clip_by_key(&self, mut f: impl FnMut(ClipRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare("SELECT * FROM clips ORDER BY youtube_id, start_ms, end_ms")?;

@@ -156,3 +156,104 @@ fn clip_states_stream_in_id_order_and_a_task_reads_back_by_id() {
     assert_eq!(key, ClipKey { youtube_id: "bbbbbbbbbbb".into(), start_ms: 5000, end_ms: 15000 });
     assert_eq!(rel, PathBuf::from("validate/y/bbbbbbbbbbb.mp4"));
 }
+
+/// `counts` sums one scan of the table: the same numbers as the grouped queries it replaced, on a journal
+/// with every state, source and column shape (mirror sources, adopted and unknown ones, NULL categories,
+/// media requests, whole videos, CPU recorded or not).
+#[test]
+fn counts_from_one_scan_match_the_grouped_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let jobs: Vec<Job> = (0..60).map(|i| job(&format!("id{i:09}"), i, if i % 3 == 0 { "x" } else { "y" })).collect();
+    j.sync_plan(&jobs).unwrap();
+    let ids: Vec<i64> = j.clips().unwrap().iter().map(|c| c.id).collect();
+    let sources = ["youtube", "mirror:k400_val_0.tar.gz", "adopted", "mirror:k400_val_1.tar.gz"];
+    for (n, &id) in ids.iter().enumerate() {
+        match n % 5 {
+            0..=2 => {
+                let cpu = (n % 2 == 0).then(|| crate::cpu::StageCpu {
+                    extract_s: 0.5 + n as f64 / 100.0,
+                    fetch_s: 0.1,
+                    encode_s: 1.0 + n as f64 / 10.0,
+                    verify_s: 0.2,
+                });
+                let done = Done {
+                    size_bytes: 1000 + n as u64,
+                    bytes_fetched: 1500 + n as u64,
+                    media_requests: (n % 4) as u64,
+                    whole_video: n % 7 == 0,
+                    source: sources[n % 4].into(),
+                    cpu,
+                    ..Default::default()
+                };
+                j.record_done(id, &done).unwrap();
+            }
+            3 => j.record_failure(id, &failed(State::Failed, ["http_404", "unavailable"][n % 2])).unwrap(),
+            _ => {}
+        }
+    }
+    j.conn.execute("UPDATE clips SET source = NULL WHERE id = ?1", [ids[5]]).unwrap();
+    j.conn.execute("UPDATE clips SET category = NULL WHERE id = ?1", [ids[3]]).unwrap();
+
+    let mut want = Counts::default();
+    let mut by_source = j
+        .conn
+        .prepare(
+            "SELECT CASE WHEN source LIKE 'mirror:%' THEN 'mirror' ELSE COALESCE(source, 'unknown') END, COUNT(*)
+             FROM clips WHERE state = 'done' GROUP BY 1",
+        )
+        .unwrap();
+    for row in by_source.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap() {
+        let (source, n) = row.unwrap();
+        want.by_source.insert(source, n as u64);
+    }
+    let mut stmt = j
+        .conn
+        .prepare(
+            "SELECT state, COALESCE(category, 'other'), COUNT(*), COALESCE(SUM(bytes_fetched), 0),
+                    COALESCE(SUM(CASE WHEN state = 'done' THEN size_bytes ELSE 0 END), 0), SUM(whole_video),
+                    COALESCE(SUM(media_requests), 0), COUNT(CASE WHEN media_requests > 0 THEN 1 END)
+             FROM clips GROUP BY state, category",
+        )
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    while let Some(r) = rows.next().unwrap() {
+        let state = State::parse(&r.get::<_, String>(0).unwrap());
+        let n = r.get::<_, i64>(2).unwrap() as u64;
+        want.total += n;
+        want.bytes_fetched += r.get::<_, i64>(3).unwrap() as u64;
+        want.bytes_on_disk += r.get::<_, i64>(4).unwrap() as u64;
+        want.whole_video_fallbacks += r.get::<_, Option<i64>>(5).unwrap().unwrap_or(0) as u64;
+        want.media_requests += r.get::<_, i64>(6).unwrap() as u64;
+        match state {
+            State::Done => {
+                want.done += n;
+                want.media_request_clips += r.get::<_, i64>(7).unwrap() as u64;
+            }
+            State::Pending => want.pending += n,
+            State::Failed => *want.failed.entry(r.get(1).unwrap()).or_default() += n,
+        }
+    }
+    want.media_requests_per_clip = want.media_requests as f64 / want.media_request_clips as f64;
+    let (counts, cpu) = j.counts_and_cpu().unwrap();
+    assert_eq!(counts, want);
+    assert_eq!(j.counts().unwrap(), want);
+    assert_eq!((want.done, want.pending, want.failed_total()), (36, 12, 12));
+    assert_eq!(want.by_source.get("mirror"), Some(&17));
+    assert_eq!(want.by_source.get("unknown"), Some(&1));
+    assert_eq!(want.failed.get("other"), Some(&1));
+
+    let mut stmt = j
+        .conn
+        .prepare(
+            "SELECT extract_cpu_s, fetch_cpu_s, encode_cpu_s, verify_cpu_s FROM clips
+             WHERE state = 'done' AND extract_cpu_s IS NOT NULL ORDER BY id",
+        )
+        .unwrap();
+    let measured: Vec<crate::cpu::StageCpu> =
+        stmt.query_map([], |r| stage_cpu(r, 0)).unwrap().map(|r| r.unwrap().unwrap()).collect();
+    assert_eq!(measured.len(), 18);
+    let want_cpu = crate::cpu::PerClip::of(&measured);
+    assert_eq!(format!("{cpu:?}"), format!("{want_cpu:?}"));
+    assert_eq!(format!("{:?}", j.cpu_per_clip().unwrap()), format!("{want_cpu:?}"));
+}

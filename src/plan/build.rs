@@ -4,57 +4,158 @@ use super::classes::class_list;
 use super::paths::{class_dir_name, rel_path, split_dir_name};
 use super::{ClassDirs, ClipKey, Conflict, Job, Plan};
 use crate::annotations::{seconds_to_ms, Row};
-use std::collections::hash_map::Entry;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 /// Builds the plan. The first row of a clip decides its labels, split and path; later rows with the same
 /// key only raise its `rows` count and, when they disagree, show up in the conflict lists. Clip files end
 /// in `.{ext}` (`mp4`, or the audio format's for `--audio-only`).
 pub fn build(rows: &[Row], class_dirs: ClassDirs, ext: &str) -> Plan {
-    let mut plan = Plan { class_dirs, ..Plan::default() };
-    let mut index: HashMap<(&str, i64, i64), usize> = HashMap::with_capacity(rows.len());
-    let mut names = NameCache::new(class_dirs);
-    let mut label_conflicts = ConflictLog::default();
-    let mut split_conflicts = ConflictLog::default();
+    let mut b = Builder::new(class_dirs, ext);
     for row in rows {
+        b.add(row.clone());
+    }
+    b.finish()
+}
+
+/// [`build`] one row at a time, as the annotations are read: the rows need not all be held at once.
+pub struct Builder<S = RandomState> {
+    plan: Plan,
+    ext: String,
+    index: KeyIndex<S>,
+    names: NameCache,
+    label_conflicts: ConflictLog,
+    split_conflicts: ConflictLog,
+}
+
+impl Builder {
+    pub fn new(class_dirs: ClassDirs, ext: &str) -> Builder {
+        Builder::with_hasher(class_dirs, ext, RandomState::new())
+    }
+}
+
+impl<S: BuildHasher> Builder<S> {
+    /// [`Builder::new`] with another hash for the clip keys (tests force collisions with a constant one).
+    pub fn with_hasher(class_dirs: ClassDirs, ext: &str, hasher: S) -> Builder<S> {
+        Builder {
+            plan: Plan { class_dirs, ..Plan::default() },
+            ext: ext.to_owned(),
+            index: KeyIndex { hasher, by_hash: HashMap::new(), collided: HashMap::new() },
+            names: NameCache::new(class_dirs),
+            label_conflicts: ConflictLog::default(),
+            split_conflicts: ConflictLog::default(),
+        }
+    }
+
+    /// The next row, in file order.
+    pub fn add(&mut self, row: Row) {
         let (start_ms, end_ms) = (seconds_to_ms(row.time_start), seconds_to_ms(row.time_end));
-        match index.entry((row.youtube_id.as_str(), start_ms, end_ms)) {
-            Entry::Occupied(at) => {
-                let job = &mut plan.jobs[*at.get()];
+        let plan = &mut self.plan;
+        let next = plan.jobs.len() as u32;
+        match self.index.find_or_insert(&plan.jobs, (&row.youtube_id, start_ms, end_ms), next) {
+            Some(at) => {
+                let at = at as usize;
+                let job = &mut plan.jobs[at];
                 job.rows = job.rows.saturating_add(1);
                 plan.duplicates_merged += 1;
                 if row.label != job.label {
-                    label_conflicts.note(*at.get(), job, &job.label, &row.label);
+                    self.label_conflicts.note(at, job, &job.label, &row.label);
                 }
                 if row.split != job.split {
-                    split_conflicts.note(*at.get(), job, &job.split, &row.split);
+                    self.split_conflicts.note(at, job, &job.split, &row.split);
                 }
             }
-            Entry::Vacant(slot) => {
-                slot.insert(plan.jobs.len());
-                let key = ClipKey { youtube_id: row.youtube_id.clone(), start_ms, end_ms };
-                let split_dir = names.split(row.split.as_deref());
+            None => {
+                let key = ClipKey { youtube_id: row.youtube_id, start_ms, end_ms };
+                let split_dir = self.names.split(row.split.as_deref());
                 // A clip with several labels has no one class folder: its split's, or its first label's.
                 let multi = !row.extra_labels.is_empty();
-                let class_dir =
-                    row.label.as_deref().filter(|_| !multi || class_dirs == ClassDirs::First).map(|l| names.class(l));
-                let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key, ext);
+                let first = plan.class_dirs == ClassDirs::First;
+                let class_dir = row.label.as_deref().filter(|_| !multi || first).map(|l| self.names.class(l));
+                let rel_path = rel_path(&split_dir, class_dir.as_deref(), &key, &self.ext);
                 plan.jobs.push(Job {
                     key,
-                    label: row.label.clone(),
-                    extra_labels: row.extra_labels.clone(),
-                    boxes: row.boxes.clone(),
-                    split: row.split.clone(),
+                    label: row.label,
+                    extra_labels: row.extra_labels,
+                    boxes: row.boxes,
+                    split: row.split,
                     rel_path,
                     rows: 1,
                 });
             }
         }
     }
-    plan.label_conflicts = label_conflicts.conflicts;
-    plan.split_conflicts = split_conflicts.conflicts;
-    plan.classes = class_list(&plan.jobs, class_dirs);
-    plan
+
+    pub fn finish(mut self) -> Plan {
+        drop(self.index);
+        self.plan.jobs.shrink_to_fit();
+        self.plan.label_conflicts = self.label_conflicts.conflicts;
+        self.plan.split_conflicts = self.split_conflicts.conflicts;
+        self.plan.classes = class_list(&self.plan.jobs, self.plan.class_dirs);
+        self.plan
+    }
+}
+
+/// Positions in a list of jobs by clip key, without a copy of the keys: a 64-bit hash of the key maps to
+/// the position of the first job with that hash, and the key is compared with that job's. Another key with
+/// the same hash (about one in 10^7 for 650,000 clips) goes to a small exact map.
+pub struct KeyIndex<S = RandomState> {
+    hasher: S,
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<(String, i64, i64), u32>,
+}
+
+impl KeyIndex {
+    /// The index of `jobs`, which must have distinct keys (a plan's).
+    pub fn of(jobs: &[Job]) -> KeyIndex {
+        KeyIndex::with_hasher(jobs, RandomState::new())
+    }
+}
+
+impl<S: BuildHasher> KeyIndex<S> {
+    /// [`KeyIndex::of`] with another hash (tests force collisions with a constant one).
+    pub fn with_hasher(jobs: &[Job], hasher: S) -> KeyIndex<S> {
+        let mut index = KeyIndex { hasher, by_hash: HashMap::with_capacity(jobs.len()), collided: HashMap::new() };
+        for (i, job) in jobs.iter().enumerate() {
+            let k = &job.key;
+            index.find_or_insert(jobs, (&k.youtube_id, k.start_ms, k.end_ms), i as u32);
+        }
+        index
+    }
+
+    /// The position of the job with `key`, if any.
+    pub fn get(&self, jobs: &[Job], key: (&str, i64, i64)) -> Option<u32> {
+        let &at = self.by_hash.get(&self.hasher.hash_one(key))?;
+        if same(&jobs[at as usize].key, key) {
+            return Some(at);
+        }
+        self.collided.get(&(key.0.to_owned(), key.1, key.2)).copied()
+    }
+
+    /// The position of the job with `key`, or `None` after recording `next` as its position (the caller
+    /// then pushes it there).
+    fn find_or_insert(&mut self, jobs: &[Job], key: (&str, i64, i64), next: u32) -> Option<u32> {
+        use std::collections::hash_map::Entry;
+        match self.by_hash.entry(self.hasher.hash_one(key)) {
+            Entry::Vacant(slot) => {
+                slot.insert(next);
+                None
+            }
+            Entry::Occupied(at) if same(&jobs[*at.get() as usize].key, key) => Some(*at.get()),
+            Entry::Occupied(_) => match self.collided.entry((key.0.to_owned(), key.1, key.2)) {
+                Entry::Occupied(at) => Some(*at.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(next);
+                    None
+                }
+            },
+        }
+    }
+}
+
+fn same(k: &ClipKey, key: (&str, i64, i64)) -> bool {
+    k.youtube_id == key.0 && k.start_ms == key.1 && k.end_ms == key.2
 }
 
 /// Folder names by label and split, computed once each rather than once a row.

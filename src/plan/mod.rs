@@ -10,7 +10,7 @@ mod paths;
 #[cfg(test)]
 mod tests;
 
-pub use build::build;
+pub use build::{build, Builder, KeyIndex};
 pub use classes::{class_list, class_list_from_labels, ClassEntry};
 pub use paths::{
     class_dir_name, clip_file_name, clip_file_name_ext, rel_path, safe_component, split_dir_name, MAX_NAME_BYTES,

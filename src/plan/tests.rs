@@ -181,3 +181,101 @@ fn real_kinetics_400_validate() {
     let plan = build(&rows[..1], ClassDirs::Underscore, "mp4");
     assert_eq!(paths(&plan), ["validate/javelin_throw/--07WQ2iBlw_000001_000011.mp4"]);
 }
+
+/// A hash that is the same for every key: every lookup past the first key goes through the exact map.
+#[derive(Clone, Default)]
+struct Collide;
+
+impl std::hash::BuildHasher for Collide {
+    type Hasher = Constant;
+    fn build_hasher(&self) -> Constant {
+        Constant
+    }
+}
+
+struct Constant;
+
+impl std::hash::Hasher for Constant {
+    fn finish(&self) -> u64 {
+        7
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+/// The plan's key index gives the same jobs when every key's hash collides as with a real hash.
+#[test]
+fn colliding_key_hashes_still_merge_exactly() {
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/k400_validate.csv");
+    let rows = annotations::read_file(&csv).unwrap();
+    let mut rows: Vec<Row> = rows[..300].to_vec();
+    rows.extend(rows.clone().into_iter().step_by(3).map(|mut r| {
+        r.label = Some("relabelled".into());
+        r
+    }));
+    rows.push(row(Some("yoga"), "--07WQ2iBlw", 1.0, 11.5, Some("validate")));
+    let real = build(&rows, ClassDirs::Underscore, "mp4");
+    let mut b = Builder::with_hasher(ClassDirs::Underscore, "mp4", Collide);
+    for r in &rows {
+        b.add(r.clone());
+    }
+    let collided = b.finish();
+    assert_eq!(collided.jobs, real.jobs);
+    assert_eq!(collided.jobs.len(), 301);
+    assert_eq!(collided.duplicates_merged, 100);
+    assert_eq!(collided.label_conflicts, real.label_conflicts);
+    assert_eq!(collided.label_conflicts.len(), 100);
+
+    let index = KeyIndex::with_hasher(&real.jobs, Collide);
+    for (i, job) in real.jobs.iter().enumerate() {
+        let k = &job.key;
+        assert_eq!(index.get(&real.jobs, (&k.youtube_id, k.start_ms, k.end_ms)), Some(i as u32));
+        assert_eq!(index.get(&real.jobs, (&k.youtube_id, k.start_ms + 1, k.end_ms)), None);
+    }
+    let index = KeyIndex::of(&real.jobs);
+    let k = &real.jobs[300].key;
+    assert_eq!(index.get(&real.jobs, (&k.youtube_id, k.start_ms, k.end_ms)), Some(300));
+    assert_eq!(index.get(&real.jobs, ("absent", 0, 10_000)), None);
+}
+
+/// Rows planned as they are read (what `download` does) give the plan of the rows read first, for CSV and
+/// for DeepMind's JSON, with a limit.
+#[test]
+fn planning_while_reading_is_planning_after() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let csv = data.join("k400_validate.csv");
+    let json = tempfile::tempdir().unwrap();
+    let json_path = json.path().join("k400_validate.json");
+    let rows = annotations::read_file(&csv).unwrap();
+    let entries: serde_json::Map<String, serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let entry = serde_json::json!({
+                "annotations": {"label": r.label, "segment": [r.time_start, r.time_end]},
+                "subset": r.split,
+            });
+            (r.youtube_id.clone(), entry)
+        })
+        .collect();
+    std::fs::write(&json_path, serde_json::to_vec(&entries).unwrap()).unwrap();
+    for limit in [None, Some(1000)] {
+        let filters = annotations::Filters { limit, ..Default::default() };
+        let paths = [csv.clone(), json_path.clone()];
+        let preset = annotations::Preset::Auto;
+        let all = annotations::read_all_as(&paths, &filters, &preset).unwrap();
+        let after = build(&all, ClassDirs::Underscore, "mp4");
+        let mut b = Builder::new(ClassDirs::Underscore, "mp4");
+        let options = annotations::ReadOptions::default();
+        let n = annotations::read_each_with(&paths, &filters, &preset, &options, &mut |r| b.add(r)).unwrap();
+        let during = b.finish();
+        assert_eq!(n, all.len());
+        match limit {
+            Some(limit) => assert_eq!(n, limit),
+            None => assert!(n > rows.len() && during.duplicates_merged > 0, "both files read: {n} rows"),
+        }
+        assert_eq!(during.jobs, after.jobs);
+        assert_eq!(during.duplicates_merged, after.duplicates_merged);
+        assert_eq!(during.label_conflicts, after.label_conflicts);
+        assert_eq!(during.split_conflicts, after.split_conflicts);
+        assert_eq!(during.classes, after.classes);
+    }
+}

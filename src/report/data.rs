@@ -153,64 +153,165 @@ pub struct Projection {
     pub eta_s: Option<f64>,
 }
 
-/// Reads OUT's journal and computes the report.
+/// Reads OUT's journal and computes the report, a clip and an attempt at a time (a Kinetics-700 journal's
+/// rows, every column, would take more memory than the numbers drawn from them).
 pub fn gather(out: &Path) -> anyhow::Result<ReportData> {
     let journal = Reader::open(out)?;
+    let mut sums = Sums::default();
+    let clips = journal.each_clip(|c| {
+        sums.clip(&c);
+        Ok(())
+    });
+    clips.context("failed to read the clips of the journal")?;
+    let attempts = journal.each_attempt(|a| {
+        sums.attempt(&a);
+        Ok(())
+    });
+    attempts.context("failed to read the attempts of the journal")?;
     let read = || -> rusqlite::Result<_> {
-        let events = journal.throttle_events()?;
-        Ok((
-            journal.clips()?,
-            journal.attempts()?,
-            journal.runs()?,
-            events,
-            journal.outages()?,
-            journal.dash_refused()?,
-        ))
+        Ok((journal.runs()?, journal.throttle_events()?, journal.outages()?, journal.dash_refused()?))
     };
-    let (clips, attempts, runs, events, outages, dash_refused) = read().context("failed to read the journal")?;
-    let mut data = compute(&clips, &attempts, runs, events);
+    let (runs, events, outages, dash_refused) = read().context("failed to read the journal")?;
+    let mut data = sums.finish(runs, events);
     data.throughput.outages = outages.unwrap_or_default();
     data.throughput.dash_refused = dash_refused;
     data.out = out.display().to_string();
     Ok(data)
 }
 
-/// Computes the report from rows (pure, for tests).
+/// Computes the report from rows (pure, for tests): what [`gather`] computes from the journal.
 pub fn compute(
     clips: &[ClipRow],
     attempts: &[AttemptRow],
     runs: Vec<RunRow>,
     events: Option<Vec<ThrottleEvent>>,
 ) -> ReportData {
-    let mut totals = Tally::default();
-    let mut splits: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sums = Sums::default();
     for c in clips {
-        totals.add(c);
-        splits.entry(c.split_name()).or_default().add(c);
+        sums.clip(c);
+    }
+    for a in attempts {
+        sums.attempt(a);
+    }
+    sums.finish(runs, events)
+}
+
+/// What the report keeps of each clip and attempt, summed as they are read.
+#[derive(Default)]
+struct Sums {
+    totals: Tally,
+    splits: BTreeMap<String, Tally>,
+    failures: BTreeMap<String, u64>,
+    by_label: BTreeMap<String, Tally>,
+    /// Of the done clips, in plan order: download and encode seconds, CPU by stage.
+    download_s: Vec<f64>,
+    encode_s: Vec<f64>,
+    cpu: Vec<crate::cpu::StageCpu>,
+    phases: Phases,
+    /// Download and encode seconds of the done clips that have both, for the phases' shares.
+    phase_download_s: f64,
+    phase_encode_s: f64,
+    bytes: Bytes,
+    done: u64,
+    /// Done clips fetched through the relay (media requests recorded).
+    through_relay: u64,
+    /// (finished, outcome) of every attempt, for the throughput buckets.
+    attempts: Vec<(i64, Outcome)>,
+    /// The last attempt of each run, for the active time.
+    last_attempt: std::collections::HashMap<i64, i64>,
+    done_attempts: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Done,
+    Failed,
+    Retried,
+}
+
+impl Sums {
+    fn clip(&mut self, c: &ClipRow) {
+        self.totals.add(c);
+        let split = c.split_name();
+        match self.splits.get_mut(&split) {
+            Some(t) => t.add(c),
+            None => self.splits.entry(split).or_default().add(c),
+        }
         if c.state == "failed" {
-            *failures.entry(c.category.clone().unwrap_or_else(|| "other".into())).or_default() += 1;
+            *self.failures.entry(c.category.clone().unwrap_or_else(|| "other".into())).or_default() += 1;
+        }
+        if let Some(label) = c.label.as_deref().filter(|l| !l.is_empty()) {
+            match self.by_label.get_mut(label) {
+                Some(t) => t.add(c),
+                None => self.by_label.entry(label.to_owned()).or_default().add(c),
+            }
+        }
+        let positive = |b: Option<i64>| b.unwrap_or(0).max(0) as u64;
+        self.bytes.fetched += positive(c.bytes_fetched);
+        if !c.is_done() {
+            return;
+        }
+        self.done += 1;
+        self.download_s.extend(c.download_s);
+        self.encode_s.extend(c.encode_s);
+        self.cpu.extend(c.stage_cpu());
+        if let (Some(d), Some(e)) = (c.download_s, c.encode_s) {
+            if d >= e {
+                self.phases.download_dominated += 1;
+            } else {
+                self.phases.encode_dominated += 1;
+            }
+            self.phase_download_s += d;
+            self.phase_encode_s += e;
+        }
+        self.bytes.fetched_for_done += positive(c.bytes_fetched);
+        self.bytes.kept += positive(c.size_bytes);
+        self.bytes.whole_video_fallbacks += u64::from(c.whole_video);
+        self.bytes.media_requests_for_done += positive(c.media_requests);
+        if c.media_requests.unwrap_or(0) > 0 {
+            self.through_relay += 1;
         }
     }
-    let done: Vec<&ClipRow> = clips.iter().filter(|c| c.is_done()).collect();
-    let timing = |f: fn(&ClipRow) -> Option<f64>| {
-        let v: Vec<f64> = done.iter().filter_map(|c| f(c)).collect();
-        Some(Timing { summary: stats::summarize(&v)?, histogram: stats::histogram(&v, HISTOGRAM_BINS)? })
-    };
-    ReportData {
-        out: String::new(),
-        splits: split_rows(splits),
-        failures: failure_rows(failures, totals.total),
-        classes: classes(clips),
-        download: timing(|c| c.download_s),
-        encode: timing(|c| c.encode_s),
-        cpu_per_clip: crate::cpu::PerClip::of(&done.iter().filter_map(|c| c.stage_cpu()).collect::<Vec<_>>()),
-        phases: phases(&done),
-        bytes: bytes(clips, &done),
-        throughput: throughput(attempts, events),
-        projection: projection(attempts, &runs, totals.pending),
-        totals,
-        runs,
+
+    fn attempt(&mut self, a: &AttemptRow) {
+        let outcome = match a.outcome.as_str() {
+            "done" => Outcome::Done,
+            "failed" => Outcome::Failed,
+            _ => Outcome::Retried,
+        };
+        self.attempts.push((a.finished_ms, outcome));
+        let last = self.last_attempt.entry(a.run_id).or_insert(a.finished_ms);
+        *last = (*last).max(a.finished_ms);
+        if matches!(outcome, Outcome::Done) {
+            self.done_attempts += 1;
+        }
+    }
+
+    fn finish(self, runs: Vec<RunRow>, events: Option<Vec<ThrottleEvent>>) -> ReportData {
+        let timing =
+            |v: &[f64]| Some(Timing { summary: stats::summarize(v)?, histogram: stats::histogram(v, HISTOGRAM_BINS)? });
+        let mut phases = self.phases;
+        let (d, e) = (self.phase_download_s, self.phase_encode_s);
+        phases.download_share_of_time = if d + e > 0.0 { d / (d + e) } else { 0.0 };
+        let mut bytes = self.bytes;
+        bytes.average_clip = bytes.kept.checked_div(self.done).unwrap_or(0);
+        bytes.media_requests_per_clip =
+            if self.through_relay > 0 { bytes.media_requests_for_done as f64 / self.through_relay as f64 } else { 0.0 };
+        ReportData {
+            out: String::new(),
+            splits: split_rows(self.splits),
+            failures: failure_rows(self.failures, self.totals.total),
+            classes: classes(self.by_label),
+            download: timing(&self.download_s),
+            encode: timing(&self.encode_s),
+            cpu_per_clip: crate::cpu::PerClip::of(&self.cpu),
+            phases,
+            bytes,
+            throughput: throughput(&self.attempts, events),
+            projection: projection(&self.last_attempt, self.done_attempts, &runs, self.totals.pending),
+            totals: self.totals,
+            runs,
+        }
     }
 }
 
@@ -245,17 +346,9 @@ fn failure_rows(failures: BTreeMap<String, u64>, total: u64) -> Vec<FailureRow> 
     rows
 }
 
-fn classes(clips: &[ClipRow]) -> Classes {
-    let mut by_label: BTreeMap<&str, Tally> = BTreeMap::new();
-    for c in clips {
-        if let Some(label) = c.label.as_deref().filter(|l| !l.is_empty()) {
-            by_label.entry(label).or_default().add(c);
-        }
-    }
-    let mut rows: Vec<ClassRow> = by_label
-        .into_iter()
-        .map(|(label, tally)| ClassRow { label: label.into(), coverage: tally.done_share(), tally })
-        .collect();
+fn classes(by_label: BTreeMap<String, Tally>) -> Classes {
+    let mut rows: Vec<ClassRow> =
+        by_label.into_iter().map(|(label, tally)| ClassRow { label, coverage: tally.done_share(), tally }).collect();
     rows.sort_by(|a, b| {
         a.coverage.total_cmp(&b.coverage).then(a.tally.done.cmp(&b.tally.done)).then(a.label.cmp(&b.label))
     });
@@ -271,50 +364,9 @@ fn classes(clips: &[ClipRow]) -> Classes {
     }
 }
 
-fn phases(done: &[&ClipRow]) -> Phases {
-    let mut p = Phases::default();
-    let (mut download, mut encode) = (0.0, 0.0);
-    for c in done {
-        let (Some(d), Some(e)) = (c.download_s, c.encode_s) else {
-            continue;
-        };
-        if d >= e {
-            p.download_dominated += 1;
-        } else {
-            p.encode_dominated += 1;
-        }
-        download += d;
-        encode += e;
-    }
-    p.download_share_of_time = if download + encode > 0.0 { download / (download + encode) } else { 0.0 };
-    p
-}
-
-fn bytes(clips: &[ClipRow], done: &[&ClipRow]) -> Bytes {
-    let sum = |it: &mut dyn Iterator<Item = Option<i64>>| it.map(|b| b.unwrap_or(0).max(0) as u64).sum::<u64>();
-    let kept = sum(&mut done.iter().map(|c| c.size_bytes));
-    Bytes {
-        fetched: sum(&mut clips.iter().map(|c| c.bytes_fetched)),
-        fetched_for_done: sum(&mut done.iter().map(|c| c.bytes_fetched)),
-        kept,
-        average_clip: if done.is_empty() { 0 } else { kept / done.len() as u64 },
-        whole_video_fallbacks: done.iter().filter(|c| c.whole_video).count() as u64,
-        media_requests_for_done: sum(&mut done.iter().map(|c| c.media_requests)),
-        media_requests_per_clip: {
-            let through_relay = done.iter().filter(|c| c.media_requests.unwrap_or(0) > 0).count();
-            let requests = sum(&mut done.iter().map(|c| c.media_requests));
-            if through_relay > 0 {
-                requests as f64 / through_relay as f64
-            } else {
-                0.0
-            }
-        },
-    }
-}
-
 /// Attempts by the time they finished, in buckets spanning the attempts and the throttle events.
-fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Throughput {
-    let times = attempts.iter().map(|a| a.finished_ms).chain(events.iter().flatten().map(|e| e.at_ms));
+fn throughput(attempts: &[(i64, Outcome)], events: Option<Vec<ThrottleEvent>>) -> Throughput {
+    let times = attempts.iter().map(|a| a.0).chain(events.iter().flatten().map(|e| e.at_ms));
     let (Some(first), Some(last)) = (times.clone().min(), times.max()) else {
         return Throughput { bucket_ms: 0, buckets: Vec::new(), throttle_events: events, ..Default::default() };
     };
@@ -323,28 +375,31 @@ fn throughput(attempts: &[AttemptRow], events: Option<Vec<ThrottleEvent>>) -> Th
     let n = ((last - origin) / bucket_ms + 1) as usize;
     let mut buckets: Vec<Bucket> =
         (0..n).map(|i| Bucket { start_ms: origin + i as i64 * bucket_ms, ..Bucket::default() }).collect();
-    for a in attempts {
-        let b = &mut buckets[((a.finished_ms - origin) / bucket_ms) as usize];
-        match a.outcome.as_str() {
-            "done" => b.done += 1,
-            "failed" => b.failed += 1,
-            _ => b.retried += 1,
+    for &(finished_ms, outcome) in attempts {
+        let b = &mut buckets[((finished_ms - origin) / bucket_ms) as usize];
+        match outcome {
+            Outcome::Done => b.done += 1,
+            Outcome::Failed => b.failed += 1,
+            Outcome::Retried => b.retried += 1,
         }
     }
     Throughput { bucket_ms, buckets, throttle_events: events, ..Default::default() }
 }
 
 /// The observed rate over the time runs were active, and what it means for the clips left.
-fn projection(attempts: &[AttemptRow], runs: &[RunRow], remaining: u64) -> Projection {
+fn projection(
+    last_attempt: &std::collections::HashMap<i64, i64>,
+    done_attempts: u64,
+    runs: &[RunRow],
+    remaining: u64,
+) -> Projection {
     let mut active_ms = 0i64;
     for r in runs {
-        let last_attempt = attempts.iter().filter(|a| a.run_id == r.id).map(|a| a.finished_ms).max();
         // An unfinished run (crashed or still going) counts until its last recorded attempt.
-        if let Some(end) = r.finished_ms.or(last_attempt) {
+        if let Some(end) = r.finished_ms.or(last_attempt.get(&r.id).copied()) {
             active_ms += (end - r.started_ms).max(0);
         }
     }
-    let done_attempts = attempts.iter().filter(|a| a.outcome == "done").count() as u64;
     let active_s = active_ms as f64 / 1000.0;
     let per_s = (active_s > 0.0 && done_attempts > 0).then(|| done_attempts as f64 / active_s);
     Projection {

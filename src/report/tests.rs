@@ -161,3 +161,103 @@ fn formatting_table() {
     assert_eq!(super::svg::fmt_utc_secs(1_780_000_000_000), "2026-05-28 20:26:40");
     assert_eq!(esc(r#"a<b>&"c'"#), "a&lt;b&gt;&amp;&quot;c&#39;");
 }
+
+/// `gather` sums the journal a clip and an attempt at a time: the numbers `compute` draws from all the rows
+/// read at once, on a journal with done, failed and pending clips over two runs.
+#[test]
+fn gathering_row_by_row_is_computing_from_all_rows() {
+    use crate::journal::{Attempt, Done, Failed, Journal, State};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    std::fs::create_dir_all(out.join(crate::journal::STATE_DIR)).unwrap();
+    let mut j = Journal::open(&Journal::path_in(out)).unwrap();
+    let labels = ["abseiling", "air drumming", "zumba", ""];
+    let jobs: Vec<crate::plan::Job> = (0..40)
+        .map(|i| {
+            let label = labels[i % 4];
+            crate::plan::Job {
+                key: crate::plan::ClipKey { youtube_id: format!("vid{i:08}"), start_ms: 0, end_ms: 10_000 },
+                label: (!label.is_empty()).then(|| label.to_string()),
+                split: Some(["train", "validate", "test"][i % 3].into()),
+                rel_path: format!("train/{label}/vid{i:08}.mp4").into(),
+                rows: 1,
+                ..Default::default()
+            }
+        })
+        .collect();
+    j.sync_plan(&jobs).unwrap();
+    let ids: Vec<i64> = j.clips().unwrap().iter().map(|c| c.id).collect();
+    for run in 0..2 {
+        let run_id = j.begin_run("download", "{}", "2026.11.23", "ffmpeg 5.1").unwrap();
+        for (n, &id) in ids.iter().enumerate().filter(|(n, _)| n % 2 == run) {
+            let at = 1_000_000 + (n as i64) * 60_000;
+            let outcome = match n % 5 {
+                0..=2 => {
+                    let cpu = (n % 3 != 0).then_some(crate::cpu::StageCpu {
+                        extract_s: 0.4,
+                        fetch_s: 0.1 * n as f64,
+                        encode_s: 1.0,
+                        verify_s: 0.2,
+                    });
+                    let done = Done {
+                        size_bytes: 900 + n as u64,
+                        bytes_fetched: 1400 + n as u64,
+                        download_s: 1.0 + n as f64 / 7.0,
+                        encode_s: 2.0 - n as f64 / 40.0,
+                        media_requests: (n % 3) as u64,
+                        whole_video: n == 7,
+                        source: "youtube".into(),
+                        cpu,
+                        ..Default::default()
+                    };
+                    j.record_done(id, &done).unwrap();
+                    "done"
+                }
+                3 => {
+                    let f = Failed {
+                        state: State::Failed,
+                        category: "unavailable",
+                        message: "m",
+                        stderr_tail: "",
+                        attempts: 1,
+                        next_attempt_ms: None,
+                        bytes_fetched: 30,
+                    };
+                    j.record_failure(id, &f).unwrap();
+                    "failed"
+                }
+                _ => "retry",
+            };
+            let a = Attempt {
+                clip_id: id,
+                run_id,
+                started_ms: at - 5_000,
+                finished_ms: at,
+                outcome,
+                category: None,
+                message: None,
+                bytes_fetched: 10,
+                download_s: 1.0,
+                encode_s: 1.0,
+                egress: "default",
+            };
+            j.record_attempt(&a).unwrap();
+        }
+        if run == 0 {
+            j.finish_run(run_id, 0).unwrap();
+        }
+    }
+    drop(j);
+    let gathered = super::data::gather(out).unwrap();
+    let reader = crate::journal::read::Reader::open(out).unwrap();
+    let mut computed = compute(
+        &reader.clips().unwrap(),
+        &reader.attempts().unwrap(),
+        reader.runs().unwrap(),
+        reader.throttle_events().unwrap(),
+    );
+    computed.out = out.display().to_string();
+    assert_eq!(serde_json::to_value(&gathered).unwrap(), serde_json::to_value(&computed).unwrap());
+    assert_eq!((gathered.totals.done, gathered.totals.failed, gathered.totals.pending), (24, 8, 8));
+    assert!(gathered.download.is_some() && gathered.projection.done_attempts == 24);
+}

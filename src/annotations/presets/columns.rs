@@ -362,13 +362,12 @@ mod tests {
     fn read_text(o: &MapOptions<'_>, text: &str) -> Result<Vec<Seen>, InputError> {
         let map = ColumnMap::parse(o).unwrap();
         let filters = crate::annotations::Filters::default();
-        let mut out = Collector::new(&filters);
+        let mut rows = Vec::new();
+        let mut push = |r: crate::annotations::Row| rows.push(r);
+        let mut out = Collector::new(&filters, &mut push);
         read(Path::new("clips.txt"), text.as_bytes(), &map, &mut out)?;
-        Ok(out
-            .into_rows()
-            .into_iter()
-            .map(|r| (r.label, r.youtube_id, r.time_start, r.time_end, r.split, r.line))
-            .collect())
+        drop(out);
+        Ok(rows.into_iter().map(|r| (r.label, r.youtube_id, r.time_start, r.time_end, r.split, r.line)).collect())
     }
 
     #[test]
