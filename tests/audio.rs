@@ -5,9 +5,14 @@
 //! fraction of a millisecond.
 
 mod common;
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::ffi::OsString;
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 use kinetics_testsrc::tone;
@@ -153,7 +158,7 @@ fn audio_options_out_of_place_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("rows.csv");
     write_csv(&csv, &[Row::new("tone", "audiozzzzzz", 1.0, 3.0)]);
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--audio-format", "wav"], "--audio-format goes with --audio-only"),
         (&["--sample-rate", "16000"], "--sample-rate goes with --audio-only"),
         (&["--channels", "1"], "--channels goes with --audio-only"),
@@ -161,7 +166,6 @@ fn audio_options_out_of_place_exit_2() {
         (&["--audio-only", "--no-audio"], "--audio-only excludes --no-audio"),
         (&["--audio-only", "--short-side", "128"], "--audio-only excludes --short-side"),
         (&["--audio-only", "--source", "mirror"], "--audio-only excludes --source mirror/auto"),
-        (&["--audio-only", "--db", "postgres://127.0.0.1:9/x", "--fleet", "f"], "--audio-only excludes --db"),
         (&["--audio-only", "--sample-rate", "100"], "--sample-rate must be between 8000 and 192000"),
         (&["--audio-only", "--channels", "0"], "--channels must be between 1 and 8"),
     ];
@@ -221,4 +225,91 @@ fn audioset_segments_as_audio_only() {
             ("Speech".to_string(), Some(r#"["Speech","Music"]"#.to_string())),
         ]
     );
+}
+
+/// An audio fleet (`download --db URL --fleet NAME --audio-only`): two workers share the clips, each clip is
+/// made once as audio, cut to the sample; the audio settings are pinned like the video ones, so a worker
+/// asking for video, or for another audio format, is refused before it claims anything.
+#[test]
+fn an_audio_fleet_shares_its_clips_and_pins_its_audio_settings() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "audio");
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let rows = vec![
+        Row::new("tone", "audiogggggg", 3.5, 6.0),
+        Row::new("tone", "audiohhhhhh", 17.25, 20.0),
+        Row::new("tone", "audioiiiiii", 41.0, 44.5),
+        Row::new("tone", "audiojjjjjj", 28.125, 31.0),
+    ];
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let worker = |out: &Path, addr: &str, extra: &[&str]| {
+        let mut args = os(["download", "--db", &url, "--db-schema", &schema.name, "--fleet", "f", "--out"]);
+        args.push(out.into());
+        args.extend(os(["--url-template", &server.watch_url_template(), "--retry-delay", "0s", "-j", "2"]));
+        args.extend(os(["--source-address", addr, "--quiet"]));
+        args.extend(extra.iter().map(OsString::from));
+        args
+    };
+    let audio = ["--audio-only", "--sample-rate", "16000", "--channels", "1"];
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut seeding = worker(&out_a, "127.0.0.2", &audio);
+    seeding.extend(os(["--annotations", csv.to_str().unwrap()]));
+    let a = Running::download(&seeding);
+    let b = Running::download(&worker(&out_b, "127.0.0.3", &audio));
+    a.wait(Duration::from_secs(600)).expect_code(0);
+    b.wait(Duration::from_secs(600)).expect_code(0);
+
+    let sql = format!(
+        "SELECT clip_key, state, rel_path, sha256 FROM {}.clip WHERE fleet = 'f' ORDER BY clip_key",
+        schema.name
+    );
+    let clips: Vec<Vec<String>> =
+        pg::psql(&url, &sql).lines().map(|l| l.split('|').map(str::to_string).collect()).collect();
+    assert_eq!(clips.len(), rows.len(), "{clips:?}");
+    for row in &rows {
+        let rel = row.rel_path().replace(".mp4", ".flac");
+        let clip = clips.iter().find(|c| c[2] == rel).unwrap_or_else(|| panic!("{rel} in the fleet: {clips:?}"));
+        assert_eq!(clip[1], "done", "{clip:?}");
+        let copies: Vec<std::path::PathBuf> =
+            [&out_a, &out_b].iter().map(|o| o.join(&rel)).filter(|p| p.is_file()).collect();
+        assert_eq!(copies.len(), 1, "{rel}: made once, in one worker's folder: {copies:?}");
+        assert_eq!(sha256_hex(&copies[0]), clip[3], "{rel}: the file is the one the fleet recorded");
+        assert_audio_clip(&copies[0], row, 16_000, true);
+        assert_eq!(stream_kinds(&copies[0]), ["audio"], "{rel}");
+    }
+    assert!(files_with(&out_a, "mp4").is_empty() && files_with(&out_b, "mp4").is_empty(), "no video clips");
+    // `merge` with the fleet as arbiter joins the two folders into one, as for video.
+    let merged = tmp.path().join("merged");
+    let mut args = os(["merge", "--db", &url, "--db-schema", &schema.name, "--fleet", "f", "--mode", "copy", "--out"]);
+    args.push(merged.clone().into());
+    args.extend([out_a.clone().into(), out_b.clone().into()]);
+    run(&args).expect_code(0);
+    assert_eq!(files_with(&merged, "flac").len(), rows.len(), "{:?}", all_files(&merged));
+    for clip in &clips {
+        assert_eq!(sha256_hex(&merged.join(&clip[2])), clip[3], "{}", clip[2]);
+    }
+
+    // Settings that would mix other clips into the fleet are refused, naming the option, before any claim.
+    let cases: [(&[&str], &str); 2] = [
+        (&[], "--audio-only/--audio-format is unset here, `flac` in the fleet"),
+        (
+            &["--audio-only", "--audio-format", "wav", "--sample-rate", "16000", "--channels", "1"],
+            "--audio-only/--audio-format is `wav` here, `flac` in the fleet",
+        ),
+    ];
+    for (extra, says) in cases {
+        let out = tmp.path().join("refused");
+        let o = run(&worker(&out, "127.0.0.4", extra));
+        o.expect_code(2);
+        assert!(o.stderr.contains(says), "{extra:?}: {}", o.stderr);
+        assert!(files_with(&out, "flac").is_empty() && clip_files(&out).is_empty(), "{extra:?}: nothing made");
+    }
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

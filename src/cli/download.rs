@@ -179,7 +179,6 @@ impl DownloadArgs {
             }
             return Ok(());
         }
-        let db = self.fleet.at.db.as_deref().is_some_and(|u| !u.is_empty());
         // (option, given, why it cannot go with audio clips)
         let video_only = [
             ("--trim copy/smart", self.trim != Trim::Exact, "audio clips are always cut to the sample"),
@@ -188,7 +187,6 @@ impl DownloadArgs {
             ("--no-audio", self.no_audio, "the audio is all an audio clip has"),
             ("--source mirror/auto", self.source != SourceArg::Youtube, "the mirror holds video clips"),
             ("--mirror-reencode", self.mirror_reencode, "the mirror holds video clips"),
-            ("--db", db, "fleets share video clips only, for now"),
         ];
         if let Some((flag, _, why)) = video_only.iter().find(|(_, given, _)| *given) {
             bail!("--audio-only excludes {flag}: {why}");

@@ -13,6 +13,9 @@ const SETTINGS: &[(&str, &str)] = &[
     ("fps", "--fps"),
     ("no_audio", "--no-audio"),
     ("url_template", "--url-template"),
+    ("audio_format", "--audio-only/--audio-format"),
+    ("sample_rate", "--sample-rate"),
+    ("channels", "--channels"),
 ];
 
 /// A worker whose settings differ from the fleet's: it is refused (exit 2) before claiming anything.
@@ -23,9 +26,11 @@ pub struct PinError {
     pub differences: String,
 }
 
-/// The pinned settings as a JSON object (keys sorted) and its hash.
+/// The pinned settings as a JSON object (keys sorted) and its hash. The audio-only settings are there only
+/// for an audio fleet (`--audio-only`), so a video fleet's settings, and their hash, are those it was
+/// created with before audio fleets existed.
 pub fn pinned_settings(cfg: &Config) -> (String, String) {
-    let value = json!({
+    let mut value = json!({
         "max_height": cfg.max_height,
         "trim": cfg.encode.trim_name(),
         "short_side": cfg.encode.short_side,
@@ -33,6 +38,11 @@ pub fn pinned_settings(cfg: &Config) -> (String, String) {
         "no_audio": cfg.encode.no_audio,
         "url_template": cfg.url_template,
     });
+    if let (Some(audio), Some(map)) = (cfg.encode.audio_only, value.as_object_mut()) {
+        map.insert("audio_format".into(), json!(audio.format.ext()));
+        map.insert("sample_rate".into(), json!(audio.sample_rate));
+        map.insert("channels".into(), json!(audio.channels));
+    }
     let text = value.to_string();
     let hash = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     (text, hash)
@@ -89,6 +99,11 @@ mod tests {
             (
                 r#"{"fps":25.0,"max_height":360,"no_audio":true,"short_side":null,"trim":"copy","url_template":"http://h/{youtube_id}"}"#,
                 "--trim is `exact` here, `copy` in the fleet; --fps is unset here, 25.0 in the fleet; --no-audio is false here, true in the fleet",
+            ),
+            // An audio fleet (`--audio-only --sample-rate 16000`) against this video worker.
+            (
+                r#"{"audio_format":"flac","channels":null,"fps":null,"max_height":360,"no_audio":false,"sample_rate":16000,"short_side":null,"trim":"exact","url_template":"http://h/{youtube_id}"}"#,
+                "--audio-only/--audio-format is unset here, `flac` in the fleet; --sample-rate is unset here, 16000 in the fleet",
             ),
         ];
         for (theirs, want) in table {
