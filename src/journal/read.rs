@@ -65,15 +65,17 @@ impl Reader {
         Ok(())
     }
 
-    /// Every clip, in key order (youtube_id, start, end: the journal's unique index), one at a time.
-    pub fn each_clip_by_key(&self, mut f: impl FnMut(ClipRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        let mut stmt = self.conn.prepare("SELECT * FROM clips ORDER BY youtube_id, start_ms, end_ms")?;
-        let cols = ClipColumns::of(&stmt)?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            f(ClipRow::from_row(r, &cols)?)?;
-        }
-        Ok(())
+    /// Every clip's id, in key order (youtube_id, start, end), read from the journal's unique index alone.
+    pub fn ids_by_key(&self) -> rusqlite::Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM clips ORDER BY youtube_id, start_ms, end_ms")?;
+        let ids = stmt.query_map([], |r| r.get(0))?;
+        ids.collect()
+    }
+
+    /// Holds one view of the journal for the reads that follow, until the reader is dropped: a download
+    /// writing meanwhile is not seen half-way.
+    pub fn snapshot(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch("BEGIN DEFERRED")
     }
 
     /// Every run, oldest first.
