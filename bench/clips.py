@@ -34,13 +34,16 @@ APPROACHES = {
     # Not in the default set: --trim smart beside the exact cut (run with a,as,a18,as18 to compare CPU/clip).
     "as": "kinetics-dl --trim smart (DASH)",
     "as18": "kinetics-dl --trim smart on itag 18",
+    # Not in the default set: extraction by one yt-dlp command line a clip (the path before API workers).
+    "acli": "kinetics-dl --ytdlp-mode cli",
     "b": "seed: whole video + ffmpeg",
     "c": "naive --download-sections",
 }
-KDL = ("a", "a18", "a1", "as", "as18")
+KDL = ("a", "a18", "a1", "as", "as18", "acli")
 # What each kinetics-dl approach adds to its command line.
 KDL_ARGS = {"a": [], "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18"], "a1": ["--request-size", "1048576"],
-            "as": ["--trim", "smart"], "as18": ["--ytdlp-arg=-f", "--ytdlp-arg=18", "--trim", "smart"]}
+            "as": ["--trim", "smart"], "as18": ["--ytdlp-arg=-f", "--ytdlp-arg=18", "--trim", "smart"],
+            "acli": ["--ytdlp-mode", "cli"]}
 
 
 def page(url: str, youtube_id: str) -> str:
@@ -272,7 +275,7 @@ HEADERS: dict[tuple[str, str], int] = {}
 
 def layout(approach: str) -> str:
     """Which files an approach reads: the default choice takes the DASH pair, the others itag 18."""
-    return "dash" if approach in ("a", "a1", "as") else "progressive"
+    return "dash" if approach in ("a", "a1", "as", "acli") else "progressive"
 
 
 def report(results: list[Result], args, load: tuple[str, str]) -> str:

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> i32 {
                 yt_dlp: args.ytdlp,
                 ffmpeg: args.ffmpeg,
                 ffprobe: args.ffprobe,
+                ytdlp_python: args.ytdlp_python,
                 ..Default::default()
             };
             Ok(commands::doctor::run(args.out.as_deref(), &opts))

@@ -73,6 +73,14 @@ pub struct Config {
     pub have_cookies: bool,
     pub ytdlp_args: Vec<String>,
     pub ytdlp: PathBuf,
+    /// How yt-dlp is run for extraction (`--ytdlp-mode`).
+    pub ytdlp_mode: YtdlpMode,
+    /// `--ytdlp-python`: the Python for API workers (found from the yt-dlp program when `None`).
+    pub ytdlp_python: Option<PathBuf>,
+    /// `--extract-timeout`: an API worker that has not answered within this is stopped and replaced.
+    pub extract_timeout: std::time::Duration,
+    /// `--worker-clips`: extractions an API worker serves before a fresh one replaces it.
+    pub worker_clips: u32,
     pub ffmpeg: PathBuf,
     pub ffprobe: PathBuf,
     pub quiet: bool,
@@ -126,6 +134,17 @@ impl Config {
         })
         .to_string()
     }
+}
+
+/// How yt-dlp extracts (`--ytdlp-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YtdlpMode {
+    /// yt-dlp's Python API in long-lived workers, one pool per egress (`tools/extractor.rs`); the command
+    /// line when the yt-dlp program is not a Python script or its Python cannot serve.
+    #[default]
+    Api,
+    /// One yt-dlp command line per extraction.
+    Cli,
 }
 
 /// Clips an hour per egress guest sessions can sustain on YouTube (about 300 videos an hour, see the docs).

@@ -56,6 +56,8 @@ pub struct DoctorOptions {
     pub ffprobe: Option<PathBuf>,
     /// Interpreter for the `python -m yt_dlp` fallback and the yt-dlp-ejs import (default `python3`).
     pub python: Option<PathBuf>,
+    /// `--ytdlp-python`: the Python of the API workers (default: the one the yt-dlp program names).
+    pub ytdlp_python: Option<PathBuf>,
     /// Search path for yt-dlp and the JS runtimes (default: `PATH`).
     pub path: Option<OsString>,
     /// (year, month, day) to compute the yt-dlp release's age against (default: the system clock).
@@ -74,6 +76,7 @@ pub fn run_with(out: Option<&Path>, opts: &DoctorOptions) -> DoctorReport {
     let path = opts.path.clone().or_else(|| std::env::var_os("PATH"));
     let checks = vec![
         check_ytdlp(opts.yt_dlp.as_deref(), &python, path.as_deref(), today),
+        check_api(opts.yt_dlp.as_deref(), opts.ytdlp_python.as_deref(), path.as_deref()),
         check_ffmpeg("ffmpeg", opts.ffmpeg.as_deref()),
         check_ffmpeg("ffprobe", opts.ffprobe.as_deref()),
         check_js_runtime(path.as_deref()),
@@ -180,6 +183,48 @@ fn check_ytdlp(explicit: Option<&Path>, python: &Path, path: Option<&OsStr>, tod
         return check("yt-dlp", Status::Warn, message, Some(FIX));
     }
     check("yt-dlp", Status::Ok, format!("{version}, {age} days old ({via})"), None)
+}
+
+/// `download --ytdlp-mode api` (the default): the worker script starts with the Python of yt-dlp and
+/// answers a ping with yt-dlp's version.
+fn check_api(ytdlp: Option<&Path>, python: Option<&Path>, path: Option<&OsStr>) -> Check {
+    use crate::tools::extractor;
+    const NAME: &str = "yt-dlp API";
+    let program = ytdlp.unwrap_or(Path::new("yt-dlp"));
+    let python = match python {
+        Some(p) => extractor::Python { program: p.to_owned(), zipapp: None },
+        None => match extractor::find_python(program, path) {
+            Ok(python) => python,
+            Err(why) => {
+                let message = format!("{why}: downloads start yt-dlp's command line for every clip");
+                let fix = "pip install -U \"yt-dlp[default]\" (or pass --ytdlp-python PATH)";
+                return check(NAME, Status::Warn, message, Some(fix));
+            }
+        },
+    };
+    let mut cmd = Command::new(&python.program);
+    cmd.arg("-c").arg(extractor::BOOT).arg(extractor::WORKER_NAME).env("KINETICS_DL_EXTRACTOR", extractor::SCRIPT);
+    if let Some(zip) = &python.zipapp {
+        cmd.env("KINETICS_DL_YTDLP_ZIP", zip);
+    }
+    let fix = Some("pip install -U \"yt-dlp[default]\" for this Python, or pass --ytdlp-python PATH");
+    let who = python.program.display();
+    let Some(out) = probe_cmd(cmd, Some(b"{\"id\": 1, \"op\": \"ping\"}\n")) else {
+        return check(NAME, Status::Fail, format!("{who} did not start or did not answer"), fix);
+    };
+    let answer = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str::<extractor::Ping>(answer.lines().next().unwrap_or_default()) {
+        Ok(ping) => {
+            let message =
+                format!("the worker answers: yt-dlp {} in {} (one worker pool per egress)", ping.version, ping.python);
+            check(NAME, Status::Ok, message, None)
+        }
+        Err(_) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no answer");
+            check(NAME, Status::Fail, format!("the worker under {who} did not answer: {}", last.trim()), fix)
+        }
+    }
 }
 
 fn check_ffmpeg(tool: &'static str, explicit: Option<&Path>) -> Check {
@@ -347,8 +392,15 @@ fn free_bytes(path: &Path) -> Option<u64> {
 
 /// Runs `program args` with a deadline; `None` when it cannot be started or hangs.
 fn probe(program: &Path, args: &[&str]) -> Option<Output> {
-    let spawn =
-        || Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    probe_cmd(cmd, None)
+}
+
+/// Runs `cmd` (with `input` on its stdin, then EOF) to its end within [`PROBE_TIMEOUT`].
+fn probe_cmd(mut cmd: Command, input: Option<&[u8]>) -> Option<Output> {
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut spawn = || cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
     // ETXTBSY: a script written a moment ago may still be open in a concurrently forked child.
     let mut child = (0..5)
         .map(|_| spawn())
@@ -360,6 +412,11 @@ fn probe(program: &Path, args: &[&str]) -> Option<Output> {
             _ => true,
         })?
         .ok()?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        use std::io::Write;
+        // The answer is small and read after exit: the input is too (a line), so nothing blocks.
+        let _ = stdin.write_all(input);
+    }
     let deadline = Instant::now() + PROBE_TIMEOUT;
     // Version output is tiny, so polling before reading cannot deadlock on a full pipe.
     while child.try_wait().ok()?.is_none() {

@@ -79,6 +79,7 @@ fn pick_for(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool, audi
         socket_timeout_secs: 10,
         extra_args: vec![],
         audio_only,
+        api: None,
     };
     let out = Command::new("yt-dlp")
         .args(["--ignore-config", "--no-warnings", "--simulate", "--print", "format_id", "--load-info-json"])

@@ -83,6 +83,23 @@ impl From<MergeArgs> for crate::commands::merge::MergeOptions {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum YtdlpModeArg {
+    /// yt-dlp's Python API in long-lived workers.
+    Api,
+    /// The yt-dlp command line for each clip.
+    Cli,
+}
+
+impl From<YtdlpModeArg> for crate::config::YtdlpMode {
+    fn from(m: YtdlpModeArg) -> Self {
+        match m {
+            YtdlpModeArg::Api => crate::config::YtdlpMode::Api,
+            YtdlpModeArg::Cli => crate::config::YtdlpMode::Cli,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Trim {
     /// Frame-accurate: the frames whose time is in [time_start, time_end); one re-encode to H.264 + AAC.
@@ -365,6 +382,21 @@ pub struct DownloadArgs {
     /// The yt-dlp program.
     #[arg(long, env = "KINETICS_DL_YTDLP", default_value = "yt-dlp", value_name = "PATH")]
     pub ytdlp: PathBuf,
+    /// How yt-dlp extracts: `api` runs its Python API in long-lived workers (one pool per egress, no Python
+    /// start per clip; the command line when the yt-dlp program is not a Python script), `cli` runs the
+    /// yt-dlp command for every clip.
+    #[arg(long, value_enum, default_value_t = YtdlpModeArg::Api, value_name = "MODE")]
+    pub ytdlp_mode: YtdlpModeArg,
+    /// The Python that runs the API workers [default: the one the yt-dlp program names in its `#!` line].
+    #[arg(long, env = "KINETICS_DL_PYTHON", value_name = "PATH")]
+    pub ytdlp_python: Option<PathBuf>,
+    /// An API worker that has not answered an extraction within this is stopped, and the clip goes to a
+    /// new worker without an attempt charged.
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub extract_timeout: String,
+    /// Extractions an API worker serves before a fresh one replaces it.
+    #[arg(long, value_name = "N", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub worker_clips: u32,
     /// The ffmpeg program.
     #[arg(long, env = "KINETICS_DL_FFMPEG", default_value = "ffmpeg", value_name = "PATH")]
     pub ffmpeg: PathBuf,
@@ -463,6 +495,9 @@ pub struct DoctorArgs {
     /// The ffprobe program to check.
     #[arg(long, env = "KINETICS_DL_FFPROBE", value_name = "PATH")]
     pub ffprobe: Option<PathBuf>,
+    /// The Python of the yt-dlp API workers to check [default: the one the yt-dlp program names].
+    #[arg(long, env = "KINETICS_DL_PYTHON", value_name = "PATH")]
+    pub ytdlp_python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -49,12 +49,17 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         socket_timeout_secs: 30,
         extra_args: cfg.ytdlp_args.clone(),
         audio_only: cfg.encode.audio_only.is_some(),
+        api: None,
     };
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
     // The tools answer their version check (a Python start for yt-dlp) while the annotations are read.
     let tools = {
-        let (ytdlp, ffmpeg, stop) = (ytdlp.clone(), ffmpeg.clone(), stop.clone());
-        tokio::spawn(async move { check_tools(&ytdlp, &ffmpeg, stop).await })
+        let (ytdlp, ffmpeg, stop, cfg) = (ytdlp.clone(), ffmpeg.clone(), stop.clone(), cfg.clone());
+        tokio::spawn(async move {
+            let versions = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
+            let api = api_workers(&cfg, &versions.0, stop).await?;
+            Ok::<_, EnvironmentError>((versions, api))
+        })
     };
     let inputs = match &cfg.input {
         // A fleet worker without annotations: the fleet's database holds the clips.
@@ -106,7 +111,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         (None, Some(k)) => tracing::info!(rows = k.rows, clips = k.clips, "the journal holds this plan already"),
         (None, None) => {}
     }
-    let (ytdlp_version, ffmpeg_version) = tools.await.context("the tool check did not finish")??;
+    let ((ytdlp_version, ffmpeg_version), api) = tools.await.context("the tool check did not finish")??;
 
     // An unreachable database or other settings than the fleet's: the user's to fix, exit 2.
     let db = match (&cfg.fleet, &plan) {
@@ -148,7 +153,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     if !refused.is_empty() {
         tracing::info!(egresses = ?refused, "DASH was refused on these egresses in an earlier run: their clips start from itag 18");
     }
-    let ytdlp = YtDlp { cache_dir: Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache")), ..ytdlp };
+    let cache_dir = Some(out.root().join(crate::journal::STATE_DIR).join("yt-dlp-cache"));
+    let ytdlp = YtDlp { cache_dir, api: api.clone(), ..ytdlp };
     let engine = Arc::new(Engine {
         ytdlp,
         ffmpeg,
@@ -162,6 +168,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     if let Some(db) = db {
         let store = fleet::FleetStore::new(&cfg, db, &out, &mut journal).await?;
         let mut summary = scheduler::Scheduler::new(&cfg, store, engine, run_id, stop)?.run(reporter).await?;
+        end_workers(api.as_deref()).await;
         summary.elapsed = started.elapsed();
         summary.process_cpu = crate::cpu::Usage::now().since(&usage);
         summary.rows = n_rows;
@@ -195,6 +202,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     }
     drop(plan);
     let mut summary = sched.run(reporter).await?;
+    end_workers(api.as_deref()).await;
     if let Some(m) = mirror {
         summary.from_mirror = m.placed;
         summary.mirror_bad = m.bad;
@@ -243,6 +251,67 @@ async fn check_tools(
     let probe = ffmpeg.probe_version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
     tracing::debug!(%ytdlp_version, %ffmpeg_version, %probe, "tools");
     Ok((ytdlp_version, ffmpeg_version))
+}
+
+/// `--ytdlp-mode api`: the workers' pools, once a worker has started and answered with the version the
+/// yt-dlp command has. `None` (extraction by the command line) when the mode is `cli`, or when the yt-dlp
+/// program is not a Python script or its Python cannot serve (said in the log); an explicit
+/// `--ytdlp-python` that cannot serve is the machine's fault (exit 2).
+async fn api_workers(
+    cfg: &Config,
+    version: &str,
+    mut stop: StopSignal,
+) -> Result<Option<Arc<crate::tools::extractor::Pools>>, EnvironmentError> {
+    use crate::tools::extractor::{find_python, Limits, Pools, Python};
+    if cfg.ytdlp_mode == crate::config::YtdlpMode::Cli {
+        return Ok(None);
+    }
+    let python = match &cfg.ytdlp_python {
+        Some(program) => Python { program: program.clone(), zipapp: None },
+        None => match find_python(&cfg.ytdlp, std::env::var_os("PATH").as_deref()) {
+            Ok(python) => python,
+            Err(why) => {
+                tracing::info!("{why}: yt-dlp runs as a command line for each clip");
+                return Ok(None);
+            }
+        },
+    };
+    let limits = Limits { timeout: cfg.extract_timeout, recycle_after: cfg.worker_clips, max_idle: cfg.jobs };
+    let pools = Pools::new(python, limits);
+    let explicit = cfg.ytdlp_python.is_some();
+    match pools.ping(&mut stop).await {
+        Ok(ping) if ping.version == version => {
+            tracing::info!(python = %ping.python, module = %ping.module, %version, "yt-dlp runs in API workers");
+            Ok(Some(Arc::new(pools)))
+        }
+        Ok(ping) => {
+            let why = format!(
+                "the Python {} has yt-dlp {} but {} is {version}",
+                ping.python,
+                ping.version,
+                cfg.ytdlp.display()
+            );
+            if explicit {
+                return Err(EnvironmentError(format!("{why}: --ytdlp-python must name the Python of --ytdlp")));
+            }
+            tracing::warn!("{why}: yt-dlp runs as a command line for each clip (--ytdlp-python picks the Python)");
+            Ok(None)
+        }
+        Err(f) if explicit => Err(EnvironmentError(f.message)),
+        Err(f) => {
+            tracing::warn!("{}: yt-dlp runs as a command line for each clip", f.message);
+            Ok(None)
+        }
+    }
+}
+
+/// Ends the API workers at the end of a run (each saves its cookies, as the command line does).
+async fn end_workers(api: Option<&crate::tools::extractor::Pools>) {
+    if let Some(pools) = api {
+        pools.shutdown().await;
+        let (started, lost) = pools.counts();
+        tracing::info!(started, lost, "yt-dlp API workers ended");
+    }
 }
 
 /// The annotation files (fetched dataset archives first, when a dataset is named, then the files given)

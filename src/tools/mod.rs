@@ -1,5 +1,6 @@
 //! One module per external tool: yt-dlp extracts, ffmpeg fetches and cuts, ffprobe checks.
 
+pub mod extractor;
 pub mod ffmpeg;
 pub mod process;
 pub mod smartcut;

@@ -152,6 +152,66 @@ pub async fn run(cmd: &mut Command, hint: &'static str, stop: &mut StopSignal) -
     Ok(Output { status, stdout, stderr, cpu })
 }
 
+/// A long-lived child with its three pipes, started like every child (own process group, death with us,
+/// reached by [`kill_all`]): for tools that serve many requests (`tools/extractor.rs`).
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub pid: Option<u32>,
+    _tracked: Tracked,
+}
+
+/// Starts `cmd` hardened, with stdin, stdout and stderr piped.
+pub fn spawn(cmd: &mut Command, hint: &'static str) -> Result<Spawned, RunError> {
+    let program = cmd.as_std().get_program().to_string_lossy().into_owned();
+    harden(cmd);
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => RunError::NotFound { program: program.clone(), hint },
+        _ => RunError::Spawn { program, source },
+    })?;
+    let pid = child.id();
+    Ok(Spawned { child, pid, _tracked: Tracked::new(pid) })
+}
+
+impl Spawned {
+    /// Stops the child's whole group (SIGTERM, a grace period, SIGKILL) and reaps it.
+    pub async fn stop(&mut self) {
+        terminate(&mut self.child, self.pid).await;
+    }
+
+    /// SIGKILL to the child's whole group at once, then reaps it.
+    pub async fn kill(&mut self) {
+        if let Some(pid) = self.pid {
+            // SAFETY: plain syscall on a process group we created.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // A child still running when its handle goes takes its group along (tokio kills only the child).
+        if let (Some(pid), Ok(None)) = (self.pid, self.child.try_wait()) {
+            // SAFETY: plain syscall on a process group we created.
+            unsafe { libc::killpg(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
+/// CPU (user + system) a running process has used so far, with the children it has waited for, from
+/// `/proc/PID/stat`; `None` when it is gone or the kernel would not say.
+pub fn cpu_so_far(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses): state is field 3, utime 14.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11..15)?.iter().map(|f| f.parse::<u64>().unwrap_or(0)).sum();
+    // SAFETY: plain libc query.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
 /// Blocks until child `pid` has exited, leaves it unreaped, and returns the CPU it and the descendants it
 /// waited for used (`waitid` with `WNOWAIT` fills the rusage of the zombie: Linux's `RUSAGE_BOTH`).
 fn exited_cpu(pid: libc::pid_t) -> io::Result<Duration> {
@@ -195,7 +255,7 @@ async fn terminate(child: &mut tokio::process::Child, pid: Option<u32>) {
 }
 
 /// Reads a stream to its end, keeping only the last `keep` bytes.
-async fn read_tail<R: tokio::io::AsyncRead + Unpin>(r: &mut R, keep: usize) -> String {
+pub(crate) async fn read_tail<R: tokio::io::AsyncRead + Unpin>(r: &mut R, keep: usize) -> String {
     let mut tail: Vec<u8> = Vec::new();
     let mut buf = [0u8; 8192];
     loop {

@@ -1,11 +1,14 @@
 //! yt-dlp: resolves a video page into media URLs (and, as a fallback, downloads a whole video).
 
+use super::extractor::Pools;
 use super::process::{self, StopSignal};
 use super::Failure;
 use crate::classify::{Category, Disposition};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio::process::Command;
 
 pub const INSTALL_HINT: &str =
@@ -28,10 +31,13 @@ pub struct YtDlp {
     pub extra_args: Vec<String>,
     /// `--audio-only`: the audio-only format (YouTube's itag 140, AAC in m4a) alone.
     pub audio_only: bool,
+    /// `--ytdlp-mode api`: extractions go to long-lived workers running yt-dlp's Python API with the same
+    /// arguments (`tools/extractor.rs`); `None` runs the command line for each.
+    pub api: Option<Arc<Pools>>,
 }
 
 /// Per-egress options: every request of a clip leaves through the same egress.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EgressArgs {
     pub source_address: Option<String>,
     pub proxy: Option<String>,
@@ -128,25 +134,58 @@ impl YtDlp {
         ]
     }
 
-    fn base_command(&self, egress: &EgressArgs, itag18: bool) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(["--ignore-config", "--no-playlist", "--no-progress", "--newline", "--color", "never"]);
-        cmd.arg("--socket-timeout").arg(self.socket_timeout_secs.to_string());
+    /// The arguments every call shares, before the call's own: what the command line gets after the
+    /// program's name, and what an API worker parses with yt-dlp's own option parser.
+    fn args(&self, egress: &EgressArgs, itag18: bool) -> Vec<OsString> {
+        let mut args: Vec<OsString> =
+            ["--ignore-config", "--no-playlist", "--no-progress", "--newline", "--color", "never"]
+                .map(Into::into)
+                .into();
+        args.extend(["--socket-timeout".into(), self.socket_timeout_secs.to_string().into()]);
         if let Some(dir) = &self.cache_dir {
-            cmd.arg("--cache-dir").arg(dir);
+            args.extend(["--cache-dir".into(), dir.into()]);
         }
         if let Some(addr) = &egress.source_address {
-            cmd.arg("--source-address").arg(addr);
+            args.extend(["--source-address".into(), addr.into()]);
         }
         if let Some(proxy) = &egress.proxy {
-            cmd.arg("--proxy").arg(proxy);
+            args.extend(["--proxy".into(), proxy.into()]);
         }
         if let Some(cookies) = &egress.cookies {
-            cmd.arg("--cookies").arg(cookies);
+            args.extend(["--cookies".into(), cookies.into()]);
         }
-        cmd.args(self.format_args(itag18));
-        cmd.args(&self.extra_args);
+        args.extend(self.format_args(itag18).into_iter().map(Into::into));
+        args.extend(self.extra_args.iter().map(Into::into));
+        args
+    }
+
+    fn base_command(&self, egress: &EgressArgs, itag18: bool) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.args(egress, itag18));
         cmd
+    }
+
+    /// `yt-dlp ARGS --dump-json -- URL`, by the command line or in an API worker of the egress: the exit
+    /// code, stdout and stderr.
+    async fn dump_json(
+        &self,
+        url: &str,
+        egress: &EgressArgs,
+        itag18: bool,
+        stop: &mut StopSignal,
+    ) -> Result<(Option<i32>, Vec<u8>, String), Failure> {
+        let mut args = self.args(egress, itag18);
+        args.push("--dump-json".into());
+        if let Some(pools) = &self.api {
+            let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let answer = pools.run(&format!("{egress:?}"), &argv, url, stop).await?;
+            return Ok((Some(answer.code), answer.stdout, answer.stderr));
+        }
+        let mut cmd = Command::new(&self.program);
+        // The URL goes after `--` so that nothing in it can ever be read as an option.
+        cmd.args(args).arg("--").arg(url);
+        let out = run(&mut cmd, stop).await?;
+        Ok((out.status.code(), out.stdout, out.stderr))
     }
 
     /// Resolves `url` into media streams without downloading them.
@@ -158,26 +197,23 @@ impl YtDlp {
         itag18: bool,
         stop: &mut StopSignal,
     ) -> Result<MediaInfo, Failure> {
-        let mut cmd = self.base_command(egress, itag18);
-        // The URL goes after `--` so that nothing in it can ever be read as an option.
-        cmd.arg("--dump-json").arg("--").arg(url);
-        let out = run(&mut cmd, stop).await?;
-        if !out.status.success() {
-            return Err(Failure::from_stderr(&out.stderr, out.status.code()));
+        let (code, stdout, stderr) = self.dump_json(url, egress, itag18, stop).await?;
+        if code != Some(0) {
+            return Err(Failure::from_stderr(&stderr, code));
         }
         // Without a JS runtime yt-dlp still succeeds, with formats silently missing: that is the machine's
         // fault, not the video's, and it would repeat for every clip. A 429 that yt-dlp turned into a
         // warning (`Failed to download MPD manifest: HTTP Error 429`) also leaves formats out (it falls back
         // to itag 18): the egress is throttled, and the breaker must hear of it.
-        let category = crate::classify::classify(&out.stderr, None);
+        let category = crate::classify::classify(&stderr, None);
         if matches!(category.disposition(), Disposition::Environment | Disposition::Throttle) {
             // The message is the warning that told, not whatever yt-dlp printed last.
-            let told = out.stderr.lines().map(str::trim).find(|l| crate::classify::classify(l, None) == category);
-            let message = told.map_or_else(|| super::headline(&out.stderr, None), str::to_owned);
-            return Err(Failure::new(category, message, &out.stderr));
+            let told = stderr.lines().map(str::trim).find(|l| crate::classify::classify(l, None) == category);
+            let message = told.map_or_else(|| super::headline(&stderr, None), str::to_owned);
+            return Err(Failure::new(category, message, &stderr));
         }
-        parse_info(&out.stdout)
-            .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &out.stderr))
+        parse_info(&stdout)
+            .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &stderr))
     }
 
     /// Downloads the whole video into `dir` (the fallback when a format cannot be fetched by range).

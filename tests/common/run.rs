@@ -25,6 +25,7 @@ pub fn command() -> Command {
         "KINETICS_DL_YTDLP",
         "KINETICS_DL_FFMPEG",
         "KINETICS_DL_FFPROBE",
+        "KINETICS_DL_PYTHON",
         "KINETICS_DL_ANNOTATIONS_URL",
         "KINETICS_DL_MIRROR_URL",
         "RUST_LOG",

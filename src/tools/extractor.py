@@ -1,0 +1,138 @@
+# kinetics-dl's extractor worker: yt-dlp's own command line, run again and again in one Python process.
+#
+# Embedded in kinetics-dl (src/tools/extractor.rs), which starts it with the Python that has yt-dlp:
+# `python -c BOOT kinetics-dl-extractor`, the text in the environment variable KINETICS_DL_EXTRACTOR. One JSON object a
+# line on stdin, one answer a line on stdout:
+#   {"id": 1, "op": "ping"}
+#       -> {"id": 1, "version": "2026.11.23", "python": "/usr/bin/python3", "module": ".../yt_dlp/__init__.py"}
+#   {"id": 2, "op": "run", "argv": ["--ignore-config", ..., "--dump-json"], "url": "https://..."}
+#       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>"}
+# A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
+# YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
+# stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
+# kept for each distinct ARGV (a worker serves one egress: its source address, proxy and cookies), so the
+# import, the extractors and the cookie jar are loaded once. EOF on stdin ends the worker.
+import json
+import os
+import sys
+import traceback
+
+# `python -c` puts the working directory first on sys.path: nothing there may pass for yt-dlp.
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+# A yt-dlp zipapp (the release's `yt-dlp` file) is importable as a path entry.
+if os.environ.get("KINETICS_DL_YTDLP_ZIP"):
+    sys.path.insert(0, os.environ["KINETICS_DL_YTDLP_ZIP"])
+# The protocol owns the real stdout; anything else written to file descriptor 1 lands on stderr.
+PROTOCOL = os.fdopen(os.dup(1), "w", encoding="utf-8", newline="\n")
+os.dup2(2, 1)
+REQUESTS = sys.stdin.buffer
+sys.argv = ["yt-dlp"]
+
+
+class Capture:
+    """A text stream that keeps what is written, as yt-dlp's stdout or stderr for one run."""
+
+    encoding = "utf-8"
+
+    def __init__(self):
+        self.parts = []
+
+    def write(self, s):
+        self.parts.append(s)
+        return len(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def take(self):
+        text = "".join(self.parts)
+        self.parts = []
+        return text
+
+
+def reply(obj):
+    PROTOCOL.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    PROTOCOL.flush()
+
+
+def main():
+    # Imported before stderr is captured: an import that fails says why on the worker's real stderr.
+    import yt_dlp
+    from yt_dlp.utils import DownloadError
+
+    try:
+        from yt_dlp.globals import IN_CLI, plugin_dirs
+        from yt_dlp.plugins import load_all_plugins
+    except ImportError:  # older yt-dlp: plugins load with the first YoutubeDL
+        IN_CLI = plugin_dirs = load_all_plugins = None
+    try:
+        from yt_dlp.cookies import CookieLoadError
+    except ImportError:
+        CookieLoadError = DownloadError
+    # Messages that differ between the command line and the API (hints naming options) read as the CLI's.
+    if IN_CLI is not None:
+        IN_CLI.value = True
+    out, err = Capture(), Capture()
+    sys.stdout, sys.stderr = out, err
+    ydls = {}
+
+    def run(argv, url):
+        key = tuple(argv)
+        try:
+            ydl = ydls.get(key)
+            if ydl is None:
+                _, opts, _, ydl_opts = yt_dlp.parse_options(list(argv))
+                if plugin_dirs is not None:
+                    plugin_dirs.value = opts.plugin_dirs
+                    if plugin_dirs.value:
+                        load_all_plugins()
+                ydl = yt_dlp.YoutubeDL(ydl_opts)
+                ydl.__enter__()
+                ydls[key] = ydl
+            ydl._download_retcode = 0
+            code = ydl.download([url])
+            # The command line saves the cookie jar when it ends: so does every run here.
+            if hasattr(ydl, "save_cookies"):
+                ydl.save_cookies()
+            return code
+        except (DownloadError, CookieLoadError):
+            return 1
+        except SystemExit as e:
+            if isinstance(e.code, int):
+                return e.code
+            if e.code is not None:
+                print(e.code, file=sys.stderr)
+            return 1
+        except Exception:
+            traceback.print_exc()
+            return 1
+
+    while True:
+        line = REQUESTS.readline()
+        if not line:
+            break
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        op = req.get("op")
+        if op == "ping":
+            reply({"id": req.get("id"), "version": yt_dlp.version.__version__, "python": sys.executable,
+                   "module": yt_dlp.__file__})
+        elif op == "run":
+            code = run(req["argv"], req["url"])
+            reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take()})
+        else:
+            reply({"id": req.get("id"), "error": f"unknown op {op!r}"})
+    for ydl in ydls.values():
+        try:
+            ydl.__exit__(None, None, None)
+        except Exception:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+//! yt-dlp's two paths (issue 10): `--ytdlp-mode cli` runs the command for each clip, `api` (the default)
+//! runs yt-dlp's Python API in long-lived workers. YouTube's refusals come from a real yt-dlp extractor
+//! plugin (`tests/data/ytdlp-plugins`, loaded by both paths from PYTHONPATH) that raises them with yt-dlp's
+//! own code; throttling from the test source itself. Both paths must bring each failure to the same
+//! category and choose the same formats; API workers must be replaced when they hang or crash (the clip
+//! not charged), recycled, kept to one egress each, and die with kinetics-dl.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use kinetics_testsrc::{Behaviour, TestServer};
+use serde_json::json;
+
+const PLUGINS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ytdlp-plugins");
+
+/// A run against the plugin: OUT, the annotations and the plugin's state folder (script and log).
+struct Scripted {
+    _tmp: tempfile::TempDir,
+    out: PathBuf,
+    csv: PathBuf,
+    state: PathBuf,
+}
+
+fn scripted(rows: &[Row], script: &serde_json::Value) -> Scripted {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, csv, state) = (tmp.path().join("out"), tmp.path().join("rows.csv"), tmp.path().join("state"));
+    write_csv(&csv, rows);
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("script.json"), script.to_string()).unwrap();
+    Scripted { _tmp: tmp, out, csv, state }
+}
+
+impl Scripted {
+    /// `download` of the plugin's URLs, with the plugin on PYTHONPATH for yt-dlp in either mode.
+    fn command(&self, server: &TestServer, extra: &[&str]) -> Command {
+        let mut cmd = command();
+        cmd.args(["download", "--out"]).arg(&self.out).arg("--annotations").arg(&self.csv);
+        cmd.args(["--url-template", &format!("{}/scripted/{{youtube_id}}", server.base_url())]);
+        cmd.args(["--retry-delay", "0s", "--cooldown", "1s"]);
+        if !extra.contains(&"-j") {
+            cmd.args(["-j", "3"]);
+        }
+        cmd.args(extra);
+        cmd.env("PYTHONPATH", PLUGINS).env("KDL_SCRIPTED_DIR", &self.state);
+        cmd
+    }
+
+    fn run(&self, server: &TestServer, extra: &[&str]) -> Output {
+        Running::start(self.command(server, extra)).wait(RUN_LIMIT)
+    }
+
+    /// The plugin's log: (pid, id, source address) for every extraction, in order.
+    fn log(&self) -> Vec<(i32, String, String)> {
+        let text = std::fs::read_to_string(self.state.join("log")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f[0].parse().unwrap(), f[1].to_owned(), f[2].to_owned())
+            })
+            .collect()
+    }
+}
+
+/// Playability statuses as YouTube answers them, and the category each must reach.
+fn refusals() -> Vec<(&'static str, serde_json::Value)> {
+    let removed = |sub: &str| json!({"reason": "Video unavailable", "subreason": sub});
+    vec![
+        (
+            "private",
+            json!({"reason": "Private video", "subreason": "Sign in if you&#39;ve been granted access to this video"}),
+        ),
+        ("removed_by_user", removed("This video has been removed by the uploader")),
+        (
+            "account_terminated",
+            removed(
+                "This video is no longer available because the YouTube account associated with this video has been \
+                 terminated.",
+            ),
+        ),
+        ("copyright", removed("This video is no longer available due to a copyright claim by Sony Music")),
+        ("terms_violation", removed("This video has been removed for violating YouTube's Terms of Service")),
+        (
+            "geo_blocked",
+            json!({"reason": "Video unavailable", "countries": ["DE", "AT"],
+                   "subreason": "The uploader has not made this video available in your country"}),
+        ),
+        (
+            "age_restricted",
+            json!({"reason": "Sign in to confirm your age", "subreason": "This video may be inappropriate for some users."}),
+        ),
+        (
+            "members_only",
+            json!({"reason": "Join this channel to get access to members-only content like this video, and other exclusive perks."}),
+        ),
+        ("live_not_started", json!({"reason": "This live event will begin in 3 hours."})),
+        ("drm", json!({"reason": "", "drm": true})),
+        ("unavailable", json!({"reason": "Video unavailable"})),
+        // Throttle signals: once, so the breaker's probe then gets the clip.
+        (
+            "bot_check",
+            json!({"reason": "Sign in to confirm you’re not a bot", "once": true,
+                   "subreason": "This helps protect our community. Learn more"}),
+        ),
+        ("rate_limited", json!({"reason": "This content isn't available, try again later.", "once": true})),
+    ]
+}
+
+/// Each id's category on its first attempt, and the format of each clip that was done.
+fn outcome(out: &Path) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let mut first = BTreeMap::new();
+    for a in attempts(out) {
+        first.entry(a.youtube_id.clone()).or_insert_with(|| a.category.unwrap_or_else(|| a.outcome.clone()));
+    }
+    let conn = open_journal(out).unwrap();
+    let mut stmt = conn.prepare("SELECT youtube_id, format_id FROM clips WHERE state = 'done'").unwrap();
+    let formats = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default()))).unwrap();
+    (first, formats.map(Result::unwrap).collect())
+}
+
+#[test]
+fn failures_reach_the_same_categories_and_clips_the_same_formats_through_the_command_line_and_the_api() {
+    let cases = refusals();
+    // The refusals, then a 429 and a 404 from the test source's page, then two plain clips.
+    let rows = real_rows(0, cases.len() + 4);
+    let script: serde_json::Map<String, serde_json::Value> =
+        cases.iter().zip(&rows).map(|((_, action), row)| (row.id.clone(), action.clone())).collect();
+    let (r429, r404) = (&rows[cases.len()], &rows[cases.len() + 1]);
+    let mut want: BTreeMap<String, String> =
+        cases.iter().zip(&rows).map(|((category, _), row)| (row.id.clone(), category.to_string())).collect();
+    want.insert(r429.id.clone(), "rate_limited".into());
+    want.insert(r404.id.clone(), "http_404".into());
+    for row in &rows[cases.len() + 2..] {
+        want.insert(row.id.clone(), "done".into());
+    }
+    let mut seen = Vec::new();
+    for mode in ["cli", "api"] {
+        // A source of its own for each mode: the 429 is answered once per source.
+        let server = server(
+            config()
+                .with_behaviour(&r429.id, Behaviour::FailThenOk { status: 429, count: 1 })
+                .with_behaviour(&r404.id, Behaviour::Status(404)),
+        );
+        let s = scripted(&rows, &serde_json::Value::Object(script.clone()));
+        let o = s.run(&server, &["--ytdlp-mode", mode, "-v"]);
+        // 3: live_not_started may come back later, so a rerun is worth it.
+        assert!(matches!(o.code, Some(1 | 3)), "{mode}: exit {:?}\n{}", o.code, o.stderr);
+        // The command line is one process per extraction (a geo block is tried twice in it, the second time
+        // with a forged X-Forwarded-For); the API has a few workers (-j 3) serve many ids each.
+        let mut ids_by_pid: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+        for (pid, id, _) in s.log() {
+            ids_by_pid.entry(pid).or_default().insert(id);
+        }
+        let most = ids_by_pid.values().map(BTreeSet::len).max().unwrap_or(0);
+        match mode {
+            "cli" => assert_eq!(most, 1, "{mode}: {ids_by_pid:?}"),
+            _ => assert!(ids_by_pid.len() <= 4 && most > 1, "{mode}: {ids_by_pid:?}\n{}", o.stderr),
+        }
+        let (first, formats) = outcome(&s.out);
+        assert_eq!(first, want, "{mode}: the first attempt's category of each id\n{}", o.stderr);
+        // The throttled clips and the plain ones were all done, each from the same formats.
+        assert_eq!(formats.len(), 5, "{mode}: {formats:?}");
+        let chosen: BTreeSet<&String> = formats.values().collect();
+        assert_eq!(chosen.len(), 1, "{mode}: one video, one choice: {formats:?}");
+        let events = status_json(&s.out)["egresses"][0]["throttle_events"].as_u64();
+        assert_eq!(events, Some(3), "{mode}: bot check, rate limit and 429 each open the breaker once");
+        seen.push((first, formats));
+    }
+    assert_eq!(seen[0], seen[1], "the command line and the API agree");
+}
+
+#[test]
+fn a_hung_or_crashed_worker_is_replaced_and_its_clip_is_not_charged() {
+    let rows = real_rows(20, 4);
+    let script = json!({&rows[0].id: "hang_once", &rows[1].id: "crash_once"});
+    let s = scripted(&rows, &script);
+    let server = server(config());
+    // Long enough for an extraction on a loaded machine (a new worker's start has a limit of its own).
+    let o = s.run(&server, &["--extract-timeout", "60s", "-v"]);
+    o.expect_code(0);
+    for row in &rows {
+        assert_clip(&s.out, row);
+    }
+    let log = s.log();
+    for row in &rows[..2] {
+        let pids: Vec<i32> = log.iter().filter(|(_, id, _)| *id == row.id).map(|(pid, _, _)| *pid).collect();
+        assert_eq!(pids.len(), 2, "{}: extracted twice, by two workers: {log:?}", row.id);
+        assert_ne!(pids[0], pids[1], "{log:?}");
+        assert!(still_running(pids[0]).is_none(), "the lost worker {} is gone", pids[0]);
+    }
+    assert!(o.stderr.contains("did not answer within 60s"), "{}", o.stderr);
+    assert!(o.stderr.contains("died"), "{}", o.stderr);
+    // Neither loss was charged to its clip: one attempt each, done.
+    for clip in journal_clips(&s.out) {
+        assert_eq!((clip.state.as_str(), clip.attempts), ("done", 1), "{clip:?}");
+    }
+}
+
+/// The process `pid` if it is alive and not a zombie.
+fn still_running(pid: i32) -> Option<Proc> {
+    processes().into_iter().find(|p| p.pid == pid)
+}
+
+#[test]
+fn workers_serve_many_clips_keep_to_one_egress_and_are_recycled() {
+    let rows = real_rows(30, 6);
+    let server = server(config());
+
+    // One clip at a time: one worker serves them all.
+    let s = scripted(&rows[..4], &json!({}));
+    s.run(&server, &["-j", "1"]).expect_code(0);
+    let pids: BTreeSet<i32> = s.log().iter().map(|(pid, _, _)| *pid).collect();
+    assert_eq!((s.log().len(), pids.len()), (4, 1), "{:?}", s.log());
+
+    // Two egresses, two clips a worker: every worker keeps to its egress and serves at most two.
+    let s = scripted(&rows, &json!({}));
+    let egresses = ["--source-address", "127.0.0.2", "--source-address", "127.0.0.3", "--worker-clips", "2"];
+    s.run(&server, &egresses).expect_code(0);
+    let log = s.log();
+    assert_eq!(log.len(), rows.len(), "{log:?}");
+    let mut by_pid: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+    for (pid, _, address) in &log {
+        by_pid.entry(*pid).or_default().push(address);
+    }
+    for (pid, addresses) in &by_pid {
+        assert!(addresses.len() <= 2, "worker {pid} served {addresses:?}");
+        assert!(addresses.iter().all(|a| *a == addresses[0]), "worker {pid} served two egresses: {addresses:?}");
+    }
+    assert!(by_pid.len() >= 3, "recycled after two clips: {log:?}");
+    let addresses: BTreeSet<&str> = log.iter().map(|(_, _, a)| a.as_str()).collect();
+    assert_eq!(addresses, BTreeSet::from(["127.0.0.2", "127.0.0.3"]), "{log:?}");
+    // One clip at a time over two egresses: one idle worker is kept in all (-j 1), so a worker whose egress
+    // was left for the other is ended, never used again after another worker ran.
+    let s = scripted(&rows, &json!({}));
+    s.run(&server, &["-j", "1", "--source-address", "127.0.0.2", "--source-address", "127.0.0.3"]).expect_code(0);
+    let order: Vec<i32> = s.log().iter().map(|(pid, _, _)| *pid).collect();
+    let mut runs = order.clone();
+    runs.dedup();
+    let distinct: BTreeSet<i32> = order.iter().copied().collect();
+    assert_eq!(runs.len(), distinct.len(), "each worker's extractions come in one run: {:?}", s.log());
+    // The test source saw each clip's page from the egress its worker keeps.
+    let stats = server.stats();
+    assert!(stats.ips.contains_key("127.0.0.2") && stats.ips.contains_key("127.0.0.3"), "{:?}", stats.ips.keys());
+}
+
+#[test]
+fn workers_die_with_kinetics_dl() {
+    let rows = real_rows(40, 1);
+    let s = scripted(&rows, &json!({&rows[0].id: "hang_once"}));
+    let server = server(config());
+    let mut running = Running::start(s.command(&server, &[]));
+    running.wait_for(Duration::from_secs(120), "the worker to hang", || !s.log().is_empty());
+    let worker = s.log()[0].0;
+    let proc = still_running(worker).expect("the hung worker runs");
+    assert!(proc.cmdline.contains("kinetics-dl-extractor"), "{proc:?}");
+    assert_eq!(proc.ppid, running.pid(), "a child of kinetics-dl");
+    running.signal(libc::SIGKILL);
+    assert_all_end(&[proc], Duration::from_secs(30), "the worker of a killed kinetics-dl");
+    let _ = running.wait(Duration::from_secs(30));
+}
+
+#[test]
+fn a_program_that_is_not_python_runs_as_a_command_line_and_doctor_checks_the_api() {
+    let rows = real_rows(50, 2);
+    let s = scripted(&rows, &json!({}));
+    let server = server(config());
+    let wrapper = write_script(s.state.parent().unwrap(), "wrapped-yt-dlp", "exec yt-dlp \"$@\"");
+    let o = s.run(&server, &["--ytdlp", wrapper.to_str().unwrap(), "-v"]);
+    o.expect_code(0);
+    assert!(o.stderr.contains("is not a Python script"), "{}", o.stderr);
+    let pids: BTreeSet<i32> = s.log().iter().map(|(pid, _, _)| *pid).collect();
+    assert_eq!(pids.len(), 2, "one process an extraction: {:?}", s.log());
+
+    let o = run_strs(&["doctor"]);
+    assert!(o.stdout.contains("yt-dlp API") && o.stdout.contains("answers"), "{}", o.stdout);
+    let bad: Vec<OsString> = vec!["doctor".into(), "--ytdlp-python".into(), "/nonexistent/python3".into()];
+    let o = run(&bad);
+    assert!(o.stdout.contains("yt-dlp API") && o.stdout.contains("/nonexistent/python3"), "{}", o.stdout);
+}
