@@ -369,3 +369,113 @@ fn malformed_audioset_rows_and_labels_files_exit_two_naming_file_line_and_field(
         assert_eq!(server.stats().total_requests, 0, "{name}: no request before the input is valid");
     }
 }
+
+#[test]
+fn ava_kinetics_keyframes_become_one_clip_each_with_every_action_and_box() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let file = sample("ava").join("ava_val_v2.2.csv");
+    // No --preset: the first line's shape says AVA-Kinetics; `val` in the file's name gives the split.
+    run(&download_args(&server, &out, &[&file])).expect_code(0);
+    // (row, its folder, its labels): 5 s either side of the keyframe, never before 0.
+    let want = [
+        (Row::new("80", "avamovie-01", 7.0, 17.0), "validate", vec!["80", "12", "74"]),
+        (Row::new("17", "avamovie-01", 15.0, 25.0), "validate/17", vec!["17"]),
+        (Row::new("11", "avakin_02", 0.0, 8.5), "validate/11", vec!["11"]),
+    ];
+    for (row, folder, _) in &want {
+        assert_clip_at(&out.join(folder).join(row.name()), row);
+    }
+    assert_eq!(clip_files(&out).len(), want.len(), "{:?}", clip_files(&out));
+    run(&os(["manifest", "--out", out.to_str().unwrap()])).expect_code(0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let clips = manifest["clips"].as_array().unwrap();
+    let find = |row: &Row| {
+        clips.iter().find(|c| c["youtube_id"] == row.id.as_str() && c["time_start"] == row.start).unwrap().clone()
+    };
+    let keyframe = find(&want[0].0);
+    assert_eq!(keyframe["labels"], serde_json::json!(want[0].2), "{keyframe}");
+    assert_eq!(
+        keyframe["boxes"],
+        serde_json::json!([
+            {"box": [0.077, 0.151, 0.283, 0.811], "label": "80", "person_id": 1},
+            {"box": [0.077, 0.151, 0.283, 0.811], "label": "12", "person_id": 1},
+            {"box": [0.332, 0.194, 0.481, 0.891], "label": "80", "person_id": 0},
+            {"box": [0.5, 0.5, 0.9, 0.9], "label": "74", "person_id": 3},
+        ])
+    );
+    let single = find(&want[2].0);
+    assert_eq!(single["label"], "11");
+    assert_eq!(single["labels"], serde_json::Value::Null, "one label: no list");
+    assert_eq!(single["boxes"], serde_json::json!([{"box": [0.1, 0.2, 0.5, 0.9], "label": "11"}]));
+
+    // Another window around the same keyframes, the actions named by AVA's action list.
+    let out = tmp.path().join("narrow");
+    let mut args = download_args(&server, &out, &[&file]);
+    args.extend(os(["--preset", "ava-kinetics", "--window-before", "1", "--window-after", "1.5", "--limit", "1"]));
+    args.extend([OsString::from("--labels-file"), sample("ava").join("ava_action_list_v2.2.pbtxt").into()]);
+    run(&args).expect_code(0);
+    let row = Row::new("watch (a person)", "avamovie-01", 11.0, 13.5);
+    assert_clip_at(&out.join("validate").join(row.name()), &row);
+    assert_eq!(clip_files(&out).len(), 1, "{:?}", clip_files(&out));
+    let conn = rusqlite::Connection::open(out.join(".kinetics-dl/journal.sqlite")).unwrap();
+    let (labels, boxes): (String, String) =
+        conn.query_row("SELECT labels, boxes FROM clips", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!(labels, r#"["watch (a person)","stand","listen to (a person)"]"#);
+    let boxes: serde_json::Value = serde_json::from_str(&boxes).unwrap();
+    assert_eq!(boxes.as_array().unwrap().len(), 4);
+    assert_eq!(
+        boxes[3],
+        serde_json::json!({"box": [0.5, 0.5, 0.9, 0.9], "label": "listen to (a person)", "person_id": 3})
+    );
+}
+
+#[test]
+fn malformed_ava_rows_exit_two_naming_file_line_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let good = "avaaaaaaaaa,12,0.1,0.2,0.5,0.9,80,1\n";
+    // (name, text, line, field or what the message says)
+    let cases: [(&str, String, &str, &str); 7] = [
+        ("id", format!("{good}ava/bad,12,0.1,0.2,0.5,0.9,80,1\n"), ":2", "`youtube_id`"),
+        ("time", format!("{good}avaaaaaaaaa,x,0.1,0.2,0.5,0.9,80,1\n"), ":2", "`timestamp`"),
+        ("outside", format!("{good}avaaaaaaaaa,12,0.1,0.2,1.5,0.9,80,1\n"), ":2", "`x2`"),
+        ("upside-down", format!("{good}\navaaaaaaaaa,12,0.1,0.9,0.5,0.2,80,1\n"), ":3", "`y2`"),
+        ("action", format!("{good}avaaaaaaaaa,12,0.1,0.2,0.5,0.9,run,1\n"), ":2", "`action_id`"),
+        ("person", format!("{good}avaaaaaaaaa,12,0.1,0.2,0.5,0.9,80,p1\n"), ":2", "`person_id`"),
+        ("count", format!("{good}avaaaaaaaaa,12,0.1,0.2,0.5,0.9\n"), ":2", "expected 7 or 8 fields"),
+    ];
+    for (name, text, line, names) in cases {
+        let file = tmp.path().join(format!("{name}.csv"));
+        std::fs::write(&file, text).unwrap();
+        let mut args = download_args(&server, &tmp.path().join(format!("out-{name}")), &[&file]);
+        args.extend(os(["--preset", "ava-kinetics"]));
+        let o = run(&args);
+        assert_eq!(o.code, Some(2), "{name}: {}", o.stderr);
+        let at = format!("{}{line}", file.display());
+        assert!(o.stderr.contains(&at), "{name}: the error names {at}: {}", o.stderr);
+        assert!(o.stderr.contains(names), "{name}: the error names {names}: {}", o.stderr);
+        assert_eq!(server.stats().total_requests, 0, "{name}: no request before the input is valid");
+    }
+    let file = tmp.path().join("id.csv");
+    let mut args = download_args(&server, &tmp.path().join("out-window"), &[&file]);
+    args.extend(os(["--window-before=-1"]));
+    let o = run(&args);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--window-before must be between 0 and 3600"), "{}", o.stderr);
+}
+
+#[test]
+fn hacs_clips_negatives_are_kept_only_when_asked() {
+    let positives = [
+        Row::new("Archery", "hacsclip-a1", 2.5, 4.5).split("training"),
+        Row::new("Bowling", "hacsclip_b2", 20.0, 22.0).split("validation"),
+    ];
+    download_and_check(&sample("hacs_clips.csv"), &["--preset", "hacs-clips"], &positives);
+    let mut all = positives.to_vec();
+    all.push(Row::new("Archery", "hacsclip-a1", 10.0, 12.0).split("training_negatives"));
+    all.push(Row::new("Bowling", "hacsclip_b2", 30.0, 32.0).split("validation_negatives"));
+    download_and_check(&sample("hacs_clips.csv"), &["--keep-negatives"], &all);
+}

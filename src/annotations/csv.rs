@@ -2,7 +2,8 @@
 //!
 //! Accepted headers, in any order, case-insensitive:
 //! - label: `label`, or HACS's `classname` (then a `label` column is HACS Clips' flag: `1` marks a positive
-//!   clip and is kept, `-1` a sampled negative and is skipped; any other value is an error)
+//!   clip and is kept, `-1` a sampled negative and is skipped, or with `--keep-negatives` kept in the split
+//!   `{subset}_negatives`; any other value is an error)
 //! - youtube_id: `youtube_id`, `ytid` (AudioSet, VGGSound), `video_id`
 //! - time_start: `time_start`, `start`, `start_seconds`; time_end: `time_end`, `end`, `end_seconds`
 //! - split: `split`, `subset` (HACS)
@@ -126,8 +127,14 @@ impl Layout {
     }
 
     /// Validates one record; values borrow from it. `None` for a HACS negative (flag `-1`), validated
-    /// like any row but not kept.
-    fn check<'r>(&self, rec: &'r ByteRecord, line: u64) -> Result<Option<Checked<'r>>, (Problem, usize)> {
+    /// like any row but not kept unless `keep_negatives`: then it goes to the split `{subset}_negatives`
+    /// (`negatives` without a subset), under its class.
+    fn check<'r>(
+        &self,
+        rec: &'r ByteRecord,
+        line: u64,
+        keep_negatives: bool,
+    ) -> Result<Option<Checked<'r>>, (Problem, usize)> {
         let text = |col: usize| utf8(rec[col].trim_ascii()).map_err(|p| (p, col));
         let positive = match self.flag {
             Some(col) => check_flag(text(col)?).map_err(|p| (p, col))?,
@@ -152,14 +159,22 @@ impl Layout {
         if let (Some(split), Some(col)) = (split, self.split) {
             check_split(split).map_err(|p| (p, col))?;
         }
-        Ok(positive.then_some(Checked {
+        if !positive && !keep_negatives {
+            return Ok(None);
+        }
+        let split = match (positive, split) {
+            (true, split) => split.map(Cow::Borrowed),
+            (false, Some(split)) => Some(Cow::Owned(format!("{split}_negatives"))),
+            (false, None) => Some(Cow::Borrowed("negatives")),
+        };
+        Ok(Some(Checked {
             label: label.map(Cow::Borrowed),
             extra_labels: Vec::new(),
             boxes: Vec::new(),
             youtube_id: Cow::Borrowed(id),
             time_start: start,
             time_end: end,
-            split: split.map(Cow::Borrowed),
+            split,
             line,
         }))
     }
@@ -308,7 +323,10 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
                 format!("expected {width} fields as in the header, found {}", rec.len()),
             ));
         }
-        if let Some(checked) = layout.check(&rec, line).map_err(|(p, col)| p.at(path, line, &layout.names[col]))? {
+        let keep_negatives = out.options.keep_negatives;
+        let checked =
+            layout.check(&rec, line, keep_negatives).map_err(|(p, col)| p.at(path, line, &layout.names[col]))?;
+        if let Some(checked) = checked {
             out.offer(checked);
         }
     }

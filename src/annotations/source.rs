@@ -70,13 +70,14 @@ pub(crate) fn read_into(path: &Path, out: &mut Collector<'_>, preset: &Preset) -
         other => other,
     };
     match preset {
-        Preset::VggSound | Preset::ActivityNet | Preset::AudioSet | Preset::Columns(_) => {
+        Preset::VggSound | Preset::ActivityNet | Preset::AudioSet | Preset::AvaKinetics | Preset::Columns(_) => {
             let mut data = prefix;
             file.read_to_end(&mut data).map_err(|e| InputError::io(path, &e))?;
             return match preset {
                 Preset::VggSound => super::presets::read_vggsound(path, &data, out),
                 Preset::Columns(map) => super::presets::read_columns(path, &data, map, out),
                 Preset::AudioSet => super::presets::read_audioset(path, &data, out),
+                Preset::AvaKinetics => super::presets::read_ava(path, &data, out),
                 _ => super::presets::read_activitynet(path, &data, out),
             };
         }

@@ -15,6 +15,7 @@ impl DownloadArgs {
     pub fn into_config(self) -> anyhow::Result<Config> {
         let input = self.input()?;
         let preset = self.preset()?;
+        let read = self.read_options()?;
         self.check_url_template()?;
         let (jobs, encode_jobs) = self.concurrency()?;
         self.check_encode()?;
@@ -43,10 +44,7 @@ impl DownloadArgs {
             },
             classes_file: a.classes_file.clone(),
             preset,
-            read: crate::annotations::ReadOptions {
-                labels_file: a.labels_file.clone(),
-                ..crate::annotations::ReadOptions::default()
-            },
+            read,
             class_dirs: a.class_dirs.into(),
             jobs,
             encode_jobs,
@@ -110,6 +108,30 @@ impl DownloadArgs {
         })
         .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Preset::Columns(map))
+    }
+
+    /// `--labels-file`, AVA's window, `--keep-negatives`.
+    fn read_options(&self) -> anyhow::Result<crate::annotations::ReadOptions> {
+        let mut read = crate::annotations::ReadOptions {
+            labels_file: self.labels_file.clone(),
+            keep_negatives: self.keep_negatives,
+            ..Default::default()
+        };
+        for (flag, value, slot) in [
+            ("--window-before", self.window_before, &mut read.window_before),
+            ("--window-after", self.window_after, &mut read.window_after),
+        ] {
+            if let Some(v) = value {
+                if !(v.is_finite() && (0.0..=3600.0).contains(&v)) {
+                    bail!("{flag} must be between 0 and 3600 seconds, got {v}");
+                }
+                *slot = v;
+            }
+        }
+        if read.window_before + read.window_after < 0.001 {
+            bail!("--window-before and --window-after leave an empty window: give one of them a length");
+        }
+        Ok(read)
     }
 
     /// A dataset name (its archive fetched and cached) and/or annotation files.

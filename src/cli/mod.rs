@@ -198,6 +198,9 @@ pub enum PresetArg {
     /// AudioSet's segments CSV: `#` comments, YTID, start_seconds, end_seconds, "label ids"; every label
     /// kept (names from --labels-file).
     Audioset,
+    /// AVA-Kinetics' boxes: no header, youtube_id,timestamp,x1,y1,x2,y2,action_id[,person_id]; one clip per
+    /// keyframe (--window-before, --window-after), every action and box kept.
+    AvaKinetics,
 }
 
 impl From<PresetArg> for crate::annotations::Preset {
@@ -208,6 +211,7 @@ impl From<PresetArg> for crate::annotations::Preset {
             PresetArg::Vggsound => Preset::VggSound,
             PresetArg::HacsSegments | PresetArg::Activitynet => Preset::ActivityNet,
             PresetArg::Audioset => Preset::AudioSet,
+            PresetArg::AvaKinetics => Preset::AvaKinetics,
         }
     }
 }
@@ -244,6 +248,16 @@ pub struct DownloadArgs {
     /// Label ids to names: AudioSet's class_labels_indices.csv (index,mid,display_name).
     #[arg(long, value_name = "FILE")]
     pub labels_file: Option<PathBuf>,
+    /// HACS Clips: keep the sampled negatives (label -1) too, in the split `{subset}_negatives` under their
+    /// class.
+    #[arg(long)]
+    pub keep_negatives: bool,
+    /// AVA-Kinetics: a keyframe's clip starts S seconds before it (never before 0) [default: 5].
+    #[arg(long, value_name = "S")]
+    pub window_before: Option<f64>,
+    /// AVA-Kinetics: a keyframe's clip ends S seconds after it [default: 5].
+    #[arg(long, value_name = "S")]
+    pub window_after: Option<f64>,
     /// Only these splits (repeatable; `val` means `validate`).
     #[arg(long = "split", value_name = "SPLIT")]
     pub splits: Vec<String>,

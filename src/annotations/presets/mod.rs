@@ -8,6 +8,7 @@
 
 mod activitynet;
 mod audioset;
+mod ava;
 mod columns;
 pub(crate) mod line;
 mod vggsound;
@@ -15,6 +16,7 @@ mod youtube_url;
 
 pub(crate) use activitynet::read as read_activitynet;
 pub(crate) use audioset::read as read_audioset;
+pub(crate) use ava::read as read_ava;
 pub(crate) use columns::read as read_columns;
 pub use columns::{Column, ColumnMap, MapOptions};
 pub(crate) use vggsound::read as read_vggsound;
@@ -35,6 +37,9 @@ pub enum Preset {
     /// AudioSet's segments CSV: `#` comments, `YTID, start_seconds, end_seconds, "label,label"`; every
     /// label of a row kept.
     AudioSet,
+    /// AVA-Kinetics' boxes: no header, `youtube_id,timestamp,x1,y1,x2,y2,action_id[,person_id]`; one clip
+    /// per keyframe, its window around it, every action and box of the keyframe kept.
+    AvaKinetics,
     /// Any delimited file, read through the user's column map (`--columns`).
     Columns(ColumnMap),
 }
@@ -47,7 +52,8 @@ pub const VGGSOUND_CLIP_SECONDS: f64 = 10.0;
 /// never start an ActivityNet-style file); a CSV whose first line is four fields with a number second and
 /// a split last (`train`, `test`) is VGGSound (no Kinetics header holds a number); a CSV whose column
 /// line (after `#` comments, or as the header) is `YTID, start_seconds, end_seconds, positive_labels` is
-/// AudioSet. Anything else is `Kinetics`.
+/// AudioSet; a first line of 7 or 8 numbers after an id, the middle four between 0 and 1, is AVA-Kinetics.
+/// Anything else is `Kinetics`.
 pub(crate) fn recognise(prefix: &[u8]) -> Preset {
     let text = String::from_utf8_lossy(&prefix[..prefix.len().min(4096)]);
     let body = text.trim_start();
@@ -67,6 +73,9 @@ pub(crate) fn recognise(prefix: &[u8]) -> Preset {
             break;
         }
     }
+    if ava::looks_like(first) {
+        return Preset::AvaKinetics;
+    }
     match line::split(first, ',') {
         Ok(fields)
             if fields.len() == 4
@@ -85,7 +94,9 @@ mod tests {
 
     #[test]
     fn recognises_each_published_shape() {
-        let cases: [(&str, Preset); 13] = [
+        let cases: [(&str, Preset); 15] = [
+            ("-5KQ66BBWC4,0902,0.077,0.151,0.283,0.811,80,1\n", Preset::AvaKinetics),
+            ("-5KQ66BBWC4,902.5,0.077,0.151,0.283,0.811,12\r\n", Preset::AvaKinetics),
             (
                 "# Segments csv created Sun Mar  5 10:54:25 2017\n# num_ytids=22160, num_segs=22160\n# YTID, start_seconds, end_seconds, positive_labels\n--PJHxphWEs, 30.000, 40.000, \"/m/09x0r,/t/dd00088\"\n",
                 Preset::AudioSet,
