@@ -193,7 +193,7 @@ class Bench:
         res.requests = after["total_requests"] - before["total_requests"]
         log = [e for e in after["log"] if e["time_ms"] >= started_ms - 50
                and (e["path"].startswith("/v/") or e["path"] == "/watch")]
-        # yt-dlp's extraction: the watch page and, for DASH, the manifest.
+        # yt-dlp's extraction: the watch page (and a manifest, if yt-dlp had to fetch one).
         res.extra["page_bytes"] = sum(e["bytes"] for e in log if e["path"] == "/watch" or e["path"].endswith(".mpd"))
         # yt-dlp's page GET is open-ended and so throttled too; it reads only the head, so it does not matter.
         res.extra["throttled_requests"] = sum(1 for e in log if e["throttled"] and e["range"] is not None)
@@ -309,8 +309,8 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
                  "fetched/window", "requests/clip", "wall s", "clips/min", "CPU s/clip", "peak temp disk"],
                 [fmt_row(r) for r in results]),
         "",
-        "fetched = test source `bytes_sent` delta / N (everything: the watch page and the DASH manifest that"
-        " yt-dlp reads, every media request, bytes pushed into socket buffers before a client hung up). window ="
+        "fetched = test source `bytes_sent` delta / N (everything: the watch page that yt-dlp reads, every"
+        " media request, bytes pushed into socket buffers before a client hung up). window ="
         " bytes of the packets (audio + video) with pts in [start, end) in the source (ffprobe -show_packets; the"
         " DASH files hold the same packets as the progressive one). CPU = RUSAGE_CHILDREN delta / N (the test"
         " source is not counted). Every approach runs `--jobs` clips at once. The watch page offers itag 18 and"
@@ -369,7 +369,7 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
                      f"{(r.bytes_sent - pages) / r.n / r.window:.2f}x",
                      f"{r.per_clip / (header + r.window):.2f}x",
                      str(r.extra.get("throttled_requests", 0))])
-    parts.append(c.table(["video", "approach", "throttle", "sent by source/clip", "watch page + manifest/clip",
+    parts.append(c.table(["video", "approach", "throttle", "sent by source/clip", "watch page/clip",
                           "read by relay/clip (journal bytes_fetched)", "sent, never read by relay/clip",
                           "source header", "window/clip", "media fetched/window", "fetched/(header+window)",
                           "throttled range requests"], rows))

@@ -128,7 +128,7 @@ class Bench:
 
 def timeline(log: list[dict], window: float) -> str:
     """Requests per window from the source's log, as `served/429` from the first request on."""
-    # The watch page, the DASH manifest and the media: every request the ban rule counts.
+    # The watch page and the media: every request the ban rule counts.
     video = [e for e in log if e["path"].startswith("/v/") or e["path"] == "/watch"]
     if not video:
         return ""

@@ -637,9 +637,10 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "nat");
     // One ban, long enough to start a second worker inside it; a cool-off longer than the ban, so that the
-    // domain's first probe comes after it.
+    // domain's first probe comes after it. Six clips of 5 requests each (the page, then a header and a
+    // window per DASH track): the ban comes in the fifth, and what is left after it stays under the limit.
     let ban_secs = 15.0;
-    let server = server(throttled(30, ban_secs));
+    let server = server(throttled(20, ban_secs));
     let tmp = tempfile::tempdir().unwrap();
     let rows: Vec<Row> = real_rows(0, 400).into_iter().filter(|r| r.end <= 40.0).skip(3).take(6).collect();
     let csv = tmp.path().join("rows.csv");

@@ -21,11 +21,11 @@ const EGRESS: &str = "127.0.0.2";
 /// The window of the test source's per-IP count: longer than any run, so only bans reset it. 60 s was not:
 /// on a loaded 2-core machine a run of nine clips took four minutes, its counts decayed and no ban came.
 const WINDOW_SECS: f64 = 900.0;
-/// Video requests an IP may make before a ban. On the default path a clip takes 8-10 (yt-dlp's watch page
-/// and manifest, then for each DASH track the relay's pieces: the header, a small one where ffmpeg probes,
-/// and the window planned from the index): 16 lets a probe and about one more clip through after each
-/// ban, and every run of six clips or more meets several bans, most of them mid-transfer.
-const LIMIT: u32 = 16;
+/// Video requests an IP may make before a ban. On the default path a clip takes 5 (yt-dlp's watch page, then
+/// for each DASH track the relay's header read and the window planned from the index; 8-10 before the first
+/// read was sized and the page listed every format): 9 lets a probe and about one more clip through after
+/// each ban, and every run of six clips or more meets several bans, most of them mid-transfer.
+const LIMIT: u32 = 9;
 /// yt-dlp's answer when YouTube wants proof of a human (note the typographic apostrophe).
 const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
 /// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.

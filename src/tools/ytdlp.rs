@@ -87,6 +87,8 @@ struct RawInfo {
     height: Option<u32>,
     fps: Option<f64>,
     container: Option<String>,
+    vcodec: Option<String>,
+    acodec: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,12 +100,16 @@ struct RawFormat {
     http_headers: BTreeMap<String, String>,
     cookies: Option<String>,
     vcodec: Option<String>,
+    acodec: Option<String>,
     fps: Option<f64>,
     container: Option<String>,
 }
 
-fn is_dash(container: Option<&str>) -> bool {
-    container.is_some_and(|c| c.ends_with("_dash"))
+/// A DASH format is one track of a fragmented file: a `*_dash` container with no video or no audio.
+/// YouTube's extractor names only such formats `*_dash`; a DASH manifest names all of its formats so,
+/// a muxed progressive file among them too, which is no fragmented file.
+fn is_dash(container: Option<&str>, vcodec: Option<&str>, acodec: Option<&str>) -> bool {
+    container.is_some_and(|c| c.ends_with("_dash")) && (vcodec == Some("none") || acodec == Some("none"))
 }
 
 impl YtDlp {
@@ -287,7 +293,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
                     protocol: f.protocol.unwrap_or_default(),
                     format_id: f.format_id.unwrap_or_default(),
                     fps: f.fps,
-                    dash: is_dash(f.container.as_deref()),
+                    dash: is_dash(f.container.as_deref(), f.vcodec.as_deref(), f.acodec.as_deref()),
                 })
                 .collect()
         }
@@ -297,7 +303,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
             protocol: raw.protocol.clone().unwrap_or_default(),
             format_id: raw.format_id.clone().unwrap_or_default(),
             fps: raw.fps,
-            dash: is_dash(raw.container.as_deref()),
+            dash: is_dash(raw.container.as_deref(), raw.vcodec.as_deref(), raw.acodec.as_deref()),
         }],
     };
     Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
@@ -361,14 +367,33 @@ mod tests {
         let json = br#"{"format_id":"140+134","duration":300.0,"height":360,"requested_formats":[
             {"format_id":"140","url":"https://a/audio","protocol":"https","vcodec":"none","http_headers":{},
              "container":"m4a_dash","fps":null},
-            {"format_id":"134","url":"https://a/video","protocol":"https","vcodec":"avc1.4d401e","http_headers":{},
-             "container":"mp4_dash","fps":30}]}"#;
+            {"format_id":"134","url":"https://a/video","protocol":"https","vcodec":"avc1.4d401e","acodec":"none",
+             "http_headers":{},"container":"mp4_dash","fps":30}]}"#;
         let info = parse_info(json).unwrap();
         assert_eq!(info.streams[0].format_id, "134");
         assert_eq!(info.streams[1].format_id, "140");
         assert!(info.streams.iter().all(|s| s.dash));
         assert_eq!((info.streams[0].fps, info.streams[1].fps), (Some(30.0), None));
         assert_eq!(info.duration, Some(300.0));
+    }
+
+    /// What yt-dlp 2026.11 reports for YouTube's formats and for the test source's watch page (a DASH
+    /// manifest, where every format's container is `*_dash`, the muxed itag 18 too).
+    #[test]
+    fn dash_means_a_single_track_of_a_dash_container() {
+        let cases = [
+            ("YouTube 134", r#""container":"mp4_dash","vcodec":"avc1.4d401e","acodec":"none""#, true),
+            ("YouTube 140", r#""container":"m4a_dash","vcodec":"none","acodec":"mp4a.40.2""#, true),
+            ("YouTube 251", r#""container":"webm_dash","vcodec":"none","acodec":"opus""#, true),
+            ("YouTube 18", r#""vcodec":"avc1.42001E","acodec":"mp4a.40.2""#, false),
+            ("test source 18", r#""container":"mp4_dash","vcodec":"avc1.64000d","acodec":"mp4a.40.2""#, false),
+            ("test source 133", r#""container":"mp4_dash","vcodec":"avc1.64000d","acodec":"none""#, true),
+            ("direct link", r#""vcodec":null"#, false),
+        ];
+        for (what, fields, dash) in cases {
+            let json = format!(r#"{{"format_id":"x","url":"http://h/v","protocol":"http",{fields}}}"#);
+            assert_eq!(parse_info(json.as_bytes()).unwrap().streams[0].dash, dash, "{what}");
+        }
     }
 
     #[test]

@@ -242,7 +242,8 @@ impl DashMedia {
             base_url: format!("{id}/{}", track.file_name()),
             codecs: t.layout.track.codecs.clone(),
             bandwidth: bandwidth(t.len, duration_secs),
-            segment: t.layout.segment,
+            content_length: t.len,
+            segment: Some(t.layout.segment),
             kind,
             webm: matches!(track, Track::WebmVideo | Track::WebmAudio),
         };
@@ -266,6 +267,8 @@ impl DashMedia {
                 representation(a, Track::Audio, AUDIO_ITAG, Kind::Audio { sampling_rate })
             }),
             webm,
+            progressive: None,
+            title: None,
         }
     }
 }
@@ -285,7 +288,7 @@ pub fn video_itag(height: u32) -> &'static str {
 }
 
 /// Average bits per second of a file of `len` bytes playing for `secs`.
-fn bandwidth(len: u64, secs: f64) -> u64 {
+pub(crate) fn bandwidth(len: u64, secs: f64) -> u64 {
     ((len as f64 * 8.0 / secs.max(0.001)).round() as u64).max(1)
 }
 
@@ -297,6 +300,11 @@ pub struct Manifest {
     pub audio: Option<Representation>,
     /// WebM formats (VP9, Opus), each in its own adaptation set after the MP4 ones.
     pub webm: Vec<Representation>,
+    /// The progressive file (video and audio in one, itag 18), last: the watch page lists it beside the
+    /// DASH formats, as YouTube's player response lists `formats` beside `adaptiveFormats`.
+    pub progressive: Option<Representation>,
+    /// The video's title (`<ProgramInformation><Title>`).
+    pub title: Option<String>,
 }
 
 /// One `<Representation>`: a single-track file reachable at `base_url`.
@@ -305,9 +313,14 @@ pub struct Representation {
     pub id: String,
     pub base_url: String,
     pub codecs: String,
-    /// Bits per second; yt-dlp turns it into `tbr` and estimates the size from it.
+    /// Bits per second; yt-dlp turns it into `tbr`.
     pub bandwidth: u64,
-    pub segment: SegmentBase,
+    /// The file's size in bytes, as YouTube's manifests give it (`yt:contentLength` on the base URL, which
+    /// yt-dlp reads into `filesize`) and its player response does (`contentLength`).
+    pub content_length: u64,
+    /// Where a fragmented file's header and index are (YouTube's `initRange` and `indexRange`); `None`
+    /// for the progressive file, which has neither.
+    pub segment: Option<SegmentBase>,
     pub kind: Kind,
     /// In WebM (`video/webm`, `audio/webm`) rather than MP4.
     pub webm: bool,
@@ -315,8 +328,21 @@ pub struct Representation {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Video { width: u32, height: u32, fps: u32 },
-    Audio { sampling_rate: u32 },
+    Video {
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
+    Audio {
+        sampling_rate: u32,
+    },
+    /// Video and audio in one file (the progressive itag 18); `sampling_rate` is `None` without audio.
+    Muxed {
+        width: u32,
+        height: u32,
+        fps: u32,
+        sampling_rate: Option<u32>,
+    },
 }
 
 /// Renders a static on-demand MPD with one adaptation set per representation, in the shape yt-dlp's
@@ -325,39 +351,54 @@ pub fn render_mpd(m: &Manifest) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" mediaPresentationDuration=\"{}\" \
-         minBufferTime=\"PT2S\" profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\">",
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:yt=\"{YT_NAMESPACE}\" type=\"static\" \
+         mediaPresentationDuration=\"{}\" minBufferTime=\"PT2S\" profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\">",
         iso_duration(m.duration_secs)
     );
+    if let Some(title) = &m.title {
+        let _ = writeln!(out, "  <ProgramInformation><Title>{}</Title></ProgramInformation>", escape(title));
+    }
     out.push_str("  <Period>\n");
-    for rep in std::iter::once(&m.video).chain(&m.audio).chain(&m.webm) {
+    for rep in std::iter::once(&m.video).chain(&m.audio).chain(&m.webm).chain(&m.progressive) {
         let (mime, attrs) = match rep.kind {
             Kind::Video { width, height, fps } => {
                 ("video", format!("width=\"{width}\" height=\"{height}\" frameRate=\"{fps}\""))
             }
             Kind::Audio { sampling_rate } => ("audio", format!("audioSamplingRate=\"{sampling_rate}\"")),
+            Kind::Muxed { width, height, fps, sampling_rate } => {
+                let mut attrs = format!("width=\"{width}\" height=\"{height}\" frameRate=\"{fps}\"");
+                if let Some(rate) = sampling_rate {
+                    let _ = write!(attrs, " audioSamplingRate=\"{rate}\"");
+                }
+                ("video", attrs)
+            }
         };
         let mime = match (mime, rep.webm) {
             (kind, true) => format!("{kind}/webm"),
             (kind, false) => format!("{kind}/mp4"),
         };
-        let s = rep.segment;
         let (id, codecs, bandwidth, base_url) =
             (escape(&rep.id), escape(&rep.codecs), rep.bandwidth, escape(&rep.base_url));
-        let _ = writeln!(out, "    <AdaptationSet mimeType=\"{mime}\" subsegmentAlignment=\"true\">");
+        let aligned = if rep.segment.is_some() { " subsegmentAlignment=\"true\"" } else { "" };
+        let _ = writeln!(out, "    <AdaptationSet mimeType=\"{mime}\"{aligned}>");
         let _ =
             writeln!(out, "      <Representation id=\"{id}\" codecs=\"{codecs}\" {attrs} bandwidth=\"{bandwidth}\">");
-        let _ = writeln!(out, "        <BaseURL>{base_url}</BaseURL>");
-        let _ = writeln!(
-            out,
-            "        <SegmentBase indexRange=\"{}-{}\"><Initialization range=\"0-{}\"/></SegmentBase>",
-            s.index_first, s.index_last, s.init_last
-        );
+        let _ = writeln!(out, "        <BaseURL yt:contentLength=\"{}\">{base_url}</BaseURL>", rep.content_length);
+        if let Some(s) = rep.segment {
+            let _ = writeln!(
+                out,
+                "        <SegmentBase indexRange=\"{}-{}\"><Initialization range=\"0-{}\"/></SegmentBase>",
+                s.index_first, s.index_last, s.init_last
+            );
+        }
         out.push_str("      </Representation>\n    </AdaptationSet>\n");
     }
     out.push_str("  </Period>\n</MPD>\n");
     out
 }
+
+/// The namespace of YouTube's manifest extensions (`yt:contentLength`), which yt-dlp looks for.
+pub const YT_NAMESPACE: &str = "http://youtube.com/yt/2012/10/10";
 
 /// An ISO 8601 duration in seconds with at most millisecond precision: `PT30S`, `PT12.5S`.
 pub fn iso_duration(secs: f64) -> String {
@@ -395,7 +436,8 @@ mod tests {
             base_url: base_url.into(),
             codecs: "avc1.64001e".into(),
             bandwidth: 400_000,
-            segment: SegmentBase { init_last: 796, index_first: 797, index_last: 22436 },
+            content_length: 1_800_000,
+            segment: Some(SegmentBase { init_last: 796, index_first: 797, index_last: 22436 }),
             kind: Kind::Video { width: 640, height: 360, fps: 15 },
             webm: false,
         }
@@ -407,7 +449,8 @@ mod tests {
             base_url: base_url.into(),
             codecs: "mp4a.40.2".into(),
             bandwidth: 64_000,
-            segment: SegmentBase { init_last: 728, index_first: 729, index_last: 22164 },
+            content_length: 288_000,
+            segment: Some(SegmentBase { init_last: 728, index_first: 729, index_last: 22164 }),
             kind: Kind::Audio { sampling_rate: 44_100 },
             webm: false,
         }
@@ -420,19 +463,21 @@ mod tests {
             video: video("long/video.mp4"),
             audio: Some(audio("long/audio.m4a")),
             webm: vec![],
+            progressive: None,
+            title: None,
         };
         let want = r#"<?xml version="1.0" encoding="UTF-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT3600S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:yt="http://youtube.com/yt/2012/10/10" type="static" mediaPresentationDuration="PT3600S" minBufferTime="PT2S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
   <Period>
     <AdaptationSet mimeType="video/mp4" subsegmentAlignment="true">
       <Representation id="134" codecs="avc1.64001e" width="640" height="360" frameRate="15" bandwidth="400000">
-        <BaseURL>long/video.mp4</BaseURL>
+        <BaseURL yt:contentLength="1800000">long/video.mp4</BaseURL>
         <SegmentBase indexRange="797-22436"><Initialization range="0-796"/></SegmentBase>
       </Representation>
     </AdaptationSet>
     <AdaptationSet mimeType="audio/mp4" subsegmentAlignment="true">
       <Representation id="140" codecs="mp4a.40.2" audioSamplingRate="44100" bandwidth="64000">
-        <BaseURL>long/audio.m4a</BaseURL>
+        <BaseURL yt:contentLength="288000">long/audio.m4a</BaseURL>
         <SegmentBase indexRange="729-22164"><Initialization range="0-728"/></SegmentBase>
       </Representation>
     </AdaptationSet>
@@ -444,15 +489,32 @@ mod tests {
 
     #[test]
     fn render_table() {
-        let silent = Manifest { duration_secs: 12.5, video: video("abc/video.mp4"), audio: None, webm: vec![] };
+        let silent = Manifest {
+            duration_secs: 12.5,
+            video: video("abc/video.mp4"),
+            audio: None,
+            webm: vec![],
+            progressive: None,
+            title: None,
+        };
         let both = Manifest { audio: Some(audio("abc/audio.m4a")), ..silent.clone() };
         let odd = Manifest { video: video("a&b<c>/\"video\".mp4"), ..silent.clone() };
+        let muxed = Representation {
+            id: "18".into(),
+            base_url: "/v/abc.mp4?sig=1&ip=2".into(),
+            codecs: "avc1.64001e, mp4a.40.2".into(),
+            content_length: 2_000_000,
+            segment: None,
+            kind: Kind::Muxed { width: 640, height: 360, fps: 15, sampling_rate: Some(44_100) },
+            ..video("")
+        };
+        let page = Manifest { progressive: Some(muxed), title: Some("a <b>".into()), ..both.clone() };
         let cases: &[(&str, &Manifest, &[&str], &[&str])] = &[
             (
                 "silent",
                 &silent,
-                &["mediaPresentationDuration=\"PT12.5S\"", "<BaseURL>abc/video.mp4</BaseURL>"],
-                &["audio/mp4", "<BaseURL>abc/audio"],
+                &["mediaPresentationDuration=\"PT12.5S\"", "\"1800000\">abc/video.mp4</BaseURL>"],
+                &["audio/mp4", ">abc/audio", "<ProgramInformation>"],
             ),
             (
                 "both",
@@ -461,11 +523,23 @@ mod tests {
                     "mimeType=\"video/mp4\"",
                     "mimeType=\"audio/mp4\"",
                     "audioSamplingRate=\"44100\"",
-                    "<BaseURL>abc/audio.m4a</BaseURL>",
+                    "<BaseURL yt:contentLength=\"288000\">abc/audio.m4a</BaseURL>",
                 ],
                 &[],
             ),
-            ("escaped", &odd, &["<BaseURL>a&amp;b&lt;c&gt;/&quot;video&quot;.mp4</BaseURL>"], &["a&b"]),
+            ("escaped", &odd, &["<BaseURL yt:contentLength=\"1800000\">a&amp;b&lt;c&gt;/&quot;video&quot;.mp4</BaseURL>"], &["a&b"]),
+            (
+                "with the progressive file",
+                &page,
+                &[
+                    "<ProgramInformation><Title>a &lt;b&gt;</Title></ProgramInformation>",
+                    "    <AdaptationSet mimeType=\"video/mp4\">\n      <Representation id=\"18\" \
+                     codecs=\"avc1.64001e, mp4a.40.2\" width=\"640\" height=\"360\" frameRate=\"15\" \
+                     audioSamplingRate=\"44100\" bandwidth=\"400000\">\n        \
+                     <BaseURL yt:contentLength=\"2000000\">/v/abc.mp4?sig=1&amp;ip=2</BaseURL>\n      </Representation>",
+                ],
+                &[],
+            ),
         ];
         for (name, manifest, has, lacks) in cases {
             let text = render_mpd(manifest);
@@ -475,7 +549,9 @@ mod tests {
             for unwanted in *lacks {
                 assert!(!text.contains(unwanted), "{name}: {unwanted} in\n{text}");
             }
-            assert_eq!(text.matches("<Representation ").count(), 1 + usize::from(manifest.audio.is_some()), "{name}");
+            let reps = 1 + usize::from(manifest.audio.is_some()) + usize::from(manifest.progressive.is_some());
+            assert_eq!(text.matches("<Representation ").count(), reps, "{name}");
+            assert_eq!(text.matches("<SegmentBase ").count(), 1 + usize::from(manifest.audio.is_some()), "{name}");
         }
     }
 

@@ -4,11 +4,11 @@
 //! YouTube-like throttling of open-ended ranges and per-IP 429 bans. Each id has a watch page and is
 //! served in two forms:
 //!
-//! - `http://ADDR/watch?v={id}`: a small HTML5 page (`text/html`) like YouTube's watch page, whose
-//!   `<video>` lists both forms below. Handed this URL, yt-dlp's generic extractor reads the page
-//!   (a few hundred bytes instead of the start of a media file it would hang up on), follows the
-//!   `application/dash+xml` source into the manifest, and offers the progressive file as format `18`
-//!   next to the DASH formats, so `-f`/`-S` choose between them as on YouTube; see [`watch`].
+//! - `http://ADDR/watch?v={id}`: the watch page, which, like YouTube's player response, lists every format
+//!   with its URL, codecs, size and (for DASH) index ranges, so yt-dlp needs no second request: it is an
+//!   on-demand DASH manifest (`application/dash+xml`), the one shape yt-dlp's generic extractor reads formats
+//!   from in one request, naming the DASH files below and the progressive file as format `18`, so
+//!   `-f`/`-S` choose between them as on YouTube; see [`watch`].
 //! - `http://ADDR/v/{id}.mp4`: one progressive MP4 with video and audio, like YouTube's itag 18.
 //! - `http://ADDR/v/{id}.mpd`: a static on-demand DASH manifest (`application/dash+xml`) naming a
 //!   video-only `http://ADDR/v/{id}/video.mp4` and, when the profile has audio, an audio-only
@@ -50,10 +50,10 @@
 //!   or `/v/{id}.mp4`, whichever URL it was given, takes the first failure). `status:N`, `fail_then_ok`
 //!   and `html` answer every resource alike (so yt-dlp fails on the page with `HTTP Error N`, or finds
 //!   no video on it); `truncate`, `slow` and `no_range` shape the media bodies only, the page and the
-//!   manifest are always served whole. From a watch URL yt-dlp makes two requests before any media:
-//!   the page, then the manifest. A `/watch` request without a valid `v` is a 404 that counts for the
-//!   per-IP throttle but for no id. The log keeps the path without its query (`/watch`) and the id
-//!   each request counted for: see [`Stats::log_for_page`].
+//!   manifest are always served whole. From a watch URL yt-dlp makes one request before any media, the
+//!   page (from `/v/{id}.mpd` one, the manifest). A `/watch` request without a valid `v` is a 404 that
+//!   counts for the per-IP throttle but for no id. The log keeps the path without its query (`/watch`)
+//!   and the id each request counted for: see [`Stats::log_for_page`].
 //! - The open-range throttle looks at what is served: a 200 full body or a `bytes=a-` range with more
 //!   than `threshold` bytes left. Bounded `a-b` and suffix `-n` ranges are never throttled.
 //! - `bytes_sent` counts bytes handed to the kernel. Send buffers are kept small, but a client that
@@ -232,7 +232,7 @@ impl TestServer {
 
     /// The page served at `/watch?v={id}`, without asking the server.
     pub fn watch_page_text(&self, id: &str) -> String {
-        watch::render_watch_page(id, self.profile_for(id), self.dash_media(id), "")
+        watch::render_watch_page(id, self.profile_for(id), self.dash_media(id), self.video_len(id), "")
     }
 
     /// `http://ADDR/v/{id}/video.mp4` or `.../audio.m4a`: where the manifest's base URLs resolve.

@@ -74,8 +74,9 @@ struct Cli {
 /// What the server answers, shown after the options in `--help`.
 const ROUTES: &str = "\
 Routes (every /watch and /v/ request counts for --scenario, the per-IP throttle and /_stats):
-  /watch?v={id}        HTML5 watch page whose <video> offers /v/{id}.mpd and /v/{id}.mp4 (format 18),
-                       so yt-dlp lists the progressive and the DASH formats as it does on YouTube
+  /watch?v={id}        watch page listing every format in one response, as YouTube's player response
+                       does: the manifest below with /v/{id}.mp4 added as format 18 (a DASH manifest is
+                       what yt-dlp's generic extractor reads formats from without a second request)
   /v/{id}.mp4          progressive MP4 with video and audio, like YouTube's itag 18
   /v/{id}.mpd          DASH on-demand manifest (application/dash+xml) naming the two tracks below
   /v/{id}/video.mp4    video-only fragmented MP4 (ftyp, moov, sidx, moof/mdat...)

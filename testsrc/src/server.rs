@@ -1,6 +1,6 @@
 //! The accept loop, the per-connection request loop, and routing to videos, static files and stats.
 //!
-//! Each id has five resources: the watch page `/watch?v={id}` offering the other two forms, the
+//! Each id has five resources: the watch page `/watch?v={id}` listing every format of the other two forms, the
 //! progressive `/v/{id}.mp4`, the DASH manifest `/v/{id}.mpd`, and the two DASH tracks it points at,
 //! `/v/{id}/video.mp4` and `/v/{id}/audio.m4a`. All five are "video requests": each counts for the
 //! per-IP throttle and the id's stats and goes through the id's scripted behaviour.
@@ -146,7 +146,7 @@ fn unix_secs() -> u64 {
 /// Which of an id's resources a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resource {
-    /// `/watch?v={id}`: the HTML page offering the manifest and the progressive file.
+    /// `/watch?v={id}`: the page listing every format (the manifest and the progressive file).
     Page,
     /// `/v/{id}.mp4`: one progressive file with video and audio, like YouTube's itag 18.
     Progressive,
@@ -329,11 +329,12 @@ fn resource_reply(
     });
     let query = signed.as_deref().unwrap_or_default();
     match resource {
-        Resource::Page => Reply::html(&watch::render_watch_page(
+        Resource::Page => Reply::mpd(watch::render_watch_page(
             id,
             shared.config.profile_for(id),
             &media.dash,
-            &query.replace('&', "&amp;"),
+            media.progressive.len,
+            query,
         )),
         Resource::Progressive => {
             let file = &media.progressive;

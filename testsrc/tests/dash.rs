@@ -8,32 +8,17 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{get, request, request_from, scratch_dir, start};
+use common::{attrs, base_urls, get, request, request_from, scratch_dir, start};
 use kinetics_testsrc::mp4::{self, Fragment};
 use kinetics_testsrc::{
     clip_frame_numbers, dash, frame_number_at, Behaviour, Config, LogEntry, Profile, ScenarioEntry, Track,
 };
 use serde_json::Value;
 
-/// All values of attribute `name` in document order (the manifest is ours: one line per element).
-fn attrs(xml: &str, name: &str) -> Vec<String> {
-    let key = format!(" {name}=\"");
-    xml.match_indices(&key)
-        .map(|(at, _)| {
-            let rest = &xml[at + key.len()..];
-            rest[..rest.find('"').unwrap()].to_owned()
-        })
-        .collect()
-}
-
 /// An `a-b` range attribute as numbers.
 fn range_attr(value: &str) -> (u64, u64) {
     let (a, b) = value.split_once('-').unwrap();
     (a.parse().unwrap(), b.parse().unwrap())
-}
-
-fn base_urls(xml: &str) -> Vec<&str> {
-    xml.split("<BaseURL>").skip(1).map(|s| s.split("</BaseURL>").next().unwrap()).collect()
 }
 
 fn ffprobe_streams(path: &Path) -> Vec<Value> {
@@ -84,9 +69,11 @@ fn manifest_describes_the_served_files() {
         (vec!["320".into()], vec!["180".into()], vec!["15".into()])
     );
     assert_eq!(base_urls(&xml), ["abc/video.mp4", "abc/audio.m4a"]);
+    let media = server.dash_media("abc");
+    let lens = [media.video.len, media.audio.as_ref().unwrap().len].map(|n| n.to_string());
+    assert_eq!(attrs(&xml, "yt:contentLength"), lens, "the files' sizes, as YouTube's manifests give them");
 
     // The codec strings match what ffprobe sees in the files.
-    let media = server.dash_media("abc");
     let video = ffprobe_streams(&media.video.path);
     assert_eq!(video.len(), 1, "video only: {video:?}");
     assert_eq!((video[0]["codec_name"].as_str(), video[0]["profile"].as_str()), (Some("h264"), Some("High")));

@@ -7,16 +7,15 @@ use std::io::{BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::{connect, get, read_head, request_from, request_line, start};
+use common::{base_urls, connect, get, read_head, request_from, request_line, start};
 use kinetics_testsrc::{Behaviour, Config, ScenarioEntry};
 
-/// The value of `src="..."` of the first `<source>` whose URL contains `needle`, HTML-unescaped.
+/// The first base URL on the watch page `page` that contains `needle`, XML-unescaped.
 fn source_url(page: &str, needle: &str) -> String {
-    page.split("src=\"")
-        .skip(1)
-        .map(|s| s.split('"').next().unwrap())
+    base_urls(page)
+        .into_iter()
         .find(|s| s.contains(needle))
-        .unwrap_or_else(|| panic!("no source with {needle} in\n{page}"))
+        .unwrap_or_else(|| panic!("no base URL with {needle} in\n{page}"))
         .replace("&amp;", "&")
 }
 
@@ -30,17 +29,14 @@ fn signed_urls_work_only_for_the_ip_they_were_handed_to_and_until_they_expire() 
     let other = Some(Ipv4Addr::new(127, 0, 0, 2));
 
     let page = String::from_utf8(request_from(server.addr, me, "GET", "/watch?v=signed", &[]).body).unwrap();
-    let mp4 = source_url(&page, ".mp4");
-    let mpd = source_url(&page, ".mpd");
+    let mp4 = source_url(&page, "signed.mp4");
     assert!(mp4.starts_with("/v/signed.mp4?ip=127.0.0.1&expire="), "{mp4}");
     assert!(mp4.contains("&sig="), "{mp4}");
 
-    // From the IP that fetched the page, the signed URLs work; the manifest's base URLs carry a signature.
+    // From the IP that fetched the page, the signed URLs work, the DASH tracks' too.
     assert_eq!(request_from(server.addr, me, "GET", &mp4, &[("Range", "bytes=0-99")]).status, 206);
-    let manifest = String::from_utf8(request_from(server.addr, me, "GET", &mpd, &[]).body).unwrap();
-    let base = manifest.split("<BaseURL>").nth(1).unwrap().split("</BaseURL>").next().unwrap().replace("&amp;", "&");
-    assert!(base.starts_with("signed/video.mp4?ip=127.0.0.1&expire="), "{base}");
-    let track = format!("/v/{base}");
+    let track = source_url(&page, "signed/video.mp4");
+    assert!(track.starts_with("/v/signed/video.mp4?ip=127.0.0.1&expire="), "{track}");
     assert_eq!(request_from(server.addr, me, "GET", &track, &[("Range", "bytes=0-99")]).status, 206);
 
     // Another IP, no signature, a tampered one: 403, as googlevideo answers.
@@ -62,7 +58,7 @@ fn signed_urls_work_only_for_the_ip_they_were_handed_to_and_until_they_expire() 
     let expired =
         start(Config::for_tests().with_url_ttl(-10.0).with_entry("signed", ScenarioEntry::default().signed()));
     let page = String::from_utf8(request_from(expired.addr, me, "GET", "/watch?v=signed", &[]).body).unwrap();
-    let response = request_from(expired.addr, me, "GET", &source_url(&page, ".mp4"), &[]);
+    let response = request_from(expired.addr, me, "GET", &source_url(&page, "signed.mp4"), &[]);
     assert_eq!((response.status, String::from_utf8_lossy(&response.body).trim()), (403, "forbidden: URL expired"));
 }
 

@@ -150,3 +150,19 @@ pub fn scratch_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// All values of attribute `name` in document order (the manifests are ours: one line per element).
+pub fn attrs(xml: &str, name: &str) -> Vec<String> {
+    let key = format!(" {name}=\"");
+    xml.match_indices(&key)
+        .map(|(at, _)| {
+            let rest = &xml[at + key.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+/// The text of every `<BaseURL ...>` element, in document order, as written (XML-escaped).
+pub fn base_urls(xml: &str) -> Vec<&str> {
+    xml.split("<BaseURL").skip(1).map(|s| s.split_once('>').unwrap().1.split("</BaseURL>").next().unwrap()).collect()
+}
