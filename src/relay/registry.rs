@@ -321,7 +321,11 @@ impl Entry {
     /// before it seeks away, so such a piece is asked for only once ffmpeg has shown it still wants bytes
     /// (see `transfer.rs`).
     pub fn outside_plan(&self, offset: u64) -> bool {
-        match self.layout().plan {
+        // The plan as of the bytes cached so far: right after the header read, no other piece has planned
+        // from it yet, and a stale `Scanning` plan would let the next piece go out without waiting.
+        let mut layout = self.layout();
+        layout.update_plan();
+        match layout.plan {
             Plan::Known { header_end, span: Some((a, b)) } => {
                 let read_through = offset < a && a - offset <= READ_THROUGH;
                 offset >= header_end && !(a..=b).contains(&offset) && !read_through

@@ -303,9 +303,8 @@ async fn settle(out: &TcpStream, limit: Duration) -> bool {
 /// How long ffmpeg may take to move on once it has what it needs, before a piece outside the plan is
 /// asked for anyway: once the socket buffers are drained, ffmpeg seeks away (a new request, then it closes
 /// this connection) or ends within milliseconds, unless it is blocked reading because it needs more. Only a
-/// plan that missed bytes ffmpeg needs costs this wait. On a loaded machine ffmpeg may take over a second
-/// between reading a DASH header and seeking (it opens and probes the audio input in between): with 1 s,
-/// 1 of 21 DASH clips in three runs of `tests/formats.rs` asked for a probe piece ffmpeg did not need.
+/// plan that missed bytes ffmpeg needs costs this wait, so it is generous for loaded machines, where ffmpeg
+/// may not run for a while between reading a DASH header and seeking (it opens the audio input in between).
 const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(4);
 
 /// Waits up to [`OUTSIDE_PLAN_GRACE`] for ffmpeg to move on from this response: it hangs up, or asks for
