@@ -516,15 +516,16 @@ fn cooloffs_longer_than_max_wait_end_the_run_with_a_rerun_time() {
 
 #[test]
 fn the_breaker_sends_fewer_requests_into_bans_than_no_breaker() {
-    let rows = short_rows(34, 6);
+    // As many requests as six clips made at 8-10 each, against the limit they met then: 11 clips of 5.
+    let rows = short_rows(34, 11);
     let ban_secs = 4.0;
     let with = setup(&rows);
-    let with_server = server(throttled(LIMIT, ban_secs));
+    let with_server = server(throttled(16, ban_secs));
     run(&download(&with_server, &with, 2, &[EGRESS], &["--cooldown", "2s"])).expect_code(0);
     assert_all_done(&with.out, &rows);
 
     let without = setup(&rows);
-    let without_server = server(throttled(LIMIT, ban_secs));
+    let without_server = server(throttled(16, ban_secs));
     let o = run(&download(&without_server, &without, 2, &[EGRESS], &["--cooldown", "2s", "--no-breaker"]));
     assert!(matches!(o.code, Some(0 | 3)), "{o:?}");
     // Without breakers a throttle is an ordinary passing failure: retried, then failed as `rate_limited`.
