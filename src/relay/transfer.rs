@@ -302,10 +302,11 @@ async fn settle(out: &TcpStream, limit: Duration) -> bool {
 
 /// How long ffmpeg may take to move on once it has what it needs, before a piece outside the plan is
 /// asked for anyway: once the socket buffers are drained, ffmpeg seeks away (a new request, then it closes
-/// this connection) or ends within milliseconds, unless it is blocked reading because it needs more. Only a
-/// plan that missed bytes ffmpeg needs costs this wait, so it is generous for loaded machines, where ffmpeg
-/// may not run for a while between reading a DASH header and seeking (it opens the audio input in between).
-const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(4);
+/// this connection) or ends within milliseconds, unless it is blocked reading because it needs more. A plan
+/// that missed bytes ffmpeg needs costs this wait once a piece, and so does a clip whose format was refused
+/// (ffmpeg then reads on from the header piece by piece before it gives up): at 4 s a refused DASH clip took
+/// 16 s to reach its itag-18 fetch, so the wait stays at 1 s.
+const OUTSIDE_PLAN_GRACE: Duration = Duration::from_secs(1);
 
 /// Waits up to [`OUTSIDE_PLAN_GRACE`] for ffmpeg to move on from this response: it hangs up, or asks for
 /// this URL again (a seek) after `request`. `true` if it did neither and so still wants the bytes that follow.
