@@ -567,12 +567,11 @@ fn done_in_fleet(url: &str, schema: &pg::Schema) -> usize {
 }
 
 /// One seeding worker on `rows` (slow media, so clips finish one after another) that reaches the fleet's
-/// database through a [`PgRelay`], caught at the moment the tests below need: it has recorded a clip in the
-/// fleet, the database was then cut off, and it has since finished a clip into its local journal that the
-/// fleet has not heard of. `extra` comes last on its command line.
+/// database at `db`, caught at the moment the tests below need: it has recorded a clip in the fleet
+/// (`url`), then `cut` took the database from it, and it has since finished a clip into its local journal
+/// that the fleet cannot hear of. `extra` comes last on its command line.
 struct CutOff {
     server: TestServer,
-    relay: PgRelay,
     worker: Running,
     out: PathBuf,
     /// The fleet's done clips when the database was cut off.
@@ -580,25 +579,32 @@ struct CutOff {
     _tmp: tempfile::TempDir,
 }
 
-fn a_worker_cut_off_after_a_clip(url: &str, schema: &pg::Schema, rows: &[Row], extra: &[&str]) -> CutOff {
+fn a_worker_cut_off_after_a_clip(
+    url: &str,
+    db: &str,
+    schema: &pg::Schema,
+    rows: &[Row],
+    extra: &[&str],
+    cut: impl FnOnce(),
+) -> CutOff {
     let server =
         server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("rows.csv");
     write_csv(&csv, rows);
-    let relay = PgRelay::start(url);
     let out = tmp.path().join("w");
     let mut args = seeding_args(&server, schema, &out, "127.0.0.2", &csv);
     let at = args.iter().position(|a| a == "--db").unwrap() + 1;
-    args[at] = relay.url(url).into();
+    args[at] = db.into();
     args.extend(extra.iter().map(OsString::from));
     let mut worker = Running::download(&args);
     worker.wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet(url, schema) >= 1);
-    relay.cut();
+    cut();
     let recorded_at_cut = done_in_fleet(url, schema);
+    let made_at_cut = done_count(&out);
     // A clip running at the cut finishes into the local journal while the fleet cannot hear of it.
-    worker.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > recorded_at_cut);
-    CutOff { server, relay, worker, out, recorded_at_cut, _tmp: tmp }
+    worker.wait_for(Duration::from_secs(300), "a clip finished while cut off", || done_count(&out) > made_at_cut);
+    CutOff { server, worker, out, recorded_at_cut, _tmp: tmp }
 }
 
 #[test]
@@ -606,9 +612,12 @@ fn completions_made_while_the_database_is_cut_off_are_all_recorded() {
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "cut");
     let rows = real_rows(60, 6);
-    // The lease outlasts the cut.
-    let CutOff { server: _server, relay, worker, out, recorded_at_cut, _tmp } =
-        a_worker_cut_off_after_a_clip(&url, &schema, &rows, &["--lease", "60s", "-v"]);
+    // The worker reaches the database through the relay; the lease outlasts the cut.
+    let relay = PgRelay::start(&url);
+    let CutOff { server: _server, worker, out, recorded_at_cut, _tmp } =
+        a_worker_cut_off_after_a_clip(&url, &relay.url(&url), &schema, &rows, &["--lease", "60s", "-v"], || {
+            relay.cut()
+        });
     assert_eq!(done_in_fleet(&url, &schema), recorded_at_cut, "nothing reached the fleet through the cut");
     relay.restore();
     let pid = worker.pid();
@@ -880,8 +889,9 @@ fn a_worker_killed_while_the_database_is_away_completes_its_clips_from_its_folde
     let Some(url) = pg::url() else { return };
     let schema = pg::Schema::create(&url, "restart");
     let rows = real_rows(70, 5);
-    let CutOff { server, relay, worker: first, out, recorded_at_cut: _, _tmp } =
-        a_worker_cut_off_after_a_clip(&url, &schema, &rows, &["--lease", "5s"]);
+    let relay = PgRelay::start(&url);
+    let CutOff { server, worker: first, out, recorded_at_cut: _, _tmp } =
+        a_worker_cut_off_after_a_clip(&url, &relay.url(&url), &schema, &rows, &["--lease", "5s"], || relay.cut());
     // Killed with that clip's report still in memory: the fleet never hears of it from this process.
     first.signal(libc::SIGKILL);
     let _ = first.wait(Duration::from_secs(30));
@@ -993,25 +1003,10 @@ fn postgresql_stopped_and_started_mid_run_loses_nothing() {
     let url = cluster.url.clone();
     let schema = pg::Schema::create(&url, "pgstop");
     let rows = real_rows(80, 5);
-    // Slow media, so that clips finish one after another while the server is down.
-    let server =
-        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
-    let tmp = tempfile::tempdir().unwrap();
-    let csv = tmp.path().join("rows.csv");
-    write_csv(&csv, &rows);
-    let out = tmp.path().join("w");
-    let mut args = seeding_args(&server, &schema, &out, "127.0.0.2", &csv);
-    // The lease outlasts the stop.
-    args.extend(os(["--lease", "60s", "-v"]));
-    let mut worker = Running::download(&args);
-    worker
-        .wait_for(Duration::from_secs(300), "a first clip recorded in the fleet", || done_in_fleet(&url, &schema) >= 1);
-    // A real shutdown: the server ends every session and refuses new ones until it is started again.
-    cluster.stop("fast");
-    let done_at_stop = done_count(&out);
-    worker.wait_for(Duration::from_secs(300), "a clip finished while the server is down", || {
-        done_count(&out) > done_at_stop
-    });
+    // The lease outlasts the stop. A real shutdown: the server ends every session and refuses new ones until
+    // it is started again.
+    let CutOff { server: _server, worker, out, _tmp, .. } =
+        a_worker_cut_off_after_a_clip(&url, &url, &schema, &rows, &["--lease", "60s", "-v"], || cluster.stop("fast"));
     assert_eq!(cluster.script(), url, "the same server, started again");
     let pid = worker.pid();
     let o = worker.wait(WORKER_LIMIT);
