@@ -113,8 +113,9 @@ impl Config {
         self.url_template.replace(ID_PLACEHOLDER, youtube_id)
     }
 
-    /// The settings that shape the clips, for the journal and reports.
-    pub fn settings_json(&self) -> String {
+    /// The settings that shape the clips, for the journal and reports, with the way yt-dlp ran
+    /// (`ytdlp_mode`: `api`, `cli`, or `cli (api: why not)` when the API was asked for but could not serve).
+    pub fn settings_json(&self, ytdlp_mode: &str) -> String {
         serde_json::json!({
             "max_height": self.max_height,
             "trim": self.encode.trim_name(),
@@ -131,6 +132,7 @@ impl Config {
             "breaker": self.throttle.breaker,
             "cooldown_s": self.throttle.cooldown.as_secs_f64(),
             "rate_per_hour": self.throttle.rate_per_hour,
+            "ytdlp_mode": ytdlp_mode,
         })
         .to_string()
     }

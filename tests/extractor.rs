@@ -201,6 +201,72 @@ fn a_hung_or_crashed_worker_is_replaced_and_its_clip_is_not_charged() {
     }
 }
 
+/// The `ytdlp_mode` every run of OUT recorded in its settings, oldest first.
+fn recorded_modes(out: &Path) -> Vec<String> {
+    let conn = open_journal(out).unwrap();
+    let mut stmt = conn.prepare("SELECT settings FROM runs ORDER BY id").unwrap();
+    let settings = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    settings
+        .map(|s| {
+            let v: serde_json::Value = serde_json::from_str(&s.unwrap()).unwrap();
+            v["ytdlp_mode"].as_str().unwrap_or("(none)").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_whole_video_fallback_runs_in_the_workers_with_the_same_outcomes_and_each_run_records_its_mode() {
+    let rows = real_rows(60, 3);
+    // The media server ignores Range for the first two: their windows cannot be fetched, so yt-dlp
+    // downloads the whole video. The second is then refused on that download (its extraction passed):
+    // the refusal must reach the same category through both paths.
+    let private = json!({"reason": "Private video", "subreason": "Sign in if you&#39;ve been granted access to this video",
+                         "after": 1});
+    let script = json!({&rows[1].id: private});
+    let mut seen = Vec::new();
+    for mode in ["cli", "api"] {
+        let server = server(
+            config().with_behaviour(&rows[0].id, Behaviour::NoRange).with_behaviour(&rows[1].id, Behaviour::NoRange),
+        );
+        let s = scripted(&rows, &script);
+        let o = s.run(&server, &["--ytdlp-mode", mode, "-j", "1", "-v"]);
+        // A private video is a permanent failure: the run has nothing left to do.
+        assert_eq!(o.code, Some(0), "{mode}\n{}", o.stderr);
+        let conn = open_journal(&s.out).unwrap();
+        let mut stmt =
+            conn.prepare("SELECT youtube_id, state, COALESCE(category, ''), whole_video, attempts FROM clips").unwrap();
+        let clips: BTreeMap<String, (String, String, bool, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(4)?))))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let want = |state: &str, category: &str, whole: bool| (state.to_owned(), category.to_owned(), whole, 1);
+        assert_eq!(clips[&rows[0].id], want("done", "", true), "{mode}: {clips:?}\n{}", o.stderr);
+        assert_eq!(clips[&rows[1].id], want("failed", "private", false), "{mode}: {clips:?}\n{}", o.stderr);
+        assert_eq!(clips[&rows[2].id], want("done", "", false), "{mode}: {clips:?}");
+        assert_clip(&s.out, &rows[0]);
+        // Each refused or whole-video id was read twice: its extraction, then the whole-video download.
+        let log = s.log();
+        for row in &rows[..2] {
+            let pids: Vec<i32> = log.iter().filter(|(_, id, _)| *id == row.id).map(|(pid, _, _)| *pid).collect();
+            assert_eq!(pids.len(), 2, "{mode}: {}: {log:?}", row.id);
+        }
+        let pids: BTreeSet<i32> = log.iter().map(|(pid, _, _)| *pid).collect();
+        match mode {
+            // One process a call.
+            "cli" => assert_eq!(pids.len(), log.len(), "{mode}: {log:?}"),
+            // One clip at a time: one worker made every call, the downloads too.
+            _ => assert_eq!(pids.len(), 1, "{mode}: {log:?}\n{}", o.stderr),
+        }
+        assert_eq!(recorded_modes(&s.out), [mode], "{mode}");
+        assert_eq!(status_json(&s.out)["last_run"]["ytdlp_mode"], mode, "{mode}");
+        let message: String =
+            conn.query_row("SELECT message FROM clips WHERE youtube_id = ?1", [&rows[1].id], |r| r.get(0)).unwrap();
+        seen.push((clips, message));
+    }
+    assert_eq!(seen[0], seen[1], "the command line and the API agree");
+}
+
 /// The process `pid` if it is alive and not a zombie.
 fn still_running(pid: i32) -> Option<Proc> {
     processes().into_iter().find(|p| p.pid == pid)
@@ -273,6 +339,12 @@ fn a_program_that_is_not_python_runs_as_a_command_line_and_doctor_checks_the_api
     let o = s.run(&server, &["--ytdlp", wrapper.to_str().unwrap(), "-v"]);
     o.expect_code(0);
     assert!(o.stderr.contains("is not a Python script"), "{}", o.stderr);
+    // The run records the mode it used, and why the API could not serve.
+    let modes = recorded_modes(&s.out);
+    assert!(
+        modes.len() == 1 && modes[0].starts_with("cli (api: ") && modes[0].contains("is not a Python script"),
+        "{modes:?}"
+    );
     let pids: BTreeSet<i32> = s.log().iter().map(|(pid, _, _)| *pid).collect();
     assert_eq!(pids.len(), 2, "one process an extraction: {:?}", s.log());
 

@@ -16,9 +16,10 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     if json {
         let mut v = serde_json::to_value(&counts)?;
-        if let Some((started, finished, ytdlp, ffmpeg)) = last {
+        if let Some((started, finished, ytdlp, ffmpeg, mode)) = &last {
             v["last_run"] = serde_json::json!({
                 "started_ms": started, "finished_ms": finished, "ytdlp_version": ytdlp, "ffmpeg_version": ffmpeg,
+                "ytdlp_mode": mode,
             });
         }
         v["egresses"] = serde_json::to_value(&egresses)?;
@@ -84,8 +85,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
             )?;
         }
     }
-    if let Some((_, _, ytdlp, ffmpeg)) = last {
-        writeln!(out, "  last run with yt-dlp {} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
+    if let Some((_, _, ytdlp, ffmpeg, mode)) = last {
+        let mode = mode.map(|m| format!(" ({m})")).unwrap_or_default();
+        writeln!(out, "  last run with yt-dlp {}{mode} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
     }
     Ok(exit_codes::SUCCESS)
 }

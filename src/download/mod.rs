@@ -133,7 +133,8 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         _ => 0,
     };
     tracing::info!(added, "journal synced");
-    let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(), &ytdlp_version, &ffmpeg_version)?;
+    let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(&api.1), &ytdlp_version, &ffmpeg_version)?;
+    let api = api.0;
 
     let relay =
         crate::relay::Relay::start(crate::relay::RelayConfig { request_size: cfg.request_size, ..Default::default() })
@@ -253,26 +254,37 @@ async fn check_tools(
     Ok((ytdlp_version, ffmpeg_version))
 }
 
+/// The API workers' pools, if the run has them, and the mode the run uses as the journal records it.
+type ApiWorkers = (Option<Arc<crate::tools::extractor::Pools>>, String);
+
 /// `--ytdlp-mode api`: the workers' pools, once a worker has started and answered with the version the
 /// yt-dlp command has. `None` (extraction by the command line) when the mode is `cli`, or when the yt-dlp
-/// program is not a Python script or its Python cannot serve (said in the log); an explicit
-/// `--ytdlp-python` that cannot serve is the machine's fault (exit 2).
-async fn api_workers(
+/// program is not a Python script or its Python cannot serve (said in the log and in the mode recorded:
+/// `cli (api: why not)`); an explicit `--ytdlp-python` that cannot serve is the machine's fault (exit 2).
+async fn api_workers(cfg: &Config, version: &str, stop: StopSignal) -> Result<ApiWorkers, EnvironmentError> {
+    if cfg.ytdlp_mode == crate::config::YtdlpMode::Cli {
+        return Ok((None, "cli".into()));
+    }
+    Ok(match start_api_workers(cfg, version, stop).await? {
+        Ok(pools) => (Some(pools), "api".into()),
+        Err(why) => (None, format!("cli (api: {why})")),
+    })
+}
+
+/// The pools of [`api_workers`], or why the command line serves instead.
+async fn start_api_workers(
     cfg: &Config,
     version: &str,
     mut stop: StopSignal,
-) -> Result<Option<Arc<crate::tools::extractor::Pools>>, EnvironmentError> {
+) -> Result<Result<Arc<crate::tools::extractor::Pools>, String>, EnvironmentError> {
     use crate::tools::extractor::{find_python, Limits, Pools, Python};
-    if cfg.ytdlp_mode == crate::config::YtdlpMode::Cli {
-        return Ok(None);
-    }
     let python = match &cfg.ytdlp_python {
         Some(program) => Python { program: program.clone(), zipapp: None },
         None => match find_python(&cfg.ytdlp, std::env::var_os("PATH").as_deref()) {
             Ok(python) => python,
             Err(why) => {
                 tracing::info!("{why}: yt-dlp runs as a command line for each clip");
-                return Ok(None);
+                return Ok(Err(why));
             }
         },
     };
@@ -282,7 +294,7 @@ async fn api_workers(
     match pools.ping(&mut stop).await {
         Ok(ping) if ping.version == version => {
             tracing::info!(python = %ping.python, module = %ping.module, %version, "yt-dlp runs in API workers");
-            Ok(Some(Arc::new(pools)))
+            Ok(Ok(Arc::new(pools)))
         }
         Ok(ping) => {
             let why = format!(
@@ -295,12 +307,12 @@ async fn api_workers(
                 return Err(EnvironmentError(format!("{why}: --ytdlp-python must name the Python of --ytdlp")));
             }
             tracing::warn!("{why}: yt-dlp runs as a command line for each clip (--ytdlp-python picks the Python)");
-            Ok(None)
+            Ok(Err(why))
         }
         Err(f) if explicit => Err(EnvironmentError(f.message)),
         Err(f) => {
             tracing::warn!("{}: yt-dlp runs as a command line for each clip", f.message);
-            Ok(None)
+            Ok(Err(f.message))
         }
     }
 }

@@ -128,8 +128,9 @@ pub struct Attempt<'a> {
     pub egress: &'a str,
 }
 
-/// The latest run: started and finished (unix ms), yt-dlp and ffmpeg versions.
-pub type LastRun = (i64, Option<i64>, Option<String>, Option<String>);
+/// The latest run: started and finished (unix ms), yt-dlp and ffmpeg versions, and how yt-dlp ran
+/// (`ytdlp_mode` of its settings; `None` for a run from before it was recorded).
+pub type LastRun = (i64, Option<i64>, Option<String>, Option<String>, Option<String>);
 
 /// Counts for `status` and the exit code.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -561,16 +562,14 @@ impl Journal {
         Ok((c, cpu))
     }
 
-    /// The most recent run's tool versions, for `status`.
+    /// The most recent run's tool versions and yt-dlp mode, for `status`.
     pub fn last_run(&self) -> anyhow::Result<Option<LastRun>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT started_ms, finished_ms, ytdlp_version, ffmpeg_version FROM runs ORDER BY id DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?)
+        let sql = "SELECT started_ms, finished_ms, ytdlp_version, ffmpeg_version, settings FROM runs ORDER BY id DESC LIMIT 1";
+        let row =
+            self.conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?)));
+        Ok(row.optional()?.map(|(started, finished, ytdlp, ffmpeg, settings)| {
+            (started, finished, ytdlp, ffmpeg, read::ytdlp_mode(&settings))
+        }))
     }
 
     /// A throttle signal: `cooloff` is the cool-off it started (`None` when the breaker was already open, or

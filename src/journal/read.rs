@@ -481,6 +481,19 @@ pub struct RunRow {
     pub exit_code: Option<i64>,
 }
 
+impl RunRow {
+    /// How yt-dlp ran (`api`, `cli`, or `cli (api: why not)`); `None` for a run from before it was recorded.
+    pub fn ytdlp_mode(&self) -> Option<&str> {
+        self.settings.get("ytdlp_mode").and_then(serde_json::Value::as_str)
+    }
+}
+
+/// The `ytdlp_mode` of a run's recorded settings (see [`RunRow::ytdlp_mode`]).
+pub(super) fn ytdlp_mode(settings: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(settings).ok()?;
+    v.get("ytdlp_mode").and_then(serde_json::Value::as_str).map(str::to_owned)
+}
+
 /// Every run, oldest first.
 pub(super) fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
     let mut stmt = conn.prepare("SELECT * FROM runs ORDER BY id")?;

@@ -245,17 +245,18 @@ pub(super) fn tools(h: &mut String, d: &ReportData) {
             let _ = write!(h, "<tr><td>settings</td><td>{}</td></tr>", esc(&other.to_string()));
         }
     }
-    h.push_str(r#"</table><details><summary>All runs</summary><table><tr><th class="n">run</th><th>started (UTC)</th><th class="n">lasted</th><th>command</th><th>yt-dlp</th><th>ffmpeg</th><th class="n">exit</th></tr>"#);
+    h.push_str(r#"</table><details><summary>All runs</summary><table><tr><th class="n">run</th><th>started (UTC)</th><th class="n">lasted</th><th>command</th><th>yt-dlp</th><th>yt-dlp mode</th><th>ffmpeg</th><th class="n">exit</th></tr>"#);
     for r in &d.runs {
         let lasted = r.finished_ms.map_or("unfinished".into(), |f| fmt_secs((f - r.started_ms) as f64 / 1000.0));
         let exit = r.exit_code.map_or("—".into(), |c| c.to_string());
         let _ = write!(
             h,
-            r#"<tr><td class="n">{}</td><td>{}</td><td class="n">{lasted}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{exit}</td></tr>"#,
+            r#"<tr><td class="n">{}</td><td>{}</td><td class="n">{lasted}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{exit}</td></tr>"#,
             r.id,
             svg::fmt_utc(r.started_ms),
             esc(&r.command),
             esc(r.ytdlp_version.as_deref().unwrap_or("")),
+            esc(r.ytdlp_mode().unwrap_or("")),
             esc(r.ffmpeg_version.as_deref().unwrap_or(""))
         );
     }

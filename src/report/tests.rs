@@ -32,7 +32,7 @@ fn run(id: i64, started_ms: i64, finished_ms: Option<i64>) -> RunRow {
         started_ms,
         finished_ms,
         command: "download".into(),
-        settings: serde_json::json!({"max_height": 360, "trim": "exact"}),
+        settings: serde_json::json!({"max_height": 360, "trim": "exact", "ytdlp_mode": "api"}),
         ytdlp_version: Some("2026.10.26".into()),
         ffmpeg_version: Some("ffmpeg version 5.1".into()),
         exit_code: Some(3),
@@ -134,6 +134,9 @@ fn page_is_self_contained_and_escapes_text() {
     for needle in ["Failures by category", "unavailable", "Per-class coverage", "No throttle events", "2026.10.26"] {
         assert!(page.contains(needle), "{needle}");
     }
+    // Each run says how yt-dlp ran, in the table of runs as well as the latest run's settings.
+    let runs_table = &page[page.find("All runs").expect("the table of runs")..];
+    assert!(runs_table.contains("<th>yt-dlp mode</th>") && runs_table.contains("<td>api</td>"), "{runs_table}");
     // An empty journal still renders, without charts that would have nothing in them.
     let empty = render(&compute(&[], &[], vec![], None), 0);
     assert!(!empty.contains("<svg") && empty.contains("no clips yet"));

@@ -7,6 +7,7 @@
 #       -> {"id": 1, "version": "2026.11.23", "python": "/usr/bin/python3", "module": ".../yt_dlp/__init__.py"}
 #   {"id": 2, "op": "run", "argv": ["--ignore-config", ..., "--dump-json"], "url": "https://..."}
 #       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>"}
+#   with "once": true (a whole-video download into a clip's own folder), no YoutubeDL is kept for the ARGV.
 # A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
 # YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
 # stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
@@ -80,10 +81,11 @@ def main():
     sys.stdout, sys.stderr = out, err
     ydls = {}
 
-    def run(argv, url):
+    def run(argv, url, once):
         key = tuple(argv)
+        ydl = None
         try:
-            ydl = ydls.get(key)
+            ydl = None if once else ydls.get(key)
             if ydl is None:
                 _, opts, _, ydl_opts = yt_dlp.parse_options(list(argv))
                 if plugin_dirs is not None:
@@ -92,7 +94,8 @@ def main():
                         load_all_plugins()
                 ydl = yt_dlp.YoutubeDL(ydl_opts)
                 ydl.__enter__()
-                ydls[key] = ydl
+                if not once:
+                    ydls[key] = ydl
             ydl._download_retcode = 0
             code = ydl.download([url])
             # The command line saves the cookie jar when it ends: so does every run here.
@@ -110,6 +113,14 @@ def main():
         except Exception:
             traceback.print_exc()
             return 1
+        finally:
+            # Arguments used once (a clip's own output folder) get no YoutubeDL kept for them: closing it
+            # saves the cookies, as the command line does when it ends.
+            if once and ydl is not None:
+                try:
+                    ydl.__exit__(None, None, None)
+                except Exception:
+                    traceback.print_exc()
 
     while True:
         line = REQUESTS.readline()
@@ -123,7 +134,7 @@ def main():
             reply({"id": req.get("id"), "version": yt_dlp.version.__version__, "python": sys.executable,
                    "module": yt_dlp.__file__})
         elif op == "run":
-            code = run(req["argv"], req["url"])
+            code = run(req["argv"], req["url"], bool(req.get("once")))
             reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take()})
         else:
             reply({"id": req.get("id"), "error": f"unknown op {op!r}"})

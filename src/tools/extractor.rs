@@ -283,7 +283,32 @@ impl Pools {
     /// Runs yt-dlp with `argv` on `url` in a worker of egress `key`: as `yt-dlp ARGV -- URL` would.
     /// The CPU the worker spent on it is added to the `cpu::measure` running in this task.
     pub async fn run(&self, key: &str, argv: &[String], url: &str, stop: &mut StopSignal) -> Result<Answer, Failure> {
-        let request = serde_json::json!({"op": "run", "argv": argv, "url": url});
+        self.serve(key, argv, url, false, stop).await
+    }
+
+    /// [`Pools::run`] for arguments used once (a whole-video download into a clip's own folder): the worker
+    /// closes the YoutubeDL it made for them (saving cookies) instead of keeping it, and the request has no
+    /// time limit, as the command line's download has none (yt-dlp's socket timeout bounds each read).
+    pub async fn run_once(
+        &self,
+        key: &str,
+        argv: &[String],
+        url: &str,
+        stop: &mut StopSignal,
+    ) -> Result<Answer, Failure> {
+        self.serve(key, argv, url, true, stop).await
+    }
+
+    async fn serve(
+        &self,
+        key: &str,
+        argv: &[String],
+        url: &str,
+        once: bool,
+        stop: &mut StopSignal,
+    ) -> Result<Answer, Failure> {
+        let request = serde_json::json!({"op": "run", "argv": argv, "url": url, "once": once});
+        let limit = (!once).then_some(self.limits.timeout);
         let mut last = String::new();
         // A lost worker's request goes once more to a new one; a second loss is the clip's failure.
         for _ in 0..2 {
@@ -324,7 +349,7 @@ impl Pools {
                 }
             };
             let asked = tokio::select! {
-                r = tokio::time::timeout(self.limits.timeout, worker.ask(request.clone())) => Some(r),
+                r = within(limit, worker.ask(request.clone())) => Some(r),
                 _ = stop.wait_for(|s| *s) => None,
             };
             crate::cpu::add_child(worker.cpu_since_last());
@@ -393,6 +418,17 @@ impl Pools {
             Err(_) => Vec::new(),
         };
         futures_join(workers.into_iter().map(Worker::retire)).await;
+    }
+}
+
+/// `fut` within `limit` (`Err` when it ran out), or however long it takes.
+async fn within<F: std::future::Future>(
+    limit: Option<Duration>,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, fut).await,
+        None => Ok(fut.await),
     }
 }
 

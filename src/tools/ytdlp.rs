@@ -165,12 +165,6 @@ impl YtDlp {
         args
     }
 
-    fn base_command(&self, egress: &EgressArgs, itag18: bool) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(self.args(egress, itag18));
-        cmd
-    }
-
     /// `yt-dlp ARGS --dump-json -- URL`, by the command line or in an API worker of the egress: the exit
     /// code, stdout and stderr.
     async fn dump_json(
@@ -222,7 +216,9 @@ impl YtDlp {
             .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &stderr))
     }
 
-    /// Downloads the whole video into `dir` (the fallback when a format cannot be fetched by range).
+    /// Downloads the whole video into `dir` (the fallback when a format cannot be fetched by range), by the
+    /// command line or in an API worker of the egress (as a one-off: the worker does not keep a YoutubeDL for
+    /// this clip's own output options); either way the same arguments, and the same reading of the outcome.
     pub async fn download_whole(
         &self,
         url: &str,
@@ -232,19 +228,30 @@ impl YtDlp {
         stop: &mut StopSignal,
     ) -> Result<PathBuf, Failure> {
         let list = dir.join("filepath.txt");
-        let mut cmd = self.base_command(egress, itag18);
-        cmd.arg("--merge-output-format").arg("mkv");
-        cmd.arg("-P").arg(dir).arg("-o").arg("whole.%(ext)s");
-        cmd.arg("--print-to-file").arg("after_move:filepath").arg(&list);
-        cmd.arg("--").arg(url);
-        let out = run(&mut cmd, stop).await?;
-        if !out.status.success() {
-            return Err(Failure::from_stderr(&out.stderr, out.status.code()));
+        let mut args = self.args(egress, itag18);
+        args.extend(["--merge-output-format".into(), "mkv".into(), "-P".into(), dir.into()]);
+        args.extend(["-o".into(), "whole.%(ext)s".into(), "--print-to-file".into(), "after_move:filepath".into()]);
+        args.push(list.clone().into());
+        let (code, stderr) = match &self.api {
+            Some(pools) => {
+                let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                let answer = pools.run_once(&format!("{egress:?}"), &argv, url, stop).await?;
+                (Some(answer.code), answer.stderr)
+            }
+            None => {
+                let mut cmd = Command::new(&self.program);
+                cmd.args(args).arg("--").arg(url);
+                let out = run(&mut cmd, stop).await?;
+                (out.status.code(), out.stderr)
+            }
+        };
+        if code != Some(0) {
+            return Err(Failure::from_stderr(&stderr, code));
         }
         let path = std::fs::read_to_string(&list).unwrap_or_default();
         let path = PathBuf::from(path.lines().next().unwrap_or("").trim());
         if path.as_os_str().is_empty() || !path.starts_with(dir) || !path.is_file() {
-            return Err(Failure::new(Category::Other, "yt-dlp reported no downloaded file", &out.stderr));
+            return Err(Failure::new(Category::Other, "yt-dlp reported no downloaded file", &stderr));
         }
         Ok(path)
     }

@@ -7,7 +7,8 @@
 # - `{"reason": R, "subreason": S, "countries": [..]}`: the playability status YouTube answers with, read
 #   by the same steps as yt-dlp's YouTube extractor (extractor/youtube/_video.py, "if not formats"):
 #   a geo block raises GeoRestrictedError, a reason asking to sign in gets YouTube's login hint, and the
-#   reason is raised with raise_no_formats (`"drm": true`: yt-dlp's report_drm). With `"once": true`, only the first extraction of the id.
+#   reason is raised with raise_no_formats (`"drm": true`: yt-dlp's report_drm). With `"once": true`, only the first extraction of the id;
+#   with `"after": N`, not the id's first N extractions (a refusal on the whole-video download after the extraction).
 # - `"hang_once"`: the first extraction of the id sleeps (a hung extractor); `"crash_once"`: the first
 #   extraction ends the process at once (a crashed one).
 # - anything else (or no entry): the id's watch page on the test source, read by yt-dlp's generic extractor.
@@ -37,12 +38,16 @@ class KdlScriptedIE(InfoExtractor):
         state = os.environ['KDL_SCRIPTED_DIR']
         with open(os.path.join(state, 'log'), 'a') as log:
             log.write(f'{os.getpid()} {video_id} {self.get_param("source_address") or "-"}\n')
+        with open(os.path.join(state, 'log')) as log:
+            earlier = sum(1 for line in log if line.split(' ')[1:2] == [video_id]) - 1
         with open(os.path.join(state, 'script.json')) as f:
             action = json.load(f).get(video_id)
         if action == 'hang_once' and self._first_time(state, video_id):
             time.sleep(600)
         if action == 'crash_once' and self._first_time(state, video_id):
             os._exit(3)
+        if isinstance(action, dict) and earlier < action.get('after', 0):
+            action = None
         if isinstance(action, dict) and (not action.get('once') or self._first_time(state, video_id)):
             if action.get('drm'):
                 self.report_drm(video_id)
