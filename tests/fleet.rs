@@ -32,7 +32,11 @@ struct Fleet {
 
 const SCHEMA_SQL: &str = include_str!("../src/fleet/schema.sql");
 /// The migrations after version 1, in order, as `Db::connect` runs them.
-const MIGRATIONS: [&str; 2] = [include_str!("../src/fleet/migrate_2.sql"), include_str!("../src/fleet/migrate_3.sql")];
+const MIGRATIONS: [&str; 3] = [
+    include_str!("../src/fleet/migrate_2.sql"),
+    include_str!("../src/fleet/migrate_3.sql"),
+    include_str!("../src/fleet/migrate_4.sql"),
+];
 const STATEMENTS_SQL: &str = include_str!("../src/fleet/statements.sql");
 
 /// The statement of the `-- name: NAME` section.
@@ -98,7 +102,7 @@ fn the_schema_applies_twice_and_is_versioned() {
     let Some(url) = pg::url() else { return };
     let fleet = Fleet::seed(&url, "schema", 3);
     fleet.sql(SCHEMA_SQL);
-    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "3", "at the last migration");
+    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "4", "at the last migration");
     assert_eq!(fleet.sql("SELECT count(*) FROM clip WHERE state = 'pending'"), "3");
 }
 

@@ -1019,3 +1019,136 @@ fn postgresql_stopped_and_started_mid_run_loses_nothing() {
     }
     drop(schema);
 }
+
+/// A clip's (label, labels, boxes) as a manifest or a journal has them.
+type Labels<T> = (T, T, T);
+
+/// The manifest of `out` (written by `manifest`): each clip's labels by (id, start).
+fn manifest_labels(out: &Path) -> BTreeMap<(String, String), Labels<serde_json::Value>> {
+    run(&[OsString::from("manifest"), "--out".into(), out.into()]).expect_code(0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    manifest["clips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let key =
+                (c["youtube_id"].as_str().unwrap().to_string(), format!("{:.3}", c["time_start"].as_f64().unwrap()));
+            (key, (c["label"].clone(), c["labels"].clone(), c["boxes"].clone()))
+        })
+        .collect()
+}
+
+/// AVA-Kinetics keyframes (several actions and person boxes per clip) made by two workers through the fleet
+/// end with the same labels and boxes, in the fleet's table, the workers' journals and the merged folder's
+/// manifest, as a single-machine run of the same rows; `status --db` counts every label. The fleet was
+/// seeded by an older kinetics-dl (version 3 of its tables, no labels or boxes): the next worker's seed
+/// migrates it and fills them in.
+#[test]
+fn multi_label_clips_keep_their_labels_and_boxes_in_a_fleet() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "labels");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let ava = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/presets/ava/ava_val_v2.2.csv");
+    let (w1, w2) = (tmp.path().join("w1"), tmp.path().join("w2"));
+
+    // A worker that cannot work (no JavaScript runtime) seeds the fleet, gives its clips back and exits 2.
+    let no_js = write_script(
+        tmp.path(),
+        "no-js-yt-dlp",
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
+echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
+exec yt-dlp \"$@\"",
+    );
+    let mut broken = seeding_args(&server, &schema, &tmp.path().join("broken"), "127.0.0.2", &ava);
+    broken.extend([OsString::from("--ytdlp"), no_js.into()]);
+    run(&broken).expect_code(2);
+    let q = |sql: &str| pg::psql(&url, &format!("SET search_path TO {}; {sql}", schema.name));
+    let labelled = "SELECT clip_key || ' ' || coalesce(labels::text, '-') || ' ' || coalesce(boxes::text, '-') \
+                    FROM clip WHERE fleet = 'f' ORDER BY clip_key";
+    let seeded = q(labelled);
+    assert!(seeded.contains(r#"["80", "12", "74"]"#), "{seeded}");
+    // Now make it the fleet an older kinetics-dl seeded: version 3, without the two columns.
+    q("ALTER TABLE clip DROP COLUMN labels, DROP COLUMN boxes; UPDATE schema_version SET version = 3");
+    let o = run_strs(&["status", "--db", &url, "--db-schema", &schema.name, "--fleet", "f"]);
+    o.expect_code(2);
+    assert!(o.stderr.contains("at version 3, this kinetics-dl reads 4"), "{}", o.stderr);
+
+    // Two workers, the first seeding again with this kinetics-dl: the tables go to version 4 and the clips
+    // seeded without labels take them.
+    let a = Running::download(&seeding_args(&server, &schema, &w1, "127.0.0.3", &ava));
+    let b = Running::download(&worker_args(&server, &schema, &w2, "127.0.0.4", &[]));
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+    assert_eq!(q("SELECT max(version) FROM schema_version"), "4");
+    assert_eq!(q(labelled), seeded, "the labels and boxes are back, as first seeded");
+    let record = fleet_clips(&schema);
+    assert_eq!(record.len(), 3, "{record:?}");
+    assert!(record.values().all(|c| c.state == "done" && c.attempts == 0), "{record:?}");
+
+    // The single-machine run of the same rows is the reference.
+    let single = tmp.path().join("single");
+    let mut args = download_args(&server, &single, &[&ava]);
+    args.extend(os(["--encode-jobs", "1"]));
+    run(&args).expect_code(0);
+    let reference = manifest_labels(&single);
+    let keyframe = &reference[&("avamovie-01".to_string(), "7.000".to_string())];
+    assert_eq!(keyframe.1, serde_json::json!(["80", "12", "74"]), "{keyframe:?}");
+    assert_eq!(keyframe.2.as_array().map(Vec::len), Some(4), "{keyframe:?}");
+
+    // Each worker's journal has its clips' labels and boxes as the single machine's has them.
+    let journal_labels = |out: &Path| -> BTreeMap<String, Labels<Option<String>>> {
+        let conn = rusqlite::Connection::open(journal_path(out)).unwrap();
+        let mut stmt = conn.prepare("SELECT rel_path, label, labels, boxes FROM clips WHERE state = 'done'").unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?)))).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let single_journal = journal_labels(&single);
+    let mut workers_journal = journal_labels(&w1);
+    workers_journal.extend(journal_labels(&w2));
+    assert_eq!(workers_journal, single_journal);
+    assert!(done_count(&w1) > 0 && done_count(&w2) > 0, "both workers made clips");
+
+    // `merge --db`: the merged folder's manifest and journal say what the single machine's say.
+    let merged = tmp.path().join("merged");
+    let db = ["--db", url.as_str(), "--db-schema", schema.name.as_str(), "--fleet", "f", "--mode", "copy"];
+    merge(&merged, &[&w1, &w2], &db).expect_code(0);
+    assert_eq!(journal_labels(&merged), single_journal);
+    assert_eq!(manifest_labels(&merged), reference);
+    let d = diff(&merged, &single);
+    assert_eq!(d.code, Some(0), "merged vs single: {}\n{}", d.stdout, d.stderr);
+
+    // `status --db` counts every label of a clip, as its classes.
+    let status = fleet_status(&schema);
+    let classes: BTreeMap<String, (u64, u64)> = status["classes"]
+        .as_object()
+        .unwrap_or_else(|| panic!("classes in {status:#}"))
+        .iter()
+        .map(|(k, v)| (k.clone(), (v["clips"].as_u64().unwrap(), v["done"].as_u64().unwrap())))
+        .collect();
+    let want: BTreeMap<String, (u64, u64)> =
+        ["11", "12", "17", "74", "80"].iter().map(|c| (c.to_string(), (1, 1))).collect();
+    assert_eq!(classes, want, "{status:#}");
+    let o = run_strs(&["status", "--db", &url, "--db-schema", &schema.name, "--fleet", "f"]);
+    o.expect_code(0);
+    assert!(o.stdout.contains("classes          5 (every label of a clip counted; fewest done: 1"), "{}", o.stdout);
+    // ...and so does its report page.
+    let page = tmp.path().join("report");
+    std::fs::create_dir(&page).unwrap();
+    let o = run_strs(&[
+        "report",
+        "--db",
+        &url,
+        "--db-schema",
+        &schema.name,
+        "--fleet",
+        "f",
+        "--out",
+        page.to_str().unwrap(),
+    ]);
+    o.expect_code(0);
+    let html = std::fs::read_to_string(page.join("fleet-report.html")).unwrap();
+    assert!(html.contains("5 classes, fewest done first"), "{html}");
+}

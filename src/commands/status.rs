@@ -123,6 +123,18 @@ pub fn run_fleet(fleet: &crate::fleet::FleetRef, json: bool) -> anyhow::Result<i
         crate::units::human_bytes(s.bytes_on_disk),
         crate::units::human_bytes(s.bytes_fetched)
     )?;
+    if let Some(fewest) = s.classes.values().map(|c| c.done).min() {
+        let names: Vec<&str> =
+            s.classes.iter().filter(|(_, c)| c.done == fewest).map(|(name, _)| name.as_str()).take(3).collect();
+        let more = s.classes.values().filter(|c| c.done == fewest).count().saturating_sub(names.len());
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        writeln!(
+            out,
+            "  classes   {:>8} (every label of a clip counted; fewest done: {fewest}, {}{more})",
+            s.classes.len(),
+            names.join(", ")
+        )?;
+    }
     let eta = s.eta_s.map_or("unknown".to_string(), |e| crate::retry::format_duration(Duration::from_secs_f64(e)));
     writeln!(out, "  pace      {:.1} clips/min over the last 10 min; time left {eta}", s.clips_per_min)?;
     for w in &s.workers {

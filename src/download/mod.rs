@@ -235,8 +235,9 @@ async fn join_fleet(
     db.pin(&settings, &hash, f.lease).await?;
     if !plan.jobs.is_empty() {
         let t0 = std::time::Instant::now();
-        let added = db.seed(&plan.jobs).await.context("failed to seed the fleet's clips")?;
-        tracing::info!(added, planned = plan.jobs.len(), secs = t0.elapsed().as_secs_f64(), "fleet seeded");
+        let seeded = db.seed(&plan.jobs).await.context("failed to seed the fleet's clips")?;
+        let (added, filled_in) = (seeded.added, seeded.filled_in);
+        tracing::info!(added, filled_in, planned = plan.jobs.len(), secs = t0.elapsed().as_secs_f64(), "fleet seeded");
     }
     Ok(db)
 }

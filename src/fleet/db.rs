@@ -10,7 +10,8 @@ use tokio_postgres::{Client, NoTls, Row};
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 const STATEMENTS_SQL: &str = include_str!("statements.sql");
 /// Migrations after version 1 (`schema.sql`), oldest first. Never edit one that has shipped: add another.
-const MIGRATIONS: &[&str] = &[include_str!("migrate_2.sql"), include_str!("migrate_3.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrate_2.sql"), include_str!("migrate_3.sql"), include_str!("migrate_4.sql")];
 /// The version this kinetics-dl writes.
 pub const SCHEMA_VERSION: i32 = 1 + MIGRATIONS.len() as i32;
 
@@ -246,6 +247,7 @@ mod tests {
             "domain_add",
             "domain_state",
             "status_clips",
+            "status_classes",
             "done_bytes",
             "pace",
             "status_workers",

@@ -2,6 +2,7 @@
 
 use super::db::{Db, Interval};
 use crate::plan::{ClipKey, Job};
+use anyhow::Context;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -66,12 +67,12 @@ impl Db {
             rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect();
         let keys: Vec<&String> = tokens.keys().collect();
         let details = self.query("claimed", &[&self.fleet, &keys]).await?;
-        Ok(details
+        details
             .iter()
             .map(|r| {
                 let clip_key: String = r.get(0);
                 let (start, end): (f64, f64) = (r.get(2), r.get(3));
-                Claimed {
+                let mut claimed = Claimed {
                     token: tokens[&clip_key],
                     clip_key,
                     job: Job {
@@ -87,9 +88,14 @@ impl Db {
                         ..Job::default()
                     },
                     attempts: r.get::<_, i16>(7).max(0) as u32,
-                }
+                };
+                let (labels, boxes): (Option<&str>, Option<&str>) = (r.get(9), r.get(10));
+                claimed.job.set_multi_label_columns(labels, boxes).with_context(|| {
+                    format!("the fleet's labels or boxes of clip {} are not the JSON lists expected", claimed.clip_key)
+                })?;
+                Ok(claimed)
             })
-            .collect())
+            .collect()
     }
 
     /// The heartbeat: this worker is alive, its leases last another `lease`, and expired leases of any worker

@@ -16,8 +16,8 @@ pub use history::{DomainEvent, FleetHistory};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
 pub use record::DoneRecord;
-pub use seed::{clip_key, order_key};
-pub use status::{DomainStatus, FleetStatus, WorkerStatus};
+pub use seed::{clip_key, order_key, Seeded};
+pub use status::{ClassStatus, DomainStatus, FleetStatus, WorkerStatus};
 
 /// Where a fleet lives: its database, the schema of its tables and its name (`--db URL --fleet NAME
 /// [--db-schema S]`), for the commands that read an existing fleet (status, report, merge).

@@ -7,7 +7,7 @@ use crate::plan::{ClipKey, Job};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// Clips per `seed` statement: nine arrays of this many elements.
+/// Clips per `seed` statement: ten arrays of this many elements.
 const BATCH: usize = 20_000;
 
 /// The clip's key in the fleet: the journal's file name without its extension.
@@ -42,9 +42,11 @@ impl Db {
         Ok(())
     }
 
-    /// Adds the planned clips the fleet does not have yet; returns how many were new.
-    pub async fn seed(&self, jobs: &[Job]) -> anyhow::Result<u64> {
-        let mut added = 0;
+    /// Adds the planned clips the fleet does not have yet, and gives the labels and boxes of these jobs to
+    /// clips that a kinetics-dl before version 4 of the tables seeded without them; returns how many clips
+    /// were new and how many were filled in.
+    pub async fn seed(&self, jobs: &[Job]) -> anyhow::Result<Seeded> {
+        let mut seeded = Seeded::default();
         for batch in jobs.chunks(BATCH) {
             let keys: Vec<String> = batch.iter().map(|j| clip_key(&j.key)).collect();
             let ids: Vec<&str> = batch.iter().map(|j| j.key.youtube_id.as_str()).collect();
@@ -54,12 +56,30 @@ impl Db {
             let orders: Vec<i64> = keys.iter().map(|k| order_key(k)).collect();
             let labels: Vec<Option<&str>> = batch.iter().map(|j| j.label.as_deref()).collect();
             let splits: Vec<Option<&str>> = batch.iter().map(|j| j.split.as_deref()).collect();
-            added += self
-                .execute("seed", &[&self.fleet, &keys, &ids, &starts, &ends, &paths, &orders, &labels, &splits])
-                .await?;
+            let columns: Vec<(Option<String>, Option<String>)> =
+                batch.iter().map(Job::multi_label_columns).collect::<Result<_, _>>()?;
+            let (all_labels, boxes): (Vec<Option<String>>, Vec<Option<String>>) = columns.into_iter().unzip();
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] =
+                [&self.fleet, &keys, &ids, &starts, &ends, &paths, &orders, &labels, &splits, &all_labels, &boxes];
+            for row in self.query("seed", &params).await? {
+                if row.get::<_, bool>(0) {
+                    seeded.added += 1;
+                } else {
+                    seeded.filled_in += 1;
+                }
+            }
         }
-        Ok(added)
+        Ok(seeded)
     }
+}
+
+/// What a seed did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seeded {
+    /// Clips the fleet did not have.
+    pub added: u64,
+    /// Clips it had without their labels and boxes (seeded by an older kinetics-dl), now with them.
+    pub filled_in: u64,
 }
 
 #[cfg(test)]

@@ -100,16 +100,23 @@ ON CONFLICT (fleet) DO NOTHING;
 SELECT config::text, config_hash FROM fleet WHERE fleet = $1;
 
 -- name: seed
--- $1 fleet, then one array per column: adds the clips not there yet and leaves the others as they are
-INSERT INTO clip (fleet, clip_key, youtube_id, time_start, time_end, rel_path, order_key, label, split)
-SELECT $1, k, y, s, e, p, o, l, sp
-  FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::int8[], $8::text[], $9::text[])
-       AS t (k, y, s, e, p, o, l, sp)
-ON CONFLICT (fleet, clip_key) DO NOTHING;
+-- $1 fleet, then one array per column (labels and boxes as JSON text): adds the clips not there yet and
+-- leaves the others as they are, except that a clip seeded without labels and boxes (by a kinetics-dl older
+-- than version 4 of these tables) takes them; one row per clip added (true) or filled in (false)
+INSERT INTO clip AS c (fleet, clip_key, youtube_id, time_start, time_end, rel_path, order_key, label, split,
+                       labels, boxes)
+SELECT $1, k, y, s, e, p, o, l, sp, ls::jsonb, b::jsonb
+  FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[], $7::int8[], $8::text[], $9::text[],
+              $10::text[], $11::text[])
+       AS t (k, y, s, e, p, o, l, sp, ls, b)
+ON CONFLICT (fleet, clip_key) DO UPDATE SET labels = excluded.labels, boxes = excluded.boxes
+ WHERE c.labels IS NULL AND c.boxes IS NULL AND (excluded.labels IS NOT NULL OR excluded.boxes IS NOT NULL)
+RETURNING c.xmax = 0;
 
 -- name: claimed
 -- $1 fleet, $2 clips: what a worker needs of the clips it just claimed
-SELECT clip_key, youtube_id, time_start, time_end, rel_path, label, split, attempts, cardinality(excluded_regions)
+SELECT clip_key, youtube_id, time_start, time_end, rel_path, label, split, attempts, cardinality(excluded_regions),
+       labels::text, boxes::text
   FROM clip WHERE fleet = $1 AND clip_key = ANY($2::text[]);
 
 -- name: failure
@@ -167,6 +174,13 @@ SELECT breaker, extract(epoch FROM open_until - now())::float8, probe_worker FRO
 SELECT state, coalesce(category, ''), count(*), coalesce(sum(bytes_fetched), 0)::int8,
        coalesce(sum(size_bytes), 0)::int8
   FROM clip WHERE fleet = $1 GROUP BY 1, 2 ORDER BY 1, 2;
+
+-- name: status_classes
+-- $1 fleet: clips, done and failed per class, a clip with several labels counted in each of them
+SELECT l, count(*), count(*) FILTER (WHERE state = 'done'), count(*) FILTER (WHERE state = 'failed')
+  FROM clip, LATERAL jsonb_array_elements_text(coalesce(labels, jsonb_build_array(label))) AS t (l)
+ WHERE fleet = $1 AND l IS NOT NULL
+ GROUP BY l ORDER BY l;
 
 -- name: status_workers
 -- $1 fleet: every worker with its age, its heartbeat's age, whether it is alive (a heartbeat within the lease

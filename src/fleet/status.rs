@@ -27,6 +27,15 @@ pub struct FleetStatus {
     pub clips_per_min: f64,
     /// Seconds until nothing is left at the last 10 minutes' pace; `None` when nothing was done lately.
     pub eta_s: Option<f64>,
+    /// Clips per class, a clip with several labels (AudioSet, AVA-Kinetics) counted in each of them.
+    pub classes: BTreeMap<String, ClassStatus>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct ClassStatus {
+    pub clips: u64,
+    pub done: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,6 +115,10 @@ impl Db {
                 cooloff_s: r.get(3),
                 prober: r.get(4),
             });
+        }
+        for r in self.query("status_classes", &[&self.fleet]).await? {
+            let class = ClassStatus { clips: count(&r, 1), done: count(&r, 2), failed: count(&r, 3) };
+            s.classes.insert(r.get(0), class);
         }
         s.clips_per_min = s.workers.iter().map(|w| w.clips_per_min).sum();
         let left = (s.pending + s.leased) as f64;

@@ -811,11 +811,5 @@ mod tests;
 
 /// A job's `labels` and `boxes` columns: JSON arrays, NULL for a clip with one label and no boxes.
 fn multi_label_columns(job: &Job) -> anyhow::Result<(Option<String>, Option<String>)> {
-    let labels = if job.extra_labels.is_empty() {
-        None
-    } else {
-        Some(serde_json::to_string(&job.labels().collect::<Vec<_>>())?)
-    };
-    let boxes = if job.boxes.is_empty() { None } else { Some(serde_json::to_string(&job.boxes)?) };
-    Ok((labels, boxes))
+    Ok(job.multi_label_columns()?)
 }

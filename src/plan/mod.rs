@@ -63,6 +63,27 @@ impl Job {
     pub fn labels(&self) -> impl Iterator<Item = &str> {
         self.label.as_deref().into_iter().chain(self.extra_labels.iter().map(String::as_str))
     }
+
+    /// The clip's `labels` and `boxes` as the journal and the fleet's table keep them: JSON arrays (every
+    /// label, the first one first; the person boxes), `None` for a clip with one label and no boxes.
+    pub fn multi_label_columns(&self) -> serde_json::Result<(Option<String>, Option<String>)> {
+        let labels = if self.extra_labels.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&self.labels().collect::<Vec<_>>())?)
+        };
+        let boxes = if self.boxes.is_empty() { None } else { Some(serde_json::to_string(&self.boxes)?) };
+        Ok((labels, boxes))
+    }
+
+    /// The other way: sets the labels after the first and the boxes from those columns (`label` keeps the
+    /// first label, as the columns have it too).
+    pub fn set_multi_label_columns(&mut self, labels: Option<&str>, boxes: Option<&str>) -> serde_json::Result<()> {
+        let labels: Vec<String> = labels.map(serde_json::from_str).transpose()?.unwrap_or_default();
+        self.extra_labels = labels.into_iter().skip(1).collect();
+        self.boxes = boxes.map(serde_json::from_str).transpose()?.unwrap_or_default();
+        Ok(())
+    }
 }
 
 /// Rows of one clip that disagree on a value: the first row's value was kept.

@@ -279,3 +279,47 @@ fn planning_while_reading_is_planning_after() {
         assert_eq!(during.classes, after.classes);
     }
 }
+
+/// A job's labels and boxes as the journal's and the fleet's columns hold them, and back: one label and no
+/// boxes is NULL in both; several labels list every one, the first first; boxes keep an absent person id.
+#[test]
+fn multi_label_columns_round_trip() {
+    use crate::annotations::PersonBox;
+    let boxes = vec![
+        PersonBox { bbox: [0.077, 0.151, 0.283, 0.811], label: "80".into(), person_id: Some(1) },
+        PersonBox { bbox: [0.1, 0.2, 0.5, 0.9], label: "11".into(), person_id: None },
+    ];
+    /// (labels, boxes, the labels column, the boxes column)
+    type Case<'a> = (&'a [&'a str], Vec<PersonBox>, Option<&'a str>, Option<&'a str>);
+    let cases: [Case; 4] = [
+        (&["Speech"], vec![], None, None),
+        (&["Speech", "Music"], vec![], Some(r#"["Speech","Music"]"#), None),
+        (&["80"], boxes[..1].to_vec(), None, Some(r#"[{"box":[0.077,0.151,0.283,0.811],"label":"80","person_id":1}]"#)),
+        (
+            &["80", "11"],
+            boxes.clone(),
+            Some(r#"["80","11"]"#),
+            Some(
+                r#"[{"box":[0.077,0.151,0.283,0.811],"label":"80","person_id":1},{"box":[0.1,0.2,0.5,0.9],"label":"11"}]"#,
+            ),
+        ),
+    ];
+    for (labels, boxes, want_labels, want_boxes) in cases {
+        let job = Job {
+            label: Some(labels[0].to_string()),
+            extra_labels: labels[1..].iter().map(|l| l.to_string()).collect(),
+            boxes,
+            ..Job::default()
+        };
+        let (l, b) = job.multi_label_columns().unwrap();
+        assert_eq!((l.as_deref(), b.as_deref()), (want_labels, want_boxes), "{labels:?}");
+        // Back, also from the spacing PostgreSQL's jsonb prints.
+        let spaced = l.as_deref().map(|t| t.replace(',', ", "));
+        let mut back = Job { label: job.label.clone(), ..Job::default() };
+        back.set_multi_label_columns(spaced.as_deref(), b.as_deref()).unwrap();
+        assert_eq!(back, job, "{labels:?}");
+    }
+    let mut job = Job::default();
+    assert!(job.set_multi_label_columns(Some("Speech"), None).is_err(), "not a JSON list");
+    assert!(job.set_multi_label_columns(None, Some(r#"[{"label":"x"}]"#)).is_err(), "a box without its corners");
+}

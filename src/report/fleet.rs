@@ -80,6 +80,7 @@ pub fn render(r: &FleetReport, generated_ms: i64) -> String {
     throughput(&mut h, r);
     workers(&mut h, s);
     domains(&mut h, r);
+    classes(&mut h, s);
     failures(&mut h, s);
     h.push_str("</main><footer>kinetics-dl ");
     h.push_str(env!("CARGO_PKG_VERSION"));
@@ -198,6 +199,34 @@ fn domains(h: &mut String, r: &FleetReport) {
         );
     }
     h.push_str("</table></section>");
+}
+
+/// Coverage per class, fewest done first; a clip with several labels counts in each of its classes.
+fn classes(h: &mut String, s: &FleetStatus) {
+    h.push_str(r#"<section><h2>Classes</h2>"#);
+    if s.classes.is_empty() {
+        h.push_str(r#"<p class="empty">No clip has a label.</p></section>"#);
+        return;
+    }
+    let mut rows: Vec<_> = s.classes.iter().collect();
+    rows.sort_by(|a, b| (a.1.done * b.1.clips.max(1)).cmp(&(b.1.done * a.1.clips.max(1))).then(a.0.cmp(b.0)));
+    let _ = write!(
+        h,
+        r#"<p class="sub">{} classes, fewest done first; a clip with several labels counts in each of them.</p><details><summary>Every class</summary><table><tr><th>class</th><th class="n">clips</th><th class="n">done</th><th class="n">failed</th><th class="n">coverage</th></tr>"#,
+        rows.len()
+    );
+    for (name, c) in rows {
+        let _ = write!(
+            h,
+            r#"<tr><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            esc(name),
+            c.clips,
+            c.done,
+            c.failed,
+            pct(c.done as f64 / c.clips.max(1) as f64)
+        );
+    }
+    h.push_str("</table></details></section>");
 }
 
 fn failures(h: &mut String, s: &FleetStatus) {
