@@ -273,3 +273,49 @@ fn a_broken_worker_gives_back_its_leases_and_merge_reads_who_made_each_clip() {
     assert_eq!(fleet.run("done_clips", &["'f'"]), [format!("{}|good|a/2.mp4|7|cd", good[0].0)]);
     assert_eq!(held.len(), 2);
 }
+
+/// The claim statement's order, the rules the one-machine store follows too (`download/local/queue_tests.rs`):
+/// new clips in the fleet's order (`order_key`), a clip that went back (given back, a retry come due) before
+/// any new one, a retry not before its time, a geo-blocked clip only in other regions, nothing charged for a
+/// give-back.
+#[test]
+fn claims_come_in_order_with_the_clips_that_went_back_first() {
+    let Some(url) = pg::url() else { return };
+    let fleet = Fleet::seed(&url, "order", 6);
+    fleet.sql("INSERT INTO worker (worker_id, fleet, host, pid, region, domain) VALUES ('wa', 'f', 'h', 1, 'AA', 'd'), ('wb', 'f', 'h', 2, 'BB', 'd')");
+    // (RETURNING gives no order: the LIMIT decides which clips a claim takes.)
+    let keys = |claimed: &[(String, String)]| {
+        let mut keys: Vec<String> = claimed.iter().map(|c| c.0.clone()).collect();
+        keys.sort();
+        keys
+    };
+    let first = fleet.claim("w", 2, "5 min", "AA");
+    assert_eq!(keys(&first), ["c000", "c001"], "new clips in order");
+    // A throttle gives c001 back: it comes before every new clip, uncharged.
+    assert_eq!(fleet.run("give_back", &["'f'", "'c001'", &first[1].1]), ["c001"]);
+    let c1 = fleet.claim("w", 1, "5 min", "AA");
+    assert_eq!(keys(&c1), ["c001"]);
+    assert_eq!(fleet.sql("SELECT attempts FROM clip WHERE clip_key = 'c001'"), "0");
+    // A retry in an hour: c000 is not claimed before then.
+    let fail = |key: &str, token: &str, secs: &str| {
+        let args = ["'f'", &format!("'{key}'"), token, "'pending'", "'network'", "'reset'", secs, "0"];
+        assert_eq!(fleet.run("failure", &args), [key.to_string()]);
+    };
+    fail("c000", &first[0].1, "3600");
+    let c2 = fleet.claim("w", 1, "5 min", "AA");
+    assert_eq!(keys(&c2), ["c002"]);
+    // Geo-blocked in AA: c002 goes to BB's workers only.
+    assert_eq!(fleet.run("geo_block", &["'f'", "'c002'", &c2[0].1, "'AA'", "'blocked'"]), ["pending"]);
+    let c3 = fleet.claim("w", 1, "5 min", "AA");
+    assert_eq!(keys(&c3), ["c003"], "not c002, blocked in AA");
+    let c2 = fleet.claim("w", 1, "5 min", "BB");
+    assert_eq!(keys(&c2), ["c002"]);
+    // What went back (c001, c003 given back; c002's retry due now) before the new c004 and c005; c000 waits.
+    fleet.run("give_back", &["'f'", "'c001'", &c1[0].1]);
+    fleet.run("give_back", &["'f'", "'c003'", &c3[0].1]);
+    fail("c002", &c2[0].1, "0");
+    let back = fleet.claim("w", 3, "5 min", "BB");
+    assert_eq!(keys(&back), ["c001", "c002", "c003"]);
+    let rest = fleet.claim("w", 10, "5 min", "BB");
+    assert_eq!(keys(&rest), ["c004", "c005"], "c000 still waits out its hour");
+}

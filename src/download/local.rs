@@ -382,6 +382,9 @@ impl DirCache {
 }
 
 #[cfg(test)]
+mod queue_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
