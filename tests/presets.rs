@@ -285,6 +285,72 @@ for s in wds.WebDataset(sys.argv[1:], shardshuffle=False):
     assert_eq!(metas[1]["label_index"], 0);
 }
 
+/// `status` and `report` (text and JSON) count a clip with several labels once in each of its classes; their
+/// totals count it once.
+#[test]
+fn per_class_coverage_counts_every_label_of_a_clip_with_several() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // 410 Gone: failed at once as unavailable, never retried.
+    let server = server(config().with_behaviour("audioset-gone", kinetics_testsrc::Behaviour::Status(410)));
+    let segments = tmp.path().join("eval_segments.csv");
+    std::fs::write(
+        &segments,
+        "# YTID, start_seconds, end_seconds, positive_labels\n\
+         audioset-ok1, 0.000, 10.000, \"/m/09x0r,/m/04rlf\"\n\
+         audioset-gone, 5.000, 15.000, \"/m/04rlf,/m/0jbk\"\n\
+         audioset-ok1, 20.000, 30.000, \"/m/0jbk\"\n",
+    )
+    .unwrap();
+    let mut args = download_args(&server, &out, &[&segments]);
+    args.extend([OsString::from("--labels-file"), audioset("class_labels_indices.csv").into()]);
+    run(&args).expect_code(0);
+    let out_s = out.to_str().unwrap();
+
+    // Speech: the first clip (done). Music: the first clip's second label (done) and the gone clip's first
+    // (failed). Animal: the gone clip's second label (failed) and the last clip (done). Counting first labels
+    // only would give Music 0/1 and Animal 1/1.
+    let want_rows = serde_json::json!([
+        {"label": "Animal", "total": 2, "done": 1, "failed": 1, "pending": 0, "missing": 1, "coverage": 0.5},
+        {"label": "Music", "total": 2, "done": 1, "failed": 1, "pending": 0, "missing": 1, "coverage": 0.5},
+        {"label": "Speech", "total": 1, "done": 1, "failed": 0, "pending": 0, "missing": 0, "coverage": 1.0},
+    ]);
+    let o = run(&os(["report", "--out", out_s, "--json"]));
+    o.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(report["classes"]["rows"], want_rows, "{}", report["classes"]);
+    assert_eq!(report["classes"]["count"], 3);
+    assert_eq!(report["classes"]["multi_label_clips"], 2);
+    assert_eq!(report["classes"]["min_done"], 1);
+    assert_eq!(report["classes"]["min_done_classes"], serde_json::json!(["Animal", "Music", "Speech"]));
+    let totals = &report["totals"];
+    assert_eq!(
+        (totals["total"].as_u64(), totals["done"].as_u64(), totals["failed"].as_u64()),
+        (Some(3), Some(2), Some(1))
+    );
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        page.contains("2 clips with several labels count in each of their classes"),
+        "the page says how classes count"
+    );
+
+    let o = run(&os(["status", "--out", out_s, "--json"]));
+    o.expect_code(0);
+    let status: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(status["classes"], report["classes"], "status counts the classes as the report does");
+    assert_eq!((status["total"].as_u64(), status["done"].as_u64()), (Some(3), Some(2)));
+
+    let o = run(&os(["status", "--out", out_s]));
+    o.expect_code(0);
+    for line in [
+        "  classes          3 (2 clips have several labels and count in each)",
+        "    fewest done 1: \"Animal\", \"Music\", \"Speech\"; median 1",
+        "    worst coverage \"Animal\" 1/2 (50%), \"Music\" 1/2 (50%), \"Speech\" 1/1 (100%)",
+    ] {
+        assert!(o.stdout.lines().any(|l| l == line), "{line:?} in:\n{}", o.stdout);
+    }
+}
+
 #[test]
 fn class_dirs_first_puts_a_multi_label_clip_under_its_first_label() {
     let tmp = tempfile::tempdir().unwrap();

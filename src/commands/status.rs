@@ -9,7 +9,8 @@ use std::time::Duration;
 /// Prints what the journal in `out` knows, as a table or (`json`) a JSON object; returns the exit code.
 pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
     let journal = Journal::open_existing(out_dir)?;
-    let (counts, cpu) = journal.counts_and_cpu()?;
+    let crate::journal::StatusCounts { counts, cpu, classes } = journal.status_counts()?;
+    let classes = crate::report::data::classes(classes);
     let last = journal.last_run()?;
     let egresses = egress_report(&journal)?;
     let shard = journal.shard()?;
@@ -25,6 +26,7 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         v["egresses"] = serde_json::to_value(&egresses)?;
         v["shard"] = serde_json::to_value(&shard)?;
         v["cpu_per_clip"] = serde_json::to_value(&cpu)?;
+        v["classes"] = serde_json::to_value(&classes)?;
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(exit_codes::SUCCESS);
     }
@@ -58,6 +60,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
             counts.media_requests, counts.media_requests_per_clip
         )?;
     }
+    for line in class_lines(&classes) {
+        writeln!(out, "{line}")?;
+    }
     for line in cpu.lines("  ") {
         writeln!(out, "{line}")?;
     }
@@ -90,6 +95,34 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         writeln!(out, "  last run with yt-dlp {}{mode} and {}", ytdlp.unwrap_or_default(), ffmpeg.unwrap_or_default())?;
     }
     Ok(exit_codes::SUCCESS)
+}
+
+/// How many classes, the fewest done clips a class has and which, the worst coverage (none without labels).
+/// A clip with several labels counts in each of its classes.
+fn class_lines(c: &crate::report::data::Classes) -> Vec<String> {
+    if c.count == 0 {
+        return Vec::new();
+    }
+    let names = |labels: &mut dyn Iterator<Item = &String>, n: usize| {
+        let shown: Vec<String> = labels.take(3).map(|l| format!("{l:?}")).collect();
+        let more = if n > shown.len() { format!(" and {} more", n - shown.len()) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut lines = vec![format!("  classes   {:>8}", c.count)];
+    if c.multi_label_clips > 0 {
+        lines[0] += &format!(" ({} clips have several labels and count in each)", c.multi_label_clips);
+    }
+    lines.push(format!(
+        "    fewest done {}: {}; median {}",
+        c.min_done,
+        names(&mut c.min_done_classes.iter(), c.min_done_classes.len()),
+        c.median_done
+    ));
+    let worst: Vec<String> = (c.rows.iter().take(3))
+        .map(|r| format!("{:?} {}/{} ({:.0}%)", r.label, r.tally.done, r.tally.total, r.coverage * 100.0))
+        .collect();
+    lines.push(format!("    worst coverage {}", worst.join(", ")));
+    lines
 }
 
 /// Prints what fleet `fleet`'s database knows, as a table or (`json`) a JSON object with the keys of an

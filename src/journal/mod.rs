@@ -36,7 +36,8 @@ impl State {
             State::Failed => "failed",
         }
     }
-    fn parse(s: &str) -> State {
+    /// A `state` cell: `done`, `failed`, anything else pending.
+    pub fn parse(s: &str) -> State {
         match s {
             "done" => State::Done,
             "failed" => State::Failed,
@@ -157,6 +158,62 @@ impl Counts {
     pub fn failed_total(&self) -> u64 {
         self.failed.values().sum()
     }
+}
+
+/// One class's clips by state. A clip with several labels (AudioSet, AVA-Kinetics) counts once in each of its
+/// classes, so the classes' totals add up to more than the clips.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ClassCount {
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+}
+
+impl ClassCount {
+    pub fn add(&mut self, state: State) {
+        self.total += 1;
+        match state {
+            State::Done => self.done += 1,
+            State::Failed => self.failed += 1,
+            State::Pending => {}
+        }
+    }
+}
+
+/// Every class's clips by state, and how many clips have several classes (`status`'s per-class coverage).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassCounts {
+    pub by_label: BTreeMap<String, ClassCount>,
+    pub multi_label_clips: u64,
+}
+
+impl ClassCounts {
+    /// Counts a clip in each of its distinct labels (empty ones left out): `first` is the `label` column,
+    /// `all` the `labels` column's list when the clip has several (the first among them).
+    pub fn add<'a>(&mut self, first: Option<&'a str>, all: &'a [String], state: State) {
+        let mut seen: Vec<&str> = Vec::with_capacity(all.len().max(1));
+        for label in first.into_iter().chain(all.iter().map(String::as_str)) {
+            if label.is_empty() || seen.contains(&label) {
+                continue;
+            }
+            seen.push(label);
+            match self.by_label.get_mut(label) {
+                Some(c) => c.add(state),
+                None => self.by_label.entry(label.to_owned()).or_default().add(state),
+            }
+        }
+        if seen.len() > 1 {
+            self.multi_label_clips += 1;
+        }
+    }
+}
+
+/// What `status` shows, from one read of the clips table.
+#[derive(Debug, Clone, Default)]
+pub struct StatusCounts {
+    pub counts: Counts,
+    pub cpu: crate::cpu::PerClip,
+    pub classes: ClassCounts,
 }
 
 pub struct Journal {
@@ -495,29 +552,41 @@ impl Journal {
         Ok(crate::cpu::PerClip::of(&self.scan_counts(true)?.1))
     }
 
-    /// [`Journal::counts`] and [`Journal::cpu_per_clip`] from one read of the table (what `status` shows).
-    pub fn counts_and_cpu(&self) -> anyhow::Result<(Counts, crate::cpu::PerClip)> {
-        let (counts, cpu) = self.scan_counts(true)?;
-        Ok((counts, crate::cpu::PerClip::of(&cpu)))
+    /// [`Journal::counts`], [`Journal::cpu_per_clip`] and every class's clips from one read of the table
+    /// (what `status` shows).
+    pub fn status_counts(&self) -> anyhow::Result<StatusCounts> {
+        let (counts, cpu, classes) = self.scan_counts(true)?;
+        Ok(StatusCounts { counts, cpu: crate::cpu::PerClip::of(&cpu), classes })
     }
 
     /// One pass over the clips table in storage order, summed here: a `GROUP BY` sorts 650,000 rows and a
     /// `WHERE state = 'done'` reads them through the state index, each several times slower than the scan.
-    fn scan_counts(&self, with_cpu: bool) -> anyhow::Result<(Counts, Vec<crate::cpu::StageCpu>)> {
+    /// `for_status` adds the CPU and the classes.
+    fn scan_counts(&self, for_status: bool) -> anyhow::Result<(Counts, Vec<crate::cpu::StageCpu>, ClassCounts)> {
         let mut c = Counts::default();
         let mut cpu = Vec::new();
+        let mut classes = ClassCounts::default();
+        let mut all_labels: Vec<String> = Vec::new();
         let (mut fetched, mut on_disk, mut whole_video, mut requests) = (0i64, 0i64, 0i64, 0i64);
         let mut stmt = self.conn.prepare(
             "SELECT state, category, bytes_fetched, size_bytes, whole_video, media_requests,
                     CASE WHEN state != 'done' THEN NULL
                          WHEN source LIKE 'mirror:%' THEN 'mirror' ELSE COALESCE(source, 'unknown') END,
-                    extract_cpu_s, fetch_cpu_s, encode_cpu_s, verify_cpu_s
+                    extract_cpu_s, fetch_cpu_s, encode_cpu_s, verify_cpu_s, label, labels
              FROM clips NOT INDEXED",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let state = State::parse(r.get_ref(0)?.as_str()?);
             c.total += 1;
+            if for_status {
+                all_labels.clear();
+                if let Some(text) = r.get_ref(12)?.as_str_or_null()? {
+                    all_labels =
+                        serde_json::from_str(text).context("the journal's labels column is not a JSON list")?;
+                }
+                classes.add(r.get_ref(11)?.as_str_or_null()?, &all_labels, state);
+            }
             fetched += r.get::<_, Option<i64>>(2)?.unwrap_or(0);
             whole_video += r.get::<_, Option<i64>>(4)?.unwrap_or(0);
             let media_requests = r.get::<_, Option<i64>>(5)?;
@@ -536,7 +605,7 @@ impl Journal {
                             c.by_source.insert(source.to_owned(), 1);
                         }
                     }
-                    if with_cpu {
+                    if for_status {
                         cpu.extend(stage_cpu(r, 7)?);
                     }
                 }
@@ -559,7 +628,7 @@ impl Journal {
         if c.media_request_clips > 0 {
             c.media_requests_per_clip = c.media_requests as f64 / c.media_request_clips as f64;
         }
-        Ok((c, cpu))
+        Ok((c, cpu, classes))
     }
 
     /// The most recent run's tool versions and yt-dlp mode, for `status`.

@@ -235,7 +235,7 @@ fn counts_from_one_scan_match_the_grouped_queries() {
         }
     }
     want.media_requests_per_clip = want.media_requests as f64 / want.media_request_clips as f64;
-    let (counts, cpu) = j.counts_and_cpu().unwrap();
+    let crate::journal::StatusCounts { counts, cpu, .. } = j.status_counts().unwrap();
     assert_eq!(counts, want);
     assert_eq!(j.counts().unwrap(), want);
     assert_eq!((want.done, want.pending, want.failed_total()), (36, 12, 12));

@@ -2,6 +2,7 @@
 
 use super::stats::{self, Histogram, Spread};
 use crate::journal::read::{AttemptRow, ClipRow, DashRefused, OutageRow, Reader, RunRow, ThrottleEvent};
+use crate::journal::{ClassCount, ClassCounts, State};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -55,6 +56,18 @@ impl Tally {
     }
 }
 
+impl From<ClassCount> for Tally {
+    fn from(c: ClassCount) -> Tally {
+        Tally {
+            total: c.total,
+            done: c.done,
+            failed: c.failed,
+            pending: c.total - c.done - c.failed,
+            missing: c.total - c.done,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SplitTally {
     pub split: String,
@@ -80,9 +93,13 @@ pub struct ClassRow {
     pub coverage: f64,
 }
 
+/// Per-class coverage. A clip with several labels (AudioSet, AVA-Kinetics) counts once in each of its classes,
+/// so the rows' totals add up to more than the clips; the report's totals and splits count every clip once.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Classes {
     pub count: usize,
+    /// Clips with more than one label, each counted in every one of its classes.
+    pub multi_label_clips: u64,
     /// The fewest done clips any class has, and the classes that have that few.
     pub min_done: u64,
     pub min_done_classes: Vec<String>,
@@ -202,7 +219,7 @@ struct Sums {
     totals: Tally,
     splits: BTreeMap<String, Tally>,
     failures: BTreeMap<String, u64>,
-    by_label: BTreeMap<String, Tally>,
+    by_label: ClassCounts,
     /// Of the done clips, in plan order: download and encode seconds, CPU by stage.
     download_s: Vec<f64>,
     encode_s: Vec<f64>,
@@ -240,12 +257,7 @@ impl Sums {
         if c.state == "failed" {
             *self.failures.entry(c.category.clone().unwrap_or_else(|| "other".into())).or_default() += 1;
         }
-        if let Some(label) = c.label.as_deref().filter(|l| !l.is_empty()) {
-            match self.by_label.get_mut(label) {
-                Some(t) => t.add(c),
-                None => self.by_label.entry(label.to_owned()).or_default().add(c),
-            }
-        }
+        self.by_label.add(c.label.as_deref(), &c.extra_labels, State::parse(&c.state));
         let positive = |b: Option<i64>| b.unwrap_or(0).max(0) as u64;
         self.bytes.fetched += positive(c.bytes_fetched);
         if !c.is_done() {
@@ -346,9 +358,14 @@ fn failure_rows(failures: BTreeMap<String, u64>, total: u64) -> Vec<FailureRow> 
     rows
 }
 
-fn classes(by_label: BTreeMap<String, Tally>) -> Classes {
-    let mut rows: Vec<ClassRow> =
-        by_label.into_iter().map(|(label, tally)| ClassRow { label, coverage: tally.done_share(), tally }).collect();
+/// The classes' rows, worst coverage first, and their summary (what `status` shows too).
+pub fn classes(counts: ClassCounts) -> Classes {
+    let mut rows: Vec<ClassRow> = (counts.by_label.into_iter())
+        .map(|(label, count)| {
+            let tally = Tally::from(count);
+            ClassRow { label, coverage: tally.done_share(), tally }
+        })
+        .collect();
     rows.sort_by(|a, b| {
         a.coverage.total_cmp(&b.coverage).then(a.tally.done.cmp(&b.tally.done)).then(a.label.cmp(&b.label))
     });
@@ -357,6 +374,7 @@ fn classes(by_label: BTreeMap<String, Tally>) -> Classes {
     done_counts.sort_by(f64::total_cmp);
     Classes {
         count: rows.len(),
+        multi_label_clips: counts.multi_label_clips,
         min_done,
         min_done_classes: rows.iter().filter(|r| r.tally.done == min_done).map(|r| r.label.clone()).collect(),
         median_done: if rows.is_empty() { 0.0 } else { stats::quantile(&done_counts, 0.5) },

@@ -102,6 +102,13 @@ pub(super) fn classes(h: &mut String, d: &ReportData) {
         c.min_done,
         fmt_num(c.median_done)
     );
+    if c.multi_label_clips > 0 {
+        let _ = write!(
+            h,
+            r#"<p class="sub">{} clips with several labels count in each of their classes, so the classes hold more clips than the dataset.</p>"#,
+            c.multi_label_clips
+        );
+    }
     let rows: Vec<_> = c
         .rows
         .iter()

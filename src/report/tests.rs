@@ -82,6 +82,52 @@ fn counts_failures_and_classes() {
     assert_eq!(d.classes.median_done, 1.0);
 }
 
+/// A clip with several labels (AudioSet, AVA-Kinetics) counts once in each of its classes; the totals and the
+/// splits still count it once.
+#[test]
+fn a_clip_with_several_labels_counts_in_each_of_its_classes() {
+    let multi = |labels: &[&str], state: &str| ClipRow {
+        label: Some(labels[0].into()),
+        extra_labels: labels[1..].iter().map(|l| l.to_string()).collect(),
+        ..clip(labels[0], "eval", state, (state == "failed").then_some("unavailable"), None)
+    };
+    let clips = vec![
+        multi(&["Speech", "Music"], "done"),
+        multi(&["Animal"], "done"),
+        multi(&["Music", "Male speech, man speaking"], "failed"),
+        // A label twice in one clip counts once; an empty one not at all.
+        multi(&["Dog", "Bark", "Dog", ""], "pending"),
+        ClipRow { label: None, ..clip("x", "eval", "done", None, None) },
+    ];
+    let d = compute(&clips, &[], vec![], None);
+    assert_eq!((d.totals.total, d.totals.done, d.totals.failed, d.totals.pending), (5, 3, 1, 1));
+    let splits: Vec<_> = d.splits.iter().map(|s| (s.split.as_str(), s.tally.total)).collect();
+    assert_eq!(splits, [("eval", 5)]);
+    let rows: Vec<_> = (d.classes.rows.iter())
+        .map(|r| (r.label.as_str(), r.tally.total, r.tally.done, r.tally.failed, r.tally.pending, r.tally.missing))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("Bark", 1, 0, 0, 1, 1),
+            ("Dog", 1, 0, 0, 1, 1),
+            ("Male speech, man speaking", 1, 0, 1, 0, 1),
+            ("Music", 2, 1, 1, 0, 1),
+            ("Animal", 1, 1, 0, 0, 0),
+            ("Speech", 1, 1, 0, 0, 0),
+        ],
+        "worst coverage first, then fewest done, then by name"
+    );
+    assert_eq!((d.classes.count, d.classes.multi_label_clips, d.classes.min_done), (6, 3, 0));
+    assert_eq!(d.classes.min_done_classes, ["Bark", "Dog", "Male speech, man speaking"]);
+    assert_eq!(d.classes.median_done, 0.5);
+    let json = serde_json::to_value(&d.classes).unwrap();
+    assert_eq!(
+        json["rows"][3],
+        serde_json::json!({"label": "Music", "total": 2, "done": 1, "failed": 1, "pending": 0, "missing": 1, "coverage": 0.5})
+    );
+}
+
 #[test]
 fn timings_phases_bytes_and_projection() {
     let (clips, attempts, runs) = sample();
