@@ -4,6 +4,7 @@
     python3 bench/bench.py clips    [--n 8] [--jobs 4] [--bandwidth 20000000]
     python3 bench/bench.py throttle [--n 20]
     python3 bench/bench.py fleet    [--n 24]
+    python3 bench/bench.py audio    [--n 8] [--jobs 4]
 
 Both print a Markdown report and write it into bench/RESULTS.md (each benchmark owns its section). Build
 first: `cargo build --release --bins`. See bench/README.md for what is measured and how.
@@ -20,6 +21,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True  # no __pycache__ inside the repository
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import audio  # noqa: E402
 import clips  # noqa: E402
 import common  # noqa: E402
 import fleet  # noqa: E402
@@ -68,6 +70,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     f.add_argument("--max-wait", type=float, default=20, help="--max-wait of the shards, seconds (default 20)")
     f.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     f.add_argument("--run-timeout", type=float, default=300, help="upper bound of one case, seconds (default 300)")
+    a = sub.add_parser("audio", help="AudioSet rows as audio only and as video: bytes and CPU per clip")
+    a.add_argument("--n", type=int, default=8, help="AudioSet rows (default 8)")
+    a.add_argument("--jobs", type=int, default=4, help="-j of both runs (default 4)")
+    a.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
+    a.add_argument("--cases", default="audio,video", help="comma-separated: audio, video (default both)")
+    a.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
     args = p.parse_args(argv)
     args.command = shlex.join(["python3", "bench/bench.py", *argv])
     if args.bench == "clips":
@@ -77,6 +85,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
               [x for x in args.approaches if x not in clips.APPROACHES]
         if bad or args.n < 1 or args.jobs < 1:
             p.error(f"bad --profiles/--approaches/--n/--jobs: {bad}")
+    elif args.bench == "audio":
+        args.cases = [x for x in args.cases.split(",") if x]
+        bad = [x for x in args.cases if x not in audio.CASES]
+        if bad or not args.cases or args.n < 1 or args.jobs < 1:
+            p.error(f"bad --cases/--n/--jobs: {bad}")
     elif args.n < 1:
         p.error("--n must be positive")
     return args
@@ -94,6 +107,11 @@ def main(argv: list[str]) -> int:
         results = bench.run()
         text = clips.report(results, args, (bench.load_before, bench.load_after))
         section = "clips"
+    elif args.bench == "audio":
+        bench = audio.Bench(args, kdl, src, work)
+        results = bench.run()
+        text = audio.report(results, args, bench)
+        section = "audio"
     elif args.bench == "fleet":
         bench = fleet.Bench(args, kdl, src, work)
         cases = bench.run()

@@ -61,12 +61,22 @@ def rust_f64(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
+def testsrc_version(file: str, name: str) -> int:
+    """A `pub const NAME: u32 = N;` of the test source's code, so the cache names below follow its versions."""
+    text = (REPO / "testsrc" / "src" / file).read_text()
+    m = re.search(rf"pub const {name}: u32 = (\d+);", text)
+    if not m:
+        raise SystemExit(f"testsrc/src/{file} has no {name}")
+    return int(m.group(1))
+
+
 def cache_file_name(p: dict) -> str:
-    """Mirror of testsrc/src/video.rs `cache_file_name` (FORMAT_VERSION 1)."""
+    """Mirror of testsrc/src/video.rs `cache_file_name` (for the profiles the benchmarks use: no B-frames,
+    regular keyframes, no tag)."""
     audio = "aac" if p.get("audio", True) else "noaudio"
     return (
-        f"testsrc-v1-{p['width']}x{p['height']}-{p['fps']}fps-{rust_f64(p['duration_secs'])}s"
-        f"-gop{rust_f64(p['gop_secs'])}s-{p['video_kbps']}k-{audio}.mp4"
+        f"testsrc-v{testsrc_version('video.rs', 'FORMAT_VERSION')}-{p['width']}x{p['height']}-{p['fps']}fps"
+        f"-{rust_f64(p['duration_secs'])}s-gop{rust_f64(p['gop_secs'])}s-{p['video_kbps']}k-{audio}.mp4"
     )
 
 
@@ -119,7 +129,8 @@ class TestSource:
     def dash_paths(self) -> list[Path]:
         """The DASH video-only and audio-only files the source made from the progressive one."""
         base = str(self.media_path()).removesuffix(".mp4")
-        return [Path(base + ".dash-v1.video.mp4"), Path(base + ".dash-v1.audio.m4a")]
+        dash = f".dash-v{testsrc_version('dash.rs', 'DASH_VERSION')}"
+        return [Path(base + dash + ".video.mp4"), Path(base + dash + ".audio.m4a")]
 
     def stats(self) -> dict:
         with urllib.request.urlopen(self.url + "/_stats", timeout=30) as r:
