@@ -273,6 +273,68 @@ fn assert_cpu_recorded(out: &Path, stats: &Table, status: &serde_json::Value, su
     assert!(summary.contains("CPU of the whole run"), "{summary}");
 }
 
+/// The journal's clips, distinct keys, whether its key index is there, and SQLite's integrity check.
+fn journal_shape(out: &Path) -> (i64, i64, bool, String) {
+    let conn = rusqlite::Connection::open(journal_path(out)).expect("the journal opens");
+    let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    let clips = q("SELECT COUNT(*) FROM clips");
+    let keys = q("SELECT COUNT(*) FROM (SELECT DISTINCT youtube_id, start_ms, end_ms FROM clips)");
+    let index = q("SELECT COUNT(*) FROM pragma_index_list('clips') WHERE name = 'clips_key' AND \"unique\"") == 1;
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    (clips, keys, index, integrity)
+}
+
+#[test]
+fn a_kill_in_the_middle_of_the_first_import_leaves_a_journal_the_next_run_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let csv = tmp.path().join("many.csv");
+    // Enough clips that their import takes seconds: the key index is built after the rows, in the
+    // same transaction, which spills into the write-ahead log long before it commits.
+    const CLIPS: i64 = 200_000;
+    let mut text = String::from("label,youtube_id,time_start,time_end,split\n");
+    for i in 0..CLIPS {
+        text.push_str(&format!("class{},k{i:010},{},{},train\n", i % 700, i % 50, i % 50 + 10));
+    }
+    std::fs::write(&csv, text).unwrap();
+    // Nothing answers on port 9: the runs are killed before any clip could be tried anyway.
+    let args = template_args_for_kill(&out, &csv);
+    let mut first = Running::download(&args);
+    let wal = journal_path(&out).with_extension("sqlite-wal");
+    let wal_size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    // After the schema (about 130 KB of log), more than 1 MB of it: the import's rows.
+    let said = first.stderr.clone();
+    first.wait_for(RUN_LIMIT, "the import under way", || {
+        wal_size() > 1 << 20 || said.lock().unwrap().contains("journal synced")
+    });
+    first.signal(libc::SIGKILL);
+    let o = first.wait(Duration::from_secs(60));
+    assert_eq!(o.code, None, "killed by the signal");
+    assert!(!o.stderr.contains("journal synced"), "killed during the import, not after it:\n{}", o.stderr);
+    // All or nothing: the import was one transaction.
+    let (clips, _, index, integrity) = journal_shape(&out);
+    assert!(clips == 0 || clips == CLIPS, "{clips} clips after the kill");
+    assert_eq!((index, integrity.as_str()), (true, "ok"));
+
+    // The next run imports the plan and goes on: every clip once, under the key index.
+    let mut second = Running::download(&args);
+    let said = second.stderr.clone();
+    second.wait_for(RUN_LIMIT, "the import done", || said.lock().unwrap().contains("journal synced"));
+    second.signal(libc::SIGKILL);
+    let _ = second.wait(Duration::from_secs(60));
+    assert_eq!(journal_shape(&out), (CLIPS, CLIPS, true, "ok".to_string()));
+}
+
+/// `download` of `csv` into `out` against a port nothing answers on, logging each step (`-v`).
+fn template_args_for_kill(out: &Path, csv: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["download".into(), "--out".into(), out.into(), "--annotations".into()];
+    args.push(csv.into());
+    args.extend(
+        ["--url-template", "http://127.0.0.1:9/watch?v={youtube_id}", "-v", "--ytdlp-mode", "cli"].map(Into::into),
+    );
+    args
+}
+
 /// Cuts a clip straight from the file the server serves (no request reaches the server).
 fn cut_locally(server: &TestServer, row: &Row, dest: &Path) {
     std::fs::create_dir_all(dest.parent().unwrap()).unwrap();

@@ -1,9 +1,9 @@
 //! The journal's schema and its migrations, in order. Version N is reached by running migrations 1..=N.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Every migration, oldest first. Never edit one that has shipped: add another.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: clips, attempts, runs.
     "CREATE TABLE clips (
         id            INTEGER PRIMARY KEY,
@@ -110,11 +110,62 @@ const MIGRATIONS: &[&str] = &[
     // {"box": [x1, y1, x2, y2], "label", "person_id"} (NULL for other formats).
     "ALTER TABLE clips ADD COLUMN labels TEXT;
     ALTER TABLE clips ADD COLUMN boxes TEXT;",
+    // 10: the clip key's uniqueness moves from the table's UNIQUE constraint to an index of its own,
+    // `clips_key`, which the first import of a plan drops and builds again after the rows
+    // (`Journal::sync_plan`): 650,000 keys inserted into it in random order took half of that import.
+    // SQLite cannot drop a table constraint, so the table is made again (foreign keys are off meanwhile,
+    // see `migrate`), with the same columns in the same order.
+    "CREATE TABLE clips_new (
+        id            INTEGER PRIMARY KEY,
+        youtube_id    TEXT    NOT NULL,
+        start_ms      INTEGER NOT NULL,
+        end_ms        INTEGER NOT NULL,
+        label         TEXT,
+        split         TEXT,
+        rel_path      TEXT    NOT NULL,
+        rows          INTEGER NOT NULL DEFAULT 1,
+        state         TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+        category      TEXT,
+        message       TEXT,
+        stderr_tail   TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_attempt_ms INTEGER,
+        bytes_fetched INTEGER,
+        size_bytes    INTEGER,
+        duration_s    REAL,
+        download_s    REAL,
+        encode_s      REAL,
+        whole_video   INTEGER NOT NULL DEFAULT 0,
+        format_id     TEXT,
+        source        TEXT,
+        sha256        TEXT,
+        updated_ms    INTEGER NOT NULL DEFAULT 0,
+        media_requests INTEGER,
+        extract_cpu_s REAL,
+        fetch_cpu_s   REAL,
+        encode_cpu_s  REAL,
+        verify_cpu_s  REAL,
+        trim          TEXT,
+        labels        TEXT,
+        boxes         TEXT
+    );
+    INSERT INTO clips_new SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, rows, state, category,
+        message, stderr_tail, attempts, next_attempt_ms, bytes_fetched, size_bytes, duration_s, download_s, encode_s,
+        whole_video, format_id, source, sha256, updated_ms, media_requests, extract_cpu_s, fetch_cpu_s, encode_cpu_s,
+        verify_cpu_s, trim, labels, boxes FROM clips ORDER BY id;
+    DROP TABLE clips;
+    ALTER TABLE clips_new RENAME TO clips;
+    CREATE UNIQUE INDEX clips_key ON clips (youtube_id, start_ms, end_ms);
+    CREATE INDEX clips_state ON clips (state);",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database to the current version; refuses a database from a newer kinetics-dl.
+///
+/// Foreign keys are off while the migrations run (a table made again would otherwise have its rows'
+/// references checked as it is dropped, SQLite's own procedure for changing a table), and each
+/// migration's transaction commits only if no reference dangles afterwards.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
@@ -123,9 +174,24 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
         );
         return Err(crate::exit_codes::Usage(newer).into());
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    if current == VERSION {
+        return Ok(());
+    }
+    let foreign_keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let migrated = run_from(conn, current as usize);
+    conn.pragma_update(None, "foreign_keys", foreign_keys)?;
+    migrated
+}
+
+fn run_from(conn: &mut Connection, current: usize) -> anyhow::Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        let dangling: Option<String> = tx.query_row("PRAGMA foreign_key_check", [], |r| r.get(0)).optional()?;
+        if let Some(table) = dangling {
+            anyhow::bail!("migration {} left a reference from table {table} dangling", i + 1);
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }

@@ -257,3 +257,123 @@ fn counts_from_one_scan_match_the_grouped_queries() {
     assert_eq!(format!("{cpu:?}"), format!("{want_cpu:?}"));
     assert_eq!(format!("{:?}", j.cpu_per_clip().unwrap()), format!("{want_cpu:?}"));
 }
+
+/// Every clip row as text, all columns but the time it was written, in id order.
+fn clip_rows(j: &Journal) -> Vec<String> {
+    let mut stmt = j.conn.prepare("SELECT * FROM clips ORDER BY id").unwrap();
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let rows = stmt
+        .query_map([], |r| {
+            let mut line = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                if name != "updated_ms" {
+                    line.push(format!("{name}={:?}", r.get_ref(i)?));
+                }
+            }
+            Ok(line.join(" "))
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// The unique indexes of the clips table, by name.
+fn unique_indexes(j: &Journal) -> Vec<String> {
+    let mut stmt = j.conn.prepare("SELECT name, \"unique\" FROM pragma_index_list('clips') ORDER BY name").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))).unwrap();
+    rows.map(Result::unwrap).filter(|(_, unique)| *unique).map(|(name, _)| name).collect()
+}
+
+#[test]
+fn the_first_import_builds_the_key_index_after_its_rows_with_the_same_result_as_one_by_one() {
+    let mut jobs: Vec<Job> = (0..50).map(|i| job(&format!("id{i:09}"), i % 7, &format!("class{}", i % 3))).collect();
+    jobs[3].extra_labels = vec!["second".into()];
+    jobs.swap(10, 40);
+    let dir = tempfile::tempdir().unwrap();
+    // Into an empty journal: rows first, then the index.
+    let mut bulk = Journal::open(&dir.path().join("bulk.sqlite")).unwrap();
+    assert_eq!(bulk.sync_plan(&jobs).unwrap(), jobs.len());
+    // One by one through the index: the same plan after its first job.
+    let mut one_by_one = Journal::open(&dir.path().join("one.sqlite")).unwrap();
+    assert_eq!(one_by_one.sync_plan(&jobs[..1]).unwrap(), 1);
+    assert_eq!(one_by_one.sync_plan(&jobs).unwrap(), jobs.len() - 1);
+    assert_eq!(clip_rows(&bulk), clip_rows(&one_by_one));
+    assert_eq!(unique_indexes(&bulk), ["clips_key"]);
+    // The index holds every key: the same plan again adds nothing.
+    assert_eq!(bulk.sync_plan(&jobs).unwrap(), 0);
+    assert_eq!(bulk.clips().unwrap().len(), jobs.len());
+}
+
+#[test]
+fn a_key_twice_in_the_first_import_keeps_the_first_clip_refreshed_by_the_later_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = [job("aaaaaaaaaaa", 0, "x"), job("bbbbbbbbbbb", 5, "y"), job("aaaaaaaaaaa", 0, "x2")];
+    let mut fresh = Journal::open(&dir.path().join("fresh.sqlite")).unwrap();
+    assert_eq!(fresh.sync_plan(&jobs).unwrap(), 2);
+    let clips = fresh.clips().unwrap();
+    let got: Vec<(i64, &str, Option<&str>)> =
+        clips.iter().map(|c| (c.id, c.key.youtube_id.as_str(), c.label.as_deref())).collect();
+    assert_eq!(got, [(1, "aaaaaaaaaaa", Some("x2")), (2, "bbbbbbbbbbb", Some("y"))]);
+    assert_eq!(unique_indexes(&fresh), ["clips_key"]);
+    // As through the index into a journal that has clips.
+    let mut known = Journal::open(&dir.path().join("known.sqlite")).unwrap();
+    known.sync_plan(&jobs[..1]).unwrap();
+    assert_eq!(known.sync_plan(&jobs).unwrap(), 1);
+    assert_eq!(clip_rows(&fresh), clip_rows(&known));
+}
+
+#[test]
+fn the_key_index_migration_keeps_every_clip_and_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    // A journal of the last version before the key index moved, with clips, a done one, and attempts.
+    let before = schema::MIGRATIONS.iter().position(|m| m.contains("clips_key")).unwrap();
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        for (i, sql) in schema::MIGRATIONS[..before].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+        }
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(
+            "INSERT INTO clips (youtube_id, start_ms, end_ms, label, rel_path, state, labels, trim)
+               VALUES ('aaaaaaaaaaa', 0, 10000, 'x', 'x/a.mp4', 'done', '[\"x\",\"y\"]', 'exact'),
+                      ('bbbbbbbbbbb', 5000, 15000, 'y', 'y/b.mp4', 'pending', NULL, NULL);
+             INSERT INTO runs (started_ms, command, settings) VALUES (1, 'download', '{}');
+             INSERT INTO attempts (clip_id, run_id, started_ms, finished_ms, outcome) VALUES (1, 1, 1, 2, 'done');",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let old = {
+        let conn = Connection::open(&path).unwrap();
+        let mut stmt = conn.prepare("SELECT * FROM clips ORDER BY id").unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| Ok(format!("{:?}", r.get_ref(i)?))).collect::<Result<Vec<_>, _>>())
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap()
+    };
+    let mut j = Journal::open(&path).unwrap();
+    let now = {
+        let mut stmt = j.conn.prepare("SELECT * FROM clips ORDER BY id").unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| (0..n).map(|i| Ok(format!("{:?}", r.get_ref(i)?))).collect::<Result<Vec<_>, _>>())
+            .unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap()
+    };
+    assert_eq!(now, old, "every clip, column for column");
+    assert_eq!(unique_indexes(&j), ["clips_key"]);
+    let fk: bool = j.conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+    assert!(fk, "foreign keys are on again");
+    let attempt: i64 = j.conn.query_row("SELECT clip_id FROM attempts", [], |r| r.get(0)).unwrap();
+    assert_eq!(attempt, 1);
+    // The references are enforced on the new table, and the key is still unique.
+    let dangling = j.conn.execute(
+        "INSERT INTO attempts (clip_id, run_id, started_ms, finished_ms, outcome) VALUES (9, 1, 1, 2, 'done')",
+        [],
+    );
+    assert!(dangling.is_err(), "a reference to no clip is refused");
+    assert_eq!(j.sync_plan(&[job("aaaaaaaaaaa", 0, "z"), job("ccccccccccc", 1, "z")]).unwrap(), 1);
+    assert_eq!(j.clips().unwrap().len(), 3);
+}
