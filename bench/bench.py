@@ -52,12 +52,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--seed-timeout", type=float, default=600, help="per-process timeout of (b), seconds")
     c.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
 
-    t = sub.add_parser("throttle", help="per-IP 429 bans: 1 vs 3 egresses, breaker vs --no-breaker")
-    t.add_argument("--n", type=int, default=20, help="clips per run (default 20)")
-    t.add_argument("--max-requests", type=int, default=24,
-                   help="B: requests allowed per window per IP (default 24: ~2.7 clips at ~9 requests a clip)")
-    t.add_argument("--window", type=float, default=10, help="W: the sliding window, seconds (default 10)")
-    t.add_argument("--ban", type=float, default=10, help="ban length, seconds; also --cooldown (default 10)")
+    t = sub.add_parser("throttle", help="per-IP 429 bans: 1 vs 3 egresses, breaker vs --no-breaker; "
+                                         "--case budget: a per-request budget, learned rate vs --no-breaker")
+    t.add_argument("--case", choices=["egresses", "budget"], default="egresses",
+                   help="egresses (default): 1 and 3 egresses, breaker and --no-breaker; budget: 3 egresses "
+                        "against a per-IP request budget that extends a ban that is hit (issue 14)")
+    t.add_argument("--n", type=int, help="clips per run (default 20; budget: 30)")
+    t.add_argument("--max-requests", type=int,
+                   help="B: requests allowed per window per IP (default 24: ~2.7 clips at ~9 requests a clip; "
+                        "budget: 12)")
+    t.add_argument("--window", type=float, help="W: the sliding window, seconds (default 10; budget: 30)")
+    t.add_argument("--ban", type=float, help="ban length, seconds; also --cooldown (default 10; budget: 20)")
     t.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     t.add_argument("--run-timeout", type=float, default=300, help="upper bound of one run, seconds (default 300)")
 
@@ -78,6 +83,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     a.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
     args = p.parse_args(argv)
     args.command = shlex.join(["python3", "bench/bench.py", *argv])
+    if args.bench == "throttle":
+        budget = args.case == "budget"
+        defaults = {"n": 30 if budget else 20, "max_requests": 12 if budget else 24,
+                    "window": 30.0 if budget else 10.0, "ban": 20.0 if budget else 10.0}
+        for name, value in defaults.items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        args.extend_ban = budget
     if args.bench == "clips":
         args.profiles = [x for x in args.profiles.split(",") if x]
         args.approaches = [x for x in args.approaches.split(",") if x]
@@ -117,6 +130,11 @@ def main(argv: list[str]) -> int:
         cases = bench.run()
         text = fleet.report(cases, args, len(bench.clips), bench)
         section = "fleet"
+    elif args.case == "budget":
+        bench = throttle.Bench(args, kdl, src, work)
+        calib, r, runs = bench.run_budget()
+        text = throttle.report_budget(calib, r, runs, args, len(bench.clips), (bench.load_before, bench.load_after))
+        section = "throttle-budget"
     else:
         bench = throttle.Bench(args, kdl, src, work)
         calib, r, runs = bench.run()

@@ -47,6 +47,8 @@ class Run:
     timeout: float = 0.0
     stderr: str = ""
     timeline: str = ""
+    bans: int = 0
+    learned: dict = field(default_factory=dict)
 
 
 class Bench:
@@ -60,7 +62,7 @@ class Bench:
         if throttled:
             cfg["ip_throttle"] = {"enabled": True, "window_secs": self.args.window,
                                   "max_requests": self.args.max_requests, "ban_secs": self.args.ban,
-                                  "extend_ban": False}
+                                  "extend_ban": self.args.extend_ban}
         return cfg
 
     def one(self, name: str, egresses: int, breaker: bool, throttled: bool, timeout: float) -> Run:
@@ -89,6 +91,7 @@ class Bench:
         run.served = stats["total_requests"] - run.count_429
         run.per_ip = {k: (v["requests"], v["count_429"]) for k, v in stats["ips"].items()}
         run.timeline = timeline(stats["log"], self.args.window)
+        run.bans = count_bans(stats["log"])
         st = c.run_bounded([str(self.kdl), "status", "--out", str(out), "--json"], 60)
         try:
             status = json.loads(st.stdout)
@@ -96,6 +99,8 @@ class Bench:
             run.failed = sum(status["failed"].values())
             run.signals = sum(e["throttle_events"] for e in status["egresses"])
             run.wasted = sum(e["wasted"] for e in status["egresses"])
+            run.learned = {e["egress"]: e.get("learned_rate_per_min") for e in status["egresses"]
+                           if e.get("learned_rate_per_min") is not None}
         except (json.JSONDecodeError, KeyError):
             run.stderr += "\nstatus: " + st.stderr.strip()[-500:]
         run.attempts, run.throttled_attempts = journal_attempts(out / ".kinetics-dl" / "journal.sqlite")
@@ -124,6 +129,40 @@ class Bench:
                 runs.append(r)
         self.load_after = c.load_average()
         return calib, reqs_per_clip, runs
+
+
+    def run_budget(self) -> tuple[Run, float, list[Run]]:
+        """The per-request budget (issue 14): calibration, then 3 egresses with the learned rate and with
+        --no-breaker."""
+        self.load_before = c.load_average()
+        n = len(self.clips)
+        print("==> calibration: the same clips without per-IP throttling (1 egress)", flush=True)
+        calib = self.one("calibration, unthrottled", 1, True, False, self.args.run_timeout)
+        reqs_per_clip = calib.served / max(calib.done, 1)
+        windows = c.ceil_div(n * reqs_per_clip, self.args.max_requests * 3)
+        ideal = max(windows * self.args.window, calib.wall)
+        runs = []
+        for breaker in (True, False):
+            name = f"3 egresses, {'breaker + learned rate' if breaker else '--no-breaker'}"
+            r = self.one(name, 3, breaker, True, min(self.args.run_timeout, 3 * ideal + 60))
+            r.ideal = ideal
+            runs.append(r)
+        self.load_after = c.load_average()
+        return calib, reqs_per_clip, runs
+
+
+def count_bans(log: list[dict]) -> int:
+    """Bans handed out: a 429 to an IP whose previous video request was served (a ban that is hit again, and
+    so extended, is one ban)."""
+    last: dict[str, int] = {}
+    bans = 0
+    for e in sorted(log, key=lambda e: e["time_ms"]):
+        if not (e["path"].startswith("/v/") or e["path"] == "/watch"):
+            continue
+        if e["status"] == 429 and last.get(e["ip"], 200) != 429:
+            bans += 1
+        last[e["ip"]] = e["status"]
+    return bans
 
 
 def timeline(log: list[dict], window: float) -> str:
@@ -198,5 +237,53 @@ def report(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load
         " come from `kinetics-dl status --json` (`egresses[].throttle_events`, `egresses[].wasted`: every request"
         " that was answered with a throttle signal, counted by kinetics-dl itself; it should equal the source's"
         " 429 count). Clip attempts: rows of the journal's `attempts` table (throttled = category rate_limited/bot_check).",
+        "",
+    ])
+
+
+def report_budget(calib: Run, reqs_per_clip: float, runs: list[Run], args, n: int, load: tuple[str, str]) -> str:
+    rows = []
+    for r in runs:
+        status = "timed out" if r.code is None else f"exit {r.code}"
+        total = r.served + r.count_429
+        rows.append([r.name, f"{r.done}/{n}", f"{r.failed}/{r.pending}", f"{r.wall:.1f} ({status})",
+                     f"{r.ideal:.0f}", f"{r.wall / r.ideal:.2f}x" if r.ideal else "-", str(r.bans),
+                     f"{r.count_429} ({100 * r.count_429 / max(total, 1):.1f}%)", str(r.wasted),
+                     f"{total / max(r.done, 1):.2f}", f"{r.throttled_attempts}/{r.attempts}"])
+    learned = "; ".join(f"{r.name}: " + (", ".join(f"{e} {v:.1f}/min" for e, v in sorted(r.learned.items())) or "none")
+                        for r in runs)
+    lines = [f"- {r.name}: {r.timeline}" for r in runs if r.timeline]
+    return "\n".join([
+        "## Throttling against a per-request budget (issue 14)",
+        "",
+        f"Run: {c.machine_line()}; 1-min load average {load[0]} before, {load[1]} after",
+        "",
+        f"Build: {args.build}",
+        "",
+        f"Command: `{args.command}` (n {args.n}; rule: more than {args.max_requests} video requests (watch page, "
+        f"manifest, media) from one IP in a sliding {args.window:g} s window ban it for {args.ban:g} s, and a "
+        f"request into a ban extends it; kinetics-dl `--cooldown {args.ban:g}s`, default `-j`, egresses "
+        "127.0.0.2..4 via `--source-address`)",
+        "",
+        f"Calibration without the throttle (1 egress): {calib.done}/{n} clips in {calib.wall:.1f} s = T0; "
+        f"{calib.served} requests = R = {reqs_per_clip:.2f} requests per clip. ideal = max(ceil(N*R / (B*E)) * W, "
+        f"T0) with N={n}, B={args.max_requests}, W={args.window:g} s, E=3: the schedule the budget allows at "
+        "this build's requests per clip.",
+        "",
+        c.table(["run", "done", "failed/pending", "wall s", "ideal s", "wall/ideal", "bans",
+                 "answered 429 (share of all requests)", "requests into bans (journal)", "requests per clip",
+                 "clip attempts throttled/all"], rows),
+        "",
+        f"Learned rates at the end (`status --json` `learned_rate_per_min`): {learned}.",
+        "",
+        f"Requests per {args.window:g} s window from each run's first request (served/429; the budget allows"
+        f" {args.max_requests} per window per egress):",
+        "",
+        *lines,
+        "",
+        "bans = 429s to an IP whose previous video request was served (the source's log); answered 429 = test"
+        " source `/_stats` `ips[].count_429` summed, every request sent into a ban including the one that"
+        " tripped it; requests into bans (journal) = `status --json` `egresses[].wasted`; requests per clip ="
+        " all video requests / clips done.",
         "",
     ])

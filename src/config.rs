@@ -130,6 +130,7 @@ impl Config {
             "request_size": self.request_size,
             "egresses": self.egresses.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
             "breaker": self.throttle.breaker,
+            "learn_rate": self.throttle.learn_rate,
             "cooldown_s": self.throttle.cooldown.as_secs_f64(),
             "rate_per_hour": self.throttle.rate_per_hour,
             "ytdlp_mode": ytdlp_mode,

@@ -287,6 +287,7 @@ impl DownloadArgs {
         let cooldown = duration("--cooldown", &self.cooldown)?;
         let policy = crate::governor::Policy {
             breaker: !self.no_breaker,
+            learn_rate: !self.no_breaker && !self.no_learned_rate,
             cooldown,
             cooldown_cap: duration("--cooldown-max", &self.cooldown_max)?.max(cooldown),
             rate_per_hour: parse_rate(self.rate.as_deref(), &self.url_template)?,

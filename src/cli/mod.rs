@@ -390,6 +390,10 @@ pub struct DownloadArgs {
     /// Treat throttling like any passing failure (no breakers): for comparisons only.
     #[arg(long)]
     pub no_breaker: bool,
+    /// Pace each egress by `--rate` alone, learning no request rate from its bans: for hosts whose bans count
+    /// requests over hours (a quota), which no request rate avoids.
+    #[arg(long)]
+    pub no_learned_rate: bool,
     /// Pass an option to yt-dlp verbatim (repeatable), e.g. `--ytdlp-arg=--js-runtimes=node`.
     #[arg(long = "ytdlp-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub ytdlp_args: Vec<String>,

@@ -76,6 +76,9 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
             "  egress {:<22} {state}; {} throttle signals, {} requests into bans",
             e.egress, e.throttle_events, e.wasted
         )?;
+        if let Some(rate) = e.learned_rate_per_min {
+            writeln!(out, "         {:<22} learned rate {rate:.1} requests/min (from its bans)", "")?;
+        }
         if let Some(since) = &e.dash_refused_since {
             writeln!(out, "         {:<22} DASH refused since {since}: clips start from itag 18", "")?;
         }
@@ -213,6 +216,9 @@ struct EgressReport {
     /// RFC 3339 time upstream first refused DASH through it (no proof-of-origin token): its clips start from
     /// itag 18, in later runs too.
     dash_refused_since: Option<String>,
+    /// The upstream request rate it learned from bans (requests a minute), which the next run starts from;
+    /// absent before its first ban.
+    learned_rate_per_min: Option<f64>,
 }
 
 fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
@@ -220,6 +226,7 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let counts = journal.throttle_counts()?;
     let outage_rows = journal.outages()?;
     let refused = journal.dash_refused()?;
+    let rates = journal.egress_rates()?;
     // Every egress with a saved breaker, a signal or an outage (a fleet worker keeps its breakers in the
     // fleet, not here).
     let mut egresses: std::collections::BTreeMap<String, (Option<i64>, i64)> =
@@ -244,7 +251,9 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
                 let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.1.max(0) as u64);
                 humantime::format_rfc3339_seconds(t).to_string()
             });
+            let learned_rate_per_min = rates.iter().find(|r| r.0 == egress).map(|r| r.1);
             EgressReport {
+                learned_rate_per_min,
                 dash_refused_since,
                 egress,
                 open_until,

@@ -3,6 +3,8 @@
 
 use crate::classify::{Category, Disposition};
 use crate::cpu::StageCpu;
+use crate::governor::rate::{EXTRACT_REQUESTS, HOLD_BOUND};
+use crate::governor::Gate;
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Expect, Registration, Relay};
@@ -37,6 +39,9 @@ pub struct Exit {
     /// Upstream refused a DASH format through this egress after serving its first bytes (no proof-of-origin
     /// token): its clips start from itag 18, in this run and (once journaled) in later ones.
     pub dash_refused: DashRefusal,
+    /// The egress's learned request rate: extraction and every relay request wait on it, and on its hold
+    /// while the egress is banned.
+    pub gate: Gate,
 }
 
 /// Whether upstream refused DASH formats through an egress, and whether the journal has heard of it yet.
@@ -75,6 +80,19 @@ pub struct Task {
     pub start: f64,
     pub end: f64,
     pub dest: PathBuf,
+    /// The clip is its egress's probe after a cool-off: its requests are paced but never held.
+    pub probe: bool,
+}
+
+impl Task {
+    /// The gate this clip's requests wait on: the egress's, or its probe's handle.
+    fn gate(&self, exit: &Exit) -> Gate {
+        if self.probe {
+            exit.gate.for_probe()
+        } else {
+            exit.gate.clone()
+        }
+    }
 }
 
 /// How a clip ended.
@@ -92,6 +110,12 @@ pub enum Outcome {
     },
     /// Stopped by Ctrl-C: the clip stays pending.
     Cancelled,
+    /// A request waited for its banned (or slow) egress past its bound and was never sent: the clip goes
+    /// back, uncharged; this is no signal from the host.
+    Held {
+        bytes_fetched: u64,
+        download_s: f64,
+    },
 }
 
 /// Requests of a clip answered 429 (or with a bot check), and the longest `Retry-After` among them.
@@ -134,6 +158,9 @@ impl Engine {
         let mut itag18 = exit.dash_refused.is_refused();
         let mut refused_requests = 0;
         let (info, fetched) = loop {
+            if task.gate(exit).wait(HOLD_BOUND, EXTRACT_REQUESTS).await.is_err() {
+                return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
+            }
             let (info, extract_cpu) =
                 crate::cpu::measure(self.ytdlp.extract(&task.url, &exit.args, itag18, stop)).await;
             cpu.extract_s += extract_cpu.as_secs_f64();
@@ -141,6 +168,10 @@ impl Engine {
                 Ok(info) => info,
                 Err(f) => return failed(f, bytes, (0, None), t0),
             };
+            if task.probe {
+                // The host answered the probe: the requests its ban held may go again.
+                exit.gate.reopened();
+            }
             let (fetched, fetch_cpu) = crate::cpu::measure(self.fetch(task, exit, &info, itag18, work, stop)).await;
             cpu.fetch_s += fetch_cpu.as_secs_f64();
             match fetched {
@@ -159,6 +190,9 @@ impl Engine {
                     itag18 = true;
                     bytes += e.bytes;
                     refused_requests += e.requests;
+                }
+                Err(e) if e.held => {
+                    return Outcome::Held { bytes_fetched: bytes + e.bytes, download_s: t0.elapsed().as_secs_f64() }
                 }
                 Err(e) => return failed(e.failure, bytes + e.bytes, e.throttled, t0),
             }
@@ -287,8 +321,12 @@ impl Engine {
         stop: &mut StopSignal,
     ) -> Result<Fetched, FetchError> {
         if info.streams.iter().all(|s| s.is_rangeable()) {
-            let regs: Vec<Registration> =
-                info.streams.iter().map(|s| self.relay.register(&s.url, &s.headers, exit.client.clone())).collect();
+            let gate = task.gate(exit);
+            let regs: Vec<Registration> = info
+                .streams
+                .iter()
+                .map(|s| self.relay.register_paced(&s.url, &s.headers, exit.client.clone(), gate.clone()))
+                .collect();
             for (reg, stream) in regs.iter().zip(&info.streams) {
                 reg.set_window(task.start, task.end + crate::tools::ffmpeg::END_PAD);
                 reg.expect(Expect { duration: info.duration, fps: stream.fps, fragmented: stream.dash });
@@ -316,7 +354,9 @@ impl Engine {
                     let progressive = info.streams.len() == 1 && stream.format_id == "18";
                     let format_refused =
                         crate::retry::format_refused(err.status(), reg.bytes_fetched(), &stream.url, progressive);
-                    return Err(FetchError { failure, bytes, requests, throttled, format_refused });
+                    // Held, not refused: nothing went into the ban (a 429 that did makes it a throttle signal).
+                    let held = throttled.0 == 0 && regs.iter().any(Registration::held);
+                    return Err(FetchError { failure, bytes, requests, throttled, format_refused, held });
                 }
                 (Ok(w), None) if !unsupported => {
                     return Ok(Fetched {
@@ -329,13 +369,24 @@ impl Engine {
                     });
                 }
                 (Err(failure), None) if !unsupported => {
-                    return Err(FetchError { failure, bytes, requests, throttled, format_refused: false })
+                    return Err(FetchError { failure, bytes, requests, throttled, format_refused: false, held: false })
                 }
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }
+        if let Err(held) = task.gate(exit).wait(HOLD_BOUND, EXTRACT_REQUESTS).await {
+            let failure = Failure::new(Category::RateLimited, format!("whole video held for another {:?}", held.0), "");
+            return Err(FetchError {
+                failure,
+                bytes: 0,
+                requests: 0,
+                throttled: (0, None),
+                format_refused: false,
+                held: true,
+            });
+        }
         let path = self.ytdlp.download_whole(&task.url, &exit.args, itag18, work, stop).await.map_err(|failure| {
-            FetchError { failure, bytes: 0, requests: 0, throttled: (0, None), format_refused: false }
+            FetchError { failure, bytes: 0, requests: 0, throttled: (0, None), format_refused: false, held: false }
         })?;
         let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let duration = self.ffmpeg.probe(&path, stop).await.ok().and_then(|p| p.duration);
@@ -402,6 +453,8 @@ struct FetchError {
     throttled: Throttled,
     /// Upstream refused the format after serving some of it ([`crate::retry::format_refused`]).
     format_refused: bool,
+    /// A request waited at the egress's gate past its bound and was not sent: no signal, given back.
+    held: bool,
 }
 
 struct Fetched {

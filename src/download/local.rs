@@ -173,6 +173,7 @@ impl<'a> JournalStore<'a> {
             start: key.start_ms as f64 / 1000.0,
             end: key.end_ms as f64 / 1000.0,
             dest: self.out.clip_path(&rel_path)?,
+            probe: false,
         };
         Ok(Work { task, id: key.youtube_id, attempts, tries: 0, blocked_on: vec![], claim: () })
     }
@@ -218,17 +219,18 @@ impl Store for JournalStore<'_> {
                 governor.restore(&egress, until, Duration::from_millis(cooloff_ms.max(0) as u64));
             }
         }
-        Ok(())
+        super::store::load_rates(self.journal, governor)
     }
 
-    /// Writes each egress's breaker to the journal, so that a rerun before a cool-off ends does not hammer.
+    /// Writes each egress's breaker and learned rate to the journal, so that a rerun before a cool-off ends
+    /// does not hammer, and starts from the rate the host tolerated.
     fn save_breakers(&mut self, governor: &Governor) -> anyhow::Result<()> {
         let (now, now_ms) = (Instant::now(), journal::now_ms());
         for (egress, until, cooloff) in governor.breakers() {
             let until = until.map(|u| now_ms + u.saturating_duration_since(now).as_millis() as i64);
             self.journal.save_egress(egress, until, cooloff.as_millis() as i64)?;
         }
-        Ok(())
+        super::store::save_rates(self.journal, governor)
     }
 
     async fn begin(&mut self, summary: &mut Summary, reporter: &mut dyn Reporter) -> anyhow::Result<()> {

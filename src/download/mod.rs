@@ -147,7 +147,11 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         .iter()
         .map(|e| {
             let dash_refused = if refused.contains(&e.name) { DashRefusal::recorded() } else { DashRefusal::default() };
-            Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused })
+            // The learned rate starts unpaced under the `--rate` ceiling; the store puts back what an earlier
+            // run learned (`Store::load_breakers`).
+            let aimd = crate::governor::Aimd::new(crate::governor::rate::ceiling_per_s(cfg.throttle.rate_per_hour));
+            let gate = crate::governor::Gate::new(aimd, cfg.throttle.breaker);
+            Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused, gate })
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .or_usage()?;

@@ -61,6 +61,7 @@ type Joined<C> = (Work<C>, Outcome, i64, usize, bool);
 impl<S: Store> Scheduler<S> {
     pub fn new(cfg: &Config, mut store: S, engine: Arc<Engine>, run_id: i64, stop: StopSignal) -> anyhow::Result<Self> {
         let mut governor = Governor::new(cfg.egresses.clone(), store.policy(cfg.throttle.clone()));
+        governor.use_gates(engine.exits.iter().map(|e| e.gate.clone()));
         store.load_breakers(&mut governor)?;
         Ok(Scheduler {
             store,
@@ -125,17 +126,23 @@ impl<S: Store> Scheduler<S> {
             let upkeep = self.store.tend(&mut self.summary, reporter).await?;
             let mut wake = self.store.next_due();
             let mut dry = false;
-            while !stopping && running.len() < self.jobs && self.store.ready() {
+            while !stopping && self.room(running.len()) && self.store.ready() {
                 let now = Instant::now();
-                let store = &self.store;
-                let (lane, probe) = match self.governor.pick_where(now, |lane| store.ready_for(lane)) {
-                    Pick::Lane { index, probe } => (index, probe),
+                // With every job slot taken, only the probe of an egress whose clips' requests are held
+                // may start: they wait for it, and it must not wait for them.
+                let under = running.len() < self.jobs;
+                let (store, governor) = (&self.store, &self.governor);
+                let pick =
+                    governor.pick_where(now, |lane| store.ready_for(lane) && (under || governor.holding(lane) > 0));
+                let (lane, probe) = match pick {
+                    Pick::Lane { index, probe } if under || probe => (index, probe),
+                    Pick::Lane { .. } => break,
                     Pick::Wait { until } => {
                         wake = min_instant(wake, until);
                         break;
                     }
                 };
-                let (work, alone) =
+                let (mut work, alone) =
                     match self.store.take(lane, probe, running.len(), &mut self.summary, reporter).await? {
                         Take::Work { work, alone } => (work, alone),
                         Take::Settled => continue,
@@ -148,6 +155,7 @@ impl<S: Store> Scheduler<S> {
                             break;
                         }
                     };
+                work.task.probe = probe;
                 self.governor.started(lane, probe, now);
                 let engine = self.engine.clone();
                 let halt = self.halt.subscribe();
@@ -173,7 +181,7 @@ impl<S: Store> Scheduler<S> {
                 }
             }
             reporter.waiting(self.governor.status_line(Instant::now()));
-            let wake = if running.len() < self.jobs && !stopping { min_instant(wake, upkeep) } else { upkeep };
+            let wake = if self.room(running.len()) && !stopping { min_instant(wake, upkeep) } else { upkeep };
             let wake = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 Some(joined) = running.join_next() => {
@@ -185,6 +193,12 @@ impl<S: Store> Scheduler<S> {
                 _ = tick.tick() => reporter.tick(),
             }
         }
+    }
+
+    /// Whether a clip may start with `running` running: a free job slot, or (for its probe) an egress whose
+    /// clips' requests are held.
+    fn room(&self, running: usize) -> bool {
+        running < self.jobs || (0..self.governor.egress_count()).any(|lane| self.governor.holding(lane) > 0)
     }
 
     /// Every egress is cooling and the first reopens later than `--max-wait`: the run ends here, and says
@@ -257,6 +271,18 @@ impl<S: Store> Scheduler<S> {
                 attempt.encode_s = done.encode_s;
                 self.store.journal().record_attempt(&attempt)?;
                 return self.store.settle(work, Settled::Done(done), &mut self.summary, reporter).await;
+            }
+            Outcome::Held { bytes_fetched, download_s } => {
+                // Nothing was sent and the host said nothing: no signal, no attempt charged.
+                self.finished(lane, probe, Finish::Unknown, clip_id)?;
+                self.summary.bytes_fetched += bytes_fetched;
+                attempt.outcome = "held";
+                attempt.category = Some(Category::RateLimited.as_str());
+                attempt.message = Some("held while the egress was banned or paced: nothing sent, given back");
+                attempt.bytes_fetched = bytes_fetched;
+                attempt.download_s = download_s;
+                self.store.journal().record_attempt(&attempt)?;
+                return self.store.settle(work, Settled::GiveBack, &mut self.summary, reporter).await;
             }
             Outcome::Failed { failure, bytes_fetched, download_s, throttled_requests, retry_after } => {
                 (failure, bytes_fetched, download_s, throttled_requests, retry_after)
@@ -337,8 +363,9 @@ impl<S: Store> Scheduler<S> {
                     self.summary.throttle_events += 1;
                 }
                 if let Some(o) = &opened {
+                    let rate = o.learned.map(|r| format!("; its requests now {:.1}/min", r * 60.0)).unwrap_or_default();
                     reporter.note(&format!(
-                        "{}: {} — cooling down for {}",
+                        "{}: {} — cooling down for {}{rate}",
                         o.egress,
                         signal,
                         retry::format_duration(o.cooloff)

@@ -179,3 +179,23 @@ pub trait Store {
     /// The very last step, with how the run ended.
     async fn leave(&mut self, _result: &anyhow::Result<()>, _exit_code: i32) {}
 }
+
+/// Puts back each egress's request rate that an earlier run learned (kept in the local journal, for one
+/// machine and a fleet worker alike).
+pub fn load_rates(journal: &Journal, governor: &mut Governor) -> anyhow::Result<()> {
+    let now = Instant::now();
+    for (egress, per_min) in journal.egress_rates()? {
+        governor.restore_rate(&egress, per_min, now);
+    }
+    Ok(())
+}
+
+/// Keeps each egress's learned request rate in the local journal for the next run.
+pub fn save_rates(journal: &mut Journal, governor: &Governor) -> anyhow::Result<()> {
+    for (egress, per_min) in governor.rates(Instant::now()) {
+        if let Some(per_min) = per_min {
+            journal.save_egress_rate(egress, per_min)?;
+        }
+    }
+    Ok(())
+}

@@ -4,10 +4,12 @@
 pub mod breaker;
 pub mod egress;
 pub mod pacer;
+pub mod rate;
 
 pub use breaker::{Admit, Breaker};
 pub use egress::{Egress, Route};
 pub use pacer::Pacer;
+pub use rate::{Aimd, Gate};
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,9 @@ use std::time::{Duration, Instant};
 pub struct Policy {
     /// `false` is `--no-breaker`: throttle signals are treated as ordinary passing failures.
     pub breaker: bool,
+    /// Each ban teaches the egress a request rate (`rate.rs`); `false` is `--no-learned-rate` (and
+    /// `--no-breaker`): requests are paced by `--rate` alone.
+    pub learn_rate: bool,
     pub cooldown: Duration,
     pub cooldown_cap: Duration,
     /// Clips an hour per egress, or `None`.
@@ -35,6 +40,9 @@ pub struct Lane {
     pub egress: Egress,
     pub breaker: Breaker,
     pub pacer: Pacer,
+    /// The egress's learned request rate, which every request through it waits on, and its hold while
+    /// banned (`rate.rs`); shared with the clips' engine.
+    pub gate: Gate,
     pub running: usize,
     pub started: u64,
     pub throttled: u64,
@@ -88,6 +96,8 @@ pub enum Finish {
 pub struct Opened {
     pub egress: String,
     pub cooloff: Duration,
+    /// The request rate (a second) the egress learned from this ban, if it taught one.
+    pub learned: Option<f64>,
 }
 
 /// Past this many jobs at once the ramp after a ban ends.
@@ -125,6 +135,7 @@ impl Governor {
                 egress,
                 breaker: Breaker::new(policy.cooldown, policy.cooldown_cap, policy.jitter),
                 pacer: Pacer::new(policy.rate_per_hour, policy.jitter),
+                gate: Gate::new(Aimd::new(rate::ceiling_per_s(policy.rate_per_hour)), policy.breaker),
                 running: 0,
                 started: 0,
                 throttled: 0,
@@ -145,6 +156,33 @@ impl Governor {
         if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
             lane.breaker = lane.breaker.clone().restored(until, cooloff);
         }
+    }
+
+    /// The gates the clips' requests wait on, one per lane in order, instead of the governor's own.
+    pub fn use_gates(&mut self, gates: impl IntoIterator<Item = Gate>) {
+        for (lane, gate) in self.lanes.iter_mut().zip(gates) {
+            lane.gate = gate;
+        }
+    }
+
+    /// Starts an egress from the request rate an earlier run learned (unless rates are not learned).
+    pub fn restore_rate(&mut self, egress: &str, per_min: f64, now: Instant) {
+        if !self.policy.learn_rate {
+            return;
+        }
+        if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
+            lane.gate.restore(per_min / 60.0, now);
+        }
+    }
+
+    /// Each egress's learned request rate (requests a minute; `None` before its first ban).
+    pub fn rates(&self, now: Instant) -> impl Iterator<Item = (&str, Option<f64>)> + '_ {
+        self.lanes.iter().map(move |l| (l.egress.name.as_str(), l.gate.learned(now).map(|r| r * 60.0)))
+    }
+
+    /// Requests of running clips held at the lane's gate while its egress is banned.
+    pub fn holding(&self, lane: usize) -> usize {
+        self.lanes[lane].gate.holding()
     }
 
     /// The admissible lane with the most headroom: fewest running, then least used.
@@ -175,11 +213,19 @@ impl Governor {
                     continue;
                 }
             };
-            if lane.limit.is_some_and(|l| lane.running >= l) {
+            // The ramp after a ban counts the jobs from before it too, but never keeps the probe out: those
+            // jobs' requests are held until the probe gets through.
+            if !probe && lane.limit.is_some_and(|l| lane.running >= l) {
                 continue;
             }
             if !lane.pacer.is_ready(now) {
                 consider(lane.pacer.ready_at());
+                continue;
+            }
+            // Requests still wait their turn at the learned rate: a new clip would only queue behind them.
+            let turn = lane.gate.next_at(now);
+            if turn > now {
+                consider(Some(turn));
                 continue;
             }
             let better = match best {
@@ -227,6 +273,7 @@ impl Governor {
                         }
                     }
                     lane.breaker.succeeded();
+                    lane.gate.reopened();
                 }
                 if lane.breaker.state == breaker::State::Closed {
                     lane.grow();
@@ -249,7 +296,7 @@ impl Governor {
                 }
                 let (base, cap) = (self.policy.down_cooloff, self.policy.down_cooloff_cap);
                 let cooloff = lane.breaker.down(now, probe, base, cap)?;
-                Some(Opened { egress: lane.egress.name.clone(), cooloff })
+                Some(Opened { egress: lane.egress.name.clone(), cooloff, learned: None })
             }
             Finish::Throttled { requests, retry_after } => {
                 lane.throttled += 1;
@@ -259,11 +306,19 @@ impl Governor {
                 }
                 // The jobs in flight when the ban began: those still running and this one.
                 let at_ban = lane.running + 1;
-                let cooloff = lane.breaker.signal(now, probe, fastrand::f64(), retry_after)?;
+                let Some(cooloff) = lane.breaker.signal(now, probe, fastrand::f64(), retry_after) else {
+                    // A job from before the ban: the hold lasts as long as the breaker stays open.
+                    if let Some(until) = lane.breaker.open_until() {
+                        lane.gate.banned(now, until, false);
+                    }
+                    return None;
+                };
                 lane.ceiling = Some((at_ban / 2).max(1));
                 lane.limit = Some(1);
                 lane.grown = 0;
-                Some(Opened { egress: lane.egress.name.clone(), cooloff })
+                // The ban teaches the egress a request rate, and holds its requests until the probe is through.
+                let learned = lane.gate.banned(now, now + cooloff, self.policy.learn_rate);
+                Some(Opened { egress: lane.egress.name.clone(), cooloff, learned })
             }
         }
     }

@@ -11,6 +11,7 @@ fn gov(n: usize, breaker: bool, rate: Option<f64>) -> Governor {
         egresses,
         Policy {
             breaker,
+            learn_rate: breaker,
             cooldown: 10 * S,
             cooldown_cap: 100 * S,
             rate_per_hour: rate,
@@ -206,4 +207,27 @@ fn with_every_egress_down_the_line_says_the_network_is_down_and_a_probe_resumes(
     assert_eq!(g.cooled(), Duration::ZERO);
     assert_eq!(g.pick(t0 + 47 * S), Pick::Lane { index: 0, probe: false });
     assert!(g.status_line(t0 + 47 * S).is_none());
+}
+
+/// A job from before the ban still runs (its requests held at the gate, waiting for the probe): the ramp's
+/// one job does not keep the probe out, the ban holds the lane's gate and cuts its rate, and the probe that
+/// gets through lifts the hold.
+#[tokio::test]
+async fn the_probe_starts_beside_held_jobs_and_lifts_their_hold() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    g.started(0, false, t0);
+    // Twenty requests at once, then the ban: half the rate they went at.
+    for _ in 0..20 {
+        g.lanes[0].gate.wait(S, 1).await.unwrap();
+    }
+    let opened = g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, Instant::now()).unwrap();
+    assert!(opened.learned.is_some_and(|r| r > 0.0), "{opened:?}");
+    assert!(g.lanes[0].gate.wait(Duration::from_millis(10), 1).await.is_err(), "held while banned");
+    let reopens = Instant::now() + opened.cooloff;
+    assert_eq!(g.pick(reopens), Pick::Lane { index: 0, probe: true }, "the job still running must not keep it out");
+    g.started(0, true, reopens);
+    g.finished(0, true, Finish::Served, reopens);
+    g.lanes[0].gate.wait(S, 1).await.expect("the probe got through: nothing held");
 }

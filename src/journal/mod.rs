@@ -749,6 +749,26 @@ impl Journal {
         Ok(())
     }
 
+    /// Saves the request rate an egress learned (requests a minute). An egress without a breaker on record
+    /// (a fleet worker's) gets a closed one.
+    pub fn save_egress_rate(&mut self, egress: &str, per_min: f64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO egress_state (egress, cooloff_ms, updated_ms, rate_per_min) VALUES (?1, 0, ?2, ?3)
+             ON CONFLICT (egress) DO UPDATE SET rate_per_min = excluded.rate_per_min, updated_ms = excluded.updated_ms",
+            params![egress, now_ms(), per_min],
+        )?;
+        Ok(())
+    }
+
+    /// Each egress's learned request rate (requests a minute), where one was learned, by egress.
+    pub fn egress_rates(&self) -> anyhow::Result<Vec<(String, f64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT egress, rate_per_min FROM egress_state WHERE rate_per_min IS NOT NULL ORDER BY egress")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every egress's saved breaker: (egress, open until unix ms, cool-off ms).
     pub fn egress_states(&self) -> anyhow::Result<Vec<(String, Option<i64>, i64)>> {
         let mut stmt =

@@ -103,6 +103,11 @@ impl Reader {
         outages(&self.conn)
     }
 
+    /// The request rates egresses learned from bans (none in a journal that predates the record).
+    pub fn learned_rates(&self) -> rusqlite::Result<Vec<LearnedRate>> {
+        learned_rates(&self.conn)
+    }
+
     /// The egresses refused DASH (none in a journal that predates the record).
     pub fn dash_refused(&self) -> rusqlite::Result<Vec<DashRefused>> {
         dash_refused(&self.conn)
@@ -637,6 +642,32 @@ pub(super) fn dash_refused(conn: &Connection) -> rusqlite::Result<Vec<DashRefuse
     }
     let mut stmt = conn.prepare("SELECT egress, since_ms FROM dash_refused ORDER BY egress")?;
     let rows = stmt.query_map([], |r| Ok(DashRefused { egress: r.get(0)?, since_ms: r.get(1)? }))?;
+    rows.collect()
+}
+
+/// The upstream request rate an egress learned from bans, which the next run starts from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LearnedRate {
+    pub egress: String,
+    pub per_min: f64,
+    /// When it was last saved (unix ms).
+    pub at_ms: i64,
+}
+
+/// The learned rates, by egress; none when this journal predates them (schema 11).
+pub(super) fn learned_rates(conn: &Connection) -> rusqlite::Result<Vec<LearnedRate>> {
+    let has = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('egress_state') WHERE name = 'rate_per_min')",
+        [],
+        |r| r.get::<_, bool>(0),
+    )?;
+    if !has {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT egress, rate_per_min, updated_ms FROM egress_state WHERE rate_per_min IS NOT NULL ORDER BY egress",
+    )?;
+    let rows = stmt.query_map([], |r| Ok(LearnedRate { egress: r.get(0)?, per_min: r.get(1)?, at_ms: r.get(2)? }))?;
     rows.collect()
 }
 

@@ -157,6 +157,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE clips_new RENAME TO clips;
     CREATE UNIQUE INDEX clips_key ON clips (youtube_id, start_ms, end_ms);
     CREATE INDEX clips_state ON clips (state);",
+    // 11: the request rate each egress learned from bans (requests a minute), so that a rerun starts from it.
+    "ALTER TABLE egress_state ADD COLUMN rate_per_min REAL;",
 ];
 
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -25,6 +25,10 @@ pub enum UpstreamError {
     /// Connecting, a timeout, a reset, or a body that ended early.
     #[error("upstream transfer failed: {0}")]
     Transport(String),
+    /// Not sent: the egress is banned (or its learned rate gives the request no turn) for longer than a
+    /// request may wait; the clip is given back with nothing sent.
+    #[error("upstream not asked: the egress is held for another {0:?}")]
+    Held(std::time::Duration),
 }
 
 impl UpstreamError {
@@ -42,7 +46,7 @@ impl UpstreamError {
             UpstreamError::Transport(_) => true,
             // Not 429: retrying a throttle sends more requests into a ban; the egress's breaker decides.
             UpstreamError::Status { status, .. } => matches!(status, 408 | 500..=599),
-            UpstreamError::RangeUnsupported | UpstreamError::BadContentRange(_) => false,
+            UpstreamError::RangeUnsupported | UpstreamError::BadContentRange(_) | UpstreamError::Held(_) => false,
         }
     }
 }
@@ -91,6 +95,8 @@ pub(super) struct Entry {
     pub host: String,
     pub headers: HeaderMap,
     pub client: reqwest::Client,
+    /// The egress's learned request rate and its hold while banned: every upstream request waits on it.
+    pub gate: Option<crate::governor::Gate>,
     totals: Arc<Counters>,
     own: Counters,
     max_span: AtomicU64,
@@ -264,6 +270,7 @@ impl Entry {
             host,
             headers: forwarded_headers(headers),
             client,
+            gate: None,
             totals,
             own: Counters::default(),
             max_span: AtomicU64::new(0),
@@ -359,7 +366,11 @@ impl Entry {
         self.totals.bytes_fetched.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Upstream answered 429: the egress's gate holds its requests from now on.
     pub fn note_throttled(&self, retry_after_secs: Option<u64>) {
+        if let Some(gate) = &self.gate {
+            gate.throttled(std::time::Instant::now(), retry_after_secs.map(std::time::Duration::from_secs));
+        }
         self.throttled.fetch_add(1, Ordering::Relaxed);
         if let Some(secs) = retry_after_secs {
             self.retry_after_secs.fetch_max(secs, Ordering::Relaxed);
@@ -504,6 +515,11 @@ impl Registration {
     /// transfer). Failures that a retry recovered from are not recorded.
     pub fn last_upstream_error(&self) -> Option<UpstreamError> {
         self.entry.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// A request was held at the egress's gate past its bound and not sent (the clip goes back, uncharged).
+    pub fn held(&self) -> bool {
+        matches!(self.last_upstream_error(), Some(UpstreamError::Held(_)))
     }
 
     /// How many upstream requests were answered 429 (requests sent into a ban).

@@ -81,6 +81,20 @@ impl Relay {
         Registration::new(self.inner.registry.clone(), entry, &self.inner.base_url)
     }
 
+    /// As [`Relay::register`], with every upstream request paced by the egress's `gate` (its learned rate)
+    /// and held while the egress is banned.
+    pub fn register_paced(
+        &self,
+        upstream_url: &str,
+        headers: &[(String, String)],
+        client: reqwest::Client,
+        gate: crate::governor::Gate,
+    ) -> Registration {
+        let mut entry = Entry::new(upstream_url, headers, client, self.inner.totals.clone());
+        entry.gate = Some(gate);
+        Registration::new(self.inner.registry.clone(), entry, &self.inner.base_url)
+    }
+
     /// Sums over all registrations since the relay started.
     pub fn totals(&self) -> RelayTotals {
         self.inner.totals.snapshot()

@@ -12,6 +12,7 @@ use super::http::{error_response, ByteRange, ResponseHead};
 use super::registry::{Entry, Meta, UpstreamError};
 use super::upstream::{open_piece, Piece};
 use super::RelayConfig;
+use crate::governor::rate::HOLD_BOUND;
 
 /// Writes to ffmpeg go out in slices this size. The relay's socket send buffer is small (see
 /// `server.rs`); written whole, a chunk becomes one ~64 KB loopback segment that fills it, and each such
@@ -46,9 +47,10 @@ pub(super) async fn serve(
     let request = entry.note_downstream_request();
     let needs_length = head_only || matches!(range, Some(ByteRange::Suffix(_)));
     let meta = match entry.meta() {
-        None if needs_length => match learn_length(entry, config).await {
+        None if needs_length => match learn_length(entry, config, out).await {
             Ok(meta) => Some(meta),
-            Err(error) => return fail_before_head(entry, error, out).await,
+            Err(None) => return Outcome::ClientGone,
+            Err(Some(error)) => return fail_before_head(entry, error, out).await,
         },
         meta => meta,
     };
@@ -74,12 +76,13 @@ pub(super) async fn serve(
         Some(meta) => (None, meta.total),
         None => {
             let last = entry.piece_end(start, end, meta.as_ref().map(|m| m.total), &mut ramp, config.request_size);
-            match open_with_retries(entry, config, start, last).await {
+            match open_with_retries(entry, config, start, last, out).await {
                 Ok(piece) => {
                     let total = piece.total;
                     (Some(piece), total)
                 }
-                Err(error) => return fail_before_head(entry, error, out).await,
+                Err(None) => return Outcome::ClientGone,
+                Err(Some(error)) => return fail_before_head(entry, error, out).await,
             }
         }
     };
@@ -133,20 +136,47 @@ fn response_head(partial: bool, start: u64, end: u64, total: u64, content_type: 
 }
 
 /// A one-byte request, to answer HEAD or a suffix range before anything else revealed the length.
-async fn learn_length(entry: &Entry, config: &RelayConfig) -> Result<Meta, UpstreamError> {
-    let mut piece = open_with_retries(entry, config, 0, 0).await?;
+/// `Err(None)`: ffmpeg hung up while the request waited its turn.
+async fn learn_length(entry: &Entry, config: &RelayConfig, out: &TcpStream) -> Result<Meta, Option<UpstreamError>> {
+    let mut piece = open_with_retries(entry, config, 0, 0, out).await?;
     // The byte itself is not needed; reading it lets the connection go back to the client's pool.
     let _ = piece.next_chunk(entry, config.read_timeout).await;
     Ok(entry.meta().unwrap_or(Meta { total: piece.total, content_type: None }))
 }
 
-/// Opens a piece, retrying network failures. HTTP error statuses are not retried here: on the first
-/// request they go straight back to ffmpeg, whose message the caller's failure classifier reads.
-async fn open_with_retries(entry: &Entry, config: &RelayConfig, start: u64, end: u64) -> Result<Piece, UpstreamError> {
+/// Waits for the egress's turn to ask upstream (its learned rate, and its hold while banned: ffmpeg waits on
+/// the local connection instead of the request going into the ban), then opens a piece. `Err(None)`: ffmpeg
+/// hung up meanwhile, nothing was asked.
+async fn paced_piece(
+    entry: &Entry,
+    out: &TcpStream,
+    start: u64,
+    end: u64,
+    head_timeout: Duration,
+    retry: bool,
+) -> Result<Piece, Option<UpstreamError>> {
+    if let Some(gate) = &entry.gate {
+        gate.wait(HOLD_BOUND, 1).await.map_err(|held| Some(UpstreamError::Held(held.0)))?;
+        if !peer_open(out) {
+            return Err(None);
+        }
+    }
+    open_piece(entry, start, end, head_timeout, retry).await.map_err(Some)
+}
+
+/// Opens a piece in its turn, retrying network failures. HTTP error statuses are not retried here: on the
+/// first request they go straight back to ffmpeg, whose message the caller's failure classifier reads.
+async fn open_with_retries(
+    entry: &Entry,
+    config: &RelayConfig,
+    start: u64,
+    end: u64,
+    out: &TcpStream,
+) -> Result<Piece, Option<UpstreamError>> {
     let mut attempt = 0;
     loop {
-        match open_piece(entry, start, end, config.connect_timeout, attempt > 0).await {
-            Err(UpstreamError::Transport(why)) if attempt < config.upstream_retries => {
+        match paced_piece(entry, out, start, end, config.connect_timeout, attempt > 0).await {
+            Err(Some(UpstreamError::Transport(why))) if attempt < config.upstream_retries => {
                 tracing::debug!(host = %entry.host, %why, attempt, "relay: retrying upstream request");
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
@@ -160,6 +190,8 @@ async fn open_with_retries(entry: &Entry, config: &RelayConfig, start: u64, end:
 async fn fail_before_head<W: AsyncWrite + Unpin>(entry: &Entry, error: UpstreamError, out: &mut W) -> Outcome {
     let status = match &error {
         UpstreamError::Status { status, .. } => *status,
+        // Nothing was asked upstream: ffmpeg hears the service is unavailable, the clip is given back.
+        UpstreamError::Held(_) => 503,
         _ => 502,
     };
     let mut response = error_response(status, &error.to_string());
@@ -215,7 +247,11 @@ async fn stream(
                 }
                 let last =
                     entry.piece_end(span.offset, Some(span.end), Some(span.total), &mut ramp, config.request_size);
-                open_piece(entry, span.offset, last, config.connect_timeout, failures > 0).await
+                match paced_piece(entry, out, span.offset, last, config.connect_timeout, failures > 0).await {
+                    Err(None) => return Outcome::ClientGone,
+                    Err(Some(error)) => Err(error),
+                    Ok(piece) => Ok(piece),
+                }
             }
         };
         let error = match opened {

@@ -1,7 +1,7 @@
 //! The numbers behind the report page (and `report --json`), computed from the journal's rows.
 
 use super::stats::{self, Histogram, Spread};
-use crate::journal::read::{AttemptRow, ClipRow, DashRefused, OutageRow, Reader, RunRow, ThrottleEvent};
+use crate::journal::read::{AttemptRow, ClipRow, DashRefused, LearnedRate, OutageRow, Reader, RunRow, ThrottleEvent};
 use crate::journal::{ClassCount, ClassCounts, State};
 use anyhow::Context;
 use serde::Serialize;
@@ -156,6 +156,8 @@ pub struct Throughput {
     pub outages: Vec<OutageRow>,
     /// Egresses refused DASH formats past their first bytes: their clips start from itag 18.
     pub dash_refused: Vec<DashRefused>,
+    /// The request rate each egress learned from its bans (the next run starts from it).
+    pub learned_rates: Vec<LearnedRate>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -186,12 +188,14 @@ pub fn gather(out: &Path) -> anyhow::Result<ReportData> {
     });
     attempts.context("failed to read the attempts of the journal")?;
     let read = || -> rusqlite::Result<_> {
-        Ok((journal.runs()?, journal.throttle_events()?, journal.outages()?, journal.dash_refused()?))
+        let (runs, events) = (journal.runs()?, journal.throttle_events()?);
+        Ok((runs, events, journal.outages()?, journal.dash_refused()?, journal.learned_rates()?))
     };
-    let (runs, events, outages, dash_refused) = read().context("failed to read the journal")?;
+    let (runs, events, outages, dash_refused, learned_rates) = read().context("failed to read the journal")?;
     let mut data = sums.finish(runs, events);
     data.throughput.outages = outages.unwrap_or_default();
     data.throughput.dash_refused = dash_refused;
+    data.throughput.learned_rates = learned_rates;
     data.out = out.display().to_string();
     Ok(data)
 }

@@ -175,6 +175,15 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
         }
         h.push_str("</table></details>");
     }
+    for r in &t.learned_rates {
+        let _ = write!(
+            h,
+            r#"<p>Learned request rate of <b>{}</b>: {:.1} requests/min (from its bans, as of {}; the next run starts from it).</p>"#,
+            esc(&r.egress),
+            r.per_min,
+            svg::fmt_utc(r.at_ms)
+        );
+    }
     for d in &t.dash_refused {
         let _ = write!(
             h,

@@ -184,6 +184,7 @@ impl<'a> FleetStore<'a> {
             start: job.key.start_ms as f64 / 1000.0,
             end: job.key.end_ms as f64 / 1000.0,
             dest,
+            probe: false,
         })
     }
 
@@ -246,6 +247,17 @@ impl Store for FleetStore<'_> {
             policy.rate_per_hour = None;
         }
         policy
+    }
+
+    /// The breakers are the fleet's (a shared domain's row) or this run's; the learned request rates are
+    /// this worker's, per egress, in its local journal: they pace every upstream request in-process, which
+    /// one database round trip per request would cost more than it saves (the domain shares its clip pace).
+    fn load_breakers(&mut self, governor: &mut crate::governor::Governor) -> anyhow::Result<()> {
+        super::store::load_rates(self.journal, governor)
+    }
+
+    fn save_breakers(&mut self, governor: &crate::governor::Governor) -> anyhow::Result<()> {
+        super::store::save_rates(self.journal, governor)
     }
 
     async fn begin(&mut self, summary: &mut Summary, reporter: &mut dyn Reporter) -> anyhow::Result<()> {

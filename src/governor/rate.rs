@@ -1,0 +1,301 @@
+//! A learned request rate per egress: additive increase, multiplicative decrease, on the rate of upstream
+//! requests (yt-dlp's extraction and the relay's media requests alike), not only on the number of jobs.
+//!
+//! A ban is the host's answer to the rate it was asked at: the rate drops to [`DECREASE`] of the rate the
+//! egress was actually sending at over the last [`WINDOW`], then grows by [`GROWTH_PER_MIN`] of that new
+//! rate every minute while no signal comes. Requests go one interval apart (a pacer), not in bursts; an
+//! egress that has not met a ban yet is paced only by the ceiling (`--rate`), if there is one.
+//!
+//! [`Gate`] is the shared, locked form every request of an egress waits on. It also holds requests while the
+//! egress is banned (from the relay's first 429, or the breaker opening, until the breaker's probe gets
+//! through), so that no clip already running sends into a ban; only the probe goes.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// After a ban, the new rate is this fraction of the rate the egress was sending at.
+pub const DECREASE: f64 = 0.5;
+/// While no signal comes the rate grows, every minute, by this fraction of the rate the last ban left.
+pub const GROWTH_PER_MIN: f64 = 0.1;
+/// The rate never drops below three requests a minute: one interval must stay well inside ffmpeg's read
+/// timeout (60 s) for a media request that waits its turn. A host that allows less is answered by the
+/// breaker alone.
+pub const MIN_PER_S: f64 = 0.05;
+/// The sending rate a ban is answered from is measured over this much time.
+pub const WINDOW: Duration = Duration::from_secs(20);
+/// A ban that came after fewer requests than this within [`WINDOW`] says nothing about the rate (the
+/// address may have been banned before it asked, or by someone else behind it): the rate stays as it was
+/// and the breaker alone answers the ban. Without this, one 429 on a first request would measure a rate of
+/// one request per window and pace the egress to the floor.
+pub const MIN_EVIDENCE: usize = 4;
+/// `--rate` counts clips; a clip on the default path makes about this many upstream requests (the watch
+/// page, the manifest, a header and a window per DASH track), so the ceiling on requests is `--rate` times
+/// this.
+pub const REQUESTS_PER_CLIP: f64 = 6.0;
+/// yt-dlp's extraction books this many requests (the watch page and the manifest or player it asks next).
+pub const EXTRACT_REQUESTS: u32 = 2;
+/// How long a request may wait for its egress (held while banned, or for its paced turn); past that the
+/// clip is given back (nothing sent, no attempt charged) rather than keep ffmpeg waiting (its `-rw_timeout`
+/// is 60 s).
+pub const HOLD_BOUND: Duration = Duration::from_secs(45);
+
+/// The request ceiling `--rate` (clips an hour) allows, in requests a second.
+pub fn ceiling_per_s(clips_per_hour: Option<f64>) -> Option<f64> {
+    clips_per_hour.filter(|r| *r > 0.0).map(|r| r * REQUESTS_PER_CLIP / 3600.0)
+}
+
+/// The arithmetic, without locks or clocks of its own.
+#[derive(Debug, Clone)]
+pub struct Aimd {
+    /// The rate the last ban (or the journal) left, and since when it grows; `None` before any ban.
+    base: Option<(f64, Instant)>,
+    ceiling: Option<f64>,
+    /// When the requests booked within the last [`WINDOW`] go, and the first one ever.
+    sent: VecDeque<Instant>,
+    first: Option<Instant>,
+    /// When the egress last got out of a hold: the time before, when nothing could go, is not part of the
+    /// rate it was sending at.
+    resumed: Option<Instant>,
+    /// The earliest time the next request may go.
+    next: Option<Instant>,
+}
+
+impl Aimd {
+    pub fn new(ceiling: Option<f64>) -> Aimd {
+        let ceiling = ceiling.filter(|c| *c > 0.0);
+        Aimd { base: None, ceiling, sent: VecDeque::new(), first: None, resumed: None, next: None }
+    }
+
+    /// Starts from a rate an earlier run learned (capped by this run's ceiling, never under the floor).
+    pub fn restored(mut self, per_s: f64, now: Instant) -> Aimd {
+        if per_s.is_finite() && per_s > 0.0 {
+            self.base = Some((self.capped(per_s.max(MIN_PER_S)), now));
+        }
+        self
+    }
+
+    fn capped(&self, r: f64) -> f64 {
+        self.ceiling.map_or(r, |c| r.min(c))
+    }
+
+    /// The rate allowed at `now` in requests a second; `None` is unpaced.
+    pub fn rate(&self, now: Instant) -> Option<f64> {
+        match self.base {
+            Some((r, since)) => {
+                let minutes = now.saturating_duration_since(since).as_secs_f64() / 60.0;
+                Some(self.capped(r + r * GROWTH_PER_MIN * minutes))
+            }
+            None => self.ceiling,
+        }
+    }
+
+    /// The rate learned so far, for the journal and `status`: `None` before any ban.
+    pub fn learned(&self, now: Instant) -> Option<f64> {
+        self.base.and_then(|_| self.rate(now))
+    }
+
+    /// The requests that went over the last [`WINDOW`] (or since the first, or since the egress last got
+    /// out of a hold, if sooner, and at least over a second), and the rate that makes.
+    pub fn sending(&self, now: Instant) -> (usize, f64) {
+        let Some(first) = self.first else { return (0, 0.0) };
+        let since = self.resumed.map_or(first, |r| r.max(first));
+        let span = now.saturating_duration_since(since).clamp(Duration::from_secs(1), WINDOW);
+        let from = now.checked_sub(span).unwrap_or(first);
+        let n = self.sent.iter().filter(|t| **t > from && **t <= now).count();
+        (n, n as f64 / span.as_secs_f64())
+    }
+
+    /// A ban: the rate drops to [`DECREASE`] of the lower of the rate sent at and the rate allowed, and
+    /// that is returned; `None` when too few requests went for the ban to say anything about the rate
+    /// ([`MIN_EVIDENCE`]), which leaves the rate as it was.
+    pub fn cut(&mut self, now: Instant) -> Option<f64> {
+        let (n, sent) = self.sending(now);
+        if n < MIN_EVIDENCE {
+            return None;
+        }
+        let from = self.rate(now).map_or(sent, |r| r.min(sent));
+        let new = self.capped((from * DECREASE).max(MIN_PER_S));
+        self.base = Some((new, now));
+        // Bookings made at the old rate are void: the next request waits one interval of the new rate.
+        self.sent.retain(|t| *t <= now);
+        self.next = Some(now + Duration::from_secs_f64(1.0 / new));
+        Some(new)
+    }
+
+    /// The egress got out of a hold at `now`: the rate it sends at is measured from here.
+    pub fn resume(&mut self, now: Instant) {
+        self.resumed = Some(now);
+    }
+
+    /// When the next request would go if booked at `now`.
+    pub fn next_at(&self, now: Instant) -> Instant {
+        self.next.map_or(now, |n| n.max(now))
+    }
+
+    /// Books `n` requests (at least one): returns when the first may go (`now` or later); each goes one
+    /// interval after the one before, and the next booking one interval after the last.
+    pub fn reserve(&mut self, now: Instant, n: u32) -> Instant {
+        let first = self.next_at(now);
+        let mut at = first;
+        for _ in 0..n.max(1) {
+            self.first.get_or_insert(at);
+            self.sent.push_back(at);
+            if let Some(r) = self.rate(at) {
+                at += Duration::from_secs_f64(1.0 / r);
+                self.next = Some(at);
+            }
+        }
+        while self.sent.front().is_some_and(|t| now.saturating_duration_since(*t) > WINDOW) {
+            self.sent.pop_front();
+        }
+        first
+    }
+}
+
+/// How often a held request looks again once the expected reopening has passed and the probe is out.
+const PROBE_POLL: Duration = Duration::from_millis(100);
+
+/// A request not let through in time: the egress stays banned (or its turn comes) this much later than the
+/// wait's bound allows. Nothing was sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeldTooLong(pub Duration);
+
+#[derive(Debug)]
+struct GateState {
+    aimd: Aimd,
+    /// Holding is on (breakers are: not `--no-breaker`).
+    holds: bool,
+    /// The egress is banned and expected to reopen then: requests wait, also past that time, until the
+    /// probe has got through ([`Gate::reopened`]); only the probe goes first.
+    held_until: Option<Instant>,
+    /// Requests waiting in the hold now.
+    waiting: usize,
+}
+
+/// One egress's learned rate, shared by everything that sends through it. The breaker's probe holds a
+/// handle of its own ([`Gate::for_probe`]): paced like the others, but never held, since it is the
+/// request that ends the hold.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    state: Arc<Mutex<GateState>>,
+    probe: bool,
+}
+
+/// Counts a request into the hold and out again, whichever way its wait ends.
+struct Waiting<'g>(&'g Gate);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.with(|s| s.waiting = s.waiting.saturating_sub(1));
+    }
+}
+
+impl Gate {
+    /// `holds`: requests wait while the egress is banned (breakers on).
+    pub fn new(aimd: Aimd, holds: bool) -> Gate {
+        let state = GateState { aimd, holds, held_until: None, waiting: 0 };
+        Gate { state: Arc::new(Mutex::new(state)), probe: false }
+    }
+
+    /// The same egress's gate for the clip that probes it after a cool-off.
+    pub fn for_probe(&self) -> Gate {
+        Gate { state: self.state.clone(), probe: true }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut GateState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A 429 came back through this egress: requests are held from now on, expected to reopen no sooner
+    /// than `retry_after` (the breaker's cool-off, once the scheduler hears of the ban, may say later).
+    pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
+        self.with(|s| {
+            if s.holds {
+                let until = now + retry_after.unwrap_or_default();
+                s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
+            }
+        })
+    }
+
+    /// The breaker opened (or stays open) until `until`: requests are held until its probe gets through.
+    /// `learn`: this signal opened the breaker, a ban to learn from: the rate is cut, if enough was sent to
+    /// learn from ([`Aimd::cut`]), and the new rate returned.
+    pub fn banned(&self, now: Instant, until: Instant, learn: bool) -> Option<f64> {
+        self.with(|s| {
+            if s.holds {
+                s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
+            }
+            learn.then(|| s.aimd.cut(now)).flatten()
+        })
+    }
+
+    /// The probe got through: nothing is held.
+    pub fn reopened(&self) {
+        self.with(|s| {
+            if s.held_until.take().is_some() {
+                s.aimd.resume(Instant::now());
+            }
+        })
+    }
+
+    /// Starts from a rate an earlier run learned (requests a second).
+    pub fn restore(&self, per_s: f64, now: Instant) {
+        self.with(|s| s.aimd = s.aimd.clone().restored(per_s, now))
+    }
+
+    /// The rate learned, requests a second (`None` before any ban).
+    pub fn learned(&self, now: Instant) -> Option<f64> {
+        self.with(|s| s.aimd.learned(now))
+    }
+
+    /// Requests waiting in the hold now.
+    pub fn holding(&self) -> usize {
+        self.with(|s| s.waiting)
+    }
+
+    /// When a request booked now would go: `now` when nothing waits its turn.
+    pub fn next_at(&self, now: Instant) -> Instant {
+        self.with(|s| s.aimd.next_at(now))
+    }
+
+    /// Waits until `n` requests may go through this egress (the first of them now): while the egress is
+    /// held (banned, or cooled off with its probe still out), and then for their turn. A wait that would end
+    /// past `bound` (from the call) gives up at once, sending nothing.
+    pub async fn wait(&self, bound: Duration, n: u32) -> Result<(), HeldTooLong> {
+        let deadline = Instant::now() + bound;
+        let mut counted = None;
+        // Bounded: each turn books the requests, or sleeps until the expected reopening (or for a
+        // `PROBE_POLL` while the probe is out), and gives up at `deadline`.
+        loop {
+            let now = Instant::now();
+            let step = self.with(|s| match s.held_until {
+                Some(until) if !self.probe => Err(until),
+                _ if s.aimd.next_at(now) > deadline => Err(s.aimd.next_at(now)),
+                _ => Ok(s.aimd.reserve(now, n)),
+            });
+            match step {
+                Ok(at) => {
+                    tokio::time::sleep_until(at.into()).await;
+                    // A ban that began while this request waited its turn holds it too.
+                    if self.probe || self.with(|s| s.held_until.is_none()) {
+                        return Ok(());
+                    }
+                }
+                Err(until) if until > deadline => return Err(HeldTooLong(until.saturating_duration_since(now))),
+                Err(_) if now >= deadline => return Err(HeldTooLong(Duration::ZERO)),
+                Err(until) => {
+                    if counted.is_none() {
+                        self.with(|s| s.waiting += 1);
+                        counted = Some(Waiting(self));
+                    }
+                    let wake = until.max(now + PROBE_POLL).min(deadline);
+                    tokio::time::sleep_until(wake.into()).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The learned rate's arithmetic (tables of bans, growth and spacing) and the gate's hold.
+
+use super::*;
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() < 1e-9
+}
+
+#[test]
+fn ceiling_follows_rate_in_clips() {
+    for (clips_per_hour, want) in [(None, None), (Some(600.0), Some(1.0)), (Some(60.0), Some(0.1)), (Some(0.0), None)] {
+        assert_eq!(ceiling_per_s(clips_per_hour), want, "{clips_per_hour:?}");
+    }
+}
+
+/// Requests sent, over seconds, rate allowed before, ceiling, rate after the ban.
+type BanRow = (u32, u64, Option<f64>, Option<f64>, Option<f64>);
+
+#[test]
+fn a_ban_halves_the_rate_actually_sent() {
+    let table: [BanRow; 9] = [
+        // 40 requests in 20 s unpaced: 2/s sent, 1/s after.
+        (40, 20, None, None, Some(1.0)),
+        // Allowed 0.5/s but only 0.25/s sent (few jobs): half of what was sent.
+        (5, 20, Some(0.5), None, Some(0.125)),
+        // A burst in 2 s: measured over the 2 s.
+        (8, 2, None, None, Some(2.0)),
+        // Over a minute: only the last 20 s count (20 of the 60 requests).
+        (60, 60, None, None, Some(0.5)),
+        // Under a ceiling the rate allowed is the ceiling: half of it.
+        (40, 20, None, Some(0.5), Some(0.25)),
+        // Never below the floor.
+        (5, 20, Some(0.06), None, Some(MIN_PER_S)),
+        // Too few requests to learn from: a 429 on the first request, or three in a window.
+        (1, 20, None, None, None),
+        (1, 1, Some(0.5), None, None),
+        (3, 20, None, Some(0.5), None),
+    ];
+    for (n, secs, before, ceiling, want) in table {
+        let t0 = Instant::now();
+        let mut a = Aimd::new(ceiling);
+        if let Some(r) = before {
+            a = a.restored(r, t0);
+        }
+        // Requests booked evenly over `secs`, each at its own time.
+        for i in 0..n {
+            let at = t0 + Duration::from_secs_f64(secs as f64 * f64::from(i + 1) / f64::from(n));
+            a.next = None;
+            a.reserve(at, 1);
+        }
+        let learned_before = a.learned(t0);
+        let got = a.cut(t0 + Duration::from_secs(secs));
+        match (got, want) {
+            (Some(got), Some(want)) => {
+                assert!(close(got, want), "{n} in {secs} s, before {before:?}: got {got}, want {want}")
+            }
+            (None, None) => assert_eq!(a.learned(t0), learned_before, "{n} in {secs} s: the rate stays"),
+            _ => panic!("{n} in {secs} s, before {before:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+/// (minutes since the ban, rate): +10% of the rate the ban left per minute, up to the ceiling.
+#[test]
+fn the_rate_grows_additively_while_no_signal_comes() {
+    let t0 = Instant::now();
+    let a = Aimd::new(Some(1.5)).restored(1.0, t0);
+    for (minutes, want) in [(0.0, 1.0), (1.0, 1.1), (2.5, 1.25), (10.0, 1.5), (60.0, 1.5)] {
+        let got = a.rate(t0 + Duration::from_secs_f64(minutes * 60.0)).unwrap();
+        assert!(close(got, want), "{minutes} min: {got}, want {want}");
+    }
+    assert_eq!(Aimd::new(None).rate(t0), None, "no ban, no ceiling: unpaced");
+    assert_eq!(Aimd::new(None).learned(t0), None);
+    assert_eq!(Aimd::new(Some(2.0)).learned(t0), None, "a ceiling is not a learned rate");
+}
+
+#[test]
+fn requests_are_spread_one_interval_apart() {
+    let t0 = Instant::now();
+    let mut a = Aimd::new(None).restored(2.0, t0);
+    // Half a second apart, a little less as the rate grows (10% a minute).
+    let got: Vec<u128> = (0..4).map(|_| (a.reserve(t0, 1) - t0).as_millis()).collect();
+    assert_eq!(got, vec![0, 500, 999, 1498]);
+    // An extraction books two: the booking after it waits for both.
+    let mut b = Aimd::new(Some(1.0));
+    assert_eq!(b.reserve(t0, EXTRACT_REQUESTS), t0);
+    assert_eq!(b.reserve(t0, 1), t0 + 2 * S);
+    // Unpaced: everything goes at once.
+    let mut c = Aimd::new(None);
+    assert!((0..5).all(|_| c.reserve(t0, 2) == t0));
+    // After a ban the next request waits one interval of the new rate.
+    let mut d = Aimd::new(None);
+    for i in 1..=20 {
+        d.reserve(t0 + S * i, 1);
+    }
+    let new = d.cut(t0 + 20 * S).expect("20 requests are enough to learn from");
+    assert!(close(new, 0.5), "{new}");
+    assert_eq!(d.reserve(t0 + 20 * S, 1), t0 + 22 * S);
+}
+
+#[test]
+fn a_restored_rate_is_capped_by_the_ceiling() {
+    let t0 = Instant::now();
+    for (saved, ceiling, want) in [(3.0, Some(1.0), 1.0), (0.5, Some(1.0), 0.5), (0.001, None, MIN_PER_S)] {
+        let a = Aimd::new(ceiling).restored(saved, t0);
+        assert_eq!(a.learned(t0), Some(want), "{saved} under {ceiling:?}");
+    }
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        assert_eq!(Aimd::new(None).restored(bad, t0).learned(t0), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn held_requests_wait_for_the_probe_and_give_up_at_their_bound() {
+    let gate = Gate::new(Aimd::new(None), true);
+    let t0 = Instant::now();
+    gate.throttled(t0, Some(300 * MS));
+    assert_eq!(gate.wait(100 * MS, 1).await.map_err(|_| ()), Err(()), "held past the bound");
+    // Past the expected reopening a request still waits for the probe: only the probe goes first.
+    let waiting = {
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.wait(10 * S, 1).await })
+    };
+    tokio::time::sleep(500 * MS).await;
+    assert!(!waiting.is_finished(), "let through before the probe came back");
+    assert_eq!(gate.holding(), 1);
+    gate.for_probe().wait(100 * MS, 1).await.expect("the probe is never held");
+    assert!(!waiting.is_finished(), "let through with the probe");
+    gate.reopened();
+    waiting.await.unwrap().unwrap();
+    assert_eq!(gate.holding(), 0);
+    // A breaker open for longer than the bound: given up at once.
+    let now = Instant::now();
+    assert_eq!(gate.banned(now, now + 60 * S, false), None);
+    let err = gate.wait(HOLD_BOUND, 1).await.expect_err("the ban outlasts the bound");
+    assert!(err.0 > HOLD_BOUND, "{err:?}");
+    // A probe that never comes back: the wait ends at its bound.
+    gate.reopened();
+    gate.banned(Instant::now(), Instant::now() + 10 * MS, false);
+    assert_eq!(gate.wait(300 * MS, 1).await, Err(HeldTooLong(Duration::ZERO)));
+}
+
+#[tokio::test]
+async fn without_breakers_nothing_is_held_and_a_turn_past_the_bound_gives_up() {
+    let gate = Gate::new(Aimd::new(None), false);
+    let now = Instant::now();
+    gate.throttled(now, Some(60 * S));
+    gate.banned(now, now + 60 * S, false);
+    gate.wait(100 * MS, 1).await.expect("--no-breaker holds nothing");
+    // A learned rate of 0.05/s: the second request's turn is 20 s away, past a 1 s bound.
+    let slow = Gate::new(Aimd::new(None).restored(MIN_PER_S, now), true);
+    slow.wait(S, 1).await.expect("the first goes at once");
+    let err = slow.wait(S, 1).await.expect_err("its turn is past the bound");
+    assert!(err.0 > 18 * S, "{err:?}");
+    // Learning needs evidence: a ban after one request leaves the gate unpaced.
+    let fresh = Gate::new(Aimd::new(None), true);
+    fresh.wait(S, 1).await.unwrap();
+    assert_eq!(fresh.banned(Instant::now(), Instant::now(), true), None);
+    assert_eq!(fresh.learned(Instant::now()), None);
+}
+
+/// The time an egress spent held (banned, nothing could go) is not part of the rate it was sending at: a ban
+/// soon after the probe got through is answered from what went since.
+#[test]
+fn the_rate_sent_at_is_measured_from_the_end_of_the_last_hold() {
+    let t0 = Instant::now();
+    // (seconds held after 10 requests, one a second; requests after the hold, one a second; rate after, 0
+    // for none: too few since the hold to learn from). Without the hold's end, 5 requests in the 20 s
+    // window would read as 0.25 a second.
+    for (held, after, want) in [(0, 10, 0.5), (10, 5, 0.5), (5, 3, 0.0)] {
+        let mut a = Aimd::new(None);
+        for i in 1..=10 {
+            a.reserve(t0 + S * i, 1);
+        }
+        let back = t0 + S * (10 + held);
+        if held > 0 {
+            a.resume(back);
+        }
+        for i in 1..=after {
+            a.reserve(back + S * i, 1);
+        }
+        let got = a.cut(back + S * after);
+        match got {
+            Some(got) => assert!(close(got, want), "held {held} s, {after} after: {got}, want {want}"),
+            None => assert_eq!(want, 0.0, "held {held} s, {after} after: too few to learn from"),
+        }
+    }
+}
