@@ -347,7 +347,11 @@ impl Engine {
             let upstream = info.streams.iter().zip(&regs).find_map(|(s, r)| Some((s, r, r.last_upstream_error()?)));
             match (result, upstream) {
                 (_, Some((stream, reg, err))) if !unsupported => {
-                    let category = err.status().map_or(Category::Network, crate::classify::http_status);
+                    // A 429 on either stream makes the clip a throttle signal, whichever stream failed first.
+                    let category = match throttled.0 {
+                        0 => err.status().map_or(Category::Network, crate::classify::http_status),
+                        _ => Category::RateLimited,
+                    };
                     // The relay's words are the tail the classifier reads: an upstream it could not reach at
                     // all is an outage signal (`classify::unreachable`), not the clip's failure.
                     let failure = Failure::new(category, format!("media fetch failed: {err}"), &err.to_string());

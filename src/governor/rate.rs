@@ -169,6 +169,10 @@ struct GateState {
     /// The egress is banned and expected to reopen then: requests wait, also past that time, until the
     /// probe has got through ([`Gate::reopened`]); only the probe goes first.
     held_until: Option<Instant>,
+    /// The breaker opened: the hold lasts until the probe gets through. Otherwise it is the relay's own,
+    /// from a 429 the breaker has not heard of yet, and lapses at `held_until`: a 429 whose clip ends some
+    /// other way opens no breaker, and no probe would ever lift the hold.
+    firm: bool,
     /// Requests waiting in the hold now.
     waiting: usize,
 }
@@ -194,7 +198,7 @@ impl Drop for Waiting<'_> {
 impl Gate {
     /// `holds`: requests wait while the egress is banned (breakers on).
     pub fn new(aimd: Aimd, holds: bool) -> Gate {
-        let state = GateState { aimd, holds, held_until: None, waiting: 0 };
+        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0 };
         Gate { state: Arc::new(Mutex::new(state)), probe: false }
     }
 
@@ -225,6 +229,7 @@ impl Gate {
         self.with(|s| {
             if s.holds {
                 s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
+                s.firm = true;
             }
             learn.then(|| s.aimd.cut(now)).flatten()
         })
@@ -233,6 +238,7 @@ impl Gate {
     /// The probe got through: nothing is held.
     pub fn reopened(&self) {
         self.with(|s| {
+            s.firm = false;
             if s.held_until.take().is_some() {
                 s.aimd.resume(Instant::now());
             }
@@ -270,6 +276,11 @@ impl Gate {
         loop {
             let now = Instant::now();
             let step = self.with(|s| match s.held_until {
+                Some(until) if !s.firm && now >= until => {
+                    s.held_until = None;
+                    s.aimd.resume(now);
+                    Ok(s.aimd.reserve(now, n))
+                }
                 Some(until) if !self.probe => Err(until),
                 _ if s.aimd.next_at(now) > deadline => Err(s.aimd.next_at(now)),
                 _ => Ok(s.aimd.reserve(now, n)),

@@ -117,7 +117,7 @@ fn a_restored_rate_is_capped_by_the_ceiling() {
 async fn held_requests_wait_for_the_probe_and_give_up_at_their_bound() {
     let gate = Gate::new(Aimd::new(None), true);
     let t0 = Instant::now();
-    gate.throttled(t0, Some(300 * MS));
+    gate.banned(t0, t0 + 300 * MS, false);
     assert_eq!(gate.wait(100 * MS, 1).await.map_err(|_| ()), Err(()), "held past the bound");
     // Past the expected reopening a request still waits for the probe: only the probe goes first.
     let waiting = {
@@ -188,4 +188,19 @@ fn the_rate_sent_at_is_measured_from_the_end_of_the_last_hold() {
             None => assert_eq!(want, 0.0, "held {held} s, {after} after: too few to learn from"),
         }
     }
+}
+
+/// A 429 the relay met holds the egress at once, but if no breaker opens for it (its clip ended some other
+/// way), the hold lapses at the `Retry-After` instead of waiting for a probe that never comes.
+#[tokio::test]
+async fn a_hold_no_breaker_confirmed_lapses_at_its_retry_after() {
+    let gate = Gate::new(Aimd::new(None), true);
+    gate.throttled(Instant::now(), Some(200 * MS));
+    assert!(gate.wait(50 * MS, 1).await.is_err(), "held at first");
+    gate.wait(2 * S, 1).await.expect("the relay's own hold lapsed");
+    // Confirmed by the breaker, it lasts until the probe gets through.
+    let now = Instant::now();
+    gate.throttled(now, Some(100 * MS));
+    gate.banned(now, now + 100 * MS, false);
+    assert!(gate.wait(400 * MS, 1).await.is_err(), "held until the probe");
 }
