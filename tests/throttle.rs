@@ -30,6 +30,9 @@ const LIMIT: u32 = 9;
 const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
 /// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.
 const CLOCK_SLACK_MS: i64 = 50;
+/// Requests that reach the source this soon after one it answered with 429 were sent before that answer
+/// could be back (a loaded machine's loopback round trip and the relay's reaction).
+const IN_FLIGHT_MS: u64 = 250;
 
 /// The host of [`throttled`] counts requests over [`WINDOW_SECS`], longer than any run: a quota, which no
 /// request rate avoids, so a learned rate would only halve with every ban and slow the run (it has its own
@@ -873,13 +876,17 @@ fn a_learned_rate_per_egress_stops_the_bans_and_a_rerun_starts_from_it() {
         let mine = per_minute.iter().filter(|(e, _)| *e == ip).count();
         assert!(mine <= 3, "{ip}: {mine} bans, the learned rate did not stop them (egress, minute): {per_minute:?}");
     }
-    // At most one request into each ban: the relay holds the others, only the probe goes.
+    // At most one request into each ban once its 429 could be back: the relay holds the others, only the
+    // probe goes. Those that arrived within IN_FLIGHT_MS of the one that tripped it were on their way with it:
+    // before an egress's first ban nothing is paced, and a DASH pair's two windows and another clip's watch
+    // page go out within milliseconds of each other (after it, requests go at least 500 ms apart).
     for ban in &bans {
+        let sent_into: Vec<_> = ban.into.iter().filter(|e| e.time_ms > ban.trigger.time_ms + IN_FLIGHT_MS).collect();
         assert!(
-            ban.into.len() <= 1,
+            sent_into.len() <= 1,
             "{}: {} requests went into the ban that began at {}: {:#?}",
             ban.ip,
-            ban.into.len(),
+            sent_into.len(),
             ban.trigger.time_ms,
             ban.into.iter().map(|e| (e.time_ms, &e.path, &e.range)).collect::<Vec<_>>()
         );

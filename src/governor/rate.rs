@@ -24,16 +24,22 @@ pub const GROWTH_PER_MIN: f64 = 0.1;
 pub const MIN_PER_S: f64 = 0.05;
 /// The sending rate a ban is answered from is measured over this much time.
 pub const WINDOW: Duration = Duration::from_secs(20);
+/// ... and, while the egress is unpaced (no ban yet, no ceiling), over at least this much even when it began
+/// more recently: a burst of a second or two (the first jobs' requests going out together) says how many
+/// went at once, not a rate the egress could keep up, and half of it would still be several times what the
+/// host allows. Once paced, requests go one interval apart and a second is enough.
+pub const MIN_SPAN: Duration = Duration::from_secs(5);
 /// A ban that came after fewer requests than this within [`WINDOW`] says nothing about the rate (the
 /// address may have been banned before it asked, or by someone else behind it): the rate stays as it was
 /// and the breaker alone answers the ban. Without this, one 429 on a first request would measure a rate of
 /// one request per window and pace the egress to the floor.
 pub const MIN_EVIDENCE: usize = 4;
-/// `--rate` counts clips; a clip on the default path makes about this many upstream requests (the watch
-/// page, the manifest, a header and a window per DASH track), so the ceiling on requests is `--rate` times
-/// this.
+/// `--rate` counts clips; a clip on the default path books this many requests ([`EXTRACT_REQUESTS`], then a
+/// header and a window per DASH track), so the ceiling on requests is `--rate` times this.
 pub const REQUESTS_PER_CLIP: f64 = 6.0;
-/// yt-dlp's extraction books this many requests (the watch page and the manifest or player it asks next).
+/// yt-dlp's extraction books this many requests: the watch page and the player request yt-dlp makes next on
+/// YouTube (the test source's watch page lists every format in one response, so there it makes one, and a
+/// DASH clip sends 5 requests for its 6 booked).
 pub const EXTRACT_REQUESTS: u32 = 2;
 /// How long a request may wait for its egress (held while banned, or for its paced turn); past that the
 /// clip is given back (nothing sent, no attempt charged) rather than keep ffmpeg waiting (its `-rw_timeout`
@@ -96,11 +102,13 @@ impl Aimd {
     }
 
     /// The requests that went over the last [`WINDOW`] (or since the first, or since the egress last got
-    /// out of a hold, if sooner, and at least over a second), and the rate that makes.
+    /// out of a hold, if sooner, but at least over a second, or [`MIN_SPAN`] while unpaced), and the rate
+    /// that makes.
     pub fn sending(&self, now: Instant) -> (usize, f64) {
         let Some(first) = self.first else { return (0, 0.0) };
         let since = self.resumed.map_or(first, |r| r.max(first));
-        let span = now.saturating_duration_since(since).clamp(Duration::from_secs(1), WINDOW);
+        let least = if self.rate(now).is_none() { MIN_SPAN } else { Duration::from_secs(1) };
+        let span = now.saturating_duration_since(since).clamp(least, WINDOW);
         let from = now.checked_sub(span).unwrap_or(first);
         let n = self.sent.iter().filter(|t| **t > from && **t <= now).count();
         (n, n as f64 / span.as_secs_f64())
@@ -276,9 +284,11 @@ impl Gate {
         loop {
             let now = Instant::now();
             let step = self.with(|s| match s.held_until {
+                // The relay's own hold lapsed (no breaker opened for its 429, or not yet): the rate sent at is
+                // still measured from before it, so that a ban the breaker hears of next learns from the
+                // requests that brought it (measured from here, it would see too few to learn anything).
                 Some(until) if !s.firm && now >= until => {
                     s.held_until = None;
-                    s.aimd.resume(now);
                     Ok(s.aimd.reserve(now, n))
                 }
                 Some(until) if !self.probe => Err(until),

@@ -21,13 +21,17 @@ type BanRow = (u32, u64, Option<f64>, Option<f64>, Option<f64>);
 
 #[test]
 fn a_ban_halves_the_rate_actually_sent() {
-    let table: [BanRow; 9] = [
+    let table: [BanRow; 11] = [
         // 40 requests in 20 s unpaced: 2/s sent, 1/s after.
         (40, 20, None, None, Some(1.0)),
         // Allowed 0.5/s but only 0.25/s sent (few jobs): half of what was sent.
         (5, 20, Some(0.5), None, Some(0.125)),
-        // A burst in 2 s: measured over the 2 s.
-        (8, 2, None, None, Some(2.0)),
+        // An unpaced burst in 2 s: measured over MIN_SPAN (5 s), not as the 4/s it went at for those 2 s.
+        (8, 2, None, None, Some(0.8)),
+        // Paced (under a ceiling of 4/s), 2 s are measured as 2 s: 4/s, half of it after.
+        (8, 2, None, Some(4.0), Some(2.0)),
+        // Over 5 s and more, over the time it took.
+        (20, 8, None, None, Some(1.25)),
         // Over a minute: only the last 20 s count (20 of the 60 requests).
         (60, 60, None, None, Some(0.5)),
         // Under a ceiling the rate allowed is the ceiling: half of it.
@@ -203,4 +207,18 @@ async fn a_hold_no_breaker_confirmed_lapses_at_its_retry_after() {
     gate.throttled(now, Some(100 * MS));
     gate.banned(now, now + 100 * MS, false);
     assert!(gate.wait(400 * MS, 1).await.is_err(), "held until the probe");
+
+    // A 429 without Retry-After lapses at once, and a request goes on; when the breaker then opens for that
+    // ban, it learns from the ten requests that brought it, not from the one since the lapse.
+    let unpaced = Gate::new(Aimd::new(None), true);
+    for _ in 0..10 {
+        unpaced.wait(S, 1).await.unwrap();
+    }
+    unpaced.throttled(Instant::now(), None);
+    unpaced.wait(S, 1).await.expect("the relay's own hold lapsed at once");
+    assert_eq!(unpaced.with(|s| s.aimd.resumed), None, "a lapse is not the end of a ban: measured from before it");
+    let now = Instant::now();
+    let learned = unpaced.banned(now, now + S, true).expect("eleven requests are enough to learn from");
+    // Eleven within a few milliseconds, measured over MIN_SPAN: 2.2 a second, half of it after the ban.
+    assert!(close(learned, 1.1), "{learned}");
 }
