@@ -1152,3 +1152,198 @@ exec yt-dlp \"$@\"",
     let html = std::fs::read_to_string(page.join("fleet-report.html")).unwrap();
     assert!(html.contains("5 classes, fewest done first"), "{html}");
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its message.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl").current_dir(dir).args(args).output().expect("openssl runs");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA (`NAME.pem`, `NAME.key`) in `dir`.
+fn test_ca(dir: &Path, name: &str) {
+    let (pem, key, subject) = (format!("{name}.pem"), format!("{name}.key"), format!("/CN=kinetics-dl test {name}"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// The database over TLS (`--db ...?sslmode=verify-full&sslrootcert=ca.pem`), against a server of the test's
+/// own with `ssl = on` and a certificate for 127.0.0.1 signed by a CA made here. A role the server admits only
+/// over TLS shows that TLS was used: with the right CA a worker makes its clips; another CA, or another host
+/// name, is refused before anything is claimed (exit 2, saying why, no password shown); `verify-ca` does not
+/// check the name; `require` and `prefer` encrypt without checking; `sslmode=disable` still connects.
+#[test]
+fn the_fleet_database_over_tls_checks_the_servers_certificate() {
+    let Some(cluster) = OwnCluster::start() else { return };
+    let url = cluster.url.clone();
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    // Certificates, in a folder the server's user can read: the CA, a server certificate for 127.0.0.1 only,
+    // and another CA that signed nothing here.
+    let tls = cluster.data.parent().unwrap().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    test_ca(&tls, "ca");
+    test_ca(&tls, "other-ca");
+    openssl(
+        &tls,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        tls.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &tls,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    if unsafe { libc::geteuid() } == 0 {
+        let status = std::process::Command::new("chown").args(["-R", "postgres:"]).arg(&tls).status().unwrap();
+        assert!(status.success());
+    }
+    std::fs::set_permissions(tls.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // TLS on; role kdl_tls only over TLS (pg_hba.conf's first matching line decides).
+    let hba = cluster.data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    let tls_only = "hostssl all kdl_tls 127.0.0.1/32 trust\nhostnossl all kdl_tls 127.0.0.1/32 reject\n";
+    std::fs::write(&hba, format!("{tls_only}{rules}")).unwrap();
+    let sql = |s: &str| pg::psql(&url, s);
+    sql(&format!("ALTER SYSTEM SET ssl_cert_file = '{}'", tls.join("server.crt").display()));
+    sql(&format!("ALTER SYSTEM SET ssl_key_file = '{}'", tls.join("server.key").display()));
+    sql("ALTER SYSTEM SET ssl = on");
+    sql("CREATE ROLE kdl_tls LOGIN SUPERUSER");
+    sql("SELECT pg_reload_conf()");
+    // The reload is asynchronous: wait (bounded) until a new session sees it.
+    let on = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        psql_while_starting(&url, "SHOW ssl") == "on"
+    });
+    assert!(on, "ssl = on after the reload");
+
+    let ca = tls.join("ca.pem");
+    // `localhost` is reached at 127.0.0.1 only (`hostaddr`), so the name, not the address, is what differs.
+    let db = |host: &str, query: &str| {
+        let addr = if host == "localhost" { "hostaddr=127.0.0.1&" } else { "" };
+        format!("postgres://kdl_tls:s3cret-pw@{host}:{port}/postgres?{addr}{query}")
+    };
+    let verify_full = db("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    let schema = pg::Schema::create(&url, "tls");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(90, 3);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let worker = |db_url: &str, out: &Path| {
+        let mut args = os(["download", "--db", db_url, "--db-schema", &schema.name, "--fleet", "f", "--out"]);
+        args.push(out.into());
+        args.extend(os(["--url-template", &server.watch_url_template(), "--retry-delay", "0s", "-j", "2"]));
+        args.extend(os(["--encode-jobs", "1", "--source-address", "127.0.0.2", "--quiet", "--annotations"]));
+        args.push(csv.clone().into());
+        args
+    };
+
+    // Another CA, another host name: refused before the fleet is touched, saying why, the password hidden.
+    let other_ca = db("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={}", tls.join("other-ca.pem").display()));
+    let other_host = db("localhost", &format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    for (db_url, says) in [
+        (&other_ca, "TLS certificate is not signed by a CA it trusts (sslmode=verify-full, CA from"),
+        (&other_host, "TLS certificate is for 127.0.0.1, not for the host name connected to (localhost)"),
+    ] {
+        let out = tmp.path().join("refused");
+        let o = run(&worker(db_url, &out));
+        o.expect_code(2);
+        assert!(o.stderr.contains(says), "{db_url}: {}", o.stderr);
+        assert!(o.stderr.contains("kdl_tls:***@"), "{}", o.stderr);
+        assert!(!o.stderr.contains("s3cret-pw") && !o.stdout.contains("s3cret-pw"), "{}", o.stderr);
+        assert!(clip_files(&out).is_empty(), "nothing made");
+    }
+    assert_eq!(sql(&format!("SELECT count(*) FROM pg_tables WHERE schemaname = '{}'", schema.name)), "0");
+
+    // The right CA: the worker makes every clip, over TLS (its role is refused without).
+    let out = tmp.path().join("w");
+    let w = Running::download(&worker(&verify_full, &out));
+    let pid = w.pid();
+    w.wait(WORKER_LIMIT).expect_code(0);
+    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out.clone())].into());
+    let journal_runs = rusqlite::Connection::open(journal_path(&out))
+        .unwrap()
+        .query_row("SELECT group_concat(command, ' ') FROM runs", [], |r| r.get::<_, String>(0))
+        .unwrap();
+    assert!(!journal_runs.contains("s3cret-pw") && journal_runs.contains("kdl_tls:***@"), "{journal_runs}");
+
+    // `status --db` with each mode: which connect, and which are refused.
+    let status =
+        |db_url: &str| run_strs(&["status", "--db", db_url, "--db-schema", &schema.name, "--fleet", "f", "--json"]);
+    for query in [
+        format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+        "sslmode=require".to_string(),
+        "sslmode=prefer".to_string(),
+        String::new(),
+    ] {
+        // verify-ca checks the chain, not the name: `localhost` passes.
+        let o = status(&db("localhost", &query));
+        o.expect_code(0);
+        assert!(o.stdout.contains("\"done\": 3"), "{query}: {}", o.stdout);
+    }
+    let o = status(&db("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={}", tls.join("other-ca.pem").display())));
+    o.expect_code(2);
+    assert!(o.stderr.contains("not signed by a CA it trusts (sslmode=verify-ca"), "{}", o.stderr);
+    // Without TLS: the TLS-only role is turned away by the server; any other role connects in the clear.
+    let o = status(&db("127.0.0.1", "sslmode=disable"));
+    o.expect_code(2);
+    assert!(o.stderr.contains("no encryption"), "{}", o.stderr);
+    let plain = format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable");
+    let o = status(&plain);
+    o.expect_code(0);
+    assert!(o.stdout.contains("\"done\": 3"), "{}", o.stdout);
+    drop(schema);
+}

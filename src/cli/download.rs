@@ -73,7 +73,7 @@ impl DownloadArgs {
             ffmpeg: a.ffmpeg.clone(),
             ffprobe: a.ffprobe.clone(),
             quiet: a.quiet,
-            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            command_line: command_line(std::env::args()),
             fleet,
             shard,
         })
@@ -372,4 +372,21 @@ fn default_cache_dir() -> PathBuf {
         Some(h) => PathBuf::from(h).join(".cache").join("kinetics-dl"),
         None => std::env::temp_dir().join("kinetics-dl-cache"),
     }
+}
+
+/// The command line as the journal records it (and the report shows it): a `--db` URL's password hidden.
+pub(super) fn command_line(args: impl Iterator<Item = String>) -> String {
+    let mut after_db = false;
+    let args: Vec<String> = args
+        .map(|arg| {
+            let shown = match arg.strip_prefix("--db=") {
+                Some(url) => format!("--db={}", crate::fleet::redact(url)),
+                None if after_db => crate::fleet::redact(&arg),
+                None => arg.clone(),
+            };
+            after_db = arg == "--db";
+            shown
+        })
+        .collect();
+    args.join(" ")
 }

@@ -653,6 +653,25 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The journal's record of a command line hides a `--db` password, in both spellings of the option.
+    #[test]
+    fn the_recorded_command_line_hides_the_database_password() {
+        let cases = [
+            (
+                "kinetics-dl download --db postgres://u:pw@h/db --fleet f",
+                "kinetics-dl download --db postgres://u:***@h/db --fleet f",
+            ),
+            (
+                "kinetics-dl download --db=postgres://u:pw@h/db?sslmode=require",
+                "kinetics-dl download --db=postgres://u:***@h/db?sslmode=require",
+            ),
+            ("kinetics-dl download --out u:pw@x --fleet f", "kinetics-dl download --out u:pw@x --fleet f"),
+        ];
+        for (line, want) in cases {
+            assert_eq!(download::command_line(line.split(' ').map(String::from)), want);
+        }
+    }
+
     #[test]
     fn value_names_match_the_domain_names() {
         for f in FormatArg::value_variants() {

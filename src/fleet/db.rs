@@ -1,11 +1,13 @@
 //! The connection: connect, create or migrate the tables (versioned, under an advisory lock so that workers
 //! starting together migrate once), and the named statements of `statements.sql`.
 
+use super::tls;
+use crate::exit_codes::{Usage, UsageExt};
 use anyhow::Context;
 use bytes::{BufMut, BytesMut};
 use std::time::Duration;
 use tokio_postgres::types::{IsNull, ToSql, Type, WrongType};
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 const STATEMENTS_SQL: &str = include_str!("statements.sql");
@@ -35,14 +37,26 @@ impl Drop for Db {
 /// `pg_stat_activity`) with its search path set to `schema`.
 async fn open(url: &str, schema: &str) -> anyhow::Result<(Client, tokio::task::JoinHandle<()>)> {
     check_identifier("--db-schema", schema)?;
+    // `sslmode=verify-*` and `sslrootcert` are the connector's, not tokio-postgres's.
+    let (rest, settings) = tls::split(url).or_usage()?;
     let mut config: tokio_postgres::Config =
-        url.parse().with_context(|| format!("--db: not a PostgreSQL URL: {}", redact(url)))?;
+        rest.parse().with_context(|| format!("--db: not a PostgreSQL URL: {}", redact(url))).or_usage()?;
     config.application_name(format!("kinetics-dl/{}", std::process::id()));
     config.connect_timeout(Duration::from_secs(10));
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .with_context(|| format!("failed to connect to the fleet database {}", redact(url)))?;
+    let tls = tls::MakeRustls::new(settings)?;
+    let settings = tls.settings.clone();
+    let (client, connection) = match config.connect(tls).await {
+        Ok(connected) => connected,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            let at = format!("failed to connect to the fleet database {}", redact(url));
+            // A certificate refused is the user's to fix (the CA, the host name): exit 2, not a retry.
+            return Err(match tls::refusal(&e, &settings) {
+                Some(why) => Usage(e.context(why).context(at)).into(),
+                None => e.context(at),
+            });
+        }
+    };
     let connection = tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("fleet database connection: {e}");
@@ -176,9 +190,10 @@ fn check_identifier(flag: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+/// The URL without its password, for messages: the URL's `user:password@`, a `password=` query parameter,
+/// and libpq's `password=...` key.
+pub fn redact(url: &str) -> String {
+    let url = match (url.find("://"), url.find('?').map_or(url.rfind('@'), |q| url[..q].rfind('@'))) {
         (Some(s), Some(at)) if at > s => {
             let user = &url[s + 3..at];
             match user.split_once(':') {
@@ -187,7 +202,27 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    };
+    // `password=VALUE` wherever it is a key: after `?`, `&`, the start or a space (a quoted value to its quote).
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url.as_str();
+    while let Some(at) = rest.find("password=") {
+        let is_key = at == 0 || matches!(rest.as_bytes()[at - 1], b'?' | b'&' | b' ' | b'\t');
+        out.push_str(&rest[..at + "password=".len()]);
+        rest = &rest[at + "password=".len()..];
+        if !is_key {
+            continue;
+        }
+        let end = if let Some(quoted) = rest.strip_prefix('\'') {
+            quoted.find('\'').map_or(rest.len(), |q| q + 2)
+        } else {
+            rest.find(['&', ' ', '\t']).unwrap_or(rest.len())
+        };
+        out.push_str("***");
+        rest = &rest[end..];
     }
+    out.push_str(rest);
+    out
 }
 
 /// A duration bound to an `interval` parameter (microseconds, no days or months).
@@ -270,5 +305,17 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("host=h user=u"), "host=h user=u");
+        assert_eq!(redact("postgres://u:s@cret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=verify-full&password=secret&sslrootcert=/ca.pem"),
+            "postgres://u@h/db?sslmode=verify-full&password=***&sslrootcert=/ca.pem"
+        );
+        assert_eq!(
+            redact("postgres://u:pw@h/db?sslrootcert=/a@b/ca.pem"),
+            "postgres://u:***@h/db?sslrootcert=/a@b/ca.pem"
+        );
+        assert_eq!(redact("host=h password=secret user=u"), "host=h password=*** user=u");
+        assert_eq!(redact("host=h password='a b' user=u"), "host=h password=*** user=u");
+        assert_eq!(redact("host=h mypassword=x"), "host=h mypassword=x");
     }
 }

@@ -10,8 +10,9 @@ mod pin;
 mod record;
 mod seed;
 mod status;
+mod tls;
 
-pub use db::{is_connection_error, statement, Db, Interval, SCHEMA_VERSION};
+pub use db::{is_connection_error, redact, statement, Db, Interval, SCHEMA_VERSION};
 pub use history::{DomainEvent, FleetHistory};
 pub use lease::{Claimed, Completion, DomainState, Left};
 pub use pin::{pinned_settings, PinError};
