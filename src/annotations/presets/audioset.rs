@@ -6,7 +6,7 @@
 //! The files have no split column: a file named `NAME_segments.csv` gives its rows the split `NAME`
 //! (`balanced_train`, `unbalanced_train`, `eval`); any other name leaves them without one.
 
-use super::line::{numbered, split};
+use super::line::{numbered, Row};
 use crate::annotations::collect::{Checked, Collector};
 use crate::annotations::error::{ErrorKind, InputError, Problem};
 use crate::annotations::fields::{check_id, check_label, check_window, parse_time};
@@ -14,6 +14,7 @@ use std::borrow::Cow;
 use std::path::Path;
 
 const FIELDS: [&str; 4] = ["YTID", "start_seconds", "end_seconds", "positive_labels"];
+const EXPECTED: &str = "4 fields (YTID, start_seconds, end_seconds, \"positive_labels\")";
 
 /// True for AudioSet's column line, with or without its `#` and blanks, in any case.
 pub(crate) fn is_header(line: &str) -> bool {
@@ -39,20 +40,8 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
         if trimmed.is_empty() || trimmed.starts_with('#') || (rows == 0 && is_header(trimmed)) {
             continue;
         }
-        let fields = split(raw, ',').map_err(|p| p.at(path, line, "line"))?;
-        if fields.len() != FIELDS.len() {
-            return Err(InputError::new(
-                path,
-                Some(line),
-                None,
-                ErrorKind::FieldCount,
-                format!(
-                    "expected 4 fields (YTID, start_seconds, end_seconds, \"positive_labels\"), found {}",
-                    fields.len()
-                ),
-            ));
-        }
-        let at = |i: usize| move |p: Problem| p.at(path, line, FIELDS[i]);
+        let row = Row::read(path, line, raw, &FIELDS, 4..=4, EXPECTED)?;
+        let (fields, at) = (&row.fields, |i: usize| row.at(i));
         check_id(&fields[0]).map_err(at(0))?;
         let start = parse_time(&fields[1]).map_err(at(1))?;
         let end = parse_time(&fields[2]).map_err(at(2))?;

@@ -7,7 +7,7 @@
 //! The files have no split column: a `train`, `val` or `test` word in the file's name (between `_`, `-` or
 //! `.`) gives its rows that split.
 
-use super::line::{numbered, split};
+use super::line::{numbered, split, Row};
 use crate::annotations::collect::{Checked, Collector};
 use crate::annotations::error::{ErrorKind, InputError, Problem};
 use crate::annotations::fields::{check_id, check_label, check_time, check_window, parse_time, seconds_to_ms};
@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 const FIELDS: [&str; 8] = ["youtube_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "person_id"];
+const EXPECTED: &str = "7 or 8 fields (youtube_id,timestamp,x1,y1,x2,y2,action_id[,person_id])";
 
 /// True when a first line has AVA's shape: 7 or 8 fields, numbers after the id, the box's corners between 0
 /// and 1, a whole-number action.
@@ -61,20 +62,8 @@ pub(crate) fn read(path: &Path, data: &[u8], out: &mut Collector<'_>) -> Result<
         if raw.trim().is_empty() {
             continue;
         }
-        let fields = split(raw, ',').map_err(|p| p.at(path, line, "line"))?;
-        if !matches!(fields.len(), 7 | 8) {
-            return Err(InputError::new(
-                path,
-                Some(line),
-                None,
-                ErrorKind::FieldCount,
-                format!(
-                    "expected 7 or 8 fields (youtube_id,timestamp,x1,y1,x2,y2,action_id[,person_id]), found {}",
-                    fields.len()
-                ),
-            ));
-        }
-        let at = |i: usize| move |p: Problem| p.at(path, line, FIELDS[i]);
+        let row = Row::read(path, line, raw, &FIELDS, 7..=8, EXPECTED)?;
+        let (fields, at) = (&row.fields, |i: usize| row.at(i));
         check_id(&fields[0]).map_err(at(0))?;
         let time = parse_time(&fields[1]).map_err(at(1))?;
         let mut bbox = [0.0; 4];

@@ -3,8 +3,9 @@
 //! unquoted field. Here blanks around a field, quoted or not, are dropped; a quoted field may hold the
 //! delimiter and `""` for a quote. A field never spans lines in these formats.
 
-use crate::annotations::error::{ErrorKind, Problem};
+use crate::annotations::error::{ErrorKind, InputError, Problem};
 use std::borrow::Cow;
+use std::path::Path;
 
 /// Splits `line` (without its line break) at `delim`, any character but a quote or a line break (a tab
 /// delimiter is not taken for a blank).
@@ -66,12 +67,48 @@ pub(crate) fn split(line: &str, delim: char) -> Result<Vec<Cow<'_, str>>, Proble
     }
 }
 
+/// One line of a file whose rows have a fixed shape (AudioSet, AVA-Kinetics, VGGSound): its fields, and what
+/// an error about one of them must name.
+pub(crate) struct Row<'a> {
+    pub fields: Vec<Cow<'a, str>>,
+    path: &'a Path,
+    line: u64,
+    names: &'static [&'static str],
+}
+
+impl<'a> Row<'a> {
+    /// Splits line `line` of `path` (`raw`, without its line break) at commas. A count of fields outside
+    /// `counts` is refused as "expected {expected}, found N" at that line; a quote that does not close, at
+    /// the field `line`. `names` are the fields' names, by position.
+    pub(crate) fn read(
+        path: &'a Path,
+        line: u64,
+        raw: &'a str,
+        names: &'static [&'static str],
+        counts: std::ops::RangeInclusive<usize>,
+        expected: &str,
+    ) -> Result<Row<'a>, InputError> {
+        let fields = split(raw, ',').map_err(|p| p.at(path, line, "line"))?;
+        if !counts.contains(&fields.len()) {
+            let message = format!("expected {expected}, found {}", fields.len());
+            return Err(InputError::new(path, Some(line), None, ErrorKind::FieldCount, message));
+        }
+        Ok(Row { fields, path, line, names })
+    }
+
+    /// Turns a problem with field `i` into an error naming the file, the line and the field.
+    pub(crate) fn at(&self, i: usize) -> impl Fn(Problem) -> InputError + 'a {
+        let (path, line, name) = (self.path, self.line, self.names[i]);
+        move |p: Problem| p.at(path, line, name)
+    }
+}
+
 /// The whole file as text; bytes that are not UTF-8 are reported at their line.
-pub(crate) fn text<'d>(path: &std::path::Path, data: &'d [u8]) -> Result<&'d str, crate::annotations::InputError> {
+pub(crate) fn text<'d>(path: &Path, data: &'d [u8]) -> Result<&'d str, InputError> {
     std::str::from_utf8(data).map_err(|e| {
         let bad = e.valid_up_to();
         let line = data[..bad].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-        crate::annotations::InputError::new(
+        InputError::new(
             path,
             Some(line),
             None,
@@ -136,6 +173,47 @@ mod tests {
         }
         for bad in ["a,\"b", "a,\"b\"c,d", "\"open"] {
             assert_eq!(split(bad, ',').unwrap_err().kind, ErrorKind::UnterminatedQuote, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rows_of_a_fixed_shape_or_an_error_naming_file_line_and_field() {
+        const NAMES: [&str; 3] = ["id", "start", "label"];
+        let path = Path::new("data/v.csv");
+        // The fields, or the error and its kind.
+        type Want = Result<&'static [&'static str], (&'static str, ErrorKind)>;
+        // (line, field counts allowed, what it reads as)
+        let cases: [(&str, std::ops::RangeInclusive<usize>, Want); 7] = [
+            ("abc, 1.5, dog", 3..=3, Ok(&["abc", "1.5", "dog"])),
+            ("abc,1.5,\"dog, big\"", 3..=3, Ok(&["abc", "1.5", "dog, big"])),
+            ("abc,1.5", 2..=3, Ok(&["abc", "1.5"])),
+            ("abc,1.5", 3..=3, Err(("data/v.csv:7: expected 3 things, found 2", ErrorKind::FieldCount))),
+            ("abc,1.5,dog,x", 2..=3, Err(("data/v.csv:7: expected 3 things, found 4", ErrorKind::FieldCount))),
+            ("", 3..=3, Err(("data/v.csv:7: expected 3 things, found 1", ErrorKind::FieldCount))),
+            (
+                "abc,1.5,\"dog",
+                3..=3,
+                Err((
+                    "data/v.csv:7: field `line`: a quoted field runs past the end of its line (missing closing quote)",
+                    ErrorKind::UnterminatedQuote,
+                )),
+            ),
+        ];
+        for (raw, counts, want) in cases {
+            let got = Row::read(path, 7, raw, &NAMES, counts, "3 things");
+            match (got, want) {
+                (Ok(row), Ok(fields)) => assert_eq!(row.fields, fields, "{raw:?}"),
+                (Err(e), Err((message, kind))) => {
+                    assert_eq!((e.to_string().as_str(), e.kind), (message, kind), "{raw:?}")
+                }
+                (got, _) => panic!("{raw:?}: {:?}", got.map(|r| r.fields)),
+            }
+        }
+        let row = Row::read(path, 12, "abc,x,dog", &NAMES, 3..=3, "3 things").unwrap();
+        for (i, name) in NAMES.iter().enumerate() {
+            let e = row.at(i)(Problem::new(ErrorKind::BadNumber, "boom"));
+            assert_eq!(e.to_string(), format!("data/v.csv:12: field `{name}`: boom"));
+            assert_eq!(e.kind, ErrorKind::BadNumber);
         }
     }
 
