@@ -281,7 +281,7 @@ mod tests {
             ("test/x.mp4", Some("a"), None),
         ];
         for (path, label, want) in table {
-            let c = DoneClip { rel_path: path.into(), label: label.map(String::from), ..DoneClip::default() };
+            let c = DoneClip { rel_path: path.into(), label: label.map(Into::into), ..DoneClip::default() };
             assert_eq!(class_folder(&c), want, "{path}");
         }
     }

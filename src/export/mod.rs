@@ -100,7 +100,8 @@ impl Dataset {
 
     /// The clip's label index in `classes.txt`, or -1 for an unlabelled clip.
     pub fn label_index(&self, c: &DoneClip) -> i64 {
-        c.label.as_ref().and_then(|l| self.classes.binary_search(l).ok()).map_or(-1, |i| i as i64)
+        let index = |l: &str| self.classes.binary_search_by(|x| x.as_str().cmp(l)).ok();
+        c.label.as_deref().and_then(index).map_or(-1, |i| i as i64)
     }
 
     /// Every label index of the clip (one for a single-label clip; `[-1]` for an unlabelled one).

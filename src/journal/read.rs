@@ -9,6 +9,7 @@ use crate::annotations::PersonBox;
 use rusqlite::{Connection, OpenFlags, Row};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why the journal could not be opened; `NoJournal` is a usage error (wrong folder, nothing downloaded).
 #[derive(Debug, thiserror::Error)]
@@ -123,19 +124,22 @@ impl Reader {
              WHERE state = 'done' ORDER BY id"
         ))?;
         let mut rows = stmt.query([])?;
+        // Labels, splits and sources repeat over the clips: one shared copy of each text.
+        let mut texts = Interned::default();
         while let Some(r) = rows.next()? {
             let (extra_labels, boxes) = multi_label(r.get(8)?, r.get(9)?)?;
+            let more =
+                (!extra_labels.is_empty() || !boxes.is_empty()).then(|| Box::new(MoreLabels { extra_labels, boxes }));
             f(DoneClip {
                 id: r.get(0)?,
                 youtube_id: r.get(1)?,
                 start_ms: r.get(2)?,
                 end_ms: r.get(3)?,
-                label: r.get(4)?,
-                extra_labels,
-                boxes,
-                split: r.get(5)?,
+                label: texts.get(r.get_ref(4)?.as_str_or_null()?),
+                more,
+                split: texts.get(r.get_ref(5)?.as_str_or_null()?),
                 rel_path: r.get(6)?,
-                source: r.get(7)?,
+                source: texts.get(r.get_ref(7)?.as_str_or_null()?),
             })?;
         }
         Ok(())
@@ -257,6 +261,10 @@ pub struct ClipRow {
 }
 
 /// A done clip, with the columns exports use.
+///
+/// Exports hold every done clip at once (650,000 for Kinetics-700), so a clip is kept small: its label,
+/// split and source are shared texts (one copy of each over all clips), and what only AudioSet's and
+/// AVA-Kinetics' clips have is behind a pointer that is empty for the others.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DoneClip {
     pub id: i64,
@@ -264,30 +272,63 @@ pub struct DoneClip {
     pub start_ms: i64,
     pub end_ms: i64,
     /// The clip's label, the first of them when it has several.
-    pub label: Option<String>,
-    /// The other labels of a clip with several (AudioSet, AVA-Kinetics).
+    pub label: Option<Arc<str>>,
+    /// The other labels and the person boxes, for a clip that has any.
+    pub more: Option<Box<MoreLabels>>,
+    pub split: Option<Arc<str>>,
+    pub rel_path: String,
+    pub source: Option<Arc<str>>,
+}
+
+/// What a clip of AudioSet or AVA-Kinetics has beyond its first label.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MoreLabels {
+    /// The other labels of a clip with several.
     pub extra_labels: Vec<String>,
     /// AVA-Kinetics' person boxes.
     pub boxes: Vec<PersonBox>,
-    pub split: Option<String>,
-    pub rel_path: String,
-    pub source: Option<String>,
+}
+
+/// One shared copy of each text read (see [`DoneClip`]).
+#[derive(Default)]
+struct Interned(std::collections::HashSet<Arc<str>>);
+
+impl Interned {
+    fn get(&mut self, text: Option<&str>) -> Option<Arc<str>> {
+        let text = text?;
+        if let Some(shared) = self.0.get(text) {
+            return Some(shared.clone());
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(shared.clone());
+        Some(shared)
+    }
 }
 
 impl DoneClip {
+    /// The other labels of a clip with several (AudioSet, AVA-Kinetics).
+    pub fn extra_labels(&self) -> &[String] {
+        self.more.as_ref().map_or(&[], |m| &m.extra_labels)
+    }
+
+    /// AVA-Kinetics' person boxes.
+    pub fn boxes(&self) -> &[PersonBox] {
+        self.more.as_ref().map_or(&[], |m| &m.boxes)
+    }
+
     /// Every label of the clip, the first one first.
     pub fn labels(&self) -> impl Iterator<Item = &str> {
-        self.label.as_deref().into_iter().chain(self.extra_labels.iter().map(String::as_str))
+        self.label.as_deref().into_iter().chain(self.extra_labels().iter().map(String::as_str))
     }
 
     /// Whether the clip has more than one label.
     pub fn is_multi_label(&self) -> bool {
-        !self.extra_labels.is_empty()
+        !self.extra_labels().is_empty()
     }
 
     /// The split this clip belongs to: the journal's, else the first folder of its path (`test/x.mp4`).
     pub fn split_name(&self) -> String {
-        split_name(&self.split, &self.rel_path)
+        split_name(self.split.as_deref(), &self.rel_path)
     }
 
     /// The file name without `.mp4`: the clip's key in WebDataset shards.
@@ -296,9 +337,9 @@ impl DoneClip {
     }
 }
 
-fn split_name(split: &Option<String>, rel_path: &str) -> String {
+fn split_name(split: Option<&str>, rel_path: &str) -> String {
     match split {
-        Some(s) if !s.is_empty() => s.clone(),
+        Some(s) if !s.is_empty() => s.to_owned(),
         _ => rel_path.split('/').next().unwrap_or("").to_string(),
     }
 }
