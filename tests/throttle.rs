@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use kinetics_testsrc::{Config, LogEntry, Stats, TestServer};
+use kinetics_testsrc::{Behaviour, Config, LogEntry, Stats, TestServer};
 
 /// Length of the served video: short to encode, long enough for real 10 s windows.
 const VIDEO: f64 = 40.0;
@@ -951,4 +951,52 @@ fn rate_caps_a_learned_rate() {
     assert_spaced(&relay_requests(&open.stats(), EGRESS, began), 60.0, secs);
     let capped = learned_rates(&s.out)[0].1;
     assert!(capped <= 60.0 + 1e-9, "--rate 600/h caps the learned rate at 60/min, got {capped}");
+}
+
+/// kinetics-dl's own CPU seconds, from the end summary's "CPU of the whole run" line.
+fn own_cpu_s(stderr: &str) -> f64 {
+    let line = stderr.lines().find(|l| l.contains("CPU of the whole run")).unwrap_or_else(|| panic!("{stderr}"));
+    let own = line.split("kinetics-dl ").nth(1).and_then(|r| r.split(" s").next()).unwrap_or_else(|| panic!("{line}"));
+    own.trim().parse().unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn a_retry_due_while_its_egress_cools_waits_without_spinning() {
+    // One job: the first clip's watch page answers 503 once (a retry in 2 s), the second's 429 once, which
+    // opens the breaker for 30 s. The retry falls due while the egress cools and must wait for it: the
+    // scheduler used to take the due time as its next wake-up, found it past, and went round its loop
+    // without pause for the whole cool-off (11 CPU seconds of kinetics-dl in 30 s on a loaded machine).
+    let rows = short_rows(0, 3);
+    let s = setup(&rows);
+    let cooldown = 30.0;
+    let server = server(
+        Config::for_tests()
+            .with_duration(VIDEO)
+            .with_behaviour(&rows[0].id, Behaviour::FailThenOk { status: 503, count: 1 })
+            .with_behaviour(&rows[1].id, Behaviour::FailThenOk { status: 429, count: 1 }),
+    );
+    let mut args = os(["download", "--out"]);
+    args.push(s.out.clone().into());
+    args.push("--annotations".into());
+    args.push(s.csv.clone().into());
+    args.extend(os(["--url-template", &server.watch_url_template(), "-j", "1", "--source-address", EGRESS]));
+    args.extend(os(["--retry-delay", "2s", "--cooldown", &format!("{cooldown}s"), QUOTA]));
+    let o = run(&args);
+    o.expect_code(0);
+    assert_all_done(&s.out, &rows);
+    let events = throttle_events(&s.out);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert!(events[0].cooloff_s.is_some_and(|c| c >= cooldown), "{events:#?}");
+    let retried =
+        attempts(&s.out).into_iter().filter(|a| a.outcome != "done").map(|a| a.youtube_id).collect::<Vec<_>>();
+    assert!(retried.contains(&rows[0].id), "the first clip failed once and was retried: {retried:?}");
+    // What kinetics-dl itself does in a run like this (the relay, the journal, the loop) takes well under a
+    // second; the loop spinning through a 30 s cool-off took ten times that. Tenths of the cool-off, in CPU
+    // seconds, whatever the machine's load (a spin gets less of a loaded CPU, but never this little).
+    let own = own_cpu_s(&o.stderr);
+    assert!(
+        own < cooldown / 10.0,
+        "kinetics-dl used {own} CPU s of its own through a {cooldown} s cool-off:\n{}",
+        o.stderr
+    );
 }

@@ -124,7 +124,10 @@ impl<S: Store> Scheduler<S> {
             // The store's own upkeep wakes the loop whatever runs; the retries and the egresses only when a
             // clip could start.
             let upkeep = self.store.tend(&mut self.summary, reporter).await?;
-            let mut wake = self.store.next_due();
+            // A retry already due wakes nobody: it starts in the loop below when its egress lets it, and
+            // an egress that cools says when in its `Pick::Wait` (a due instant in the past as the wake-up
+            // would spin this loop through the whole cool-off).
+            let mut wake = self.store.next_due().filter(|due| *due > Instant::now());
             let mut dry = false;
             while !stopping && self.room(running.len()) && self.store.ready() {
                 let now = Instant::now();
