@@ -1000,3 +1000,36 @@ fn a_retry_due_while_its_egress_cools_waits_without_spinning() {
         o.stderr
     );
 }
+
+/// Clip starts count the requests running clips still need (issue 14): from a learned rate of 30 requests a
+/// minute (2 s apart) and `-j 7`, starting every free job at once would book 42 requests, 84 s of them, and
+/// the later ones would wait past their bound (45 s) and send their clips back. A clip starts only when what
+/// the running ones still owe and its own fit within 30 s at the rate: every clip is done from its first
+/// attempt, none held, and requests still go one interval apart.
+#[test]
+fn clip_starts_leave_room_for_the_requests_running_clips_still_need() {
+    let rows = short_rows(79, 8);
+    let s = setup(&rows[..1]);
+    let open = server(Config::for_tests().with_duration(VIDEO));
+    run(&download(&open, &s, 1, &[EGRESS], &[])).expect_code(0);
+    {
+        // What a run that learned 30 requests a minute leaves.
+        let conn = rusqlite::Connection::open(journal_path(&s.out)).unwrap();
+        conn.execute(
+            "INSERT INTO egress_state (egress, cooloff_ms, updated_ms, rate_per_min) VALUES (?1, 0, 0, 30.0)
+             ON CONFLICT (egress) DO UPDATE SET rate_per_min = 30.0",
+            [EGRESS],
+        )
+        .unwrap();
+    }
+    write_csv(&s.csv, &rows);
+    let began = now_ms();
+    run(&download(&open, &s, 7, &[EGRESS], &[])).expect_code(0);
+    assert_all_done(&s.out, &rows);
+    let rerun: Vec<AttemptRow> = attempts(&s.out).into_iter().filter(|a| a.started_ms >= began).collect();
+    let held: Vec<&AttemptRow> = rerun.iter().filter(|a| a.outcome != "done").collect();
+    assert!(held.is_empty(), "clips started beyond the rate's room, held past their bound: {held:#?}");
+    assert_eq!(rerun.len(), rows.len() - 1, "one attempt per new clip: {rerun:#?}");
+    let secs = (now_ms() - began) as f64 / 1000.0;
+    assert_spaced(&relay_requests(&open.stats(), EGRESS, began), 30.0, secs);
+}

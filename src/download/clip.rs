@@ -4,7 +4,7 @@
 use crate::classify::{Category, Disposition};
 use crate::cpu::StageCpu;
 use crate::governor::rate::{EXTRACT_REQUESTS, HOLD_BOUND};
-use crate::governor::Gate;
+use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Expect, Registration, Relay};
@@ -82,16 +82,16 @@ pub struct Task {
     pub dest: PathBuf,
     /// The clip is its egress's probe after a cool-off: its requests are paced but never held.
     pub probe: bool,
+    /// The requests it is still expected to make through its egress (set by the scheduler as it starts):
+    /// each booking is taken off, the rest released once its media is fetched.
+    pub demand: Option<Demand>,
 }
 
 impl Task {
     /// The gate this clip's requests wait on: the egress's, or its probe's handle.
     fn gate(&self, exit: &Exit) -> Gate {
-        if self.probe {
-            exit.gate.for_probe()
-        } else {
-            exit.gate.clone()
-        }
+        let gate = if self.probe { exit.gate.for_probe() } else { exit.gate.clone() };
+        gate.for_clip(self.demand.as_ref())
     }
 }
 
@@ -200,6 +200,10 @@ impl Engine {
         cpu.fetch_s += fetched.relay_cpu.as_secs_f64();
         bytes += fetched.bytes;
         let download_s = t0.elapsed().as_secs_f64();
+        // The media is fetched: the clip asks its egress for nothing more, and the next clip may count on it.
+        if let Some(demand) = &task.demand {
+            demand.release();
+        }
 
         let t1 = Instant::now();
         let clip = work.join(format!("clip.{}", crate::tools::ffmpeg::clip_ext(&self.encode)));

@@ -174,6 +174,7 @@ impl<'a> JournalStore<'a> {
             end: key.end_ms as f64 / 1000.0,
             dest: self.out.clip_path(&rel_path)?,
             probe: false,
+            demand: None,
         };
         Ok(Work { task, id: key.youtube_id, attempts, tries: 0, blocked_on: vec![], claim: () })
     }

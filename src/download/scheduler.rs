@@ -159,12 +159,16 @@ impl<S: Store> Scheduler<S> {
                         }
                     };
                 work.task.probe = probe;
-                self.governor.started(lane, probe, now);
+                // What it will ask of the egress is owed from now, so that the next pick counts it.
+                work.task.demand = Some(self.governor.started(lane, probe, now));
                 let engine = self.engine.clone();
                 let halt = self.halt.subscribe();
                 running.spawn(async move {
                     let started_ms = journal::now_ms();
                     let outcome = engine.run(&work.task, lane, halt).await;
+                    if let Some(demand) = work.task.demand.take() {
+                        demand.release();
+                    }
                     (work, outcome, started_ms, lane, probe)
                 });
                 if alone {

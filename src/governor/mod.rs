@@ -9,7 +9,7 @@ pub mod rate;
 pub use breaker::{Admit, Breaker};
 pub use egress::{Egress, Route};
 pub use pacer::Pacer;
-pub use rate::{Aimd, Gate};
+pub use rate::{Aimd, Demand, Gate};
 
 use std::time::{Duration, Instant};
 
@@ -222,8 +222,11 @@ impl Governor {
                 consider(lane.pacer.ready_at());
                 continue;
             }
-            // Requests still wait their turn at the learned rate: a new clip would only queue behind them.
-            let turn = lane.gate.next_at(now);
+            // Requests still wait their turn at the learned rate, or the clips running there still need
+            // more than the rate has room for beside a new clip's: it would only queue behind them, and its
+            // requests or theirs would wait past their bound. The probe only waits its turn: the requests
+            // held for it are owed too.
+            let turn = if probe { lane.gate.next_at(now) } else { lane.gate.room_at(now, rate::CLIP_REQUESTS) };
             if turn > now {
                 consider(Some(turn));
                 continue;
@@ -245,12 +248,15 @@ impl Governor {
         }
     }
 
-    pub fn started(&mut self, index: usize, probe: bool, now: Instant) {
+    /// A clip starts through lane `index`: the requests it is expected to make are owed at the lane's gate
+    /// until it books them or releases the rest ([`Demand`]).
+    pub fn started(&mut self, index: usize, probe: bool, now: Instant) -> Demand {
         let lane = &mut self.lanes[index];
         lane.breaker.started(probe);
         lane.pacer.take(now, fastrand::f64());
         lane.running += 1;
         lane.started += 1;
+        lane.gate.expect(rate::CLIP_REQUESTS)
     }
 
     /// Records how a job ended; returns the breaker that opened, if one did.

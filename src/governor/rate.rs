@@ -37,6 +37,8 @@ pub const MIN_EVIDENCE: usize = 4;
 /// `--rate` counts clips; a clip on the default path books this many requests ([`EXTRACT_REQUESTS`], then a
 /// header and a window per DASH track), so the ceiling on requests is `--rate` times this.
 pub const REQUESTS_PER_CLIP: f64 = 6.0;
+/// The same, as the requests a starting clip is expected to book ([`Gate::expect`]).
+pub const CLIP_REQUESTS: u32 = 6;
 /// yt-dlp's extraction books this many requests: the watch page and the player request yt-dlp makes next on
 /// YouTube (the test source's watch page lists every format in one response, so there it makes one, and a
 /// DASH clip sends 5 requests for its 6 booked).
@@ -45,6 +47,11 @@ pub const EXTRACT_REQUESTS: u32 = 2;
 /// clip is given back (nothing sent, no attempt charged) rather than keep ffmpeg waiting (its `-rw_timeout`
 /// is 60 s).
 pub const HOLD_BOUND: Duration = Duration::from_secs(45);
+
+/// A new clip starts on an egress only if the requests the clips running there still need, with its own,
+/// can all go within this much at the egress's rate (or nothing is owed and no request waits its turn):
+/// well inside [`HOLD_BOUND`], so that none of them waits past it and sends its clip back.
+pub const ROOM: Duration = Duration::from_secs(30);
 
 /// The request ceiling `--rate` (clips an hour) allows, in requests a second.
 pub fn ceiling_per_s(clips_per_hour: Option<f64>) -> Option<f64> {
@@ -183,6 +190,54 @@ struct GateState {
     firm: bool,
     /// Requests waiting in the hold now.
     waiting: usize,
+    /// Requests the clips running through the egress are expected to make and have not booked yet
+    /// ([`Demand`]).
+    owed: u32,
+}
+
+/// The requests one running clip is still expected to make through its egress: counted in the gate's
+/// `owed` from its start ([`Gate::expect`]), less each booking its requests make, and the rest given back
+/// when the clip no longer needs any ([`Demand::release`], or when the last handle is dropped).
+#[derive(Debug, Clone)]
+pub struct Demand(Arc<DemandInner>);
+
+#[derive(Debug)]
+struct DemandInner {
+    state: Arc<Mutex<GateState>>,
+    left: Mutex<u32>,
+}
+
+impl DemandInner {
+    /// Takes up to `n` of what is left (all of it with `u32::MAX`) off the gate's `owed`, within the gate's
+    /// lock `s`.
+    fn settle(&self, s: &mut GateState, n: u32) {
+        let mut left = self.left.lock().unwrap_or_else(PoisonError::into_inner);
+        let taken = n.min(*left);
+        *left -= taken;
+        s.owed = s.owed.saturating_sub(taken);
+    }
+}
+
+impl Demand {
+    /// The clip needs no more requests (its media is fetched, or it ended): what it did not book is no
+    /// longer owed.
+    pub fn release(&self) {
+        let mut s = self.0.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.0.settle(&mut s, u32::MAX);
+    }
+
+    /// Requests still expected of this clip.
+    pub fn left(&self) -> u32 {
+        *self.0.left.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for DemandInner {
+    fn drop(&mut self) {
+        let state = self.state.clone();
+        let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.settle(&mut s, u32::MAX);
+    }
 }
 
 /// One egress's learned rate, shared by everything that sends through it. The breaker's probe holds a
@@ -192,6 +247,8 @@ struct GateState {
 pub struct Gate {
     state: Arc<Mutex<GateState>>,
     probe: bool,
+    /// The clip whose requests go through this handle: their bookings are taken off what it owes.
+    demand: Option<Demand>,
 }
 
 /// Counts a request into the hold and out again, whichever way its wait ends.
@@ -206,13 +263,47 @@ impl Drop for Waiting<'_> {
 impl Gate {
     /// `holds`: requests wait while the egress is banned (breakers on).
     pub fn new(aimd: Aimd, holds: bool) -> Gate {
-        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0 };
-        Gate { state: Arc::new(Mutex::new(state)), probe: false }
+        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0, owed: 0 };
+        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None }
     }
 
     /// The same egress's gate for the clip that probes it after a cool-off.
     pub fn for_probe(&self) -> Gate {
-        Gate { state: self.state.clone(), probe: true }
+        Gate { state: self.state.clone(), probe: true, demand: self.demand.clone() }
+    }
+
+    /// A clip starts through this egress expecting to make `n` requests: they are owed until booked or
+    /// released, and a later clip starts only when the rate has room for them and its own ([`Gate::room_at`]).
+    pub fn expect(&self, n: u32) -> Demand {
+        self.with(|s| s.owed = s.owed.saturating_add(n));
+        Demand(Arc::new(DemandInner { state: self.state.clone(), left: Mutex::new(n) }))
+    }
+
+    /// This gate, with the bookings of its requests taken off `demand` (the clip's).
+    pub fn for_clip(&self, demand: Option<&Demand>) -> Gate {
+        Gate { state: self.state.clone(), probe: self.probe, demand: demand.cloned() }
+    }
+
+    /// Requests the clips running through the egress still owe.
+    pub fn owed(&self) -> u32 {
+        self.with(|s| s.owed)
+    }
+
+    /// When a new clip that will make `n` requests has room at the egress's rate: at once when unpaced; else
+    /// once no request waits its turn, and, while running clips owe requests, once what is queued and owed
+    /// with its own `n` can go within [`ROOM`]. Owed requests are booked by the clips in order, so the end of
+    /// what is queued and owed stays put as they book: the time computed holds until a clip releases what it
+    /// did not use (then it comes sooner).
+    pub fn room_at(&self, now: Instant, n: u32) -> Instant {
+        self.with(|s| {
+            let next = s.aimd.next_at(now);
+            let Some(rate) = s.aimd.rate(now) else { return next };
+            if s.owed == 0 {
+                return next;
+            }
+            let end = next + Duration::from_secs_f64(f64::from(s.owed.saturating_add(n)) / rate);
+            next.max(end.checked_sub(ROOM).unwrap_or(now))
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut GateState) -> T) -> T {
@@ -273,6 +364,14 @@ impl Gate {
         self.with(|s| s.aimd.next_at(now))
     }
 
+    /// Books `n` requests at `now` (the gate's lock held): they are no longer owed by this handle's clip.
+    fn book(&self, s: &mut GateState, now: Instant, n: u32) -> Instant {
+        if let Some(d) = &self.demand {
+            d.0.settle(s, n);
+        }
+        s.aimd.reserve(now, n)
+    }
+
     /// Waits until `n` requests may go through this egress (the first of them now): while the egress is
     /// held (banned, or cooled off with its probe still out), and then for their turn. A wait that would end
     /// past `bound` (from the call) gives up at once, sending nothing.
@@ -289,11 +388,11 @@ impl Gate {
                 // requests that brought it (measured from here, it would see too few to learn anything).
                 Some(until) if !s.firm && now >= until => {
                     s.held_until = None;
-                    Ok(s.aimd.reserve(now, n))
+                    Ok(self.book(s, now, n))
                 }
                 Some(until) if !self.probe => Err(until),
                 _ if s.aimd.next_at(now) > deadline => Err(s.aimd.next_at(now)),
-                _ => Ok(s.aimd.reserve(now, n)),
+                _ => Ok(self.book(s, now, n)),
             });
             match step {
                 Ok(at) => {

@@ -231,3 +231,50 @@ async fn the_probe_starts_beside_held_jobs_and_lifts_their_hold() {
     g.finished(0, true, Finish::Served, reopens);
     g.lanes[0].gate.wait(S, 1).await.expect("the probe got through: nothing held");
 }
+
+/// Clip starts count what running clips still need (issue 14): at 30 requests a minute (2 s apart), the
+/// second clip fits beside the first (12 requests: 24 s, within `ROOM`), a third does not until the others
+/// booked or released enough; bookings do not move that time, a clip that ends and releases what it did not
+/// use does. The probe only waits its turn.
+#[tokio::test]
+async fn a_clip_starts_only_when_the_learned_rate_has_room_for_it_and_the_running_ones() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.restore_rate("127.0.0.2", 30.0, t0);
+    let first = g.started(0, false, t0);
+    assert_eq!(g.lanes[0].gate.owed(), rate::CLIP_REQUESTS);
+    assert_eq!(g.pick(t0), Pick::Lane { index: 0, probe: false }, "12 requests go within 24 s");
+    let second = g.started(0, false, t0);
+    // 18 requests take 36 s: a third clip fits once 6 s of them are past.
+    let Pick::Wait { until: Some(until) } = g.pick(t0) else { panic!("{:?}", g.pick(t0)) };
+    // Within the test's own running time, and the rate's growth meanwhile (10% a minute).
+    let near = |got: Instant, want: Duration| {
+        let got = got.saturating_duration_since(t0).as_secs_f64();
+        (got - want.as_secs_f64()).abs() < 0.5
+    };
+    assert!(near(until, 6 * S), "{:?}", until - t0);
+    // The first clip's extraction books two: queued and owed, the end stays where it was.
+    g.lanes[0].gate.for_clip(Some(&first)).wait(S, rate::EXTRACT_REQUESTS).await.unwrap();
+    assert_eq!((first.left(), g.lanes[0].gate.owed()), (4, 10));
+    let Pick::Wait { until: Some(until) } = g.pick(Instant::now()) else { panic!() };
+    assert!(near(until, 6 * S), "{:?}", until - t0);
+    // The second ends (held, failed, or fetched): what it did not book is released, and the third waits only
+    // for the turn the first one's extraction left.
+    second.release();
+    drop(second);
+    assert_eq!(g.lanes[0].gate.owed(), 4);
+    let Pick::Wait { until: Some(until) } = g.pick(Instant::now()) else { panic!() };
+    assert!(near(until, 4 * S), "{:?}", until - t0);
+    assert_eq!(g.pick(t0 + 4 * S), Pick::Lane { index: 0, probe: false });
+    // A dropped handle gives back what its clip still owed, as a release does.
+    drop(first);
+    assert_eq!(g.lanes[0].gate.owed(), 0);
+
+    // A probe counts no demand: the requests owed may be held for it.
+    let mut p = gov(1, true, None);
+    let t1 = Instant::now();
+    p.restore_rate("127.0.0.2", 3.0, t1);
+    let _held = (0..3).map(|_| p.started(0, false, t1)).collect::<Vec<_>>();
+    p.lanes[0].breaker.state = breaker::State::Open { until: t1 };
+    assert_eq!(p.pick(t1), Pick::Lane { index: 0, probe: true });
+}

@@ -185,6 +185,7 @@ impl<'a> FleetStore<'a> {
             end: job.key.end_ms as f64 / 1000.0,
             dest,
             probe: false,
+            demand: None,
         })
     }
 
