@@ -175,6 +175,12 @@ impl<S: Store> Scheduler<S> {
                     break;
                 }
             }
+            if !stopping && !running.is_empty() {
+                // Clips held on an egress whose probe is due, and no clip left to probe it with (the end of
+                // a run, or every clip left blocked there): they would wait out their bound for nothing.
+                let store = &self.store;
+                self.governor.give_back_unprobed(Instant::now(), |lane| dry || !store.ready_for(lane));
+            }
             if running.is_empty() {
                 if stopping {
                     return Ok(());

@@ -248,6 +248,33 @@ impl Governor {
         }
     }
 
+    /// Clips whose requests are held on an egress whose breaker is open, when nothing is left to take
+    /// through it (`nothing_for(lane)`: no clip to be its probe) and its cool-off is over or another egress
+    /// takes work (breaker closed or due a probe, nothing held there), go back uncharged at once instead of
+    /// waiting out their bound: one of them can then probe it, or the other egress run them. An egress whose
+    /// breaker has not opened yet (its relay met a 429 the breaker will hear of when that clip ends) keeps
+    /// its clips: it would take them straight back.
+    pub fn give_back_unprobed(&self, now: Instant, nothing_for: impl Fn(usize) -> bool) {
+        if !self.policy.breaker {
+            return;
+        }
+        let takes: Vec<bool> = self
+            .lanes
+            .iter()
+            .map(|lane| matches!(lane.breaker.admit(now), Admit::Yes | Admit::Probe) && !lane.gate.is_held())
+            .collect();
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let admit = lane.breaker.admit(now);
+            if lane.gate.holding() == 0 || admit == Admit::Yes || !nothing_for(i) {
+                continue;
+            }
+            let elsewhere = takes.iter().enumerate().any(|(j, t)| j != i && *t);
+            if admit == Admit::Probe || elsewhere {
+                lane.gate.give_back_held();
+            }
+        }
+    }
+
     /// A clip starts through lane `index`: the requests it is expected to make are owed at the lane's gate
     /// until it books them or releases the rest ([`Demand`]).
     pub fn started(&mut self, index: usize, probe: bool, now: Instant) -> Demand {

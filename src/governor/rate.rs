@@ -193,6 +193,8 @@ struct GateState {
     /// Requests the clips running through the egress are expected to make and have not booked yet
     /// ([`Demand`]).
     owed: u32,
+    /// The requests waiting in the hold go back at once ([`Gate::give_back_held`]), until none waits.
+    give_back: bool,
 }
 
 /// The requests one running clip is still expected to make through its egress: counted in the gate's
@@ -249,6 +251,8 @@ pub struct Gate {
     probe: bool,
     /// The clip whose requests go through this handle: their bookings are taken off what it owes.
     demand: Option<Demand>,
+    /// Wakes the requests waiting in the hold when they are to go back ([`Gate::give_back_held`]).
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// Counts a request into the hold and out again, whichever way its wait ends.
@@ -256,20 +260,23 @@ struct Waiting<'g>(&'g Gate);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.with(|s| s.waiting = s.waiting.saturating_sub(1));
+        self.0.with(|s| {
+            s.waiting = s.waiting.saturating_sub(1);
+            s.give_back &= s.waiting > 0;
+        });
     }
 }
 
 impl Gate {
     /// `holds`: requests wait while the egress is banned (breakers on).
     pub fn new(aimd: Aimd, holds: bool) -> Gate {
-        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0, owed: 0 };
-        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None }
+        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0, owed: 0, give_back: false };
+        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake: Arc::default() }
     }
 
     /// The same egress's gate for the clip that probes it after a cool-off.
     pub fn for_probe(&self) -> Gate {
-        Gate { state: self.state.clone(), probe: true, demand: self.demand.clone() }
+        Gate { state: self.state.clone(), probe: true, demand: self.demand.clone(), wake: self.wake.clone() }
     }
 
     /// A clip starts through this egress expecting to make `n` requests: they are owed until booked or
@@ -281,7 +288,7 @@ impl Gate {
 
     /// This gate, with the bookings of its requests taken off `demand` (the clip's).
     pub fn for_clip(&self, demand: Option<&Demand>) -> Gate {
-        Gate { state: self.state.clone(), probe: self.probe, demand: demand.cloned() }
+        Gate { state: self.state.clone(), probe: self.probe, demand: demand.cloned(), wake: self.wake.clone() }
     }
 
     /// Requests the clips running through the egress still owe.
@@ -334,10 +341,21 @@ impl Gate {
         })
     }
 
+    /// The requests waiting in the hold now give up at once, sending nothing (their clips go back
+    /// uncharged): the egress's cool-off is over and no clip is left to probe it, so nothing would lift the
+    /// hold before their bound.
+    pub fn give_back_held(&self) {
+        if self.with(|s| std::mem::replace(&mut s.give_back, s.waiting > 0)) {
+            return;
+        }
+        self.wake.notify_waiters();
+    }
+
     /// The probe got through: nothing is held.
     pub fn reopened(&self) {
         self.with(|s| {
             s.firm = false;
+            s.give_back = false;
             if s.held_until.take().is_some() {
                 s.aimd.resume(Instant::now());
             }
@@ -352,6 +370,11 @@ impl Gate {
     /// The rate learned, requests a second (`None` before any ban).
     pub fn learned(&self, now: Instant) -> Option<f64> {
         self.with(|s| s.aimd.learned(now))
+    }
+
+    /// Whether requests through this egress are held now (banned, or a 429 its relay met).
+    pub fn is_held(&self) -> bool {
+        self.with(|s| s.held_until.is_some())
     }
 
     /// Requests waiting in the hold now.
@@ -381,6 +404,10 @@ impl Gate {
         // Bounded: each turn books the requests, or sleeps until the expected reopening (or for a
         // `PROBE_POLL` while the probe is out), and gives up at `deadline`.
         loop {
+            // Listening before the state is read: a give-back between the two is not missed.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let now = Instant::now();
             let step = self.with(|s| match s.held_until {
                 // The relay's own hold lapsed (no breaker opened for its 429, or not yet): the rate sent at is
@@ -390,8 +417,9 @@ impl Gate {
                     s.held_until = None;
                     Ok(self.book(s, now, n))
                 }
-                Some(until) if !self.probe => Err(until),
-                _ if s.aimd.next_at(now) > deadline => Err(s.aimd.next_at(now)),
+                Some(_) if !self.probe && s.give_back => Err(None),
+                Some(until) if !self.probe => Err(Some(until)),
+                _ if s.aimd.next_at(now) > deadline => Err(Some(s.aimd.next_at(now))),
                 _ => Ok(self.book(s, now, n)),
             });
             match step {
@@ -402,15 +430,19 @@ impl Gate {
                         return Ok(());
                     }
                 }
-                Err(until) if until > deadline => return Err(HeldTooLong(until.saturating_duration_since(now))),
-                Err(_) if now >= deadline => return Err(HeldTooLong(Duration::ZERO)),
-                Err(until) => {
+                Err(None) => return Err(HeldTooLong(Duration::ZERO)),
+                Err(Some(until)) if until > deadline => return Err(HeldTooLong(until.saturating_duration_since(now))),
+                Err(Some(_)) if now >= deadline => return Err(HeldTooLong(Duration::ZERO)),
+                Err(Some(until)) => {
                     if counted.is_none() {
                         self.with(|s| s.waiting += 1);
                         counted = Some(Waiting(self));
                     }
                     let wake = until.max(now + PROBE_POLL).min(deadline);
-                    tokio::time::sleep_until(wake.into()).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake.into()) => {}
+                        _ = notified => {}
+                    }
                 }
             }
         }
