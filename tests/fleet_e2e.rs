@@ -361,6 +361,16 @@ fn a_worker_with_other_encode_settings_is_refused_and_a_rerun_adds_nothing() {
     assert_done_once(&schema, &rows, &[(maker, out)].into());
 }
 
+/// A yt-dlp without a JavaScript runtime: it warns as on YouTube, the machine's fault and not the clips'.
+fn no_js_ytdlp(dir: &Path) -> PathBuf {
+    write_script(
+        dir,
+        "no-js-yt-dlp",
+        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
+echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
+exec yt-dlp \"$@\"",
+    )
+}
 #[test]
 fn a_broken_worker_gives_its_clips_back_and_fails_none() {
     let Some(url) = pg::url() else { return };
@@ -371,13 +381,7 @@ fn a_broken_worker_gives_its_clips_back_and_fails_none() {
     let csv = tmp.path().join("rows.csv");
     write_csv(&csv, &rows);
     // No JavaScript runtime: yt-dlp warns as on YouTube; the machine's fault, not the clips'.
-    let no_js = write_script(
-        tmp.path(),
-        "no-js-yt-dlp",
-        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
-echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
-exec yt-dlp \"$@\"",
-    );
+    let no_js = no_js_ytdlp(tmp.path());
     let mut broken = seeding_args(&server, &schema, &tmp.path().join("broken"), "127.0.0.2", &csv);
     broken.push("--ytdlp".into());
     broken.push(no_js.into());
@@ -422,13 +426,7 @@ fn a_clip_geo_blocked_in_one_region_is_made_in_another_and_fails_only_when_block
     let ytdlp = ytdlp.to_str().unwrap();
     // The fleet knows region BB before region AA meets a block: a BB worker that cannot work (no JavaScript
     // runtime) joins, seeds and leaves, its clips given back.
-    let no_js = write_script(
-        tmp.path(),
-        "no-js-yt-dlp",
-        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
-echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
-exec yt-dlp \"$@\"",
-    );
+    let no_js = no_js_ytdlp(tmp.path());
     let mut first = seeding_args(&server, &schema, &tmp.path().join("b0"), "127.0.0.3", &csv);
     first.extend(os(["--region", "BB", "--ytdlp", no_js.to_str().unwrap()]));
     run(&first).expect_code(2);
@@ -1057,13 +1055,7 @@ fn multi_label_clips_keep_their_labels_and_boxes_in_a_fleet() {
     let (w1, w2) = (tmp.path().join("w1"), tmp.path().join("w2"));
 
     // A worker that cannot work (no JavaScript runtime) seeds the fleet, gives its clips back and exits 2.
-    let no_js = write_script(
-        tmp.path(),
-        "no-js-yt-dlp",
-        "case \"$*\" in *--version*) exec yt-dlp \"$@\" ;; esac
-echo 'WARNING: [youtube] No supported JavaScript runtime could be found. Only deno is enabled by default.' >&2
-exec yt-dlp \"$@\"",
-    );
+    let no_js = no_js_ytdlp(tmp.path());
     let mut broken = seeding_args(&server, &schema, &tmp.path().join("broken"), "127.0.0.2", &ava);
     broken.extend([OsString::from("--ytdlp"), no_js.into()]);
     run(&broken).expect_code(2);

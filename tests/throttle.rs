@@ -923,6 +923,17 @@ fn a_learned_rate_per_egress_stops_the_bans_and_a_rerun_starts_from_it() {
     assert!(later.iter().all(|r| s.out.join(r.rel_path()).is_file()));
 }
 
+/// Writes into the journal the learned rate an earlier run through `egress` would have left.
+fn save_learned_rate(out: &Path, egress: &str, per_min: f64) {
+    let conn = rusqlite::Connection::open(journal_path(out)).unwrap();
+    conn.execute(
+        "INSERT INTO egress_state (egress, cooloff_ms, updated_ms, rate_per_min) VALUES (?1, 0, 0, ?2)
+         ON CONFLICT (egress) DO UPDATE SET rate_per_min = ?2",
+        rusqlite::params![egress, per_min],
+    )
+    .unwrap();
+}
+
 /// `--rate` is a ceiling on the learned rate too: a rate saved above it (here 600 requests a minute) is
 /// capped at `--rate` times six requests a clip, paces the run at that, and is saved capped.
 #[test]
@@ -931,16 +942,8 @@ fn rate_caps_a_learned_rate() {
     let s = setup(&rows[..1]);
     let open = server(Config::for_tests().with_duration(VIDEO));
     run(&download(&open, &s, 2, &[EGRESS], &[])).expect_code(0);
-    {
-        // What a run that learned 600 requests a minute leaves.
-        let conn = rusqlite::Connection::open(journal_path(&s.out)).unwrap();
-        conn.execute(
-            "INSERT INTO egress_state (egress, cooloff_ms, updated_ms, rate_per_min) VALUES (?1, 0, 0, 600.0)
-             ON CONFLICT (egress) DO UPDATE SET rate_per_min = 600.0",
-            [EGRESS],
-        )
-        .unwrap();
-    }
+    // What a run that learned 600 requests a minute leaves.
+    save_learned_rate(&s.out, EGRESS, 600.0);
     assert_eq!(learned_rates(&s.out), vec![(EGRESS.to_string(), 600.0)]);
     write_csv(&s.csv, &rows);
     let began = now_ms();
@@ -1012,16 +1015,8 @@ fn clip_starts_leave_room_for_the_requests_running_clips_still_need() {
     let s = setup(&rows[..1]);
     let open = server(Config::for_tests().with_duration(VIDEO));
     run(&download(&open, &s, 1, &[EGRESS], &[])).expect_code(0);
-    {
-        // What a run that learned 30 requests a minute leaves.
-        let conn = rusqlite::Connection::open(journal_path(&s.out)).unwrap();
-        conn.execute(
-            "INSERT INTO egress_state (egress, cooloff_ms, updated_ms, rate_per_min) VALUES (?1, 0, 0, 30.0)
-             ON CONFLICT (egress) DO UPDATE SET rate_per_min = 30.0",
-            [EGRESS],
-        )
-        .unwrap();
-    }
+    // What a run that learned 30 requests a minute leaves.
+    save_learned_rate(&s.out, EGRESS, 30.0);
     write_csv(&s.csv, &rows);
     let began = now_ms();
     run(&download(&open, &s, 7, &[EGRESS], &[])).expect_code(0);

@@ -258,18 +258,13 @@ impl Governor {
         if !self.policy.breaker {
             return;
         }
-        let takes: Vec<bool> = self
-            .lanes
-            .iter()
-            .map(|lane| matches!(lane.breaker.admit(now), Admit::Yes | Admit::Probe) && !lane.gate.is_held())
-            .collect();
+        let admits: Vec<Admit> = self.lanes.iter().map(|lane| lane.breaker.admit(now)).collect();
+        let takes = |j: usize| matches!(admits[j], Admit::Yes | Admit::Probe) && !self.lanes[j].gate.is_held();
         for (i, lane) in self.lanes.iter().enumerate() {
-            let admit = lane.breaker.admit(now);
-            if lane.gate.holding() == 0 || admit == Admit::Yes || !nothing_for(i) {
+            if lane.gate.holding() == 0 || admits[i] == Admit::Yes || !nothing_for(i) {
                 continue;
             }
-            let elsewhere = takes.iter().enumerate().any(|(j, t)| j != i && *t);
-            if admit == Admit::Probe || elsewhere {
+            if admits[i] == Admit::Probe || (0..self.lanes.len()).any(|j| j != i && takes(j)) {
                 lane.gate.give_back_held();
             }
         }

@@ -345,10 +345,14 @@ impl Gate {
     /// uncharged): the egress's cool-off is over and no clip is left to probe it, so nothing would lift the
     /// hold before their bound.
     pub fn give_back_held(&self) {
-        if self.with(|s| std::mem::replace(&mut s.give_back, s.waiting > 0)) {
-            return;
+        let newly = self.with(|s| {
+            let was = s.give_back;
+            s.give_back = s.waiting > 0;
+            s.give_back && !was
+        });
+        if newly {
+            self.wake.notify_waiters();
         }
-        self.wake.notify_waiters();
     }
 
     /// The probe got through: nothing is held.

@@ -279,6 +279,32 @@ async fn a_clip_starts_only_when_the_learned_rate_has_room_for_it_and_the_runnin
     assert_eq!(p.pick(t1), Pick::Lane { index: 0, probe: true });
 }
 
+/// One request waiting in lane 0's hold, as a clip of that egress would: returns once it is held.
+async fn hold_one(g: &Governor) -> tokio::task::JoinHandle<Result<(), rate::HeldTooLong>> {
+    let gate = g.lanes[0].gate.clone();
+    let held = tokio::spawn(async move { gate.wait(Duration::from_secs(45), 1).await });
+    for _ in 0..200 {
+        if g.lanes[0].gate.holding() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(g.lanes[0].gate.holding(), 1);
+    held
+}
+
+/// The held request is still waiting a while later.
+async fn stays_held(held: &tokio::task::JoinHandle<Result<(), rate::HeldTooLong>>, why: &str) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished(), "{why}");
+}
+
+/// The held request gave up at once, sending nothing (its clip goes back uncharged).
+async fn gives_up_at_once(held: tokio::task::JoinHandle<Result<(), rate::HeldTooLong>>) {
+    let gave_up = tokio::time::timeout(Duration::from_secs(5), held).await.expect("given back at once").unwrap();
+    assert_eq!(gave_up, Err(rate::HeldTooLong(Duration::ZERO)));
+}
+
 /// Clips held on a banned egress whose cool-off is over, with no clip left to be its probe (the end of a
 /// run): they would wait out their bound (45 s) for a probe that never comes, so they give up at once and go
 /// back uncharged. Before the cool-off ends, or with a clip left to probe it, they stay held.
@@ -288,25 +314,14 @@ async fn held_requests_go_back_when_their_egress_is_due_a_probe_and_nothing_is_l
     g.started(0, false, Instant::now());
     let opened = g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, Instant::now()).unwrap();
     let reopens = Instant::now() + opened.cooloff;
-    let gate = g.lanes[0].gate.clone();
-    let held = tokio::spawn(async move { gate.wait(Duration::from_secs(45), 1).await });
-    // Until the request is in the hold.
-    for _ in 0..200 {
-        if g.lanes[0].gate.holding() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(g.lanes[0].gate.holding(), 1);
+    let held = hold_one(&g).await;
     // Still cooling off, or a clip left to probe with: it stays held.
     g.give_back_unprobed(Instant::now(), |_| true);
     g.give_back_unprobed(reopens, |_| false);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "held while cooling off, and while a clip can still probe the egress");
+    stays_held(&held, "held while cooling off, and while a clip can still probe the egress").await;
     // The cool-off is over and nothing is left: it gives up at once, sending nothing.
     g.give_back_unprobed(reopens, |_| true);
-    let gave_up = tokio::time::timeout(Duration::from_secs(5), held).await.expect("given back at once").unwrap();
-    assert_eq!(gave_up, Err(rate::HeldTooLong(Duration::ZERO)));
+    gives_up_at_once(held).await;
     assert_eq!(g.lanes[0].gate.holding(), 0);
     // The next hold is a hold again.
     assert!(g.lanes[0].gate.wait(Duration::from_millis(10), 1).await.is_err(), "still banned, still held");
@@ -323,29 +338,18 @@ async fn held_requests_go_back_when_another_egress_could_run_them() {
         g.started(lane, false, now);
         g.finished(lane, false, Finish::Throttled { requests: 1, retry_after: None }, now).unwrap();
     }
-    let gate = g.lanes[0].gate.clone();
-    let held = tokio::spawn(async move { gate.wait(Duration::from_secs(45), 1).await });
-    for _ in 0..200 {
-        if g.lanes[0].gate.holding() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(g.lanes[0].gate.holding(), 1);
+    let held = hold_one(&g).await;
     // Both egresses cool: it stays held.
     g.give_back_unprobed(Instant::now(), |_| true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "held while every egress cools");
+    stays_held(&held, "held while every egress cools").await;
     // The other egress's breaker closes but its gate still holds: still held here.
     g.lanes[1].breaker.succeeded();
     g.give_back_unprobed(Instant::now(), |_| true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "held while the other egress holds its own requests");
+    stays_held(&held, "held while the other egress holds its own requests").await;
     // The other egress takes work again: it goes back at once, though its own egress still cools.
     g.lanes[1].gate.reopened();
     g.give_back_unprobed(Instant::now(), |_| true);
-    let gave_up = tokio::time::timeout(Duration::from_secs(5), held).await.expect("given back at once").unwrap();
-    assert_eq!(gave_up, Err(rate::HeldTooLong(Duration::ZERO)));
+    gives_up_at_once(held).await;
 }
 
 /// An egress whose relay met a 429 the breaker has not heard of yet (its breaker still closed) keeps its held
@@ -354,17 +358,8 @@ async fn held_requests_go_back_when_another_egress_could_run_them() {
 async fn held_requests_stay_on_an_egress_whose_breaker_has_not_opened() {
     let g = gov(2, true, None);
     g.lanes[0].gate.throttled(Instant::now(), Some(Duration::from_secs(30)));
-    let gate = g.lanes[0].gate.clone();
-    let held = tokio::spawn(async move { gate.wait(Duration::from_secs(45), 1).await });
-    for _ in 0..200 {
-        if g.lanes[0].gate.holding() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(g.lanes[0].gate.holding(), 1);
+    let held = hold_one(&g).await;
     g.give_back_unprobed(Instant::now(), |_| true);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!held.is_finished(), "its breaker is closed: the clip stays");
+    stays_held(&held, "its breaker is closed: the clip stays").await;
     held.abort();
 }
