@@ -1045,6 +1045,44 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
     }
 }
 
+/// The frame rate that places a sub-frame cut comes from probing the fetched window. Once in a few hundred runs
+/// under heavy load that probe failed and the cut fell back, silently, to the window's own times, which keep
+/// the frame on screen at `time_start`: frames 322-471 where 323-472 belong. Here ffprobe fails its first
+/// probe of a window (`--ffprobe` wraps the real one): that attempt fails and the retry cuts the right frames.
+#[test]
+fn a_window_whose_probe_fails_fails_the_attempt_and_never_cuts_the_frame_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let mark = tmp.path().join("failed-once");
+    let ffprobe = write_script(
+        tmp.path(),
+        "ffprobe-fails-once",
+        &format!(
+            "case \"$*\" in *-version*) exec ffprobe \"$@\" ;; esac\n\
+             if mkdir '{}' 2>/dev/null; then echo 'Resource temporarily unavailable' >&2; exit 1; fi\n\
+             exec ffprobe \"$@\"",
+            mark.display()
+        ),
+    );
+    let row = Row::new("x", "subframe047", 21.47, 31.47);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend([OsString::from("--ffprobe"), ffprobe.into()]);
+    run(&args).expect_code(0);
+    assert!(mark.exists(), "the wrapper failed a probe");
+    let tried: Vec<_> = attempts(&out).into_iter().map(|a| (a.outcome, a.category)).collect();
+    assert_eq!(
+        tried,
+        [("retry".to_string(), Some("corrupt".to_string())), ("done".to_string(), None)],
+        "the failed probe failed its attempt"
+    );
+    let frames = frame_sequence(&out.join(row.rel_path()));
+    assert_eq!((frames.first(), frames.last(), frames.len()), (Some(&323), Some(&472), 150), "{frames:?}");
+    assert_clip(&out, &row);
+}
+
 #[test]
 fn sub_frame_windows_keep_the_frames_inside_them() {
     let tmp = tempfile::tempdir().unwrap();

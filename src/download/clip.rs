@@ -118,6 +118,16 @@ pub enum Outcome {
     },
 }
 
+/// The trim recorded for a video clip cut at the window's own times because its window has no frame rate: it
+/// may hold the frame on screen at `time_start`, just before the window, and the journal says so.
+fn without_rate(trim: &str) -> String {
+    const NOTE: &str = "no frame rate: cut at the window's times";
+    match trim.strip_suffix(')') {
+        Some(open) if open.contains(" (") => format!("{open}; {NOTE})"),
+        _ => format!("{trim} ({NOTE})"),
+    }
+}
+
 /// Requests of a clip answered 429 (or with a bot check), and the longest `Retry-After` among them.
 type Throttled = (u64, Option<std::time::Duration>);
 
@@ -219,16 +229,25 @@ impl Engine {
                 true => Some(self.ffmpeg.layout(&fetched.path, stop).await.map_err(|f| f.message)),
                 false => None,
             };
-            let fps = match &layout {
-                Some(l) => l.as_ref().ok().and_then(smartcut::Layout::fps),
-                None if self.encode.copy || self.encode.audio_only.is_some() => None,
-                None => self.ffmpeg.probe(&fetched.path, stop).await.ok().and_then(|p| p.fps),
+            let by_times = self.encode.copy || self.encode.audio_only.is_some();
+            let rate = match &layout {
+                Some(Ok(l)) if l.fps().is_some() => Ok(l.fps()),
+                _ if by_times => Ok(None),
+                // The rate decides which frames the cut keeps. A window that cannot be probed fails the
+                // attempt: cut at the window's own times, the clip could start on the frame before it.
+                _ => self.ffmpeg.probe(&fetched.path, stop).await.map(|p| p.fps),
+            };
+            let fps = match rate {
+                Ok(fps) => fps,
+                Err(f) => return ((Err(f), String::new()), window),
             };
             let (start, duration) = fps
                 .and_then(|fps| Some(cut_points(&frames_in_window(task.start, task.end, fps)?, fps)))
                 .unwrap_or(window);
             let _slot = self.encode_slots.acquire().await.expect("encode semaphore never closes");
-            (self.cut(&fetched.path, layout, start, duration, work, &clip, stop).await, (start, duration))
+            let (cut, trim) = self.cut(&fetched.path, layout, start, duration, work, &clip, stop).await;
+            let trim = if fps.is_none() && !by_times { without_rate(&trim) } else { trim };
+            ((cut, trim), (start, duration))
         })
         .await;
         cpu.encode_s = encode_cpu.as_secs_f64();
@@ -522,6 +541,18 @@ mod tests {
         ];
         for (s, e, d, want) in table {
             assert!((expected_duration(s, e, d) - want).abs() < 1e-9, "{s} {e} {d:?}");
+        }
+    }
+
+    #[test]
+    fn a_cut_without_a_frame_rate_says_so() {
+        let table = [
+            ("exact", "exact (no frame rate: cut at the window's times)"),
+            ("smart", "smart (no frame rate: cut at the window's times)"),
+            ("exact (B-frames)", "exact (B-frames; no frame rate: cut at the window's times)"),
+        ];
+        for (trim, want) in table {
+            assert_eq!(without_rate(trim), want);
         }
     }
 }

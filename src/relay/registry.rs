@@ -167,9 +167,20 @@ impl Default for Plan {
 const HEADER_PIECE: u64 = 32 * 1024;
 /// A progressive `moov` besides its sample tables (headers, sample descriptions, edit lists).
 const MOOV_BASE: u64 = 4 * 1024;
-/// Sample-table bytes per sample of a progressive `moov`: `stsz` (4) and `stco`/`stsc`/`stts` shares, up
-/// to 8 with B-frames' `ctts`. The test source's 60 s itag-18 file has 7.3.
-const MOOV_PER_SAMPLE: f64 = 8.0;
+/// Sample-table bytes per video frame of a progressive `moov`: `stsz` (4), a chunk offset in `stco` (4)
+/// when every frame is a chunk of its own, as ffmpeg's muxer interleaves, and up to one `stsc` run (12) per
+/// chunk when the audio frames between video frames alternate (1, 2, 1, ... at 30 fps), and a few for
+/// `stss`. The test source's 5-minute 30 fps itag 18 has a 256 KB `moov`: 20.6 per frame once its audio's
+/// `stsz` is counted. `ctts` (B-frames) adds 8 more, which the `stsc` share covers at 15 fps.
+const MOOV_PER_VIDEO_FRAME: f64 = 23.0;
+/// Sample-table bytes per audio frame of a progressive `moov`: its `stsz` entry.
+const MOOV_PER_AUDIO_FRAME: f64 = 4.0;
+/// A fragmented file's header besides its `sidx`: `ftyp` and a `moov` without samples (under 1 KB at the
+/// test source and on YouTube), with room to spare.
+const FRAGMENTED_BASE: u64 = 4 * 1024;
+/// Bytes of `sidx` per second: one 12-byte reference per fragment, fragments of 2 s or more (YouTube's are
+/// about 5 s, the test source's default is one per 2 s keyframe interval).
+const SIDX_PER_SEC: f64 = 6.0;
 /// Audio frames per second assumed in a progressive file: AAC at 44.1 kHz (1024 samples a frame).
 const AUDIO_FRAMES_PER_SEC: f64 = 44.0;
 /// Video frames per second assumed when the format does not say.
@@ -194,19 +205,26 @@ const WINDOW_TAIL: u64 = 16 * 1024;
 
 /// The length of the first read from byte 0: the whole header as `expect` predicts it, plus what ffmpeg
 /// probes after it. A progressive `moov` grows with the number of samples (a 10-minute 30 fps video has
-/// ~350 KB of it), so one fixed first read either falls short on long videos (one more request) or wastes
-/// bytes on short ones.
+/// ~500 KB of it), a DASH `sidx` with the number of fragments (22 KB on an hour of 2 s fragments), so one
+/// fixed first read either falls short on long videos (one more request) or wastes bytes on short ones.
 pub(super) fn first_read(expect: Expect) -> u64 {
-    match expect {
-        Expect { fragmented: false, duration: Some(secs), fps } if secs.is_finite() && secs > 0.0 => {
-            let fps = fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(DEFAULT_FPS);
-            let samples = secs * (fps + AUDIO_FRAMES_PER_SEC);
-            let tables = (samples * MOOV_PER_SAMPLE).min(MAX_FIRST_READ as f64) as u64;
+    let secs = expect.duration.filter(|s| s.is_finite() && *s > 0.0);
+    match (expect.fragmented, secs) {
+        (false, Some(secs)) => {
+            let fps = expect.fps.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(DEFAULT_FPS);
+            let per_sec = fps * MOOV_PER_VIDEO_FRAME + AUDIO_FRAMES_PER_SEC * MOOV_PER_AUDIO_FRAME;
+            let tables = (secs * per_sec).min(MAX_FIRST_READ as f64) as u64;
             (MOOV_BASE + tables + PROBE_READ).clamp(HEADER_PIECE, MAX_FIRST_READ)
         }
-        Expect { fragmented: true, .. } => HEADER_PIECE,
+        // ffmpeg probes the first fragment after the header: a short video's whole header and that probe fit
+        // the fixed read; an hour's `sidx` does not.
+        (true, Some(secs)) => {
+            let sidx = (secs * SIDX_PER_SEC).min(MAX_FIRST_READ as f64) as u64;
+            (FRAGMENTED_BASE + sidx + PROBE_READ).clamp(HEADER_PIECE, MAX_FIRST_READ)
+        }
+        (true, None) => HEADER_PIECE,
         // A progressive file of unknown length: the fixed header read and ffmpeg's probe in one request.
-        _ => HEADER_PIECE + PROBE_READ,
+        (false, None) => HEADER_PIECE + PROBE_READ,
     }
 }
 

@@ -64,22 +64,44 @@ fn piece_lengths_follow_the_plan() {
 fn first_reads_hold_the_header_the_metadata_predicts() {
     let progressive = |secs: f64, fps: Option<f64>| Expect { duration: Some(secs), fps, fragmented: false };
     // (what is known, first read)
+    let per_sec = |fps: u64| fps * 23 + 44 * 4;
+    // (what is known, first read)
     let cases = [
         (Expect::default(), HEADER_PIECE + PROBE_READ),
         (Expect { fragmented: true, ..Expect::default() }, HEADER_PIECE),
-        (Expect { fragmented: true, ..progressive(3600.0, Some(30.0)) }, HEADER_PIECE),
-        // The test source's itag 18: 60 s at 15 fps, whose moov ends at 25,445.
-        (progressive(60.0, Some(15.0)), 4096 + 60 * 59 * 8 + PROBE_READ),
+        // A DASH file of 5 minutes: its 2 KB header and ffmpeg's probe of the first fragment (whose 30 KB the
+        // fixed read held too). An hour: the test source's 2 s fragments make a 21.6 KB sidx.
+        (Expect { fragmented: true, ..progressive(300.0, Some(30.0)) }, 4096 + 300 * 6 + PROBE_READ),
+        (Expect { fragmented: true, ..progressive(3600.0, Some(30.0)) }, 4096 + 3600 * 6 + PROBE_READ),
+        (Expect { fragmented: true, ..progressive(10.0, None) }, 4096 + 10 * 6 + PROBE_READ),
+        // The test source's itag 18: 60 s at 15 fps, whose moov ends at 25,445 (30,847 with B-frames).
+        (progressive(60.0, Some(15.0)), 4096 + 60 * per_sec(15) + PROBE_READ),
         // Unknown frame rate: 30 fps.
-        (progressive(60.0, None), 4096 + 60 * 74 * 8 + PROBE_READ),
-        // Ten minutes of YouTube's 30 fps itag 18 (a ~350 KB moov).
-        (progressive(600.0, Some(30.0)), 4096 + 600 * 74 * 8 + PROBE_READ),
+        (progressive(60.0, None), 4096 + 60 * per_sec(30) + PROBE_READ),
+        // The test source's 5 minutes at 30 fps, whose moov ends at 255,766: ffmpeg's probe past it too.
+        (progressive(300.0, Some(30.0)), 4096 + 300 * per_sec(30) + PROBE_READ),
         // A short video: its small moov and ffmpeg's read past it; very long ones stop at the cap.
-        (progressive(2.0, Some(30.0)), 4096 + 2 * 74 * 8 + PROBE_READ),
+        (progressive(2.0, Some(30.0)), 4096 + 2 * per_sec(30) + PROBE_READ),
         (progressive(100_000.0, Some(60.0)), MAX_FIRST_READ),
         (progressive(f64::NAN, Some(30.0)), HEADER_PIECE + PROBE_READ),
-        (progressive(60.0, Some(0.0)), 4096 + 60 * 74 * 8 + PROBE_READ),
+        (progressive(60.0, Some(0.0)), 4096 + 60 * per_sec(30) + PROBE_READ),
     ];
+    // Every header of the test source's cached files (moov or sidx end, seconds, fps, fragmented) is held
+    // with ffmpeg's probe past it.
+    let measured = [
+        (25_445, 60.0, 15.0, false),
+        (30_847, 60.0, 15.0, false),
+        (49_485, 120.0, 15.0, false),
+        (26_842, 30.0, 30.0, false),
+        (255_766, 300.0, 30.0, false),
+        (1_443_818, 3600.0, 15.0, false),
+        (2_637, 300.0, 30.0, true),
+        (22_437, 3600.0, 15.0, true),
+    ];
+    for (header_end, secs, fps, fragmented) in measured {
+        let read = first_read(Expect { duration: Some(secs), fps: Some(fps), fragmented });
+        assert!(read >= header_end + PROBE_READ, "{secs} s at {fps} fps: {read} B for a header to {header_end}");
+    }
     for (expect, want) in cases {
         assert_eq!(first_read(expect), want, "{expect:?}");
     }
