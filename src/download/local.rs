@@ -7,13 +7,12 @@ use crate::classify::Category;
 use crate::config::{Config, Source};
 use crate::governor::Governor;
 use crate::journal::{self, Journal, State};
-use crate::outdir::OutDir;
+use crate::outdir::{DirCache, OutDir};
 use crate::plan::{Job, KeyIndex, Plan};
 use crate::progress::{Event, Reporter};
 use crate::summary::Summary;
 use crate::tools::process::StopSignal;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::ffi::OsString;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +24,9 @@ pub enum Scope<'p> {
     /// Every clip of the journal, in id order: the journal holds exactly the plan, which did not change
     /// (`planned` is its size).
     Journal { planned: u64 },
+    /// The clips of this plan, just imported into an empty journal ([`Journal::sync`]): pending, with
+    /// consecutive ids from `first_id` in plan order. Nothing to read back from the journal.
+    Imported { plan: &'p Plan, first_id: i64 },
 }
 
 pub struct JournalStore<'a> {
@@ -64,6 +66,9 @@ impl<'a> JournalStore<'a> {
         scope: Scope<'_>,
         stop: StopSignal,
     ) -> anyhow::Result<JournalStore<'a>> {
+        if let Scope::Imported { plan, first_id } = scope {
+            return Self::imported(cfg, out, journal, engine, plan, first_id, stop);
+        }
         let have_cookies = cfg.have_cookies;
         let mut summary = Summary::default();
         // The plan's clips by key, for picking them out of the journal (`None`: every journaled clip).
@@ -76,6 +81,7 @@ impl<'a> JournalStore<'a> {
                 summary.planned = *planned;
                 None
             }
+            Scope::Imported { .. } => unreachable!("an imported plan is read above"),
         };
         // (position in the plan, clip id, attempts) of the clips to run, and those already on disk.
         let mut fresh: Vec<(u32, i64, u32)> = Vec::new();
@@ -99,7 +105,7 @@ impl<'a> JournalStore<'a> {
             last_pos = Some(pos);
             let rel = Path::new(rec.rel_path);
             let run = match rec.state {
-                State::Done if dirs.is_file(out, rel)? => {
+                State::Done if dirs.is_file(out.root(), checked(out, rel)?) => {
                     summary.already_done += 1;
                     false
                 }
@@ -127,7 +133,7 @@ impl<'a> JournalStore<'a> {
                     }
                 }
             };
-            if run && rec.state != State::Done && dirs.is_file(out, rel)? {
+            if run && rec.state != State::Done && dirs.is_file(out.root(), checked(out, rel)?) {
                 // A file from a run killed between placing it and journaling it: verified before use.
                 on_disk.push((pos, rec.id, rec.attempts));
             } else if run {
@@ -155,6 +161,42 @@ impl<'a> JournalStore<'a> {
             queue: VecDeque::new(),
             delayed: Vec::new(),
             found: summary,
+            youtube: cfg.source != Source::Mirror,
+        })
+    }
+
+    /// A plan just imported into an empty journal: every clip runs, in plan order, without reading the
+    /// 650,000 rows just written back. A file already at a clip's path (the folder of a lost journal) is
+    /// checked before anything is fetched, as on any run.
+    fn imported(
+        cfg: &Config,
+        out: &'a OutDir,
+        journal: &'a mut Journal,
+        engine: Arc<Engine>,
+        plan: &Plan,
+        first_id: i64,
+        stop: StopSignal,
+    ) -> anyhow::Result<JournalStore<'a>> {
+        let mut dirs = DirCache::default();
+        let (mut fresh, mut on_disk) = (VecDeque::with_capacity(plan.jobs.len()), Vec::new());
+        for (id, job) in (first_id..).zip(&plan.jobs) {
+            match dirs.is_file(out.root(), checked(out, &job.rel_path)?) {
+                true => on_disk.push((id, 0)),
+                false => fresh.push_back((id, 0)),
+            }
+        }
+        Ok(JournalStore {
+            journal,
+            out,
+            url_template: cfg.url_template.clone(),
+            fresh,
+            on_disk,
+            plan_is_journal: true,
+            engine,
+            stop,
+            queue: VecDeque::new(),
+            delayed: Vec::new(),
+            found: Summary { planned: plan.jobs.len() as u64, ..Summary::default() },
             youtube: cfg.source != Source::Mirror,
         })
     }
@@ -330,90 +372,11 @@ impl Store for JournalStore<'_> {
     }
 }
 
-/// Whether clip files exist, from one listing of each folder rather than a lookup of each file (a rerun
-/// over 566,000 done clips lists 2,100 folders instead); a first run's folders do not exist yet.
-#[derive(Default)]
-struct DirCache {
-    dirs: HashMap<String, Listing>,
-}
-
-enum Listing {
-    /// No such folder.
-    Missing,
-    /// The regular files of the folder, and the entries whose type the listing does not settle (symlinks,
-    /// file systems that do not say): those are looked up as before.
-    Listed { files: HashSet<OsString>, other: HashSet<OsString> },
-    /// The folder could not be listed: each file is looked up.
-    Unlisted,
-}
-
-impl Listing {
-    fn of(dir: &Path) -> Listing {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(_) if !dir.is_dir() => return Listing::Missing,
-            Err(_) => return Listing::Unlisted,
-        };
-        let (mut files, mut other) = (HashSet::new(), HashSet::new());
-        for entry in entries {
-            let Ok(entry) = entry else { return Listing::Unlisted };
-            match entry.file_type() {
-                Ok(t) if t.is_file() => files.insert(entry.file_name()),
-                Ok(t) if t.is_dir() => false,
-                _ => other.insert(entry.file_name()),
-            };
-        }
-        Listing::Listed { files, other }
-    }
-}
-
-impl DirCache {
-    fn is_file(&mut self, out: &OutDir, rel: &Path) -> anyhow::Result<bool> {
-        let dest = out.clip_path(rel)?;
-        let parent = rel.parent().and_then(Path::to_str).unwrap_or("");
-        if !self.dirs.contains_key(parent) {
-            let listing = dest.parent().map_or(Listing::Missing, Listing::of);
-            self.dirs.insert(parent.to_owned(), listing);
-        }
-        let name = dest.file_name().unwrap_or_default();
-        Ok(match &self.dirs[parent] {
-            Listing::Missing => false,
-            Listing::Listed { files, other } => files.contains(name) || (other.contains(name) && dest.is_file()),
-            Listing::Unlisted => dest.is_file(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod queue_tests;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The folder listings answer as a lookup of each file does: regular files, symlinks to them, dangling
-    /// symlinks, folders named like a clip, missing folders and missing files.
-    #[test]
-    fn listed_folders_answer_as_lookups_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = OutDir::open(dir.path()).unwrap();
-        let root = out.root().to_path_buf();
-        let class = root.join("train/yoga");
-        std::fs::create_dir_all(class.join("d_000000_000010.mp4")).unwrap();
-        std::fs::write(class.join("a_000000_000010.mp4"), b"clip").unwrap();
-        std::fs::write(root.join("train/elsewhere.mp4"), b"clip").unwrap();
-        std::os::unix::fs::symlink("../elsewhere.mp4", class.join("b_000000_000010.mp4")).unwrap();
-        std::os::unix::fs::symlink("../nowhere.mp4", class.join("c_000000_000010.mp4")).unwrap();
-        let names = ["a", "b", "c", "d", "e"].map(|n| format!("train/yoga/{n}_000000_000010.mp4"));
-        let rels: Vec<&str> = names.iter().map(String::as_str).chain(["test/x_000000_000010.mp4"]).collect();
-        let mut cache = DirCache::default();
-        let mut answers = Vec::new();
-        for rel in &rels {
-            let listed = cache.is_file(&out, Path::new(rel)).unwrap();
-            assert_eq!(listed, root.join(rel).is_file(), "{rel}");
-            answers.push(listed);
-        }
-        assert_eq!(answers, [true, true, false, false, false, false]);
-        assert!(matches!(cache.dirs["test"], Listing::Missing));
-    }
+/// `rel`, once it is known to stay inside OUT.
+fn checked<'r>(out: &OutDir, rel: &'r Path) -> anyhow::Result<&'r Path> {
+    out.clip_path(rel)?;
+    Ok(rel)
 }

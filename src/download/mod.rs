@@ -128,11 +128,11 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     };
     journal.pin_shard(cfg.shard.map(|s| s.to_string()).as_deref()).or_usage()?;
     // A fleet worker's journal holds the clips it claims, added one by one: the plan is the fleet's.
-    let added = match &plan {
-        Some(plan) if db.is_none() => journal.sync_plan(&plan.jobs)?,
-        _ => 0,
+    let synced = match &plan {
+        Some(plan) if db.is_none() => journal.sync(&plan.jobs)?,
+        _ => crate::journal::Synced { added: 0, imported_from: None },
     };
-    tracing::info!(added, "journal synced");
+    tracing::info!(added = synced.added, imported = synced.imported_from.is_some(), "journal synced");
     let run_id = journal.begin_run(&cfg.command_line, &cfg.settings_json(&api.1), &ytdlp_version, &ffmpeg_version)?;
     let api = api.0;
 
@@ -187,10 +187,12 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         }
         _ => None,
     };
-    let scope = match (&plan, &known) {
-        (Some(plan), _) => local::Scope::Plan(plan),
-        (None, Some(k)) => local::Scope::Journal { planned: k.clips },
-        (None, None) => unreachable!("a run without a plan knows its plan"),
+    let scope = match (&plan, &known, synced.imported_from) {
+        // Nothing but the import touched the journal: its clips are the plan's, all pending.
+        (Some(plan), _, Some(first_id)) if mirror.is_none() => local::Scope::Imported { plan, first_id },
+        (Some(plan), _, _) => local::Scope::Plan(plan),
+        (None, Some(k), _) => local::Scope::Journal { planned: k.clips },
+        (None, None, _) => unreachable!("a run without a plan knows its plan"),
     };
     let store = local::JournalStore::new(&cfg, &out, &mut journal, engine.clone(), scope, stop.clone())?;
     let mut sched = scheduler::Scheduler::new(&cfg, store, engine, run_id, stop)?;

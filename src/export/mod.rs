@@ -80,9 +80,10 @@ impl Dataset {
         let classes = reader.labels().context("failed to read the labels of the journal")?;
         let mut splits: BTreeMap<String, Vec<DoneClip>> = BTreeMap::new();
         let mut missing_files = 0;
+        let mut dirs = crate::outdir::DirCache::default();
         reader
             .each_done_clip(|c| {
-                if out.join(&c.rel_path).is_file() {
+                if dirs.is_file(out, Path::new(&c.rel_path)) {
                     splits.entry(c.split_name()).or_default().push(c);
                 } else {
                     missing_files += 1;

@@ -49,18 +49,45 @@ pub fn write_shards(ds: &Dataset, shard_size: usize) -> anyhow::Result<Vec<Strin
         let mut order: Vec<&DoneClip> = clips.iter().collect();
         fastrand::Rng::with_seed(SHUFFLE_SEED).shuffle(&mut order);
         let keys = keys(&order);
-        let mut shards = 0;
-        for (i, chunk) in order.chunks(shard_size).enumerate() {
-            let path = shard_path(&dir, split, i);
-            let start = i * shard_size;
-            write_shard(ds, split, chunk, &keys[start..start + chunk.len()], &path)?;
-            shards += 1;
-        }
+        let shards = order.len().div_ceil(shard_size);
+        in_parallel(shards, |i| {
+            let (start, end) = (i * shard_size, ((i + 1) * shard_size).min(order.len()));
+            write_shard(ds, split, &order[start..end], &keys[start..end], &shard_path(&dir, split, i))
+        })?;
         remove_stale(&dir, split, shards)?;
         let pattern = format!("{split}-{{{:05}..{:05}}}.tar", 0, shards.max(1) - 1);
         notes.push(format!("{}: {} samples in {shards} shards", dir.join(pattern).display(), clips.len()));
     }
     Ok(notes)
+}
+
+/// Runs `write(0..n)` on a few threads: shards are independent files, and writing one is mostly system calls
+/// (open, read and write every clip) that one core does one at a time. Returns the first error; the other
+/// threads then take no new shard.
+fn in_parallel(n: usize, write: impl Fn(usize) -> anyhow::Result<()> + Sync) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).clamp(1, 4).min(n.max(1));
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                if let Err(e) = write(i) {
+                    next.store(n, Ordering::Relaxed);
+                    failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+                    break;
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn shard_path(dir: &Path, split: &str, i: usize) -> PathBuf {
@@ -162,6 +189,32 @@ mod tests {
                 .collect();
         let refs: Vec<&DoneClip> = rows.iter().collect();
         assert_eq!(keys(&refs), ["x_000001_000011", "x_000001_000011-2", "y", "sp_ace"]);
+    }
+
+    #[test]
+    fn shards_are_written_once_each_and_the_first_failure_stops_the_rest() {
+        use std::sync::Mutex;
+        for n in [0, 1, 7, 100] {
+            let written = Mutex::new(vec![]);
+            in_parallel(n, |i| {
+                written.lock().unwrap().push(i);
+                Ok(())
+            })
+            .unwrap();
+            let mut written = written.into_inner().unwrap();
+            written.sort_unstable();
+            assert_eq!(written, (0..n).collect::<Vec<_>>());
+        }
+        let tried = Mutex::new(0);
+        let e = in_parallel(1000, |i| {
+            *tried.lock().unwrap() += 1;
+            anyhow::ensure!(i != 3, "shard {i} failed");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "shard 3 failed");
+        assert!(*tried.lock().unwrap() < 100, "{} shards tried after a failure", tried.lock().unwrap());
     }
 
     #[test]

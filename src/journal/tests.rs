@@ -377,3 +377,25 @@ fn the_key_index_migration_keeps_every_clip_and_reference() {
     assert_eq!(j.sync_plan(&[job("aaaaaaaaaaa", 0, "z"), job("ccccccccccc", 1, "z")]).unwrap(), 1);
     assert_eq!(j.clips().unwrap().len(), 3);
 }
+
+#[test]
+fn a_plan_synced_into_an_empty_journal_says_where_its_ids_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let jobs = [job("aaaaaaaaaaa", 0, "x"), job("bbbbbbbbbbb", 5, "y"), job("ccccccccccc", 5, "y")];
+    assert_eq!(j.sync(&jobs).unwrap(), Synced { added: 3, imported_from: Some(1) });
+    let ids: Vec<(i64, String)> = j
+        .conn
+        .prepare("SELECT id, youtube_id FROM clips ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ids, [(1, "aaaaaaaaaaa".into()), (2, "bbbbbbbbbbb".into()), (3, "ccccccccccc".into())]);
+    // The table's CHECK holds again once the import is over.
+    assert!(j.conn.execute("UPDATE clips SET state = 'lost' WHERE id = 1", []).is_err());
+    // A journal that holds clips is synced row by row.
+    let more = [job("aaaaaaaaaaa", 0, "x"), job("ddddddddddd", 0, "z")];
+    assert_eq!(j.sync(&more).unwrap(), Synced { added: 1, imported_from: None });
+}

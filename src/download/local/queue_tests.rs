@@ -28,6 +28,7 @@ struct Fixture {
     journal: Journal,
     plan: Plan,
     engine: Arc<Engine>,
+    synced: crate::journal::Synced,
 }
 
 async fn fixture(ids: &[&str]) -> Fixture {
@@ -63,7 +64,7 @@ async fn fixture(ids: &[&str]) -> Fixture {
     let plan = crate::plan::build(&rows, crate::plan::ClassDirs::default(), "mp4");
     let out = OutDir::open(&root).unwrap();
     let mut journal = Journal::open(&Journal::path_in(out.root())).unwrap();
-    journal.sync_plan(&plan.jobs).unwrap();
+    let synced = journal.sync(&plan.jobs).unwrap();
     let relay = crate::relay::Relay::start(crate::relay::RelayConfig::default()).await.unwrap();
     let engine = Arc::new(Engine {
         ytdlp: crate::tools::ytdlp::YtDlp {
@@ -82,7 +83,7 @@ async fn fixture(ids: &[&str]) -> Fixture {
         encode_slots: Arc::new(tokio::sync::Semaphore::new(1)),
         tmp_dir: out.tmp(),
     });
-    Fixture { _dir: dir, cfg, out, journal, plan, engine }
+    Fixture { _dir: dir, cfg, out, journal, plan, engine, synced }
 }
 
 /// The video id of what `take` through `lane` hands out (`None`: nothing now).
@@ -167,4 +168,25 @@ async fn clips_come_in_plan_order_with_those_that_went_back_first() {
     let mut end = Summary::default();
     store.end(&mut end, &mut silent).await.unwrap();
     assert_eq!(end.pending, 1, "`a`, waiting for its retry");
+}
+
+/// A plan just imported into an empty journal is not read back from it: the store it makes holds what the
+/// same plan read back from the journal would, a file already at a clip's path included.
+#[tokio::test]
+async fn an_imported_plan_runs_as_the_same_plan_read_back_from_the_journal() {
+    let mut f = fixture(&["a", "b", "c", "d"]).await;
+    assert_eq!(f.synced, crate::journal::Synced { added: 4, imported_from: Some(1) });
+    // A file where `c` goes, as a folder whose journal was lost has: checked before anything is fetched.
+    let on_disk = f.out.clip_path(&f.plan.jobs[2].rel_path).unwrap();
+    std::fs::create_dir_all(on_disk.parent().unwrap()).unwrap();
+    std::fs::write(&on_disk, b"not checked yet").unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut seen = vec![];
+    for scope in [Scope::Imported { plan: &f.plan, first_id: 1 }, Scope::Plan(&f.plan)] {
+        let store = JournalStore::new(&f.cfg, &f.out, &mut f.journal, f.engine.clone(), scope, stop.clone()).unwrap();
+        let fresh: Vec<_> = store.fresh.iter().copied().collect();
+        seen.push((fresh, store.on_disk.clone(), store.found.planned, store.plan_is_journal));
+    }
+    assert_eq!(seen[0], (vec![(1, 0), (2, 0), (4, 0)], vec![(3, 0)], 4, true));
+    assert_eq!(seen[0], seen[1]);
 }
