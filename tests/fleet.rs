@@ -32,10 +32,11 @@ struct Fleet {
 
 const SCHEMA_SQL: &str = include_str!("../src/fleet/schema.sql");
 /// The migrations after version 1, in order, as `Db::connect` runs them.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../src/fleet/migrate_2.sql"),
     include_str!("../src/fleet/migrate_3.sql"),
     include_str!("../src/fleet/migrate_4.sql"),
+    include_str!("../src/fleet/migrate_5.sql"),
 ];
 const STATEMENTS_SQL: &str = include_str!("../src/fleet/statements.sql");
 
@@ -102,7 +103,7 @@ fn the_schema_applies_twice_and_is_versioned() {
     let Some(url) = pg::url() else { return };
     let fleet = Fleet::seed(&url, "schema", 3);
     fleet.sql(SCHEMA_SQL);
-    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "4", "at the last migration");
+    assert_eq!(fleet.sql("SELECT string_agg(version::text, ',') FROM schema_version"), "5", "at the last migration");
     assert_eq!(fleet.sql("SELECT count(*) FROM clip WHERE state = 'pending'"), "3");
 }
 
@@ -232,6 +233,50 @@ fn a_ban_opens_the_domain_once_and_one_worker_in_the_fleet_wins_the_probe() {
         ["slow open", "nat1 open", "nat1 close"]
     );
     assert_eq!(fleet.sql("SELECT worker FROM domain_event WHERE kind = 'close'"), "heir");
+}
+
+/// A throttle domain's learned request rate: a ban sets it for the whole domain, many workers meeting one ban
+/// leave the lowest of their answers (never halving once each), a rate lower already (as grown since it was
+/// set) stays, and it is shared among the domain's live workers.
+#[test]
+fn a_ban_sets_the_domains_learned_rate_once_and_its_live_workers_share_it() {
+    let Some(url) = pg::url() else { return };
+    let fleet = std::sync::Arc::new(Fleet::seed(&url, "rate", 0));
+    let rate = |fleet: &Fleet| fleet.run("domain_rate", &["'f'", "'nat1'"])[0].clone();
+    assert_eq!(rate(&fleet), "||0", "no ban yet, no worker");
+    // Two live workers behind nat1, one that stopped, one silent for longer than the lease, one elsewhere.
+    for (w, domain) in [("a", "nat1"), ("b", "nat1"), ("c", "nat1"), ("d", "nat1"), ("e", "slow")] {
+        fleet.run("worker_start", &[&format!("'{w}'"), "'f'", "'host'", "1", "'ZZ'", &format!("'{domain}'")]);
+    }
+    fleet.run("worker_stop", &["'c'", "'done'"]);
+    fleet.sql("UPDATE worker SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = 'd'");
+    let cut =
+        |fleet: &Fleet, per_min: f64| fleet.run("domain_rate_cut", &["'f'", "'nat1'", &per_min.to_string(), "0.1"]);
+    assert_eq!(cut(&fleet, 30.0), ["30"]);
+    assert!(cut(&fleet, 40.0).is_empty(), "a higher answer leaves the rate");
+    // Ten workers answer one ban at once: the lowest answer stays, whatever the order.
+    let racers: Vec<_> = (0..10)
+        .map(|i| {
+            let fleet = fleet.clone();
+            std::thread::spawn(move || cut(&fleet, 15.0 + i as f64).len())
+        })
+        .collect();
+    assert!(racers.into_iter().map(|t| t.join().unwrap()).sum::<usize>() >= 1);
+    let fields = |fleet: &Fleet| -> (f64, f64, u64) {
+        let row = rate(fleet);
+        let f: Vec<&str> = row.split('|').collect();
+        (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap())
+    };
+    let (per_min, age_s, live) = fields(&fleet);
+    assert_eq!((per_min, live), (15.0, 2), "the lowest answer, shared by the two live workers of nat1");
+    assert!((0.0..5.0).contains(&age_s), "set just now: {age_s} s ago");
+    // Ten minutes later the rate has grown to 30 (a tenth of 15 a minute): 25 is lower and cuts it, 35 not.
+    fleet.sql("UPDATE domain SET rate_since = now() - interval '10 min' WHERE domain = 'nat1'");
+    assert!(cut(&fleet, 35.0).is_empty(), "35 is above the grown rate");
+    assert_eq!(cut(&fleet, 25.0), ["25"]);
+    assert_eq!(fields(&fleet).0, 25.0);
+    // The other domain never heard of it.
+    assert_eq!(fleet.run("domain_rate", &["'f'", "'slow'"])[0], "||1");
 }
 
 #[test]

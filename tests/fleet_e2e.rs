@@ -500,6 +500,67 @@ fn workers_of_one_domain_start_clips_at_the_domain_pace() {
     assert!(span >= 5 * 3000 - 2500, "six starts within {span} ms: {starts:?}");
 }
 
+/// A throttle domain's learned request rate is the domain's, kept in its row beside its breaker: two workers
+/// behind one address each pace at half of it, so that together they send at the rate the host taught (90 a
+/// minute here, set in the row as a ban would), not at twice it, and not unpaced as a worker that never met
+/// the ban itself would. `status --db` shows the domain's rate, each worker's journal its share.
+#[test]
+fn workers_of_one_domain_share_its_learned_rate() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "share");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(120, 14);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    const PER_MIN: f64 = 90.0;
+    // A short lease: heartbeats, and so readings of the domain's rate, every second.
+    let shared = ["--throttle-domain", "nat1", "--lease", "10s"];
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let mut a_args = worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared);
+    a_args.extend(os(["--annotations"]));
+    a_args.push(csv.clone().into());
+    let mut a = Running::download(&a_args);
+    let b = Running::download(&worker_args_j(&server, &schema, &out_b, "127.0.0.5", 1, &shared));
+    let rate_sql = format!(
+        "UPDATE {}.domain SET rate_per_min = {PER_MIN}, rate_since = now() WHERE fleet = 'f' AND domain = 'nat1' \
+         RETURNING 1",
+        schema.name
+    );
+    a.wait_for(Duration::from_secs(120), "the domain's row", || psql_while_starting(&url, &rate_sql) == "1");
+    let set_ms = now_ms();
+    let (pid_a, pid_b) = (a.pid(), b.pid());
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = [(ids[&pid_a].clone(), out_a), (ids[&pid_b].clone(), out_b)].into();
+    assert_done_once(&schema, &rows, &outs);
+
+    // From a reading of the row on (a heartbeat, and a booking made at the old pace), every request from the
+    // domain's address: 1.5 a second together, growing by a tenth a minute, and one booked ahead by each.
+    let mut times: Vec<u64> =
+        server.stats().log.iter().filter(|e| e.time_ms >= set_ms + 3000).map(|e| e.time_ms).collect();
+    times.sort_unstable();
+    assert!(times.len() >= 10, "the workers were still at work once the rate was set: {times:?}");
+    let span_s = (times[times.len() - 1] - times[0]) as f64 / 1000.0;
+    let allowed = span_s * PER_MIN / 60.0 * (1.0 + 0.1 * (span_s + 60.0) / 60.0) + 2.0;
+    assert!(
+        times.len() as f64 <= allowed + 1.0,
+        "{} requests in {span_s:.1} s from the domain, where its rate allows {allowed:.1}: {times:?}",
+        times.len()
+    );
+    let status = fleet_status(&schema);
+    let domain = &status["domains"][0];
+    let rate = domain["learned_rate_per_min"].as_f64().unwrap_or_else(|| panic!("a learned rate: {status:#}"));
+    assert!((PER_MIN..PER_MIN * 1.3).contains(&rate), "the domain's rate, grown a little since: {status:#}");
+    for out in outs.values() {
+        let egresses = status_json(out)["egresses"].clone();
+        let share = egresses[0]["learned_rate_per_min"].as_f64().unwrap_or_else(|| panic!("{egresses:#}"));
+        let half = PER_MIN / 2.0;
+        assert!((half..half * 1.3).contains(&share), "each worker's share is half the domain's: {egresses:#}");
+    }
+}
+
 /// A TCP relay between workers and the test PostgreSQL that the test can cut (every connection closed, new
 /// ones refused) and restore: the network failing under a worker, without touching the server other tests
 /// share.

@@ -193,7 +193,8 @@ pub fn run_fleet(fleet: &crate::fleet::FleetRef, json: bool) -> anyhow::Result<i
             ("half_open", _) => format!("probing ({})", d.prober.as_deref().unwrap_or("?")),
             (other, _) => other.to_string(),
         };
-        writeln!(out, "  domain {:<22} {state}; cool-off {:.0} s", d.domain, d.cooloff_s)?;
+        let rate = d.learned_rate_per_min.map(|r| format!("; learned rate {r:.1} requests/min")).unwrap_or_default();
+        writeln!(out, "  domain {:<22} {state}; cool-off {:.0} s{rate}", d.domain, d.cooloff_s)?;
     }
     Ok(exit_codes::SUCCESS)
 }

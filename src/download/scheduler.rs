@@ -124,6 +124,7 @@ impl<S: Store> Scheduler<S> {
             // The store's own upkeep wakes the loop whatever runs; the retries and the egresses only when a
             // clip could start.
             let upkeep = self.store.tend(&mut self.summary, reporter).await?;
+            self.store.share_rates(&mut self.governor, reporter).await?;
             // A retry already due wakes nobody: it starts in the loop below when its egress lets it, and
             // an egress that cools says when in its `Pick::Wait` (a due instant in the past as the wake-up
             // would spin this loop through the whole cool-off).

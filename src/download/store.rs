@@ -125,6 +125,13 @@ pub trait Store {
         Ok(())
     }
 
+    /// The pacer's state beyond this process, on every turn of the loop: a store whose egresses share a
+    /// throttle domain with other processes (a fleet) reads the domain's learned request rate into the
+    /// governor and tells the domain what a ban taught this process.
+    async fn share_rates(&mut self, _governor: &mut Governor, _reporter: &mut dyn Reporter) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Before the first clip: the totals the run starts from (`summary`), told to the reporter.
     async fn begin(&mut self, summary: &mut Summary, reporter: &mut dyn Reporter) -> anyhow::Result<()>;
 

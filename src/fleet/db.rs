@@ -12,8 +12,12 @@ use tokio_postgres::{Client, Row};
 const SCHEMA_SQL: &str = include_str!("schema.sql");
 const STATEMENTS_SQL: &str = include_str!("statements.sql");
 /// Migrations after version 1 (`schema.sql`), oldest first. Never edit one that has shipped: add another.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrate_2.sql"), include_str!("migrate_3.sql"), include_str!("migrate_4.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrate_2.sql"),
+    include_str!("migrate_3.sql"),
+    include_str!("migrate_4.sql"),
+    include_str!("migrate_5.sql"),
+];
 /// The version this kinetics-dl writes.
 pub const SCHEMA_VERSION: i32 = 1 + MIGRATIONS.len() as i32;
 
@@ -281,6 +285,8 @@ mod tests {
             "worker_stop",
             "domain_add",
             "domain_state",
+            "domain_rate",
+            "domain_rate_cut",
             "status_clips",
             "status_classes",
             "done_bytes",

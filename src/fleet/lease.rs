@@ -37,6 +37,17 @@ pub struct DomainState {
     pub prober: Option<String>,
 }
 
+/// A throttle domain's learned request rate as the database has it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DomainRate {
+    /// Requests a minute for the whole domain, as its last ban left it (`None` before any ban).
+    pub per_min: Option<f64>,
+    /// Seconds since then.
+    pub age_s: Option<f64>,
+    /// The domain's live workers, who share it.
+    pub live_workers: u64,
+}
+
 /// A finished clip's record in the fleet.
 pub struct Completion<'a> {
     pub location: &'a str,
@@ -201,6 +212,22 @@ impl Db {
     pub async fn reserve_slot(&self, domain: &str, every: Duration) -> anyhow::Result<f64> {
         let rows = self.query("pace", &[&self.fleet, &domain, &every.as_secs_f64()]).await?;
         Ok(rows.first().map_or(0.0, |r| r.get::<_, f64>(0)))
+    }
+
+    /// The domain's learned rate and its live workers; `None` when the domain has no row.
+    pub async fn domain_rate(&self, domain: &str) -> anyhow::Result<Option<DomainRate>> {
+        let rows = self.query("domain_rate", &[&self.fleet, &domain]).await?;
+        Ok(rows.first().map(|r| DomainRate {
+            per_min: r.get(0),
+            age_s: r.get(1),
+            live_workers: r.get::<_, i64>(2).max(0) as u64,
+        }))
+    }
+
+    /// A ban taught a worker `per_min` for the whole domain: the domain's rate drops to it unless it is
+    /// lower already (as grown at `growth_per_min` since it was set). `true` when it dropped.
+    pub async fn cut_domain_rate(&self, domain: &str, per_min: f64, growth_per_min: f64) -> anyhow::Result<bool> {
+        Ok(!self.query("domain_rate_cut", &[&self.fleet, &domain, &per_min, &growth_per_min]).await?.is_empty())
     }
 
     /// The probe succeeded: the prober closes the breaker.

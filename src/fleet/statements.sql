@@ -169,6 +169,27 @@ ON CONFLICT (fleet, domain) DO NOTHING;
 SELECT breaker, extract(epoch FROM open_until - now())::float8, probe_worker FROM domain
  WHERE fleet = $1 AND domain = $2;
 
+-- name: domain_rate
+-- $1 fleet, $2 domain: the domain's learned request rate (requests a minute, for all its workers together;
+-- NULL before any ban), seconds since it was set, and the domain's live workers (a heartbeat within the
+-- lease and not stopped), among whom it is shared
+SELECT d.rate_per_min, extract(epoch FROM now() - d.rate_since)::float8,
+       (SELECT count(*) FROM worker w
+         WHERE w.fleet = d.fleet AND w.domain = d.domain AND w.stopped_at IS NULL
+           AND w.heartbeat_at > now() - f.lease_ttl)
+  FROM domain d JOIN fleet f ON f.fleet = d.fleet
+ WHERE d.fleet = $1 AND d.domain = $2;
+
+-- name: domain_rate_cut
+-- $1 fleet, $2 domain, $3 the rate a worker learned from a ban, for the whole domain (requests a minute), $4
+-- the growth a minute: the domain's rate drops to it unless it is lower already, as grown since it was set,
+-- so that workers meeting the same ban cut it once (the lowest of their answers), never once each
+UPDATE domain SET rate_per_min = $3::float8, rate_since = now()
+ WHERE fleet = $1 AND domain = $2
+   AND (rate_per_min IS NULL
+        OR rate_per_min * (1 + $4::float8 * extract(epoch FROM now() - rate_since)::float8 / 60) > $3::float8)
+RETURNING rate_per_min;
+
 -- name: status_clips
 -- $1 fleet: clips by state and category, with the bytes fetched and kept
 SELECT state, coalesce(category, ''), count(*), coalesce(sum(bytes_fetched), 0)::int8,
@@ -196,9 +217,10 @@ SELECT w.worker_id, w.host, w.pid, w.region, w.domain,
  WHERE w.fleet = $1 ORDER BY w.started_at, w.worker_id;
 
 -- name: status_domains
--- $1 fleet: each throttle domain's breaker, seconds until it may be probed, its cool-off and its prober
+-- $1 fleet: each throttle domain's breaker, seconds until it may be probed, its cool-off, its prober, and its
+-- learned rate (requests a minute) with its age in seconds
 SELECT domain, breaker, extract(epoch FROM open_until - now())::float8, extract(epoch FROM cooloff)::float8,
-       probe_worker
+       probe_worker, rate_per_min, extract(epoch FROM now() - rate_since)::float8
   FROM domain WHERE fleet = $1 ORDER BY domain;
 
 -- name: pace

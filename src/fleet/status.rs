@@ -64,9 +64,18 @@ pub struct DomainStatus {
     pub reopens_in_s: Option<f64>,
     pub cooloff_s: f64,
     pub prober: Option<String>,
+    /// The domain's learned request rate now, for all its workers together (requests a minute; `None`
+    /// before any ban): what its last ban left, grown since.
+    pub learned_rate_per_min: Option<f64>,
 }
 
 const RECENT_MIN: f64 = 10.0;
+
+/// A domain's learned rate `age_s` after a ban left it at `per_min`, as each of its workers grows it.
+pub fn grown(per_min: Option<f64>, age_s: Option<f64>) -> Option<f64> {
+    let minutes = age_s.unwrap_or(0.0).max(0.0) / 60.0;
+    per_min.map(|r| r + r * crate::governor::rate::GROWTH_PER_MIN * minutes)
+}
 
 impl Db {
     pub async fn status(&self) -> anyhow::Result<FleetStatus> {
@@ -114,6 +123,7 @@ impl Db {
                 reopens_in_s: r.get::<_, Option<f64>>(2).filter(|s| *s > 0.0),
                 cooloff_s: r.get(3),
                 prober: r.get(4),
+                learned_rate_per_min: grown(r.get(5), r.get(6)),
             });
         }
         for r in self.query("status_classes", &[&self.fleet]).await? {

@@ -175,6 +175,26 @@ impl Governor {
         }
     }
 
+    /// Each egress's learned rate as its last ban left it: requests a minute, and since when it grows
+    /// (`None` before its first ban, or with `--no-learned-rate`).
+    pub fn rate_bases(&self) -> impl Iterator<Item = (&str, Option<(f64, Instant)>)> + '_ {
+        let learn = self.policy.learn_rate;
+        self.lanes.iter().map(move |l| {
+            let base = l.gate.base().filter(|_| learn).map(|(per_s, since)| (per_s * 60.0, since));
+            (l.egress.name.as_str(), base)
+        })
+    }
+
+    /// Sets an egress's learned rate from its throttle domain's (requests a minute, growing since `since`).
+    pub fn share_rate(&mut self, egress: &str, per_min: f64, since: Instant) {
+        if !self.policy.learn_rate {
+            return;
+        }
+        if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
+            lane.gate.share(per_min / 60.0, since);
+        }
+    }
+
     /// Each egress's learned request rate (requests a minute; `None` before its first ban).
     pub fn rates(&self, now: Instant) -> impl Iterator<Item = (&str, Option<f64>)> + '_ {
         self.lanes.iter().map(move |l| (l.egress.name.as_str(), l.gate.learned(now).map(|r| r * 60.0)))

@@ -88,6 +88,19 @@ impl Aimd {
         self
     }
 
+    /// The rate the last ban left (requests a second) and since when it grows; `None` before any ban.
+    pub fn base(&self) -> Option<(f64, Instant)> {
+        self.base
+    }
+
+    /// Takes a rate learned elsewhere (a throttle domain's share, requests a second), growing since `since`
+    /// as if this egress had learned it then (capped by the ceiling, never under the floor).
+    pub fn shared(&mut self, per_s: f64, since: Instant) {
+        if per_s.is_finite() && per_s > 0.0 {
+            self.base = Some((self.capped(per_s.max(MIN_PER_S)), since));
+        }
+    }
+
     fn capped(&self, r: f64) -> f64 {
         self.ceiling.map_or(r, |c| r.min(c))
     }
@@ -374,6 +387,16 @@ impl Gate {
     /// The rate learned, requests a second (`None` before any ban).
     pub fn learned(&self, now: Instant) -> Option<f64> {
         self.with(|s| s.aimd.learned(now))
+    }
+
+    /// [`Aimd::base`]: what the last ban left, and since when.
+    pub fn base(&self) -> Option<(f64, Instant)> {
+        self.with(|s| s.aimd.base())
+    }
+
+    /// [`Aimd::shared`]: a throttle domain's share of its rate, learned by any of its workers.
+    pub fn share(&self, per_s: f64, since: Instant) {
+        self.with(|s| s.aimd.shared(per_s, since))
     }
 
     /// Whether requests through this egress are held now (banned, or a 429 its relay met).

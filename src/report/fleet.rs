@@ -178,7 +178,7 @@ fn workers(h: &mut String, s: &FleetStatus) {
 }
 
 fn domains(h: &mut String, r: &FleetReport) {
-    h.push_str(r#"<section><h2>Throttle domains</h2><table><tr><th>domain</th><th>breaker</th><th class="n">bans</th><th class="n">time banned</th><th class="n">cool-off now</th></tr>"#);
+    h.push_str(r#"<section><h2>Throttle domains</h2><table><tr><th>domain</th><th>breaker</th><th class="n">bans</th><th class="n">time banned</th><th class="n">cool-off now</th><th class="n">learned rate</th></tr>"#);
     let now_end =
         r.history.origin_ms + r.history.done.values().map(Vec::len).max().unwrap_or(0) as i64 * r.history.bucket_ms;
     for d in &r.status.domains {
@@ -190,12 +190,13 @@ fn domains(h: &mut String, r: &FleetReport) {
         };
         let _ = write!(
             h,
-            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
+            r#"<tr><td>{}</td><td>{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
             esc(&d.domain),
             esc(&state),
             mine.len(),
             fmt_secs(banned_ms as f64 / 1000.0),
-            fmt_secs(d.cooloff_s)
+            fmt_secs(d.cooloff_s),
+            d.learned_rate_per_min.map_or_else(|| "-".to_string(), |r| format!("{r:.1}/min"))
         );
     }
     h.push_str("</table></section>");

@@ -55,6 +55,12 @@ pub(super) struct FleetStore<'a> {
     /// How often leases are extended, and when next.
     beat_every: Duration,
     next_beat: Instant,
+    /// The shared domain's learned rate: when it is read next, and since when each egress's rate grows
+    /// as the domain's last reading set it (a rate that grows since another time was cut here).
+    next_rate_read: Instant,
+    rates_applied: HashMap<String, Instant>,
+    /// The domain's live workers at the last reading, among whom its rate is shared.
+    domain_workers: u64,
 }
 
 impl<'a> FleetStore<'a> {
@@ -97,6 +103,9 @@ impl<'a> FleetStore<'a> {
             offline: None,
             beat_every,
             next_beat: Instant::now(),
+            next_rate_read: Instant::now(),
+            rates_applied: HashMap::new(),
+            domain_workers: 1,
         })
     }
 
@@ -250,11 +259,63 @@ impl Store for FleetStore<'_> {
         policy
     }
 
-    /// The breakers are the fleet's (a shared domain's row) or this run's; the learned request rates are
-    /// this worker's, per egress, in its local journal: they pace every upstream request in-process, which
-    /// one database round trip per request would cost more than it saves (the domain shares its clip pace).
+    /// The breakers are the fleet's (a shared domain's row) or this run's. The learned request rates are
+    /// kept per egress in the worker's journal too; a shared domain's come from its row instead
+    /// ([`Store::share_rates`]).
     fn load_breakers(&mut self, governor: &mut crate::governor::Governor) -> anyhow::Result<()> {
-        super::store::load_rates(self.journal, governor)
+        match self.domain {
+            Some(_) => Ok(()),
+            None => super::store::load_rates(self.journal, governor),
+        }
+    }
+
+    /// A shared domain's learned rate lives in its row, beside its breaker: the rate of all its workers
+    /// together, each pacing every request of its own in-process at its share (the rate over the domain's
+    /// live workers and this worker's egresses), read again every heartbeat. A ban that cuts this worker's
+    /// rate tells the domain at once what the domain should send (this worker's new rate times the
+    /// domain's workers and egresses: the host answered all of them); the domain keeps the lowest answer,
+    /// so workers meeting one ban cut it once.
+    async fn share_rates(
+        &mut self,
+        governor: &mut crate::governor::Governor,
+        reporter: &mut dyn Reporter,
+    ) -> anyhow::Result<()> {
+        let Some(domain) = self.domain.clone() else { return Ok(()) };
+        if self.offline.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let bases: Vec<(String, Option<(f64, Instant)>)> =
+            governor.rate_bases().map(|(e, b)| (e.to_string(), b)).collect();
+        let egresses = bases.len().max(1) as f64;
+        let cut = bases
+            .iter()
+            .filter_map(|(e, b)| b.filter(|(_, since)| self.rates_applied.get(e) != Some(since)))
+            .map(|(per_min, _)| per_min)
+            .reduce(f64::min);
+        if cut.is_none() && now < self.next_rate_read {
+            return Ok(());
+        }
+        if let Some(per_min) = cut {
+            let whole = per_min * egresses * self.domain_workers.max(1) as f64;
+            let growth = crate::governor::rate::GROWTH_PER_MIN;
+            let answered = self.db.cut_domain_rate(&domain, whole, growth).await;
+            if self.online(answered, reporter)? == Some(true) {
+                tracing::info!(domain, per_min = whole, "a ban set the throttle domain's learned rate");
+            }
+        }
+        let read = self.db.domain_rate(&domain).await;
+        let Some(read) = self.online(read, reporter)?.flatten() else { return Ok(()) };
+        self.next_rate_read = now + self.beat_every;
+        self.domain_workers = read.live_workers.max(1);
+        let (Some(per_min), Some(age_s)) = (read.per_min, read.age_s) else { return Ok(()) };
+        let since = now.checked_sub(Duration::from_secs_f64(age_s.max(0.0))).unwrap_or(now);
+        let share = per_min / (egresses * self.domain_workers as f64);
+        for (egress, _) in &bases {
+            governor.share_rate(egress, share, since);
+            self.rates_applied.insert(egress.clone(), since);
+        }
+        Ok(())
     }
 
     fn save_breakers(&mut self, governor: &crate::governor::Governor) -> anyhow::Result<()> {
