@@ -239,7 +239,50 @@ fn dash_refused_on_an_egress_is_remembered_by_the_next_run() {
         assert_eq!(line["format_id"], "18", "{}", row.id);
     }
     // Nothing charged: one attempt per clip.
-    let attempts = attempts(&out);
-    assert_eq!(attempts.len(), first.len() + second.len(), "{attempts:?}");
-    assert!(attempts.iter().all(|a| a.outcome == "done"), "{attempts:?}");
+    let all = attempts(&out);
+    assert_eq!(all.len(), first.len() + second.len(), "{all:?}");
+    assert!(all.iter().all(|a| a.outcome == "done"), "{all:?}");
+
+    // A day later the refusal has lapsed (its time moved back 25 hours here): status says so, and the next
+    // run tries DASH again through that egress. Refused again, its clips still end done from itag 18,
+    // uncharged, and the refusal holds from the new one.
+    let conn = rusqlite::Connection::open(journal_path(&out)).unwrap();
+    let day_ago = conn
+        .query_row("UPDATE dash_refused SET since_ms = since_ms - 25 * 3600 * 1000 RETURNING since_ms", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    drop(conn);
+    let status_text =
+        run(&[OsString::from("status"), "--out".into(), out.clone().into()]).expect_code(0).stdout.clone();
+    assert!(status_text.contains("the next run tries DASH again"), "{status_text}");
+    let third = real_rows(50, 2);
+    let csv3 = tmp.path().join("third.csv");
+    write_csv(&csv3, &third);
+    let mut args = download_args(&server, &out, &[&csv, &csv2, &csv3]);
+    set_jobs(&mut args, 1);
+    args.extend(os(["--source-address", REFUSED]));
+    run(&args).expect_code(0);
+    let log3 = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
+    let again = &log3[log2.len()..];
+    assert!(again.iter().any(|e| is_dash(&e.path) && e.status == 403), "the lapsed refusal let DASH be tried");
+    let stats = read_csv(&out.join("stats.csv"));
+    for row in &third {
+        assert_clip(&out, row);
+        let line = stats.rows.iter().find(|r| r["path"] == row.rel_path()).expect("a stats.csv line");
+        assert_eq!(line["format_id"], "18", "{}", row.id);
+    }
+    let all = attempts(&out);
+    assert_eq!(all.len(), first.len() + second.len() + third.len(), "nothing charged: {all:?}");
+    let renewed: i64 = rusqlite::Connection::open(journal_path(&out))
+        .unwrap()
+        .query_row("SELECT since_ms FROM dash_refused", [], |r| r.get(0))
+        .unwrap();
+    assert!(renewed > day_ago + 24 * 3600 * 1000, "the refusal holds from the new one: {renewed} vs {day_ago}");
+    let status = run(&[OsString::from("status"), "--json".into(), "--out".into(), out.clone().into()]);
+    let status: serde_json::Value = serde_json::from_str(&status.expect_code(0).stdout).expect("status JSON");
+    let egress = status["egresses"].as_array().unwrap().iter().find(|e| e["dash_refused_since"].is_string()).cloned();
+    let egress = egress.expect("the refused egress");
+    assert_eq!(egress["dash_refused_lapsed"], false, "{egress:#}");
+    assert!(egress["dash_refused_until"].is_string(), "{egress:#}");
 }

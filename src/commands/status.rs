@@ -79,8 +79,12 @@ pub fn run(out_dir: &Path, json: bool) -> anyhow::Result<i32> {
         if let Some(rate) = e.learned_rate_per_min {
             writeln!(out, "         {:<22} learned rate {rate:.1} requests/min (from its bans)", "")?;
         }
-        if let Some(since) = &e.dash_refused_since {
-            writeln!(out, "         {:<22} DASH refused since {since}: clips start from itag 18", "")?;
+        if let (Some(since), Some(until)) = (&e.dash_refused_since, &e.dash_refused_until) {
+            let then = match e.dash_refused_lapsed {
+                false => format!("clips start from itag 18 until {until}, then DASH is tried again"),
+                true => format!("lapsed at {until}: the next run tries DASH again"),
+            };
+            writeln!(out, "         {:<22} DASH refused since {since}; {then}", "")?;
         }
         if e.outages > 0 || e.outage_signals > 0 {
             writeln!(
@@ -214,9 +218,13 @@ struct EgressReport {
     outages: i64,
     /// Time it was down in all (an outage still on when its run stopped counts until then).
     down_s: f64,
-    /// RFC 3339 time upstream first refused DASH through it (no proof-of-origin token): its clips start from
-    /// itag 18, in later runs too.
+    /// RFC 3339 time upstream last refused DASH through it (no proof-of-origin token): its clips start from
+    /// itag 18, in later runs too, until `dash_refused_until`.
     dash_refused_since: Option<String>,
+    /// RFC 3339 time the refusal lapses: from then on a run tries DASH again through it.
+    dash_refused_until: Option<String>,
+    /// The refusal has lapsed.
+    dash_refused_lapsed: bool,
     /// The upstream request rate it learned from bans (requests a minute), which the next run starts from;
     /// absent before its first ban.
     learned_rate_per_min: Option<f64>,
@@ -233,7 +241,7 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let mut egresses: std::collections::BTreeMap<String, (Option<i64>, i64)> =
         journal.egress_states()?.into_iter().map(|(e, until, cooloff)| (e, (until, cooloff))).collect();
     let names = counts.iter().map(|c| &c.0).chain(outage_rows.iter().map(|o| &o.egress));
-    for name in names.chain(refused.iter().map(|r| &r.0)) {
+    for name in names.chain(refused.iter().map(|r| &r.egress)) {
         egresses.entry(name.clone()).or_insert((None, 0));
     }
     Ok(egresses
@@ -248,14 +256,20 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
             let cooloff_s = cooloff_ms as f64 / 1000.0;
             let mine: Vec<_> = outage_rows.iter().filter(|o| o.egress == egress).collect();
             let down_s = mine.iter().map(|o| o.down_ms(now)).sum::<i64>() as f64 / 1000.0;
-            let dash_refused_since = refused.iter().find(|r| r.0 == egress).map(|r| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.1.max(0) as u64);
+            let rfc3339 = |ms: i64| {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
                 humantime::format_rfc3339_seconds(t).to_string()
-            });
+            };
+            let dash = refused.iter().find(|r| r.egress == egress);
+            let dash_refused_since = dash.map(|r| rfc3339(r.since_ms));
+            let dash_refused_until = dash.map(|r| rfc3339(r.until_ms));
+            let dash_refused_lapsed = dash.is_some_and(|r| !r.holds_at(now));
             let learned_rate_per_min = rates.iter().find(|r| r.0 == egress).map(|r| r.1);
             EgressReport {
                 learned_rate_per_min,
                 dash_refused_since,
+                dash_refused_until,
+                dash_refused_lapsed,
                 egress,
                 open_until,
                 cooloff_s,

@@ -141,7 +141,13 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
             .await
             .context("failed to start the media relay")?;
     // An egress refused DASH in an earlier run starts its clips from itag 18 (the journal keeps it).
-    let refused: std::collections::HashSet<String> = journal.dash_refused()?.into_iter().map(|(e, _)| e).collect();
+    // A refusal lapses after a day: that egress tries DASH again, and a new refusal holds another day.
+    let now_ms = crate::journal::now_ms();
+    let (refused, lapsed): (Vec<_>, Vec<_>) = journal.dash_refused()?.into_iter().partition(|r| r.holds_at(now_ms));
+    let refused: std::collections::HashSet<String> = refused.into_iter().map(|r| r.egress).collect();
+    for r in lapsed.iter().filter(|r| cfg.egresses.iter().any(|e| e.name == r.egress)) {
+        tracing::info!(egress = %r.egress, "DASH was refused on this egress more than a day ago: trying DASH again");
+    }
     let exits = cfg
         .egresses
         .iter()

@@ -813,18 +813,20 @@ impl Journal {
     }
 
     /// Upstream refused DASH through `egress` past its first bytes in run `run_id`: later runs start its clips
-    /// from itag 18. The first refusal is kept.
+    /// from itag 18 for [`read::DASH_REFUSAL_HOLDS_MS`] from now (a refusal met again after it lapsed holds
+    /// from the new one).
     pub fn dash_refused_on(&mut self, egress: &str, run_id: i64) -> anyhow::Result<()> {
         self.conn.execute(
-            "INSERT INTO dash_refused (egress, since_ms, run_id) VALUES (?1, ?2, ?3) ON CONFLICT (egress) DO NOTHING",
+            "INSERT INTO dash_refused (egress, since_ms, run_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT (egress) DO UPDATE SET since_ms = excluded.since_ms, run_id = excluded.run_id",
             params![egress, now_ms(), run_id],
         )?;
         Ok(())
     }
 
-    /// The egresses refused DASH, with when that was first seen (unix ms), by egress.
-    pub fn dash_refused(&self) -> anyhow::Result<Vec<(String, i64)>> {
-        Ok(read::dash_refused(&self.conn)?.into_iter().map(|r| (r.egress, r.since_ms)).collect())
+    /// The egresses refused DASH, with when that was last seen and when it lapses, by egress.
+    pub fn dash_refused(&self) -> anyhow::Result<Vec<read::DashRefused>> {
+        Ok(read::dash_refused(&self.conn)?)
     }
 
     /// Signals per egress: (egress, throttle signals, requests wasted in bans, outage signals).

@@ -668,12 +668,31 @@ pub(super) fn outages(conn: &Connection) -> rusqlite::Result<Option<Vec<OutageRo
     rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
 }
 
-/// An egress that upstream refused DASH formats past their first bytes: its clips start from itag 18.
+/// How long a DASH refusal holds (ms): YouTube's token rules change, so a refusal is not forever. After it,
+/// the next run tries DASH again on that egress; refused again, its clips go back to itag 18 (uncharged) and
+/// the refusal holds another day from then.
+pub const DASH_REFUSAL_HOLDS_MS: i64 = 24 * 3600 * 1000;
+
+/// An egress that upstream refused DASH formats past their first bytes: its clips start from itag 18 until
+/// `until_ms`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DashRefused {
     pub egress: String,
-    /// When it was first refused (unix ms).
+    /// When it was last refused (unix ms).
     pub since_ms: i64,
+    /// When the refusal lapses (unix ms): from then on DASH is tried again.
+    pub until_ms: i64,
+}
+
+impl DashRefused {
+    pub fn new(egress: String, since_ms: i64) -> DashRefused {
+        DashRefused { egress, since_ms, until_ms: since_ms.saturating_add(DASH_REFUSAL_HOLDS_MS) }
+    }
+
+    /// Whether the egress's clips still start from itag 18 at `now_ms`.
+    pub fn holds_at(&self, now_ms: i64) -> bool {
+        now_ms < self.until_ms
+    }
 }
 
 /// The egresses refused DASH, by name; none when this journal has no `dash_refused` table.
@@ -682,7 +701,7 @@ pub(super) fn dash_refused(conn: &Connection) -> rusqlite::Result<Vec<DashRefuse
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare("SELECT egress, since_ms FROM dash_refused ORDER BY egress")?;
-    let rows = stmt.query_map([], |r| Ok(DashRefused { egress: r.get(0)?, since_ms: r.get(1)? }))?;
+    let rows = stmt.query_map([], |r| Ok(DashRefused::new(r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }
 

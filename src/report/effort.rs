@@ -185,11 +185,18 @@ pub(super) fn throughput(h: &mut String, d: &ReportData) {
         );
     }
     for d in &t.dash_refused {
+        let then = match d.holds_at(crate::journal::now_ms()) {
+            true => {
+                format!("its clips start from itag 18 until {}, then DASH is tried again", svg::fmt_utc(d.until_ms))
+            }
+            false => format!("lapsed at {}: the next run tries DASH again", svg::fmt_utc(d.until_ms)),
+        };
         let _ = write!(
             h,
-            r#"<p>DASH refused on <b>{}</b> since {} (past the first bytes, no proof-of-origin token): its clips start from itag 18.</p>"#,
+            r#"<p>DASH refused on <b>{}</b> since {} (past the first bytes, no proof-of-origin token); {}.</p>"#,
             esc(&d.egress),
-            svg::fmt_utc(d.since_ms)
+            svg::fmt_utc(d.since_ms),
+            esc(&then)
         );
     }
     match &t.throttle_events {
