@@ -120,6 +120,43 @@ fn watch_pages_give_the_dash_pair_or_itag_18_and_only_the_window_is_fetched() {
     assert!(biggest < dash.video.len / 3, "a request of {biggest} B");
 }
 
+/// A progressive file's `moov` grows with its length: on a 3-minute source it is 74 KB, more than a fixed
+/// first read holds with what ffmpeg reads after it. The relay sizes that read from the duration (here, as on
+/// a DASH manifest, from each format's size and bitrate: the page gives no duration), so the header still
+/// takes one request: 3 a clip on itag 18, 5 on the DASH pair, counted by the source.
+#[test]
+fn a_long_sources_header_takes_one_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config().with_duration(180.0));
+    let rows = [
+        Row::new("long", "longhdraaaa", 5.0, 15.0),
+        Row::new("long", "longhdrbbbb", 30.0, 40.0),
+        Row::new("long", "longhdrcccc", 47.2, 57.2),
+    ];
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let moov = mp4_header_len(server.video_path(&rows[0].id));
+    assert!(moov > 64 * 1024, "the premise: a moov of {moov} B, more than the fixed first read");
+    let mut logged = 0;
+    for (name, extra, most) in [("progressive", &["--ytdlp-arg=-f", "--ytdlp-arg=18"][..], 3), ("dash", &[][..], 5)] {
+        let out = tmp.path().join(name);
+        let mut args = download_args(&server, &out, &[&csv]);
+        args.extend(extra.iter().map(OsString::from));
+        run(&args).expect_code(0);
+        let log = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
+        for row in &rows {
+            let requests: Vec<_> = log[logged..]
+                .iter()
+                .filter(|e| e.id.as_deref() == Some(row.id.as_str()))
+                .map(|e| (e.path.as_str(), e.range.as_deref(), e.status))
+                .collect();
+            assert!(requests.len() <= most, "{name}: {} took {} requests: {requests:?}", row.id, requests.len());
+            assert_clip(&out, row);
+        }
+        logged = log.len();
+    }
+}
+
 /// YouTube since mid-2026: an egress without a proof-of-origin token is served a DASH file's first bytes,
 /// then 403s. Here 127.0.0.3 is such an egress (past the first 128 KiB of each DASH file; YouTube's ~1 MB
 /// scaled to the test's short video), 127.0.0.2 is not. Every clip through 127.0.0.3 ends done from itag 18

@@ -352,7 +352,8 @@ impl Engine {
                 .collect();
             for (reg, stream) in regs.iter().zip(&info.streams) {
                 reg.set_window(task.start, task.end + crate::tools::ffmpeg::END_PAD);
-                reg.expect(Expect { duration: info.duration, fps: stream.fps, fragmented: stream.dash });
+                let duration = info.duration.or(stream.duration_hint);
+                reg.expect(Expect { duration, fps: stream.fps, fragmented: stream.dash });
             }
             let urls: Vec<String> = regs.iter().map(Registration::url).collect();
             let audio_only = self.encode.audio_only.is_some();

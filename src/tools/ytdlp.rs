@@ -55,6 +55,9 @@ pub struct MediaStream {
     pub fps: Option<f64>,
     /// A DASH format (yt-dlp's container `mp4_dash`, `m4a_dash`, `webm_dash`): one fragmented track.
     pub dash: bool,
+    /// The source's length in seconds as the format's size and bitrate say it (`filesize` bytes at `tbr`
+    /// kbit/s), for sizing the relay's first read when yt-dlp gives no duration (a DASH manifest's formats).
+    pub duration_hint: Option<f64>,
 }
 
 impl MediaStream {
@@ -89,6 +92,8 @@ struct RawInfo {
     container: Option<String>,
     vcodec: Option<String>,
     acodec: Option<String>,
+    filesize: Option<f64>,
+    tbr: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +108,14 @@ struct RawFormat {
     acodec: Option<String>,
     fps: Option<f64>,
     container: Option<String>,
+    filesize: Option<f64>,
+    tbr: Option<f64>,
+}
+
+/// Seconds of media in `filesize` bytes at `tbr` kbit/s.
+fn duration_hint(filesize: Option<f64>, tbr: Option<f64>) -> Option<f64> {
+    let secs = filesize? * 8.0 / (tbr? * 1000.0);
+    (secs.is_finite() && secs > 0.0).then_some(secs)
 }
 
 /// A DASH format is one track of a fragmented file: a `*_dash` container with no video or no audio.
@@ -301,6 +314,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
                     format_id: f.format_id.unwrap_or_default(),
                     fps: f.fps,
                     dash: is_dash(f.container.as_deref(), f.vcodec.as_deref(), f.acodec.as_deref()),
+                    duration_hint: duration_hint(f.filesize, f.tbr),
                 })
                 .collect()
         }
@@ -311,6 +325,7 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
             format_id: raw.format_id.clone().unwrap_or_default(),
             fps: raw.fps,
             dash: is_dash(raw.container.as_deref(), raw.vcodec.as_deref(), raw.acodec.as_deref()),
+            duration_hint: duration_hint(raw.filesize, raw.tbr),
         }],
     };
     Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
@@ -369,6 +384,22 @@ mod tests {
         assert!(!info.streams[0].dash);
     }
 
+    /// A DASH manifest's formats (the test source's watch page) carry no duration, but their size and bitrate
+    /// say it: what the relay sizes its first read from. yt-dlp's `tbr` is kbit/s.
+    #[test]
+    fn formats_without_a_duration_give_one_from_their_size_and_bitrate() {
+        let json = br#"{"format_id":"18","url":"http://h/v/x.mp4","protocol":"http","vcodec":"avc1.42001e",
+            "acodec":"mp4a.40.2","container":"mp4_dash","filesize":29031571,"tbr":774.175}"#;
+        let info = parse_info(json).unwrap();
+        assert_eq!(info.duration, None);
+        let hint = info.streams[0].duration_hint.expect("a duration from the size and bitrate");
+        assert!((hint - 300.0).abs() < 0.01, "{hint}");
+        // Either missing, or zero: no hint.
+        for (filesize, tbr) in [(Some(1e6), None), (None, Some(700.0)), (Some(1e6), Some(0.0))] {
+            assert_eq!(duration_hint(filesize, tbr), None, "{filesize:?} {tbr:?}");
+        }
+    }
+
     #[test]
     fn merged_formats_put_video_first() {
         let json = br#"{"format_id":"140+134","duration":300.0,"height":360,"requested_formats":[
@@ -412,6 +443,7 @@ mod tests {
             format_id: "95".into(),
             fps: None,
             dash: false,
+            duration_hint: None,
         };
         assert!(!s.is_rangeable());
     }
