@@ -238,7 +238,7 @@ fn insert_then_index(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     // 300 MB), the usual size again after.
     conn.pragma_update(None, "cache_size", -8_192)?;
     // The rows take the default state, which meets the table's CHECK: SQLite would still test it on every
-    // row, building a temporary b-tree for its `IN` list each time (a sixth of a 650,000-row import).
+    // row, building a temporary b-tree for its `IN` list each time (about a tenth of a 650,000-row import).
     conn.pragma_update(None, "ignore_check_constraints", true)?;
     let done = insert_rows_then_index(conn, jobs);
     conn.pragma_update(None, "ignore_check_constraints", false)?;
