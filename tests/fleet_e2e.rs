@@ -1125,13 +1125,16 @@ fn multi_label_clips_keep_their_labels_and_boxes_in_a_fleet() {
                     FROM clip WHERE fleet = 'f' ORDER BY clip_key";
     let seeded = q(labelled);
     assert!(seeded.contains(r#"["80", "12", "74"]"#), "{seeded}");
-    // Now make it the fleet an older kinetics-dl seeded: version 3, without the two columns.
-    q("ALTER TABLE clip DROP COLUMN labels, DROP COLUMN boxes; UPDATE schema_version SET version = 3");
+    // Now make it the fleet an older kinetics-dl seeded: version 3, without the two columns (nor version 5's
+    // learned rate of each throttle domain).
+    q("ALTER TABLE clip DROP COLUMN labels, DROP COLUMN boxes;
+       ALTER TABLE domain DROP COLUMN rate_per_min, DROP COLUMN rate_since;
+       UPDATE schema_version SET version = 3");
     let o = run_strs(&["status", "--db", &url, "--db-schema", &schema.name, "--fleet", "f"]);
     o.expect_code(2);
-    assert!(o.stderr.contains("at version 3, this kinetics-dl reads 4"), "{}", o.stderr);
+    assert!(o.stderr.contains("at version 3, this kinetics-dl reads 5"), "{}", o.stderr);
 
-    // Two workers, the first seeding again with this kinetics-dl: the tables go to version 4 and the clips
+    // Two workers, the first seeding again with this kinetics-dl: the tables go to version 5 and the clips
     // seeded without labels take them. The second starts once they have: a clip claimed before any run
     // brought the annotations again has no labels to give its worker's journal.
     let a = Running::download(&seeding_args(&server, &schema, &w1, "127.0.0.3", &ava));
@@ -1143,7 +1146,7 @@ fn multi_label_clips_keep_their_labels_and_boxes_in_a_fleet() {
     let b = Running::download(&worker_args(&server, &schema, &w2, "127.0.0.4", &[]));
     a.wait(WORKER_LIMIT).expect_code(0);
     b.wait(WORKER_LIMIT).expect_code(0);
-    assert_eq!(q("SELECT max(version) FROM schema_version"), "4");
+    assert_eq!(q("SELECT max(version) FROM schema_version"), "5");
     assert_eq!(q(labelled), seeded, "the labels and boxes are back, as first seeded");
     let record = fleet_clips(&schema);
     assert_eq!(record.len(), 3, "{record:?}");
