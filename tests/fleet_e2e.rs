@@ -55,7 +55,11 @@ fn worker_args_j(
 
 /// [`worker_args`] plus the annotation file: a worker that also seeds the fleet.
 fn seeding_args(server: &TestServer, schema: &pg::Schema, out: &Path, addr: &str, csv: &Path) -> Vec<OsString> {
-    let mut args = worker_args(server, schema, out, addr, &[]);
+    seeding(worker_args(server, schema, out, addr, &[]), csv)
+}
+
+/// A worker's arguments plus the annotation file: the worker also seeds the fleet.
+fn seeding(mut args: Vec<OsString>, csv: &Path) -> Vec<OsString> {
     args.push("--annotations".into());
     args.push(csv.into());
     args
@@ -479,10 +483,7 @@ fn workers_of_one_domain_start_clips_at_the_domain_pace() {
     // first clip only (1 s or more on a loaded machine), which moved some starts closer than the pace.
     let shared = ["--rate", "20/m", "--throttle-domain", "nat1", "--ytdlp-mode", "cli"];
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let mut a_args = worker_args(&server, &schema, &out_a, "127.0.0.5", &shared);
-    a_args.extend(os(["--annotations"]));
-    a_args.push(csv.clone().into());
-    let a = Running::download(&a_args);
+    let a = Running::download(&seeding(worker_args(&server, &schema, &out_a, "127.0.0.5", &shared), &csv));
     let b = Running::download(&worker_args(&server, &schema, &out_b, "127.0.0.5", &shared));
     let (pid_a, pid_b) = (a.pid(), b.pid());
     a.wait(WORKER_LIMIT).expect_code(0);
@@ -517,10 +518,7 @@ fn workers_of_one_domain_share_its_learned_rate() {
     // A short lease: heartbeats, and so readings of the domain's rate, every second.
     let shared = ["--throttle-domain", "nat1", "--lease", "10s"];
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let mut a_args = worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared);
-    a_args.extend(os(["--annotations"]));
-    a_args.push(csv.clone().into());
-    let mut a = Running::download(&a_args);
+    let mut a = Running::download(&seeding(worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared), &csv));
     let b = Running::download(&worker_args_j(&server, &schema, &out_b, "127.0.0.5", 1, &shared));
     let rate_sql = format!(
         "UPDATE {}.domain SET rate_per_min = {PER_MIN}, rate_since = now() WHERE fleet = 'f' AND domain = 'nat1' \
@@ -717,10 +715,7 @@ fn a_worker_joining_a_banned_domain_sends_nothing_into_the_ban() {
     write_csv(&csv, &rows);
     let shared = ["--cooldown", "18s", "--throttle-domain", "nat1"];
     let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
-    let mut a_args = worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared);
-    a_args.extend(os(["--annotations"]));
-    a_args.push(csv.clone().into());
-    let mut a = Running::download(&a_args);
+    let mut a = Running::download(&seeding(worker_args_j(&server, &schema, &out_a, "127.0.0.5", 1, &shared), &csv));
     let open_sql = format!("SELECT breaker FROM {}.domain WHERE fleet = 'f' AND domain = 'nat1'", schema.name);
     a.wait_for(Duration::from_secs(300), "the shared domain's breaker to open", || {
         psql_while_starting(&url, &open_sql) == "open"

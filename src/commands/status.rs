@@ -230,6 +230,12 @@ struct EgressReport {
     learned_rate_per_min: Option<f64>,
 }
 
+/// Unix milliseconds as an RFC 3339 time to the second.
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
     let now = crate::journal::now_ms();
     let counts = journal.throttle_counts()?;
@@ -249,17 +255,10 @@ fn egress_report(journal: &Journal) -> anyhow::Result<Vec<EgressReport>> {
         .map(|(egress, (until, cooloff_ms))| {
             let (events, wasted, outages) =
                 counts.iter().find(|c| c.0 == egress).map(|c| (c.1, c.2, c.3)).unwrap_or((0, 0, 0));
-            let open_until = until.filter(|u| *u > now).map(|u| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u as u64);
-                humantime::format_rfc3339_seconds(t).to_string()
-            });
+            let open_until = until.filter(|u| *u > now).map(rfc3339);
             let cooloff_s = cooloff_ms as f64 / 1000.0;
             let mine: Vec<_> = outage_rows.iter().filter(|o| o.egress == egress).collect();
             let down_s = mine.iter().map(|o| o.down_ms(now)).sum::<i64>() as f64 / 1000.0;
-            let rfc3339 = |ms: i64| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-                humantime::format_rfc3339_seconds(t).to_string()
-            };
             let dash = refused.iter().find(|r| r.egress == egress);
             let dash_refused_since = dash.map(|r| rfc3339(r.since_ms));
             let dash_refused_until = dash.map(|r| rfc3339(r.until_ms));

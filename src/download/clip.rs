@@ -230,12 +230,12 @@ impl Engine {
                 false => None,
             };
             let by_times = self.encode.copy || self.encode.audio_only.is_some();
-            let rate = match &layout {
-                Some(Ok(l)) if l.fps().is_some() => Ok(l.fps()),
-                _ if by_times => Ok(None),
+            let rate = match layout.as_ref().and_then(|l| l.as_ref().ok()).and_then(smartcut::Layout::fps) {
+                Some(fps) => Ok(Some(fps)),
+                None if by_times => Ok(None),
                 // The rate decides which frames the cut keeps. A window that cannot be probed fails the
                 // attempt: cut at the window's own times, the clip could start on the frame before it.
-                _ => self.ffmpeg.probe(&fetched.path, stop).await.map(|p| p.fps),
+                None => self.ffmpeg.probe(&fetched.path, stop).await.map(|p| p.fps),
             };
             let fps = match rate {
                 Ok(fps) => fps,

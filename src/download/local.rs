@@ -55,9 +55,17 @@ pub struct JournalStore<'a> {
     youtube: bool,
 }
 
+/// The clips a run starts from, as [`JournalStore::new`] finds them: (clip id, attempts) in plan order.
+struct Queue {
+    fresh: VecDeque<(i64, u32)>,
+    on_disk: Vec<(i64, u32)>,
+    plan_is_journal: bool,
+    found: Summary,
+}
+
 impl<'a> JournalStore<'a> {
-    /// Reads the clips of `scope` from the journal: those to run now (failed ones whose category is
-    /// retried, done ones whose file is missing) go back to pending.
+    /// The clips of `scope`: read from the journal, where those to run now (failed ones whose category is
+    /// retried, done ones whose file is missing) go back to pending, or taken from a plan just imported.
     pub fn new(
         cfg: &Config,
         out: &'a OutDir,
@@ -66,23 +74,39 @@ impl<'a> JournalStore<'a> {
         scope: Scope<'_>,
         stop: StopSignal,
     ) -> anyhow::Result<JournalStore<'a>> {
-        if let Scope::Imported { plan, first_id } = scope {
-            return Self::imported(cfg, out, journal, engine, plan, first_id, stop);
-        }
-        let have_cookies = cfg.have_cookies;
-        let mut summary = Summary::default();
-        // The plan's clips by key, for picking them out of the journal (`None`: every journaled clip).
-        let index: Option<(&[Job], KeyIndex)> = match &scope {
-            Scope::Plan(plan) => {
-                summary.planned = plan.jobs.len() as u64;
-                Some((&plan.jobs, KeyIndex::of(&plan.jobs)))
-            }
-            Scope::Journal { planned } => {
-                summary.planned = *planned;
-                None
-            }
-            Scope::Imported { .. } => unreachable!("an imported plan is read above"),
+        let Queue { fresh, on_disk, plan_is_journal, found } = match scope {
+            Scope::Plan(plan) => Self::read_back(cfg, out, journal, Some(plan), plan.jobs.len() as u64)?,
+            Scope::Journal { planned } => Self::read_back(cfg, out, journal, None, planned)?,
+            Scope::Imported { plan, first_id } => Self::imported(out, plan, first_id)?,
         };
+        Ok(JournalStore {
+            journal,
+            out,
+            url_template: cfg.url_template.clone(),
+            fresh,
+            on_disk,
+            plan_is_journal,
+            engine,
+            stop,
+            queue: VecDeque::new(),
+            delayed: Vec::new(),
+            found,
+            youtube: cfg.source != Source::Mirror,
+        })
+    }
+
+    /// The journal's clips (of `plan` when given, of `planned` in all), in plan order.
+    fn read_back(
+        cfg: &Config,
+        out: &OutDir,
+        journal: &mut Journal,
+        plan: Option<&Plan>,
+        planned: u64,
+    ) -> anyhow::Result<Queue> {
+        let have_cookies = cfg.have_cookies;
+        let mut summary = Summary { planned, ..Summary::default() };
+        // The plan's clips by key, for picking them out of the journal (`None`: every journaled clip).
+        let index: Option<(&[Job], KeyIndex)> = plan.map(|plan| (&plan.jobs[..], KeyIndex::of(&plan.jobs)));
         // (position in the plan, clip id, attempts) of the clips to run, and those already on disk.
         let mut fresh: Vec<(u32, i64, u32)> = Vec::new();
         let mut on_disk = Vec::new();
@@ -149,34 +173,13 @@ impl<'a> JournalStore<'a> {
         let fresh: VecDeque<(i64, u32)> = fresh.into_iter().map(|(_, id, attempts)| (id, attempts)).collect();
         let on_disk = on_disk.into_iter().map(|(_, id, attempts)| (id, attempts)).collect();
         journal.reset_to_pending(&reset)?;
-        Ok(JournalStore {
-            journal,
-            out,
-            url_template: cfg.url_template.clone(),
-            fresh,
-            on_disk,
-            plan_is_journal,
-            engine,
-            stop,
-            queue: VecDeque::new(),
-            delayed: Vec::new(),
-            found: summary,
-            youtube: cfg.source != Source::Mirror,
-        })
+        Ok(Queue { fresh, on_disk, plan_is_journal, found: summary })
     }
 
     /// A plan just imported into an empty journal: every clip runs, in plan order, without reading the
     /// 650,000 rows just written back. A file already at a clip's path (the folder of a lost journal) is
     /// checked before anything is fetched, as on any run.
-    fn imported(
-        cfg: &Config,
-        out: &'a OutDir,
-        journal: &'a mut Journal,
-        engine: Arc<Engine>,
-        plan: &Plan,
-        first_id: i64,
-        stop: StopSignal,
-    ) -> anyhow::Result<JournalStore<'a>> {
+    fn imported(out: &OutDir, plan: &Plan, first_id: i64) -> anyhow::Result<Queue> {
         let mut dirs = DirCache::default();
         let (mut fresh, mut on_disk) = (VecDeque::with_capacity(plan.jobs.len()), Vec::new());
         for (id, job) in (first_id..).zip(&plan.jobs) {
@@ -185,20 +188,8 @@ impl<'a> JournalStore<'a> {
                 false => fresh.push_back((id, 0)),
             }
         }
-        Ok(JournalStore {
-            journal,
-            out,
-            url_template: cfg.url_template.clone(),
-            fresh,
-            on_disk,
-            plan_is_journal: true,
-            engine,
-            stop,
-            queue: VecDeque::new(),
-            delayed: Vec::new(),
-            found: Summary { planned: plan.jobs.len() as u64, ..Summary::default() },
-            youtube: cfg.source != Source::Mirror,
-        })
+        let found = Summary { planned: plan.jobs.len() as u64, ..Summary::default() };
+        Ok(Queue { fresh, on_disk, plan_is_journal: true, found })
     }
 
     /// The journal's clips are the plan's, in plan order (a rerun of the same plan may then skip planning).

@@ -165,13 +165,14 @@ impl Governor {
         }
     }
 
-    /// Starts an egress from the request rate an earlier run learned (unless rates are not learned).
-    pub fn restore_rate(&mut self, egress: &str, per_min: f64, now: Instant) {
+    /// Sets an egress's learned rate (requests a minute, growing since `since`) from the rate an earlier
+    /// run learned or its throttle domain's share (unless rates are not learned).
+    pub fn restore_rate(&mut self, egress: &str, per_min: f64, since: Instant) {
         if !self.policy.learn_rate {
             return;
         }
         if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
-            lane.gate.restore(per_min / 60.0, now);
+            lane.gate.restore(per_min / 60.0, since);
         }
     }
 
@@ -183,16 +184,6 @@ impl Governor {
             let base = l.gate.base().filter(|_| learn).map(|(per_s, since)| (per_s * 60.0, since));
             (l.egress.name.as_str(), base)
         })
-    }
-
-    /// Sets an egress's learned rate from its throttle domain's (requests a minute, growing since `since`).
-    pub fn share_rate(&mut self, egress: &str, per_min: f64, since: Instant) {
-        if !self.policy.learn_rate {
-            return;
-        }
-        if let Some(lane) = self.lanes.iter_mut().find(|l| l.egress.name == egress) {
-            lane.gate.share(per_min / 60.0, since);
-        }
     }
 
     /// Each egress's learned request rate (requests a minute; `None` before its first ban).

@@ -80,11 +80,9 @@ impl Aimd {
         Aimd { base: None, ceiling, sent: VecDeque::new(), first: None, resumed: None, next: None }
     }
 
-    /// Starts from a rate an earlier run learned (capped by this run's ceiling, never under the floor).
+    /// [`Aimd::restore`], from `now`.
     pub fn restored(mut self, per_s: f64, now: Instant) -> Aimd {
-        if per_s.is_finite() && per_s > 0.0 {
-            self.base = Some((self.capped(per_s.max(MIN_PER_S)), now));
-        }
+        self.restore(per_s, now);
         self
     }
 
@@ -93,9 +91,10 @@ impl Aimd {
         self.base
     }
 
-    /// Takes a rate learned elsewhere (a throttle domain's share, requests a second), growing since `since`
-    /// as if this egress had learned it then (capped by the ceiling, never under the floor).
-    pub fn shared(&mut self, per_s: f64, since: Instant) {
+    /// Takes a rate learned elsewhere (by an earlier run, or a throttle domain's share; requests a second),
+    /// growing since `since` as if this egress had learned it then (capped by this run's ceiling, never under
+    /// the floor).
+    pub fn restore(&mut self, per_s: f64, since: Instant) {
         if per_s.is_finite() && per_s > 0.0 {
             self.base = Some((self.capped(per_s.max(MIN_PER_S)), since));
         }
@@ -379,9 +378,9 @@ impl Gate {
         })
     }
 
-    /// Starts from a rate an earlier run learned (requests a second).
-    pub fn restore(&self, per_s: f64, now: Instant) {
-        self.with(|s| s.aimd = s.aimd.clone().restored(per_s, now))
+    /// [`Aimd::restore`]: a rate an earlier run learned, or a throttle domain's share of its rate.
+    pub fn restore(&self, per_s: f64, since: Instant) {
+        self.with(|s| s.aimd.restore(per_s, since))
     }
 
     /// The rate learned, requests a second (`None` before any ban).
@@ -392,11 +391,6 @@ impl Gate {
     /// [`Aimd::base`]: what the last ban left, and since when.
     pub fn base(&self) -> Option<(f64, Instant)> {
         self.with(|s| s.aimd.base())
-    }
-
-    /// [`Aimd::shared`]: a throttle domain's share of its rate, learned by any of its workers.
-    pub fn share(&self, per_s: f64, since: Instant) {
-        self.with(|s| s.aimd.shared(per_s, since))
     }
 
     /// Whether requests through this egress are held now (banned, or a 429 its relay met).

@@ -220,9 +220,6 @@ pub struct Journal {
     conn: Connection,
 }
 
-/// The first import into an empty journal: every job's row, then the key index built once over them
-/// (sorting 650,000 keys instead of inserting each into the index where it falls). A key twice is a
-/// constraint violation when the index is built.
 /// What [`Journal::sync`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Synced {
@@ -232,6 +229,9 @@ pub struct Synced {
     pub imported_from: Option<i64>,
 }
 
+/// The first import into an empty journal: every job's row, then the key index built once over them
+/// (sorting 650,000 keys instead of inserting each into the index where it falls). A key twice is a
+/// constraint violation when the index is built.
 fn insert_then_index(conn: &Connection, jobs: &[Job]) -> rusqlite::Result<()> {
     // Rows appended at the end of the table need little cache, and the index's sort takes as much memory
     // as the cache may hold: 8 MiB here instead of 32 (the peak of a 650,000-clip import stays under

@@ -285,11 +285,9 @@ impl Store for FleetStore<'_> {
             return Ok(());
         }
         let now = Instant::now();
-        let bases: Vec<(String, Option<(f64, Instant)>)> =
-            governor.rate_bases().map(|(e, b)| (e.to_string(), b)).collect();
-        let egresses = bases.len().max(1) as f64;
-        let cut = bases
-            .iter()
+        let egresses = governor.rate_bases().count().max(1) as f64;
+        let cut = governor
+            .rate_bases()
             .filter_map(|(e, b)| b.filter(|(_, since)| self.rates_applied.get(e) != Some(since)))
             .map(|(per_min, _)| per_min)
             .reduce(f64::min);
@@ -311,9 +309,10 @@ impl Store for FleetStore<'_> {
         let (Some(per_min), Some(age_s)) = (read.per_min, read.age_s) else { return Ok(()) };
         let since = now.checked_sub(Duration::from_secs_f64(age_s.max(0.0))).unwrap_or(now);
         let share = per_min / (egresses * self.domain_workers as f64);
-        for (egress, _) in &bases {
-            governor.share_rate(egress, share, since);
-            self.rates_applied.insert(egress.clone(), since);
+        let names: Vec<String> = governor.rate_bases().map(|(e, _)| e.to_string()).collect();
+        for egress in names {
+            governor.restore_rate(&egress, share, since);
+            self.rates_applied.insert(egress, since);
         }
         Ok(())
     }
