@@ -1,6 +1,8 @@
 //! `--trim smart` re-encodes only up to the first keyframe of a clip and copies the rest: on the default DASH
 //! pair and on itag 18 its clips hold exactly the frames of the exact cut (checked frame by frame on the
-//! test source's numbered frames), with audio as long; where a source cannot be smart-cut (B-frames,
+//! test source's numbered frames), with the source's AAC audio copied, not encoded, starting on the exact
+//! cut's sample (the test source's sound track names its seconds and marks each with a 10 ms silence,
+//! `kinetics_testsrc::tone`) and as long to within an AAC frame; where a source cannot be smart-cut (B-frames,
 //! `--short-side`) the exact cut is made and the journal says which trim made each clip and why.
 
 mod common;
@@ -10,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use kinetics_testsrc::{Config, Profile, ScenarioEntry};
+use kinetics_testsrc::{tone, Config, Profile, ScenarioEntry};
 
 fn with_template(mut args: Vec<OsString>, template: &str) -> Vec<OsString> {
     let at = args.iter().position(|a| a == "--url-template").expect("download_args sets a template");
@@ -26,14 +28,36 @@ fn trims(out: &Path) -> std::collections::BTreeMap<String, String> {
     rows.collect::<Result<_, _>>().unwrap()
 }
 
-/// The audio stream's duration in seconds.
-fn audio_secs(path: &Path) -> f64 {
+/// The audio stream's duration in seconds and its channels.
+fn audio_stream(path: &Path) -> (f64, u32) {
     let o = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration", "-of", "csv=p=0"])
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries", "stream=duration,channels", "-of", "csv=p=0"])
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or_else(|_| panic!("{} has no audio", path.display()))
+    let text = String::from_utf8_lossy(&o.stdout);
+    let (channels, secs) = text.trim().split_once(',').unwrap_or_else(|| panic!("{} has no audio", path.display()));
+    (secs.parse().unwrap(), channels.parse().unwrap())
+}
+
+/// How far a smart cut's sound may start from its first frame's time: the window's Matroska timestamps are
+/// rounded to the millisecond. The exact cut's is let be 2.5 ms off: its AAC encode starts 1-2 ms late on
+/// these windows (measured 0.95-1.7 ms), which this test records but does not set out to check.
+const GAP_TOLERANCE_S: [f64; 2] = [0.0025, 0.00075];
+
+/// Where the first gap after `row.start`'s next whole second falls in a clip that starts on the first frame
+/// at or after `row.start` (15 fps), to the sample.
+fn first_gap_meant(row: &Row) -> f64 {
+    let first = (row.start * f64::from(FPS) - 1e-6).ceil() / f64::from(FPS);
+    first.floor() + 1.0 - first + tone::GAP_SECS / 2.0
+}
+
+/// Where, in seconds from its first decoded sample, the clip's sound track has its first silent gap after
+/// `row.start`'s next whole second: the same in two clips that start on the same sample.
+fn first_gap(path: &Path, row: &Row) -> f64 {
+    let samples = tone::decode(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    let boundary = row.start.floor() + 1.0 - row.start;
+    samples.gap_middle(boundary).unwrap_or_else(|| panic!("{}: no gap near {boundary}", path.display()))
 }
 
 #[test]
@@ -77,8 +101,28 @@ fn smart_cuts_hold_the_exact_cuts_frames_on_the_dash_pair_and_itag_18() {
                 (s[0], s[s.len() - 1])
             );
             assert_eq!(s, e, "{name} {}: the smart cut's frames differ from the exact cut's", row.id);
-            let (ea, sa) = (audio_secs(&exact), audio_secs(&smart));
-            assert!((ea - sa).abs() <= DURATION_TOLERANCE, "{name} {}: audio {sa:.3} s smart, {ea:.3} s exact", row.id);
+            // The exact cut encodes stereo AAC; the smart cut copies the source's mono track, its first packet
+            // trimmed to the clip's first sample by the edit list, its last a whole AAC frame (23 ms).
+            let ((ea, e_channels), (sa, s_channels)) = (audio_stream(&exact), audio_stream(&smart));
+            assert_eq!((e_channels, s_channels), (2, 1), "{name} {}: the smart cut copies the audio", row.id);
+            assert!((sa - ea).abs() < 0.03, "{name} {}: audio {sa:.3} s smart, {ea:.3} s exact", row.id);
+            let (eg, sg) = (first_gap(&exact, row), first_gap(&smart, row));
+            let meant = first_gap_meant(row);
+            println!(
+                "{name} {}: the first gap at {:.3} ms exact, {:.3} ms smart, {:.3} ms meant",
+                row.id,
+                eg * 1e3,
+                sg * 1e3,
+                meant * 1e3
+            );
+            for ((trim, gap), tolerance) in [("exact", eg), ("smart", sg)].into_iter().zip(GAP_TOLERANCE_S) {
+                assert!(
+                    (gap - meant).abs() < tolerance,
+                    "{name} {}: the {trim} cut's sound starts {:.3} ms off",
+                    row.id,
+                    (meant - gap) * 1e3
+                );
+            }
             decode_check(&smart).unwrap_or_else(|e| panic!("{name} {}: {e}", row.id));
         }
     }

@@ -7,6 +7,12 @@
 //! the clip's end: without frame reordering, decode order is display order and the copy can stop at any
 //! packet. Where that does not hold (B-frames, another codec or profile, interlacing, no keyframe inside
 //! the clip) [`plan`] says why and the caller falls back to the exact cut.
+//!
+//! AAC audio is copied too: the packets from the one holding `time_start` on, with an edit list that starts
+//! playback at the clip's first sample (the first packet's samples before it are skipped by the decoder),
+//! so the sound starts where the exact cut's does and ends within one AAC frame (23 ms) of it. Encoding
+//! 10 s of AAC costs about as much CPU as the head's video. Other audio codecs are encoded as the exact cut
+//! encodes them.
 
 use super::ffmpeg::{secs, Encode, Ffmpeg};
 use super::process::StopSignal;
@@ -30,9 +36,14 @@ pub struct Plan {
     pub profile: &'static str,
     /// The source's `level_idc` (31 is level 3.1).
     pub level: i64,
+    /// The window's audio is AAC and is copied as it is, not encoded.
+    pub copy_audio: bool,
+    /// Where the copied audio is read from: [`AUDIO_PREROLL`] before the clip's first sample when a video
+    /// keyframe lies before that (a seek lands on one), else `None`, from the window's start.
+    pub audio_seek: Option<f64>,
 }
 
-/// The window's video stream and packets, as ffprobe lists them.
+/// The window's streams and its packets, as ffprobe lists them.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Layout {
     #[serde(default)]
@@ -43,6 +54,10 @@ pub struct Layout {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StreamInfo {
+    #[serde(default)]
+    pub index: i64,
+    /// `video` or `audio`.
+    pub codec_type: Option<String>,
     pub codec_name: Option<String>,
     pub profile: Option<String>,
     pub level: Option<i64>,
@@ -57,13 +72,20 @@ impl Layout {
     /// The video stream's frame rate (`avg_frame_rate`, else `r_frame_rate`), as [`Ffmpeg::probe`] gives it:
     /// the window is probed once, for the first frame and for the plan.
     pub fn fps(&self) -> Option<f64> {
-        let s = self.streams.first()?;
+        let s = self.stream("video")?;
         [&s.avg_frame_rate, &s.r_frame_rate].into_iter().flatten().find_map(|r| super::ffmpeg::parse_rate(r))
+    }
+
+    /// The first stream of a kind (`video`, `audio`): the one the cut maps.
+    pub fn stream(&self, kind: &str) -> Option<&StreamInfo> {
+        self.streams.iter().find(|s| s.codec_type.as_deref() == Some(kind))
     }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct PacketInfo {
+    #[serde(default)]
+    pub stream_index: i64,
     pub pts_time: Option<String>,
     #[serde(default)]
     pub flags: String,
@@ -72,13 +94,17 @@ pub struct PacketInfo {
 /// Half a millisecond: Matroska keeps milliseconds, so timestamps are compared with this much slack.
 const SLACK: f64 = 0.0005;
 
+/// How far before the clip's first sample copied audio is read from, when a seek can land there: more than an
+/// AAC frame (23 ms at 44.1 kHz, 64 ms at 16 kHz).
+const AUDIO_PREROLL: f64 = 0.1;
+
 /// Plans a smart cut of `[start, start + duration)` (both a millisecond before a frame, from `cut_points`),
 /// or says why the window cannot be smart-cut.
 pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Result<Plan, String> {
     if encode.copy || encode.short_side.is_some() || encode.fps.is_some() || encode.max_short_side.is_some() {
         return Err("the clip is scaled or resampled".into());
     }
-    let s = layout.streams.first().ok_or("no video stream")?;
+    let s = layout.stream("video").ok_or("no video stream")?;
     if s.codec_name.as_deref() != Some("h264") {
         return Err(format!("codec {}", s.codec_name.as_deref().unwrap_or("unknown")));
     }
@@ -99,7 +125,7 @@ pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Resu
     }
     let level = s.level.filter(|l| *l > 0).ok_or("no H.264 level")?;
     let mut frames = Vec::with_capacity(layout.packets.len());
-    for p in &layout.packets {
+    for p in layout.packets.iter().filter(|p| p.stream_index == s.index) {
         let pts = p.pts_time.as_deref().and_then(|t| t.parse::<f64>().ok()).ok_or("a packet without a timestamp")?;
         frames.push((pts, p.flags.starts_with('K')));
     }
@@ -107,20 +133,32 @@ pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Resu
         return Err("frames out of order (frame reordering)".into());
     }
     let end = start + duration;
-    let in_clip: Vec<(f64, bool)> = frames.into_iter().filter(|(t, _)| *t >= start && *t < end).collect();
+    let in_clip: Vec<(f64, bool)> = frames.iter().copied().filter(|(t, _)| *t >= start && *t < end).collect();
     let first = in_clip.first().map(|f| f.0).ok_or("no frame in the clip")?;
+    let seek = first - SLACK - AUDIO_PREROLL;
+    let audio_seek = frames.iter().any(|(t, key)| *key && *t <= seek).then_some(seek);
     let at = in_clip.iter().position(|f| f.1).ok_or("no keyframe inside the clip")?;
-    Ok(Plan { first, head_frames: at, keyframe: in_clip[at].0, copied_frames: in_clip.len() - at, profile, level })
+    let copy_audio = layout.stream("audio").is_some_and(|a| a.codec_name.as_deref() == Some("aac"));
+    Ok(Plan {
+        first,
+        head_frames: at,
+        keyframe: in_clip[at].0,
+        copied_frames: in_clip.len() - at,
+        profile,
+        level,
+        copy_audio,
+        audio_seek,
+    })
 }
 
 impl Ffmpeg {
-    /// The window's video stream and every video packet's timestamp and flags.
+    /// The window's streams and every packet's stream, timestamp and flags.
     pub async fn layout(&self, window: &Path, stop: &mut StopSignal) -> Result<Layout, Failure> {
         let mut cmd = tokio::process::Command::new(&self.ffprobe);
-        cmd.args(["-v", "error", "-select_streams", "v:0", "-print_format", "json", "-show_entries"]);
+        cmd.args(["-v", "error", "-print_format", "json", "-show_entries"]);
         cmd.arg(
-            "stream=codec_name,profile,level,pix_fmt,has_b_frames,field_order,avg_frame_rate,r_frame_rate\
-             :packet=pts_time,flags",
+            "stream=index,codec_type,codec_name,profile,level,pix_fmt,has_b_frames,field_order,avg_frame_rate,\
+             r_frame_rate:packet=stream_index,pts_time,flags",
         );
         cmd.arg(window);
         let o = super::ffmpeg::run(&mut cmd, stop).await?;
@@ -131,7 +169,7 @@ impl Ffmpeg {
             .map_err(|e| Failure::new(Category::Corrupt, format!("unreadable ffprobe output: {e}"), ""))
     }
 
-    /// Cuts the clip as `plan` says: head encoded, the rest copied, audio encoded over the whole window.
+    /// Cuts the clip as `plan` says: head encoded, the rest copied, audio copied (AAC) or encoded.
     #[allow(clippy::too_many_arguments)]
     pub async fn smart_cut(
         &self,
@@ -180,11 +218,31 @@ impl Ffmpeg {
         let mut cmd = self.command();
         cmd.args(["-loglevel", "error", "-f", "concat", "-safe", "0", "-i"]).arg(&list_path);
         if !encode.no_audio {
-            cmd.args(["-seek_timestamp", "1", "-ss"]).arg(exact(plan.first - SLACK)).arg("-i").arg(window);
+            let from = plan.first - SLACK;
+            cmd.args(["-seek_timestamp", "1"]);
+            if !plan.copy_audio {
+                cmd.arg("-ss").arg(exact(from));
+            } else {
+                // A seek lands on a video keyframe, and Matroska's drops every packet before it, also the
+                // audio packet that holds the clip's first sample when the clip starts on that keyframe: read
+                // from before the keyframe (or from the window's start) and shift the timestamps so that the
+                // clip's first sample is at 0. The packets before it get negative times, which the MP4's edit
+                // list skips.
+                let seek = plan.audio_seek.unwrap_or(0.0);
+                if plan.audio_seek.is_some() {
+                    cmd.arg("-ss").arg(exact(seek));
+                }
+                cmd.arg("-itsoffset").arg(format!("-{}", exact(from - seek)));
+            }
+            cmd.arg("-i").arg(window);
         }
         cmd.args(["-map", "0:v:0", "-c:v", "copy"]);
         if !encode.no_audio {
-            cmd.args(["-map", "1:a:0?", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-flags:a", "+bitexact"]);
+            cmd.args(["-map", "1:a:0?"]);
+            match plan.copy_audio {
+                true => cmd.args(["-c:a", "copy"]),
+                false => cmd.args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-flags:a", "+bitexact"]),
+            };
         }
         cmd.arg("-t").arg(secs(duration));
         cmd.args(["-map_metadata", "-1", "-map_chapters", "-1", "-fflags", "+bitexact", "-movflags", "+faststart"]);
@@ -213,6 +271,8 @@ mod tests {
     fn layout(profile: &str, b: i64, packets: &[(f64, bool)]) -> Layout {
         Layout {
             streams: vec![StreamInfo {
+                index: 0,
+                codec_type: Some("video".into()),
                 codec_name: Some("h264".into()),
                 profile: Some(profile.into()),
                 level: Some(30),
@@ -225,6 +285,7 @@ mod tests {
             packets: packets
                 .iter()
                 .map(|(t, k)| PacketInfo {
+                    stream_index: 0,
                     pts_time: Some(format!("{t:.6}")),
                     flags: if *k { "K_" } else { "__" }.into(),
                 })
@@ -247,6 +308,41 @@ mod tests {
         // On a keyframe: nothing to encode.
         let p = plan(&layout("Constrained Baseline", 0, &gop2s()), 8.0 - SLACK, 10.0, &e).unwrap();
         assert_eq!((p.head_frames, p.copied_frames, p.profile), (0, 150, "baseline"));
+    }
+
+    /// The window's audio: copied when it is AAC, encoded otherwise; its packets, interleaved with the
+    /// video's, are not frames of the clip.
+    #[test]
+    fn copies_aac_audio_and_plans_on_the_video_packets_alone() {
+        let e = Encode::default();
+        let start = 109.0 / 15.0 - SLACK;
+        let mut l = layout("High", 0, &gop2s());
+        assert!(!plan(&l, start, 10.0, &e).unwrap().copy_audio, "no audio stream");
+        // The audio stream first, as some muxers order them, with packets every 23 ms that overlap the video's.
+        let audio = |codec: &str| StreamInfo {
+            index: 1,
+            codec_type: Some("audio".into()),
+            codec_name: Some(codec.into()),
+            ..StreamInfo::default()
+        };
+        l.streams.insert(0, audio("aac"));
+        let video = l.packets.clone();
+        l.packets.clear();
+        for (n, v) in video.into_iter().enumerate() {
+            l.packets.push(v);
+            let t = 6.0 + n as f64 * 1024.0 / 44100.0 * 3.0;
+            l.packets.push(PacketInfo { stream_index: 1, pts_time: Some(format!("{t:.6}")), flags: "K_".into() });
+        }
+        let p = plan(&l, start, 10.0, &e).unwrap();
+        assert_eq!((p.first, p.head_frames, p.keyframe, p.copied_frames, p.copy_audio), (7.267, 11, 8.0, 139, true));
+        assert_eq!(p.audio_seek.map(|t| (t * 1e4).round()), Some(71665.0), "the keyframe at 6 s is before it");
+        // A window that starts on the clip's first keyframe: the audio is read from its start.
+        let from_8s: Vec<(f64, bool)> = gop2s().into_iter().filter(|(t, _)| *t >= 8.0).collect();
+        let on_key = plan(&layout("High", 0, &from_8s), 8.0 - SLACK, 10.0, &e).unwrap();
+        assert_eq!((on_key.head_frames, on_key.audio_seek), (0, None));
+        l.streams[0] = audio("opus");
+        assert!(!plan(&l, start, 10.0, &e).unwrap().copy_audio, "Opus is encoded");
+        assert_eq!(l.fps(), Some(15.0), "the video stream's rate");
     }
 
     #[test]
