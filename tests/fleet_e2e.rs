@@ -501,6 +501,47 @@ fn workers_of_one_domain_start_clips_at_the_domain_pace() {
     assert!(span >= 5 * 3000 - 2500, "six starts within {span} ms: {starts:?}");
 }
 
+/// Workers started together, only one of them with the annotations: one without them may find the fleet
+/// before it has any clip (it created the fleet itself, or the seed is still on its way). It waits for the
+/// seed and takes part, instead of ending at once as if the fleet were finished; a fleet that nobody seeds
+/// within two leases stops it with a usage error that says what to do.
+#[test]
+fn a_worker_without_the_annotations_waits_for_the_seed_and_an_unseeded_fleet_is_a_usage_error() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "seedwait");
+    let server = server(config());
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = real_rows(130, 6);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    let (out_a, out_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // First, without the annotations: it creates the fleet, which has no clip.
+    let mut b = Running::download(&worker_args(&server, &schema, &out_b, "127.0.0.3", &[]));
+    let pid_b = b.pid();
+    let registered = format!("SELECT count(*) FROM {}.worker WHERE pid = {pid_b}", schema.name);
+    b.wait_for(Duration::from_secs(120), "the worker's row", || psql_while_starting(&url, &registered) == "1");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!b.exited(), "a worker ended on a fleet nobody had seeded yet: {}", b.stderr());
+    let clips = pg::psql(&schema.url, &format!("SELECT count(*) FROM {}.clip", schema.name));
+    assert_eq!(clips.trim(), "0", "nothing seeded yet");
+    let a = Running::download(&seeding_args(&server, &schema, &out_a, "127.0.0.2", &csv));
+    let pid_a = a.pid();
+    a.wait(WORKER_LIMIT).expect_code(0);
+    b.wait(WORKER_LIMIT).expect_code(0);
+    let ids = workers_by_pid(&schema);
+    let outs: BTreeMap<String, PathBuf> = [(ids[&pid_a].clone(), out_a), (ids[&pid_b].clone(), out_b)].into();
+    assert_done_once(&schema, &rows, &outs);
+
+    // Nobody seeds this one: two leases of 2 s, then exit 2, nothing fetched.
+    let empty = pg::Schema::create(&url, "unseeded");
+    let out_c = tmp.path().join("c");
+    let before = server.stats().log.len();
+    let c = run(&worker_args(&server, &empty, &out_c, "127.0.0.4", &["--lease", "2s"]));
+    c.expect_code(2);
+    assert!(c.stderr.contains("fleet `f` has no clips: give this worker the annotations"), "{}", c.stderr);
+    assert_eq!(server.stats().log.len(), before, "nothing was asked of the source");
+}
+
 /// A throttle domain's learned request rate is the domain's, kept in its row beside its breaker: two workers
 /// behind one address each pace at half of it, so that together they send at the rate the host taught (90 a
 /// minute here, set in the row as a ban would), not at twice it, and not unpaced as a worker that never met

@@ -23,6 +23,10 @@ mod report;
 /// How often a worker with nothing to claim asks again (others' leases may expire, retries come due).
 const IDLE_POLL: Duration = Duration::from_millis(1000);
 
+/// How many leases long a worker waits for a fleet that has never had a clip to be seeded (by a worker that
+/// brings the annotations, starting at the same time) before it stops with a usage error.
+const EMPTY_FLEET_LEASES: u32 = 2;
+
 /// What a running clip holds in the fleet.
 #[derive(Debug, Clone)]
 pub(super) struct Lease {
@@ -61,6 +65,8 @@ pub(super) struct FleetStore<'a> {
     rates_applied: HashMap<String, Instant>,
     /// The domain's live workers at the last reading, among whom its rate is shared.
     domain_workers: u64,
+    /// Since when this worker has found the fleet without a single clip ([`EMPTY_FLEET_LEASES`]).
+    empty_since: Option<Instant>,
 }
 
 impl<'a> FleetStore<'a> {
@@ -106,6 +112,7 @@ impl<'a> FleetStore<'a> {
             next_rate_read: Instant::now(),
             rates_applied: HashMap::new(),
             domain_workers: 1,
+            empty_since: None,
         })
     }
 
@@ -450,6 +457,30 @@ impl Store for FleetStore<'_> {
         }
         let left = self.db.left().await;
         let Some(left) = self.online(left, reporter)? else { return Ok(Drained::No(None)) };
+        if left.total == 0 {
+            // Never seeded: not a finished fleet but one whose seeding worker may still be starting (workers
+            // started together, this one without the annotations). Waited for, then said.
+            let wait = self.opts.lease * EMPTY_FLEET_LEASES;
+            let since = *self.empty_since.get_or_insert_with(|| {
+                let line = format!(
+                    "fleet `{}` has no clips yet: waiting up to {} for a worker with the annotations to seed it",
+                    self.db.fleet,
+                    humantime::format_duration(wait)
+                );
+                tracing::info!("{line}");
+                reporter.note(&line);
+                Instant::now()
+            });
+            if since.elapsed() >= wait {
+                return Err(crate::exit_codes::Usage(anyhow::anyhow!(
+                    "fleet `{}` has no clips: give this worker the annotations (a dataset name or annotation \
+                     files) to seed it, or check --fleet and --db",
+                    self.db.fleet
+                ))
+                .into());
+            }
+            return Ok(Drained::No(Some(Instant::now() + IDLE_POLL)));
+        }
         if left.pending == 0 && left.leased == 0 {
             return Ok(Drained::Yes);
         }
