@@ -223,20 +223,47 @@ fn bans(stats: &Stats, ban_secs: f64) -> Vec<Ban> {
 /// Clip starts (yt-dlp GETs) sent into each ban: at most the jobs that started before the signal reached
 /// the scheduler (`jobs - 1` slots can free up meanwhile) plus one probe. The cool-offs these tests use
 /// (base ≥ 1.5 s with jitter, then ≥ 3 s) leave room for a single probe inside a ban of at most 4 s.
+/// On failure it prints what led to the ban: the IP's video requests around it, the journal's attempts and
+/// throttle events of that time.
 #[track_caller]
-fn assert_no_stampede(stats: &Stats, ban_secs: f64, jobs: usize) {
+fn assert_no_stampede(out: &Path, stats: &Stats, ban_secs: f64, jobs: usize) {
     for ban in bans(stats, ban_secs) {
         let starts: Vec<String> =
             ban.into.iter().filter(|e| is_clip_start(e)).map(|e| format!("{} {}", e.time_ms, id_of(e))).collect();
-        assert!(
-            starts.len() <= jobs,
+        if starts.len() <= jobs {
+            continue;
+        }
+        let (from, to) = (ban.trigger.time_ms.saturating_sub(3000), ban.trigger.time_ms + (ban_secs * 1000.0) as u64);
+        let requests: Vec<String> = video_log(stats)
+            .iter()
+            .filter(|e| e.ip == ban.ip && (from..=to).contains(&e.time_ms))
+            .map(|e| {
+                format!("{} {} {} {} {}", e.time_ms, e.status, id_of(e), e.path, e.range.as_deref().unwrap_or("-"))
+            })
+            .collect();
+        let tried: Vec<String> = attempts(out)
+            .iter()
+            .filter(|a| a.finished_ms >= from as i64 && a.started_ms <= to as i64)
+            .map(|a| format!("{}..{} {} {} {:?}", a.started_ms, a.finished_ms, a.youtube_id, a.outcome, a.category))
+            .collect();
+        let events: Vec<String> = throttle_events(out)
+            .iter()
+            .filter(|e| (from as i64..=to as i64).contains(&e.at_ms))
+            .map(|e| format!("{} {} cool-off {:?} wasted {}", e.at_ms, e.category, e.cooloff_s, e.wasted))
+            .collect();
+        panic!(
             "{}: {} new clips were started into the ban that began at {} ({}); at most {jobs} may \
-             (clips started before the signal was seen, plus one probe):\n{}",
+             (clips started before the signal was seen, plus one probe):\n{}\n\
+             requests from 3 s before the ban to its end (ms, status, id, path, range):\n{}\n\
+             attempts then (started..finished, id, outcome, category):\n{}\nthrottle events then:\n{}",
             ban.ip,
             starts.len(),
             ban.trigger.time_ms,
             id_of(&ban.trigger),
-            starts.join("\n")
+            starts.join("\n"),
+            requests.join("\n"),
+            tried.join("\n"),
+            events.join("\n"),
         );
     }
 }
@@ -371,7 +398,7 @@ fn one_throttled_egress_finishes_every_clip() {
     let stats = server.stats();
     assert!(stats.ip(EGRESS).count_429 > 0, "the test must actually throttle: {:?}", stats.ip(EGRESS));
     assert_eq!(stats.ips.keys().collect::<Vec<_>>(), vec![EGRESS], "every request left through the egress");
-    assert_no_stampede(&stats, ban_secs, 2);
+    assert_no_stampede(&s.out, &stats, ban_secs, 2);
     assert!(bans(&stats, ban_secs).iter().any(|b| b.trigger.range.is_some()), "no ban began mid-transfer");
 
     let status = status_json(&s.out);
@@ -405,7 +432,7 @@ fn a_banned_egress_gets_one_probe_per_cooloff() {
     let stats = server.stats();
     let bans = bans(&stats, ban_secs);
     assert!(!bans.is_empty(), "the server never banned {EGRESS}");
-    assert_no_stampede(&stats, ban_secs, jobs);
+    assert_no_stampede(&s.out, &stats, ban_secs, jobs);
     let opened = throttle_events(&s.out).iter().filter(|e| e.cooloff_s.is_some()).count();
     assert!(opened >= 1, "the breaker opened at least once");
     let probes = assert_one_probe_per_cooloff(&s.out, 500);
@@ -447,7 +474,7 @@ fn three_egresses_share_the_work_under_bans() {
         assert!(during.iter().all(|e| e.status < 400), "a done attempt got errors: {during:#?}");
     }
     assert!(stats.ips.values().any(|i| i.count_429 > 0), "the test must actually throttle: {:?}", stats.ips);
-    assert_no_stampede(&stats, ban_secs, 3);
+    assert_no_stampede(&s.out, &stats, ban_secs, 3);
 }
 
 #[test]
@@ -562,7 +589,7 @@ fn the_breaker_sends_fewer_requests_into_bans_than_no_breaker() {
         failed.len()
     );
     assert!(into(&a) < into(&b), "requests into bans: {} with the breaker, {} without", into(&a), into(&b));
-    assert_no_stampede(&a, ban_secs, 2);
+    assert_no_stampede(&with.out, &a, ban_secs, 2);
     // Both runs account for their requests into bans exactly as the source saw them, --no-breaker too.
     for (name, out, stats) in [("breaker", &with.out, &a), ("no breaker", &without.out, &b)] {
         let wasted: u64 = throttle_events(out).iter().map(|e| e.wasted).sum();

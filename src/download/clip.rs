@@ -167,6 +167,7 @@ impl Engine {
         let mut cpu = StageCpu::default();
         let mut itag18 = exit.dash_refused.is_refused();
         let mut refused_requests = 0;
+        let mut lifted = false;
         let (info, fetched) = loop {
             if task.gate(exit).wait(HOLD_BOUND, EXTRACT_REQUESTS).await.is_err() {
                 return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
@@ -176,11 +177,19 @@ impl Engine {
             cpu.extract_s += extract_cpu.as_secs_f64();
             let info = match info {
                 Ok(info) => info,
-                Err(f) => return failed(f, bytes, (0, None), t0),
+                Err(f) => {
+                    if f.category.disposition() == Disposition::Throttle {
+                        // The watch page met the ban (the relay tells the gate of the media's 429s).
+                        exit.gate.throttled(Instant::now(), None);
+                    }
+                    return failed(f, bytes, (0, None), t0);
+                }
             };
-            if task.probe {
-                // The host answered the probe: the requests its ban held may go again.
-                exit.gate.reopened();
+            if task.probe && !lifted {
+                // The host answered the probe: the requests its ban held may go again (once: if they met a
+                // new ban, the hold it brought is the next probe's to lift, not this one's second format's).
+                exit.gate.reopened(Instant::now());
+                lifted = true;
             }
             let (fetched, fetch_cpu) = crate::cpu::measure(self.fetch(task, exit, &info, itag18, work, stop)).await;
             cpu.fetch_s += fetch_cpu.as_secs_f64();

@@ -296,6 +296,9 @@ impl Governor {
     pub fn finished(&mut self, index: usize, probe: bool, finish: Finish, now: Instant) -> Option<Opened> {
         let lane = &mut self.lanes[index];
         lane.running = lane.running.saturating_sub(1);
+        // A probe whose breaker opened again while it ran (the requests its answer let go met a new ban, see
+        // `renewed` below) no longer speaks for the egress: the next cool-off's probe does.
+        let probe = probe && lane.breaker.state == breaker::State::Probing;
         match finish {
             Finish::Served => {
                 lane.down_streak = 0;
@@ -312,7 +315,7 @@ impl Governor {
                         }
                     }
                     lane.breaker.succeeded();
-                    lane.gate.reopened();
+                    lane.gate.reopened(now);
                 }
                 if lane.breaker.state == breaker::State::Closed {
                     lane.grow();
@@ -345,7 +348,13 @@ impl Governor {
                 }
                 // The jobs in flight when the ban began: those still running and this one.
                 let at_ban = lane.running + 1;
-                let Some(cooloff) = lane.breaker.signal(now, probe, fastrand::f64(), retry_after) else {
+                // A job's signal while the probe is out is one from before the ban, unless it came back after
+                // the probe's answer lifted the hold: then the requests held for the probe, let go at once,
+                // met a new ban, and the probe's own end (perhaps served, from before it) must not close the
+                // breaker into it. Like a failed probe, that doubles the cool-off.
+                let renewed =
+                    !probe && lane.breaker.state == breaker::State::Probing && lane.gate.throttled_since_reopened();
+                let Some(cooloff) = lane.breaker.signal(now, probe || renewed, fastrand::f64(), retry_after) else {
                     // A job from before the ban: the hold lasts as long as the breaker stays open.
                     if let Some(until) = lane.breaker.open_until() {
                         lane.gate.banned(now, until, false);

@@ -207,6 +207,10 @@ struct GateState {
     owed: u32,
     /// The requests waiting in the hold go back at once ([`Gate::give_back_held`]), until none waits.
     give_back: bool,
+    /// When the last throttle signal came back through this egress ([`Gate::throttled`]).
+    met_at: Option<Instant>,
+    /// When the probe's answer last lifted the hold ([`Gate::reopened`]).
+    reopened_at: Option<Instant>,
 }
 
 /// The requests one running clip is still expected to make through its egress: counted in the gate's
@@ -282,7 +286,17 @@ impl Drop for Waiting<'_> {
 impl Gate {
     /// `holds`: requests wait while the egress is banned (breakers on).
     pub fn new(aimd: Aimd, holds: bool) -> Gate {
-        let state = GateState { aimd, holds, held_until: None, firm: false, waiting: 0, owed: 0, give_back: false };
+        let state = GateState {
+            aimd,
+            holds,
+            held_until: None,
+            firm: false,
+            waiting: 0,
+            owed: 0,
+            give_back: false,
+            met_at: None,
+            reopened_at: None,
+        };
         Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake: Arc::default() }
     }
 
@@ -329,10 +343,12 @@ impl Gate {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// A 429 came back through this egress: requests are held from now on, expected to reopen no sooner
-    /// than `retry_after` (the breaker's cool-off, once the scheduler hears of the ban, may say later).
+    /// A 429 (or a bot check) came back through this egress: requests are held from now on, expected to
+    /// reopen no sooner than `retry_after` (the breaker's cool-off, once the scheduler hears of the ban, may
+    /// say later).
     pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
         self.with(|s| {
+            s.met_at = Some(s.met_at.map_or(now, |m| m.max(now)));
             if s.holds {
                 let until = now + retry_after.unwrap_or_default();
                 s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
@@ -368,14 +384,21 @@ impl Gate {
     }
 
     /// The probe got through: nothing is held.
-    pub fn reopened(&self) {
+    pub fn reopened(&self, now: Instant) {
         self.with(|s| {
             s.firm = false;
             s.give_back = false;
+            s.reopened_at = Some(now);
             if s.held_until.take().is_some() {
-                s.aimd.resume(Instant::now());
+                s.aimd.resume(now);
             }
         })
+    }
+
+    /// A throttle signal came back through this egress after the probe's answer lifted the hold: the
+    /// requests let go then met a new ban, whatever the probe's own end says.
+    pub fn throttled_since_reopened(&self) -> bool {
+        self.with(|s| matches!((s.met_at, s.reopened_at), (Some(met), Some(reopened)) if met > reopened))
     }
 
     /// [`Aimd::restore`]: a rate an earlier run learned, or a throttle domain's share of its rate.

@@ -347,7 +347,7 @@ async fn held_requests_go_back_when_another_egress_could_run_them() {
     g.give_back_unprobed(Instant::now(), |_| true);
     stays_held(&held, "held while the other egress holds its own requests").await;
     // The other egress takes work again: it goes back at once, though its own egress still cools.
-    g.lanes[1].gate.reopened();
+    g.lanes[1].gate.reopened(Instant::now());
     g.give_back_unprobed(Instant::now(), |_| true);
     gives_up_at_once(held).await;
 }
@@ -362,4 +362,51 @@ async fn held_requests_stay_on_an_egress_whose_breaker_has_not_opened() {
     g.give_back_unprobed(Instant::now(), |_| true);
     stays_held(&held, "its breaker is closed: the clip stays").await;
     held.abort();
+}
+
+/// The requests a ban held go at once when the probe's answer lifts the hold; if they meet a new ban, the job
+/// that met it reports while the probe is still out. That signal opens the breaker again, doubled like a
+/// failed probe's, and the probe's own end (served: its requests went before the new ban) does not close it.
+/// The official CI run of 34ea9f9 met this: two clips started into the new ban once the probe closed it.
+#[test]
+fn a_ban_met_after_the_probe_lifted_the_hold_opens_the_breaker_again() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    g.started(0, false, t0);
+    assert_eq!(g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0).unwrap().cooloff, 10 * S);
+    let reopens = t0 + 10 * S;
+    assert_eq!(g.pick(reopens), Pick::Lane { index: 0, probe: true });
+    g.started(0, true, reopens);
+    // The probe's watch page is answered: the hold lifts; the job from before the ban sends, and meets a ban.
+    g.lanes[0].gate.reopened(reopens + S);
+    g.lanes[0].gate.throttled(reopens + 2 * S, None);
+    let opened = g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, reopens + 2 * S);
+    assert_eq!(opened.map(|o| o.cooloff), Some(20 * S), "a new ban: the cool-off doubles");
+    assert_eq!(g.pick(reopens + 3 * S), Pick::Wait { until: Some(reopens + 22 * S) });
+    g.finished(0, true, Finish::Served, reopens + 3 * S);
+    assert_eq!(g.pick(reopens + 4 * S), Pick::Wait { until: Some(reopens + 22 * S) }, "the probe must not close it");
+    assert_eq!(g.pick(reopens + 22 * S), Pick::Lane { index: 0, probe: true }, "the next cool-off has its probe");
+    g.started(0, true, reopens + 22 * S);
+    g.lanes[0].gate.reopened(reopens + 23 * S);
+    g.finished(0, true, Finish::Served, reopens + 24 * S);
+    assert_eq!(g.pick(reopens + 24 * S), Pick::Lane { index: 0, probe: false });
+}
+
+/// A job that met the ban before the probe's answer lifted the hold, and reports while the probe is out, is
+/// from the ban the probe is testing: no second cool-off, and the probe, served, closes the breaker.
+#[test]
+fn a_signal_from_before_the_probe_answered_leaves_the_probe_to_close_the_breaker() {
+    let mut g = gov(1, true, None);
+    let t0 = Instant::now();
+    g.started(0, false, t0);
+    g.started(0, false, t0);
+    g.lanes[0].gate.throttled(t0, None);
+    g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, t0).unwrap();
+    let reopens = t0 + 10 * S;
+    g.started(0, true, reopens);
+    g.lanes[0].gate.reopened(reopens + S);
+    assert!(g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, reopens + 2 * S).is_none());
+    g.finished(0, true, Finish::Served, reopens + 3 * S);
+    assert_eq!(g.pick(reopens + 3 * S), Pick::Lane { index: 0, probe: false });
 }

@@ -133,7 +133,7 @@ async fn held_requests_wait_for_the_probe_and_give_up_at_their_bound() {
     assert_eq!(gate.holding(), 1);
     gate.for_probe().wait(100 * MS, 1).await.expect("the probe is never held");
     assert!(!waiting.is_finished(), "let through with the probe");
-    gate.reopened();
+    gate.reopened(Instant::now());
     waiting.await.unwrap().unwrap();
     assert_eq!(gate.holding(), 0);
     // A breaker open for longer than the bound: given up at once.
@@ -142,7 +142,7 @@ async fn held_requests_wait_for_the_probe_and_give_up_at_their_bound() {
     let err = gate.wait(HOLD_BOUND, 1).await.expect_err("the ban outlasts the bound");
     assert!(err.0 > HOLD_BOUND, "{err:?}");
     // A probe that never comes back: the wait ends at its bound.
-    gate.reopened();
+    gate.reopened(Instant::now());
     gate.banned(Instant::now(), Instant::now() + 10 * MS, false);
     assert_eq!(gate.wait(300 * MS, 1).await, Err(HeldTooLong(Duration::ZERO)));
 }
