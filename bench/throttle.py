@@ -87,6 +87,9 @@ class Bench:
             stats = src.idle_stats()
         finally:
             src.close()
+        if self.args.keep:
+            # Every request the source saw, for reading a run's timeline beside its journal.
+            (tmp / "source-log.json").write_text(json.dumps(stats["log"]))
         run.count_429 = sum(ip["count_429"] for ip in stats["ips"].values())
         run.served = stats["total_requests"] - run.count_429
         run.per_ip = {k: (v["requests"], v["count_429"]) for k, v in stats["ips"].items()}

@@ -78,7 +78,8 @@ impl Verifier {
             return Ok(Verdict::Bad(format!("too short: {duration:.2} s of {expected:.2} s")));
         }
         let mut decode = Command::new(&self.ffmpeg);
-        decode.args(["-nostdin", "-hide_banner", "-nostats", "-v", "error", "-i"]).arg(path);
+        decode.args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"]);
+        decode.args(crate::tools::ffmpeg::DECODE_ONE_THREAD).arg("-i").arg(path);
         decode.args(["-f", "null", "-"]);
         let Some(ran) = run(decode, &self.ffmpeg, stop).await? else {
             return Ok(Verdict::Stopped);

@@ -186,6 +186,7 @@ impl Ffmpeg {
             let head = work.join("head.ts");
             let mut cmd = self.command();
             cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
+            cmd.args(super::ffmpeg::DECODE_ONE_THREAD);
             cmd.arg("-ss").arg(exact(plan.first - SLACK)).arg("-i").arg(window);
             cmd.args(["-map", "0:v:0", "-frames:v"]).arg(plan.head_frames.to_string());
             cmd.args(["-c:v", "libx264", "-preset"]).arg(if encode.preset.is_empty() {
