@@ -13,7 +13,9 @@ first: `cargo build --release --bins`. See bench/README.md for what is measured 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -48,6 +50,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, as / as18 = a / a18 with --trim smart, "
                         "b = seed whole video, "
                         "c = naive --download-sections (default a,a18,b,c)")
+    c.add_argument("--baseline-bin-dir", type=Path,
+                   help="another build's kinetics-dl (a directory holding it): each kinetics-dl approach X also runs "
+                        "with it, as X@base, just before X on the same clips, and a table sets the two side by side")
     c.add_argument("--naive-timeout", type=float, default=60, help="per-clip timeout of (c), seconds (default 60)")
     c.add_argument("--seed-timeout", type=float, default=600, help="per-process timeout of (b), seconds")
     c.add_argument("--run-timeout", type=float, default=900, help="timeout of one kinetics-dl run, seconds")
@@ -96,6 +101,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.approaches = [x for x in args.approaches.split(",") if x]
         bad = [x for x in args.profiles if x not in clips.PROFILES] + \
               [x for x in args.approaches if x not in clips.APPROACHES]
+        if args.baseline_bin_dir and not bad:
+            args.approaches = [y for x in args.approaches
+                               for y in ([clips.baseline(x), x] if x in clips.KDL else [x])]
         if bad or args.n < 1 or args.jobs < 1:
             p.error(f"bad --profiles/--approaches/--n/--jobs: {bad}")
     elif args.bench == "audio":
@@ -116,6 +124,14 @@ def main(argv: list[str]) -> int:
     kdl, src, args.build = common.binaries(args.bin_dir, work)
     print(f"==> {args.build}", flush=True)
     if args.bench == "clips":
+        if args.baseline_bin_dir:
+            base = args.baseline_bin_dir / "kinetics-dl"
+            if not os.access(base, os.X_OK):
+                raise SystemExit(f"{base} is missing")
+            (work / "bin-base").mkdir(parents=True, exist_ok=True)
+            args.baseline_kdl = work / "bin-base" / "kinetics-dl"
+            shutil.copy2(base, args.baseline_kdl)
+            args.build += "; baseline " + common.describe(args.baseline_kdl)
         bench = clips.Bench(args, kdl, src, work)
         results = bench.run()
         text = clips.report(results, args, (bench.load_before, bench.load_after))
@@ -146,7 +162,6 @@ def main(argv: list[str]) -> int:
         common.write_section(args.section or section, text)
         print(f"==> written to {common.RESULTS}")
     if not args.keep and args.work is None:
-        import shutil
 
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -46,6 +46,20 @@ KDL_ARGS = {"a": [], "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18"], "a1": ["--requ
             "acli": ["--ytdlp-mode", "cli"]}
 
 
+def baseline(approach: str) -> str:
+    """The same approach run with `--baseline-bin-dir`'s build."""
+    return approach + "@base"
+
+
+def kind(approach: str) -> str:
+    """The approach an `X@base` run repeats."""
+    return approach.removesuffix("@base")
+
+
+def label(approach: str) -> str:
+    return APPROACHES[kind(approach)] + (" [baseline build]" if approach != kind(approach) else "")
+
+
 def page(url: str, youtube_id: str) -> str:
     """The watch page, as on YouTube: it offers itag 18 and the DASH formats; `-f`/`-S` choose."""
     return f"{url}/watch?v={youtube_id}"
@@ -91,11 +105,13 @@ class Bench:
 
     # -------------------------------------------------------------------------------------------- approaches
 
-    def run_kinetics_dl(self, url: str, clips: list[c.Clip], tmp: Path, res: Result, extra: list[str]) -> Path:
+    def run_kinetics_dl(self, url: str, clips: list[c.Clip], tmp: Path, res: Result, approach: str) -> Path:
         ann = tmp / "clips.csv"
         c.write_annotations(clips, ann)
         out = tmp / "kdl-out"
-        cmd = [str(self.kdl), "download", "--annotations", str(ann), "--out", str(out),
+        kdl = self.args.baseline_kdl if approach != kind(approach) else self.kdl
+        extra = KDL_ARGS[kind(approach)]
+        cmd = [str(kdl), "download", "--annotations", str(ann), "--out", str(out),
                "--url-template", page(url, "{youtube_id}"), "-j", str(self.args.jobs), "-q", *extra]
         with c.MemorySampler() as mem:
             ran = c.run_bounded(cmd, self.args.run_timeout, grace_signal=signal.SIGTERM, started=mem.started)
@@ -179,8 +195,8 @@ class Bench:
         started_ms = int(time.time() * 1000)
         cpu0, t0 = c.children_cpu(), time.monotonic()
         with c.DiskSampler(sampled) as disk:
-            if approach in KDL:
-                out = self.run_kinetics_dl(src.url, clips, tmp, res, KDL_ARGS[approach])
+            if kind(approach) in KDL:
+                out = self.run_kinetics_dl(src.url, clips, tmp, res, approach)
             elif approach == "b":
                 self.run_seed(src.url, clips, tmp, res, throttle)
             else:
@@ -197,7 +213,7 @@ class Bench:
         res.extra["page_bytes"] = sum(e["bytes"] for e in log if e["path"] == "/watch" or e["path"].endswith(".mpd"))
         # yt-dlp's page GET is open-ended and so throttled too; it reads only the head, so it does not matter.
         res.extra["throttled_requests"] = sum(1 for e in log if e["throttled"] and e["range"] is not None)
-        if approach in KDL:
+        if kind(approach) in KDL:
             # After the CPU reading: status is a child too.
             st = c.run_bounded([str(self.kdl), "status", "--out", str(out), "--json"], 60)
             try:
@@ -239,7 +255,7 @@ class Bench:
                     window = sum(index.window_bytes(k.start, k.end) for k in clips) / len(clips)
                     for approach in self.args.approaches:
                         print(f"--> {profile} video, open-range throttle {'on' if throttle else 'off'}: "
-                              f"{APPROACHES[approach]}, {len(clips)} clips", flush=True)
+                              f"{label(approach)}, {len(clips)} clips", flush=True)
                         r = self.measure(src, profile, approach, throttle, clips, window)
                         print(f"    {r.done}/{r.n} done in {r.wall:.1f} s, {c.human_bytes(r.per_clip)}/clip "
                               f"({r.ratio:.2f}x window), {r.cpu / r.n:.2f} CPU s/clip", flush=True)
@@ -275,13 +291,13 @@ HEADERS: dict[tuple[str, str], int] = {}
 
 def layout(approach: str) -> str:
     """Which files an approach reads: the default choice takes the DASH pair, the others itag 18."""
-    return "dash" if approach in ("a", "a1", "as", "acli") else "progressive"
+    return "dash" if kind(approach) in ("a", "a1", "as", "acli") else "progressive"
 
 
 def report(results: list[Result], args, load: tuple[str, str]) -> str:
     def fmt_row(r: Result) -> list[str]:
         done = f"{r.done}/{r.n}" + (f" ({r.timed_out} timed out)" if r.timed_out else "")
-        return [r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", done,
+        return [r.profile, label(r.approach), "on" if r.throttle else "off", done,
                 c.human_bytes(r.per_clip), c.human_bytes(r.window), f"{r.ratio:.2f}x", f"{r.requests / r.n:.1f}",
                 f"{r.wall:.1f}", f"{r.done / r.wall * 60:.1f}" if r.wall else "-", f"{r.cpu / r.n:.2f}",
                 c.human_bytes(r.peak_tmp)]
@@ -355,13 +371,13 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
     parts += ["", "### kinetics-dl bytes, broken down", ""]
     rows = []
     for r in results:
-        if r.approach not in KDL:
+        if kind(r.approach) not in KDL:
             continue
         relay = r.extra.get("relay_bytes")
         pages = r.extra.get("page_bytes", 0)
         unread = r.bytes_sent - pages - relay if relay is not None else None
         header = HEADERS.get((r.profile, layout(r.approach)), 0)
-        rows.append([r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", c.human_bytes(r.per_clip),
+        rows.append([r.profile, label(r.approach), "on" if r.throttle else "off", c.human_bytes(r.per_clip),
                      c.human_bytes(pages / r.n),
                      c.human_bytes(relay / r.n) if relay is not None else "?",
                      c.human_bytes(unread / r.n) if unread is not None else "?",
@@ -384,10 +400,10 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
     stages = ("extract", "fetch", "encode", "verify", "total")
     for r in results:
         cpu = r.extra.get("cpu_per_clip")
-        if r.approach not in KDL or not cpu or not cpu["total"]["clips"]:
+        if kind(r.approach) not in KDL or not cpu or not cpu["total"]["clips"]:
             continue
         trims = ", ".join(f"{k} {v}" for k, v in sorted(r.extra.get("trims", {}).items()))
-        rows.append([r.profile, APPROACHES[r.approach], "on" if r.throttle else "off", str(cpu["total"]["clips"])]
+        rows.append([r.profile, label(r.approach), "on" if r.throttle else "off", str(cpu["total"]["clips"])]
                     + [f"{cpu[s]['mean_s']:.2f} / {cpu[s]['median_s']:.2f} / {cpu[s]['p95_s']:.2f}" for s in stages]
                     + [f"{r.cpu / r.n:.2f}", f"{r.done / r.wall:.2f}" if r.wall else "-",
                        c.human_bytes(r.per_clip), c.human_bytes(r.extra.get("clip_bytes", 0)),
@@ -416,6 +432,22 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
         parts += ["", "`--trim exact` → `--trim smart`, same run, same clips (CPU s per clip, means):", ""]
         parts.append(c.table(["video", "throttle", "format", "encode stage", "stages total", "whole tree",
                               "clips/s", "stages total smart/exact"], compare))
+    before_after = []
+    for r in results:
+        b = by.get((r.profile, baseline(r.approach), r.throttle))
+        cb, cr = (b.extra.get("cpu_per_clip") if b else None), r.extra.get("cpu_per_clip")
+        if not (cb and cr and cb["total"]["clips"] and cr["total"]["clips"]):
+            continue
+        row = [r.profile, "on" if r.throttle else "off", APPROACHES[r.approach].removeprefix("kinetics-dl ")]
+        row += [f"{cb[s]['mean_s']:.2f} → {cr[s]['mean_s']:.2f}" for s in ("encode", "verify", "total")]
+        row += [f"{b.cpu / b.n:.2f} → {r.cpu / r.n:.2f}", f"{(r.cpu / r.n) / (b.cpu / b.n):.2f}x",
+                f"{b.done / b.wall:.2f} → {r.done / r.wall:.2f}" if b.wall and r.wall else "-"]
+        before_after.append(row)
+    if before_after:
+        parts += ["", "Baseline build → this build, same run, same clips, each approach's two runs back to back (CPU s"
+                  " per clip, means):", ""]
+        parts.append(c.table(["video", "throttle", "approach", "encode stage", "verify stage", "stages total",
+                              "whole tree", "whole tree this/baseline", "clips/s"], before_after))
     parts += ["", "Stages as `status --json` reports them (`cpu_per_clip`): extract = yt-dlp; fetch = ffmpeg's"
               " stream copy of the window and the relay's share (thread CPU of its transfer tasks); encode ="
               " ffprobe of the window and the cut (`--trim smart`: its packet listing, the head's encode, the"
@@ -430,7 +462,7 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
               " over kinetics-dl and its children (yt-dlp, ffmpeg, ffprobe), sampled every 100 ms."]
     parts += ["", "First requests of each kinetics-dl run (test source request log):", ""]
     for r in results:
-        if r.approach in KDL and r.extra.get("sample_log"):
-            parts.append(f"- {r.profile}, {APPROACHES[r.approach]}, throttle {'on' if r.throttle else 'off'}: "
+        if kind(r.approach) in KDL and r.extra.get("sample_log"):
+            parts.append(f"- {r.profile}, {label(r.approach)}, throttle {'on' if r.throttle else 'off'}: "
                          + "; ".join(f"`{x}`" for x in r.extra["sample_log"]))
     return "\n".join(parts) + "\n"

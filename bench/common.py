@@ -46,11 +46,16 @@ def binaries(bin_dir: Path, work: Path) -> tuple[Path, Path, str]:
             raise SystemExit(f"{b} is missing: run `cargo build --release --bins` first")
         copy = work / "bin" / name
         shutil.copy2(b, copy)
-        digest = hashlib.sha256(copy.read_bytes()).hexdigest()[:12]
-        built = _dt.datetime.fromtimestamp(copy.stat().st_mtime).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
         copies.append(copy)
-        names.append(f"{name} built {built}, sha256 {digest}")
+        names.append(describe(copy))
     return copies[0], copies[1], "; ".join(names)
+
+
+def describe(binary: Path) -> str:
+    """"kinetics-dl built <mtime>, sha256 <prefix>": which build a table came from."""
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:12]
+    built = _dt.datetime.fromtimestamp(binary.stat().st_mtime).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    return f"{binary.name} built {built}, sha256 {digest}"
 
 
 # ---------------------------------------------------------------------------------------------- test source
