@@ -11,6 +11,7 @@
 //! through), so that no clip already running sends into a ban; only the probe goes.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -267,8 +268,12 @@ pub struct Gate {
     probe: bool,
     /// The clip whose requests go through this handle: their bookings are taken off what it owes.
     demand: Option<Demand>,
-    /// Wakes the requests waiting in the hold when they are to go back ([`Gate::give_back_held`]).
+    /// Wakes the requests waiting in the hold when they are to go back ([`Gate::give_back_held`]), or when
+    /// their clip met a throttle signal ([`Gate::clip_throttled`]).
     wake: Arc<tokio::sync::Notify>,
+    /// A request of this handle's clip was answered with a throttle signal: the clip's other requests are
+    /// not sent ([`Gate::clip_met`]). Each clip's handle ([`Gate::for_clip`]) has its own.
+    clip_met: Arc<AtomicBool>,
 }
 
 /// Counts a request into the hold and out again, whichever way its wait ends.
@@ -297,12 +302,19 @@ impl Gate {
             met_at: None,
             reopened_at: None,
         };
-        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake: Arc::default() }
+        let wake = Arc::default();
+        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake, clip_met: Arc::default() }
     }
 
     /// The same egress's gate for the clip that probes it after a cool-off.
     pub fn for_probe(&self) -> Gate {
-        Gate { state: self.state.clone(), probe: true, demand: self.demand.clone(), wake: self.wake.clone() }
+        Gate {
+            state: self.state.clone(),
+            probe: true,
+            demand: self.demand.clone(),
+            wake: self.wake.clone(),
+            clip_met: self.clip_met.clone(),
+        }
     }
 
     /// A clip starts through this egress expecting to make `n` requests: they are owed until booked or
@@ -314,7 +326,13 @@ impl Gate {
 
     /// This gate, with the bookings of its requests taken off `demand` (the clip's).
     pub fn for_clip(&self, demand: Option<&Demand>) -> Gate {
-        Gate { state: self.state.clone(), probe: self.probe, demand: demand.cloned(), wake: self.wake.clone() }
+        Gate {
+            state: self.state.clone(),
+            probe: self.probe,
+            demand: demand.cloned(),
+            wake: self.wake.clone(),
+            clip_met: Arc::default(),
+        }
     }
 
     /// Requests the clips running through the egress still owe.
@@ -354,6 +372,23 @@ impl Gate {
                 s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
             }
         })
+    }
+
+    /// A request of this handle's clip was answered with a throttle signal (the relay met a 429): as
+    /// [`Gate::throttled`] for the egress, and the clip's other requests, waiting here or not sent yet, go no
+    /// further ([`Gate::clip_met`]): their answer is known, and the clip ends now, so that the breaker hears
+    /// of the ban when it began (a clip whose second track waited out the ban's `Retry-After` in the hold
+    /// opened the breaker only then, for a whole cool-off more, and the rate it learned was measured over the
+    /// quiet hold).
+    pub fn clip_throttled(&self, now: Instant, retry_after: Option<Duration>) {
+        self.clip_met.store(true, Ordering::Relaxed);
+        self.throttled(now, retry_after);
+        self.wake.notify_waiters();
+    }
+
+    /// This handle's clip met a throttle signal ([`Gate::clip_throttled`]).
+    pub fn clip_met(&self) -> bool {
+        self.clip_met.load(Ordering::Relaxed)
     }
 
     /// The breaker opened (or stays open) until `until`: requests are held until its probe gets through.
@@ -452,6 +487,9 @@ impl Gate {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if self.clip_met() {
+                return Err(HeldTooLong(Duration::ZERO));
+            }
             let now = Instant::now();
             let step = self.with(|s| match s.held_until {
                 // The relay's own hold lapsed (no breaker opened for its 429, or not yet): the rate sent at is

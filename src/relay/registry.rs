@@ -384,10 +384,11 @@ impl Entry {
         self.totals.bytes_fetched.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Upstream answered 429: the egress's gate holds its requests from now on.
+    /// Upstream answered 429: the egress's gate holds its requests from now on, and the clip's other requests
+    /// are not sent.
     pub fn note_throttled(&self, retry_after_secs: Option<u64>) {
         if let Some(gate) = &self.gate {
-            gate.throttled(std::time::Instant::now(), retry_after_secs.map(std::time::Duration::from_secs));
+            gate.clip_throttled(std::time::Instant::now(), retry_after_secs.map(std::time::Duration::from_secs));
         }
         self.throttled.fetch_add(1, Ordering::Relaxed);
         if let Some(secs) = retry_after_secs {

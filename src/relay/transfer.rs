@@ -156,7 +156,13 @@ async fn paced_piece(
     retry: bool,
 ) -> Result<Piece, Option<UpstreamError>> {
     if let Some(gate) = &entry.gate {
-        gate.wait(HOLD_BOUND, 1).await.map_err(|held| Some(UpstreamError::Held(held.0)))?;
+        let waited = gate.wait(HOLD_BOUND, 1).await;
+        // Another request of the clip met a 429 meanwhile: the clip ends a throttle signal, whatever this
+        // one would be answered.
+        if gate.clip_met() {
+            return Err(Some(UpstreamError::Status { status: 429, reason: "Too Many Requests".to_string() }));
+        }
+        waited.map_err(|held| Some(UpstreamError::Held(held.0)))?;
         if !peer_open(out) {
             return Err(None);
         }

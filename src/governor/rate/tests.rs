@@ -222,3 +222,35 @@ async fn a_hold_no_breaker_confirmed_lapses_at_its_retry_after() {
     // Eleven within a few milliseconds, measured over MIN_SPAN: 2.2 a second, half of it after the ban.
     assert!(close(learned, 1.1), "{learned}");
 }
+
+/// A 429 on one of a clip's requests (its video track) ends that clip's other requests at once, the one
+/// waiting in the hold and those not sent yet, so that the clip ends and the breaker hears of the ban when it
+/// began; another clip's requests keep waiting for the hold as before. The official budget benchmark showed
+/// the cost: a clip's audio track waited out the ban's 20 s `Retry-After`, and only then did its clip end and
+/// the breaker open, for a whole cool-off more, having learned nothing from the quiet 20 s.
+#[tokio::test]
+async fn a_clip_whose_request_met_a_429_sends_nothing_more() {
+    let egress = Gate::new(Aimd::new(None), true);
+    let clip = egress.for_clip(None);
+    let other = egress.for_clip(None);
+    // The egress is held: both clips' requests wait.
+    egress.throttled(Instant::now(), Some(10 * S));
+    let (audio, theirs) = {
+        let (c, o) = (clip.clone(), other.clone());
+        (tokio::spawn(async move { c.wait(30 * S, 1).await }), tokio::spawn(async move { o.wait(30 * S, 1).await }))
+    };
+    tokio::time::sleep(100 * MS).await;
+    assert!(!audio.is_finished() && !theirs.is_finished(), "both held");
+    // The clip's video request is answered 429: its audio request gives up at once, the other clip's waits.
+    clip.clip_throttled(Instant::now(), Some(10 * S));
+    let given_up = tokio::time::timeout(S, audio).await.expect("the clip's waiting request ends at once");
+    assert_eq!(given_up.unwrap(), Err(HeldTooLong(Duration::ZERO)));
+    assert!(clip.clip_met() && !other.clip_met() && !egress.clip_met());
+    tokio::time::sleep(100 * MS).await;
+    assert!(!theirs.is_finished(), "another clip's request still waits for the hold");
+    theirs.abort();
+    // And the clip's later requests go no further either, once the egress is free again.
+    egress.reopened(Instant::now());
+    assert!(clip.wait(S, 1).await.is_err());
+    other.wait(S, 1).await.expect("the other clip goes on");
+}
