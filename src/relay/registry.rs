@@ -32,6 +32,12 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// What a request gets without being sent once its registration, or another of its clip's, was answered
+    /// 429 ([`Entry::was_throttled`]): the same throttle signal, not a new request into the ban.
+    pub(super) fn throttled_before() -> UpstreamError {
+        UpstreamError::Status { status: 429, reason: "Too Many Requests".to_string() }
+    }
+
     /// The HTTP status upstream answered with, if that is what went wrong.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -396,9 +402,10 @@ impl Entry {
         }
     }
 
-    /// Whether upstream has answered 429 to this registration.
+    /// Whether upstream has answered 429 to this registration, or to another of its clip's (they share the
+    /// clip's gate handle, [`crate::governor::Gate::clip_met`]).
     pub fn was_throttled(&self) -> bool {
-        self.throttled.load(Ordering::Relaxed) > 0
+        self.throttled.load(Ordering::Relaxed) > 0 || self.gate.as_ref().is_some_and(|g| g.clip_met())
     }
 
     pub fn note_error(&self, error: UpstreamError) {

@@ -157,10 +157,10 @@ async fn paced_piece(
 ) -> Result<Piece, Option<UpstreamError>> {
     if let Some(gate) = &entry.gate {
         let waited = gate.wait(HOLD_BOUND, 1).await;
-        // Another request of the clip met a 429 meanwhile: the clip ends a throttle signal, whatever this
-        // one would be answered.
-        if gate.clip_met() {
-            return Err(Some(UpstreamError::Status { status: 429, reason: "Too Many Requests".to_string() }));
+        // Another request of the clip met a 429 meanwhile (its wait ended at once): the clip ends a throttle
+        // signal, whatever this one would be answered.
+        if entry.was_throttled() {
+            return Err(Some(UpstreamError::throttled_before()));
         }
         waited.map_err(|held| Some(UpstreamError::Held(held.0)))?;
         if !peer_open(out) {

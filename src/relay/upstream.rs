@@ -35,7 +35,7 @@ pub(super) async fn open_piece(
     // Upstream said "stop" for this registration: asking again (ffmpeg retries a failed seek at once)
     // would only send more requests into the ban. The egress's breaker decides when to try again.
     if entry.was_throttled() {
-        return Err(UpstreamError::Status { status: 429, reason: "Too Many Requests".to_string() });
+        return Err(UpstreamError::throttled_before());
     }
     let span = end - start + 1;
     entry.note_request(span, retry);
