@@ -354,3 +354,35 @@ fn a_program_that_is_not_python_runs_as_a_command_line_and_doctor_checks_the_api
     let o = run(&bad);
     assert!(o.stdout.contains("yt-dlp API") && o.stdout.contains("/nonexistent/python3"), "{}", o.stdout);
 }
+
+/// An extraction in an API worker says how many HTTP requests yt-dlp made for it (the egress's pacing books
+/// that many, `Gate::extracted`): as many as the test source saw. The command line does not say.
+#[tokio::test]
+async fn an_extraction_in_a_worker_counts_the_requests_it_made() {
+    use kinetics_dl::tools::extractor::{find_python, Limits, Pools};
+    use kinetics_dl::tools::ytdlp::{EgressArgs, YtDlp};
+    let server = server(config());
+    let id = &real_rows(40, 1)[0].id;
+    let python = find_python(Path::new("yt-dlp"), std::env::var_os("PATH").as_deref()).expect("yt-dlp's Python");
+    let limits = Limits { timeout: Duration::from_secs(60), recycle_after: 10, max_idle: 1 };
+    let pools = std::sync::Arc::new(Pools::new(python, limits));
+    let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    for api in [Some(pools.clone()), None] {
+        let ytdlp = YtDlp {
+            program: "yt-dlp".into(),
+            max_height: 360,
+            cache_dir: None,
+            socket_timeout_secs: 10,
+            extra_args: vec![],
+            audio_only: false,
+            api: api.clone(),
+        };
+        let before = server.stats().log.len();
+        let info = ytdlp.extract(&server.watch_url(id), &EgressArgs::default(), false, &mut stop).await.unwrap();
+        let seen = (server.stats().log.len() - before) as u32;
+        assert!(seen >= 1 && !info.streams.is_empty(), "{seen} requests, {info:?}");
+        let want = api.is_some().then_some(seen);
+        assert_eq!(info.extract_requests, want, "api: {}", api.is_some());
+    }
+    pools.shutdown().await;
+}

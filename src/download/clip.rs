@@ -3,7 +3,7 @@
 
 use crate::classify::{Category, Disposition};
 use crate::cpu::StageCpu;
-use crate::governor::rate::{EXTRACT_REQUESTS, HOLD_BOUND};
+use crate::governor::rate::HOLD_BOUND;
 use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
@@ -169,14 +169,20 @@ impl Engine {
         let mut refused_requests = 0;
         let mut lifted = false;
         let (info, fetched) = loop {
-            if task.gate(exit).wait(HOLD_BOUND, EXTRACT_REQUESTS).await.is_err() {
+            let booked = exit.gate.extract_requests();
+            let Ok(at) = task.gate(exit).wait(HOLD_BOUND, booked).await else {
                 return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
-            }
+            };
             let (info, extract_cpu) =
                 crate::cpu::measure(self.ytdlp.extract(&task.url, &exit.args, itag18, stop)).await;
             cpu.extract_s += extract_cpu.as_secs_f64();
             let info = match info {
-                Ok(info) => info,
+                Ok(info) => {
+                    if let Some(n) = info.extract_requests {
+                        exit.gate.extracted(n, booked, at);
+                    }
+                    info
+                }
                 Err(f) => {
                     if f.category.disposition() == Disposition::Throttle {
                         // The watch page met the ban (the relay tells the gate of the media's 429s).
@@ -411,7 +417,7 @@ impl Engine {
                 _ => tracing::info!(clip = task.clip_id, "media server ignores Range: downloading the whole video"),
             }
         }
-        if let Err(held) = task.gate(exit).wait(HOLD_BOUND, EXTRACT_REQUESTS).await {
+        if let Err(held) = task.gate(exit).wait(HOLD_BOUND, exit.gate.extract_requests()).await {
             let failure = Failure::new(Category::RateLimited, format!("whole video held for another {:?}", held.0), "");
             return Err(FetchError {
                 failure,

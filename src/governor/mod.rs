@@ -237,7 +237,7 @@ impl Governor {
             // more than the rate has room for beside a new clip's: it would only queue behind them, and its
             // requests or theirs would wait past their bound. The probe only waits its turn: the requests
             // held for it are owed too.
-            let turn = if probe { lane.gate.next_at(now) } else { lane.gate.room_at(now, rate::CLIP_REQUESTS) };
+            let turn = if probe { lane.gate.next_at(now) } else { lane.gate.room_at(now, lane.gate.clip_requests()) };
             if turn > now {
                 consider(Some(turn));
                 continue;
@@ -289,7 +289,7 @@ impl Governor {
         lane.pacer.take(now, fastrand::f64());
         lane.running += 1;
         lane.started += 1;
-        lane.gate.expect(rate::CLIP_REQUESTS)
+        lane.gate.expect(lane.gate.clip_requests())
     }
 
     /// Records how a job ended; returns the breaker that opened, if one did.

@@ -29,6 +29,13 @@ pub const WINDOW: Duration = Duration::from_secs(20);
 /// more recently: a burst of a second or two (the first jobs' requests going out together) says how many
 /// went at once, not a rate the egress could keep up, and half of it would still be several times what the
 /// host allows. Once paced, requests go one interval apart and a second is enough.
+///
+/// A ban's `Retry-After` lengthens both (up to [`WINDOW`]): a host that counts requests over a window bans
+/// until that window lets the address in again (a fixed window resets, the oldest request of a sliding one
+/// falls out), so its window is at least as long as the `Retry-After` it sends, and the requests it counted
+/// are those within that span, quiet time included. Measured over less, a burst that tripped a host counting
+/// 12 requests in 30 s and banning for 20 s was learned as 72 requests a minute against the 24 it allows,
+/// and the egress was banned twice more before its rate came down.
 pub const MIN_SPAN: Duration = Duration::from_secs(5);
 /// A ban that came after fewer requests than this within [`WINDOW`] says nothing about the rate (the
 /// address may have been banned before it asked, or by someone else behind it): the rate stays as it was
@@ -38,12 +45,15 @@ pub const MIN_EVIDENCE: usize = 4;
 /// `--rate` counts clips; a clip on the default path books this many requests ([`EXTRACT_REQUESTS`], then a
 /// header and a window per DASH track), so the ceiling on requests is `--rate` times this.
 pub const REQUESTS_PER_CLIP: f64 = 6.0;
-/// The same, as the requests a starting clip is expected to book ([`Gate::expect`]).
-pub const CLIP_REQUESTS: u32 = 6;
-/// yt-dlp's extraction books this many requests: the watch page and the player request yt-dlp makes next on
-/// YouTube (the test source's watch page lists every format in one response, so there it makes one, and a
-/// DASH clip sends 5 requests for its 6 booked).
+/// yt-dlp's extraction books this many requests until one through the egress says how many it made
+/// ([`Gate::extracted`]; the API workers count them, the command line does not): the watch page and the
+/// player request yt-dlp makes next on YouTube.
 pub const EXTRACT_REQUESTS: u32 = 2;
+/// The media requests a clip is expected to book: a header and a window per DASH track.
+pub const MEDIA_REQUESTS: u32 = 4;
+/// The requests a starting clip is expected to book ([`Gate::expect`]) until an extraction has said how many
+/// it makes ([`Gate::clip_requests`]).
+pub const CLIP_REQUESTS: u32 = EXTRACT_REQUESTS + MEDIA_REQUESTS;
 /// How long a request may wait for its egress (held while banned, or for its paced turn); past that the
 /// clip is given back (nothing sent, no attempt charged) rather than keep ffmpeg waiting (its `-rw_timeout`
 /// is 60 s).
@@ -122,23 +132,24 @@ impl Aimd {
     }
 
     /// The requests that went over the last [`WINDOW`] (or since the first, or since the egress last got
-    /// out of a hold, if sooner, but at least over a second, or [`MIN_SPAN`] while unpaced), and the rate
-    /// that makes.
-    pub fn sending(&self, now: Instant) -> (usize, f64) {
+    /// out of a hold, if sooner, but at least over a second, or [`MIN_SPAN`] while unpaced, or the ban's
+    /// `Retry-After` if longer), and the rate that makes.
+    pub fn sending(&self, now: Instant, retry_after: Option<Duration>) -> (usize, f64) {
         let Some(first) = self.first else { return (0, 0.0) };
         let since = self.resumed.map_or(first, |r| r.max(first));
         let least = if self.rate(now).is_none() { MIN_SPAN } else { Duration::from_secs(1) };
+        let least = retry_after.map_or(least, |r| r.max(least)).min(WINDOW);
         let span = now.saturating_duration_since(since).clamp(least, WINDOW);
         let from = now.checked_sub(span).unwrap_or(first);
         let n = self.sent.iter().filter(|t| **t > from && **t <= now).count();
         (n, n as f64 / span.as_secs_f64())
     }
 
-    /// A ban: the rate drops to [`DECREASE`] of the lower of the rate sent at and the rate allowed, and
-    /// that is returned; `None` when too few requests went for the ban to say anything about the rate
-    /// ([`MIN_EVIDENCE`]), which leaves the rate as it was.
-    pub fn cut(&mut self, now: Instant) -> Option<f64> {
-        let (n, sent) = self.sending(now);
+    /// A ban (whose 429 said `Retry-After`, if it did): the rate drops to [`DECREASE`] of the lower of the
+    /// rate sent at and the rate allowed, and that is returned; `None` when too few requests went for the ban
+    /// to say anything about the rate ([`MIN_EVIDENCE`]), which leaves the rate as it was.
+    pub fn cut(&mut self, now: Instant, retry_after: Option<Duration>) -> Option<f64> {
+        let (n, sent) = self.sending(now, retry_after);
         if n < MIN_EVIDENCE {
             return None;
         }
@@ -149,6 +160,18 @@ impl Aimd {
         self.sent.retain(|t| *t <= now);
         self.next = Some(now + Duration::from_secs_f64(1.0 / new));
         Some(new)
+    }
+
+    /// Takes back the requests of the booking of `booked` whose first went at `at` ([`Aimd::reserve`]) past
+    /// the first `sent` of them: they were never sent (an extraction booked more than it made), and the rate
+    /// sent at counts what went. A booking's requests lie side by side in the record, in order; the pacing
+    /// keeps the time they took.
+    pub fn unbook(&mut self, at: Instant, booked: u32, sent: u32) {
+        let Some(i) = self.sent.iter().position(|t| *t == at) else { return };
+        let (from, to) = (i + sent as usize, (i + booked as usize).min(self.sent.len()));
+        if from < to {
+            self.sent.drain(from..to);
+        }
     }
 
     /// The egress got out of a hold at `now`: the rate it sends at is measured from here.
@@ -212,6 +235,12 @@ struct GateState {
     met_at: Option<Instant>,
     /// When the probe's answer last lifted the hold ([`Gate::reopened`]).
     reopened_at: Option<Instant>,
+    /// The `Retry-After` of the last 429 that said one: the span a ban's rate is measured over
+    /// ([`MIN_SPAN`]).
+    retry_after: Option<Duration>,
+    /// The requests an extraction books: what the last one through the egress made, if it said
+    /// ([`Gate::extracted`]).
+    extract_requests: u32,
 }
 
 /// The requests one running clip is still expected to make through its egress: counted in the gate's
@@ -301,6 +330,8 @@ impl Gate {
             give_back: false,
             met_at: None,
             reopened_at: None,
+            retry_after: None,
+            extract_requests: EXTRACT_REQUESTS,
         };
         let wake = Arc::default();
         Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake, clip_met: Arc::default() }
@@ -335,6 +366,30 @@ impl Gate {
         }
     }
 
+    /// An extraction through this egress, which booked `booked` requests, the first going at `at` (what
+    /// [`Gate::wait`] returned), made `n` (yt-dlp in an API worker counts them): the next ones book as many,
+    /// and a clip is expected to make that many and its media requests; what it booked and did not send is
+    /// not part of the rate sent at ([`Aimd::unbook`]). Booking more than are sent leaves the host's budget unused: on a host whose watch
+    /// page lists the formats (one request, not YouTube's two), each clip's spare booking held its egress a
+    /// whole interval, a sixth of its rate; and counted as sent, the opening burst's spare bookings made the
+    /// first ban's rate look a fifth higher than it was.
+    pub fn extracted(&self, n: u32, booked: u32, at: Instant) {
+        self.with(|s| {
+            s.extract_requests = n.max(1);
+            s.aimd.unbook(at, booked, n);
+        });
+    }
+
+    /// The requests an extraction through this egress books ([`Gate::extracted`]).
+    pub fn extract_requests(&self) -> u32 {
+        self.with(|s| s.extract_requests)
+    }
+
+    /// The requests a clip starting through this egress is expected to make.
+    pub fn clip_requests(&self) -> u32 {
+        self.extract_requests() + MEDIA_REQUESTS
+    }
+
     /// Requests the clips running through the egress still owe.
     pub fn owed(&self) -> u32 {
         self.with(|s| s.owed)
@@ -367,6 +422,7 @@ impl Gate {
     pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
         self.with(|s| {
             s.met_at = Some(s.met_at.map_or(now, |m| m.max(now)));
+            s.retry_after = retry_after.or(s.retry_after);
             if s.holds {
                 let until = now + retry_after.unwrap_or_default();
                 s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
@@ -400,7 +456,7 @@ impl Gate {
                 s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
                 s.firm = true;
             }
-            learn.then(|| s.aimd.cut(now)).flatten()
+            learn.then(|| s.aimd.cut(now, s.retry_after)).flatten()
         })
     }
 
@@ -474,10 +530,10 @@ impl Gate {
         s.aimd.reserve(now, n)
     }
 
-    /// Waits until `n` requests may go through this egress (the first of them now): while the egress is
-    /// held (banned, or cooled off with its probe still out), and then for their turn. A wait that would end
-    /// past `bound` (from the call) gives up at once, sending nothing.
-    pub async fn wait(&self, bound: Duration, n: u32) -> Result<(), HeldTooLong> {
+    /// Waits until `n` requests may go through this egress (the first of them now, the time returned): while
+    /// the egress is held (banned, or cooled off with its probe still out), and then for their turn. A wait
+    /// that would end past `bound` (from the call) gives up at once, sending nothing.
+    pub async fn wait(&self, bound: Duration, n: u32) -> Result<Instant, HeldTooLong> {
         let deadline = Instant::now() + bound;
         let mut counted = None;
         // Bounded: each turn books the requests, or sleeps until the expected reopening (or for a
@@ -509,7 +565,7 @@ impl Gate {
                     tokio::time::sleep_until(at.into()).await;
                     // A ban that began while this request waited its turn holds it too.
                     if self.probe || self.with(|s| s.held_until.is_none()) {
-                        return Ok(());
+                        return Ok(at);
                     }
                 }
                 Err(None) => return Err(HeldTooLong(Duration::ZERO)),

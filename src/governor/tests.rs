@@ -280,7 +280,7 @@ async fn a_clip_starts_only_when_the_learned_rate_has_room_for_it_and_the_runnin
 }
 
 /// One request waiting in lane 0's hold, as a clip of that egress would: returns once it is held.
-async fn hold_one(g: &Governor) -> tokio::task::JoinHandle<Result<(), rate::HeldTooLong>> {
+async fn hold_one(g: &Governor) -> tokio::task::JoinHandle<Result<Instant, rate::HeldTooLong>> {
     let gate = g.lanes[0].gate.clone();
     let held = tokio::spawn(async move { gate.wait(Duration::from_secs(45), 1).await });
     for _ in 0..200 {
@@ -294,13 +294,13 @@ async fn hold_one(g: &Governor) -> tokio::task::JoinHandle<Result<(), rate::Held
 }
 
 /// The held request is still waiting a while later.
-async fn stays_held(held: &tokio::task::JoinHandle<Result<(), rate::HeldTooLong>>, why: &str) {
+async fn stays_held(held: &tokio::task::JoinHandle<Result<Instant, rate::HeldTooLong>>, why: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "{why}");
 }
 
 /// The held request gave up at once, sending nothing (its clip goes back uncharged).
-async fn gives_up_at_once(held: tokio::task::JoinHandle<Result<(), rate::HeldTooLong>>) {
+async fn gives_up_at_once(held: tokio::task::JoinHandle<Result<Instant, rate::HeldTooLong>>) {
     let gave_up = tokio::time::timeout(Duration::from_secs(5), held).await.expect("given back at once").unwrap();
     assert_eq!(gave_up, Err(rate::HeldTooLong(Duration::ZERO)));
 }

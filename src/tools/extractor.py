@@ -80,6 +80,17 @@ def main():
     out, err = Capture(), Capture()
     sys.stdout, sys.stderr = out, err
     ydls = {}
+    # Every HTTP request yt-dlp makes goes through YoutubeDL.urlopen: counted for each run, so that the
+    # egress's pacing books what an extraction really asks of the host (the watch page and YouTube's player
+    # request, or one page on a host that lists its formats there).
+    sent = [0]
+    urlopen = yt_dlp.YoutubeDL.urlopen
+
+    def counting_urlopen(self, req):
+        sent[0] += 1
+        return urlopen(self, req)
+
+    yt_dlp.YoutubeDL.urlopen = counting_urlopen
 
     def run(argv, url, once):
         key = tuple(argv)
@@ -134,8 +145,10 @@ def main():
             reply({"id": req.get("id"), "version": yt_dlp.version.__version__, "python": sys.executable,
                    "module": yt_dlp.__file__})
         elif op == "run":
+            sent[0] = 0
             code = run(req["argv"], req["url"], bool(req.get("once")))
-            reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take()})
+            reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take(),
+                   "requests": sent[0]})
         else:
             reply({"id": req.get("id"), "error": f"unknown op {op!r}"})
     for ydl in ydls.values():

@@ -127,6 +127,8 @@ pub struct Answer {
     pub code: i32,
     pub stdout: Vec<u8>,
     pub stderr: String,
+    /// The HTTP requests yt-dlp made for it (every call of `YoutubeDL.urlopen`).
+    pub requests: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -138,6 +140,8 @@ struct RawAnswer {
     stdout: String,
     #[serde(default)]
     stderr: String,
+    #[serde(default)]
+    requests: Option<u32>,
     error: Option<String>,
 }
 
@@ -391,7 +395,12 @@ impl Pools {
                             tokio::spawn(oldest.retire());
                         }
                     }
-                    return Ok(Answer { code: raw.code, stdout: raw.stdout.into_bytes(), stderr: raw.stderr });
+                    return Ok(Answer {
+                        code: raw.code,
+                        stdout: raw.stdout.into_bytes(),
+                        stderr: raw.stderr,
+                        requests: raw.requests,
+                    });
                 }
                 Some(Ok(Err(e))) => {
                     let tail = worker.lose().await;

@@ -75,6 +75,9 @@ pub struct MediaInfo {
     pub format_id: String,
     pub duration: Option<f64>,
     pub height: Option<u32>,
+    /// The HTTP requests the extraction made, when yt-dlp ran in an API worker, which counts them (the
+    /// command line does not say).
+    pub extract_requests: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -186,19 +189,19 @@ impl YtDlp {
         egress: &EgressArgs,
         itag18: bool,
         stop: &mut StopSignal,
-    ) -> Result<(Option<i32>, Vec<u8>, String), Failure> {
+    ) -> Result<(Option<i32>, Vec<u8>, String, Option<u32>), Failure> {
         let mut args = self.args(egress, itag18);
         args.push("--dump-json".into());
         if let Some(pools) = &self.api {
             let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
             let answer = pools.run(&format!("{egress:?}"), &argv, url, stop).await?;
-            return Ok((Some(answer.code), answer.stdout, answer.stderr));
+            return Ok((Some(answer.code), answer.stdout, answer.stderr, answer.requests));
         }
         let mut cmd = Command::new(&self.program);
         // The URL goes after `--` so that nothing in it can ever be read as an option.
         cmd.args(args).arg("--").arg(url);
         let out = run(&mut cmd, stop).await?;
-        Ok((out.status.code(), out.stdout, out.stderr))
+        Ok((out.status.code(), out.stdout, out.stderr, None))
     }
 
     /// Resolves `url` into media streams without downloading them.
@@ -210,7 +213,7 @@ impl YtDlp {
         itag18: bool,
         stop: &mut StopSignal,
     ) -> Result<MediaInfo, Failure> {
-        let (code, stdout, stderr) = self.dump_json(url, egress, itag18, stop).await?;
+        let (code, stdout, stderr, requests) = self.dump_json(url, egress, itag18, stop).await?;
         if code != Some(0) {
             return Err(Failure::from_stderr(&stderr, code));
         }
@@ -225,8 +228,9 @@ impl YtDlp {
             let message = told.map_or_else(|| super::headline(&stderr, None), str::to_owned);
             return Err(Failure::new(category, message, &stderr));
         }
-        parse_info(&stdout)
-            .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &stderr))
+        let info = parse_info(&stdout)
+            .map_err(|e| Failure::new(Category::Other, format!("unreadable yt-dlp output: {e}"), &stderr))?;
+        Ok(MediaInfo { extract_requests: requests, ..info })
     }
 
     /// Downloads the whole video into `dir` (the fallback when a format cannot be fetched by range), by the
@@ -328,7 +332,13 @@ pub fn parse_info(stdout: &[u8]) -> Result<MediaInfo, serde_json::Error> {
             duration_hint: duration_hint(raw.filesize, raw.tbr),
         }],
     };
-    Ok(MediaInfo { streams, format_id: raw.format_id.unwrap_or_default(), duration: raw.duration, height: raw.height })
+    Ok(MediaInfo {
+        streams,
+        format_id: raw.format_id.unwrap_or_default(),
+        duration: raw.duration,
+        height: raw.height,
+        extract_requests: None,
+    })
 }
 
 /// The `Cookie` header for yt-dlp's `cookies` field of a format, which lists each cookie as `name=value`

@@ -56,7 +56,7 @@ fn a_ban_halves_the_rate_actually_sent() {
             a.reserve(at, 1);
         }
         let learned_before = a.learned(t0);
-        let got = a.cut(t0 + Duration::from_secs(secs));
+        let got = a.cut(t0 + Duration::from_secs(secs), None);
         match (got, want) {
             (Some(got), Some(want)) => {
                 assert!(close(got, want), "{n} in {secs} s, before {before:?}: got {got}, want {want}")
@@ -100,7 +100,7 @@ fn requests_are_spread_one_interval_apart() {
     for i in 1..=20 {
         d.reserve(t0 + S * i, 1);
     }
-    let new = d.cut(t0 + 20 * S).expect("20 requests are enough to learn from");
+    let new = d.cut(t0 + 20 * S, None).expect("20 requests are enough to learn from");
     assert!(close(new, 0.5), "{new}");
     assert_eq!(d.reserve(t0 + 20 * S, 1), t0 + 22 * S);
 }
@@ -186,11 +186,73 @@ fn the_rate_sent_at_is_measured_from_the_end_of_the_last_hold() {
         for i in 1..=after {
             a.reserve(back + S * i, 1);
         }
-        let got = a.cut(back + S * after);
+        let got = a.cut(back + S * after, None);
         match got {
             Some(got) => assert!(close(got, want), "held {held} s, {after} after: {got}, want {want}"),
             None => assert_eq!(want, 0.0, "held {held} s, {after} after: too few to learn from"),
         }
+    }
+}
+
+/// A ban's `Retry-After` is the least span its rate is measured over (up to [`WINDOW`]): the host's window is
+/// at least that long, and the requests it counted are those within it, the time held before included.
+#[test]
+fn a_ban_s_retry_after_is_the_least_span_its_rate_is_measured_over() {
+    let t0 = Instant::now();
+    // (requests before the ban, one every `gap` ms; seconds held before them, 0 for none (unpaced, the
+    // first ban); Retry-After; rate after). The first: the budget benchmark's opening burst, 13 requests
+    // in about a second against a host that allows 12 in 30 s and bans for 20 s: 13 in 20 s, not in 5.
+    let table: [(u32, u32, u32, Option<u32>, f64); 7] = [
+        (13, 80, 0, Some(20), 13.0 / 20.0 / 2.0),
+        (13, 80, 0, None, 13.0 / 5.0 / 2.0),
+        // Shorter than MIN_SPAN: MIN_SPAN.
+        (13, 80, 0, Some(3), 13.0 / 5.0 / 2.0),
+        // Longer than WINDOW: WINDOW.
+        (13, 80, 0, Some(60), 13.0 / 20.0 / 2.0),
+        // Paced again after 20 s held: 12 requests in the 9.6 s since, one every 800 ms. Measured since the
+        // hold ended they are 1.25 a second; the host counted them over its window, at least the 20 s its
+        // ban said.
+        (12, 800, 20, None, 12.0 / 9.6 / 2.0),
+        (12, 800, 20, Some(20), 12.0 / 20.0 / 2.0),
+        (12, 800, 20, Some(5), 12.0 / 9.6 / 2.0),
+    ];
+    for (n, gap, held, retry_after, want) in table {
+        let mut a = Aimd::new(None);
+        let mut at = t0;
+        if held > 0 {
+            // An earlier ban left the egress paced (fast enough not to space these requests further).
+            a.restore(10.0, t0);
+            at = t0 + S * held;
+            a.resume(at);
+        }
+        for _ in 0..n {
+            at += MS * gap;
+            a.next = None;
+            a.reserve(at, 1);
+        }
+        let got = a.cut(at, retry_after.map(|s| S * s)).expect("enough to learn from");
+        let want = if held > 0 { want.min(10.0 * DECREASE) } else { want };
+        assert!(close(got, want), "{n} every {gap} ms, held {held} s, Retry-After {retry_after:?}: {got}, want {want}");
+    }
+}
+
+/// The gate keeps the last `Retry-After` a 429 through it said, for the ban the breaker opens next.
+#[test]
+fn the_gate_learns_from_the_retry_after_its_429_said() {
+    for (retry_after, want) in [(Some(20), 13.0 / 20.0 / 2.0), (None, 13.0 / 5.0 / 2.0)] {
+        let gate = Gate::new(Aimd::new(None), true);
+        let t0 = Instant::now();
+        gate.with(|s| {
+            for i in 0..13 {
+                s.aimd.reserve(t0 + MS * (80 * i), 1);
+            }
+        });
+        let now = t0 + MS * 1040;
+        gate.throttled(now, retry_after.map(|s| S * s));
+        // A later signal without one (a watch page's 429) leaves the hint as it was.
+        gate.throttled(now, None);
+        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from");
+        assert!(close(got, want), "Retry-After {retry_after:?}: {got}, want {want}");
     }
 }
 
@@ -253,4 +315,75 @@ async fn a_clip_whose_request_met_a_429_sends_nothing_more() {
     egress.reopened(Instant::now());
     assert!(clip.wait(S, 1).await.is_err());
     other.wait(S, 1).await.expect("the other clip goes on");
+}
+
+/// An extraction books as many requests as the last one through its egress made, once one has said
+/// ([`Gate::extracted`]); a starting clip is expected to make that many and its media requests.
+#[tokio::test]
+async fn an_extraction_books_what_the_last_one_made() {
+    // Paced at 10 a second: each request booked holds the next booking back 100 ms.
+    let gate = Gate::new(Aimd::new(Some(10.0)), true);
+    assert_eq!((gate.extract_requests(), gate.clip_requests()), (EXTRACT_REQUESTS, CLIP_REQUESTS));
+    let spacing = |gate: &Gate| {
+        let n = gate.extract_requests();
+        let t0 = Instant::now();
+        gate.with(|s| {
+            s.aimd.next = None;
+            s.aimd.reserve(t0, n);
+        });
+        gate.next_at(t0).saturating_duration_since(t0)
+    };
+    assert!(spacing(&gate) >= 200 * MS, "two booked before any extraction said");
+    // The test source's watch page lists the formats: one request.
+    gate.extracted(1, 2, Instant::now());
+    assert_eq!((gate.extract_requests(), gate.clip_requests()), (1, 1 + MEDIA_REQUESTS));
+    let one = spacing(&gate);
+    assert!(one >= 100 * MS && one < 200 * MS, "{one:?}");
+    let demand = gate.expect(gate.clip_requests());
+    assert_eq!((gate.owed(), demand.left()), (5, 5));
+    // Never none: an extraction that answered from a cache still books its turn.
+    gate.extracted(0, 1, Instant::now());
+    assert_eq!(gate.extract_requests(), 1);
+}
+
+/// What an extraction booked and did not send is not part of the rate a ban is answered from: the budget
+/// benchmark's opening burst, three clips each booking two requests for a one-request watch page, then four
+/// media requests each (one met the ban), counted 16 for the 13 the host saw.
+#[test]
+fn requests_booked_and_not_sent_are_not_part_of_the_rate_sent_at() {
+    for (count, want) in [(Some(1), 13.0 / 20.0 / 2.0), (None, 16.0 / 20.0 / 2.0)] {
+        let gate = Gate::new(Aimd::new(None), true);
+        let t0 = Instant::now();
+        // The three clips' extractions book at once, before the first has answered; then their media.
+        let booked = gate.extract_requests();
+        let at: Vec<Instant> =
+            (0..3u32).map(|clip| gate.with(|s| s.aimd.reserve(t0 + MS * (10 * clip), booked))).collect();
+        for at in at {
+            if let Some(n) = count {
+                gate.extracted(n, booked, at);
+            }
+        }
+        gate.with(|s| (0..10).for_each(|i| _ = s.aimd.reserve(t0 + MS * (100 + 10 * i), 1)));
+        let now = t0 + MS * 300;
+        gate.throttled(now, Some(20 * S));
+        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from");
+        assert!(close(got, want), "extraction count {count:?}: {got}, want {want}");
+    }
+}
+
+/// Unbooking takes back the spare requests of that booking alone, not another clip's booked after it.
+#[test]
+fn unbooking_takes_back_only_that_booking_s_spare_requests() {
+    let t0 = Instant::now();
+    // Paced at one a second: an extraction's two at 0 s and 1 s, another clip's request at 2 s.
+    let mut a = Aimd::new(Some(1.0));
+    let extraction = a.reserve(t0, 2);
+    let other = a.reserve(t0, 1);
+    assert_eq!((extraction, other), (t0, t0 + 2 * S));
+    a.unbook(extraction, 2, 1);
+    assert_eq!(a.sent.iter().copied().collect::<Vec<_>>(), vec![t0, t0 + 2 * S]);
+    // Nothing spare, or a booking no longer recorded: nothing changes.
+    a.unbook(other, 1, 1);
+    a.unbook(t0 + 9 * S, 2, 0);
+    assert_eq!(a.sent.len(), 2);
 }
