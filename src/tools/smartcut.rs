@@ -181,13 +181,19 @@ impl Ffmpeg {
         out: &Path,
         stop: &mut StopSignal,
     ) -> Result<(), Failure> {
+        // The head and the copied part come from one ffmpeg: the window opened twice (one input seeks to the
+        // clip's first frame and is decoded, the other to the keyframe and is copied), one output each. A
+        // process start is about 0.05-0.09 CPU s here, a tenth of a smart cut's own work.
         let mut list = String::new();
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "error"]);
+        let head = work.join("head.ts");
         if plan.head_frames > 0 {
-            let head = work.join("head.ts");
-            let mut cmd = self.command();
-            cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
-            cmd.args(super::ffmpeg::DECODE_ONE_THREAD);
+            cmd.args(["-seek_timestamp", "1"]).args(super::ffmpeg::DECODE_ONE_THREAD);
             cmd.arg("-ss").arg(exact(plan.first - SLACK)).arg("-i").arg(window);
+        }
+        cmd.args(["-seek_timestamp", "1", "-ss"]).arg(exact(plan.keyframe)).arg("-i").arg(window);
+        if plan.head_frames > 0 {
             cmd.args(["-map", "0:v:0", "-frames:v"]).arg(plan.head_frames.to_string());
             cmd.args(["-c:v", "libx264", "-preset"]).arg(if encode.preset.is_empty() {
                 "veryfast"
@@ -200,14 +206,11 @@ impl Ffmpeg {
             // own so that the copied part's cannot be mistaken for the head's.
             cmd.args(["-bf", "0", "-x264-params", "sps-id=1", "-pix_fmt", "yuv420p", "-threads", "1"]);
             cmd.args(["-an", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-f", "mpegts"]).arg(&head);
-            check(&mut cmd, stop).await?;
             list += &format!("file '{}'\nduration {}\n", head.display(), exact(plan.keyframe - plan.first));
         }
         let body = work.join("body.ts");
-        let mut cmd = self.command();
-        cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
-        cmd.arg("-ss").arg(exact(plan.keyframe)).arg("-i").arg(window);
-        cmd.args(["-map", "0:v:0", "-frames:v"]).arg(plan.copied_frames.to_string());
+        let copied = if plan.head_frames > 0 { "1:v:0" } else { "0:v:0" };
+        cmd.args(["-map", copied, "-frames:v"]).arg(plan.copied_frames.to_string());
         cmd.args(["-c", "copy", "-fflags", "+bitexact", "-f", "mpegts"]).arg(&body);
         check(&mut cmd, stop).await?;
         list += &format!("file '{}'\n", body.display());
