@@ -79,7 +79,7 @@ impl Verifier {
         }
         let mut decode = Command::new(&self.ffmpeg);
         decode.args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"]);
-        decode.args(crate::tools::ffmpeg::DECODE_ONE_THREAD).arg("-i").arg(path);
+        decode.args(crate::tools::ffmpeg::CHECK_DECODE).arg("-i").arg(path);
         decode.args(["-f", "null", "-"]);
         let Some(ran) = run(decode, &self.ffmpeg, stop).await? else {
             return Ok(Verdict::Stopped);
