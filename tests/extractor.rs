@@ -368,15 +368,7 @@ async fn an_extraction_in_a_worker_counts_the_requests_it_made() {
     let pools = std::sync::Arc::new(Pools::new(python, limits));
     let (_stop_tx, mut stop) = tokio::sync::watch::channel(false);
     for api in [Some(pools.clone()), None] {
-        let ytdlp = YtDlp {
-            program: "yt-dlp".into(),
-            max_height: 360,
-            cache_dir: None,
-            socket_timeout_secs: 10,
-            extra_args: vec![],
-            audio_only: false,
-            api: api.clone(),
-        };
+        let ytdlp = YtDlp { api: api.clone(), ..YtDlp::new("yt-dlp") };
         let before = server.stats().log.len();
         let info = ytdlp.extract(&server.watch_url(id), &EgressArgs::default(), false, &mut stop).await.unwrap();
         let seen = (server.stats().log.len() - before) as u32;

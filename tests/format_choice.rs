@@ -72,15 +72,7 @@ fn pick_for(dir: &Path, formats: Vec<Value>, max_height: u32, itag18: bool, audi
     });
     let path = dir.join(format!("info-{}.json", fastrand::u64(..)));
     std::fs::write(&path, info.to_string()).unwrap();
-    let ytdlp = YtDlp {
-        program: "yt-dlp".into(),
-        max_height,
-        cache_dir: None,
-        socket_timeout_secs: 10,
-        extra_args: vec![],
-        audio_only,
-        api: None,
-    };
+    let ytdlp = YtDlp { max_height, audio_only, ..YtDlp::new("yt-dlp") };
     let out = Command::new("yt-dlp")
         .args(["--ignore-config", "--no-warnings", "--simulate", "--print", "format_id", "--load-info-json"])
         .arg(&path)

@@ -43,13 +43,10 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let started = std::time::Instant::now();
     let usage = crate::cpu::Usage::now();
     let ytdlp = YtDlp {
-        program: cfg.ytdlp.clone(),
         max_height: cfg.max_height,
-        cache_dir: None,
-        socket_timeout_secs: 30,
         extra_args: cfg.ytdlp_args.clone(),
         audio_only: cfg.encode.audio_only.is_some(),
-        api: None,
+        ..YtDlp::new(cfg.ytdlp.clone())
     };
     let ffmpeg = Ffmpeg { ffmpeg: cfg.ffmpeg.clone(), ffprobe: cfg.ffprobe.clone() };
     // The tools answer their version check (a Python start for yt-dlp) while the annotations are read.

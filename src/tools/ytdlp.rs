@@ -129,6 +129,20 @@ fn is_dash(container: Option<&str>, vcodec: Option<&str>, acodec: Option<&str>) 
 }
 
 impl YtDlp {
+    /// `program` with the defaults `download` starts from: 360p, a 30 s socket timeout, video and audio, no
+    /// cache folder, no extra options, the command line.
+    pub fn new(program: impl Into<PathBuf>) -> YtDlp {
+        YtDlp {
+            program: program.into(),
+            max_height: 360,
+            cache_dir: None,
+            socket_timeout_secs: 30,
+            extra_args: vec![],
+            audio_only: false,
+            api: None,
+        }
+    }
+
     /// `-f`/`-S` for "at most N pixels on the short side, h264/aac, smallest on ties".
     ///
     /// `bv+ba` first: YouTube's video-only and audio-only DASH formats are fragmented MP4s with a `sidx`,

@@ -67,15 +67,7 @@ async fn fixture(ids: &[&str]) -> Fixture {
     let synced = journal.sync(&plan.jobs).unwrap();
     let relay = crate::relay::Relay::start(crate::relay::RelayConfig::default()).await.unwrap();
     let engine = Arc::new(Engine {
-        ytdlp: crate::tools::ytdlp::YtDlp {
-            program: "yt-dlp".into(),
-            max_height: 360,
-            cache_dir: None,
-            socket_timeout_secs: 10,
-            extra_args: vec![],
-            audio_only: false,
-            api: None,
-        },
+        ytdlp: crate::tools::ytdlp::YtDlp::new("yt-dlp"),
         ffmpeg: crate::tools::ffmpeg::Ffmpeg::default(),
         relay,
         exits: vec![],
