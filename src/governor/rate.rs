@@ -42,9 +42,6 @@ pub const MIN_SPAN: Duration = Duration::from_secs(5);
 /// and the breaker alone answers the ban. Without this, one 429 on a first request would measure a rate of
 /// one request per window and pace the egress to the floor.
 pub const MIN_EVIDENCE: usize = 4;
-/// `--rate` counts clips; a clip on the default path books this many requests ([`EXTRACT_REQUESTS`], then a
-/// header and a window per DASH track), so the ceiling on requests is `--rate` times this.
-pub const REQUESTS_PER_CLIP: f64 = 6.0;
 /// yt-dlp's extraction books this many requests until one through the egress says how many it made
 /// ([`Gate::extracted`]; the API workers count them, the command line does not): the watch page and the
 /// player request yt-dlp makes next on YouTube.
@@ -52,7 +49,8 @@ pub const EXTRACT_REQUESTS: u32 = 2;
 /// The media requests a clip is expected to book: a header and a window per DASH track.
 pub const MEDIA_REQUESTS: u32 = 4;
 /// The requests a starting clip is expected to book ([`Gate::expect`]) until an extraction has said how many
-/// it makes ([`Gate::clip_requests`]).
+/// it makes ([`Gate::clip_requests`]). `--rate` counts clips, so the ceiling on requests is `--rate` times
+/// this.
 pub const CLIP_REQUESTS: u32 = EXTRACT_REQUESTS + MEDIA_REQUESTS;
 /// How long a request may wait for its egress (held while banned, or for its paced turn); past that the
 /// clip is given back (nothing sent, no attempt charged) rather than keep ffmpeg waiting (its `-rw_timeout`
@@ -66,7 +64,7 @@ pub const ROOM: Duration = Duration::from_secs(30);
 
 /// The request ceiling `--rate` (clips an hour) allows, in requests a second.
 pub fn ceiling_per_s(clips_per_hour: Option<f64>) -> Option<f64> {
-    clips_per_hour.filter(|r| *r > 0.0).map(|r| r * REQUESTS_PER_CLIP / 3600.0)
+    clips_per_hour.filter(|r| *r > 0.0).map(|r| r * f64::from(CLIP_REQUESTS) / 3600.0)
 }
 
 /// The arithmetic, without locks or clocks of its own.
@@ -369,10 +367,10 @@ impl Gate {
     /// An extraction through this egress, which booked `booked` requests, the first going at `at` (what
     /// [`Gate::wait`] returned), made `n` (yt-dlp in an API worker counts them): the next ones book as many,
     /// and a clip is expected to make that many and its media requests; what it booked and did not send is
-    /// not part of the rate sent at ([`Aimd::unbook`]). Booking more than are sent leaves the host's budget unused: on a host whose watch
-    /// page lists the formats (one request, not YouTube's two), each clip's spare booking held its egress a
-    /// whole interval, a sixth of its rate; and counted as sent, the opening burst's spare bookings made the
-    /// first ban's rate look a fifth higher than it was.
+    /// not part of the rate sent at ([`Aimd::unbook`]). Booking more than are sent leaves the host's budget
+    /// unused: on a host whose watch page lists the formats (one request, not YouTube's two), each clip's
+    /// spare booking held its egress a whole interval, a sixth of its rate; and counted as sent, the opening
+    /// burst's spare bookings made the first ban's rate look a fifth higher than it was.
     pub fn extracted(&self, n: u32, booked: u32, at: Instant) {
         self.with(|s| {
             s.extract_requests = n.max(1);
