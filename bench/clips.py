@@ -450,8 +450,8 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
                               "whole tree", "whole tree this/baseline", "clips/s"], before_after))
     parts += ["", "Stages as `status --json` reports them (`cpu_per_clip`): extract = yt-dlp; fetch = ffmpeg's"
               " stream copy of the window and the relay's share (thread CPU of its transfer tasks); encode ="
-              " ffprobe of the window and the cut (`--trim smart`: its packet listing, the head's encode, the"
-              " copy, the audio encode and the join); verify = one ffmpeg decode of the clip to its end, which"
+              " the window's layout (read in process since tools::mkv; ffprobe before, and where that reader"
+              " declines) and the cut (`--trim smart`: the head's encode, the copy and the join); verify = one ffmpeg decode of the clip to its end, which"
               " also reads its streams and duration (before issue 10's item 3: ffprobe, then that decode). Children's"
               " CPU is user + system from the kernel's rusage of each exited child. whole tree = RUSAGE_CHILDREN"
               " delta / N of the kinetics-dl process (kinetics-dl itself with every child, failed attempts and"

@@ -27,7 +27,8 @@ pub struct StageCpu {
     pub extract_s: f64,
     /// ffmpeg's stream copy of the window plus the relay's share (or yt-dlp's whole-video download).
     pub fetch_s: f64,
-    /// ffprobe of the window (`--trim smart`: its packet listing, which serves for both) and the cut.
+    /// The window's layout (read in process, `tools::mkv`, or by ffprobe where that reader declines) and the
+    /// cut.
     pub encode_s: f64,
     /// The finished clip's check: one ffmpeg decode to the end that also reads its streams and duration.
     pub verify_s: f64,

@@ -1049,6 +1049,8 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
 /// under heavy load that probe failed and the cut fell back, silently, to the window's own times, which keep
 /// the frame on screen at `time_start`: frames 322-471 where 323-472 belong. Here ffprobe fails its first
 /// probe of a window (`--ffprobe` wraps the real one): that attempt fails and the retry cuts the right frames.
+/// The window is read in process first (`tools::mkv`), which asks ffprobe only where it declines;
+/// `KINETICS_DL_WINDOW_READER=ffprobe` asks ffprobe always, as the in-process reader's way out.
 #[test]
 fn a_window_whose_probe_fails_fails_the_attempt_and_never_cuts_the_frame_before_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1070,7 +1072,9 @@ fn a_window_whose_probe_fails_fails_the_attempt_and_never_cuts_the_frame_before_
     write_csv(&csv, std::slice::from_ref(&row));
     let mut args = download_args(&server, &out, &[&csv]);
     args.extend([OsString::from("--ffprobe"), ffprobe.into()]);
-    run(&args).expect_code(0);
+    let mut cmd = command();
+    cmd.args(&args).env("KINETICS_DL_WINDOW_READER", "ffprobe");
+    Running::start(cmd).wait(RUN_LIMIT).expect_code(0);
     assert!(mark.exists(), "the wrapper failed a probe");
     let tried: Vec<_> = attempts(&out).into_iter().map(|a| (a.outcome, a.category)).collect();
     assert_eq!(

@@ -239,9 +239,16 @@ impl Engine {
         let (((cut, mut trim), (start, duration)), encode_cpu) = crate::cpu::measure(async {
             use crate::tools::ffmpeg::{cut_points, frames_in_window};
             let window = (task.start, task.end - task.start);
-            // The window is probed once: `--trim smart` lists its packets, and that listing has the rate too.
+            // The window is read once: `--trim smart` lists its packets, and that listing has the rate too.
+            // Both are read in process from the window's Matroska where they can be, without an ffprobe.
             let layout = match self.encode.smart {
-                true => Some(self.ffmpeg.layout(&fetched.path, stop).await.map_err(|f| f.message)),
+                true => Some(match read_window(&fetched.path, true) {
+                    Ok(layout) => Ok(layout),
+                    Err(why) => {
+                        tracing::debug!(clip = task.clip_id, "the window's layout from ffprobe: {why}");
+                        self.ffmpeg.layout(&fetched.path, stop).await.map_err(|f| f.message)
+                    }
+                }),
                 false => None,
             };
             let by_times = self.encode.copy || self.encode.audio_only.is_some();
@@ -250,7 +257,10 @@ impl Engine {
                 None if by_times => Ok(None),
                 // The rate decides which frames the cut keeps. A window that cannot be probed fails the
                 // attempt: cut at the window's own times, the clip could start on the frame before it.
-                None => self.ffmpeg.probe(&fetched.path, stop).await.map(|p| p.fps),
+                None => match read_window(&fetched.path, false).ok().and_then(|l| l.fps()) {
+                    Some(fps) => Ok(Some(fps)),
+                    None => self.ffmpeg.probe(&fetched.path, stop).await.map(|p| p.fps),
+                },
             };
             let fps = match rate {
                 Ok(fps) => fps,
@@ -477,6 +487,16 @@ impl Engine {
         }
         Ok(probe)
     }
+}
+
+/// The window's layout read in process ([`crate::tools::mkv::read`]), unless `KINETICS_DL_WINDOW_READER=ffprobe`
+/// asks for ffprobe always: the way out should that reader ever misread a file ffprobe reads right.
+fn read_window(path: &Path, packets: bool) -> Result<smartcut::Layout, String> {
+    static FFPROBE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *FFPROBE.get_or_init(|| std::env::var("KINETICS_DL_WINDOW_READER").is_ok_and(|v| v == "ffprobe")) {
+        return Err("KINETICS_DL_WINDOW_READER=ffprobe".into());
+    }
+    crate::tools::mkv::read(path, packets)
 }
 
 /// How long a clip must be: its window, less only when the video ends earlier.

@@ -162,7 +162,7 @@ impl Ffmpeg {
         } else {
             cmd.args(["-map", "0:v:0"]);
             cmd.args(["-map", if inputs.len() > 1 { "1:a:0?" } else { "0:a:0?" }]);
-            cmd.args(["-c", "copy", "-copyts", "-f", "matroska"]).arg(out);
+            cmd.args(WINDOW_MUX).arg(out);
         }
         let out_ = run(&mut cmd, stop).await?;
         if !out_.status.success() {
@@ -299,6 +299,9 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
         })
     }
 }
+
+/// How a window of video is written: its packets copied into Matroska with the source's timestamps.
+pub const WINDOW_MUX: [&str; 5] = ["-c", "copy", "-copyts", "-f", "matroska"];
 
 /// Input options that decode on one thread. Clips are cut and checked side by side (`--encode-jobs`, one a
 /// core), so a decoder's frame threads add CPU of their own (about a third of a 360p clip's decode) without

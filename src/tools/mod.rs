@@ -2,6 +2,7 @@
 
 pub mod extractor;
 pub mod ffmpeg;
+pub mod mkv;
 pub mod process;
 pub mod smartcut;
 pub mod ytdlp;

@@ -152,7 +152,7 @@ pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Resu
 }
 
 impl Ffmpeg {
-    /// The window's streams and every packet's stream, timestamp and flags.
+    /// The window's streams and every packet's stream, timestamp and flags, listed by ffprobe.
     pub async fn layout(&self, window: &Path, stop: &mut StopSignal) -> Result<Layout, Failure> {
         let mut cmd = tokio::process::Command::new(&self.ffprobe);
         cmd.args(["-v", "error", "-print_format", "json", "-show_entries"]);
