@@ -4,19 +4,14 @@
 //! ffmpeg as the cut writes it, damaged the ways a transfer or a disk damages files. Both now decode without
 //! the loop filter (`tools::ffmpeg::CHECK_DECODE`): they must reject exactly what a decode with it rejects.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kinetics_dl::tools::ffmpeg::Ffmpeg;
+use common::ffmpeg;
 
-fn ffmpeg(args: &[&str]) {
-    let o = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(o.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-}
+use kinetics_dl::tools::ffmpeg::Ffmpeg;
 
 /// `good` with `damage` applied, written next to it as `name`.
 fn damaged(good: &Path, name: &str, damage: impl Fn(&mut Vec<u8>)) -> PathBuf {

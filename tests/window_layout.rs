@@ -6,21 +6,16 @@
 //! ffprobe would (no H.264 reordering stated, field coding, another codec) it must decline, and the cut
 //! asks ffprobe.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::ffmpeg;
 
 use kinetics_dl::tools::ffmpeg::{cut_points, frames_in_window, Encode, Ffmpeg, WINDOW_MUX};
 use kinetics_dl::tools::mkv;
 use kinetics_dl::tools::smartcut::{plan, Layout};
-
-fn ffmpeg(args: &[&str]) {
-    let o = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(o.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-}
 
 /// A 12 s source encoded by x264 at `rate` with `video` options and AAC audio, and its window from 3.3 s to
 /// 10.4 s written as `fetch_window` writes it.

@@ -629,40 +629,46 @@ mod tests {
     /// libx264 -preset veryfast -f h264`), and what ffprobe says of each.
     #[test]
     fn reads_real_sequence_parameter_sets() {
-        let sps = |bytes: &[u8]| {
-            let s = Sps::parse(bytes).unwrap();
-            (s.profile_name().unwrap(), s.level_idc, s.pix_fmt().unwrap(), s.reorder_frames, s.frame_mbs_only)
+        type Said = (&'static str, u8, &'static str, Option<u64>, bool);
+        // (x264's options, the SPS in hex, what ffprobe says: profile, level, pixel format, has_b_frames, and
+        // whether field coding is ruled out).
+        let table: [(&str, &str, Said); 5] = [
+            (
+                "-profile:v high -bf 0",
+                "6764001eacb405017fcb8088000003000800000301e078b175",
+                ("High", 30, "yuv420p", Some(0), true),
+            ),
+            (
+                "-profile:v high -bf 2",
+                "6764001eacd940a02ff970110000030001000003003c0f162d96",
+                ("High", 30, "yuv420p", Some(2), true),
+            ),
+            (
+                "-profile:v baseline",
+                "6742c01eda0280bfe5c044000003000400000300f03c58ba80",
+                ("Constrained Baseline", 30, "yuv420p", Some(0), true),
+            ),
+            (
+                "-profile:v main -color_range pc",
+                "674d401eeca05017fcb80b64000003000400000300f03c58b658",
+                ("Main", 30, "yuvj420p", Some(2), true),
+            ),
+            (
+                "-profile:v high -bf 0 -flags +ilme+ildct (ffprobe: field_order tt)",
+                "6764001eace80a063f3e0220000003002000000783e28554",
+                ("High", 30, "yuv420p", Some(0), false),
+            ),
+        ];
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
         };
-        // -profile:v high -bf 0: ffprobe `High`, level 30, yuv420p, has_b_frames 0.
-        let high = [
-            0x67, 0x64, 0x00, 0x1e, 0xac, 0xb4, 0x05, 0x01, 0x7f, 0xcb, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00,
-            0x00, 0x03, 0x01, 0xe0, 0x78, 0xb1, 0x75,
-        ];
-        assert_eq!(sps(&high), ("High", 30, "yuv420p", Some(0), true));
-        // -profile:v high -bf 2: has_b_frames 2.
-        let high_bf = [
-            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
-            0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
-        ];
-        assert_eq!(sps(&high_bf), ("High", 30, "yuv420p", Some(2), true));
-        // -profile:v baseline: `Constrained Baseline`, has_b_frames 0.
-        let baseline = [
-            0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00,
-            0x03, 0x00, 0xf0, 0x3c, 0x58, 0xba, 0x80,
-        ];
-        assert_eq!(sps(&baseline), ("Constrained Baseline", 30, "yuv420p", Some(0), true));
-        // -profile:v main -color_range pc: `Main`, yuvj420p (full range), has_b_frames 2.
-        let main_full = [
-            0x67, 0x4d, 0x40, 0x1e, 0xec, 0xa0, 0x50, 0x17, 0xfc, 0xb8, 0x0b, 0x64, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00,
-            0x00, 0x03, 0x00, 0xf0, 0x3c, 0x58, 0xb6, 0x58,
-        ];
-        assert_eq!(sps(&main_full), ("Main", 30, "yuvj420p", Some(2), true));
-        // -profile:v high -bf 0 -flags +ilme+ildct: field coding allowed (ffprobe: field_order tt).
-        let interlaced = [
-            0x67, 0x64, 0x00, 0x1e, 0xac, 0xe8, 0x0a, 0x06, 0x3f, 0x3e, 0x02, 0x20, 0x00, 0x00, 0x03, 0x00, 0x20, 0x00,
-            0x00, 0x07, 0x83, 0xe2, 0x85, 0x54,
-        ];
-        assert_eq!(sps(&interlaced), ("High", 30, "yuv420p", Some(0), false));
+        for (options, sps, said) in table {
+            let s = Sps::parse(&hex(sps)).unwrap_or_else(|e| panic!("{options}: {e}"));
+            let read =
+                (s.profile_name().unwrap(), s.level_idc, s.pix_fmt().unwrap(), s.reorder_frames, s.frame_mbs_only);
+            assert_eq!(read, said, "{options}");
+        }
+        let high = hex(table[0].1);
         // The baseline SPS with its VUI flag cleared: reordering is not stated, and the reader leaves the
         // stream to ffprobe.
         let no_vui = [0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0x40];

@@ -9,6 +9,16 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{os, run, Row, DURATION_TOLERANCE, FPS, VIDEO_SECS};
 
+/// Runs the real ffmpeg quietly (overwriting outputs) and asserts it succeeded: for tests that make media.
+pub fn ffmpeg(args: &[&str]) {
+    let o = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(o.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+}
+
 pub fn journal_path(out: &Path) -> PathBuf {
     out.join(".kinetics-dl").join("journal.sqlite")
 }
