@@ -149,6 +149,19 @@ async fn the_reader_declines_what_it_cannot_vouch_for() {
     assert!(o.status.success() && std::fs::metadata(&piped).unwrap().len() > 1000, "{o:?}");
     let why = mkv::read(&piped, false).unwrap_err();
     assert!(why.contains("known size"), "{why}");
+    // Opus trimmed at its end: ffmpeg writes the last packet's discard padding in a BlockGroup, which the
+    // reader leaves to ffprobe; the header alone still gives the rate.
+    let opus = dir.join("opus.mkv");
+    let opus_s = opus.to_str().unwrap();
+    let make = "-f lavfi -i testsrc=size=160x96:rate=30 -f lavfi -i sine=sample_rate=48000 -t 2.01 -pix_fmt yuv420p \
+                -c:v libx264 -preset ultrafast -c:a libopus -f matroska";
+    let mut args: Vec<&str> = make.split_whitespace().collect();
+    args.push(opus_s);
+    ffmpeg(&args);
+    let why = mkv::read(&opus, true).unwrap_err();
+    assert!(why.contains("BlockGroup"), "{why}");
+    let probed = Ffmpeg::default().probe(&opus, &mut stop).await.unwrap();
+    assert_eq!(mkv::read(&opus, false).unwrap().fps(), probed.fps);
     // A truncated window: declined, never a layout with packets missing.
     let cut = dir.join("cut.mkv");
     let high = window(dir, "high", "30", &["-profile:v", "high", "-bf", "0"]);
