@@ -1,7 +1,7 @@
 //! Registrations: which upstream URL a relay token stands for, and what fetching it has cost so far.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -470,9 +470,29 @@ fn forwarded_headers(headers: &[(String, String)]) -> HeaderMap {
 #[derive(Default)]
 pub(super) struct Registry {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
+    /// Responses being served: each holds its entry (and the bytes it cached) until it ends.
+    serving: AtomicUsize,
+}
+
+/// One response being served, counted in [`Registry::serving`] until dropped.
+pub(super) struct Serving<'a>(&'a Registry);
+
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        self.0.serving.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Registry {
+    pub fn serving(&self) -> Serving<'_> {
+        self.serving.fetch_add(1, Ordering::Relaxed);
+        Serving(self)
+    }
+
+    pub fn responses_in_flight(&self) -> usize {
+        self.serving.load(Ordering::Relaxed)
+    }
+
     pub fn get(&self, token: &str) -> Option<Arc<Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).get(token).cloned()
     }

@@ -95,6 +95,11 @@ impl Relay {
         Registration::new(self.inner.registry.clone(), entry, &self.inner.base_url)
     }
 
+    /// Responses being served right now (ffmpeg's requests not yet answered in full or given up on).
+    pub fn responses_in_flight(&self) -> usize {
+        self.inner.registry.responses_in_flight()
+    }
+
     /// Sums over all registrations since the relay started.
     pub fn totals(&self) -> RelayTotals {
         self.inner.totals.snapshot()
@@ -159,6 +164,7 @@ async fn serve_connection(mut stream: TcpStream, registry: Arc<Registry>, config
             (Method::Other(_), _) => send_error(&mut stream, 405, "only GET and HEAD are served").await,
             (_, None) => send_error(&mut stream, 404, "no such registration").await,
             (method, Some(entry)) => {
+                let _serving = registry.serving();
                 let serve = transfer::serve(&entry, &config, *method == Method::Head, request.range, &mut stream);
                 crate::cpu::Metered::new(serve, &entry.cpu_ns).await
             }

@@ -330,6 +330,12 @@ async fn settle(out: &TcpStream, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     let mut pause = Duration::from_micros(500);
     loop {
+        // A peer that hung up with bytes unread resets the connection, and the kernel keeps counting the
+        // bytes it never acknowledged as queued: without this the response (its entry and every byte it
+        // cached) would wait out `limit` after ffmpeg is gone.
+        if !peer_open(out) {
+            return false;
+        }
         let mut queued: libc::c_int = 0;
         // SAFETY: TIOCOUTQ (SIOCOUTQ for TCP) writes one int; fd stays open while `out` is borrowed.
         let ok = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == 0;
