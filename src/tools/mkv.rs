@@ -4,10 +4,11 @@
 //!
 //! This reader answers only where it is sure to say what ffprobe would: an H.264 track whose sequence
 //! parameter set states its frame reordering, a frame rate from the track's `DefaultDuration` (reduced as
-//! ffmpeg's Matroska demuxer reduces it), blocks with their timestamps and keyframe flags. Anything else (an
-//! element it does not expect (a BlockGroup, a laced block), another codec, an interlaced or reordering-unstated stream, no
-//! `DefaultDuration`) is an error, and the caller asks ffprobe as before. `tests/window_layout.rs` compares
-//! both on windows made by the real ffmpeg.
+//! ffmpeg's Matroska demuxer reduces it), blocks with their timestamps and keyframe flags. Anything else is an
+//! error, and the caller asks ffprobe as before: an element it does not expect (a BlockGroup, a laced block, a
+//! size left unknown), another codec's fields, an interlaced or reordering-unstated stream, no
+//! `DefaultDuration`, a truncated file. `tests/window_layout.rs` compares both on windows made by the real
+//! ffmpeg.
 
 use super::smartcut::{Layout, PacketInfo, StreamInfo};
 use std::io::{BufReader, Read, Seek};
