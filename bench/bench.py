@@ -44,7 +44,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--n", type=int, default=8, help="clips per run (default 8)")
     c.add_argument("--jobs", type=int, default=4, help="clips at once, for every approach (default 4)")
     c.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
-    c.add_argument("--profiles", default="short,long", help="comma-separated: short, long (default both)")
+    c.add_argument("--profiles", default="short,long", help="comma-separated: short, long, short-bf (default: short,long)")
     c.add_argument("--approaches", default="a,a18,b,c",
                    help="a = kinetics-dl (default format choice: DASH video + audio), a18 = kinetics-dl on the "
                         "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, as / as18 = a / a18 with --trim smart, "

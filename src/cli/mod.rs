@@ -107,9 +107,9 @@ pub enum Trim {
     Exact,
     /// Keyframe cut by stream copy: fast, but may start early and show frozen frames.
     Copy,
-    /// Frame-accurate like exact, re-encoding only up to the first keyframe and copying the rest (and AAC
-    /// audio as the source has it); exact where the source does not allow it (B-frames, not H.264,
-    /// --short-side/--fps), noted in the journal.
+    /// Frame-accurate like exact, re-encoding only up to the first keyframe (and, with B-frames, a few
+    /// frames at the end) and copying the rest (and AAC audio as the source has it); exact where the source
+    /// does not allow it (not H.264, an open GOP, --short-side/--fps), noted in the journal.
     Smart,
 }
 

@@ -585,7 +585,7 @@ mod tests {
         let table = [
             ("exact", "exact (no frame rate: cut at the window's times)"),
             ("smart", "smart (no frame rate: cut at the window's times)"),
-            ("exact (B-frames)", "exact (B-frames; no frame rate: cut at the window's times)"),
+            ("exact (codec vp9)", "exact (codec vp9; no frame rate: cut at the window's times)"),
         ];
         for (trim, want) in table {
             assert_eq!(without_rate(trim), want);
