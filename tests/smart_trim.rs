@@ -66,17 +66,30 @@ fn first_gap(path: &Path, row: &Row) -> f64 {
 
 /// Downloads `rows` with `--trim exact` and with `--trim smart` (and `extra`) and checks that every clip was
 /// smart-cut and holds exactly the exact cut's frames, with the source's AAC copied and starting on the exact
-/// cut's sample.
-fn smart_and_exact_cuts_match(tmp: &Path, server: &TestServer, name: &str, rows: &[Row], extra: &[&str]) {
+/// cut's sample. Returns how each smart cut was made, `(encoded before, copied, encoded after)` frames, as
+/// its log says.
+fn smart_and_exact_cuts_match(
+    tmp: &Path,
+    server: &TestServer,
+    name: &str,
+    rows: &[Row],
+    extra: &[&str],
+) -> Vec<(usize, usize, usize)> {
     let csv = tmp.join(format!("{name}.csv"));
     write_csv(&csv, rows);
     let mut outs = Vec::new();
+    let mut parts = Vec::new();
     for trim in ["exact", "smart"] {
         let out = tmp.join(format!("{name}-{trim}"));
         let mut args = with_template(download_args(server, &out, &[&csv]), &server.watch_url_template());
         args.extend(extra.iter().map(OsString::from));
-        args.extend(os(["--trim", trim]));
-        run(&args).expect_code(0);
+        args.extend(os(["--trim", trim, "-v"]));
+        let output = run(&args);
+        output.expect_code(0);
+        for line in output.stderr.lines().filter_map(|l| l.split_once("smart cut: ")) {
+            let n: Vec<usize> = line.1.split(' ').filter_map(|w| w.parse().ok()).collect();
+            parts.push((n[0], n[1], n[2]));
+        }
         let recorded = trims(&out);
         assert_eq!(recorded.len(), rows.len(), "{name} {trim}: every clip done");
         for (id, used) in &recorded {
@@ -121,6 +134,8 @@ fn smart_and_exact_cuts_match(tmp: &Path, server: &TestServer, name: &str, rows:
         }
         decode_check(&smart).unwrap_or_else(|e| panic!("{name} {}: {e}", row.id));
     }
+    assert_eq!(parts.len(), rows.len(), "{name}: one smart cut logged a clip: {parts:?}");
+    parts
 }
 
 #[test]
@@ -133,20 +148,23 @@ fn smart_cuts_hold_the_exact_cuts_frames_on_the_dash_pair_and_itag_18() {
     rows.push(Row::new("on a keyframe", "smartkeyaaa", 20.0, 30.0));
     rows.push(Row::new("just before a keyframe", "smartprekey", 21.9, 31.9));
     rows.push(Row::new("near the end", "smartendaaa", 55.0, 65.0));
-    smart_and_exact_cuts_match(tmp.path(), &server, "dash", &rows, &[]);
-    smart_and_exact_cuts_match(tmp.path(), &server, "itag18", &rows, &["--ytdlp-arg=-f", "--ytdlp-arg=18"]);
+    for (name, extra) in [("dash", &[][..]), ("itag18", &["--ytdlp-arg=-f", "--ytdlp-arg=18"])] {
+        let parts = smart_and_exact_cuts_match(tmp.path(), &server, name, &rows, extra);
+        // Without B-frames the copy always reaches the clip's last frame.
+        assert!(parts.iter().all(|p| p.2 == 0), "{name}: {parts:?}");
+    }
 }
 
 /// Sources whose frames are reordered (B-frames, as most of YouTube's H.264 has them): the head is encoded
 /// reordering as deep as the source, the copy ends where a group of reordered frames closes at or before the
-/// clip's last frame, and the frames after it are encoded as a tail. Two B-frames with a pyramid (frames
-/// decoded two behind) on fixed 2 s GOPs, and one B-frame on YouTube-like irregular keyframes and 5 s DASH
-/// fragments; on the DASH pair and on itag 18.
+/// clip's last frame, and the frames after it are encoded as a tail. x264's default three B-frames with a
+/// pyramid (frames decoded two behind, in groups of up to four) on fixed 2 s GOPs, and one B-frame on
+/// YouTube-like irregular keyframes and 5 s DASH fragments; on the DASH pair and on itag 18.
 #[test]
 fn smart_cuts_of_sources_with_b_frames_hold_the_exact_cuts_frames() {
     let tmp = tempfile::tempdir().unwrap();
     let base = Profile { duration_secs: VIDEO_SECS, ..Config::for_tests().profile };
-    let pyramid = Profile { bframes: 2, ..base.clone() };
+    let pyramid = Profile { bframes: 3, ..base.clone() };
     let irregular = Profile { bframes: 1, irregular_keyframes: true, dash_fragment_secs: 5.0, ..base };
     let config = config()
         .with_profile("pyramid", pyramid)
@@ -169,8 +187,13 @@ fn smart_cuts_of_sources_with_b_frames_hold_the_exact_cuts_frames() {
         Row::new("irregular one frame", "irregularaa", 26.5, 36.5),
         Row::new("irregular start", "irregularaa", 5.0, 15.0),
     ];
-    smart_and_exact_cuts_match(tmp.path(), &server, "bframes-dash", &rows, &[]);
-    smart_and_exact_cuts_match(tmp.path(), &server, "bframes-itag18", &rows, &["--ytdlp-arg=-f", "--ytdlp-arg=18"]);
+    for (name, extra) in [("bframes-dash", &[][..]), ("bframes-itag18", &["--ytdlp-arg=-f", "--ytdlp-arg=18"])] {
+        let parts = smart_and_exact_cuts_match(tmp.path(), &server, name, &rows, extra);
+        println!("{name}: (encoded before, copied, encoded after) {parts:?}");
+        // Every kind of join was made: no head, a head, a tail, and a copy that reaches the clip's end.
+        assert!(parts.iter().any(|p| p.0 == 0) && parts.iter().any(|p| p.0 > 0), "{name}: {parts:?}");
+        assert!(parts.iter().any(|p| p.2 == 0) && parts.iter().any(|p| p.2 > 0), "{name}: {parts:?}");
+    }
 }
 
 #[test]

@@ -349,7 +349,11 @@ impl Engine {
         let planned = layout.and_then(|layout| smartcut::plan(&layout, start, duration, &self.encode));
         let why = match planned {
             Ok(plan) => match self.ffmpeg.smart_cut(window, &plan, duration, &self.encode, work, out, stop).await {
-                Ok(()) => return (Ok(()), "smart".into()),
+                Ok(()) => {
+                    let (head, copied, tail) = (plan.head_frames, plan.copied_frames, plan.tail_frames);
+                    tracing::info!("smart cut: {head} frames encoded, {copied} copied, {tail} encoded after them");
+                    return (Ok(()), "smart".into());
+                }
                 Err(f) => format!("smart cut failed: {}", f.message),
             },
             Err(why) => why,
