@@ -57,11 +57,12 @@ fn first_gap_meant(row: &Row) -> f64 {
 }
 
 /// Where, in seconds from its first decoded sample, the clip's sound track has its first silent gap after
-/// `row.start`'s next whole second: the same in two clips that start on the same sample.
+/// `row.start`'s next whole second (searched near where it is meant to be): the same in two clips that start
+/// on the same sample.
 fn first_gap(path: &Path, row: &Row) -> f64 {
     let samples = tone::decode(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    let boundary = row.start.floor() + 1.0 - row.start;
-    samples.gap_middle(boundary).unwrap_or_else(|| panic!("{}: no gap near {boundary}", path.display()))
+    let near = first_gap_meant(row);
+    samples.gap_middle(near).unwrap_or_else(|| panic!("{}: no gap near {near}", path.display()))
 }
 
 /// Downloads `rows` with `--trim exact` and with `--trim smart` (and `extra`) and checks that every clip was
@@ -174,11 +175,13 @@ fn smart_cuts_of_sources_with_b_frames_hold_the_exact_cuts_frames() {
     let server = server(config);
     let rows = [
         // Keyframes every 2 s: a head of 25 frames; on a keyframe; a head of one frame and one of two, too
-        // short to reorder two deep, so the copy starts at the keyframe after; the video's end.
+        // short to reorder two deep, so the copy starts at the keyframe after; of three, the shortest that
+        // can; the video's end.
         Row::new("pyramid fractional", "pyramidaaaa", 12.3, 22.3),
         Row::new("pyramid on a keyframe", "pyramidaaaa", 20.0, 30.0),
         Row::new("pyramid one frame before", "pyramidaaaa", 21.9, 31.9),
         Row::new("pyramid two frames before", "pyramidaaaa", 17.85, 27.85),
+        Row::new("pyramid three frames before", "pyramidaaaa", 21.75, 31.75),
         Row::new("pyramid end", "pyramidaaaa", 50.0, 60.0),
         // Forced keyframes at 5.9, 13.8, 17.0, 26.6, 27.2, 32.7 s and x264's scene cuts: a head of 22 frames;
         // of 3 (27.0 s, the keyframe at 27.2); of 1 (26.5 s), too short for one B-frame.
