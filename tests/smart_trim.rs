@@ -44,7 +44,7 @@ fn audio_stream(path: &Path) -> (f64, u32) {
 
 /// How far a smart cut's sound may start from its first frame's time: the window's Matroska timestamps are
 /// rounded to the millisecond, the clip's first frame's and the copied audio packet's (measured: within
-/// 0.5 ms on the plain source, 0.09-0.79 ms on the B-frame sources). The exact cut's is let be 2.5 ms off:
+/// 0.5 ms on the plain source, 0.09-0.81 ms on the B-frame sources). The exact cut's is let be 2.5 ms off:
 /// its AAC encode starts 1-2 ms late on these windows (measured 0.95-1.7 ms), which this test records but
 /// does not set out to check.
 const GAP_TOLERANCE_S: [f64; 2] = [0.0025, 0.001];

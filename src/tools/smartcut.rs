@@ -126,6 +126,17 @@ const MAX_REORDER: i64 = 2;
 /// adds it back, or it would land on the keyframe before the one it asks for.
 const REORDER_SEEK_AHEAD: f64 = 3.0 / 23.0;
 
+/// How far past its keyframe the copy's seek asks, for a source reordering `reorder` frames deep: nothing
+/// without reordering, else [`REORDER_SEEK_AHEAD`] (and the slack of a millisecond timestamp) so that the
+/// seek lands on the keyframe itself.
+fn copy_seek_ahead(reorder: i64) -> f64 {
+    if reorder > 0 {
+        REORDER_SEEK_AHEAD + SLACK
+    } else {
+        0.0
+    }
+}
+
 /// Plans a smart cut of `[start, start + duration)` (both a millisecond before a frame, from `cut_points`),
 /// or says why the window cannot be smart-cut.
 pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Result<Plan, String> {
@@ -180,7 +191,7 @@ pub fn plan(layout: &Layout, start: f64, duration: f64, encode: &Encode) -> Resu
     // reorder as deeply as the source (x264 delays the decode times of fewer frames less): then at the next.
     // With reordering the copy's seek asks for a time past its keyframe (REORDER_SEEK_AHEAD), so no other
     // keyframe may lie that close after it: an ffmpeg that sought where it is asked would land there.
-    let ahead = if reorder > 0 { REORDER_SEEK_AHEAD + SLACK } else { 0.0 };
+    let ahead = copy_seek_ahead(reorder);
     let lone = |t: f64| !frames.iter().any(|(u, key)| *key && *u > t && *u <= t + ahead);
     let keys = frames.iter().enumerate().filter(|(_, (t, key))| *key && *t >= first && *t <= last && lone(*t));
     let (at, head_frames) = keys
@@ -293,8 +304,7 @@ impl Ffmpeg {
         let head_input = (plan.head_frames > 0).then(|| open(&mut cmd, plan.first - SLACK, true));
         // A seek into a reordered stream lands that much earlier (REORDER_SEEK_AHEAD); the copy must start on
         // its keyframe, and `plan` saw that no other keyframe follows it so closely.
-        let ahead = if plan.reorder > 0 { REORDER_SEEK_AHEAD + SLACK } else { 0.0 };
-        let body_input = open(&mut cmd, plan.keyframe + ahead, false);
+        let body_input = open(&mut cmd, plan.keyframe + copy_seek_ahead(plan.reorder), false);
         let tail_input = (plan.tail_frames > 0).then(|| open(&mut cmd, plan.tail_first - SLACK, true));
         let head = work.join("head.ts");
         if let Some(input) = head_input {
