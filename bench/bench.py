@@ -46,8 +46,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     c.add_argument("--bandwidth", type=int, default=20_000_000, help="test source cap, bytes/s (default 20 MB/s)")
     c.add_argument("--profiles", default="short,long", help="comma-separated: short, long, short-bf (default: short,long)")
     c.add_argument("--approaches", default="a,a18,b,c",
-                   help="a = kinetics-dl (default format choice: DASH video + audio), a18 = kinetics-dl on the "
-                        "progressive itag 18, a1 = kinetics-dl --request-size 1MiB, as / as18 = a / a18 with --trim smart, "
+                   help="a = kinetics-dl --trim exact (default format choice: DASH video + audio), a18 = the same "
+                        "on the progressive itag 18, a1 = a with --request-size 1MiB, as / as18 = a / a18 with "
+                        "--trim smart (the default trim), ad = no --trim (each build's default), "
                         "b = seed whole video, "
                         "c = naive --download-sections (default a,a18,b,c)")
     c.add_argument("--baseline-bin-dir", type=Path,

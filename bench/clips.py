@@ -31,23 +31,29 @@ PROFILES = {
 # YouTube's behaviour: open-ended ranges with more than ~10 MB left trickle at ~32 KiB/s.
 OPEN_RANGE_THROTTLE = {"enabled": True, "threshold": 10_000_000, "rate": 32768}
 APPROACHES = {
-    "a": "kinetics-dl (DASH video + audio, the default choice)",
-    "a18": "kinetics-dl on itag 18 (progressive)",
+    "a": "kinetics-dl --trim exact (DASH video + audio, the default format choice)",
+    "a18": "kinetics-dl --trim exact on itag 18 (progressive)",
     # Not in the default set: how a smaller cap on the relay's pieces changes what is read ahead.
-    "a1": "kinetics-dl --request-size 1MiB",
-    # Not in the default set: --trim smart beside the exact cut (run with a,as,a18,as18 to compare CPU/clip).
-    "as": "kinetics-dl --trim smart (DASH)",
+    "a1": "kinetics-dl --trim exact --request-size 1MiB",
+    # Not in the default set: --trim smart (the default trim) beside the exact cut (run with a,as,a18,as18 to
+    # compare CPU/clip).
+    "as": "kinetics-dl --trim smart (DASH; the default)",
     "as18": "kinetics-dl --trim smart on itag 18",
+    # Not in the default set: no --trim at all, each build's default (exact before issue 10, smart since).
+    "ad": "kinetics-dl with its default trim (DASH)",
     # Not in the default set: extraction by one yt-dlp command line a clip (the path before API workers).
-    "acli": "kinetics-dl --ytdlp-mode cli",
+    "acli": "kinetics-dl --trim exact --ytdlp-mode cli",
     "b": "seed: whole video + ffmpeg",
     "c": "naive --download-sections",
 }
-KDL = ("a", "a18", "a1", "as", "as18", "acli")
-# What each kinetics-dl approach adds to its command line.
-KDL_ARGS = {"a": [], "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18"], "a1": ["--request-size", "1048576"],
+KDL = ("a", "a18", "a1", "as", "as18", "ad", "acli")
+# What each kinetics-dl approach adds to its command line. The trim is always named: the default was
+# `exact` before issue 10 and is `smart` since, and the a* approaches measure the exact cut in every build.
+EXACT = ["--trim", "exact"]
+KDL_ARGS = {"a": EXACT, "a18": ["--ytdlp-arg=-f", "--ytdlp-arg=18", *EXACT],
+            "a1": ["--request-size", "1048576", *EXACT],
             "as": ["--trim", "smart"], "as18": ["--ytdlp-arg=-f", "--ytdlp-arg=18", "--trim", "smart"],
-            "acli": ["--ytdlp-mode", "cli"]}
+            "ad": [], "acli": ["--ytdlp-mode", "cli", *EXACT]}
 
 
 def baseline(approach: str) -> str:
@@ -295,7 +301,7 @@ HEADERS: dict[tuple[str, str], int] = {}
 
 def layout(approach: str) -> str:
     """Which files an approach reads: the default choice takes the DASH pair, the others itag 18."""
-    return "dash" if kind(approach) in ("a", "a1", "as", "acli") else "progressive"
+    return "dash" if kind(approach) in ("a", "a1", "as", "ad", "acli") else "progressive"
 
 
 def report(results: list[Result], args, load: tuple[str, str]) -> str:

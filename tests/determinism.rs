@@ -53,23 +53,30 @@ fn same_source_and_settings_give_byte_identical_clips() {
          abseiling,0wR5jVB-WPk,25,35,validate\n",
     )
     .unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
-    // The default path: the watch page and the default format choice (the DASH pair).
+    let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|n| dir.path().join(n));
+    // The default path: the watch page and the default format choice (the DASH pair), and the default trim
+    // (smart); then the exact cut, which encodes every frame.
     let template = server.watch_url_template();
     // Different parallelism must not matter; a different setting must.
     download(&a, &ann, &template, "3", &[]);
     download(&b, &ann, &template, "1", &[]);
     download(&c, &ann, &template, "2", &["--short-side", "90"]);
+    download(&d, &ann, &template, "3", &["--trim", "exact"]);
+    download(&e, &ann, &template, "1", &["--trim", "exact"]);
 
-    let (ca, cb, cc) = (sha_of_clips(&a), sha_of_clips(&b), sha_of_clips(&c));
-    assert_eq!((ca.len(), cb.len(), cc.len()), (3, 3, 3), "every run made every clip");
-    for ((pa, ba), (pb, bb)) in ca.iter().zip(&cb) {
-        assert_eq!(pa, pb);
-        assert!(ba == bb, "{pa} differs between two identical runs ({} vs {} bytes)", ba.len(), bb.len());
+    let [ca, cb, cc, cd, ce] = [&a, &b, &c, &d, &e].map(|o| sha_of_clips(o));
+    assert_eq!([ca.len(), cb.len(), cc.len(), cd.len(), ce.len()], [3; 5], "every run made every clip");
+    for (what, x, y) in [("the default trim", &ca, &cb), ("--trim exact", &cd, &ce)] {
+        for ((px, bx), (py, by)) in x.iter().zip(y) {
+            assert_eq!(px, py);
+            assert!(bx == by, "{what}: {px} differs between two identical runs ({} vs {} bytes)", bx.len(), by.len());
+        }
     }
-    for ((pa, ba), (pc, bc)) in ca.iter().zip(&cc) {
-        assert_eq!(pa, pc);
-        assert!(ba != bc, "{pa}: --short-side 90 produced the same bytes");
+    for (what, other) in [("--short-side 90", &cc), ("--trim exact", &cd)] {
+        for ((pa, ba), (po, bo)) in ca.iter().zip(other) {
+            assert_eq!(pa, po);
+            assert!(ba != bo, "{pa}: {what} produced the same bytes as the default");
+        }
     }
 
     let diff = |x: &Path, y: &Path| Command::new(BIN).arg("diff").arg(x).arg(y).arg("--json").output().unwrap();

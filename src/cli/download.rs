@@ -51,8 +51,8 @@ impl DownloadArgs {
             url_template: a.url_template.clone(),
             max_height: a.max_height,
             encode: Encode {
-                copy: a.trim == Trim::Copy,
-                smart: a.trim == Trim::Smart,
+                copy: a.trim() == Trim::Copy,
+                smart: a.trim() == Trim::Smart,
                 max_short_side: None,
                 audio_only: a.audio_out(),
                 ..a.target_encode()
@@ -186,7 +186,7 @@ impl DownloadArgs {
         if self.short_side == Some(0) {
             bail!("--short-side must be at least 1");
         }
-        if self.trim == Trim::Copy && (self.short_side.is_some() || self.fps.is_some()) {
+        if self.trim == Some(Trim::Copy) && (self.short_side.is_some() || self.fps.is_some()) {
             bail!("--short-side and --fps need a re-encode: drop them or use --trim exact");
         }
         Ok(())
@@ -207,7 +207,11 @@ impl DownloadArgs {
         }
         // (option, given, why it cannot go with audio clips)
         let video_only = [
-            ("--trim copy/smart", self.trim != Trim::Exact, "audio clips are always cut to the sample"),
+            (
+                "--trim copy/smart",
+                self.trim.is_some_and(|t| t != Trim::Exact),
+                "audio clips are always cut to the sample",
+            ),
             ("--short-side", self.short_side.is_some(), "it shapes video"),
             ("--fps", self.fps.is_some(), "it shapes video"),
             ("--no-audio", self.no_audio, "the audio is all an audio clip has"),
@@ -224,6 +228,17 @@ impl DownloadArgs {
             bail!("--channels must be between 1 and 8, got {n}");
         }
         Ok(())
+    }
+
+    /// The trim that cuts the clips: the one asked for; by default `smart` (frame-accurate, encoding only
+    /// what it must), and `exact` where every frame is encoded anyway (`--short-side`, `--fps`) or there is
+    /// no video (`--audio-only`, which cuts to the sample its own way).
+    pub fn trim(&self) -> Trim {
+        match self.trim {
+            Some(t) => t,
+            None if self.short_side.is_some() || self.fps.is_some() || self.audio_only => Trim::Exact,
+            None => Trim::Smart,
+        }
     }
 
     /// The audio-only target, when asked for.

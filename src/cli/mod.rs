@@ -100,10 +100,10 @@ impl From<YtdlpModeArg> for crate::config::YtdlpMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Trim {
-    /// Frame-accurate: the frames whose time is in [time_start, time_end); one re-encode to H.264 + AAC.
-    #[default]
+    /// Frame-accurate: the frames whose time is in [time_start, time_end); one re-encode of the whole clip
+    /// to H.264 + stereo AAC, the same for every clip.
     Exact,
     /// Keyframe cut by stream copy: fast, but may start early and show frozen frames.
     Copy,
@@ -288,9 +288,10 @@ pub struct DownloadArgs {
     /// pair is missing; `--ytdlp-arg=-f --ytdlp-arg=18` forces itag 18.
     #[arg(long, value_name = "PIXELS", default_value_t = 360)]
     pub max_height: u32,
-    /// Frame-accurate re-encode or fast keyframe copy.
-    #[arg(long, value_enum, default_value_t = Trim::Exact)]
-    pub trim: Trim,
+    /// How a clip is cut out of its window [default: smart; exact with --short-side or --fps, which
+    /// re-encode every frame anyway].
+    #[arg(long, value_enum)]
+    pub trim: Option<Trim>,
     /// Scale so the shorter side is N pixels, in the same encode.
     #[arg(long, value_name = "N")]
     pub short_side: Option<u32>,
@@ -681,6 +682,28 @@ mod tests {
         for c in ClassDirsArg::value_variants() {
             let domain = serde_json::to_value(ClassDirs::from(*c)).unwrap();
             assert_eq!(c.to_possible_value().unwrap().get_name(), domain.as_str().unwrap());
+        }
+    }
+
+    /// `--trim` left out is `smart`, except where every frame is encoded anyway or there is no video; a
+    /// trim asked for is the trim used.
+    #[test]
+    fn the_default_trim_is_smart_unless_every_frame_is_encoded() {
+        let cases: [(&[&str], Trim); 9] = [
+            (&[], Trim::Smart),
+            (&["--no-audio"], Trim::Smart),
+            (&["--short-side", "128"], Trim::Exact),
+            (&["--fps", "10"], Trim::Exact),
+            (&["--audio-only"], Trim::Exact),
+            (&["--trim", "exact"], Trim::Exact),
+            (&["--trim", "copy"], Trim::Copy),
+            (&["--trim", "smart"], Trim::Smart),
+            (&["--trim", "smart", "--short-side", "128"], Trim::Smart),
+        ];
+        for (extra, want) in cases {
+            let args = ["kinetics-dl", "download", "--out", "o", "--annotations", "a.csv"].iter().chain(extra);
+            let Command::Download(d) = Cli::parse_from(args).command else { panic!() };
+            assert_eq!(d.trim(), want, "{extra:?}");
         }
     }
 
