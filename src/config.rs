@@ -62,6 +62,9 @@ pub struct Config {
     pub url_template: String,
     pub max_height: u32,
     pub encode: Encode,
+    /// `--trim` was given. Without it a rerun goes on with the trim its folder's last run used (see
+    /// `download::keep_the_folders_trim`), where the default would otherwise be `smart`.
+    pub trim_given: bool,
     /// `None`: permanent failures stay failed. `Some(empty)`: retry all. Otherwise only these.
     pub retry_failed: Option<Vec<Category>>,
     pub retry: RetryPolicy,

@@ -816,6 +816,57 @@ fn trim_copy_and_torchvision_class_folders() {
     assert!(o.stderr.contains("--trim exact"), "{}", o.stderr);
 }
 
+/// The journal's `trim` of each done clip, by YouTube id.
+fn trims_by_id(out: &Path) -> BTreeMap<String, String> {
+    let conn = open_journal(out).unwrap();
+    let mut stmt = conn.prepare("SELECT youtube_id, COALESCE(trim, '') FROM clips WHERE state = 'done'").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+/// Without `--trim` the clips are smart-cut; a folder whose last run cut another way goes on that way (a
+/// folder begun before smart became the default keeps the exact cut), and says so; `--trim` changes it.
+#[test]
+fn a_rerun_without_trim_goes_on_with_the_folders_trim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server(config());
+    let rows = [
+        Row::new("cat a", "foldtrimaa1", 3.0, 13.0),
+        Row::new("cat a", "foldtrimaa2", 5.5, 15.5),
+        Row::new("cat a", "foldtrimaa3", 7.0, 17.0),
+        Row::new("cat a", "foldtrimaa4", 9.5, 19.5),
+    ];
+    let csv = tmp.path().join("a.csv");
+    let note = "cutting with --trim exact, as this folder's last run did";
+    // (rows so far, extra arguments, the trim the new row's clip gets, whether the note is printed)
+    let steps: [(usize, &[&str], &str, bool); 4] = [
+        (1, &["--trim", "exact"], "exact", false),
+        (2, &[], "exact", true),
+        (3, &["--trim", "smart"], "smart", false),
+        (4, &[], "smart", false),
+    ];
+    let out = tmp.path().join("out");
+    for (n, extra, want, noted) in steps {
+        write_csv(&csv, &rows[..n]);
+        let mut args = download_args(&server, &out, &[&csv]);
+        args.extend(extra.iter().map(OsString::from));
+        let o = run(&args);
+        o.expect_code(0);
+        assert_eq!(o.stderr.contains(note), noted, "step {n}: {}", o.stderr);
+        let trims = trims_by_id(&out);
+        assert_eq!(trims.len(), n, "step {n}: {trims:?}");
+        assert_eq!(trims[&rows[n - 1].id], want, "step {n}: {trims:?}");
+        // The clips done before keep the trim they were made with.
+        assert_eq!(trims[&rows[0].id], "exact");
+    }
+    // A new folder without --trim: smart.
+    let fresh = tmp.path().join("fresh");
+    write_csv(&csv, &rows[..1]);
+    run(&download_args(&server, &fresh, &[&csv])).expect_code(0);
+    assert_eq!(trims_by_id(&fresh)[&rows[0].id], "smart");
+    assert_clip(&fresh, &rows[0]);
+}
+
 /// Html ids fail at once and for good (`unsupported_url`), so filter tests need no encode.
 fn html_server(ids: &[&str]) -> TestServer {
     server(ids.iter().fold(config(), |c, id| c.with_behaviour(id, Behaviour::Html)))

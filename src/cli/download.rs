@@ -57,6 +57,7 @@ impl DownloadArgs {
                 audio_only: a.audio_out(),
                 ..a.target_encode()
             },
+            trim_given: a.trim.is_some(),
             retry_failed,
             retry,
             request_size: a.request_size,

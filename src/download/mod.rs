@@ -124,6 +124,7 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
         }
     };
     journal.pin_shard(cfg.shard.map(|s| s.to_string()).as_deref()).or_usage()?;
+    let cfg = keep_the_folders_trim(cfg, &journal)?;
     // A fleet worker's journal holds the clips it claims, added one by one: the plan is the fleet's.
     let synced = match &plan {
         Some(plan) if db.is_none() => journal.sync(&plan.jobs)?,
@@ -355,6 +356,28 @@ async fn resolve_inputs(cfg: &Config) -> anyhow::Result<(Vec<PathBuf>, crate::an
         }
     };
     Ok((paths, filters))
+}
+
+/// A rerun without `--trim` goes on the way its folder's clips were made: with the trim of the journal's last
+/// run, where the default (`smart`) would otherwise apply. A folder begun before `smart` became the default
+/// (issue 10) keeps the exact cut, and one made with `--trim copy` the keyframe copy, instead of mixing trims
+/// (which `merge` would refuse, and a fleet's pinned settings too). Where the default is `exact` anyway
+/// (`--short-side`, `--fps`, `--audio-only`), `--trim` was given, or in a fleet, nothing changes.
+fn keep_the_folders_trim(mut cfg: Config, journal: &Journal) -> anyhow::Result<Config> {
+    // A fleet's settings, the trim among them, are pinned in its database by its first run.
+    if cfg.trim_given || !cfg.encode.smart || cfg.fleet.is_some() {
+        return Ok(cfg);
+    }
+    let (copy, smart) = match journal.last_trim()?.as_deref() {
+        Some("exact") => (false, false),
+        Some("copy") => (true, false),
+        _ => return Ok(cfg),
+    };
+    (cfg.encode.copy, cfg.encode.smart) = (copy, smart);
+    let trim = cfg.encode.trim_name();
+    // A warning, so that it shows without -v and in a log: the default is not what this run does.
+    tracing::warn!("cutting with --trim {trim}, as this folder's last run did (give --trim to change it)");
+    Ok(cfg)
 }
 
 /// sha256 over everything that shapes the plan: this build, the filters, the class folder naming, the

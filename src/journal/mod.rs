@@ -730,6 +730,13 @@ impl Journal {
         }))
     }
 
+    /// The trim (`exact`, `copy`, `smart`) the most recent run that recorded one cut its clips with.
+    pub fn last_trim(&self) -> anyhow::Result<Option<String>> {
+        let sql = "SELECT json_extract(settings, '$.trim') FROM runs \
+                   WHERE json_valid(settings) AND json_extract(settings, '$.trim') IS NOT NULL ORDER BY id DESC LIMIT 1";
+        Ok(self.conn.query_row(sql, [], |r| r.get::<_, String>(0)).optional()?)
+    }
+
     /// A throttle signal: `cooloff` is the cool-off it started (`None` when the breaker was already open, or
     /// with `--no-breaker`), `wasted` the job's requests that were answered with a throttle signal.
     pub fn record_throttle(
