@@ -20,9 +20,15 @@ use kinetics_dl::tools::smartcut::{plan, Layout};
 /// A 12 s source encoded by x264 at `rate` with `video` options and AAC audio, and its window from 3.3 s to
 /// 10.4 s written as `fetch_window` writes it.
 fn window(dir: &Path, name: &str, rate: &str, video: &[&str]) -> PathBuf {
+    window_with_audio_at(dir, name, rate, video, 44100)
+}
+
+/// [`window`] with its AAC at `hz`.
+fn window_with_audio_at(dir: &Path, name: &str, rate: &str, video: &[&str], hz: u32) -> PathBuf {
     let source = dir.join(format!("{name}.mp4"));
     let src = format!("testsrc=size=160x96:rate={rate}");
-    let mut args = vec!["-f", "lavfi", "-i", &src, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"];
+    let sine = format!("sine=frequency=440:sample_rate={hz}");
+    let mut args = vec!["-f", "lavfi", "-i", &src, "-f", "lavfi", "-i", &sine];
     args.extend(["-t", "12", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast"]);
     args.extend(["-x264-params", "keyint=48:min-keyint=48:scenecut=0"]);
     args.extend(video);
@@ -59,6 +65,9 @@ fn assert_same(name: &str, ours: &Layout, theirs: &Layout) {
             };
             assert_eq!(fields(a), fields(b), "{name}: the video stream's fields");
             assert_eq!(a.avg_frame_rate, b.avg_frame_rate, "{name}: avg_frame_rate");
+        } else {
+            // The profile decides whether the smart cut copies the sound (AAC-LC) or encodes it.
+            assert_eq!(a.profile, b.profile, "{name}: the audio's profile");
         }
     }
     let packets = |l: &Layout| -> Vec<(i64, String, bool)> {
@@ -162,6 +171,20 @@ async fn the_reader_declines_what_it_cannot_vouch_for() {
     assert!(why.contains("BlockGroup"), "{why}");
     let probed = Ffmpeg::default().probe(&opus, &mut stop).await.unwrap();
     assert_eq!(mkv::read(&opus, false).unwrap().fps(), probed.fps);
+    // AAC-LC at 22050 Hz: the reader cannot tell it from HE-AAC signalled in the bitstream alone, so it states
+    // no profile and the smart cut encodes the sound; ffprobe, which decodes, says LC. The video is read and
+    // planned the same way.
+    let low = window_with_audio_at(dir, "low-rate-aac", "30", &["-profile:v", "high", "-bf", "0"], 22050);
+    let (ours, theirs) = (mkv::read(&low, true).unwrap(), ffprobe_layout(&low).await);
+    let profile = |l: &Layout| l.stream("audio").and_then(|a| a.profile.clone());
+    assert_eq!((profile(&ours), profile(&theirs)), (None, Some("LC".to_string())));
+    let (start, duration) = cut_points(&frames_in_window(4.0, 9.0, 30.0).unwrap(), 30.0);
+    let (p_ours, p_theirs) = (
+        plan(&ours, start, duration, &Encode::default()).unwrap(),
+        plan(&theirs, start, duration, &Encode::default()).unwrap(),
+    );
+    assert_eq!((p_ours.copy_audio, p_theirs.copy_audio), (false, true));
+    assert_eq!((p_ours.head_frames, p_ours.copied_frames), (p_theirs.head_frames, p_theirs.copied_frames));
     // A truncated window: declined, never a layout with packets missing.
     let cut = dir.join("cut.mkv");
     let high = window(dir, "high", "30", &["-profile:v", "high", "-bf", "0"]);

@@ -148,6 +148,13 @@ fn streams(tracks: &[Track], for_plan: bool) -> Result<Vec<StreamInfo>, String> 
             }
             2 => {
                 s.codec_type = Some("audio".into());
+                if t.codec.starts_with("A_AAC") {
+                    // Only a profile the config states for sure: LC at 32 kHz or more. LC at a lower rate may
+                    // carry SBR signalled in the bitstream alone (HE-AAC), which only a decoder sees.
+                    s.profile = aac_config(&t.private)
+                        .filter(|c| c.profile != "LC" || c.sample_rate >= 32_000)
+                        .map(|c| c.profile.into());
+                }
                 s.codec_name = Some(match t.codec.as_str() {
                     c if c.starts_with("A_AAC") => "aac".into(),
                     "A_OPUS" => "opus".into(),
@@ -525,6 +532,75 @@ impl Sps {
     }
 }
 
+/// What an AAC AudioSpecificConfig (ISO/IEC 14496-3, 1.6.2.1: Matroska's CodecPrivate for `A_AAC`, the MP4
+/// `esds`'s DecoderSpecificInfo) states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AacConfig {
+    /// ffprobe's name for the profile: `LC`, `HE-AAC` (SBR), `HE-AACv2` (SBR and PS), `Main`, `SSR`, `LTP`,
+    /// `LD`, `ELD`.
+    pub profile: &'static str,
+    /// The core coder's sampling rate (half the output rate with SBR).
+    pub sample_rate: u32,
+}
+
+/// Reads an AudioSpecificConfig: SBR and PS signalled explicitly, hierarchically (object type 5 or 29) or
+/// backward-compatibly (LC with a sync extension, as ffmpeg's encoder writes one saying "no SBR"). `None`
+/// for a config it cannot read.
+pub fn aac_config(asc: &[u8]) -> Option<AacConfig> {
+    const RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+    let mut r = Bits { data: asc, pos: 0 };
+    let object_type = |r: &mut Bits| -> Option<u64> {
+        let t = r.bits(5).ok()?;
+        if t == 31 {
+            return Some(32 + r.bits(6).ok()?);
+        }
+        Some(t)
+    };
+    let rate = |r: &mut Bits| -> Option<u32> {
+        match r.bits(4).ok()? {
+            15 => Some(r.bits(24).ok()? as u32),
+            i => RATES.get(i as usize).copied(),
+        }
+    };
+    let aot = object_type(&mut r)?;
+    let sample_rate = rate(&mut r)?;
+    r.bits(4).ok()?; // channelConfiguration
+    let profile = match aot {
+        5 => "HE-AAC",
+        29 => "HE-AACv2",
+        1 => "Main",
+        3 => "SSR",
+        4 => "LTP",
+        23 => "LD",
+        39 => "ELD",
+        2 => {
+            // GASpecificConfig: frameLengthFlag, dependsOnCoreCoder (then a 14-bit delay), extensionFlag.
+            r.bits(1).ok()?;
+            if r.bits(1).ok()? == 1 {
+                r.bits(14).ok()?;
+            }
+            r.bits(1).ok()?;
+            let mut profile = "LC";
+            // A backward-compatible extension: syncExtensionType 0x2b7, object type 5, sbrPresentFlag; then,
+            // with SBR, its rate and possibly 0x548 with psPresentFlag.
+            if asc.len() * 8 >= r.pos + 16
+                && r.bits(11).ok()? == 0x2b7
+                && object_type(&mut r)? == 5
+                && r.bits(1).ok()? == 1
+            {
+                profile = "HE-AAC";
+                rate(&mut r)?;
+                if asc.len() * 8 >= r.pos + 12 && r.bits(11).ok()? == 0x548 && r.bits(1).ok()? == 1 {
+                    profile = "HE-AACv2";
+                }
+            }
+            profile
+        }
+        _ => return None,
+    };
+    Some(AacConfig { profile, sample_rate })
+}
+
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
@@ -609,6 +685,29 @@ mod tests {
         }
         assert_eq!(reduce(6, 4, 30000), (3, 2));
         assert_eq!(reduce(-6, 4, 30000), (-3, 2));
+    }
+
+    /// AudioSpecificConfigs: ffmpeg 5.1's AAC encoder's (read from the test source's window with `ffprobe
+    /// -show_data`: LC, a sync extension saying no SBR), the plain two-byte LC config of MP4 muxers, and the
+    /// HE-AAC configs of the standard's signalling examples (explicit hierarchical, backward compatible, and
+    /// with PS), whose profiles are ffprobe's names.
+    #[test]
+    fn reads_aac_audio_specific_configs() {
+        type Said = Option<(&'static str, u32)>;
+        let table: [(&[u8], Said); 9] = [
+            (&[0x12, 0x08, 0x56, 0xe5, 0x00], Some(("LC", 44100))),
+            (&[0x12, 0x10], Some(("LC", 44100))),
+            (&[0x11, 0x90], Some(("LC", 48000))),
+            (&[0x13, 0x90], Some(("LC", 22050))),
+            (&[0x2b, 0x92, 0x08, 0x00], Some(("HE-AAC", 22050))),
+            (&[0x13, 0x90, 0x56, 0xe5, 0xa0], Some(("HE-AAC", 22050))),
+            (&[0x13, 0x90, 0x56, 0xe5, 0xa5, 0x48, 0x80], Some(("HE-AACv2", 22050))),
+            (&[0x0a, 0x10], Some(("Main", 44100))),
+            (&[0x12], None),
+        ];
+        for (asc, want) in table {
+            assert_eq!(aac_config(asc).map(|c| (c.profile, c.sample_rate)), want, "{asc:02x?}");
+        }
     }
 
     /// Real SPSs, written by x264 through ffmpeg 5.1 (`-f lavfi -i testsrc=size=640x360 -pix_fmt yuv420p -c:v
