@@ -676,7 +676,9 @@ fn done_in_fleet(url: &str, schema: &pg::Schema) -> usize {
     psql_while_starting(url, &sql).parse::<usize>().unwrap_or(0)
 }
 
-/// One seeding worker on `rows` (slow media, so clips finish one after another) that reaches the fleet's
+/// One seeding worker on `rows` (slow media, each row slower than the one before, so that no two clips
+/// finish together: the clip beside the first one is still running when the database is cut, even when a
+/// clip's cut takes a fraction of a second, as the smart cut's does) that reaches the fleet's
 /// database at `db`, caught at the moment the tests below need: it has recorded a clip in the fleet
 /// (`url`), then `cut` took the database from it, and it has since finished a clip into its local journal
 /// that the fleet cannot hear of. `extra` comes last on its command line.
@@ -697,8 +699,9 @@ fn a_worker_cut_off_after_a_clip(
     extra: &[&str],
     cut: impl FnOnce(),
 ) -> CutOff {
-    let server =
-        server(rows.iter().fold(config(), |c, r| c.with_behaviour(&r.id, Behaviour::Slow { bytes_per_sec: 250_000 })));
+    // 300, 200, 150, 120, 100, 86 KB/s: about 4, 6, 8, 10, 12, 14 s a window, 2 s apart.
+    let slow = |i: usize| Behaviour::Slow { bytes_per_sec: 600_000 / (2 + i as u64) };
+    let server = server(rows.iter().enumerate().fold(config(), |c, (i, r)| c.with_behaviour(&r.id, slow(i))));
     let tmp = tempfile::tempdir().unwrap();
     let csv = tmp.path().join("rows.csv");
     write_csv(&csv, rows);
