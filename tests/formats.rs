@@ -174,7 +174,11 @@ fn dash_refused_past_its_first_bytes_on_one_egress_falls_back_to_itag_18_there_o
     let out = tmp.path().join("out");
     let mut args = download_args(&server, &out, &[&csv]);
     set_jobs(&mut args, JOBS);
-    args.extend(os(["--source-address", "127.0.0.2", "--source-address", REFUSED]));
+    // The exact cut: its encode (about 2 s a clip, the same through either egress) keeps the two egresses'
+    // clips in step, so the refusing one serves clips after its refusal. With the smart cut's 0.3 s, the
+    // other egress can run through nearly every row while the refusing one's first clip falls back to
+    // itag 18, and there is no later clip to show that it skips DASH.
+    args.extend(os(["--source-address", "127.0.0.2", "--source-address", REFUSED, "--trim", "exact"]));
     run(&args).expect_code(0);
 
     let log = server.wait_idle(std::time::Duration::from_secs(30)).expect("the server goes idle").log;
