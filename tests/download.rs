@@ -818,10 +818,8 @@ fn trim_copy_and_torchvision_class_folders() {
 
 /// The journal's `trim` of each done clip, by YouTube id.
 fn trims_by_id(out: &Path) -> BTreeMap<String, String> {
-    let conn = open_journal(out).unwrap();
-    let mut stmt = conn.prepare("SELECT youtube_id, COALESCE(trim, '') FROM clips WHERE state = 'done'").unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    rows.map(Result::unwrap).collect()
+    let done = journal_clips(out).into_iter().filter(|c| c.state == "done");
+    done.map(|c| (c.youtube_id, c.trim.unwrap_or_default())).collect()
 }
 
 /// Without `--trim` the clips are smart-cut; a folder whose last run cut another way goes on that way (a

@@ -24,10 +24,8 @@ fn with_template(mut args: Vec<OsString>, template: &str) -> Vec<OsString> {
 
 /// The `trim` the journal recorded for each done clip, by its path in the output folder.
 fn trims(out: &Path) -> std::collections::BTreeMap<String, String> {
-    let conn = open_journal(out).expect("the journal opens");
-    let mut stmt = conn.prepare("SELECT rel_path, COALESCE(trim, '') FROM clips WHERE state = 'done'").unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    rows.collect::<Result<_, _>>().unwrap()
+    let done = journal_clips(out).into_iter().filter(|c| c.state == "done");
+    done.map(|c| (c.rel_path, c.trim.unwrap_or_default())).collect()
 }
 
 /// The audio stream's duration in seconds and its channels.

@@ -41,6 +41,8 @@ pub struct JournalClip {
     pub source: Option<String>,
     pub bytes_fetched: Option<i64>,
     pub size_bytes: Option<i64>,
+    /// Which trim made a done clip (`exact`, `copy`, `smart`, `exact (why not smart)`).
+    pub trim: Option<String>,
 }
 
 /// The journal, read-only, waiting for a running kinetics-dl's writes instead of failing on a lock.
@@ -54,7 +56,7 @@ fn try_journal_clips(out: &Path) -> rusqlite::Result<Vec<JournalClip>> {
     let conn = open_journal(out)?;
     let mut stmt = conn.prepare(
         "SELECT id, youtube_id, start_ms, end_ms, label, split, rel_path, rows, state, category, attempts,
-                whole_video, source, bytes_fetched, size_bytes FROM clips ORDER BY id",
+                whole_video, source, bytes_fetched, size_bytes, trim FROM clips ORDER BY id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(JournalClip {
@@ -73,6 +75,7 @@ fn try_journal_clips(out: &Path) -> rusqlite::Result<Vec<JournalClip>> {
             source: r.get(12)?,
             bytes_fetched: r.get(13)?,
             size_bytes: r.get(14)?,
+            trim: r.get(15)?,
         })
     })?;
     rows.collect()
