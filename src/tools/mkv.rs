@@ -148,19 +148,19 @@ fn streams(tracks: &[Track], for_plan: bool) -> Result<Vec<StreamInfo>, String> 
             }
             2 => {
                 s.codec_type = Some("audio".into());
-                if t.codec.starts_with("A_AAC") {
-                    // Only a profile the config states for sure: LC at 32 kHz or more. LC at a lower rate may
-                    // carry SBR signalled in the bitstream alone (HE-AAC), which only a decoder sees.
-                    s.profile = aac_config(&t.private)
-                        .filter(|c| c.profile != "LC" || c.sample_rate >= 32_000)
-                        .map(|c| c.profile.into());
-                }
                 s.codec_name = Some(match t.codec.as_str() {
                     c if c.starts_with("A_AAC") => "aac".into(),
                     "A_OPUS" => "opus".into(),
                     "A_VORBIS" => "vorbis".into(),
                     c => c.to_ascii_lowercase(),
                 });
+                if s.codec_name.as_deref() == Some("aac") {
+                    // Only a profile the config states for sure: LC at 32 kHz or more. LC at a lower rate may
+                    // carry SBR signalled in the bitstream alone (HE-AAC), which only a decoder sees.
+                    s.profile = aac_config(&t.private)
+                        .filter(|c| c.profile != "LC" || c.sample_rate >= 32_000)
+                        .map(|c| c.profile.into());
+                }
             }
             k => return Err(format!("track type {k}")),
         }
