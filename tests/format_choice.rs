@@ -8,9 +8,21 @@ use std::process::Command;
 use kinetics_dl::tools::ytdlp::YtDlp;
 use serde_json::{json, Value};
 
-/// One format as yt-dlp's YouTube extractor reports it (the fields the sort reads).
+/// One format as yt-dlp's YouTube extractor reports it (the fields the sort reads). Its `quality` is the
+/// extractor's rank of YouTube's `quality`/`audioQuality` name: `tiny` 0, `audio_quality_low` 2 and
+/// `_medium` 3, `small` (240p) 5, `medium` (360p) 6, `large` (480p) 7, `hd720` 8.
 fn format(id: &str, ext: &str, size: Option<(u32, u32)>, vcodec: &str, acodec: &str, kbps: f64) -> Value {
+    let quality = match size.map(|(w, h)| w.min(h)) {
+        None if kbps < 64.0 => 2,
+        None => 3,
+        Some(..=144) => 0,
+        Some(..=240) => 5,
+        Some(..=360) => 6,
+        Some(..=480) => 7,
+        Some(_) => 8,
+    };
     let mut f = json!({
+        "quality": quality,
         "format_id": id,
         "ext": ext,
         "url": format!("https://rr1---sn-example.googlevideo.com/videoplayback?itag={id}"),
@@ -106,28 +118,84 @@ fn dash_pair_when_offered_itag_18_when_not() {
         .collect();
     // (name, formats, --max-height, the egress is refused DASH, the choice)
     let cases: Vec<(&str, Vec<Value>, u32, bool, &str)> = vec![
-        // 360p h264 video-only + the smallest AAC audio, never itag 18 (its audio would come twice).
-        ("everything YouTube offers", youtube_formats(), 360, false, "134+139"),
-        ("a larger cap", youtube_formats(), 480, false, "135+139"),
-        ("no AAC audio-only", without(&["139", "140"]), 360, false, "134+249"),
+        // 360p h264 video-only + the AAC-LC audio (not the smaller HE-AAC 139, which yt-dlp ranks the same
+        // `aac`), never itag 18 (its audio would come twice).
+        ("everything YouTube offers", youtube_formats(), 360, false, "134+140"),
+        ("a larger cap", youtube_formats(), 480, false, "135+140"),
+        // No AAC-LC: the sort's audio, the smallest AAC.
+        ("no AAC-LC audio-only", without(&["140"]), 360, false, "134+139"),
+        // No AAC at all: Opus, YouTube's better mix of it (251, `audio_quality_medium`; 249 is `low`).
+        ("no AAC audio-only", without(&["139", "140"]), 360, false, "134+251"),
         // No h264 at 360p: the height wins over the codec.
-        ("no 360p h264 video-only", without(&["134"]), 360, false, "243+139"),
+        ("no 360p h264 video-only", without(&["134"]), 360, false, "243+140"),
         // DASH gone (SABR-only or PO-token-gated): itag 18 alone.
         ("only itag 18", only(&["18"]), 360, false, "18"),
         ("itag 18 and audio-only", only(&["18", "139", "140"]), 360, false, "18"),
         // Nothing at or below the cap: the closest above, no failure.
         ("only 720p", only(&["136", "140"]), 360, false, "136+140"),
         // The cap applies to the short side.
-        ("portrait video", portrait.clone(), 360, false, "134+139"),
+        ("portrait video", portrait.clone(), 360, false, "134+140"),
         // An egress refused DASH past its first bytes: itag 18 whenever offered, whatever the cap.
         ("refused DASH: everything", youtube_formats(), 360, true, "18"),
         ("refused DASH: a larger cap", youtube_formats(), 480, true, "18"),
         ("refused DASH: portrait", portrait, 360, true, "18"),
         // No itag 18: the usual choice rather than none.
-        ("refused DASH, no itag 18", without(&["18"]), 360, true, "134+139"),
+        ("refused DASH, no itag 18", without(&["18"]), 360, true, "134+140"),
+        ("refused DASH, no itag 18 nor AAC-LC", without(&["18", "140"]), 360, true, "134+139"),
     ];
     for (name, formats, max_height, itag18, want) in cases {
         assert_eq!(pick(dir.path(), formats, max_height, itag18), want, "{name}");
+    }
+}
+
+/// A copy of `format` for another audio track or a dynamic-range-compressed mix, as yt-dlp's YouTube
+/// extractor reports it: its own format id, language and its preference (10 the original, -1 a dub), the
+/// quality of YouTube's `audioQuality` (`medium` is 3, a DRC copy half a step below), and its own size.
+fn track(f: &Value, id: &str, language: &str, preference: i64, quality: f64, kbps: f64) -> Value {
+    let mut f = f.clone();
+    f["format_id"] = json!(id);
+    f["language"] = json!(language);
+    f["language_preference"] = json!(preference);
+    f["quality"] = json!(quality);
+    f["tbr"] = json!(kbps);
+    f["filesize"] = json!((kbps * 1000.0 / 8.0 * 300.0) as u64);
+    f
+}
+
+/// Every audio-only format of `formats` once per audio track, and a DRC copy of the original: each copy
+/// smaller than the original mix.
+fn with_tracks(formats: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for f in formats {
+        let id = f["format_id"].as_str().unwrap().to_string();
+        if f["vcodec"] != "none" {
+            out.push(f);
+            continue;
+        }
+        let (kbps, q) = (f["tbr"].as_f64().unwrap(), f["quality"].as_f64().unwrap());
+        out.push(track(&f, &format!("{id}-0"), "de", -1, q, kbps - 2.0));
+        out.push(track(&f, &format!("{id}-1"), "ja", -1, q, kbps - 1.0));
+        out.push(track(&f, &format!("{id}-2"), "en", 10, q, kbps));
+        out.push(track(&f, &format!("{id}-drc"), "en", 10, q - 0.5, kbps - 3.0));
+    }
+    out
+}
+
+/// A video with dubbed sound and DRC copies: every audio format once per track, each smaller than the
+/// original's (a dub or a DRC mix may be a few bytes smaller); the choice is the original track as mixed,
+/// in AAC-LC, whatever the sizes.
+#[test]
+fn the_original_sound_track_whatever_the_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    // (name, formats, the egress is refused DASH, the choice)
+    let cases: Vec<(&str, Vec<Value>, bool, &str)> = vec![
+        ("dubbed", with_tracks(youtube_formats()), false, "134+140-2"),
+        ("dubbed, no AAC-LC", with_tracks(without(&["140"])), false, "134+139-2"),
+        ("dubbed, no AAC", with_tracks(without(&["139", "140"])), false, "134+251-2"),
+        ("dubbed, refused DASH, no itag 18", with_tracks(without(&["18"])), true, "134+140-2"),
+    ];
+    for (name, formats, itag18, want) in cases {
+        assert_eq!(pick(dir.path(), formats, 360, itag18), want, "{name}");
     }
 }
 
@@ -145,6 +213,9 @@ fn audio_only_takes_the_aac_audio_only_format() {
         ("video-only and itag 18", only(&["134", "18"]), false, "18"),
         ("refused DASH", youtube_formats(), true, "18"),
         ("refused DASH, no itag 18", without(&["18"]), true, "140"),
+        // Dubbed sound: the original track as mixed (yt-dlp's own `lang` and `quality` after ours).
+        ("dubbed", with_tracks(youtube_formats()), false, "140-2"),
+        ("dubbed, no AAC-LC", with_tracks(without(&["140"])), false, "139-2"),
     ];
     for (name, formats, itag18, want) in cases {
         assert_eq!(pick_for(dir.path(), formats, 360, itag18, true), want, "{name}");

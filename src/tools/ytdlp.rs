@@ -16,7 +16,12 @@ pub const INSTALL_HINT: &str =
 
 /// The `-f` of an egress that is refused DASH: YouTube's muxed 360p H.264 + AAC, which needs no token.
 /// Without an itag 18 the usual choice follows (the DASH pair may still be served for a short video).
-pub const ITAG18_SELECTOR: &str = "18/bv+ba/b";
+pub const ITAG18_SELECTOR: &str = "18/bv+ba[acodec^=mp4a.40.2]/bv+ba/b";
+
+/// The `-f` of the usual choice: the DASH video-only + audio-only pair, the audio AAC-LC (`mp4a.40.2`,
+/// YouTube's itag 140) where it is offered, else the sort's audio; the best muxed format when there is no
+/// pair.
+pub const DASH_PAIR_SELECTOR: &str = "bv+ba[acodec^=mp4a.40.2]/bv+ba/b";
 
 /// How yt-dlp is run: the program and everything every call shares.
 #[derive(Debug, Clone)]
@@ -143,7 +148,20 @@ impl YtDlp {
         }
     }
 
-    /// `-f`/`-S` for "at most N pixels on the short side, h264/aac, smallest on ties".
+    /// `-f`/`-S` for "the video's own sound, at most N pixels on the short side, h264/aac, smallest on
+    /// ties".
+    ///
+    /// The audio is AAC-LC where offered ([`DASH_PAIR_SELECTOR`]), not the smallest AAC: yt-dlp ranks
+    /// YouTube's HE-AAC (itag 139, 48 kb/s) and AAC-LC (itag 140, 128 kb/s) as the same `aac`, so `+size`
+    /// alone takes 139. The smart cut copies AAC-LC as served but encodes HE-AAC (the AAC encode measured
+    /// 0.4-1.1 CPU s a clip, more than the rest of its cut), and the exact cut's 128 kb/s AAC made from
+    /// 48 kb/s HE-AAC is a second generation of a lower bitrate; 140 costs about 100 KB more a clip.
+    ///
+    /// `lang` first: a video with dubbed sound offers each format once per audio track, and a sort field
+    /// given by the user ranks above yt-dlp's own, so `+size` alone would take whichever language is
+    /// smallest; `lang` takes the original track (YouTube's "original", then its default). `quality` before
+    /// `+size` puts YouTube's dynamic-range-compressed copies (`140-drc`) after the track as mixed. Video
+    /// formats carry neither a language nor, at one height and codec, different qualities.
     ///
     /// `bv+ba` first: YouTube's video-only and audio-only DASH formats are fragmented MP4s with a `sidx`,
     /// so a window costs a few KB of index plus its own fragments, where a progressive file (itag 18)
@@ -164,9 +182,9 @@ impl YtDlp {
         }
         vec![
             "-f".into(),
-            if itag18 { ITAG18_SELECTOR } else { "bv+ba/b" }.into(),
+            if itag18 { ITAG18_SELECTOR } else { DASH_PAIR_SELECTOR }.into(),
             "-S".into(),
-            format!("res:{},vcodec:h264,acodec:aac,ext:mp4:m4a,+size", self.max_height),
+            format!("lang,res:{},vcodec:h264,acodec:aac,quality,ext:mp4:m4a,+size", self.max_height),
         ]
     }
 
