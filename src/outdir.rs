@@ -156,19 +156,23 @@ impl Listing {
 }
 
 impl DirCache {
-    /// Whether `root/rel` is a regular file (or a symlink to one), as `Path::is_file` says.
+    /// Whether `root/rel` is a regular file (or a symlink to one), as `Path::is_file` says. `rel` is split at
+    /// its last `/` as text, and joined to `root` only where the listing does not settle it: this runs once
+    /// for every done clip of a rerun or an export.
     pub fn is_file(&mut self, root: &Path, rel: &Path) -> bool {
-        let dest = root.join(rel);
-        let parent = rel.parent().and_then(Path::to_str).unwrap_or("");
+        let Some((parent, name)) = rel.to_str().map(|r| r.rsplit_once('/').unwrap_or(("", r))) else {
+            return root.join(rel).is_file();
+        };
         if !self.dirs.contains_key(parent) {
-            let listing = dest.parent().map_or(Listing::Missing, Listing::of);
-            self.dirs.insert(parent.to_owned(), listing);
+            self.dirs.insert(parent.to_owned(), Listing::of(&root.join(parent)));
         }
-        let name = dest.file_name().unwrap_or_default();
+        let name = std::ffi::OsStr::new(name);
         match &self.dirs[parent] {
             Listing::Missing => false,
-            Listing::Listed { files, other } => files.contains(name) || (other.contains(name) && dest.is_file()),
-            Listing::Unlisted => dest.is_file(),
+            Listing::Listed { files, other } => {
+                files.contains(name) || (other.contains(name) && root.join(rel).is_file())
+            }
+            Listing::Unlisted => root.join(rel).is_file(),
         }
     }
 }

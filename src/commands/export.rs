@@ -19,5 +19,8 @@ pub fn run(args: &ExportOptions) -> anyhow::Result<i32> {
             args.out.display()
         );
     }
+    // The process ends here: freeing a Kinetics-700 journal's clips one at a time would take a tenth of the
+    // export's time (566,000 clips: 0.15 s).
+    std::mem::forget(ds);
     Ok(exit_codes::SUCCESS)
 }

@@ -92,7 +92,7 @@ impl Dataset {
             })
             .context("failed to read the clips of the journal")?;
         for clips in splits.values_mut() {
-            clips.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+            clips.sort_unstable_by(|a, b| a.rel_path.cmp(&b.rel_path).then(a.id.cmp(&b.id)));
         }
         // Absolute, so that the prefixes the notes tell users to configure work from anywhere.
         let out = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());

@@ -12,12 +12,14 @@ use anyhow::Context;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 /// Where the shards go, inside OUT.
 pub const DIR: &str = "webdataset";
 const SHUFFLE_SEED: u64 = 0x6b69_6e65_7469_6373;
+/// The shard writer's buffer: a shard is written in writes of this size rather than 8 KB ones.
+const WRITE_BUFFER: usize = 1 << 20;
 
 /// The metadata stored as `KEY.json`.
 #[derive(Debug, Serialize)]
@@ -115,14 +117,15 @@ fn keys(clips: &[&DoneClip]) -> Vec<String> {
 fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], dest: &Path) -> anyhow::Result<()> {
     let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
     let write = || -> anyhow::Result<()> {
-        let mut tar = tar::Builder::new(BufWriter::new(File::create(&tmp)?));
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, File::create(&tmp)?));
         for (c, key) in clips.iter().zip(keys) {
             let clip_path = ds.out.join(&c.rel_path);
             let file = File::open(&clip_path).with_context(|| format!("failed to open {}", clip_path.display()))?;
             let size = file.metadata()?.len();
             // The clip's own extension: `mp4`, or `flac`/`wav`/`m4a` for audio-only clips.
             let ext = Path::new(&c.rel_path).extension().and_then(|e| e.to_str()).unwrap_or("mp4");
-            tar.append_data(&mut header(size), format!("{key}.{ext}"), file)?;
+            let data = Exactly { file: file.take(size), left: size, path: &clip_path };
+            tar.append_data(&mut header(size), format!("{key}.{ext}"), data)?;
             let meta = SampleMeta {
                 label: c.label.as_deref(),
                 label_index: ds.label_index(c),
@@ -148,6 +151,29 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
             let _ = std::fs::remove_file(&tmp);
         })
         .with_context(|| format!("failed to write the shard {}", dest.display()))
+}
+
+/// A clip's bytes as its tar header states their length: no read past them to find the end of a file whose
+/// length is known (one system call fewer a clip), and an error rather than a shard whose entries no longer
+/// line up should the file be cut short while it is read (`tar` copies whatever the reader gives; a file
+/// that grew is read to its stated length). Clips are replaced by rename, never rewritten in place, so
+/// neither happens to a download's own files.
+struct Exactly<'a> {
+    file: std::io::Take<File>,
+    left: u64,
+    path: &'a Path,
+}
+
+impl Read for Exactly<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.left -= n as u64;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            let msg = format!("{} became shorter while the shard was written", self.path.display());
+            return Err(std::io::Error::other(msg));
+        }
+        Ok(n)
+    }
 }
 
 /// A regular-file header that does not depend on who ran the export or when.
@@ -215,6 +241,25 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.to_string(), "shard 3 failed");
         assert!(*tried.lock().unwrap() < 100, "{} shards tried after a failure", tried.lock().unwrap());
+    }
+
+    /// A clip is read to the length its header states: all of it, no more of a file that grew, and an error
+    /// naming the file for one that became shorter (rather than a shard whose entries no longer line up).
+    #[test]
+    fn a_clip_is_read_to_its_stated_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x_000001_000011.mp4");
+        std::fs::write(&path, (0..=255u8).cycle().take(100_000).collect::<Vec<u8>>()).unwrap();
+        let read = |size: u64| {
+            let file = File::open(&path).unwrap();
+            let mut bytes = Vec::new();
+            Exactly { file: file.take(size), left: size, path: &path }.read_to_end(&mut bytes).map(|_| bytes)
+        };
+        assert_eq!(read(100_000).unwrap(), std::fs::read(&path).unwrap());
+        assert_eq!(read(70_000).unwrap(), std::fs::read(&path).unwrap()[..70_000]);
+        assert_eq!(read(0).unwrap(), b"");
+        let e = read(100_001).unwrap_err().to_string();
+        assert!(e.contains("x_000001_000011.mp4 became shorter"), "{e}");
     }
 
     #[test]
