@@ -73,9 +73,15 @@ impl OutDir {
 
     /// The final path of a clip; refuses anything that would leave OUT.
     pub fn clip_path(&self, rel: &Path) -> anyhow::Result<PathBuf> {
-        anyhow::ensure!(is_inside(rel), "refusing a clip path outside the output folder: {}", rel.display());
+        check_inside(rel)?;
         Ok(self.root.join(rel))
     }
+}
+
+/// [`is_inside`] as an error naming the path.
+pub fn check_inside(rel: &Path) -> anyhow::Result<()> {
+    anyhow::ensure!(is_inside(rel), "refusing a clip path outside the output folder: {}", rel.display());
+    Ok(())
 }
 
 /// True for a relative path made only of normal components (no `..`, no root, no prefix).

@@ -129,7 +129,7 @@ impl<'a> JournalStore<'a> {
             last_pos = Some(pos);
             let rel = Path::new(rec.rel_path);
             let run = match rec.state {
-                State::Done if dirs.is_file(out.root(), checked(out, rel)?) => {
+                State::Done if dirs.is_file(out.root(), checked(rel)?) => {
                     summary.already_done += 1;
                     false
                 }
@@ -157,7 +157,7 @@ impl<'a> JournalStore<'a> {
                     }
                 }
             };
-            if run && rec.state != State::Done && dirs.is_file(out.root(), checked(out, rel)?) {
+            if run && rec.state != State::Done && dirs.is_file(out.root(), checked(rel)?) {
                 // A file from a run killed between placing it and journaling it: verified before use.
                 on_disk.push((pos, rec.id, rec.attempts));
             } else if run {
@@ -183,7 +183,7 @@ impl<'a> JournalStore<'a> {
         let mut dirs = DirCache::default();
         let (mut fresh, mut on_disk) = (VecDeque::with_capacity(plan.jobs.len()), Vec::new());
         for (id, job) in (first_id..).zip(&plan.jobs) {
-            match dirs.is_file(out.root(), checked(out, &job.rel_path)?) {
+            match dirs.is_file(out.root(), checked(&job.rel_path)?) {
                 true => on_disk.push((id, 0)),
                 false => fresh.push_back((id, 0)),
             }
@@ -367,7 +367,7 @@ impl Store for JournalStore<'_> {
 mod queue_tests;
 
 /// `rel`, once it is known to stay inside OUT.
-fn checked<'r>(out: &OutDir, rel: &'r Path) -> anyhow::Result<&'r Path> {
-    out.clip_path(rel)?;
+fn checked(rel: &Path) -> anyhow::Result<&Path> {
+    crate::outdir::check_inside(rel)?;
     Ok(rel)
 }
