@@ -129,7 +129,7 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
             let size = file.metadata()?.len();
             // The clip's own extension: `mp4`, or `flac`/`wav`/`m4a` for audio-only clips.
             let ext = Path::new(&c.rel_path).extension().and_then(|e| e.to_str()).unwrap_or("mp4");
-            let data = Exactly { file: file.take(size), left: size, path: &clip_path };
+            let data = Exactly { file: file.take(size), path: &clip_path };
             tar.append_data(&mut header(size), format!("{key}.{ext}"), data)?;
             let meta = SampleMeta {
                 label: c.label.as_deref(),
@@ -164,16 +164,15 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
 /// that grew is read to its stated length). Clips are replaced by rename, never rewritten in place, so
 /// neither happens to a download's own files.
 struct Exactly<'a> {
+    /// The file, limited to its stated length: the limit left is what is still owed.
     file: std::io::Take<File>,
-    left: u64,
     path: &'a Path,
 }
 
 impl Read for Exactly<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.file.read(buf)?;
-        self.left -= n as u64;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
+        if n == 0 && self.file.limit() > 0 && !buf.is_empty() {
             let msg = format!("{} became shorter while the shard was written", self.path.display());
             return Err(std::io::Error::other(msg));
         }
@@ -258,7 +257,7 @@ mod tests {
         let read = |size: u64| {
             let file = File::open(&path).unwrap();
             let mut bytes = Vec::new();
-            Exactly { file: file.take(size), left: size, path: &path }.read_to_end(&mut bytes).map(|_| bytes)
+            Exactly { file: file.take(size), path: &path }.read_to_end(&mut bytes).map(|_| bytes)
         };
         assert_eq!(read(100_000).unwrap(), std::fs::read(&path).unwrap());
         assert_eq!(read(70_000).unwrap(), std::fs::read(&path).unwrap()[..70_000]);
