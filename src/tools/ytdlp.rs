@@ -14,10 +14,6 @@ use tokio::process::Command;
 pub const INSTALL_HINT: &str =
     "install it with `pip install -U \"yt-dlp[default]\"` (plus `pip install deno` for YouTube)";
 
-/// The `-f` of an egress that is refused DASH: YouTube's muxed 360p H.264 + AAC, which needs no token.
-/// Without an itag 18 the usual choice follows (the DASH pair may still be served for a short video).
-pub const ITAG18_SELECTOR: &str = "18/bv+ba[acodec^=mp4a.40.2]/bv+ba/b";
-
 /// The `-f` of the usual choice: the DASH video-only + audio-only pair, the audio AAC-LC (`mp4a.40.2`,
 /// YouTube's itag 140) where it is offered, else the sort's audio; the best muxed format when there is no
 /// pair.
@@ -170,7 +166,9 @@ impl YtDlp {
     /// or PO-token-gated videos), and the sort never fails for want of an exact height.
     ///
     /// `itag18`: the egress was refused DASH past its first bytes (no proof-of-origin token), so the muxed
-    /// 360p itag 18 comes first ([`ITAG18_SELECTOR`]: still a format rather than none when a video lacks it).
+    /// 360p itag 18 comes first (`18/` before [`DASH_PAIR_SELECTOR`]: YouTube's muxed 360p H.264 + AAC, which
+    /// needs no token; without an itag 18 the usual choice follows, and the DASH pair may still be served
+    /// for a short video).
     ///
     /// `audio_only`: `ba/b`, AAC in m4a first (itag 140: a DASH file with a `sidx` like the video's, so a
     /// window costs its own fragments); a muxed format only when no audio-only one exists, and itag 18 for
@@ -182,7 +180,7 @@ impl YtDlp {
         }
         vec![
             "-f".into(),
-            if itag18 { ITAG18_SELECTOR } else { DASH_PAIR_SELECTOR }.into(),
+            if itag18 { format!("18/{DASH_PAIR_SELECTOR}") } else { DASH_PAIR_SELECTOR.into() },
             "-S".into(),
             format!("lang,res:{},vcodec:h264,acodec:aac,quality,ext:mp4:m4a,+size", self.max_height),
         ]
