@@ -30,7 +30,7 @@ fn format(id: &str, ext: &str, size: Option<(u32, u32)>, vcodec: &str, acodec: &
         "vcodec": vcodec,
         "acodec": acodec,
         "tbr": kbps,
-        "filesize": (kbps * 1000.0 / 8.0 * 300.0) as u64,
+        "filesize": filesize(kbps),
     });
     if let Some((w, h)) = size {
         f["width"] = json!(w);
@@ -42,6 +42,11 @@ fn format(id: &str, ext: &str, size: Option<(u32, u32)>, vcodec: &str, acodec: &
         f["audio_channels"] = json!(2);
     }
     f
+}
+
+/// The bytes of a 5-minute format at `kbps`.
+fn filesize(kbps: f64) -> u64 {
+    (kbps * 1000.0 / 8.0 * 300.0) as u64
 }
 
 /// The formats YouTube offered for a typical 5-minute video in 2026 (itags, codecs, typical bitrates).
@@ -158,7 +163,7 @@ fn track(f: &Value, id: &str, language: &str, preference: i64, quality: f64, kbp
     f["language_preference"] = json!(preference);
     f["quality"] = json!(quality);
     f["tbr"] = json!(kbps);
-    f["filesize"] = json!((kbps * 1000.0 / 8.0 * 300.0) as u64);
+    f["filesize"] = json!(filesize(kbps));
     f
 }
 
