@@ -399,3 +399,42 @@ fn a_plan_synced_into_an_empty_journal_says_where_its_ids_start() {
     let more = [job("aaaaaaaaaaa", 0, "x"), job("ddddddddddd", 0, "z")];
     assert_eq!(j.sync(&more).unwrap(), Synced { added: 1, imported_from: None });
 }
+
+#[test]
+fn the_run_of_a_done_clip_is_its_latest_successful_attempt_in_any_storage_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    let jobs: Vec<Job> = (0..4).map(|i| job(&format!("id{i:09}"), i, "x")).collect();
+    j.sync_plan(&jobs).unwrap();
+    let ids: Vec<i64> = j.clips().unwrap().iter().map(|c| c.id).collect();
+    let runs: Vec<i64> = (0..4).map(|_| j.begin_run("download", "{}", "y", "f").unwrap()).collect();
+    // (clip, run, outcome) in the order they are stored: a later run's attempt may be stored first (a merged
+    // journal), a failed attempt after the success does not count, a clip never done has no run.
+    let attempts = [
+        (ids[0], runs[2], "done"),
+        (ids[0], runs[0], "done"),
+        (ids[0], runs[3], "failed"),
+        (ids[1], runs[1], "done"),
+        (ids[2], runs[0], "failed"),
+        (ids[1], runs[0], "done"),
+        (ids[3], runs[3], "done"),
+    ];
+    for (clip, run, outcome) in attempts {
+        j.conn
+            .execute(
+                "INSERT INTO attempts (clip_id, run_id, started_ms, finished_ms, outcome) VALUES (?1, ?2, 0, 0, ?3)",
+                params![clip, run, outcome],
+            )
+            .unwrap();
+    }
+    let got = read::done_run_by_clip(&j.conn).unwrap();
+    let want: std::collections::HashMap<i64, i64> =
+        [(ids[0], runs[2]), (ids[1], runs[1]), (ids[3], runs[3])].into_iter().collect();
+    assert_eq!(got, want);
+    // The same as SQL's grouping says.
+    let mut stmt =
+        j.conn.prepare("SELECT clip_id, MAX(run_id) FROM attempts WHERE outcome = 'done' GROUP BY clip_id").unwrap();
+    let grouped: std::collections::HashMap<i64, i64> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, grouped);
+}

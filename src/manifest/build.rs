@@ -136,8 +136,9 @@ struct Span {
 /// memory. The clips are read in storage order (reading them in key order visits the table's pages at
 /// random, several times slower), a batch at a time (files checked and missing hashes computed on all
 /// cores); each one's JSON line goes to a scratch file and its place in manifest order comes from the
-/// journal's key index. The lines are then copied in that order, and counts and fingerprint, which the
-/// document puts first, written before them. Returns the counts and the fingerprint.
+/// journal's key index. The lines are then copied in that order into the manifest after its header (counts
+/// and runs), whose fingerprint, known only after the last clip, is written last. Returns the counts and the
+/// fingerprint.
 pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, String)> {
     use std::os::unix::fs::FileExt;
     let journal = Reader::open(out)?;
@@ -151,7 +152,6 @@ pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, Strin
     places.sort_unstable_by_key(|p| p.0);
     let pid = std::process::id();
     let lines = dest.with_extension(format!("lines.tmp{pid}"));
-    let body = dest.with_extension(format!("clips.tmp{pid}"));
     let tmp = dest.with_extension(format!("tmp{pid}"));
     let write = || -> anyhow::Result<(Counts, String)> {
         let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&lines)?;
@@ -192,9 +192,22 @@ pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, Strin
         flush(&mut batch)?;
         anyhow::ensure!(counts.total == spans.len() as u64, "the journal's clips and its key index disagree");
         let lines = w.into_inner().map_err(|e| e.into_error())?;
+        // The header goes first with a stand-in fingerprint of the same length, the clips after it straight
+        // into the manifest's temporary file; the fingerprint, known once every clip went by, is then
+        // written over the stand-in. The file is renamed into place only after that.
+        let generator = format!("kinetics-dl {}", env!("CARGO_PKG_VERSION"));
+        let stand_in = "0".repeat(64);
+        let mut header = Vec::new();
+        write_header(&mut header, FORMAT_VERSION, &generator, &stand_in, &counts, &runs)?;
+        let field = format!("\"fingerprint\": \"{stand_in}\"");
+        let at = header.windows(field.len()).position(|w| w == field.as_bytes()).expect("the header's fingerprint")
+            + field.len()
+            - stand_in.len()
+            - 1;
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        w.write_all(&header)?;
         // In manifest order: each clip's line from the scratch file (in the page cache: it was just written).
         let mut hasher = Sha256::new();
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&body)?);
         let mut buf = Vec::new();
         for (i, s) in spans.iter().enumerate() {
             buf.resize(s.json as usize + s.fingerprint as usize, 0);
@@ -204,23 +217,17 @@ pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, Strin
             w.write_all(json)?;
             hasher.update(fingerprint);
         }
-        w.into_inner().map_err(|e| e.into_error())?;
         drop(lines);
+        writeln!(w, "\n]\n}}")?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
         let fingerprint = hex(&hasher.finalize());
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-        let generator = format!("kinetics-dl {}", env!("CARGO_PKG_VERSION"));
-        write_header(&mut w, FORMAT_VERSION, &generator, &fingerprint, &counts, &runs)?;
-        // File to file: the kernel copies the clips (copy_file_range), not a buffer of ours.
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
-        std::io::copy(&mut std::fs::File::open(&body)?, &mut file)?;
-        writeln!(file, "\n]\n}}")?;
+        file.write_all_at(fingerprint.as_bytes(), at as u64)?;
         file.sync_all()?;
         std::fs::rename(&tmp, dest)?;
         Ok((counts, fingerprint))
     };
     let result = write();
     let _ = std::fs::remove_file(&lines);
-    let _ = std::fs::remove_file(&body);
     result
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
