@@ -125,7 +125,8 @@ fn write_shard(ds: &Dataset, split: &str, clips: &[&DoneClip], keys: &[String], 
         let mut tar = tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, File::create(&tmp)?));
         for (c, key) in clips.iter().zip(keys) {
             let clip_path = ds.out.join(&c.rel_path);
-            let file = File::open(&clip_path).with_context(|| format!("failed to open {}", clip_path.display()))?;
+            let file = crate::outdir::open_clip(&clip_path)
+                .with_context(|| format!("failed to open {}", clip_path.display()))?;
             let size = file.metadata()?.len();
             // The clip's own extension: `mp4`, or `flac`/`wav`/`m4a` for audio-only clips.
             let ext = Path::new(&c.rel_path).extension().and_then(|e| e.to_str()).unwrap_or("mp4");

@@ -368,7 +368,7 @@ fn hash_missing(out: &Path, clips: &[ClipRow]) -> Vec<Option<std::io::Result<Str
 
 /// The lowercase hex sha256 of a file.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::outdir::open_clip(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
