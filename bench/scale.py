@@ -18,7 +18,9 @@ times whole processes on this machine, in one run, beside Python reading the sam
 - `status --json`, `report`, `manifest` and `export --format F` for every format, on the filled folder.
 
 Wall time and peak RSS come from `wait4` on each child (the whole process: its peak resident set, the largest
-of it and the children it reaped). A download is SIGKILLed once its first fetch started (SIGKILL-safe by
+of it and the children it reaped). Before each measured process the benchmark calls `sync`, untimed: the
+kernel's writes of what came before (the fill's 566k files, the previous step's output) would otherwise run
+in the background of the next step, which a real export, run days after the download, never sees. A download is SIGKILLed once its first fetch started (SIGKILL-safe by
 design); the yt-dlp it started dies with it. Targets are printed as PASS/MISS, never asserted.
 """
 
@@ -142,6 +144,9 @@ def measure(cmd: list[str], timeout: float, log: Path, marker: Path | None = Non
     fetch; the group we started is SIGKILLed then."""
     if marker is not None:
         marker.unlink(missing_ok=True)
+    # What earlier steps left for the kernel to write (the fill's 566k files, an export's output) is written
+    # now, untimed, not in the background of this step: each step pays for its own writes only.
+    os.sync()
     with open(log, "wb") as logf:
         t0 = time.time()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=env,
