@@ -40,31 +40,48 @@ pub fn clip_file_name(key: &ClipKey) -> String {
 
 /// [`clip_file_name`] ending in `.{ext}` (`flac`, `wav`, `m4a` for `--audio-only`).
 pub fn clip_file_name_ext(key: &ClipKey, ext: &str) -> String {
+    let mut name = String::with_capacity(key.youtube_id.len() + ext.len() + 24);
+    push_clip_file_name(&mut name, key, ext);
+    name
+}
+
+/// Appends [`clip_file_name_ext`] to `out`: the plan builds 650,000 paths, each in one allocation.
+fn push_clip_file_name(out: &mut String, key: &ClipKey, ext: &str) {
     // Ids are validated upstream; mapping stray characters anyway keeps a hand-made key from naming a path.
-    let id: String =
-        key.youtube_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let id = if id.is_empty() { "_".to_owned() } else { id };
-    format!("{id}_{}_{}.{ext}", clip_time(key.start_ms), clip_time(key.end_ms))
+    let id_at = out.len();
+    out.extend(key.youtube_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }));
+    if out.len() == id_at {
+        out.push('_');
+    }
+    out.push('_');
+    push_clip_time(out, key.start_ms);
+    out.push('_');
+    push_clip_time(out, key.end_ms);
+    out.push('.');
+    out.push_str(ext);
 }
 
 /// Whole seconds as `000417`, otherwise `000017.500`.
-fn clip_time(ms: i64) -> String {
+fn push_clip_time(out: &mut String, ms: i64) {
+    use std::fmt::Write;
     let (seconds, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    if millis == 0 {
-        format!("{seconds:06}")
-    } else {
-        format!("{seconds:06}.{millis:03}")
-    }
+    // Writing to a String cannot fail.
+    let _ = if millis == 0 { write!(out, "{seconds:06}") } else { write!(out, "{seconds:06}.{millis:03}") };
 }
 
-/// `{split}/{class}/{file}`, or `{split}/{file}` for an unlabelled clip. Every part is one safe component.
+/// `{split}/{class}/{file}`, or `{split}/{file}` for an unlabelled clip. Every part is one safe component
+/// (never empty, never with a `/`: [`split_dir_name`], [`class_dir_name`]), so they are joined as text.
 pub fn rel_path(split_dir: &str, class_dir: Option<&str>, key: &ClipKey, ext: &str) -> PathBuf {
-    let mut path = PathBuf::from(split_dir);
+    let class_len = class_dir.map_or(0, |c| c.len() + 1);
+    let mut path = String::with_capacity(split_dir.len() + class_len + key.youtube_id.len() + ext.len() + 25);
+    path.push_str(split_dir);
+    path.push('/');
     if let Some(class_dir) = class_dir {
-        path.push(class_dir);
+        path.push_str(class_dir);
+        path.push('/');
     }
-    path.push(clip_file_name_ext(key, ext));
-    path
+    push_clip_file_name(&mut path, key, ext);
+    PathBuf::from(path)
 }
 
 /// Makes `name` one harmless path component: `/`, `\`, NUL and control characters become `_`; an empty
@@ -96,7 +113,7 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Component;
+    use std::path::{Component, Path};
 
     fn key(id: &str, start_ms: i64, end_ms: i64) -> ClipKey {
         ClipKey { youtube_id: id.to_owned(), start_ms, end_ms }
@@ -181,7 +198,10 @@ mod tests {
             for split in hostile {
                 for mode in [ClassDirs::Raw, ClassDirs::Underscore, ClassDirs::Torchvision] {
                     let class = class_dir_name(label, mode);
-                    let path = rel_path(&split_dir_name(Some(split)), Some(&class), &key("-x", 0, 1000), "mp4");
+                    let split_dir = split_dir_name(Some(split));
+                    let path = rel_path(&split_dir, Some(&class), &key("-x", 0, 1000), "mp4");
+                    let joined = Path::new(&split_dir).join(&class).join(clip_file_name(&key("-x", 0, 1000)));
+                    assert_eq!(path, joined);
                     let parts: Vec<_> = path.components().collect();
                     assert_eq!(parts.len(), 3, "{path:?}");
                     assert!(parts.iter().all(|c| matches!(c, Component::Normal(_))), "{path:?}");
