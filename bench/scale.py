@@ -466,7 +466,10 @@ def main(argv: list[str]) -> int:
     kdl.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, kdl)  # a rebuild during the run cannot mix two builds into one table
     digest = hashlib.sha256(kdl.read_bytes()).hexdigest()[:12]
-    args.build = f"kinetics-dl sha256 {digest}, commit {git_head()}"
+    if args.bin_dir.resolve() == (common.REPO / "target" / "release").resolve():
+        args.build = f"kinetics-dl sha256 {digest}, commit {git_head()}"
+    else:  # a binary built elsewhere (a baseline): this checkout's commit says only what ran the benchmark
+        args.build = f"kinetics-dl sha256 {digest}, from {args.bin_dir} (the benchmark from {git_head()})"
     print(f"==> {args.build}", flush=True)
     before = common.load_average()
     steps, states, pyjson, pycsv, inputs = run(args, kdl, work)
