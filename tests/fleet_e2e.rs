@@ -1185,8 +1185,10 @@ fn multi_label_clips_keep_their_labels_and_boxes_in_a_fleet() {
 
     // Two workers, the first seeding again with this kinetics-dl: the tables go to version 5 and the clips
     // seeded without labels take them. The second starts once they have: a clip claimed before any run
-    // brought the annotations again has no labels to give its worker's journal.
-    let a = Running::download(&seeding_args(&server, &schema, &w1, "127.0.0.3", &ava));
+    // brought the annotations again has no labels to give its worker's journal. The first works one clip at
+    // a time, so that the second, which never read the annotations, has clips left to claim however slowly
+    // it starts (with two at a time the first could take all three while the second was starting).
+    let a = Running::download(&seeding(worker_args_j(&server, &schema, &w1, "127.0.0.3", 1, &[]), &ava));
     let filled = (0..600).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         psql_while_starting(&url, &format!("SET search_path TO {}; {labelled}", schema.name)) == seeded
