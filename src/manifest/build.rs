@@ -199,11 +199,9 @@ pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, Strin
         let stand_in = "0".repeat(64);
         let mut header = Vec::new();
         write_header(&mut header, FORMAT_VERSION, &generator, &stand_in, &counts, &runs)?;
-        let field = format!("\"fingerprint\": \"{stand_in}\"");
-        let at = header.windows(field.len()).position(|w| w == field.as_bytes()).expect("the header's fingerprint")
-            + field.len()
-            - stand_in.len()
-            - 1;
+        // The first such key is the fingerprint's: it comes before the runs, the only free text in the header.
+        let key = b"\"fingerprint\": \"";
+        let at = header.windows(key.len()).position(|w| w == key).expect("the header's fingerprint") + key.len();
         let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
         w.write_all(&header)?;
         // In manifest order: each clip's line from the scratch file (in the page cache: it was just written).
