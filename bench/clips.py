@@ -5,6 +5,7 @@ video. Every number comes from this run: /_stats of the test source, RUSAGE_CHIL
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -237,6 +238,7 @@ class Bench:
             except (json.JSONDecodeError, KeyError):
                 res.extra["status_error"] = st.stderr.strip()[-500:]
             res.extra["trims"], res.extra["clip_bytes"] = journal_trims(out)
+            res.extra["clip_sha256"] = clip_hashes(out)
             res.extra["sample_log"] = [
                 f"{e['method']} {e['path']} range={e['range']} -> {e['status']} {e['bytes']} B"
                 f"{' throttled' if e['throttled'] else ''}{'' if e['complete'] else ' (cut)'}"
@@ -297,6 +299,17 @@ def journal_trims(out: Path) -> tuple[dict[str, int], float]:
 
 PACKETS: dict[str, c.PacketIndex] = {}
 HEADERS: dict[tuple[str, str], int] = {}
+
+
+def clip_hashes(out: Path) -> dict[str, str]:
+    """sha256 of every clip in `out` by its path there (the journal's folder left out): a baseline build's
+    clips and this build's, made from the same rows, compare byte for byte."""
+    hashes = {}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if path.is_file() and rel.parts[0] != ".kinetics-dl" and path.suffix in (".mp4", ".m4a", ".flac", ".wav"):
+            hashes[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
 
 
 def layout(approach: str) -> str:
@@ -452,17 +465,23 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
         row += [f"{cb[s]['mean_s']:.2f} → {cr[s]['mean_s']:.2f}" for s in ("encode", "verify", "total")]
         row += [f"{b.cpu / b.n:.2f} → {r.cpu / r.n:.2f}", f"{(r.cpu / r.n) / (b.cpu / b.n):.2f}x",
                 f"{b.done / b.wall:.2f} → {r.done / r.wall:.2f}" if b.wall and r.wall else "-"]
+        hb, hr = b.extra.get("clip_sha256", {}), r.extra.get("clip_sha256", {})
+        both = sorted(set(hb) & set(hr))
+        row.append(f"{sum(hb[k] == hr[k] for k in both)} of {len(both)}")
         before_after.append(row)
     if before_after:
         parts += ["", "Baseline build → this build, same run, same clips, each approach's two runs back to back (CPU s"
                   " per clip, means):", ""]
         parts.append(c.table(["video", "throttle", "approach", "encode stage", "verify stage", "stages total",
-                              "whole tree", "whole tree this/baseline", "clips/s"], before_after))
+                              "whole tree", "whole tree this/baseline", "clips/s",
+                              "clips byte-identical to the baseline's"], before_after))
     parts += ["", "Stages as `status --json` reports them (`cpu_per_clip`): extract = yt-dlp; fetch = ffmpeg's"
               " stream copy of the window and the relay's share (thread CPU of its transfer tasks); encode ="
               " the window's layout (read in process since tools::mkv; ffprobe before, and where that reader"
               " declines) and the cut (`--trim smart`: the head's encode, the copy and the join); verify = one ffmpeg decode of the clip to its end, which"
-              " also reads its streams and duration (before issue 10's item 3: ffprobe, then that decode). Children's"
+              " also reads its streams and duration (before issue 10's item 3: ffprobe, then that decode; for the exact"
+              " cut since its packets' check, one read of the clip's packets compared with those its encoder wrote,"
+              " without a decode). Children's"
               " CPU is user + system from the kernel's rusage of each exited child. whole tree = RUSAGE_CHILDREN"
               " delta / N of the kinetics-dl process (kinetics-dl itself with every child, failed attempts and"
               " tool checks included); the difference to the stages' total is kinetics-dl's own work outside the"

@@ -1138,6 +1138,53 @@ fn a_window_whose_probe_fails_fails_the_attempt_and_never_cuts_the_frame_before_
     assert_clip(&out, &row);
 }
 
+/// A clip damaged between its encode and its check (as a disk or a bug in between would damage it) is never
+/// counted: the exact cut's check compares the file with the packets its encoder wrote
+/// (`Ffmpeg::check_packets`), so a few bytes changed in the middle of the clip fail the attempt as `corrupt`,
+/// however well a decoder would conceal them, and the retry makes the clip again.
+#[test]
+fn an_exact_cut_damaged_before_its_check_fails_the_attempt_and_is_made_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let mark = tmp.path().join("damaged-once");
+    // The cut is the ffmpeg run whose last argument is the tee's list of outputs, the clip's path first.
+    let ffmpeg = write_script(
+        tmp.path(),
+        "damaging-ffmpeg",
+        &format!(
+            "for a in \"$@\"; do last=\"$a\"; done\n\
+             case \"$last\" in '[f=mp4:movflags=+faststart]'*) ;; *) exec ffmpeg \"$@\" ;; esac\n\
+             ffmpeg \"$@\" || exit $?\n\
+             clip=\"${{last#*]}}\"; clip=\"${{clip%%|*}}\"\n\
+             if mkdir '{}' 2>/dev/null; then\n\
+               size=$(stat -c %s \"$clip\")\n\
+               printf 'kinetics-dl' | dd of=\"$clip\" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null\n\
+             fi",
+            mark.display()
+        ),
+    );
+    let row = Row::new("x", "damaged0001", 12.0, 22.0);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend([OsString::from("--ffmpeg"), ffmpeg.into(), "--trim".into(), "exact".into()]);
+    run(&args).expect_code(0);
+    assert!(mark.exists(), "the wrapper damaged a clip");
+    let tried: Vec<_> = attempts(&out).into_iter().map(|a| (a.outcome, a.category)).collect();
+    assert_eq!(
+        tried,
+        [("retry".to_string(), Some("corrupt".to_string())), ("done".to_string(), None)],
+        "the damaged clip failed its attempt"
+    );
+    let message: String = open_journal(&out)
+        .unwrap()
+        .query_row("SELECT message FROM attempts WHERE outcome = 'retry'", [], |r| r.get(0))
+        .unwrap();
+    assert!(message.starts_with("the clip is not what its encoder wrote: "), "{message}");
+    assert_clip(&out, &row);
+}
+
 #[test]
 fn sub_frame_windows_keep_the_frames_inside_them() {
     let tmp = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Expect, Registration, Relay};
-use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
+use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, Packets, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::smartcut;
 use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
@@ -276,11 +276,13 @@ impl Engine {
         })
         .await;
         cpu.encode_s = encode_cpu.as_secs_f64();
-        if let Err(f) = cut {
-            return failed(f, bytes, (0, None), t0);
-        }
+        let written = match cut {
+            Ok(written) => written,
+            Err(f) => return failed(f, bytes, (0, None), t0),
+        };
         let source_duration = fetched.source_duration.or(info.duration);
-        let (mut verified, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
+        let (mut verified, verify_cpu) =
+            crate::cpu::measure(self.verify(&clip, task, source_duration, written.as_ref(), stop)).await;
         cpu.verify_s = verify_cpu.as_secs_f64();
         if let (Err(f), "smart") = (&verified, trim.as_str()) {
             // A smart cut that does not pass is made again the exact way, and the journal says why.
@@ -292,10 +294,12 @@ impl Engine {
             })
             .await;
             cpu.encode_s += encode_cpu.as_secs_f64();
-            if let Err(f) = recut {
-                return failed(f, bytes, (0, None), t0);
-            }
-            let (again, verify_cpu) = crate::cpu::measure(self.verify(&clip, task, source_duration, stop)).await;
+            let written = match recut {
+                Ok(written) => written,
+                Err(f) => return failed(f, bytes, (0, None), t0),
+            };
+            let (again, verify_cpu) =
+                crate::cpu::measure(self.verify(&clip, task, source_duration, written.as_ref(), stop)).await;
             cpu.verify_s += verify_cpu.as_secs_f64();
             verified = again;
         }
@@ -330,7 +334,9 @@ impl Engine {
 
     /// Cuts the clip out of its window and says which trim made it: `exact`, `copy`, `smart`, or
     /// `exact (why not smart)` when `--trim smart` could not be used on this source. `layout` is the
-    /// window's packet listing (or why there is none) when `--trim smart` asked for it.
+    /// window's packet listing (or why there is none) when `--trim smart` asked for it. An encode of the
+    /// whole clip also gives the packets it wrote, which the check compares the file with; a smart cut,
+    /// whose packets are partly the source's, gives none and is decoded.
     #[allow(clippy::too_many_arguments)]
     async fn cut(
         &self,
@@ -341,7 +347,7 @@ impl Engine {
         work: &Path,
         out: &Path,
         stop: &mut StopSignal,
-    ) -> (Result<(), Failure>, String) {
+    ) -> (Result<Option<Packets>, Failure>, String) {
         let Some(layout) = layout else {
             let trim = if self.encode.copy { "copy" } else { "exact" };
             return (self.ffmpeg.cut(window, start, duration, &self.encode, out, stop).await, trim.into());
@@ -352,7 +358,7 @@ impl Engine {
                 Ok(()) => {
                     let (head, copied, tail) = (plan.head_frames, plan.copied_frames, plan.tail_frames);
                     tracing::info!("smart cut: {head} frames encoded, {copied} copied, {tail} encoded after them");
-                    return (Ok(()), "smart".into());
+                    return (Ok(None), "smart".into());
                 }
                 Err(f) => format!("smart cut failed: {}", f.message),
             },
@@ -457,17 +463,23 @@ impl Engine {
         })
     }
 
-    /// A clip counts only if it decodes to the end without a complaint, has a video stream (an audio
-    /// stream and no video for `--audio-only`) and the right duration.
+    /// A clip counts only if it reads to the end without a complaint, has a video stream (an audio stream
+    /// and no video for `--audio-only`) and the right duration. A clip its encoder wrote whole (`written`:
+    /// the exact cut) must hold exactly the packets the encoder wrote; any other clip (the smart cut, whose
+    /// packets are partly the source's, a keyframe copy, audio) is decoded to the end.
     async fn verify(
         &self,
         clip: &Path,
         task: &Task,
         source_duration: Option<f64>,
+        written: Option<&Packets>,
         stop: &mut StopSignal,
     ) -> Result<ClipCheck, Failure> {
-        // One ffmpeg run decodes the clip to the end and describes it (streams, duration): no ffprobe first.
-        let probe = self.ffmpeg.check_clip(clip, stop).await?;
+        // One ffmpeg run reads the clip to the end and describes it (streams, duration): no ffprobe first.
+        let probe = match written {
+            Some(written) => self.ffmpeg.check_packets(clip, written, stop).await?,
+            None => self.ffmpeg.check_clip(clip, stop).await?,
+        };
         if !self.has_main_stream(probe.has_video, probe.has_audio) {
             let kind = if self.encode.audio_only.is_some() { "audio" } else { "video" };
             return Err(Failure::new(Category::Corrupt, format!("the clip has no {kind} stream"), ""));

@@ -211,7 +211,12 @@ async fn reencode(
             let _slot = slots.acquire_owned().await.expect("semaphore never closes");
             let (_tx, mut stop) = tokio::sync::watch::channel(false);
             let t = std::time::Instant::now();
-            let result = ffmpeg.cut(&dest, 0.0, secs + 1.0, &encode, &tmp, &mut stop).await;
+            // The re-encode replaces the mirror's clip only once it reads back packet for packet as written.
+            let result = match ffmpeg.cut(&dest, 0.0, secs + 1.0, &encode, &tmp, &mut stop).await {
+                Ok(Some(written)) => ffmpeg.check_packets(&tmp, &written, &mut stop).await.map(|_| ()),
+                Ok(None) => Ok(()),
+                Err(f) => Err(f),
+            };
             let result = match result {
                 Ok(()) => crate::outdir::place(&tmp, &dest).map_err(|e| e.to_string()),
                 Err(f) => Err(f.message),

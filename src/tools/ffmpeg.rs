@@ -173,7 +173,10 @@ impl Ffmpeg {
 
     /// Cuts `[start, start + duration)` out of a window (or a whole video) whose timestamps are the
     /// source's: the seek and duration callers give (`cut_points` for frame-exact windows), encoded once to
-    /// H.264 + AAC with `+faststart`.
+    /// H.264 + AAC with `+faststart`. An encode also gives the packets it wrote ([`Packets`], for
+    /// [`Ffmpeg::check_packets`]): the same ffmpeg run hands them to a second output, through the `tee`
+    /// muxer, so the clip's bytes are those of the MP4 written alone. A keyframe copy (`--trim copy`) and an
+    /// audio-only clip give none.
     pub async fn cut(
         &self,
         input: &Path,
@@ -182,7 +185,7 @@ impl Ffmpeg {
         encode: &Encode,
         out: &Path,
         stop: &mut StopSignal,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<Packets>, Failure> {
         let mut cmd = self.command();
         cmd.args(["-loglevel", "error", "-seek_timestamp", "1"]);
         if let Some(audio) = encode.audio_only {
@@ -202,7 +205,7 @@ impl Ffmpeg {
             if !o.status.success() {
                 return Err(Failure::from_stderr(&o.stderr, o.status.code()));
             }
-            return Ok(());
+            return Ok(None);
         }
         cmd.args(DECODE_ONE_THREAD);
         cmd.arg("-ss").arg(secs(start)).arg("-i").arg(input).arg("-t").arg(secs(duration));
@@ -211,13 +214,52 @@ impl Ffmpeg {
             cmd.args(["-map", "0:a:0?"]);
         }
         cmd.args(encode_args(encode));
-        cmd.args(["-map_metadata", "-1", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4"]);
-        cmd.arg(out);
+        cmd.args(["-map_metadata", "-1", "-map_chapters", "-1"]);
+        if encode.copy {
+            cmd.args(["-movflags", "+faststart", "-f", "mp4"]).arg(out);
+        } else {
+            cmd.args(["-f", "tee"]).arg(tee_outputs(out));
+        }
         let o = run(&mut cmd, stop).await?;
         if !o.status.success() {
             return Err(Failure::from_stderr(&o.stderr, o.status.code()));
         }
-        Ok(())
+        Ok((!encode.copy).then(|| Packets::parse(&String::from_utf8_lossy(&o.stdout))))
+    }
+
+    /// A finished encode read back without decoding it: ffmpeg reads every packet of the file (`-c copy`)
+    /// and hashes each as the encode's second output did ([`PACKETS_CANONICAL`]). The clip passes when the
+    /// file holds exactly the packets the encoder wrote (the same count, each of the same size and SHA-256,
+    /// and each stream's codec configuration), and ffmpeg reads it without a complaint; the streams and the
+    /// duration come from the same run's description of its input, as in [`Ffmpeg::check_clip`]. Any damage
+    /// that makes a decode complain changes a packet, so this check rejects every file that one rejects, and
+    /// also the damage a decoder conceals (`tests/clip_check.rs`); it is for clips whose every packet came
+    /// from this encoder (an exact cut), not for packets copied from a source, which only a decode judges.
+    pub async fn check_packets(
+        &self,
+        path: &Path,
+        written: &Packets,
+        stop: &mut StopSignal,
+    ) -> Result<ClipCheck, Failure> {
+        let mut cmd = self.command();
+        cmd.args(["-loglevel", "repeat+level+info", "-i"]).arg(path);
+        cmd.args(["-map", "0", "-c", "copy", "-bsf:v", PACKETS_CANONICAL, "-f", "framehash", "pipe:1"]);
+        let o = run(&mut cmd, stop).await?;
+        let read = read_clip_log(&o.stderr);
+        if !o.status.success() || !read.complaints.is_empty() {
+            let complaints = read.complaints.join("\n");
+            return Err(Failure::new(
+                Category::Corrupt,
+                format!("reading the clip failed: {}", super::headline(&complaints, o.status.code())),
+                &complaints,
+            ));
+        }
+        let back = Packets::parse(&String::from_utf8_lossy(&o.stdout));
+        if let Some(difference) = written.difference(&back) {
+            let message = format!("the clip is not what its encoder wrote: {difference}");
+            return Err(Failure::new(Category::Corrupt, message, ""));
+        }
+        Ok(read.check)
     }
 
     /// Reads streams and duration with ffprobe.
@@ -315,6 +357,115 @@ pub const DECODE_ONE_THREAD: [&str; 2] = ["-threads", "1"];
 /// corrupt file is still rejected); it is about a tenth of a 360p H.264 clip's decode here.
 pub const CHECK_DECODE: [&str; 4] = ["-threads", "1", "-skip_loop_filter", "all"];
 
+/// The bitstream filters that make an H.264 stream's packets the same whatever container holds them: Annex B
+/// start codes (MP4 keeps lengths instead), and no parameter sets among the packets (`h264_mp4toannexb`
+/// repeats them before each keyframe; they are compared as the stream's codec configuration). The encoder's
+/// packets are Annex B already and pass the first filter unchanged; `filter_units` writes every packet's
+/// units again with the same start codes on both sides.
+pub const PACKETS_CANONICAL: &str = "h264_mp4toannexb,filter_units=remove_types=7-8";
+
+/// The `tee` muxer's outputs of an encode: the clip, an MP4 with `+faststart` at `out`, and the packets'
+/// `framehash` ([`PACKETS_CANONICAL`]) on stdout. `out` is escaped for the tee's syntax (`\`, `'`, `|`, `[`
+/// and `]` would otherwise be read as its own), so any path names the file it names.
+fn tee_outputs(out: &Path) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut spec = b"[f=mp4:movflags=+faststart]".to_vec();
+    for &b in out.as_os_str().as_bytes() {
+        if matches!(b, b'\\' | b'\'' | b'|' | b'[' | b']') {
+            spec.push(b'\\');
+        }
+        spec.push(b);
+    }
+    // The one stream filter that applies to this output's video; the muxer hashes with SHA-256.
+    spec.extend_from_slice(b"|[f=framehash:bsfs/v=filter_units=remove_types=7-8]pipe:1");
+    std::ffi::OsString::from_vec(spec)
+}
+
+/// What an encode wrote, packet by packet, told apart from the container that holds it: each stream's codec
+/// configuration, and every packet's stream, size and SHA-256, in order (ffmpeg's `framehash` of the packets
+/// as [`PACKETS_CANONICAL`] makes them). Timestamps are left out: each output writes them in its own time
+/// base (the encoder's 1/30 s, the MP4 track's 1/15360 s), and the check's duration covers them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Packets {
+    /// `(stream, size, hash)`: the codec configuration of each stream that has one, then every packet.
+    config: Vec<(u32, u64, String)>,
+    packets: Vec<(u32, u64, String)>,
+}
+
+impl Packets {
+    /// Reads `framehash` output (version 2): `#extradata S, size, hash` lines and packet lines
+    /// `S, dts, pts, duration, size, hash[, side data...]`. Other lines (`#tb`, `#software`, ...) describe
+    /// the output, not the packets, and are skipped; so is anything unreadable, which can only make the
+    /// comparison fail.
+    pub fn parse(text: &str) -> Packets {
+        let entry =
+            |stream: &str, size: &str, hash: &str| Some((stream.parse().ok()?, size.parse().ok()?, hash.to_string()));
+        let mut p = Packets::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("#extradata ") {
+                if let [stream, size, hash] = rest.split(',').map(str::trim).collect::<Vec<_>>()[..] {
+                    p.config.extend(entry(stream, size, hash));
+                }
+            } else if !line.starts_with('#') {
+                if let [stream, _dts, _pts, _duration, size, hash, ..] =
+                    line.split(',').map(str::trim).collect::<Vec<_>>()[..]
+                {
+                    p.packets.extend(entry(stream, size, hash));
+                }
+            }
+        }
+        // Each stream's packets in their order; how a muxer and a demuxer interleave the streams is theirs.
+        p.packets.sort_by_key(|&(stream, ..)| stream);
+        p
+    }
+
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    /// One stream's packets, `(size, hash)`, in order.
+    fn stream(&self, stream: u32) -> Vec<(u64, &str)> {
+        self.packets.iter().filter(|e| e.0 == stream).map(|e| (e.1, e.2.as_str())).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    /// How `read` (the file read back) differs from `self` (what was written), in words; `None` when it
+    /// does not.
+    pub fn difference(&self, read: &Packets) -> Option<String> {
+        if self.config != read.config {
+            let streams = |p: &Packets| p.config.iter().map(|c| c.0.to_string()).collect::<Vec<_>>().join(", ");
+            return Some(format!(
+                "the codec configuration differs (written for streams [{}], read for [{}])",
+                streams(self),
+                streams(read)
+            ));
+        }
+        let short = |h: &str| h.chars().take(12).collect::<String>();
+        let streams: std::collections::BTreeSet<u32> = self.packets.iter().chain(&read.packets).map(|p| p.0).collect();
+        for stream in streams {
+            let (w, r) = (self.stream(stream), read.stream(stream));
+            if let Some(i) = w.iter().zip(&r).position(|(w, r)| w != r) {
+                let ((ws, wh), (rs, rh)) = (w[i], r[i]);
+                return Some(format!(
+                    "stream {stream}'s packet {} of {} differs ({ws} bytes, sha256 {}... written; {rs} bytes, sha256 \
+                     {}... read)",
+                    i + 1,
+                    w.len(),
+                    short(wh),
+                    short(rh)
+                ));
+            }
+            if w.len() != r.len() {
+                return Some(format!("stream {stream}: {} packets written, {} read back", w.len(), r.len()));
+            }
+        }
+        None
+    }
+}
+
 /// The encoder arguments, fixed so that the same input and settings give byte-identical clips.
 pub fn encode_args(e: &Encode) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
@@ -348,7 +499,12 @@ pub fn encode_args(e: &Encode) -> Vec<String> {
     } else {
         args.extend(["-c:a", "aac", "-b:a", "128k", "-ac", "2"].map(String::from));
     }
-    args.extend(["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"].map(String::from));
+    // `global_header`: the parameter sets go into the stream's configuration (MP4's `avcC`), not into the
+    // first packet. The MP4 muxer asks for it when it is the output; the `tee` muxer does not, and must get
+    // the same bitstream.
+    args.extend(
+        ["-fflags", "+bitexact", "-flags:v", "+bitexact+global_header", "-flags:a", "+bitexact"].map(String::from),
+    );
     args
 }
 
@@ -670,5 +826,90 @@ something unexpected
         assert!(capped.contains("min(ih,360)"), "{capped}");
         let copy = encode_args(&Encode { copy: true, ..Default::default() }).join(" ");
         assert!(copy.starts_with("-c copy"));
+        // The parameter sets in the stream's configuration, as the MP4 muxer asks, also through `tee`.
+        assert!(capped.contains("-flags:v +bitexact+global_header"), "{capped}");
+    }
+
+    /// `framehash` of the same encode from both sides, as ffmpeg 5.1 prints them: the encoder's output
+    /// through `tee` (time base 1/30, x264's quality side data on each video packet) and the MP4 read back
+    /// (time base 1/15360, the audio's skip side data, `#software`).
+    const WRITTEN: &str = "\
+#format: frame checksums
+#version: 2
+#hash: SHA256
+#extradata 0,                              38, ffa06d51ab4c354b000639974e253850cde6e10f6eb34daa9820c2ba0b2f11cf
+#extradata 1,                               5, 03823224971f2d9dbb76d83a08f766351447f08b3739cd2fc36182f306ae3e02
+#tb 0: 1/30
+#media_type 0: video
+#codec_id 0: h264
+#tb 1: 1/44100
+#stream#, dts,        pts, duration,     size, hash
+0,         -2,          0,        1,     7247, ec92465f19a39fc5ad90a0ca0c9a659bb0aea76415749d00014456eaaba3878f, S=1,        8, 62c9ed30259bf218b0aadf1a9aeba5af6094cc62d9892d8c7765029d0fcc89d2
+0,         -1,          3,        1,     3883, ee02510d9cab81865a206523b8439d33bc3b6662dab1d93a5c847925de432721, S=1,        8, a7b1c03e3ad8903132b07bc9274a43a0c0d6eae22965cf8efdb2aee5ae926fa6
+1,      -1024,      -1024,     1024,      309, 7f571c0044b236b6977e3319c22dea74bca5fdc28b944418b08ca5d62d742913
+0,          0,          1,        1,     2077, b0f1ecf793a8e290c68d369f828f34776874a5c17f28b9f347c0244771e1f9e3, S=1,        8, 3731bb681576c14e0c2cb44cc4700c3ffefaa7b3eac53d03ef1e5be8e735033b
+1,          0,          0,     1024,      397, 05c7bc5b683dbb5899c04158208972f5f4fdf7a14c0da35a04fd9a01706bf085
+";
+    const READ: &str = "\
+#format: frame checksums
+#version: 2
+#hash: SHA256
+#extradata 0,                              38, ffa06d51ab4c354b000639974e253850cde6e10f6eb34daa9820c2ba0b2f11cf
+#extradata 1,                               5, 03823224971f2d9dbb76d83a08f766351447f08b3739cd2fc36182f306ae3e02
+#software: Lavf59.27.100
+#tb 0: 1/15360
+#media_type 0: video
+#stream#, dts,        pts, duration,     size, hash
+0,      -1024,          0,      512,     7247, ec92465f19a39fc5ad90a0ca0c9a659bb0aea76415749d00014456eaaba3878f
+1,      -1024,      -1024,     1024,      309, 7f571c0044b236b6977e3319c22dea74bca5fdc28b944418b08ca5d62d742913, S=1,       10, 6ee9cd8afbb30ce00ef4ceec9536336cbde87cffeab39a283bc32a19d4ec2afa
+0,       -512,       1536,      512,     3883, ee02510d9cab81865a206523b8439d33bc3b6662dab1d93a5c847925de432721
+0,          0,        512,      512,     2077, b0f1ecf793a8e290c68d369f828f34776874a5c17f28b9f347c0244771e1f9e3
+1,          0,          0,     1039,      397, 05c7bc5b683dbb5899c04158208972f5f4fdf7a14c0da35a04fd9a01706bf085
+";
+
+    #[test]
+    fn packets_compare_what_was_written_with_what_is_read_whatever_the_container_and_interleaving() {
+        let (written, read) = (Packets::parse(WRITTEN), Packets::parse(READ));
+        assert_eq!((written.len(), written.config.len()), (5, 2));
+        assert_eq!(written.difference(&read), None, "time bases, side data and interleaving are not the packets");
+        assert_eq!(written, read);
+
+        // (what is changed in the file read back, what the check says)
+        let cases: [(&str, &str, &str); 5] = [
+            ("     3883, ee02", "     3883, ff02", "stream 0's packet 2 of 3 differs (3883 bytes, sha256 ee02510d9cab... written; 3883 bytes, sha256 ff02510d9cab... read)"),
+            ("     2077,", "     2076,", "stream 0's packet 3 of 3 differs (2077 bytes"),
+            ("1,          0,          0,     1039,      397, 05c7bc5b683dbb5899c04158208972f5f4fdf7a14c0da35a04fd9a01706bf085\n", "", "stream 1: 2 packets written, 1 read back"),
+            ("#extradata 1,", "#extradata 2,", "the codec configuration differs (written for streams [0, 1], read for [0, 2])"),
+            ("38, ffa0", "38, 0fa0", "the codec configuration differs"),
+        ];
+        for (from, to, says) in cases {
+            assert!(READ.contains(from), "{from}");
+            let damaged = Packets::parse(&READ.replacen(from, to, 1));
+            let got = written.difference(&damaged).unwrap_or_default();
+            assert!(got.starts_with(says), "{from} -> {to}: {got}");
+        }
+        let nothing = Packets::parse("");
+        assert!(nothing.is_empty());
+        assert_eq!(
+            written.difference(&nothing).unwrap(),
+            "the codec configuration differs (written for streams [0, 1], read for [])"
+        );
+        let no_config = Packets { config: written.config.clone(), packets: vec![] };
+        assert_eq!(written.difference(&no_config).unwrap(), "stream 0: 3 packets written, 0 read back");
+    }
+
+    #[test]
+    fn the_tee_names_the_clip_whatever_its_path_holds() {
+        let spec = |p: &str| tee_outputs(Path::new(p)).into_string().unwrap();
+        let tail = "|[f=framehash:bsfs/v=filter_units=remove_types=7-8]pipe:1";
+        // (path, as the tee's list writes it)
+        let cases = [
+            ("/out/.kinetics-dl/tmp/clip-1-00ab/clip.mp4", "/out/.kinetics-dl/tmp/clip-1-00ab/clip.mp4"),
+            ("/a|b/[c]/d's\\e:f.mp4", "/a\\|b/\\[c\\]/d\\'s\\\\e:f.mp4"),
+            ("[f=null]x.mp4", "\\[f=null\\]x.mp4"),
+        ];
+        for (path, escaped) in cases {
+            assert_eq!(spec(path), format!("[f=mp4:movflags=+faststart]{escaped}{tail}"), "{path}");
+        }
     }
 }
