@@ -1185,6 +1185,31 @@ fn an_exact_cut_damaged_before_its_check_fails_the_attempt_and_is_made_again() {
     assert_clip(&out, &row);
 }
 
+/// An `--ffmpeg` wrapper that keeps the cut's stdout to itself hands over no packets: the exact cut's clip is
+/// then decoded to the end, as before the packets' check, and still counts.
+#[test]
+fn an_exact_cut_whose_packets_never_arrive_is_decoded_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let server = server(config());
+    let ffmpeg = write_script(tmp.path(), "quiet-ffmpeg", "ffmpeg \"$@\" > /dev/null");
+    let row = Row::new("x", "quietcut001", 12.0, 22.0);
+    let csv = tmp.path().join("a.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    let mut args = download_args(&server, &out, &[&csv]);
+    args.extend([OsString::from("--ffmpeg"), ffmpeg.into(), "--trim".into(), "exact".into(), "-v".into()]);
+    let done = run(&args);
+    done.expect_code(0);
+    assert!(
+        done.stderr.contains("the encode gave no packets on stdout: its clip is checked by a decode"),
+        "{}",
+        done.stderr
+    );
+    let tried: Vec<_> = attempts(&out).into_iter().map(|a| (a.outcome, a.category)).collect();
+    assert_eq!(tried, [("done".to_string(), None)]);
+    assert_clip(&out, &row);
+}
+
 #[test]
 fn sub_frame_windows_keep_the_frames_inside_them() {
     let tmp = tempfile::tempdir().unwrap();

@@ -224,7 +224,16 @@ impl Ffmpeg {
         if !o.status.success() {
             return Err(Failure::from_stderr(&o.stderr, o.status.code()));
         }
-        Ok((!encode.copy).then(|| Packets::parse(&String::from_utf8_lossy(&o.stdout))))
+        if encode.copy {
+            return Ok(None);
+        }
+        // Nothing at all on stdout (an `--ffmpeg` wrapper that keeps it) is no record: the clip is decoded.
+        let written = Packets::parse(&String::from_utf8_lossy(&o.stdout));
+        if written.config.is_empty() && written.is_empty() {
+            tracing::info!("the encode gave no packets on stdout: its clip is checked by a decode");
+            return Ok(None);
+        }
+        Ok(Some(written))
     }
 
     /// A finished encode read back without decoding it: ffmpeg reads every packet of the file (`-c copy`)
@@ -360,9 +369,10 @@ pub const CHECK_DECODE: [&str; 4] = ["-threads", "1", "-skip_loop_filter", "all"
 /// The bitstream filters that make an H.264 stream's packets the same whatever container holds them: Annex B
 /// start codes (MP4 keeps lengths instead), and no parameter sets among the packets (`h264_mp4toannexb`
 /// repeats them before each keyframe; they are compared as the stream's codec configuration). The encoder's
-/// packets are Annex B already and pass the first filter unchanged; `filter_units` writes every packet's
-/// units again with the same start codes on both sides.
+/// packets are Annex B already and need only the second filter ([`PACKETS_UNITS`]), which writes every
+/// packet's units again with the same start codes on both sides.
 pub const PACKETS_CANONICAL: &str = "h264_mp4toannexb,filter_units=remove_types=7-8";
+const PACKETS_UNITS: &str = "filter_units=remove_types=7-8";
 
 /// The `tee` muxer's outputs of an encode: the clip, an MP4 with `+faststart` at `out`, and the packets'
 /// `framehash` ([`PACKETS_CANONICAL`]) on stdout. `out` is escaped for the tee's syntax (`\`, `'`, `|`, `[`
@@ -377,7 +387,7 @@ fn tee_outputs(out: &Path) -> std::ffi::OsString {
         spec.push(b);
     }
     // The one stream filter that applies to this output's video; the muxer hashes with SHA-256.
-    spec.extend_from_slice(b"|[f=framehash:bsfs/v=filter_units=remove_types=7-8]pipe:1");
+    spec.extend_from_slice(format!("|[f=framehash:bsfs/v={PACKETS_UNITS}]pipe:1").as_bytes());
     std::ffi::OsString::from_vec(spec)
 }
 
@@ -866,6 +876,11 @@ something unexpected
 0,          0,        512,      512,     2077, b0f1ecf793a8e290c68d369f828f34776874a5c17f28b9f347c0244771e1f9e3
 1,          0,          0,     1039,      397, 05c7bc5b683dbb5899c04158208972f5f4fdf7a14c0da35a04fd9a01706bf085
 ";
+
+    #[test]
+    fn both_sides_filter_the_units_alike() {
+        assert!(PACKETS_CANONICAL.ends_with(&format!(",{PACKETS_UNITS}")), "{PACKETS_CANONICAL}");
+    }
 
     #[test]
     fn packets_compare_what_was_written_with_what_is_read_whatever_the_container_and_interleaving() {
