@@ -254,21 +254,13 @@ impl Ffmpeg {
         cmd.args(["-loglevel", "repeat+level+info", "-i"]).arg(path);
         cmd.args(["-map", "0", "-c", "copy", "-bsf:v", PACKETS_CANONICAL, "-f", "framehash", "pipe:1"]);
         let o = run(&mut cmd, stop).await?;
-        let read = read_clip_log(&o.stderr);
-        if !o.status.success() || !read.complaints.is_empty() {
-            let complaints = read.complaints.join("\n");
-            return Err(Failure::new(
-                Category::Corrupt,
-                format!("reading the clip failed: {}", super::headline(&complaints, o.status.code())),
-                &complaints,
-            ));
-        }
+        let check = clip_read(&o, "reading the clip")?;
         let back = Packets::parse(&String::from_utf8_lossy(&o.stdout));
         if let Some(difference) = written.difference(&back) {
             let message = format!("the clip is not what its encoder wrote: {difference}");
             return Err(Failure::new(Category::Corrupt, message, ""));
         }
-        Ok(read.check)
+        Ok(check)
     }
 
     /// Reads streams and duration with ffprobe.
@@ -294,16 +286,7 @@ impl Ffmpeg {
         cmd.args(["-loglevel", "repeat+level+info"]).args(CHECK_DECODE);
         cmd.arg("-i").arg(path).args(["-f", "null", "-"]);
         let o = run(&mut cmd, stop).await?;
-        let read = read_clip_log(&o.stderr);
-        if !o.status.success() || !read.complaints.is_empty() {
-            let complaints = read.complaints.join("\n");
-            return Err(Failure::new(
-                Category::Corrupt,
-                format!("decoding failed: {}", super::headline(&complaints, o.status.code())),
-                &complaints,
-            ));
-        }
-        Ok(read.check)
+        clip_read(&o, "decoding")
     }
 
     /// Decodes the whole file; any decoder complaint means the clip is not usable.
@@ -349,6 +332,18 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
             _ => words.join(" "),
         })
     }
+}
+
+/// A whole read of a clip at `-loglevel repeat+level+info` ([`read_clip_log`]): the input's description, or
+/// the clip's failure (`"{doing} failed: ..."`) when ffmpeg failed or complained.
+fn clip_read(o: &process::Output, doing: &str) -> Result<ClipCheck, Failure> {
+    let read = read_clip_log(&o.stderr);
+    if o.status.success() && read.complaints.is_empty() {
+        return Ok(read.check);
+    }
+    let complaints = read.complaints.join("\n");
+    let message = format!("{doing} failed: {}", super::headline(&complaints, o.status.code()));
+    Err(Failure::new(Category::Corrupt, message, &complaints))
 }
 
 /// How a window of video is written: its packets copied into Matroska with the source's timestamps.
