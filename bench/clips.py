@@ -481,7 +481,7 @@ def report(results: list[Result], args, load: tuple[str, str]) -> str:
               " declines) and the cut (`--trim smart`: the head's encode, the copy and the join); verify = one ffmpeg decode of the clip to its end, which"
               " also reads its streams and duration (before issue 10's item 3: ffprobe, then that decode; for the exact"
               " cut since its packets' check, one read of the clip's packets compared with those its encoder wrote,"
-              " without a decode). Children's"
+              " without a decode: in process since tools::mp4clip, its thread CPU counted here). Children's"
               " CPU is user + system from the kernel's rusage of each exited child. whole tree = RUSAGE_CHILDREN"
               " delta / N of the kinetics-dl process (kinetics-dl itself with every child, failed attempts and"
               " tool checks included); the difference to the stages' total is kinetics-dl's own work outside the"

@@ -3,7 +3,8 @@
 //! What each number covers:
 //! - a child's CPU is user + system time of the child and of every descendant it waited for, read from the
 //!   kernel when the child has exited (`waitid` with `WNOWAIT`, before it is reaped; `tools/process.rs`);
-//!   [`measure`] adds up the children a stage ran;
+//!   [`measure`] adds up the children a stage ran, and work done in process for it on the task's thread
+//!   ([`add_own`]);
 //! - the relay runs inside kinetics-dl: a clip's share is the thread CPU time spent polling the relay's
 //!   tasks that serve that clip's URLs ([`Metered`]). The upstream connections' own tasks (reqwest's, shared
 //!   by every clip) and the scheduler are not split per clip: they show only in the whole process's CPU
@@ -64,6 +65,12 @@ pub async fn measure<F: Future>(f: F) -> (F::Output, Duration) {
 /// Adds a finished child's CPU to the [`measure`] running in this task, if any.
 pub fn add_child(cpu: Duration) {
     let _ = CHILDREN_NS.try_with(|c| c.set(c.get().saturating_add(cpu.as_nanos() as u64)));
+}
+
+/// Adds CPU that kinetics-dl spent on this thread, in a stretch with no `.await`, for the stage the
+/// [`measure`] running in this task records (the in-process read of a finished clip, `tools::mp4clip`).
+pub fn add_own(cpu: Duration) {
+    add_child(cpu);
 }
 
 /// The calling thread's CPU time (user + system) so far.

@@ -18,6 +18,7 @@ pub mod exit_codes;
 pub mod export;
 pub mod fleet;
 pub mod governor;
+pub mod isobmff;
 pub mod journal;
 pub mod manifest;
 pub mod mirror;

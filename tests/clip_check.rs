@@ -4,8 +4,8 @@
 //! ffmpeg as the cut writes it, damaged the ways a transfer or a disk damages files. Both now decode without
 //! the loop filter (`tools::ffmpeg::CHECK_DECODE`): they must reject exactly what a decode with it rejects.
 //!
-//! An exact cut is checked without a decode (`Ffmpeg::check_packets`): the cut hands over the packets it
-//! wrote, and the file must hold exactly those. The same damaged files, made from a real cut, must all fail
+//! An exact cut is checked without a decode (`Ffmpeg::check_packets`, and first in process,
+//! `tools::mp4clip`): the cut hands over the packets it wrote, and the file must hold exactly those. The same damaged files, made from a real cut, must all fail
 //! it, those a decoder conceals too; and the cut's clip must be byte for byte the one its command line wrote
 //! before it had that second output.
 
@@ -17,6 +17,7 @@ use std::process::Command;
 use common::ffmpeg;
 
 use kinetics_dl::tools::ffmpeg::{Encode, Ffmpeg};
+use kinetics_dl::tools::mp4clip;
 
 /// `good` with `damage` applied, written next to it as `name`.
 fn damaged(good: &Path, name: &str, damage: impl Fn(&mut Vec<u8>)) -> PathBuf {
@@ -222,10 +223,27 @@ async fn an_exact_cut_is_checked_against_the_packets_its_encoder_wrote() {
     ]);
     assert!(std::fs::read(&clip).unwrap() == std::fs::read(&before).unwrap(), "the clip's bytes changed");
 
-    // A good clip passes, described as the decode describes it.
+    // A good clip passes, described as the decode describes it; read in process too, to the same packets
+    // and the same description.
     let read = f.check_packets(&clip, &written, &mut stop).await.expect("the clip as written passes");
     assert_eq!(read, f.check_clip(&clip, &mut stop).await.unwrap());
     assert!(read.has_video && read.has_audio && (read.duration.unwrap() - 10.0).abs() < 0.1, "{read:?}");
+    let (packets, described) = mp4clip::read(&clip).expect("the in-process read takes the cut's MP4");
+    assert_eq!(written.difference(&packets), None);
+    assert_eq!(described, read);
+    assert_eq!(mp4clip::check(&f, &clip, &written, &mut stop).await.unwrap(), read);
+    // Other settings of the cut: no sound; scaled and at another rate.
+    for (name, encode) in [
+        ("no-audio.mp4", Encode { no_audio: true, ..Default::default() }),
+        ("scaled.mp4", Encode { short_side: Some(90), fps: Some(10.0), ..Default::default() }),
+    ] {
+        let path = dir.join(name);
+        let written = f.cut(&window, 0.999, 10.0, &encode, &path, &mut stop).await.unwrap().unwrap();
+        let by_ffmpeg = f.check_packets(&path, &written, &mut stop).await.expect(name);
+        let (packets, described) = mp4clip::read(&path).expect(name);
+        assert_eq!(written.difference(&packets), None, "{name}");
+        assert_eq!(described, by_ffmpeg, "{name}");
+    }
 
     // Every damaged file fails, whatever a decode says of it.
     let good = tmp.path().join("good.mp4");
@@ -237,12 +255,18 @@ async fn an_exact_cut_is_checked_against_the_packets_its_encoder_wrote() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let by_packets = f.check_packets(&path, &written, &mut stop).await.map_err(|e| e.message);
         let by_decode = decodes(&f, &path).await;
-        println!("{name}: packets {by_packets:?}; decode passes {by_decode}");
+        // The in-process read passes a file only if it finds the packets as written.
+        let in_process = mp4clip::read(&path).map(|(back, _)| written.difference(&back));
+        let combined = mp4clip::check(&f, &path, &written, &mut stop).await.map_err(|e| e.message);
+        println!("{name}: packets {by_packets:?}; decode passes {by_decode}; in process {in_process:?}");
         if passes == Some(true) {
-            assert!(by_packets.is_ok() && by_decode, "{name}");
+            assert!(by_packets.is_ok() && by_decode && combined.is_ok(), "{name}");
+            assert_eq!(in_process, Ok(None), "{name}");
             continue;
         }
         assert!(by_packets.is_err(), "{name} passed the packets' check");
+        assert!(!matches!(in_process, Ok(None)), "{name} passed the in-process read");
+        assert_eq!(combined, by_packets, "{name}: the check with the in-process read first");
         if passes.is_none() {
             concealed += usize::from(by_decode);
             caught_by_decode += usize::from(!by_decode);

@@ -477,7 +477,7 @@ impl Engine {
     ) -> Result<ClipCheck, Failure> {
         // One ffmpeg run reads the clip to the end and describes it (streams, duration): no ffprobe first.
         let probe = match written {
-            Some(written) => self.ffmpeg.check_packets(clip, written, stop).await?,
+            Some(written) => crate::tools::mp4clip::check(&self.ffmpeg, clip, written, stop).await?,
             None => self.ffmpeg.check_clip(clip, stop).await?,
         };
         if !self.has_main_stream(probe.has_video, probe.has_audio) {

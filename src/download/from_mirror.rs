@@ -213,7 +213,7 @@ async fn reencode(
             let t = std::time::Instant::now();
             // The re-encode replaces the mirror's clip only once it reads back packet for packet as written.
             let result = match ffmpeg.cut(&dest, 0.0, secs + 1.0, &encode, &tmp, &mut stop).await {
-                Ok(Some(written)) => ffmpeg.check_packets(&tmp, &written, &mut stop).await.map(|_| ()),
+                Ok(Some(written)) => crate::tools::mp4clip::check(&ffmpeg, &tmp, &written, &mut stop).await.map(|_| ()),
                 Ok(None) => Ok(()),
                 Err(f) => Err(f),
             };

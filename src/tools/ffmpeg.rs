@@ -420,8 +420,13 @@ impl Packets {
             }
         }
         // Each stream's packets in their order; how a muxer and a demuxer interleave the streams is theirs.
-        p.packets.sort_by_key(|&(stream, ..)| stream);
-        p
+        Packets::new(p.config, p.packets)
+    }
+
+    /// Packets from their parts, as [`Packets::parse`] keeps them: `(stream, size, hex SHA-256)`.
+    pub fn new(config: Vec<(u32, u64, String)>, mut packets: Vec<(u32, u64, String)>) -> Packets {
+        packets.sort_by_key(|&(stream, ..)| stream);
+        Packets { config, packets }
     }
 
     pub fn len(&self) -> usize {

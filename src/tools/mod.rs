@@ -3,6 +3,7 @@
 pub mod extractor;
 pub mod ffmpeg;
 pub mod mkv;
+pub mod mp4clip;
 pub mod process;
 pub mod smartcut;
 pub mod ytdlp;

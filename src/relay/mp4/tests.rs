@@ -1,4 +1,5 @@
 use super::*;
+use crate::isobmff::sample_sizes;
 
 /// A box: size, type, body.
 fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
