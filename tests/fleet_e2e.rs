@@ -744,6 +744,40 @@ fn completions_made_while_the_database_is_cut_off_are_all_recorded() {
     }
 }
 
+/// A claim can commit in the fleet as the connection dies, before its clips reach the worker (the server shut
+/// down between `claim` and `claimed`; seen in CI). The fleet then holds a lease of this worker's that the
+/// worker never learned of, and its heartbeat renews every lease the fleet gives it: without a remedy that
+/// clip is nobody's for ever and the worker never ends. Here such a lease is made by hand mid-run, the way the
+/// lost claim left it; the worker's next heartbeat gives it back, uncharged, and the worker makes the clip.
+#[test]
+fn a_lease_the_worker_never_learned_of_goes_back_and_is_made() {
+    let Some(url) = pg::url() else { return };
+    let schema = pg::Schema::create(&url, "ghost");
+    let rows = real_rows(90, 5);
+    let (db, name) = (url.clone(), schema.name.clone());
+    let ghost = move || {
+        let sql = format!(
+            "UPDATE {name}.clip SET state = 'leased', lease_token = nextval('{name}.lease_token'),
+                    lease_worker = (SELECT worker_id FROM {name}.worker WHERE fleet = 'f'),
+                    lease_expires_at = now() + interval '1 hour'
+              WHERE fleet = 'f' AND clip_key = (SELECT clip_key FROM {name}.clip
+                                                 WHERE fleet = 'f' AND state = 'pending' ORDER BY clip_key LIMIT 1)
+             RETURNING clip_key"
+        );
+        assert!(!pg::psql(&db, &sql).trim().is_empty(), "a pending clip to lease behind the worker's back");
+    };
+    let CutOff { server: _server, worker, out, _tmp, .. } =
+        a_worker_cut_off_after_a_clip(&url, &url, &schema, &rows, &["--lease", "60s", "-v"], ghost);
+    let pid = worker.pid();
+    let o = worker.wait(WORKER_LIMIT);
+    o.expect_code(0);
+    assert!(o.stderr.contains("a lease this worker never learned of"), "{}", o.stderr);
+    assert_done_once(&schema, &rows, &[(workers_by_pid(&schema)[&pid].clone(), out)].into());
+    for clip in fleet_clips(&schema).values() {
+        assert_eq!((clip.attempts, clip.lease_expiries, clip.throttle_returns), (0, 0, 0), "{clip:?}");
+    }
+}
+
 /// A 40 s video whose server bans an IP for `ban_secs` after more than `max_requests` video requests.
 fn throttled(max_requests: u32, ban_secs: f64) -> Config {
     Config::for_tests().with_duration(40.0).with_ip_throttle(max_requests, 600.0, ban_secs)

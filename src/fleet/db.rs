@@ -272,6 +272,7 @@ mod tests {
             "breaker_open",
             "probe",
             "breaker_close",
+            "release",
             "release_all",
             "pin",
             "pinned",

@@ -168,6 +168,11 @@ impl Db {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
+    /// Gives back one lease, uncharged: `false` when it was no longer held with that token.
+    pub async fn release(&self, key: &str, token: i64) -> anyhow::Result<bool> {
+        Ok(!self.query("release", &[&self.fleet, &key, &token]).await?.is_empty())
+    }
+
     /// Gives back every lease `worker` holds, uncharged.
     pub async fn release_all(&self, worker: &str) -> anyhow::Result<u64> {
         Ok(self.query("release_all", &[&self.fleet, &worker]).await?.len() as u64)

@@ -74,6 +74,13 @@ WITH closed AS (
 INSERT INTO domain_event (fleet, domain, kind, worker) SELECT $1, $2, 'close', $3 FROM closed
 RETURNING domain;
 
+-- name: release
+-- $1 fleet, $2 clip, $3 lease token: a lease the fleet gives this worker but the worker never learned of (its
+-- claim committed as the connection died) goes back with no attempt charged and no lease expiry counted
+UPDATE clip SET state = 'pending', lease_token = NULL, lease_worker = NULL, lease_expires_at = NULL
+ WHERE fleet = $1 AND clip_key = $2 AND lease_token = $3 AND state = 'leased'
+RETURNING clip_key;
+
 -- name: release_all
 -- $1 fleet, $2 worker: a worker that cannot work (no yt-dlp, no ffmpeg) gives back every lease it holds, with
 -- no attempt charged and no lease expiry counted, then exits 2

@@ -129,6 +129,19 @@ impl<'a> FleetStore<'a> {
             reporter.note(&format!("{key}: lease lost (expired); another worker may take it"));
             self.held.remove(&key);
         }
+        // Leases the fleet gives this worker that it does not know of: a claim that committed as the
+        // connection died, before its clips reached the worker. The heartbeat would renew them for ever, and
+        // no worker would make those clips; they go back uncharged. (A report waiting in the outbox still
+        // holds its lease: it is delivered, not released.)
+        let waiting: std::collections::HashSet<&str> = self.outbox.iter().map(Report::key).collect();
+        let unknown: Vec<(String, i64)> =
+            held.into_iter().filter(|(k, _)| !self.held.contains_key(k) && !waiting.contains(k.as_str())).collect();
+        for (key, token) in unknown {
+            let released = self.db.release(&key, token).await;
+            if self.online(released, reporter)? == Some(true) {
+                tracing::info!(clip = %key, "a lease this worker never learned of (its claim's answer was lost) went back");
+            }
+        }
         Ok(())
     }
 

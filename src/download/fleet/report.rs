@@ -36,6 +36,18 @@ pub(super) enum Report {
     },
 }
 
+impl Report {
+    /// The clip the report is about.
+    pub(super) fn key(&self) -> &str {
+        match self {
+            Report::Done { key, .. }
+            | Report::GiveBack { key, .. }
+            | Report::Failed { key, .. }
+            | Report::GeoBlocked { key, .. } => key,
+        }
+    }
+}
+
 /// The database is away since `since`; the next reconnect is due at `next_try`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Offline {
