@@ -1094,6 +1094,16 @@ fn a_relative_out_dir_works_for_every_fetch_path() {
     }
 }
 
+/// The arguments of a download of `row` alone into `out`, cut exactly, with `tool` (`--ffmpeg` or `--ffprobe`)
+/// replaced by the script at `path`.
+fn one_exact_row(server: &TestServer, dir: &Path, out: &Path, row: &Row, tool: &str, path: &Path) -> Vec<OsString> {
+    let csv = dir.join("a.csv");
+    write_csv(&csv, std::slice::from_ref(row));
+    let mut args = download_args(server, out, &[&csv]);
+    args.extend([OsString::from(tool), path.into(), "--trim".into(), "exact".into()]);
+    args
+}
+
 /// The frame rate that places a sub-frame cut comes from probing the fetched window. Once in a few hundred runs
 /// under heavy load that probe failed and the cut fell back, silently, to the window's own times, which keep
 /// the frame on screen at `time_start`: frames 322-471 where 323-472 belong. Here ffprobe fails its first
@@ -1117,12 +1127,9 @@ fn a_window_whose_probe_fails_fails_the_attempt_and_never_cuts_the_frame_before_
         ),
     );
     let row = Row::new("x", "subframe047", 21.47, 31.47);
-    let csv = tmp.path().join("a.csv");
-    write_csv(&csv, std::slice::from_ref(&row));
-    let mut args = download_args(&server, &out, &[&csv]);
     // The exact cut probes the window for its rate alone. (The smart cut's listing of the window, the
     // default, falls back to that probe when it fails, and so takes a probe that fails once in its stride.)
-    args.extend([OsString::from("--ffprobe"), ffprobe.into(), "--trim".into(), "exact".into()]);
+    let args = one_exact_row(&server, tmp.path(), &out, &row, "--ffprobe", &ffprobe);
     let mut cmd = command();
     cmd.args(&args).env("KINETICS_DL_WINDOW_READER", "ffprobe");
     Running::start(cmd).wait(RUN_LIMIT).expect_code(0);
@@ -1165,11 +1172,7 @@ fn an_exact_cut_damaged_before_its_check_fails_the_attempt_and_is_made_again() {
         ),
     );
     let row = Row::new("x", "damaged0001", 12.0, 22.0);
-    let csv = tmp.path().join("a.csv");
-    write_csv(&csv, std::slice::from_ref(&row));
-    let mut args = download_args(&server, &out, &[&csv]);
-    args.extend([OsString::from("--ffmpeg"), ffmpeg.into(), "--trim".into(), "exact".into()]);
-    run(&args).expect_code(0);
+    run(&one_exact_row(&server, tmp.path(), &out, &row, "--ffmpeg", &ffmpeg)).expect_code(0);
     assert!(mark.exists(), "the wrapper damaged a clip");
     let tried: Vec<_> = attempts(&out).into_iter().map(|a| (a.outcome, a.category)).collect();
     assert_eq!(
@@ -1194,10 +1197,8 @@ fn an_exact_cut_whose_packets_never_arrive_is_decoded_instead() {
     let server = server(config());
     let ffmpeg = write_script(tmp.path(), "quiet-ffmpeg", "ffmpeg \"$@\" > /dev/null");
     let row = Row::new("x", "quietcut001", 12.0, 22.0);
-    let csv = tmp.path().join("a.csv");
-    write_csv(&csv, std::slice::from_ref(&row));
-    let mut args = download_args(&server, &out, &[&csv]);
-    args.extend([OsString::from("--ffmpeg"), ffmpeg.into(), "--trim".into(), "exact".into(), "-v".into()]);
+    let mut args = one_exact_row(&server, tmp.path(), &out, &row, "--ffmpeg", &ffmpeg);
+    args.push("-v".into());
     let done = run(&args);
     done.expect_code(0);
     assert!(
