@@ -53,8 +53,10 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let tools = {
         let (ytdlp, ffmpeg, stop, cfg) = (ytdlp.clone(), ffmpeg.clone(), stop.clone(), cfg.clone());
         tokio::spawn(async move {
-            let versions = check_tools(&ytdlp, &ffmpeg, stop.clone()).await?;
-            let api = api_workers(&cfg, &versions.0, stop).await?;
+            // The API's first worker starts beside them: each is a Python start and a yt-dlp import.
+            let (versions, api) = tokio::join!(check_tools(&ytdlp, &ffmpeg, stop.clone()), api_workers(&cfg, stop));
+            let versions = versions?;
+            let api = api?.settle(&versions.0, &cfg.ytdlp).await?;
             Ok::<_, EnvironmentError>((versions, api))
         })
     };
@@ -268,34 +270,30 @@ async fn check_tools(
 /// The API workers' pools, if the run has them, and the mode the run uses as the journal records it.
 type ApiWorkers = (Option<Arc<crate::tools::extractor::Pools>>, String);
 
-/// `--ytdlp-mode api`: the workers' pools, once a worker has started and answered with the version the
-/// yt-dlp command has. `None` (extraction by the command line) when the mode is `cli`, or when the yt-dlp
-/// program is not a Python script or its Python cannot serve (said in the log and in the mode recorded:
-/// `cli (api: why not)`); an explicit `--ytdlp-python` that cannot serve is the machine's fault (exit 2).
-async fn api_workers(cfg: &Config, version: &str, stop: StopSignal) -> Result<ApiWorkers, EnvironmentError> {
-    if cfg.ytdlp_mode == crate::config::YtdlpMode::Cli {
-        return Ok((None, "cli".into()));
-    }
-    Ok(match start_api_workers(cfg, version, stop).await? {
-        Ok(pools) => (Some(pools), "api".into()),
-        Err(why) => (None, format!("cli (api: {why})")),
-    })
+/// The API workers before their yt-dlp is compared with the command's: the pools and what their first
+/// worker answered, or why the command line serves.
+enum ApiStart {
+    Cli(String),
+    Pinged { pools: Box<crate::tools::extractor::Pools>, ping: crate::tools::extractor::Ping, explicit: bool },
 }
 
-/// The pools of [`api_workers`], or why the command line serves instead.
-async fn start_api_workers(
-    cfg: &Config,
-    version: &str,
-    mut stop: StopSignal,
-) -> Result<Result<Arc<crate::tools::extractor::Pools>, String>, EnvironmentError> {
+/// `--ytdlp-mode api`: the pools, once a worker has started and answered (it then serves the first clip).
+/// [`ApiStart::settle`] keeps them if that worker's yt-dlp is the command's. The command line serves when
+/// the mode is `cli`, or when the yt-dlp program is not a Python script or its Python cannot serve (said in
+/// the log and in the mode recorded: `cli (api: why not)`); an explicit `--ytdlp-python` that cannot serve
+/// is the machine's fault (exit 2).
+async fn api_workers(cfg: &Config, mut stop: StopSignal) -> Result<ApiStart, EnvironmentError> {
     use crate::tools::extractor::{find_python, Limits, Pools, Python};
+    if cfg.ytdlp_mode == crate::config::YtdlpMode::Cli {
+        return Ok(ApiStart::Cli("cli".into()));
+    }
     let python = match &cfg.ytdlp_python {
         Some(program) => Python { program: program.clone(), zipapp: None },
         None => match find_python(&cfg.ytdlp, std::env::var_os("PATH").as_deref()) {
             Ok(python) => python,
             Err(why) => {
                 tracing::info!("{why}: yt-dlp runs as a command line for each clip");
-                return Ok(Err(why));
+                return Ok(ApiStart::Cli(format!("cli (api: {why})")));
             }
         },
     };
@@ -303,28 +301,35 @@ async fn start_api_workers(
     let pools = Pools::new(python, limits);
     let explicit = cfg.ytdlp_python.is_some();
     match pools.ping(&mut stop).await {
-        Ok(ping) if ping.version == version => {
-            tracing::info!(python = %ping.python, module = %ping.module, %version, "yt-dlp runs in API workers");
-            Ok(Ok(Arc::new(pools)))
-        }
-        Ok(ping) => {
-            let why = format!(
-                "the Python {} has yt-dlp {} but {} is {version}",
-                ping.python,
-                ping.version,
-                cfg.ytdlp.display()
-            );
-            if explicit {
-                return Err(EnvironmentError(format!("{why}: --ytdlp-python must name the Python of --ytdlp")));
-            }
-            tracing::warn!("{why}: yt-dlp runs as a command line for each clip (--ytdlp-python picks the Python)");
-            Ok(Err(why))
-        }
+        Ok(ping) => Ok(ApiStart::Pinged { pools: Box::new(pools), ping, explicit }),
         Err(f) if explicit => Err(EnvironmentError(f.message)),
         Err(f) => {
             tracing::warn!("{}: yt-dlp runs as a command line for each clip", f.message);
-            Ok(Err(f.message))
+            Ok(ApiStart::Cli(format!("cli (api: {})", f.message)))
         }
+    }
+}
+
+impl ApiStart {
+    /// The pools if their yt-dlp is `version`, that of the command `ytdlp`; else they end, and the command
+    /// line serves.
+    async fn settle(self, version: &str, ytdlp: &std::path::Path) -> Result<ApiWorkers, EnvironmentError> {
+        let (pools, ping, explicit) = match self {
+            ApiStart::Cli(mode) => return Ok((None, mode)),
+            ApiStart::Pinged { pools, ping, explicit } => (pools, ping, explicit),
+        };
+        if ping.version == version {
+            tracing::info!(python = %ping.python, module = %ping.module, %version, "yt-dlp runs in API workers");
+            return Ok((Some(Arc::new(*pools)), "api".into()));
+        }
+        pools.shutdown().await;
+        let why =
+            format!("the Python {} has yt-dlp {} but {} is {version}", ping.python, ping.version, ytdlp.display());
+        if explicit {
+            return Err(EnvironmentError(format!("{why}: --ytdlp-python must name the Python of --ytdlp")));
+        }
+        tracing::warn!("{why}: yt-dlp runs as a command line for each clip (--ytdlp-python picks the Python)");
+        Ok((None, format!("cli (api: {why})")))
     }
 }
 

@@ -7,8 +7,9 @@
 //! and the exit code, so both paths end in the same parsing and the same classifier. One pool per egress:
 //! a worker only ever serves its egress's arguments (source address, proxy, cookies). A worker that dies
 //! or does not answer within the timeout is stopped and its request goes once more to a new worker, so the
-//! clip is not charged an attempt for it; a worker is retired after a bounded number of requests. Workers
-//! are children like any other (`tools/process.rs`): own process group, death with us.
+//! clip is not charged an attempt for it; a worker is retired after a bounded number of requests. The
+//! worker that answered the run's first ping waits, idle, for the first egress that asks. Workers are
+//! children like any other (`tools/process.rs`): own process group, death with us.
 
 use super::process::{self, Spawned, StopSignal};
 use super::Failure;
@@ -37,6 +38,10 @@ const PYTHON_HINT: &str = "install yt-dlp with pip (`pip install -U \"yt-dlp[def
 
 /// How long a retiring worker may take to close its YoutubeDLs (saving cookies) before it is stopped.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// The key of a worker that has served no egress yet (the run's first, which answered its ping): any
+/// egress may take it.
+const FRESH: &str = "";
 
 /// The Python that runs the workers, and the yt-dlp zipapp to import from when yt-dlp is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,7 +255,8 @@ impl Pools {
         (self.started.load(Ordering::Relaxed), self.lost.load(Ordering::Relaxed))
     }
 
-    /// Starts a worker of no egress, asks it who it is, and ends it: the check before a run.
+    /// Starts a worker of no egress and asks it who it is: the check before a run. The worker then waits,
+    /// idle, for the first egress that asks (it is ended with the others by [`Pools::shutdown`]).
     pub async fn ping(&self, stop: &mut StopSignal) -> Result<Ping, Failure> {
         let mut worker = Worker::start(&self.python)?;
         let asked = tokio::select! {
@@ -269,10 +275,18 @@ impl Pools {
                 worker.lose().await;
                 Err(Failure::new(Category::Other, "cancelled", ""))
             }
-            Some(Ok(Ok((_, line)))) => {
-                worker.retire().await;
-                serde_json::from_str::<Ping>(&line).map_err(|e| failed(format!("answered a ping oddly ({e})"), line))
-            }
+            Some(Ok(Ok((_, line)))) => match serde_json::from_str::<Ping>(&line) {
+                Ok(ping) => {
+                    self.started.fetch_add(1, Ordering::Relaxed);
+                    // Its start's CPU counts in the extraction of the first clip it serves, as any worker's.
+                    self.give_back(FRESH, worker);
+                    Ok(ping)
+                }
+                Err(e) => {
+                    worker.retire().await;
+                    Err(failed(format!("answered a ping oddly ({e})"), line))
+                }
+            },
             Some(Ok(Err(e))) => {
                 let last = worker.lose().await;
                 Err(failed(format!("ended before answering ({e})"), last))
@@ -317,7 +331,8 @@ impl Pools {
         // A lost worker's request goes once more to a new one; a second loss is the clip's failure.
         for _ in 0..2 {
             let taken = self.idle.lock().ok().and_then(|mut idle| {
-                let at = idle.iter().rposition(|(k, _)| k == key)?;
+                let at =
+                    idle.iter().rposition(|(k, _)| k == key).or_else(|| idle.iter().rposition(|(k, _)| k == FRESH))?;
                 Some(idle.remove(at).1)
             });
             let mut worker = match taken {
@@ -388,12 +403,8 @@ impl Pools {
                     if worker.served >= self.limits.recycle_after {
                         tracing::debug!(?pid, served = worker.served, "yt-dlp worker retired");
                         tokio::spawn(worker.retire());
-                    } else if let Ok(mut idle) = self.idle.lock() {
-                        idle.push((key.to_owned(), worker));
-                        while idle.len() > self.limits.max_idle.max(1) {
-                            let (_, oldest) = idle.remove(0);
-                            tokio::spawn(oldest.retire());
-                        }
+                    } else {
+                        self.give_back(key, worker);
                     }
                     return Ok(Answer {
                         code: raw.code,
@@ -418,6 +429,17 @@ impl Pools {
         }
         let category = if last.contains(" within ") { Category::Network } else { Category::Other };
         Err(Failure::new(category, format!("the yt-dlp worker {last}, twice for this clip"), ""))
+    }
+
+    /// A worker that served `key` (or none yet) goes idle: the least recently used idle worker beyond
+    /// `max_idle` is ended.
+    fn give_back(&self, key: &str, worker: Worker) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push((key.to_owned(), worker));
+        while idle.len() > self.limits.max_idle.max(1) {
+            let (_, oldest) = idle.remove(0);
+            tokio::spawn(oldest.retire());
+        }
     }
 
     /// Ends every idle worker (each closes its YoutubeDLs, saving cookies, as the command line does).
