@@ -390,16 +390,7 @@ impl Sps {
         if nal.first().map(|h| h & 0x1f) != Some(7) {
             return Err("not an SPS NAL unit".into());
         }
-        let mut rbsp = Vec::with_capacity(nal.len());
-        let mut zeros = 0;
-        for &b in &nal[1..] {
-            if zeros >= 2 && b == 3 {
-                zeros = 0;
-                continue;
-            }
-            zeros = if b == 0 { zeros + 1 } else { 0 };
-            rbsp.push(b);
-        }
+        let rbsp = super::mp4clip::unescape(&nal[1..]);
         let mut r = Bits { data: &rbsp, pos: 0 };
         let profile_idc = r.bits(8)? as u8;
         let constraints = r.bits(8)? as u8;

@@ -196,8 +196,9 @@ fn annex_b(sample: &[u8], length_size: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A NAL unit without its emulation prevention bytes: each `00 00 03` becomes `00 00`.
-fn unescape(unit: &[u8]) -> Vec<u8> {
+/// A NAL unit without its emulation prevention bytes: each `00 00 03` becomes `00 00` (also the SPS that
+/// `tools::mkv` reads).
+pub(super) fn unescape(unit: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(unit.len());
     let mut i = 0;
     while i < unit.len() {
