@@ -318,6 +318,68 @@ fn workers_serve_many_clips_keep_to_one_egress_and_are_recycled() {
     assert!(stats.ips.contains_key("127.0.0.2") && stats.ips.contains_key("127.0.0.3"), "{:?}", stats.ips.keys());
 }
 
+/// The distinct workers (pids) that served a run's extractions.
+fn workers(s: &Scripted) -> BTreeSet<i32> {
+    s.log().iter().map(|(pid, _, _)| *pid).collect()
+}
+
+#[test]
+fn a_pool_grows_with_its_extractions_not_with_the_slots() {
+    let source = server(config());
+    // Quick extractions: a worker that finishes one serves the next request sooner than a new worker could
+    // start, so four slots share one or two workers (the first is the one that answered the run's ping).
+    let rows = real_rows(70, 8);
+    let s = scripted(&rows, &json!({}));
+    let o = s.run(&source, &["-j", "4", "-v"]);
+    o.expect_code(0);
+    assert_eq!(s.log().len(), rows.len(), "{:?}", s.log());
+    let quick = workers(&s);
+    assert!(quick.len() <= 2, "4 slots, quick extractions: {quick:?}\n{}", o.stderr);
+    // "yt-dlp API workers ended started=N lost=0", its colors taken out.
+    let ended = o.stderr.lines().find(|l| l.contains("yt-dlp API workers ended")).unwrap_or_default();
+    let mut plain = String::new();
+    let mut chars = ended.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => _ = chars.by_ref().find(char::is_ascii_alphabetic),
+            c => plain.push(c),
+        }
+    }
+    let want = format!("started={} lost=0", quick.len());
+    assert!(plain.ends_with(&want), "every worker started served, the ping's too: {plain:?}");
+    // Slow extractions (6 s each): a request that has waited as long as a worker takes to start starts one.
+    let rows = real_rows(80, 3);
+    let slow: serde_json::Map<String, serde_json::Value> =
+        rows.iter().map(|r| (r.id.clone(), json!({"slow": 6}))).collect();
+    let s = scripted(&rows, &serde_json::Value::Object(slow));
+    s.run(&source, &["-j", "3"]).expect_code(0);
+    for row in &rows {
+        assert_clip(&s.out, row);
+    }
+    assert!(workers(&s).len() >= 2, "3 slots, slow extractions: {:?}", s.log());
+}
+
+#[test]
+fn an_extraction_s_429_holds_its_egress_at_once_not_when_yt_dlp_gives_up() {
+    // More than 30 requests in a minute bans an address for 4 s, answered 429 with Retry-After.
+    let source = server(config().with_ip_throttle(30, 60.0, 4.0));
+    let rows = real_rows(90, 4);
+    // The first row's first extraction brings a ban, and its yt-dlp then takes 3 s more to fail: the other
+    // clips' extractions and media requests would go into the ban meanwhile.
+    let s = scripted(&rows, &json!({ rows[0].id.clone(): {"ban_once": 3} }));
+    let o = s.run(&source, &["-j", "2", "--no-learned-rate", "-vv"]);
+    o.expect_code(0);
+    for row in &rows {
+        assert_clip(&s.out, row);
+    }
+    assert!(o.stderr.contains("the extraction met a 429"), "the worker told of the 429:\n{}", o.stderr);
+    // The worker told of the 429 the moment yt-dlp met it, and the egress held every other request until the
+    // ban's Retry-After was over: only the request that brought the ban met it.
+    let stats = source.stats();
+    let met: BTreeMap<&String, u64> = stats.ips.iter().map(|(ip, i)| (ip, i.count_429)).collect();
+    assert_eq!(met.values().sum::<u64>(), 1, "429s by address: {met:?}\n{}", o.stderr);
+}
+
 #[test]
 fn workers_die_with_kinetics_dl() {
     let rows = real_rows(40, 1);

@@ -173,8 +173,23 @@ impl Engine {
             let Ok(at) = task.gate(exit).wait(HOLD_BOUND, booked).await else {
                 return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
             };
+            // An API worker of the egress may be busy with another clip's extraction, or have to start: a ban
+            // that began while this one waited for it holds this one too, as one that began while it waited
+            // its turn would.
+            let mut claim = match self.ytdlp.reserve(&task.url, &exit.args, stop).await {
+                Ok(claim) => claim,
+                Err(f) => return failed(f, bytes, (0, None), t0),
+            };
+            if !task.probe && exit.gate.is_held() {
+                continue;
+            }
+            if let Some(claim) = claim.as_mut() {
+                // The watch page met the ban: the egress holds at once, not when yt-dlp has given up.
+                let gate = exit.gate.clone();
+                claim.on_throttled(move |retry_after| gate.throttled(Instant::now(), retry_after));
+            }
             let (info, extract_cpu) =
-                crate::cpu::measure(self.ytdlp.extract(&task.url, &exit.args, itag18, stop)).await;
+                crate::cpu::measure(self.ytdlp.extract_in(&task.url, &exit.args, itag18, claim.as_mut(), stop)).await;
             cpu.extract_s += extract_cpu.as_secs_f64();
             let info = match info {
                 Ok(info) => {
@@ -191,6 +206,8 @@ impl Engine {
                     return failed(f, bytes, (0, None), t0);
                 }
             };
+            // The worker serves other clips while this one fetches and cuts.
+            drop(claim);
             if task.probe && !lifted {
                 // The host answered the probe: the requests its ban held may go again (once: if they met a
                 // new ban, the hold it brought is the next probe's to lift, not this one's second format's).

@@ -8,6 +8,8 @@
 #   {"id": 2, "op": "run", "argv": ["--ignore-config", ..., "--dump-json"], "url": "https://..."}
 #       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>"}
 #   with "once": true (a whole-video download into a clip's own folder), no YoutubeDL is kept for the ARGV.
+#   Before its answer, a run may send notes: {"throttled": true, "id": 2, "retry_after": 10} the moment one of
+#   its HTTP requests is answered 429 (`retry_after`: the header's seconds, or null).
 # A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
 # YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
 # stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
@@ -84,11 +86,24 @@ def main():
     # egress's pacing books what an extraction really asks of the host (the watch page and YouTube's player
     # request, or one page on a host that lists its formats there).
     sent = [0]
+    # The request being served: a 429 met on its behalf is told at once, in a line of its own before the
+    # answer, so that kinetics-dl holds the egress while yt-dlp is still failing its extraction (that takes
+    # long enough for other clips' requests to go into the ban).
+    serving = [None]
     urlopen = yt_dlp.YoutubeDL.urlopen
 
     def counting_urlopen(self, req):
         sent[0] += 1
-        return urlopen(self, req)
+        try:
+            return urlopen(self, req)
+        except Exception as e:
+            status = getattr(e, "status", None) or getattr(e, "code", None)
+            if status == 429 and serving[0] is not None:
+                response = getattr(e, "response", None)
+                headers = getattr(response, "headers", None) or getattr(e, "headers", None)
+                value = str(headers.get("Retry-After") or "").strip() if headers is not None else ""
+                reply({"throttled": True, "id": serving[0], "retry_after": int(value) if value.isdigit() else None})
+            raise
 
     yt_dlp.YoutubeDL.urlopen = counting_urlopen
 
@@ -146,7 +161,11 @@ def main():
                    "module": yt_dlp.__file__})
         elif op == "run":
             sent[0] = 0
-            code = run(req["argv"], req["url"], bool(req.get("once")))
+            serving[0] = req.get("id")
+            try:
+                code = run(req["argv"], req["url"], bool(req.get("once")))
+            finally:
+                serving[0] = None
             reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take(),
                    "requests": sent[0]})
         else:

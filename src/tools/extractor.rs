@@ -7,19 +7,23 @@
 //! and the exit code, so both paths end in the same parsing and the same classifier. One pool per egress:
 //! a worker only ever serves its egress's arguments (source address, proxy, cookies). A worker that dies
 //! or does not answer within the timeout is stopped and its request goes once more to a new worker, so the
-//! clip is not charged an attempt for it; a worker is retired after a bounded number of requests. The
-//! worker that answered the run's first ping waits, idle, for the first egress that asks. Workers are
-//! children like any other (`tools/process.rs`): own process group, death with us.
+//! clip is not charged an attempt for it; a worker is retired after a bounded number of requests. A pool
+//! grows with its demand, not with the run's slots: a request waits for a busy worker of its egress for as
+//! long as a new worker takes to start, and only then starts one ([`spawns`]); the worker that answered the
+//! run's first ping serves the first egress that asks. A 429 that yt-dlp meets in a worker is told the
+//! moment it comes, in a note ahead of the answer ([`OnThrottled`]), so that the egress holds before yt-dlp
+//! has given up. Workers are children like any other (`tools/process.rs`): own process group, death with us.
 
 use super::process::{self, Spawned, StopSignal};
 use super::Failure;
 use crate::classify::Category;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
@@ -42,6 +46,32 @@ const RETIRE_GRACE: Duration = Duration::from_secs(5);
 /// The key of a worker that has served no egress yet (the run's first, which answered its ping): any
 /// egress may take it.
 const FRESH: &str = "";
+
+/// How long a request waits for a busy worker before it starts one while no worker has yet served its first
+/// extraction: at least this, and at least two starts to a ping (a worker's first extraction builds its
+/// YoutubeDL and loads the extractors, about as long again as the start).
+const START_UNKNOWN: Duration = Duration::from_secs(1);
+/// Bounds of that wait once starts are timed: a start measured on an idle machine (or a slow one) does not
+/// make requests start workers all the time (or wait for ever).
+const PATIENCE_MIN: Duration = Duration::from_millis(200);
+const PATIENCE_MAX: Duration = Duration::from_secs(10);
+
+/// Whether a request that found no idle worker of its egress starts one: when its egress has no worker
+/// at all (busy or starting), or when it has waited as long as a new worker takes to be ready (`patience`),
+/// so that starting one can no longer be slower than waiting. Below that, a worker that finishes its
+/// extraction serves the request: a run whose extractions are quick (a local source, a paced egress) keeps
+/// one worker an egress, while one whose extractions queue gets as many as its slots keep busy.
+pub fn spawns(live: usize, waited: Duration, patience: Duration) -> bool {
+    live == 0 || waited >= patience
+}
+
+/// The wait of [`spawns`]: how long the last worker that served its first extraction took from its spawn to
+/// that answer (`served`), or before one has, twice the last worker's start to a ping (`start`), and at
+/// least [`START_UNKNOWN`]; within [`PATIENCE_MIN`] and [`PATIENCE_MAX`].
+pub fn patience(start: Option<Duration>, served: Option<Duration>) -> Duration {
+    let patience = served.unwrap_or_else(|| start.map_or(START_UNKNOWN, |s| (2 * s).max(START_UNKNOWN)));
+    patience.clamp(PATIENCE_MIN, PATIENCE_MAX)
+}
 
 /// The Python that runs the workers, and the yt-dlp zipapp to import from when yt-dlp is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +180,13 @@ struct RawAnswer {
     error: Option<String>,
 }
 
+/// A note ahead of an answer: one of the request's HTTP requests was answered 429.
+#[derive(Debug, Deserialize)]
+struct ThrottledNote {
+    id: u64,
+    retry_after: Option<u64>,
+}
+
 /// One worker process and its pipes.
 struct Worker {
     proc: Spawned,
@@ -157,6 +194,8 @@ struct Worker {
     stdout: BufReader<ChildStdout>,
     stderr: Option<tokio::task::JoinHandle<String>>,
     served: u32,
+    /// From its spawn to its answer to a ping.
+    ready_in: Duration,
     cpu_seen: Duration,
     next_id: u64,
 }
@@ -177,11 +216,24 @@ impl Worker {
         let mut stderr = proc.child.stderr.take().expect("piped stderr");
         let stderr = tokio::spawn(async move { process::read_tail(&mut stderr, 8192).await });
         tracing::debug!(pid = ?proc.pid, "yt-dlp worker started");
-        Ok(Worker { proc, stdin, stdout, stderr: Some(stderr), served: 0, cpu_seen: Duration::ZERO, next_id: 1 })
+        Ok(Worker {
+            proc,
+            stdin,
+            stdout,
+            stderr: Some(stderr),
+            served: 0,
+            ready_in: Duration::ZERO,
+            cpu_seen: Duration::ZERO,
+            next_id: 1,
+        })
     }
 
-    /// Sends one request and reads its answer line.
-    async fn ask(&mut self, mut request: serde_json::Value) -> std::io::Result<(u64, String)> {
+    /// Sends one request and reads its answer line; the notes before it go to `on_throttled`.
+    async fn ask(
+        &mut self,
+        mut request: serde_json::Value,
+        on_throttled: Option<&(dyn Fn(Option<Duration>) + Send + Sync + '_)>,
+    ) -> std::io::Result<(u64, String)> {
         let id = self.next_id;
         self.next_id += 1;
         request["id"] = id.into();
@@ -190,11 +242,25 @@ impl Worker {
         let stdin = self.stdin.as_mut().ok_or_else(|| std::io::Error::other("stdin closed"))?;
         stdin.write_all(&line).await?;
         stdin.flush().await?;
-        let mut answer = String::new();
-        if self.stdout.read_line(&mut answer).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the worker closed its stdout"));
+        loop {
+            let mut answer = String::new();
+            if self.stdout.read_line(&mut answer).await? == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the worker closed its stdout"));
+            }
+            // The script writes a note's key first; an answer starts with its id.
+            if !answer.starts_with(r#"{"throttled""#) {
+                return Ok((id, answer));
+            }
+            match serde_json::from_str::<ThrottledNote>(&answer) {
+                Ok(note) if note.id == id => {
+                    tracing::debug!(pid = ?self.proc.pid, retry_after = ?note.retry_after, "the extraction met a 429");
+                    if let Some(tell) = on_throttled {
+                        tell(note.retry_after.map(Duration::from_secs));
+                    }
+                }
+                _ => tracing::warn!(pid = ?self.proc.pid, "an odd note from a yt-dlp worker: {}", answer.trim_end()),
+            }
         }
-        Ok((id, answer))
     }
 
     /// CPU used since the last call (the first call includes the Python start and the yt-dlp import).
@@ -231,8 +297,57 @@ pub struct Pools {
     limits: Limits,
     /// Idle workers with their egress's key, the least recently used first.
     idle: Mutex<Vec<(String, Worker)>>,
+    /// Claims of each egress: on a worker serving a request or starting for one.
+    live: Mutex<HashMap<String, usize>>,
+    /// Told when a worker is given back (idle, retired or lost): a waiting request looks again.
+    returned: tokio::sync::Notify,
+    /// How long the last worker took from its spawn to its answer to a ping, and the last one that served
+    /// its first extraction took until that answer (its extraction's time counted from when it was asked).
+    start_wall: Mutex<(Option<Duration>, Option<Duration>)>,
     started: AtomicU64,
     lost: AtomicU64,
+}
+
+/// What [`Pools::start_worker`] gave.
+enum Started {
+    Ready(Box<Worker>),
+    /// Died or hung before it was ready: why.
+    Lost(String),
+    Cancelled,
+}
+
+/// A request's claim on one worker of its egress ([`Pools::reserve`]): an idle worker taken, or the right to
+/// start one, counted in [`Pools::live`] until it drops. A worker still inside when it drops goes back idle.
+pub struct Claim<'a> {
+    pools: &'a Pools,
+    key: String,
+    worker: Option<Worker>,
+    on_throttled: Option<OnThrottled<'a>>,
+}
+
+/// Told the moment an extraction's HTTP request is answered 429 (with its `Retry-After` in seconds), before
+/// yt-dlp has failed the extraction: the worker says so in a note ahead of its answer.
+pub type OnThrottled<'a> = Box<dyn Fn(Option<Duration>) + Send + Sync + 'a>;
+
+impl<'a> Claim<'a> {
+    /// What to do when the claim's extraction meets a 429 ([`OnThrottled`]).
+    pub fn on_throttled(&mut self, f: impl Fn(Option<Duration>) + Send + Sync + 'a) {
+        self.on_throttled = Some(Box::new(f));
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pools.give_back(&self.key, worker);
+        }
+        let mut live = self.pools.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = live.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+        }
+        drop(live);
+        self.pools.returned.notify_waiters();
+    }
 }
 
 impl std::fmt::Debug for Pools {
@@ -243,7 +358,16 @@ impl std::fmt::Debug for Pools {
 
 impl Pools {
     pub fn new(python: Python, limits: Limits) -> Pools {
-        Pools { python, limits, idle: Mutex::default(), started: AtomicU64::new(0), lost: AtomicU64::new(0) }
+        Pools {
+            python,
+            limits,
+            idle: Mutex::default(),
+            live: Mutex::default(),
+            returned: tokio::sync::Notify::new(),
+            start_wall: Mutex::default(),
+            started: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+        }
     }
 
     pub fn python(&self) -> &Python {
@@ -258,9 +382,10 @@ impl Pools {
     /// Starts a worker of no egress and asks it who it is: the check before a run. The worker then waits,
     /// idle, for the first egress that asks (it is ended with the others by [`Pools::shutdown`]).
     pub async fn ping(&self, stop: &mut StopSignal) -> Result<Ping, Failure> {
+        let spawned = Instant::now();
         let mut worker = Worker::start(&self.python)?;
         let asked = tokio::select! {
-            r = tokio::time::timeout(self.limits.timeout, worker.ask(serde_json::json!({"op": "ping"}))) => Some(r),
+            r = tokio::time::timeout(self.limits.timeout, worker.ask(serde_json::json!({"op": "ping"}), None)) => Some(r),
             _ = stop.wait_for(|s| *s) => None,
         };
         let failed = |what: String, last: String| {
@@ -277,6 +402,8 @@ impl Pools {
             }
             Some(Ok(Ok((_, line)))) => match serde_json::from_str::<Ping>(&line) {
                 Ok(ping) => {
+                    worker.ready_in = spawned.elapsed();
+                    self.timed_start(worker.ready_in);
                     self.started.fetch_add(1, Ordering::Relaxed);
                     // Its start's CPU counts in the extraction of the first clip it serves, as any worker's.
                     self.give_back(FRESH, worker);
@@ -298,10 +425,34 @@ impl Pools {
         }
     }
 
-    /// Runs yt-dlp with `argv` on `url` in a worker of egress `key`: as `yt-dlp ARGV -- URL` would.
-    /// The CPU the worker spent on it is added to the `cpu::measure` running in this task.
-    pub async fn run(&self, key: &str, argv: &[String], url: &str, stop: &mut StopSignal) -> Result<Answer, Failure> {
-        self.serve(key, argv, url, false, stop).await
+    /// Runs yt-dlp with `argv` on `url` in a worker of egress `key`: as `yt-dlp ARGV -- URL` would. With a
+    /// `claim` of the same egress ([`Pools::reserve`]), in its worker. The CPU the worker spent on it is added
+    /// to the `cpu::measure` running in this task.
+    pub async fn run<'s>(
+        &'s self,
+        key: &str,
+        argv: &[String],
+        url: &str,
+        claim: Option<&mut Claim<'s>>,
+        stop: &mut StopSignal,
+    ) -> Result<Answer, Failure> {
+        self.serve(key, argv, url, false, claim, stop).await
+    }
+
+    /// A claim on a ready worker of egress `key` for a request on `url` about to be made (an idle one, or
+    /// one started for it), so that the caller may look again at its egress after the wait for a worker,
+    /// just before the request goes. A worker that could not be started is left to [`Pools::run`] to start
+    /// again (and to say why, if it fails again). `None` when the run is stopped meanwhile.
+    pub async fn reserve(&self, key: &str, url: &str, stop: &mut StopSignal) -> Option<Claim<'_>> {
+        let mut claim = self.acquire(key, stop).await?;
+        if claim.worker.is_none() {
+            match self.start_worker(url, stop).await {
+                Ok(Started::Ready(w)) => claim.worker = Some(*w),
+                Ok(Started::Cancelled) => return None,
+                Ok(Started::Lost(_)) | Err(_) => {}
+            }
+        }
+        Some(claim)
     }
 
     /// [`Pools::run`] for arguments used once (a whole-video download into a clip's own folder): the worker
@@ -314,15 +465,16 @@ impl Pools {
         url: &str,
         stop: &mut StopSignal,
     ) -> Result<Answer, Failure> {
-        self.serve(key, argv, url, true, stop).await
+        self.serve(key, argv, url, true, None, stop).await
     }
 
-    async fn serve(
-        &self,
+    async fn serve<'s>(
+        &'s self,
         key: &str,
         argv: &[String],
         url: &str,
         once: bool,
+        mut lent: Option<&mut Claim<'s>>,
         stop: &mut StopSignal,
     ) -> Result<Answer, Failure> {
         let request = serde_json::json!({"op": "run", "argv": argv, "url": url, "once": once});
@@ -330,45 +482,31 @@ impl Pools {
         let mut last = String::new();
         // A lost worker's request goes once more to a new one; a second loss is the clip's failure.
         for _ in 0..2 {
-            let taken = self.idle.lock().ok().and_then(|mut idle| {
-                let at =
-                    idle.iter().rposition(|(k, _)| k == key).or_else(|| idle.iter().rposition(|(k, _)| k == FRESH))?;
-                Some(idle.remove(at).1)
-            });
-            let mut worker = match taken {
+            // The caller's claim keeps its worker until the caller has read the answer (a 429 it brought
+            // holds the egress before another clip's extraction takes the worker); one of our own, until
+            // this loop's turn ends.
+            let mut own = None;
+            let hold: &mut Claim<'s> = match lent.take().filter(|c| c.key == key) {
+                Some(c) => c,
+                None => match self.acquire(key, stop).await {
+                    Some(c) => own.insert(c),
+                    None => return Err(Failure::new(Category::Other, "cancelled", "")),
+                },
+            };
+            let mut worker = match hold.worker.take() {
                 Some(w) => w,
-                None => {
-                    let mut w = Worker::start(&self.python)?;
-                    self.started.fetch_add(1, Ordering::Relaxed);
-                    // A new worker first says it is ready (Python started, yt-dlp imported), so that the
-                    // request's own time limit is the extraction's alone.
-                    let ready = tokio::select! {
-                        r = tokio::time::timeout(self.limits.timeout, w.ask(serde_json::json!({"op": "ping"}))) => Some(r),
-                        _ = stop.wait_for(|s| *s) => None,
-                    };
-                    let lost = match ready {
-                        Some(Ok(Ok(_))) => None,
-                        None => {
-                            crate::cpu::add_child(w.cpu_since_last());
-                            w.lose().await;
-                            return Err(Failure::new(Category::Other, "cancelled", ""));
-                        }
-                        Some(Ok(Err(e))) => Some(format!("died before it was ready ({e})")),
-                        Some(Err(_)) => Some(format!("was not ready within {:?}", self.limits.timeout)),
-                    };
-                    if let Some(why) = lost {
-                        crate::cpu::add_child(w.cpu_since_last());
-                        let tail = w.lose().await;
-                        self.lost.fetch_add(1, Ordering::Relaxed);
-                        last = if tail.is_empty() { why } else { format!("{why}: {tail}") };
-                        tracing::warn!(url, "the yt-dlp worker {last}; its clip goes to a new worker");
+                None => match self.start_worker(url, stop).await? {
+                    Started::Ready(w) => *w,
+                    Started::Cancelled => return Err(Failure::new(Category::Other, "cancelled", "")),
+                    Started::Lost(why) => {
+                        last = why;
                         continue;
                     }
-                    w
-                }
+                },
             };
+            let asked_at = Instant::now();
             let asked = tokio::select! {
-                r = within(limit, worker.ask(request.clone())) => Some(r),
+                r = within(limit, worker.ask(request.clone(), hold.on_throttled.as_deref())) => Some(r),
                 _ = stop.wait_for(|s| *s) => None,
             };
             crate::cpu::add_child(worker.cpu_since_last());
@@ -399,13 +537,17 @@ impl Pools {
                             "",
                         ));
                     }
+                    if worker.served == 0 {
+                        self.timed_first_extraction(worker.ready_in + asked_at.elapsed());
+                    }
                     worker.served += 1;
                     if worker.served >= self.limits.recycle_after {
                         tracing::debug!(?pid, served = worker.served, "yt-dlp worker retired");
                         tokio::spawn(worker.retire());
                     } else {
-                        self.give_back(key, worker);
+                        hold.worker = Some(worker);
                     }
+                    drop(own);
                     return Ok(Answer {
                         code: raw.code,
                         stdout: raw.stdout.into_bytes(),
@@ -431,15 +573,101 @@ impl Pools {
         Err(Failure::new(category, format!("the yt-dlp worker {last}, twice for this clip"), ""))
     }
 
-    /// A worker that served `key` (or none yet) goes idle: the least recently used idle worker beyond
-    /// `max_idle` is ended.
-    fn give_back(&self, key: &str, worker: Worker) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push((key.to_owned(), worker));
-        while idle.len() > self.limits.max_idle.max(1) {
-            let (_, oldest) = idle.remove(0);
-            tokio::spawn(oldest.retire());
+    /// Starts a worker and waits until it says it is ready (Python started, yt-dlp imported), so that a
+    /// request's own time limit is the extraction's alone. One that dies or is not ready within the timeout
+    /// is lost, and said so (`url`: the clip it was for).
+    async fn start_worker(&self, url: &str, stop: &mut StopSignal) -> Result<Started, Failure> {
+        let spawned = Instant::now();
+        let mut w = Worker::start(&self.python)?;
+        self.started.fetch_add(1, Ordering::Relaxed);
+        let ready = tokio::select! {
+            r = tokio::time::timeout(self.limits.timeout, w.ask(serde_json::json!({"op": "ping"}), None)) => Some(r),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        let why = match ready {
+            Some(Ok(Ok(_))) => {
+                w.ready_in = spawned.elapsed();
+                self.timed_start(w.ready_in);
+                return Ok(Started::Ready(Box::new(w)));
+            }
+            None => {
+                crate::cpu::add_child(w.cpu_since_last());
+                w.lose().await;
+                return Ok(Started::Cancelled);
+            }
+            Some(Ok(Err(e))) => format!("died before it was ready ({e})"),
+            Some(Err(_)) => format!("was not ready within {:?}", self.limits.timeout),
+        };
+        crate::cpu::add_child(w.cpu_since_last());
+        let tail = w.lose().await;
+        self.lost.fetch_add(1, Ordering::Relaxed);
+        let last = if tail.is_empty() { why } else { format!("{why}: {tail}") };
+        tracing::warn!(url, "the yt-dlp worker {last}; its clip goes to a new worker");
+        Ok(Started::Lost(last))
+    }
+
+    /// A claim for a request of egress `key`: on an idle worker of the egress (or the fresh one of the run's
+    /// ping), else, when [`spawns`] says so, on a worker to start (no worker inside); until then the request
+    /// waits for a worker to be given back. `None` when the run is stopped meanwhile.
+    async fn acquire(&self, key: &str, stop: &mut StopSignal) -> Option<Claim<'_>> {
+        let since = Instant::now();
+        loop {
+            let notified = self.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let patience = self.patience();
+            let taken = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                let at =
+                    idle.iter().rposition(|(k, _)| k == key).or_else(|| idle.iter().rposition(|(k, _)| k == FRESH));
+                at.map(|at| idle.remove(at).1)
+            };
+            {
+                let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                let n = live.entry(key.to_owned()).or_default();
+                if taken.is_some() || spawns(*n, since.elapsed(), patience) {
+                    if taken.is_none() {
+                        let (busy, waited) = (*n, since.elapsed());
+                        tracing::debug!(key, busy, ?waited, ?patience, "a yt-dlp worker starts");
+                    }
+                    *n += 1;
+                    return Some(Claim { pools: self, key: key.to_owned(), worker: taken, on_throttled: None });
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(patience.saturating_sub(since.elapsed())) => {}
+                _ = stop.wait_for(|s| *s) => return None,
+            }
         }
+    }
+
+    /// A worker that served `key` (or none yet) goes idle: the least recently used idle worker beyond
+    /// `max_idle` is ended, and waiting requests look again.
+    fn give_back(&self, key: &str, worker: Worker) {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.push((key.to_owned(), worker));
+            while idle.len() > self.limits.max_idle.max(1) {
+                let (_, oldest) = idle.remove(0);
+                tokio::spawn(oldest.retire());
+            }
+        }
+        self.returned.notify_waiters();
+    }
+
+    fn timed_start(&self, took: Duration) {
+        self.start_wall.lock().unwrap_or_else(|e| e.into_inner()).0 = Some(took);
+    }
+
+    fn timed_first_extraction(&self, took: Duration) {
+        self.start_wall.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(took);
+    }
+
+    /// How long a request waits for a busy worker before it starts one ([`patience`]).
+    fn patience(&self) -> Duration {
+        let (start, served) = *self.start_wall.lock().unwrap_or_else(|e| e.into_inner());
+        patience(start, served)
     }
 
     /// Ends every idle worker (each closes its YoutubeDLs, saving cookies, as the command line does).
@@ -478,6 +706,42 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, body).unwrap();
         p
+    }
+
+    #[test]
+    fn a_request_starts_a_worker_only_when_waiting_is_no_quicker() {
+        let ms = Duration::from_millis;
+        // (busy or starting workers of the egress, waited, a start's time) -> starts one
+        let table = [
+            (0, ms(0), ms(500), true),
+            (0, ms(0), ms(10_000), true),
+            (1, ms(0), ms(500), false),
+            (1, ms(499), ms(500), false),
+            (1, ms(500), ms(500), true),
+            (3, ms(2_000), ms(500), true),
+            (3, ms(100), ms(500), false),
+        ];
+        for (live, waited, patience, want) in table {
+            assert_eq!(spawns(live, waited, patience), want, "{live} live, waited {waited:?} of {patience:?}");
+        }
+    }
+
+    #[test]
+    fn the_wait_is_a_new_workers_time_to_its_first_answer() {
+        let ms = Duration::from_millis;
+        // (a start to its ping, a start to its first extraction's answer) -> wait
+        let table = [
+            (None, None, ms(1_000)),
+            (Some(ms(350)), None, ms(1_000)),
+            (Some(ms(800)), None, ms(1_600)),
+            (Some(ms(350)), Some(ms(700)), ms(700)),
+            (Some(ms(350)), Some(ms(50)), ms(200)),
+            (Some(ms(9_000)), None, ms(10_000)),
+            (Some(ms(350)), Some(ms(300_000)), ms(10_000)),
+        ];
+        for (start, served, want) in table {
+            assert_eq!(patience(start, served), want, "{start:?}, {served:?}");
+        }
     }
 
     #[test]

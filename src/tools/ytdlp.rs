@@ -1,6 +1,6 @@
 //! yt-dlp: resolves a video page into media URLs (and, as a fallback, downloads a whole video).
 
-use super::extractor::Pools;
+use super::extractor::{Claim, Pools};
 use super::process::{self, StopSignal};
 use super::Failure;
 use crate::classify::{Category, Disposition};
@@ -213,18 +213,19 @@ impl YtDlp {
 
     /// `yt-dlp ARGS --dump-json -- URL`, by the command line or in an API worker of the egress: the exit
     /// code, stdout and stderr.
-    async fn dump_json(
-        &self,
+    async fn dump_json<'s>(
+        &'s self,
         url: &str,
         egress: &EgressArgs,
         itag18: bool,
+        claim: Option<&mut Claim<'s>>,
         stop: &mut StopSignal,
     ) -> Result<(Option<i32>, Vec<u8>, String, Option<u32>), Failure> {
         let mut args = self.args(egress, itag18);
         args.push("--dump-json".into());
         if let Some(pools) = &self.api {
             let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-            let answer = pools.run(&format!("{egress:?}"), &argv, url, stop).await?;
+            let answer = pools.run(&pool_key(egress), &argv, url, claim, stop).await?;
             return Ok((Some(answer.code), answer.stdout, answer.stderr, answer.requests));
         }
         let mut cmd = Command::new(&self.program);
@@ -243,7 +244,38 @@ impl YtDlp {
         itag18: bool,
         stop: &mut StopSignal,
     ) -> Result<MediaInfo, Failure> {
-        let (code, stdout, stderr, requests) = self.dump_json(url, egress, itag18, stop).await?;
+        self.extract_in(url, egress, itag18, None, stop).await
+    }
+
+    /// In API mode, a claim on a worker of `egress` for an extraction about to be asked for (`Ok(None)` by
+    /// the command line; [`Pools::reserve`]): the caller may look again at its egress after the wait for a
+    /// worker, before the extraction goes.
+    pub async fn reserve(
+        &self,
+        url: &str,
+        egress: &EgressArgs,
+        stop: &mut StopSignal,
+    ) -> Result<Option<Claim<'_>>, Failure> {
+        match &self.api {
+            None => Ok(None),
+            Some(pools) => match pools.reserve(&pool_key(egress), url, stop).await {
+                Some(claim) => Ok(Some(claim)),
+                None => Err(Failure::new(Category::Other, "cancelled", "")),
+            },
+        }
+    }
+
+    /// [`YtDlp::extract`] in the worker of a `claim` from [`YtDlp::reserve`], which keeps the worker (from
+    /// other clips) until it drops.
+    pub async fn extract_in<'s>(
+        &'s self,
+        url: &str,
+        egress: &EgressArgs,
+        itag18: bool,
+        claim: Option<&mut Claim<'s>>,
+        stop: &mut StopSignal,
+    ) -> Result<MediaInfo, Failure> {
+        let (code, stdout, stderr, requests) = self.dump_json(url, egress, itag18, claim, stop).await?;
         if code != Some(0) {
             return Err(Failure::from_stderr(&stderr, code));
         }
@@ -282,7 +314,7 @@ impl YtDlp {
         let (code, stderr) = match &self.api {
             Some(pools) => {
                 let argv: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-                let answer = pools.run_once(&format!("{egress:?}"), &argv, url, stop).await?;
+                let answer = pools.run_once(&pool_key(egress), &argv, url, stop).await?;
                 (Some(answer.code), answer.stderr)
             }
             None => {
@@ -313,6 +345,11 @@ impl YtDlp {
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
+}
+
+/// The API workers' pool of an egress: one for each distinct source address, proxy and cookies.
+fn pool_key(egress: &EgressArgs) -> String {
+    format!("{egress:?}")
 }
 
 async fn run(cmd: &mut Command, stop: &mut StopSignal) -> Result<process::Output, Failure> {

@@ -11,6 +11,10 @@
 #   with `"after": N`, not the id's first N extractions (a refusal on the whole-video download after the extraction).
 # - `"hang_once"`: the first extraction of the id sleeps (a hung extractor); `"crash_once"`: the first
 #   extraction ends the process at once (a crashed one).
+# - `{"slow": S}`: every extraction of the id takes S seconds more (a slow extractor), then goes on as below.
+# - `{"ban_once": S}`: the first extraction of the id asks for its watch page until the test source bans the
+#   address (an answer 429 with Retry-After), then takes S seconds more before it fails with that error (a
+#   yt-dlp that is slow to give up); later extractions go on as below.
 # - anything else (or no entry): the id's watch page on the test source, read by yt-dlp's generic extractor.
 import json
 import os
@@ -18,7 +22,7 @@ import time
 
 from yt_dlp.extractor.common import InfoExtractor
 from yt_dlp.extractor.youtube._base import YoutubeBaseInfoExtractor
-from yt_dlp.utils import clean_html, remove_end
+from yt_dlp.utils import ExtractorError, clean_html, remove_end
 
 
 class KdlScriptedIE(InfoExtractor):
@@ -46,6 +50,19 @@ class KdlScriptedIE(InfoExtractor):
             time.sleep(600)
         if action == 'crash_once' and self._first_time(state, video_id):
             os._exit(3)
+        if isinstance(action, dict) and 'ban_once' in action:
+            if self._first_time(state, video_id):
+                for _ in range(1000):
+                    try:
+                        self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
+                    except ExtractorError as e:
+                        if getattr(e.cause, 'status', None) == 429:
+                            time.sleep(action['ban_once'])
+                        raise
+            action = None
+        if isinstance(action, dict) and 'slow' in action:
+            time.sleep(action['slow'])
+            action = None
         if isinstance(action, dict) and earlier < action.get('after', 0):
             action = None
         if isinstance(action, dict) and (not action.get('once') or self._first_time(state, video_id)):
