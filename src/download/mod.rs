@@ -255,14 +255,14 @@ async fn join_fleet(
 }
 
 /// Asks each tool for its version: a missing or broken tool stops the run before any clip is tried.
-async fn check_tools(
-    ytdlp: &YtDlp,
-    ffmpeg: &Ffmpeg,
-    mut stop: StopSignal,
-) -> Result<(String, String), EnvironmentError> {
-    let ytdlp_version = ytdlp.version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
-    let ffmpeg_version = ffmpeg.version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
-    let probe = ffmpeg.probe_version(&mut stop).await.map_err(|f| EnvironmentError(f.message))?;
+async fn check_tools(ytdlp: &YtDlp, ffmpeg: &Ffmpeg, stop: StopSignal) -> Result<(String, String), EnvironmentError> {
+    // Side by side (a Python start is most of the wait); a missing tool is said in this order.
+    let (mut s1, mut s2, mut s3) = (stop.clone(), stop.clone(), stop);
+    let (ytdlp_version, ffmpeg_version, probe) =
+        tokio::join!(ytdlp.version(&mut s1), ffmpeg.version(&mut s2), ffmpeg.probe_version(&mut s3));
+    let ytdlp_version = ytdlp_version.map_err(|f| EnvironmentError(f.message))?;
+    let ffmpeg_version = ffmpeg_version.map_err(|f| EnvironmentError(f.message))?;
+    let probe = probe.map_err(|f| EnvironmentError(f.message))?;
     tracing::debug!(%ytdlp_version, %ffmpeg_version, %probe, "tools");
     Ok((ytdlp_version, ffmpeg_version))
 }
