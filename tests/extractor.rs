@@ -364,9 +364,10 @@ fn an_extraction_s_429_holds_its_egress_at_once_not_when_yt_dlp_gives_up() {
     // More than 30 requests in a minute bans an address for 4 s, answered 429 with Retry-After.
     let source = server(config().with_ip_throttle(30, 60.0, 4.0));
     let rows = real_rows(90, 4);
-    // The first row's first extraction brings a ban, and its yt-dlp then takes 3 s more to fail: the other
-    // clips' extractions and media requests would go into the ban meanwhile.
-    let s = scripted(&rows, &json!({ rows[0].id.clone(): {"ban_once": 3} }));
+    // The first row's first extraction brings a ban, asks its host twice more (as yt-dlp's YouTube extractor
+    // goes on to its player requests), and takes 3 s more to fail: the other clips' extractions and media
+    // requests would go into the ban meanwhile.
+    let s = scripted(&rows, &json!({ rows[0].id.clone(): {"ban_once": 3, "again": 2} }));
     let o = s.run(&source, &["-j", "2", "--no-learned-rate", "-vv"]);
     o.expect_code(0);
     for row in &rows {
@@ -374,7 +375,8 @@ fn an_extraction_s_429_holds_its_egress_at_once_not_when_yt_dlp_gives_up() {
     }
     assert!(o.stderr.contains("the extraction met a 429"), "the worker told of the 429:\n{}", o.stderr);
     // The worker told of the 429 the moment yt-dlp met it, and the egress held every other request until the
-    // ban's Retry-After was over: only the request that brought the ban met it.
+    // ban's Retry-After was over; the extraction's own later requests to the host were not sent: only the
+    // request that brought the ban met it.
     let stats = source.stats();
     let met: BTreeMap<&String, u64> = stats.ips.iter().map(|(ip, i)| (ip, i.count_429)).collect();
     assert_eq!(met.values().sum::<u64>(), 1, "429s by address: {met:?}\n{}", o.stderr);

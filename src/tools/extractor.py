@@ -9,7 +9,8 @@
 #       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>"}
 #   with "once": true (a whole-video download into a clip's own folder), no YoutubeDL is kept for the ARGV.
 #   Before its answer, a run may send notes: {"throttled": true, "id": 2, "retry_after": 10} the moment one of
-#   its HTTP requests is answered 429 (`retry_after`: the header's seconds, or null).
+#   its HTTP requests is answered 429 (`retry_after`: the header's seconds, or null). The run's later requests
+#   to that host are not sent: they fail with the same error, as the ban would answer them.
 # A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
 # YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
 # stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
@@ -19,6 +20,7 @@ import json
 import os
 import sys
 import traceback
+import urllib.parse
 
 # `python -c` puts the working directory first on sys.path: nothing there may pass for yt-dlp.
 if sys.path and sys.path[0] in ("", os.getcwd()):
@@ -90,15 +92,25 @@ def main():
     # answer, so that kinetics-dl holds the egress while yt-dlp is still failing its extraction (that takes
     # long enough for other clips' requests to go into the ban).
     serving = [None]
+    # The 429 each host answered during the request being served: yt-dlp goes on after one (YouTube's watch
+    # page is not fatal to it; the player requests of its other clients follow), but every later request to
+    # that host would go into the same ban, so it gets the same error without being sent.
+    banned = {}
     urlopen = yt_dlp.YoutubeDL.urlopen
 
     def counting_urlopen(self, req):
+        url = req if isinstance(req, str) else getattr(req, "url", None) or ""
+        host = urllib.parse.urlsplit(url).hostname if url else None
+        if serving[0] is not None and host in banned:
+            raise banned[host]
         sent[0] += 1
         try:
             return urlopen(self, req)
         except Exception as e:
             status = getattr(e, "status", None) or getattr(e, "code", None)
             if status == 429 and serving[0] is not None:
+                if host:
+                    banned[host] = e
                 response = getattr(e, "response", None)
                 headers = getattr(response, "headers", None) or getattr(e, "headers", None)
                 value = str(headers.get("Retry-After") or "").strip() if headers is not None else ""
@@ -166,6 +178,7 @@ def main():
                 code = run(req["argv"], req["url"], bool(req.get("once")))
             finally:
                 serving[0] = None
+                banned.clear()
             reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take(),
                    "requests": sent[0]})
         else:

@@ -12,9 +12,10 @@
 # - `"hang_once"`: the first extraction of the id sleeps (a hung extractor); `"crash_once"`: the first
 #   extraction ends the process at once (a crashed one).
 # - `{"slow": S}`: every extraction of the id takes S seconds more (a slow extractor), then goes on as below.
-# - `{"ban_once": S}`: the first extraction of the id asks for its watch page until the test source bans the
-#   address (an answer 429 with Retry-After), then takes S seconds more before it fails with that error (a
-#   yt-dlp that is slow to give up); later extractions go on as below.
+# - `{"ban_once": S, "again": K}`: the first extraction of the id asks for its watch page until the test source
+#   bans the address (an answer 429 with Retry-After), asks K times more (as yt-dlp's YouTube extractor goes on
+#   to its player requests after a 429 on the watch page), then takes S seconds more before it fails with that
+#   error (a yt-dlp that is slow to give up); later extractions go on as below.
 # - anything else (or no entry): the id's watch page on the test source, read by yt-dlp's generic extractor.
 import json
 import os
@@ -57,6 +58,11 @@ class KdlScriptedIE(InfoExtractor):
                         self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
                     except ExtractorError as e:
                         if getattr(e.cause, 'status', None) == 429:
+                            for _ in range(action.get('again', 0)):
+                                try:
+                                    self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
+                                except ExtractorError:
+                                    pass
                             time.sleep(action['ban_once'])
                         raise
             action = None
