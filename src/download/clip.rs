@@ -181,6 +181,7 @@ impl Engine {
                 Err(f) => return failed(f, bytes, (0, None), t0),
             };
             if !task.probe && exit.gate.is_held() {
+                exit.gate.unsent(booked, at);
                 continue;
             }
             if let Some(claim) = claim.as_mut() {

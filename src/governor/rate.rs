@@ -378,6 +378,13 @@ impl Gate {
         });
     }
 
+    /// None of the `booked` requests whose first went at `at` ([`Gate::wait`] returned it) were sent: a clip
+    /// that waited for a yt-dlp worker after its turn found its egress held by then. They are not part of the
+    /// rate sent at ([`Aimd::unbook`]); what an extraction makes is unchanged.
+    pub fn unsent(&self, booked: u32, at: Instant) {
+        self.with(|s| s.aimd.unbook(at, booked, 0));
+    }
+
     /// The requests an extraction through this egress books ([`Gate::extracted`]).
     pub fn extract_requests(&self) -> u32 {
         self.with(|s| s.extract_requests)

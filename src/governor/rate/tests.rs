@@ -371,6 +371,20 @@ fn requests_booked_and_not_sent_are_not_part_of_the_rate_sent_at() {
     }
 }
 
+/// A clip whose egress was held by the time a yt-dlp worker was free for it gives its extraction's booking
+/// back: none of it went, and the rate sent at counts what did.
+#[test]
+fn a_booking_that_never_went_is_given_back() {
+    let gate = Gate::new(Aimd::new(None), true);
+    let t0 = Instant::now();
+    let booked = gate.extract_requests();
+    let at = gate.with(|s| s.aimd.reserve(t0, booked));
+    let other = gate.with(|s| s.aimd.reserve(t0 + MS, 1));
+    gate.unsent(booked, at);
+    assert_eq!(gate.with(|s| s.aimd.sent.iter().copied().collect::<Vec<_>>()), vec![other]);
+    assert_eq!(gate.extract_requests(), booked, "what an extraction makes is unchanged");
+}
+
 /// Unbooking takes back the spare requests of that booking alone, not another clip's booked after it.
 #[test]
 fn unbooking_takes_back_only_that_booking_s_spare_requests() {
