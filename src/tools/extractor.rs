@@ -308,6 +308,10 @@ pub struct Pools {
     lost: AtomicU64,
 }
 
+/// A new worker's answer to its ping ([`Pools::spawn_pinged`]): the line, an error reading it, the timeout, or
+/// `None` when the run stopped first.
+type PingAnswer = Option<Result<std::io::Result<(u64, String)>, tokio::time::error::Elapsed>>;
+
 /// What [`Pools::start_worker`] gave.
 enum Started {
     Ready(Box<Worker>),
@@ -338,15 +342,14 @@ impl<'a> Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            self.pools.give_back(&self.key, worker);
-        }
-        let mut live = self.pools.live.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = live.get_mut(&self.key) {
+        if let Some(n) = self.pools.live.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&self.key) {
             *n = n.saturating_sub(1);
         }
-        drop(live);
-        self.pools.returned.notify_waiters();
+        // Waiting requests look again: [`Pools::give_back`] tells them, with the worker idle.
+        match self.worker.take() {
+            Some(worker) => self.pools.give_back(&self.key, worker),
+            None => self.pools.returned.notify_waiters(),
+        }
     }
 }
 
@@ -382,12 +385,7 @@ impl Pools {
     /// Starts a worker of no egress and asks it who it is: the check before a run. The worker then waits,
     /// idle, for the first egress that asks (it is ended with the others by [`Pools::shutdown`]).
     pub async fn ping(&self, stop: &mut StopSignal) -> Result<Ping, Failure> {
-        let spawned = Instant::now();
-        let mut worker = Worker::start(&self.python)?;
-        let asked = tokio::select! {
-            r = tokio::time::timeout(self.limits.timeout, worker.ask(serde_json::json!({"op": "ping"}), None)) => Some(r),
-            _ = stop.wait_for(|s| *s) => None,
-        };
+        let (worker, asked) = self.spawn_pinged(stop).await?;
         let failed = |what: String, last: String| {
             let message = match last.is_empty() {
                 true => format!("the yt-dlp worker ({}) {what}", self.python.program.display()),
@@ -402,8 +400,6 @@ impl Pools {
             }
             Some(Ok(Ok((_, line)))) => match serde_json::from_str::<Ping>(&line) {
                 Ok(ping) => {
-                    worker.ready_in = spawned.elapsed();
-                    self.timed_start(worker.ready_in);
                     self.started.fetch_add(1, Ordering::Relaxed);
                     // Its start's CPU counts in the extraction of the first clip it serves, as any worker's.
                     self.give_back(FRESH, worker);
@@ -577,19 +573,10 @@ impl Pools {
     /// request's own time limit is the extraction's alone. One that dies or is not ready within the timeout
     /// is lost, and said so (`url`: the clip it was for).
     async fn start_worker(&self, url: &str, stop: &mut StopSignal) -> Result<Started, Failure> {
-        let spawned = Instant::now();
-        let mut w = Worker::start(&self.python)?;
+        let (mut w, ready) = self.spawn_pinged(stop).await?;
         self.started.fetch_add(1, Ordering::Relaxed);
-        let ready = tokio::select! {
-            r = tokio::time::timeout(self.limits.timeout, w.ask(serde_json::json!({"op": "ping"}), None)) => Some(r),
-            _ = stop.wait_for(|s| *s) => None,
-        };
         let why = match ready {
-            Some(Ok(Ok(_))) => {
-                w.ready_in = spawned.elapsed();
-                self.timed_start(w.ready_in);
-                return Ok(Started::Ready(Box::new(w)));
-            }
+            Some(Ok(Ok(_))) => return Ok(Started::Ready(Box::new(w))),
             None => {
                 crate::cpu::add_child(w.cpu_since_last());
                 w.lose().await;
@@ -604,6 +591,22 @@ impl Pools {
         let last = if tail.is_empty() { why } else { format!("{why}: {tail}") };
         tracing::warn!(url, "the yt-dlp worker {last}; its clip goes to a new worker");
         Ok(Started::Lost(last))
+    }
+
+    /// Starts a worker and asks it to ping, within the timeout: the worker and what it answered (`None` when the
+    /// run stopped first). A worker that answered has its start timed ([`Pools::patience`]).
+    async fn spawn_pinged(&self, stop: &mut StopSignal) -> Result<(Worker, PingAnswer), Failure> {
+        let spawned = Instant::now();
+        let mut worker = Worker::start(&self.python)?;
+        let asked = tokio::select! {
+            r = tokio::time::timeout(self.limits.timeout, worker.ask(serde_json::json!({"op": "ping"}), None)) => Some(r),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        if let Some(Ok(Ok(_))) = &asked {
+            worker.ready_in = spawned.elapsed();
+            self.timed_start(worker.ready_in);
+        }
+        Ok((worker, asked))
     }
 
     /// A claim for a request of egress `key`: on an idle worker of the egress (or the fresh one of the run's
