@@ -30,9 +30,6 @@ const LIMIT: u32 = 9;
 const BOT_CHECK: &str = "ERROR: [youtube] abcdefghijk: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies. Also see  https://github.com/yt-dlp/yt-dlp/wiki/Extractors#exporting-youtube-cookies  for tips on effectively exporting YouTube cookies";
 /// Slack for the journal's and the scripts' millisecond clocks around an instant the scheduler computed.
 const CLOCK_SLACK_MS: i64 = 50;
-/// Requests that reach the source this soon after one it answered with 429 were sent before that answer
-/// could be back (a loaded machine's loopback round trip and the relay's reaction).
-const IN_FLIGHT_MS: u64 = 250;
 
 /// The host of [`throttled`] counts requests over [`WINDOW_SECS`], longer than any run: a quota, which no
 /// request rate avoids, so a learned rate would only halve with every ban and slow the run (it has its own

@@ -24,6 +24,9 @@ pub const FPS: u32 = 15;
 pub const VIDEO_SECS: f64 = 60.0;
 /// The pipeline's own tolerance on a clip's duration (a frame or two at each end).
 pub const DURATION_TOLERANCE: f64 = 0.35;
+/// Requests that reach the source this soon after one it answered with 429 were sent before that answer
+/// could be back (a loaded machine's loopback round trip and the relay's reaction).
+pub const IN_FLIGHT_MS: u64 = 250;
 
 /// The default test-source config: 60 s, 320x180, 15 fps, 2 s GOP, with audio.
 pub fn config() -> Config {

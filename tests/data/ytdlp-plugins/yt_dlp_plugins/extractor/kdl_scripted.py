@@ -12,10 +12,12 @@
 # - `"hang_once"`: the first extraction of the id sleeps (a hung extractor); `"crash_once"`: the first
 #   extraction ends the process at once (a crashed one).
 # - `{"slow": S}`: every extraction of the id takes S seconds more (a slow extractor), then goes on as below.
-# - `{"ban_once": S, "again": K}`: the first extraction of the id asks for its watch page until the test source
-#   bans the address (an answer 429 with Retry-After), asks K times more (as yt-dlp's YouTube extractor goes on
-#   to its player requests after a 429 on the watch page), then takes S seconds more before it fails with that
-#   error (a yt-dlp that is slow to give up); later extractions go on as below.
+# - `{"ban_first": S, "again": K}`: the run's first extraction of any id with this action asks for its watch page
+#   until the test source bans the address (an answer 429 with Retry-After), writes its id to `banned`, asks K
+#   times more (as yt-dlp's YouTube extractor goes on to its player requests after a 429 on the watch page),
+#   then takes S seconds more before it fails with that error (a yt-dlp that is slow to give up). Every other
+#   extraction with it first waits (up to 30 s) for `banned`, so that none was sent before the ban, then goes
+#   on as below.
 # - anything else (or no entry): the id's watch page on the test source, read by yt-dlp's generic extractor.
 import json
 import os
@@ -51,20 +53,27 @@ class KdlScriptedIE(InfoExtractor):
             time.sleep(600)
         if action == 'crash_once' and self._first_time(state, video_id):
             os._exit(3)
-        if isinstance(action, dict) and 'ban_once' in action:
-            if self._first_time(state, video_id):
+        if isinstance(action, dict) and 'ban_first' in action:
+            banned = os.path.join(state, 'banned')
+            if self._first_time(state, 'ban-first'):
                 for _ in range(1000):
                     try:
                         self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
                     except ExtractorError as e:
                         if getattr(e.cause, 'status', None) == 429:
+                            with open(banned + '.tmp', 'w') as f:
+                                f.write(video_id)
+                            os.rename(banned + '.tmp', banned)
                             for _ in range(action.get('again', 0)):
                                 try:
                                     self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
                                 except ExtractorError:
                                     pass
-                            time.sleep(action['ban_once'])
+                            time.sleep(action['ban_first'])
                         raise
+            deadline = time.time() + 30
+            while not os.path.exists(banned) and time.time() < deadline:
+                time.sleep(0.02)
             action = None
         if isinstance(action, dict) and 'slow' in action:
             time.sleep(action['slow'])
