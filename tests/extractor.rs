@@ -364,11 +364,11 @@ fn an_extraction_s_429_holds_its_egress_at_once_not_when_yt_dlp_gives_up() {
     // More than 30 requests in a minute bans an address for 4 s, answered 429 with Retry-After.
     let source = server(config().with_ip_throttle(30, 60.0, 4.0));
     let rows = real_rows(90, 4);
-    // The run's first extraction brings a ban, asks its host twice more (as yt-dlp's YouTube extractor goes on
-    // to its player requests), and takes 3 s more to fail: the other clips' extractions and media requests
-    // would go into the ban meanwhile. Those send nothing before the ban.
+    // The run's first extraction brings a ban once another has begun, asks its host twice more (as yt-dlp's
+    // YouTube extractor goes on to its player requests), and takes 3 s more to fail: the other clips'
+    // extractions and media requests would go into the ban meanwhile. Those send nothing before the ban.
     let script: serde_json::Map<String, serde_json::Value> =
-        rows.iter().map(|r| (r.id.clone(), json!({"ban_first": 3, "again": 2}))).collect();
+        rows.iter().map(|r| (r.id.clone(), json!({"ban_first": 3, "again": 2, "with": 1}))).collect();
     let s = scripted(&rows, &serde_json::Value::Object(script));
     let o = s.run(&source, &["-j", "2", "--no-learned-rate", "-vv"]);
     o.expect_code(0);
@@ -390,6 +390,28 @@ fn an_extraction_s_429_holds_its_egress_at_once_not_when_yt_dlp_gives_up() {
     assert_eq!(own, 1, "the extraction that brought the ban sent into it again: {shown:#?}\n{}", o.stderr);
     let late: Vec<_> = met.iter().filter(|e| e.time_ms > first.time_ms + IN_FLIGHT_MS).collect();
     assert!(late.is_empty(), "requests went into the ban after its 429 was told: {shown:#?}\n{}", o.stderr);
+    // The other clips' extractions were in their workers' hands when the ban began (they waited for it in
+    // the plugin): their workers read the egress's hold and sent nothing into the ban, however soon after
+    // it they asked; those clips waited for the probe, uncharged.
+    let others: Vec<_> = met.iter().filter(|e| e.range.is_none() && e.id.as_deref() != Some(banner.as_str())).collect();
+    assert!(others.is_empty(), "another clip's extraction went into the ban: {shown:#?}\n{}", o.stderr);
+    assert!(o.stderr.contains("the extraction waits out its egress's hold"), "{}", o.stderr);
+    assert!(journal_clips(&s.out).iter().all(|c| c.attempts == 1), "a clip held by its worker was charged");
+    // The breaker cooled the egress off for the ban's Retry-After (4 s), which the worker told, not for the
+    // `--cooldown` (1 s) alone: its probe did not go into the ban.
+    let conn = open_journal(&s.out).unwrap();
+    let cooloffs: Vec<f64> = conn
+        .prepare("SELECT cooloff_s FROM throttle_events WHERE cooloff_s IS NOT NULL")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!cooloffs.is_empty() && cooloffs.iter().all(|c| *c >= 4.0), "cool-offs {cooloffs:?}\n{}", o.stderr);
+    // The hold's file goes with the run.
+    let left: Vec<_> =
+        std::fs::read_dir(s.out.join(".kinetics-dl").join("tmp")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(left.is_empty(), "temp space after the run: {left:?}");
 }
 
 #[test]

@@ -217,6 +217,35 @@ fn bans(stats: &Stats, ban_secs: f64) -> Vec<Ban> {
     bans
 }
 
+/// What led to `ban` and what came of it, for a failure's message: the IP's video requests from 3 s before
+/// it to its end, the journal's attempts and throttle events of that time through that IP.
+fn around_ban(out: &Path, stats: &Stats, ban: &Ban, ban_secs: f64) -> String {
+    let (from, to) = (ban.trigger.time_ms.saturating_sub(3000), ban.trigger.time_ms + (ban_secs * 1000.0) as u64);
+    let requests: Vec<String> = video_log(stats)
+        .iter()
+        .filter(|e| e.ip == ban.ip && (from..=to).contains(&e.time_ms))
+        .map(|e| format!("{} {} {} {} {}", e.time_ms, e.status, id_of(e), e.path, e.range.as_deref().unwrap_or("-")))
+        .collect();
+    let tried: Vec<String> = attempts(out)
+        .iter()
+        .filter(|a| a.egress == ban.ip && a.finished_ms >= from as i64 && a.started_ms <= to as i64)
+        .map(|a| format!("{}..{} {} {} {:?}", a.started_ms, a.finished_ms, a.youtube_id, a.outcome, a.category))
+        .collect();
+    let events: Vec<String> = throttle_events(out)
+        .iter()
+        .filter(|e| e.egress == ban.ip && (from as i64..=to as i64).contains(&e.at_ms))
+        .map(|e| format!("{} {} cool-off {:?} wasted {}", e.at_ms, e.category, e.cooloff_s, e.wasted))
+        .collect();
+    format!(
+        "requests from 3 s before the ban to its end (ms, status, id, path, range):\n{}\n\
+         attempts then (started..finished, id, outcome, category):\n{}\n\
+         throttle events then (ms, category, cool-off, wasted):\n{}",
+        requests.join("\n"),
+        tried.join("\n"),
+        events.join("\n"),
+    )
+}
+
 /// Clip starts (yt-dlp GETs) sent into each ban: at most the jobs that started before the signal reached
 /// the scheduler (`jobs - 1` slots can free up meanwhile) plus one probe. The cool-offs these tests use
 /// (base ≥ 1.5 s with jitter, then ≥ 3 s) leave room for a single probe inside a ban of at most 4 s.
@@ -230,37 +259,16 @@ fn assert_no_stampede(out: &Path, stats: &Stats, ban_secs: f64, jobs: usize) {
         if starts.len() <= jobs {
             continue;
         }
-        let (from, to) = (ban.trigger.time_ms.saturating_sub(3000), ban.trigger.time_ms + (ban_secs * 1000.0) as u64);
-        let requests: Vec<String> = video_log(stats)
-            .iter()
-            .filter(|e| e.ip == ban.ip && (from..=to).contains(&e.time_ms))
-            .map(|e| {
-                format!("{} {} {} {} {}", e.time_ms, e.status, id_of(e), e.path, e.range.as_deref().unwrap_or("-"))
-            })
-            .collect();
-        let tried: Vec<String> = attempts(out)
-            .iter()
-            .filter(|a| a.finished_ms >= from as i64 && a.started_ms <= to as i64)
-            .map(|a| format!("{}..{} {} {} {:?}", a.started_ms, a.finished_ms, a.youtube_id, a.outcome, a.category))
-            .collect();
-        let events: Vec<String> = throttle_events(out)
-            .iter()
-            .filter(|e| (from as i64..=to as i64).contains(&e.at_ms))
-            .map(|e| format!("{} {} cool-off {:?} wasted {}", e.at_ms, e.category, e.cooloff_s, e.wasted))
-            .collect();
         panic!(
             "{}: {} new clips were started into the ban that began at {} ({}); at most {jobs} may \
              (clips started before the signal was seen, plus one probe):\n{}\n\
-             requests from 3 s before the ban to its end (ms, status, id, path, range):\n{}\n\
-             attempts then (started..finished, id, outcome, category):\n{}\nthrottle events then:\n{}",
+             {}",
             ban.ip,
             starts.len(),
             ban.trigger.time_ms,
             id_of(&ban.trigger),
             starts.join("\n"),
-            requests.join("\n"),
-            tried.join("\n"),
-            events.join("\n"),
+            around_ban(out, stats, &ban, ban_secs),
         );
     }
 }
@@ -908,11 +916,13 @@ fn a_learned_rate_per_egress_stops_the_bans_and_a_rerun_starts_from_it() {
         let sent_into: Vec<_> = ban.into.iter().filter(|e| e.time_ms > ban.trigger.time_ms + IN_FLIGHT_MS).collect();
         assert!(
             sent_into.len() <= 1,
-            "{}: {} requests went into the ban that began at {}: {:#?}",
+            "{}: {} requests went into the ban that began at {} ({} {}) later than {IN_FLIGHT_MS} ms after it:\n{}",
             ban.ip,
             sent_into.len(),
             ban.trigger.time_ms,
-            ban.into.iter().map(|e| (e.time_ms, &e.path, &e.range)).collect::<Vec<_>>()
+            ban.trigger.path,
+            id_of(&ban.trigger),
+            around_ban(&s.out, &stats, ban, ban_secs),
         );
     }
     let wasted: u64 = events.iter().map(|e| e.wasted).sum();

@@ -8,6 +8,7 @@ use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Expect, Registration, Relay};
+use crate::tools::extractor::Claim;
 use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, Packets, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::smartcut;
@@ -15,8 +16,8 @@ use crate::tools::ytdlp::{EgressArgs, MediaInfo, YtDlp};
 use crate::tools::Failure;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Shared by every clip of a run.
@@ -42,6 +43,9 @@ pub struct Exit {
     /// The egress's learned request rate: extraction and every relay request wait on it, and on its hold
     /// while the egress is banned.
     pub gate: Gate,
+    /// The file the gate's hold is told in, for the egress's yt-dlp workers ([`Gate::watch_hold`]); none
+    /// without breakers (nothing is held).
+    pub hold: Option<PathBuf>,
 }
 
 /// Whether upstream refused DASH formats through an egress, and whether the journal has heard of it yet.
@@ -181,17 +185,38 @@ impl Engine {
                 Err(f) => return failed(f, bytes, (0, None), t0),
             };
             if !task.probe && exit.gate.is_held() {
-                exit.gate.unsent(booked, at);
+                exit.gate.unsent(booked, 0, at);
                 continue;
             }
+            // A 429 the extraction met, with its `Retry-After`, as the worker told it.
+            let met = Arc::new(Mutex::new(None::<Option<Duration>>));
             if let Some(claim) = claim.as_mut() {
                 // The watch page met the ban: the egress holds at once, not when yt-dlp has given up.
-                let gate = exit.gate.clone();
-                claim.on_throttled(move |retry_after| gate.throttled(Instant::now(), retry_after));
+                let (gate, met) = (exit.gate.clone(), met.clone());
+                claim.on_throttled(move |retry_after| {
+                    gate.throttled(Instant::now(), retry_after);
+                    let mut met = met.lock().unwrap_or_else(PoisonError::into_inner);
+                    *met = Some(retry_after.max(met.flatten()));
+                });
+                // A ban that begins once the extraction is in the worker's hands holds what it has not sent.
+                if let Some(hold) = &exit.hold {
+                    claim.held_at(hold, task.probe);
+                }
             }
             let (info, extract_cpu) =
                 crate::cpu::measure(self.ytdlp.extract_in(&task.url, &exit.args, itag18, claim.as_mut(), stop)).await;
             cpu.extract_s += extract_cpu.as_secs_f64();
+            let met = *met.lock().unwrap_or_else(PoisonError::into_inner);
+            if let (Some(held), None) = (claim.as_ref().and_then(Claim::held), met) {
+                // A ban began (another worker's 429, or the relay's) after this extraction was let go: the worker
+                // sent no more of it, and the clip waits at the gate as it would have, uncharged, whatever
+                // yt-dlp made of what it could not ask.
+                let left = Duration::from_millis(held.until_ms.saturating_sub(crate::journal::now_ms() as u64));
+                exit.gate.held_by_workers(Instant::now() + left);
+                exit.gate.unsent(booked, held.sent, at);
+                tracing::debug!(clip = task.clip_id, sent = held.sent, "the extraction waits out its egress's hold");
+                continue;
+            }
             let info = match info {
                 Ok(info) => {
                     if let Some(n) = info.extract_requests {
@@ -200,11 +225,13 @@ impl Engine {
                     info
                 }
                 Err(f) => {
+                    // The breaker's cool-off is no shorter than the ban's `Retry-After`, when the worker told it.
+                    let retry_after = met.flatten();
                     if f.category.disposition() == Disposition::Throttle {
                         // The watch page met the ban (the relay tells the gate of the media's 429s).
-                        exit.gate.throttled(Instant::now(), None);
+                        exit.gate.throttled(Instant::now(), retry_after);
                     }
-                    return failed(f, bytes, (0, None), t0);
+                    return failed(f, bytes, (0, retry_after), t0);
                 }
             };
             // The worker serves other clips while this one fetches and cuts.

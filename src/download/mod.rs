@@ -151,16 +151,25 @@ pub async fn run(cfg: Config, reporter: &mut dyn Reporter, stop: StopSignal) -> 
     let exits = cfg
         .egresses
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let dash_refused = if refused.contains(&e.name) { DashRefusal::recorded() } else { DashRefusal::default() };
             // The learned rate starts unpaced under the `--rate` ceiling; the store puts back what an earlier
             // run learned (`Store::load_breakers`).
             let aimd = crate::governor::Aimd::new(crate::governor::rate::ceiling_per_s(cfg.throttle.rate_per_hour));
             let gate = crate::governor::Gate::new(aimd, cfg.throttle.breaker);
-            Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused, gate })
+            // The hold, for the egress's yt-dlp workers: in the run's temp space (cleared at each start), named
+            // by the egress's place in the list, not by anything the user wrote.
+            let hold = cfg.throttle.breaker.then(|| out.tmp().join(format!("hold-{i}")));
+            if let Some(path) = &hold {
+                gate.watch_hold(tell_hold(path.clone()));
+            }
+            Ok(Exit { args: e.ytdlp_args(), client: e.client()?, dash_refused, gate, hold })
         })
         .collect::<anyhow::Result<Vec<_>>>()
         .or_usage()?;
+    // The run's temp space is empty after it, holds and all (a killed run's are swept at the next start).
+    let _holds = HoldFiles(exits.iter().filter_map(|e| e.hold.clone()).collect());
     if !refused.is_empty() {
         tracing::info!(egresses = ?refused, "DASH was refused on these egresses in an earlier run: their clips start from itag 18");
     }
@@ -275,6 +284,31 @@ type ApiWorkers = (Option<Arc<crate::tools::extractor::Pools>>, String);
 enum ApiStart {
     Cli(String),
     Pinged { pools: Box<crate::tools::extractor::Pools>, ping: crate::tools::extractor::Ping, explicit: bool },
+}
+
+/// Tells an egress's hold to its yt-dlp workers: the file at `path` holds the Unix milliseconds it lasts to
+/// (0: lifted), put in place whole.
+fn tell_hold(path: PathBuf) -> crate::governor::rate::HoldWatch {
+    Box::new(move |until: Option<std::time::Instant>| {
+        let ms = until.map_or(0, |u| {
+            let left = u.saturating_duration_since(std::time::Instant::now());
+            crate::journal::now_ms() as u64 + left.as_millis() as u64
+        });
+        if let Err(e) = crate::outdir::write_atomic(&path, ms.to_string().as_bytes()) {
+            tracing::warn!("failed to write the egress's hold {}: {e}", path.display());
+        }
+    })
+}
+
+/// The egresses' hold files, taken away when the run ends, after its yt-dlp workers.
+struct HoldFiles(Vec<PathBuf>);
+
+impl Drop for HoldFiles {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// `--ytdlp-mode api`: the pools, once a worker has started and answered (it then serves the first clip).

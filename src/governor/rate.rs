@@ -241,6 +241,17 @@ struct GateState {
     extract_requests: u32,
 }
 
+/// Holds `s` to `until` at least: the new end, if that pushed it later.
+fn extend(s: &mut GateState, until: Instant) -> Option<Instant> {
+    match s.held_until {
+        Some(h) if h >= until => None,
+        _ => {
+            s.held_until = Some(until);
+            Some(until)
+        }
+    }
+}
+
 /// The requests one running clip is still expected to make through its egress: counted in the gate's
 /// `owed` from its start ([`Gate::expect`]), less each booking its requests make, and the rest given back
 /// when the clip no longer needs any ([`Demand::release`], or when the last handle is dropped).
@@ -289,7 +300,7 @@ impl Drop for DemandInner {
 /// One egress's learned rate, shared by everything that sends through it. The breaker's probe holds a
 /// handle of its own ([`Gate::for_probe`]): paced like the others, but never held, since it is the
 /// request that ends the hold.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Gate {
     state: Arc<Mutex<GateState>>,
     probe: bool,
@@ -301,6 +312,23 @@ pub struct Gate {
     /// A request of this handle's clip was answered with a throttle signal: the clip's other requests are
     /// not sent ([`Gate::clip_met`]). Each clip's handle ([`Gate::for_clip`]) has its own.
     clip_met: Arc<AtomicBool>,
+    /// Told each time the hold is pushed later or lifted ([`Gate::watch_hold`]), shared by every handle.
+    watch: Arc<std::sync::OnceLock<HoldWatch>>,
+}
+
+/// What is told of an egress's hold: the time it lasts to, or `None` once it is lifted.
+pub type HoldWatch = Box<dyn Fn(Option<Instant>) + Send + Sync>;
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("state", &self.state)
+            .field("probe", &self.probe)
+            .field("demand", &self.demand)
+            .field("clip_met", &self.clip_met)
+            .field("watched", &self.watch.get().is_some())
+            .finish()
+    }
 }
 
 /// Counts a request into the hold and out again, whichever way its wait ends.
@@ -332,7 +360,28 @@ impl Gate {
             extract_requests: EXTRACT_REQUESTS,
         };
         let wake = Arc::default();
-        Gate { state: Arc::new(Mutex::new(state)), probe: false, demand: None, wake, clip_met: Arc::default() }
+        Gate {
+            state: Arc::new(Mutex::new(state)),
+            probe: false,
+            demand: None,
+            wake,
+            clip_met: Arc::default(),
+            watch: Arc::default(),
+        }
+    }
+
+    /// From now on `f` is told each time the hold is pushed later (the time it lasts to) or lifted by the
+    /// probe (`None`): an egress's yt-dlp workers read it before each request, so that an extraction let go
+    /// before a ban began sends nothing into it (the gate has no say once it is in yt-dlp's hands). Once
+    /// per gate; a second watcher is ignored.
+    pub fn watch_hold(&self, f: HoldWatch) {
+        let _ = self.watch.set(f);
+    }
+
+    fn tell(&self, hold: Option<Option<Instant>>) {
+        if let (Some(hold), Some(watch)) = (hold, self.watch.get()) {
+            watch(hold);
+        }
     }
 
     /// The same egress's gate for the clip that probes it after a cool-off.
@@ -343,6 +392,7 @@ impl Gate {
             demand: self.demand.clone(),
             wake: self.wake.clone(),
             clip_met: self.clip_met.clone(),
+            watch: self.watch.clone(),
         }
     }
 
@@ -361,6 +411,7 @@ impl Gate {
             demand: demand.cloned(),
             wake: self.wake.clone(),
             clip_met: Arc::default(),
+            watch: self.watch.clone(),
         }
     }
 
@@ -378,11 +429,12 @@ impl Gate {
         });
     }
 
-    /// None of the `booked` requests whose first went at `at` ([`Gate::wait`] returned it) were sent: a clip
-    /// that waited for a yt-dlp worker after its turn found its egress held by then. They are not part of the
-    /// rate sent at ([`Aimd::unbook`]); what an extraction makes is unchanged.
-    pub fn unsent(&self, booked: u32, at: Instant) {
-        self.with(|s| s.aimd.unbook(at, booked, 0));
+    /// Only `sent` of the `booked` requests whose first went at `at` ([`Gate::wait`] returned it) were sent:
+    /// a clip that waited for a yt-dlp worker after its turn found its egress held by then (none), or its
+    /// worker sent no more once the egress was held. The others are not part of the rate sent at
+    /// ([`Aimd::unbook`]); what an extraction makes is unchanged.
+    pub fn unsent(&self, booked: u32, sent: u32, at: Instant) {
+        self.with(|s| s.aimd.unbook(at, booked, sent));
     }
 
     /// The requests an extraction through this egress books ([`Gate::extracted`]).
@@ -425,12 +477,21 @@ impl Gate {
     /// reopen no sooner than `retry_after` (the breaker's cool-off, once the scheduler hears of the ban, may
     /// say later).
     pub fn throttled(&self, now: Instant, retry_after: Option<Duration>) {
-        self.with(|s| {
+        let told = self.with(|s| {
             s.met_at = Some(s.met_at.map_or(now, |m| m.max(now)));
             s.retry_after = retry_after.or(s.retry_after);
+            s.holds.then(|| extend(s, now + retry_after.unwrap_or_default())).flatten()
+        });
+        self.tell(told.map(Some));
+    }
+
+    /// An egress's yt-dlp worker would not send an extraction's request: the hold its workers read lasts to
+    /// `until` (a 429 another worker met, whose note may not be here yet). The gate holds as long, without
+    /// a throttle signal of its own: nothing was sent.
+    pub fn held_by_workers(&self, until: Instant) {
+        self.with(|s| {
             if s.holds {
-                let until = now + retry_after.unwrap_or_default();
-                s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
+                extend(s, until);
             }
         })
     }
@@ -456,13 +517,13 @@ impl Gate {
     /// `learn`: this signal opened the breaker, a ban to learn from: the rate is cut, if enough was sent to
     /// learn from ([`Aimd::cut`]), and the new rate returned.
     pub fn banned(&self, now: Instant, until: Instant, learn: bool) -> Option<f64> {
-        self.with(|s| {
-            if s.holds {
-                s.held_until = Some(s.held_until.map_or(until, |h| h.max(until)));
-                s.firm = true;
-            }
-            learn.then(|| s.aimd.cut(now, s.retry_after)).flatten()
-        })
+        let (told, learned) = self.with(|s| {
+            let told = s.holds.then(|| extend(s, until)).flatten();
+            s.firm |= s.holds;
+            (told, learn.then(|| s.aimd.cut(now, s.retry_after)).flatten())
+        });
+        self.tell(told.map(Some));
+        learned
     }
 
     /// The requests waiting in the hold now give up at once, sending nothing (their clips go back
@@ -481,14 +542,17 @@ impl Gate {
 
     /// The probe got through: nothing is held.
     pub fn reopened(&self, now: Instant) {
-        self.with(|s| {
+        let lifted = self.with(|s| {
             s.firm = false;
             s.give_back = false;
             s.reopened_at = Some(now);
-            if s.held_until.take().is_some() {
+            let lifted = s.held_until.take().is_some();
+            if lifted {
                 s.aimd.resume(now);
             }
-        })
+            lifted
+        });
+        self.tell(lifted.then_some(None));
     }
 
     /// A throttle signal came back through this egress after the probe's answer lifted the hold: the

@@ -6,19 +6,27 @@
 #   {"id": 1, "op": "ping"}
 #       -> {"id": 1, "version": "2026.11.23", "python": "/usr/bin/python3", "module": ".../yt_dlp/__init__.py"}
 #   {"id": 2, "op": "run", "argv": ["--ignore-config", ..., "--dump-json"], "url": "https://..."}
-#       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>"}
+#       -> {"id": 2, "code": 0, "stdout": "<what yt-dlp printed>", "stderr": "<what it printed there>",
+#           "requests": 1}
 #   with "once": true (a whole-video download into a clip's own folder), no YoutubeDL is kept for the ARGV.
 #   Before its answer, a run may send notes: {"throttled": true, "id": 2, "retry_after": 10} the moment one of
 #   its HTTP requests is answered 429 (`retry_after`: the header's seconds, or null). The run's later requests
 #   to that host are not sent: they fail with the same error, as the ban would answer them.
+#   With "hold": PATH (the egress's hold: a file of one number, the Unix milliseconds its ban lasts to, kept
+#   by kinetics-dl and by the egress's workers), a run sends no request while the hold lasts: each fails with
+#   the 429 the ban would answer, unsent, and the answer says `"held": MS` (the hold's end), so that
+#   kinetics-dl waits and asks again. A 429 with a Retry-After pushes the hold to its end at once, for the
+#   egress's other workers. "probe": true (the request that is to end the ban) is sent all the same.
 # A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
 # YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
 # stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
 # kept for each distinct ARGV (a worker serves one egress: its source address, proxy and cookies), so the
 # import, the extractors and the cookie jar are loaded once. EOF on stdin ends the worker.
+import io
 import json
 import os
 import sys
+import time
 import traceback
 import urllib.parse
 
@@ -64,6 +72,28 @@ def reply(obj):
     PROTOCOL.flush()
 
 
+def hold_end(path):
+    """The Unix milliseconds the egress's hold at PATH lasts to (0: none)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def push_hold(path, end_ms):
+    """The hold at PATH lasts to END_MS at least: a whole file put in place, never half written."""
+    if end_ms <= hold_end(path):
+        return
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(str(end_ms))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
 def main():
     # Imported before stderr is captured: an import that fails says why on the worker's real stderr.
     import yt_dlp
@@ -96,13 +126,30 @@ def main():
     # page is not fatal to it; the player requests of its other clients follow), but every later request to
     # that host would go into the same ban, so it gets the same error without being sent.
     banned = {}
+    # The request being served: its egress's hold (a path, or None), whether it is the probe that is to end
+    # the ban, and the hold's end when a request was not sent for it.
+    hold = {"path": None, "probe": False, "held": None}
     urlopen = yt_dlp.YoutubeDL.urlopen
+
+    def unsent_429(url, end_ms):
+        """The error a banned address is answered with, for a request not sent while its egress is held."""
+        from yt_dlp.networking import Response
+        from yt_dlp.networking.exceptions import HTTPError
+
+        secs = max(1, -(-(end_ms - int(time.time() * 1000)) // 1000))
+        headers = {"Retry-After": str(secs)}
+        return HTTPError(Response(io.BytesIO(b""), url, headers, status=429, reason="Too Many Requests"))
 
     def counting_urlopen(self, req):
         url = req if isinstance(req, str) else getattr(req, "url", None) or ""
         host = urllib.parse.urlsplit(url).hostname if url else None
         if serving[0] is not None and host in banned:
             raise banned[host]
+        if serving[0] is not None and hold["path"] and not hold["probe"]:
+            end = hold_end(hold["path"])
+            if end > time.time() * 1000:
+                hold["held"] = max(end, hold["held"] or 0)
+                raise unsent_429(url, end)
         sent[0] += 1
         try:
             return urlopen(self, req)
@@ -114,7 +161,10 @@ def main():
                 response = getattr(e, "response", None)
                 headers = getattr(response, "headers", None) or getattr(e, "headers", None)
                 value = str(headers.get("Retry-After") or "").strip() if headers is not None else ""
-                reply({"throttled": True, "id": serving[0], "retry_after": int(value) if value.isdigit() else None})
+                retry_after = int(value) if value.isdigit() else None
+                if retry_after and hold["path"]:
+                    push_hold(hold["path"], int(time.time() * 1000) + retry_after * 1000)
+                reply({"throttled": True, "id": serving[0], "retry_after": retry_after})
             raise
 
     yt_dlp.YoutubeDL.urlopen = counting_urlopen
@@ -174,13 +224,17 @@ def main():
         elif op == "run":
             sent[0] = 0
             serving[0] = req.get("id")
+            hold.update(path=req.get("hold"), probe=bool(req.get("probe")), held=None)
             try:
                 code = run(req["argv"], req["url"], bool(req.get("once")))
             finally:
                 serving[0] = None
                 banned.clear()
-            reply({"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take(),
-                   "requests": sent[0]})
+            answer = {"id": req.get("id"), "code": code, "stdout": out.take(), "stderr": err.take(),
+                      "requests": sent[0]}
+            if hold["held"] is not None:
+                answer["held"] = hold["held"]
+            reply(answer)
         else:
             reply({"id": req.get("id"), "error": f"unknown op {op!r}"})
     for ydl in ydls.values():

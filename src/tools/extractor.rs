@@ -177,6 +177,9 @@ struct RawAnswer {
     stderr: String,
     #[serde(default)]
     requests: Option<u32>,
+    /// A request was not sent while the egress's hold lasted, to this Unix millisecond.
+    #[serde(default)]
+    held: Option<u64>,
     error: Option<String>,
 }
 
@@ -327,6 +330,20 @@ pub struct Claim<'a> {
     key: String,
     worker: Option<Worker>,
     on_throttled: Option<OnThrottled<'a>>,
+    /// The egress's hold file, and whether this request is the probe that is to end the ban
+    /// ([`Claim::held_at`]).
+    hold: Option<(PathBuf, bool)>,
+    /// The worker did not send a request of the last extraction while the hold lasted ([`Claim::held`]).
+    held: Option<Held>,
+}
+
+/// An extraction of which the worker sent only some requests (perhaps none): the egress was held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The hold's end, Unix milliseconds.
+    pub until_ms: u64,
+    /// The requests it did send.
+    pub sent: u32,
 }
 
 /// Told the moment an extraction's HTTP request is answered 429 (with its `Retry-After` in seconds), before
@@ -337,6 +354,20 @@ impl<'a> Claim<'a> {
     /// What to do when the claim's extraction meets a 429 ([`OnThrottled`]).
     pub fn on_throttled(&mut self, f: impl Fn(Option<Duration>) + Send + Sync + 'a) {
         self.on_throttled = Some(Box::new(f));
+    }
+
+    /// The egress's hold is the file at `path` (the Unix milliseconds its ban lasts to): the worker sends
+    /// none of the extraction's requests while it lasts, unless this is the `probe` that is to end the ban,
+    /// and a 429 with a `Retry-After` pushes it later for the egress's other workers at once. A path that is
+    /// not UTF-8 cannot be said on the pipe: then there is no hold.
+    pub fn held_at(&mut self, path: &Path, probe: bool) {
+        self.hold = path.to_str().is_some().then(|| (path.to_owned(), probe));
+    }
+
+    /// The worker did not send a request of the last extraction, since the egress was held. yt-dlp failed
+    /// it as the ban would have, or went on without what it could not ask.
+    pub fn held(&self) -> Option<Held> {
+        self.held
     }
 }
 
@@ -482,14 +513,14 @@ impl Pools {
             // holds the egress before another clip's extraction takes the worker); one of our own, until
             // this loop's turn ends.
             let mut own = None;
-            let hold: &mut Claim<'s> = match lent.take().filter(|c| c.key == key) {
+            let claim: &mut Claim<'s> = match lent.take().filter(|c| c.key == key) {
                 Some(c) => c,
                 None => match self.acquire(key, stop).await {
                     Some(c) => own.insert(c),
                     None => return Err(Failure::new(Category::Other, "cancelled", "")),
                 },
             };
-            let mut worker = match hold.worker.take() {
+            let mut worker = match claim.worker.take() {
                 Some(w) => w,
                 None => match self.start_worker(url, stop).await? {
                     Started::Ready(w) => *w,
@@ -500,9 +531,15 @@ impl Pools {
                     }
                 },
             };
+            let mut request = request.clone();
+            if let Some((path, probe)) = &claim.hold {
+                request["hold"] = path.to_str().into();
+                request["probe"] = (*probe).into();
+            }
+            claim.held = None;
             let asked_at = Instant::now();
             let asked = tokio::select! {
-                r = within(limit, worker.ask(request.clone(), hold.on_throttled.as_deref())) => Some(r),
+                r = within(limit, worker.ask(request, claim.on_throttled.as_deref())) => Some(r),
                 _ = stop.wait_for(|s| *s) => None,
             };
             crate::cpu::add_child(worker.cpu_since_last());
@@ -541,8 +578,9 @@ impl Pools {
                         tracing::debug!(?pid, served = worker.served, "yt-dlp worker retired");
                         tokio::spawn(worker.retire());
                     } else {
-                        hold.worker = Some(worker);
+                        claim.worker = Some(worker);
                     }
+                    claim.held = raw.held.map(|until_ms| Held { until_ms, sent: raw.requests.unwrap_or(0) });
                     drop(own);
                     return Ok(Answer {
                         code: raw.code,
@@ -634,7 +672,14 @@ impl Pools {
                         tracing::debug!(key, busy, ?waited, ?patience, "a yt-dlp worker starts");
                     }
                     *n += 1;
-                    return Some(Claim { pools: self, key: key.to_owned(), worker: taken, on_throttled: None });
+                    return Some(Claim {
+                        pools: self,
+                        key: key.to_owned(),
+                        worker: taken,
+                        on_throttled: None,
+                        hold: None,
+                        held: None,
+                    });
                 }
             }
             tokio::select! {

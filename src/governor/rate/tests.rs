@@ -380,7 +380,7 @@ fn a_booking_that_never_went_is_given_back() {
     let booked = gate.extract_requests();
     let at = gate.with(|s| s.aimd.reserve(t0, booked));
     let other = gate.with(|s| s.aimd.reserve(t0 + MS, 1));
-    gate.unsent(booked, at);
+    gate.unsent(booked, 0, at);
     assert_eq!(gate.with(|s| s.aimd.sent.iter().copied().collect::<Vec<_>>()), vec![other]);
     assert_eq!(gate.extract_requests(), booked, "what an extraction makes is unchanged");
 }
@@ -400,4 +400,34 @@ fn unbooking_takes_back_only_that_booking_s_spare_requests() {
     a.unbook(other, 1, 1);
     a.unbook(t0 + 9 * S, 2, 0);
     assert_eq!(a.sent.len(), 2);
+}
+
+/// The hold is told to the egress's yt-dlp workers each time it is pushed later, and when the probe lifts it:
+/// a 429's Retry-After, the breaker's longer cool-off, nothing for a signal that ends no later, and nothing
+/// without breakers (no hold). A hold the workers found is kept without telling it back.
+#[test]
+fn the_hold_is_told_when_it_moves() {
+    for (holds, want) in [(true, 3), (false, 0)] {
+        let gate = Gate::new(Aimd::new(None), holds);
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t = told.clone();
+        gate.watch_hold(Box::new(move |until| t.lock().unwrap().push(until)));
+        let t0 = Instant::now();
+        let clip = gate.for_clip(None);
+        clip.throttled(t0, Some(3 * S));
+        gate.throttled(t0 + MS, Some(S));
+        gate.banned(t0 + MS, t0 + 5 * S, false);
+        gate.held_by_workers(t0 + 9 * S);
+        gate.reopened(t0 + 6 * S);
+        let told = told.lock().unwrap().clone();
+        assert_eq!(told.len(), want, "holds {holds}: {told:?}");
+        if holds {
+            assert_eq!(told, vec![Some(t0 + 3 * S), Some(t0 + 5 * S), None]);
+        }
+        assert!(!gate.is_held());
+    }
+    // Held by the workers alone: the gate holds as long, and a request waits for it.
+    let gate = Gate::new(Aimd::new(None), true);
+    gate.held_by_workers(Instant::now() + 50 * MS);
+    assert!(gate.is_held());
 }

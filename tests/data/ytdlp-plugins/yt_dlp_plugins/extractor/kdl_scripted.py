@@ -15,9 +15,10 @@
 # - `{"ban_first": S, "again": K}`: the run's first extraction of any id with this action asks for its watch page
 #   until the test source bans the address (an answer 429 with Retry-After), writes its id to `banned`, asks K
 #   times more (as yt-dlp's YouTube extractor goes on to its player requests after a 429 on the watch page),
-#   then takes S seconds more before it fails with that error (a yt-dlp that is slow to give up). Every other
-#   extraction with it first waits (up to 30 s) for `banned`, so that none was sent before the ban, then goes
-#   on as below.
+#   then takes S seconds more before it fails with that error (a yt-dlp that is slow to give up). With
+#   `"with": N`, it first waits (up to 30 s) until N other extractions have begun (logged), so that they are
+#   in their workers' hands when the ban begins. Every other extraction with it first waits (up to 30 s) for
+#   `banned`, so that none was sent before the ban, then goes on as below.
 # - anything else (or no entry): the id's watch page on the test source, read by yt-dlp's generic extractor.
 import json
 import os
@@ -56,6 +57,12 @@ class KdlScriptedIE(InfoExtractor):
         if isinstance(action, dict) and 'ban_first' in action:
             banned = os.path.join(state, 'banned')
             if self._first_time(state, 'ban-first'):
+                deadline = time.time() + 30
+                while time.time() < deadline:
+                    with open(os.path.join(state, 'log')) as log:
+                        if sum(1 for _ in log) > action.get('with', 0):
+                            break
+                    time.sleep(0.02)
                 for _ in range(1000):
                     try:
                         self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
