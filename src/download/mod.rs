@@ -454,5 +454,5 @@ fn plan_digest(cfg: &Config, paths: &[PathBuf], filters: &crate::annotations::Fi
         }
         h.update(format!("\nend of file, {len} bytes\n").as_bytes());
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::units::hex(&h.finalize()))
 }

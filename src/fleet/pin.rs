@@ -44,7 +44,7 @@ pub fn pinned_settings(cfg: &Config) -> (String, String) {
         map.insert("channels".into(), json!(audio.channels));
     }
     let text = value.to_string();
-    let hash = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let hash = crate::units::hex(&Sha256::digest(text.as_bytes()));
     (text, hash)
 }
 

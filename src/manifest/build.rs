@@ -218,7 +218,7 @@ pub fn build_and_write(out: &Path, dest: &Path) -> anyhow::Result<(Counts, Strin
         drop(lines);
         writeln!(w, "\n]\n}}")?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
-        let fingerprint = hex(&hasher.finalize());
+        let fingerprint = crate::units::hex(&hasher.finalize());
         file.write_all_at(fingerprint.as_bytes(), at as u64)?;
         file.sync_all()?;
         std::fs::rename(&tmp, dest)?;
@@ -376,11 +376,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(crate::units::hex(&hasher.finalize()))
 }
 
 /// The dataset's fingerprint (see [`Manifest::fingerprint`]).
@@ -391,7 +387,7 @@ pub fn fingerprint(clips: &[Entry]) -> String {
     for e in done {
         fingerprint_line(&mut hasher, e);
     }
-    hex(&hasher.finalize())
+    crate::units::hex(&hasher.finalize())
 }
 
 /// A done clip's line of the fingerprint.

@@ -239,7 +239,7 @@ fn display_duration(duration: u64, timescale: u32) -> f64 {
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    crate::units::hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]
