@@ -3,7 +3,7 @@
 
 use crate::classify::{Category, Disposition};
 use crate::cpu::StageCpu;
-use crate::governor::rate::HOLD_BOUND;
+use crate::governor::rate::{HOLD_BOUND, UNSAID_HOLD};
 use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
@@ -194,13 +194,18 @@ impl Engine {
                 // The watch page met the ban: the egress holds at once, not when yt-dlp has given up.
                 let (gate, met) = (exit.gate.clone(), met.clone());
                 claim.on_throttled(move |retry_after| {
-                    gate.throttled(Instant::now(), retry_after);
+                    let now = Instant::now();
+                    gate.throttled(now, retry_after);
+                    if retry_after.is_none() {
+                        // Until the breaker hears of it, as the worker holds its egress's other workers.
+                        gate.held_by_workers(now + UNSAID_HOLD);
+                    }
                     let mut met = met.lock().unwrap_or_else(PoisonError::into_inner);
                     *met = Some(retry_after.max(met.flatten()));
                 });
                 // A ban that begins once the extraction is in the worker's hands holds what it has not sent.
                 if let Some(hold) = &exit.hold {
-                    claim.held_at(hold, task.probe);
+                    claim.held_at(hold, task.probe, UNSAID_HOLD);
                 }
             }
             let (info, extract_cpu) =

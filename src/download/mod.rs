@@ -287,13 +287,19 @@ enum ApiStart {
 }
 
 /// Tells an egress's hold to its yt-dlp workers: the file at `path` holds the Unix milliseconds it lasts to
-/// (0: lifted), put in place whole.
+/// (0: lifted), put in place whole. A hold is only ever pushed later here, since a worker that met a 429 may
+/// have pushed it further already (the gate hears of that a moment later, in its note); the probe's answer
+/// lifts it.
 fn tell_hold(path: PathBuf) -> crate::governor::rate::HoldWatch {
     Box::new(move |until: Option<std::time::Instant>| {
         let ms = until.map_or(0, |u| {
             let left = u.saturating_duration_since(std::time::Instant::now());
             crate::journal::now_ms() as u64 + left.as_millis() as u64
         });
+        let told = || std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<u64>().ok());
+        if until.is_some() && told().is_some_and(|t| t >= ms) {
+            return;
+        }
         if let Err(e) = crate::outdir::write_atomic(&path, ms.to_string().as_bytes()) {
             tracing::warn!("failed to write the egress's hold {}: {e}", path.display());
         }

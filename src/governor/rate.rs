@@ -23,6 +23,11 @@ pub const GROWTH_PER_MIN: f64 = 0.1;
 /// timeout (60 s) for a media request that waits its turn. A host that allows less is answered by the
 /// breaker alone.
 pub const MIN_PER_S: f64 = 0.05;
+/// A 429 that an extraction met and that says no `Retry-After` (YouTube's watch page mostly says none) holds
+/// its egress at least this long, for its yt-dlp workers too: the breaker hears of the ban only once yt-dlp has
+/// failed the extraction, and opens it for its cool-off then (or lets it lapse, if the clip ended some other
+/// way). Without it, other clips' requests went into the ban meanwhile.
+pub const UNSAID_HOLD: Duration = Duration::from_secs(2);
 /// The sending rate a ban is answered from is measured over this much time.
 pub const WINDOW: Duration = Duration::from_secs(20);
 /// ... and, while the egress is unpaced (no ban yet, no ceiling), over at least this much even when it began
@@ -485,15 +490,12 @@ impl Gate {
         self.tell(told.map(Some));
     }
 
-    /// An egress's yt-dlp worker would not send an extraction's request: the hold its workers read lasts to
-    /// `until` (a 429 another worker met, whose note may not be here yet). The gate holds as long, without
-    /// a throttle signal of its own: nothing was sent.
+    /// The egress's yt-dlp workers hold it to `until`: one would not send an extraction's request (a 429
+    /// another worker met, whose note may not be here yet), or one met a 429 that said no `Retry-After`
+    /// ([`UNSAID_HOLD`]). The gate holds as long, without a throttle signal of its own.
     pub fn held_by_workers(&self, until: Instant) {
-        self.with(|s| {
-            if s.holds {
-                extend(s, until);
-            }
-        })
+        let told = self.with(|s| s.holds.then(|| extend(s, until)).flatten());
+        self.tell(told.map(Some));
     }
 
     /// A request of this handle's clip was answered with a throttle signal (the relay met a 429): as

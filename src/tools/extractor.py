@@ -15,8 +15,9 @@
 #   With "hold": PATH (the egress's hold: a file of one number, the Unix milliseconds its ban lasts to, kept
 #   by kinetics-dl and by the egress's workers), a run sends no request while the hold lasts: each fails with
 #   the 429 the ban would answer, unsent, and the answer says `"held": MS` (the hold's end), so that
-#   kinetics-dl waits and asks again. A 429 with a Retry-After pushes the hold to its end at once, for the
-#   egress's other workers. "probe": true (the request that is to end the ban) is sent all the same.
+#   kinetics-dl waits and asks again. A 429 pushes the hold at once, for the egress's other workers, to the
+#   end of its Retry-After or, when it says none, "unsaid_ms" from now (until kinetics-dl's breaker hears of
+#   the ban). "probe": true (the request that is to end the ban) is sent all the same.
 # A `run` does what `yt-dlp ARGV -- URL` does: the options are read by yt-dlp's own parser into the same
 # YoutubeDL parameters, `YoutubeDL.download` runs as the command line runs it, and what yt-dlp prints to
 # stdout and stderr comes back as text, with the exit code the command would have had. A YoutubeDL is
@@ -128,7 +129,7 @@ def main():
     banned = {}
     # The request being served: its egress's hold (a path, or None), whether it is the probe that is to end
     # the ban, and the hold's end when a request was not sent for it.
-    hold = {"path": None, "probe": False, "held": None}
+    hold = {"path": None, "probe": False, "unsaid_ms": 0, "held": None}
     urlopen = yt_dlp.YoutubeDL.urlopen
 
     def unsent_429(url, end_ms):
@@ -162,8 +163,9 @@ def main():
                 headers = getattr(response, "headers", None) or getattr(e, "headers", None)
                 value = str(headers.get("Retry-After") or "").strip() if headers is not None else ""
                 retry_after = int(value) if value.isdigit() else None
-                if retry_after and hold["path"]:
-                    push_hold(hold["path"], int(time.time() * 1000) + retry_after * 1000)
+                span = retry_after * 1000 if retry_after is not None else hold["unsaid_ms"]
+                if span and hold["path"]:
+                    push_hold(hold["path"], int(time.time() * 1000) + span)
                 reply({"throttled": True, "id": serving[0], "retry_after": retry_after})
             raise
 
@@ -224,7 +226,8 @@ def main():
         elif op == "run":
             sent[0] = 0
             serving[0] = req.get("id")
-            hold.update(path=req.get("hold"), probe=bool(req.get("probe")), held=None)
+            hold.update(path=req.get("hold"), probe=bool(req.get("probe")), unsaid_ms=int(req.get("unsaid_ms") or 0),
+                        held=None)
             try:
                 code = run(req["argv"], req["url"], bool(req.get("once")))
             finally:

@@ -330,9 +330,9 @@ pub struct Claim<'a> {
     key: String,
     worker: Option<Worker>,
     on_throttled: Option<OnThrottled<'a>>,
-    /// The egress's hold file, and whether this request is the probe that is to end the ban
-    /// ([`Claim::held_at`]).
-    hold: Option<(PathBuf, bool)>,
+    /// The egress's hold file, whether this request is the probe that is to end the ban, and how long a 429
+    /// without a `Retry-After` holds ([`Claim::held_at`]).
+    hold: Option<(PathBuf, bool, Duration)>,
     /// The worker did not send a request of the last extraction while the hold lasted ([`Claim::held`]).
     held: Option<Held>,
 }
@@ -358,10 +358,10 @@ impl<'a> Claim<'a> {
 
     /// The egress's hold is the file at `path` (the Unix milliseconds its ban lasts to): the worker sends
     /// none of the extraction's requests while it lasts, unless this is the `probe` that is to end the ban,
-    /// and a 429 with a `Retry-After` pushes it later for the egress's other workers at once. A path that is
-    /// not UTF-8 cannot be said on the pipe: then there is no hold.
-    pub fn held_at(&mut self, path: &Path, probe: bool) {
-        self.hold = path.to_str().is_some().then(|| (path.to_owned(), probe));
+    /// and a 429 pushes it later for the egress's other workers at once, by its `Retry-After` or, when it
+    /// says none, by `unsaid`. A path that is not UTF-8 cannot be said on the pipe: then there is no hold.
+    pub fn held_at(&mut self, path: &Path, probe: bool, unsaid: Duration) {
+        self.hold = path.to_str().is_some().then(|| (path.to_owned(), probe, unsaid));
     }
 
     /// The worker did not send a request of the last extraction, since the egress was held. yt-dlp failed
@@ -532,9 +532,10 @@ impl Pools {
                 },
             };
             let mut request = request.clone();
-            if let Some((path, probe)) = &claim.hold {
+            if let Some((path, probe, unsaid)) = &claim.hold {
                 request["hold"] = path.to_str().into();
                 request["probe"] = (*probe).into();
+                request["unsaid_ms"] = (unsaid.as_millis() as u64).into();
             }
             claim.held = None;
             let asked_at = Instant::now();

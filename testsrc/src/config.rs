@@ -157,11 +157,20 @@ pub struct IpThrottle {
     pub ban_secs: f64,
     /// Requests made during a ban restart the ban clock.
     pub extend_ban: bool,
+    /// The 429s say no `Retry-After`, as YouTube's on its watch page mostly do not.
+    pub unsaid: bool,
 }
 
 impl Default for IpThrottle {
     fn default() -> Self {
-        IpThrottle { enabled: false, window_secs: 60.0, max_requests: 100, ban_secs: 60.0, extend_ban: false }
+        IpThrottle {
+            enabled: false,
+            window_secs: 60.0,
+            max_requests: 100,
+            ban_secs: 60.0,
+            extend_ban: false,
+            unsaid: false,
+        }
     }
 }
 
@@ -297,7 +306,13 @@ impl Config {
     }
 
     pub fn with_ip_throttle(mut self, max_requests: u32, window_secs: f64, ban_secs: f64) -> Self {
-        self.ip_throttle = IpThrottle { enabled: true, window_secs, max_requests, ban_secs, extend_ban: false };
+        self.ip_throttle = IpThrottle { enabled: true, window_secs, max_requests, ban_secs, ..IpThrottle::default() };
+        self
+    }
+
+    /// The per-IP bans' 429s say no `Retry-After` ([`IpThrottle::unsaid`]).
+    pub fn without_retry_after(mut self) -> Self {
+        self.ip_throttle.unsaid = true;
         self
     }
 

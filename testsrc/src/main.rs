@@ -47,6 +47,9 @@ struct Cli {
     /// Requests during a ban restart it.
     #[arg(long, requires = "throttle_requests")]
     throttle_extend_ban: bool,
+    /// A ban's 429s say no Retry-After (YouTube's watch page mostly does not).
+    #[arg(long, requires = "throttle_requests")]
+    throttle_no_retry_after: bool,
     /// Refuse DASH media to this client IP past its first --dash-token-window bytes (403), like YouTube's
     /// URLs without a proof-of-origin token; repeatable.
     #[arg(long, value_name = "IP")]
@@ -115,6 +118,7 @@ impl Cli {
             ip.window_secs = self.throttle_window.unwrap_or(ip.window_secs);
             ip.ban_secs = self.throttle_ban.unwrap_or(ip.ban_secs);
             ip.extend_ban |= self.throttle_extend_ban;
+            ip.unsaid |= self.throttle_no_retry_after;
         }
         config.dash_token.ips.extend(self.dash_token_ip.iter().map(ToString::to_string));
         config.dash_token.window_bytes = self.dash_token_window.unwrap_or(config.dash_token.window_bytes);
@@ -216,6 +220,7 @@ mod tests {
             "5",
             "--throttle-ban",
             "3",
+            "--throttle-no-retry-after",
             "--duration",
             "20",
             "--scenario",
@@ -235,6 +240,7 @@ mod tests {
         assert!(config.ip_throttle.enabled);
         assert_eq!((config.ip_throttle.max_requests, config.ip_throttle.ban_secs), (5, 3.0));
         assert_eq!(config.ip_throttle.window_secs, 60.0);
+        assert!(config.ip_throttle.unsaid);
         assert_eq!(config.profile.duration_secs, 20.0);
         assert_eq!(
             config.dash_token,

@@ -284,8 +284,12 @@ fn video(req: &Request, target: Option<(&str, Resource)>, peer: SocketAddr, shar
     let verdict = shared.ips.lock().unwrap_or_else(|e| e.into_inner()).check(peer.ip(), Instant::now());
     if let Verdict::Banned { remaining } = verdict {
         shared.recorder.banned(peer.ip(), remaining);
+        let reply = Reply::text(429, "too many requests\n").for_id(id);
+        if shared.config.ip_throttle.unsaid {
+            return reply;
+        }
         let retry_after = remaining.as_secs_f64().ceil().max(1.0) as u64;
-        return Reply::text(429, "too many requests\n").header("Retry-After", retry_after.to_string()).for_id(id);
+        return reply.header("Retry-After", retry_after.to_string());
     }
     let Some((id, resource)) = target else {
         return Reply::text(404, "no such video\n");

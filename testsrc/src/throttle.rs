@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn bans_after_too_many_requests_then_recovers() {
-        let config = IpThrottle { enabled: true, window_secs: 10.0, max_requests: 3, ban_secs: 5.0, extend_ban: false };
+        let config =
+            IpThrottle { enabled: true, window_secs: 10.0, max_requests: 3, ban_secs: 5.0, ..IpThrottle::default() };
         let mut tracker = IpTracker::new(config);
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
         let t0 = Instant::now();
@@ -192,7 +193,14 @@ mod tests {
 
     #[test]
     fn window_slides_and_bans_can_extend() {
-        let config = IpThrottle { enabled: true, window_secs: 1.0, max_requests: 1, ban_secs: 2.0, extend_ban: true };
+        let config = IpThrottle {
+            enabled: true,
+            window_secs: 1.0,
+            max_requests: 1,
+            ban_secs: 2.0,
+            extend_ban: true,
+            ..IpThrottle::default()
+        };
         let mut tracker = IpTracker::new(config);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t0 = Instant::now();

@@ -38,6 +38,17 @@ fn per_ip_ban_then_recovery() {
     assert!(recovered.is_some(), "the ban is lifted");
 }
 
+/// A ban's 429s may say no Retry-After, as YouTube's watch page mostly does not: the ban is the same.
+#[test]
+fn bans_without_retry_after() {
+    let server = start(Config::for_tests().with_ip_throttle(1, 60.0, 2.0).without_retry_after());
+    let fetch = || request_from(server.addr, Some(CLIENT_A), "GET", "/watch?v=abcdefghijk", &[]);
+    assert_eq!(fetch().status, 200);
+    let banned = fetch();
+    assert_eq!((banned.status, banned.header("retry-after")), (429, None));
+    assert_eq!(server.stats().ip(&CLIENT_A.to_string()).count_429, 1);
+}
+
 #[test]
 fn open_ended_ranges_of_big_files_are_throttled() {
     let rate = 64 * 1024;

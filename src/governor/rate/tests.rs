@@ -403,11 +403,11 @@ fn unbooking_takes_back_only_that_booking_s_spare_requests() {
 }
 
 /// The hold is told to the egress's yt-dlp workers each time it is pushed later, and when the probe lifts it:
-/// a 429's Retry-After, the breaker's longer cool-off, nothing for a signal that ends no later, and nothing
-/// without breakers (no hold). A hold the workers found is kept without telling it back.
+/// a 429's Retry-After, the breaker's longer cool-off, nothing for a signal that ends no later, the workers'
+/// own hold (a 429 without Retry-After), and nothing without breakers (no hold).
 #[test]
 fn the_hold_is_told_when_it_moves() {
-    for (holds, want) in [(true, 3), (false, 0)] {
+    for (holds, want) in [(true, 4), (false, 0)] {
         let gate = Gate::new(Aimd::new(None), holds);
         let told = Arc::new(Mutex::new(Vec::new()));
         let t = told.clone();
@@ -422,7 +422,7 @@ fn the_hold_is_told_when_it_moves() {
         let told = told.lock().unwrap().clone();
         assert_eq!(told.len(), want, "holds {holds}: {told:?}");
         if holds {
-            assert_eq!(told, vec![Some(t0 + 3 * S), Some(t0 + 5 * S), None]);
+            assert_eq!(told, vec![Some(t0 + 3 * S), Some(t0 + 5 * S), Some(t0 + 9 * S), None]);
         }
         assert!(!gate.is_held());
     }
