@@ -487,7 +487,8 @@ impl Gate {
             s.retry_after = retry_after.or(s.retry_after);
             s.holds.then(|| extend(s, now + retry_after.unwrap_or_default())).flatten()
         });
-        self.tell(told.map(Some));
+        // A hold that lapses at once (no `Retry-After`) is nothing to tell the workers.
+        self.tell(told.filter(|until| *until > now).map(Some));
     }
 
     /// The egress's yt-dlp workers hold it to `until`: one would not send an extraction's request (a 429

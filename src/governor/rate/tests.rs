@@ -403,8 +403,8 @@ fn unbooking_takes_back_only_that_booking_s_spare_requests() {
 }
 
 /// The hold is told to the egress's yt-dlp workers each time it is pushed later, and when the probe lifts it:
-/// a 429's Retry-After, the breaker's longer cool-off, nothing for a signal that ends no later, the workers'
-/// own hold (a 429 without Retry-After), and nothing without breakers (no hold).
+/// a 429's Retry-After, the breaker's longer cool-off, nothing for a signal that ends no later or a hold that
+/// lapses at once, the workers' own hold (a 429 without Retry-After), and nothing without breakers (no hold).
 #[test]
 fn the_hold_is_told_when_it_moves() {
     for (holds, want) in [(true, 4), (false, 0)] {
@@ -414,6 +414,8 @@ fn the_hold_is_told_when_it_moves() {
         gate.watch_hold(Box::new(move |until| t.lock().unwrap().push(until)));
         let t0 = Instant::now();
         let clip = gate.for_clip(None);
+        // No Retry-After: a hold that lapses at once is not told.
+        gate.throttled(t0, None);
         clip.throttled(t0, Some(3 * S));
         gate.throttled(t0 + MS, Some(S));
         gate.banned(t0 + MS, t0 + 5 * S, false);
