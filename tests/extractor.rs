@@ -414,14 +414,7 @@ fn a_ban_met_in_a_worker(config: kinetics_testsrc::Config, retry_after: bool) {
     assert!(journal_clips(&s.out).iter().all(|c| c.attempts == 1), "a clip held by its worker was charged");
     // The breaker cooled the egress off for the ban's Retry-After (4 s), which the worker told, not for the
     // `--cooldown` (1 s) alone: its probe did not go into the ban.
-    let conn = open_journal(&s.out).unwrap();
-    let cooloffs: Vec<f64> = conn
-        .prepare("SELECT cooloff_s FROM throttle_events WHERE cooloff_s IS NOT NULL")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let cooloffs: Vec<f64> = throttle_events(&s.out).iter().filter_map(|e| e.cooloff_s).collect();
     let least = if retry_after { 4.0 } else { 1.0 };
     assert!(!cooloffs.is_empty() && cooloffs.iter().all(|c| *c >= least), "cool-offs {cooloffs:?}\n{}", o.stderr);
     // The hold's file goes with the run.

@@ -52,10 +52,8 @@ fn events(out: &Path, category: &str) -> Vec<(String, Option<f64>)> {
 
 /// As [`events`], while the run may still be creating the journal (an error then, not a panic).
 fn try_events(out: &Path, category: &str) -> rusqlite::Result<Vec<(String, Option<f64>)>> {
-    let conn = open_journal(out)?;
-    let mut stmt = conn.prepare("SELECT egress, cooloff_s FROM throttle_events WHERE category = ?1 ORDER BY at_ms")?;
-    let rows = stmt.query_map([category], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+    let events = try_throttle_events(out)?;
+    Ok(events.into_iter().filter(|e| e.category == category).map(|e| (e.egress, e.cooloff_s)).collect())
 }
 
 #[test]

@@ -80,46 +80,6 @@ fn download(server: &TestServer, s: &Setup, jobs: usize, egresses: &[&str], extr
 
 // ---- the journal, read-only -------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct ThrottleEvent {
-    run_id: i64,
-    egress: String,
-    at_ms: i64,
-    category: String,
-    /// The cool-off this signal started; `None` when the breaker was already open.
-    cooloff_s: Option<f64>,
-    /// Requests of the throttled job that were answered with a throttle signal.
-    wasted: u64,
-}
-
-impl ThrottleEvent {
-    /// When the breaker this event opened lets a probe through (unix ms).
-    fn reopens_ms(&self) -> Option<i64> {
-        self.cooloff_s.map(|c| self.at_ms + (c * 1000.0).round() as i64)
-    }
-}
-
-fn try_throttle_events(out: &Path) -> rusqlite::Result<Vec<ThrottleEvent>> {
-    let conn = open_journal(out)?;
-    let mut stmt = conn
-        .prepare("SELECT run_id, egress, at_ms, category, cooloff_s, wasted FROM throttle_events ORDER BY at_ms, id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok(ThrottleEvent {
-            run_id: r.get(0)?,
-            egress: r.get(1)?,
-            at_ms: r.get(2)?,
-            category: r.get(3)?,
-            cooloff_s: r.get(4)?,
-            wasted: r.get::<_, i64>(5)? as u64,
-        })
-    })?;
-    rows.collect()
-}
-
-fn throttle_events(out: &Path) -> Vec<ThrottleEvent> {
-    try_throttle_events(out).expect("throttle_events is readable")
-}
-
 /// `(egress, open_until_ms, cooloff_ms)` of every saved breaker.
 fn egress_states(out: &Path) -> Vec<(String, Option<i64>, i64)> {
     let conn = open_journal(out).expect("the journal opens");

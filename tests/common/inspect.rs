@@ -103,6 +103,49 @@ pub struct AttemptRow {
     pub egress: String,
 }
 
+/// One throttle signal the journal recorded (`throttle_events`), in the order they came.
+#[derive(Debug, Clone)]
+pub struct ThrottleEvent {
+    pub run_id: i64,
+    pub egress: String,
+    pub at_ms: i64,
+    pub category: String,
+    /// The cool-off this signal started; `None` when the breaker was already open.
+    pub cooloff_s: Option<f64>,
+    /// Requests of the throttled job that were answered with a throttle signal.
+    pub wasted: u64,
+}
+
+impl ThrottleEvent {
+    /// When the breaker this event opened lets a probe through (unix ms).
+    pub fn reopens_ms(&self) -> Option<i64> {
+        self.cooloff_s.map(|c| self.at_ms + (c * 1000.0).round() as i64)
+    }
+}
+
+/// Every throttle event of the journal, by time (an error while a run may still be creating it).
+pub fn try_throttle_events(out: &Path) -> rusqlite::Result<Vec<ThrottleEvent>> {
+    let conn = open_journal(out)?;
+    let mut stmt = conn
+        .prepare("SELECT run_id, egress, at_ms, category, cooloff_s, wasted FROM throttle_events ORDER BY at_ms, id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ThrottleEvent {
+            run_id: r.get(0)?,
+            egress: r.get(1)?,
+            at_ms: r.get(2)?,
+            category: r.get(3)?,
+            cooloff_s: r.get(4)?,
+            wasted: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+/// [`try_throttle_events`], for a journal that is there.
+pub fn throttle_events(out: &Path) -> Vec<ThrottleEvent> {
+    try_throttle_events(out).expect("throttle_events is readable")
+}
+
 /// Every attempt, in the order they started.
 pub fn attempts(out: &Path) -> Vec<AttemptRow> {
     let conn = open_journal(out).expect("the journal opens");
