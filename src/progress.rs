@@ -1,5 +1,6 @@
 //! What the user sees while a download runs: a small trait the run reports through, and its terminal
-//! implementation (a progress bar that hides when stderr is not a terminal or under `--quiet`).
+//! implementation (a progress bar that hides when stderr is not a terminal, leaving its lines, or under
+//! `--quiet`).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::{Duration, Instant};
@@ -56,6 +57,21 @@ impl Reporter for Silent {
     fn begin(&mut self, _: u64, _: u64) {}
     fn event(&mut self, _: Event<'_>) {}
     fn note(&mut self, _: &str) {}
+    fn waiting(&mut self, _: Option<String>) {}
+    fn tick(&mut self) {}
+    fn end(&mut self) {}
+}
+
+/// When stderr is not a terminal (a log file, a pipe, a batch job): no bar, but the lines for the user still
+/// print, one each (a breaker opening and the rate its egress learned, a halt, a lost fleet database).
+pub struct Lines;
+
+impl Reporter for Lines {
+    fn begin(&mut self, _: u64, _: u64) {}
+    fn event(&mut self, _: Event<'_>) {}
+    fn note(&mut self, line: &str) {
+        eprintln!("{line}");
+    }
     fn waiting(&mut self, _: Option<String>) {}
     fn tick(&mut self) {}
     fn end(&mut self) {}

@@ -423,6 +423,53 @@ fn a_ban_met_in_a_worker(config: kinetics_testsrc::Config, retry_after: bool) {
     assert!(left.is_empty(), "temp space after the run: {left:?}");
 }
 
+/// The rate an egress learns at a ban is cut from what the host saw it send. Each extraction asks for its
+/// watch page and then, 0.4 s later, for the page again (as YouTube's asks for its player); six clips start
+/// at once, and those the egress's yt-dlp worker has not taken yet wait for it, or for a second worker to
+/// start and set up, having had their turn. Counted from their turn (or from the moment they had a worker),
+/// such clips made the rate the budget benchmark's egresses learned at their first ban up to a third higher
+/// than what went, and two of three were banned again.
+#[test]
+fn the_rate_learned_at_a_ban_counts_only_requests_that_went() {
+    // More than 10 requests in 10 s bans an address for 3 s, answered 429 with Retry-After.
+    let source = server(config().with_ip_throttle(10, 10.0, 3.0));
+    let rows = real_rows(100, 6);
+    let script: serde_json::Map<String, serde_json::Value> =
+        rows.iter().map(|r| (r.id.clone(), json!({"page_first": 0.4}))).collect();
+    let s = scripted(&rows, &serde_json::Value::Object(script));
+    let o = s.run(&source, &["-j", "6"]);
+    o.expect_code(0);
+    for row in &rows {
+        assert_clip(&s.out, row);
+    }
+    // The note the ban's breaker gave: "...; its requests now R/min (it sent N in S s)".
+    let note = o.stderr.lines().find(|l| l.contains("its requests now")).unwrap_or_else(|| {
+        panic!("the host banned after 11 requests, which teaches a rate:\n{}", o.stderr);
+    });
+    let counted: usize = note
+        .split("(it sent ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {note:?}"));
+    // What the host saw until the breaker opened (after that, only the probe goes).
+    let opened = throttle_events(&s.out).into_iter().find(|e| e.cooloff_s.is_some()).expect("a breaker opened");
+    let stats = source.stats();
+    let mut seen: Vec<_> = stats
+        .log
+        .iter()
+        .filter(|e| (e.path == "/watch" || e.path.starts_with("/v/")) && e.time_ms as i64 <= opened.at_ms)
+        .map(|e| (e.time_ms, e.status, e.id.as_deref().unwrap_or_default(), &e.path, e.range.as_deref()))
+        .collect();
+    seen.sort();
+    assert!(
+        counted >= 4 && counted <= seen.len(),
+        "{note:?}: the host saw {} by {}: {seen:#?}",
+        seen.len(),
+        opened.at_ms
+    );
+}
+
 #[test]
 fn workers_die_with_kinetics_dl() {
     let rows = real_rows(40, 1);
@@ -465,10 +512,11 @@ fn a_program_that_is_not_python_runs_as_a_command_line_and_doctor_checks_the_api
 }
 
 /// An extraction in an API worker says how many HTTP requests yt-dlp made for it (the egress's pacing books
-/// that many, `Gate::extracted`): as many as the test source saw. The command line does not say.
+/// that many, `Gate::extracted`), and, asked to, tells each as it goes (`Gate::went`): as many as the test
+/// source saw. The command line does not say.
 #[tokio::test]
 async fn an_extraction_in_a_worker_counts_the_requests_it_made() {
-    use kinetics_dl::tools::extractor::{find_python, Limits, Pools};
+    use kinetics_dl::tools::extractor::{find_python, Limits, Note, Pools};
     use kinetics_dl::tools::ytdlp::{EgressArgs, YtDlp};
     let server = server(config());
     let id = &real_rows(40, 1)[0].id;
@@ -485,5 +533,23 @@ async fn an_extraction_in_a_worker_counts_the_requests_it_made() {
         let want = api.is_some().then_some(seen);
         assert_eq!(info.extract_requests, want, "api: {}", api.is_some());
     }
+    // Asked to, the worker tells each request as it goes (its egress counts it as sent then): as many as the
+    // source saw.
+    let ytdlp = YtDlp { api: Some(pools.clone()), ..YtDlp::new("yt-dlp") };
+    let (url, egress) = (server.watch_url(id), EgressArgs::default());
+    let told = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut claim = ytdlp.reserve(&url, &egress, &mut stop).await.unwrap().expect("the API path claims a worker");
+    let tell = told.clone();
+    claim.on_note(move |note| {
+        if note == Note::Sending {
+            tell.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let before = server.stats().log.len();
+    let info = ytdlp.extract_in(&url, &egress, false, Some(&mut claim), &mut stop).await.unwrap();
+    let seen = (server.stats().log.len() - before) as u32;
+    let told = told.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!((told, info.extract_requests), (seen, Some(seen)));
+    drop(claim);
     pools.shutdown().await;
 }

@@ -2,18 +2,21 @@
 
 use crate::config::Config;
 use crate::exit_codes;
-use crate::progress::{Bar, Reporter, Silent};
+use crate::progress::{Bar, Lines, Reporter, Silent};
 use std::io::{IsTerminal, Write};
 use tokio::sync::watch;
 
-/// Runs a download with a progress bar (unless quiet or not a terminal) and the Ctrl-C escalation; returns
+/// Runs a download with a progress bar (unless quiet or not a terminal: then its lines alone, or nothing) and the Ctrl-C escalation; returns
 /// the exit code.
 pub async fn run(cfg: Config) -> anyhow::Result<i32> {
     let quiet = cfg.quiet;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(watch_signals(stop_tx));
-    let mut reporter: Box<dyn Reporter> =
-        if quiet || !std::io::stderr().is_terminal() { Box::new(Silent) } else { Box::new(Bar::new()) };
+    let mut reporter: Box<dyn Reporter> = match (quiet, std::io::stderr().is_terminal()) {
+        (true, _) => Box::new(Silent),
+        (false, false) => Box::new(Lines),
+        (false, true) => Box::new(Bar::new()),
+    };
     let interrupted = stop_rx.clone();
     match crate::download::run(cfg, reporter.as_mut(), stop_rx).await {
         Ok(result) => {

@@ -8,7 +8,7 @@ use crate::governor::{Demand, Gate};
 use crate::journal::Done;
 use crate::outdir;
 use crate::relay::{Expect, Registration, Relay};
-use crate::tools::extractor::Claim;
+use crate::tools::extractor::{Claim, Note};
 use crate::tools::ffmpeg::{ClipCheck, Encode, Ffmpeg, Packets, DURATION_TOLERANCE_S as DURATION_TOLERANCE};
 use crate::tools::process::StopSignal;
 use crate::tools::smartcut;
@@ -174,7 +174,8 @@ impl Engine {
         let mut lifted = false;
         let (info, fetched) = loop {
             let booked = exit.gate.extract_requests();
-            let Ok(at) = task.gate(exit).wait(HOLD_BOUND, booked).await else {
+            // Its requests count as sent once the extraction has a yt-dlp worker (`Gate::went`).
+            let Ok(at) = task.gate(exit).wait_pending(HOLD_BOUND, booked).await else {
                 return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
             };
             // An API worker of the egress may be busy with another clip's extraction, or have to start: a ban
@@ -182,18 +183,26 @@ impl Engine {
             // its turn would.
             let mut claim = match self.ytdlp.reserve(&task.url, &exit.args, stop).await {
                 Ok(claim) => claim,
-                Err(f) => return failed(f, bytes, (0, None), t0),
+                Err(f) => {
+                    exit.gate.sent(booked, 0, at);
+                    return failed(f, bytes, (0, None), t0);
+                }
             };
             if !task.probe && exit.gate.is_held() {
-                exit.gate.unsent(booked, 0, at);
+                exit.gate.sent(booked, 0, at);
                 continue;
             }
             // A 429 the extraction met, with its `Retry-After`, as the worker told it.
             let met = Arc::new(Mutex::new(None::<Option<Duration>>));
             if let Some(claim) = claim.as_mut() {
-                // The watch page met the ban: the egress holds at once, not when yt-dlp has given up.
+                // Each request counts as sent when the worker says it goes (a new worker sets up first). The
+                // watch page met the ban: the egress holds at once, not when yt-dlp has given up.
                 let (gate, met) = (exit.gate.clone(), met.clone());
-                claim.on_throttled(move |retry_after| {
+                claim.on_note(move |note| {
+                    let retry_after = match note {
+                        Note::Sending => return gate.went(at),
+                        Note::Throttled(retry_after) => retry_after,
+                    };
                     let now = Instant::now();
                     gate.throttled(now, retry_after);
                     if retry_after.is_none() {
@@ -207,6 +216,9 @@ impl Engine {
                 if let Some(hold) = &exit.hold {
                     claim.held_at(hold, task.probe, UNSAID_HOLD);
                 }
+            } else {
+                // The command line tells nothing before it ends: its first request counts from its start.
+                exit.gate.went(at);
             }
             let (info, extract_cpu) =
                 crate::cpu::measure(self.ytdlp.extract_in(&task.url, &exit.args, itag18, claim.as_mut(), stop)).await;
@@ -218,18 +230,26 @@ impl Engine {
                 // yt-dlp made of what it could not ask.
                 let left = Duration::from_millis(held.until_ms.saturating_sub(crate::journal::now_ms() as u64));
                 exit.gate.held_by_workers(Instant::now() + left);
-                exit.gate.unsent(booked, held.sent, at);
+                exit.gate.sent(booked, held.sent, at);
                 tracing::debug!(clip = task.clip_id, sent = held.sent, "the extraction waits out its egress's hold");
                 continue;
             }
             let info = match info {
                 Ok(info) => {
-                    if let Some(n) = info.extract_requests {
-                        exit.gate.extracted(n, booked, at);
+                    match info.extract_requests {
+                        Some(n) => exit.gate.extracted(n, booked, at),
+                        // The command line does not count them: what it booked went.
+                        None => exit.gate.sent(booked, booked, at),
                     }
                     info
                 }
                 Err(f) => {
+                    // What went is what the worker told of; the command line does not say: what it booked.
+                    if claim.is_some() {
+                        exit.gate.settle(at);
+                    } else {
+                        exit.gate.sent(booked, booked, at);
+                    }
                     // The breaker's cool-off is no shorter than the ban's `Retry-After`, when the worker told it.
                     let retry_after = met.flatten();
                     if f.category.disposition() == Disposition::Throttle {

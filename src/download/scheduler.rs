@@ -377,7 +377,15 @@ impl<S: Store> Scheduler<S> {
                     self.summary.throttle_events += 1;
                 }
                 if let Some(o) = &opened {
-                    let rate = o.learned.map(|r| format!("; its requests now {:.1}/min", r * 60.0)).unwrap_or_default();
+                    let rate = o.learned.map(|c| {
+                        let per_min = c.per_s * 60.0;
+                        format!(
+                            "; its requests now {per_min:.1}/min (it sent {} in {:.0} s)",
+                            c.sent,
+                            c.over.as_secs_f64()
+                        )
+                    });
+                    let rate = rate.unwrap_or_default();
                     reporter.note(&format!(
                         "{}: {} — cooling down for {}{rate}",
                         o.egress,

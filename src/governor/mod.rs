@@ -96,8 +96,8 @@ pub enum Finish {
 pub struct Opened {
     pub egress: String,
     pub cooloff: Duration,
-    /// The request rate (a second) the egress learned from this ban, if it taught one.
-    pub learned: Option<f64>,
+    /// The request rate the egress learned from this ban, if it taught one.
+    pub learned: Option<rate::Cut>,
 }
 
 /// Past this many jobs at once the ramp after a ban ends.

@@ -72,14 +72,38 @@ pub fn ceiling_per_s(clips_per_hour: Option<f64>) -> Option<f64> {
     clips_per_hour.filter(|r| *r > 0.0).map(|r| r * f64::from(CLIP_REQUESTS) / 3600.0)
 }
 
+/// What a ban taught an egress ([`Aimd::cut`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cut {
+    /// The new rate, requests a second.
+    pub per_s: f64,
+    /// It is [`DECREASE`] of the rate these requests went at (or of the rate allowed, if lower), over this
+    /// span ([`Aimd::sending`]).
+    pub sent: usize,
+    pub over: Duration,
+}
+
+/// A booking of requests that go once something else is ready ([`Aimd::reserve_pending`]): an extraction
+/// that had its turn and waits for a yt-dlp worker, then is in the worker's hands until its answer says how
+/// many requests it made.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// When its requests were booked to go, in order; the first is the booking's key.
+    times: Vec<Instant>,
+    /// How many of them are counted as sent so far (the first of `times`).
+    went: usize,
+}
+
 /// The arithmetic, without locks or clocks of its own.
 #[derive(Debug, Clone)]
 pub struct Aimd {
     /// The rate the last ban (or the journal) left, and since when it grows; `None` before any ban.
     base: Option<(f64, Instant)>,
     ceiling: Option<f64>,
-    /// When the requests booked within the last [`WINDOW`] go, and the first one ever.
+    /// When the requests booked within the last [`WINDOW`] go (in order), and the first one ever.
     sent: VecDeque<Instant>,
+    /// Bookings not all of whose requests are known to have gone ([`Aimd::reserve_pending`]).
+    pending: Vec<Pending>,
     first: Option<Instant>,
     /// When the egress last got out of a hold: the time before, when nothing could go, is not part of the
     /// rate it was sending at.
@@ -91,7 +115,7 @@ pub struct Aimd {
 impl Aimd {
     pub fn new(ceiling: Option<f64>) -> Aimd {
         let ceiling = ceiling.filter(|c| *c > 0.0);
-        Aimd { base: None, ceiling, sent: VecDeque::new(), first: None, resumed: None, next: None }
+        Aimd { base: None, ceiling, sent: VecDeque::new(), pending: Vec::new(), first: None, resumed: None, next: None }
     }
 
     /// [`Aimd::restore`], from `now`.
@@ -138,38 +162,63 @@ impl Aimd {
     /// out of a hold, if sooner, but at least over a second, or [`MIN_SPAN`] while unpaced, or the ban's
     /// `Retry-After` if longer), and the rate that makes.
     pub fn sending(&self, now: Instant, retry_after: Option<Duration>) -> (usize, f64) {
-        let Some(first) = self.first else { return (0, 0.0) };
+        let (n, span) = self.sent_over(now, retry_after);
+        (n, if span.is_zero() { 0.0 } else { n as f64 / span.as_secs_f64() })
+    }
+
+    /// [`Aimd::sending`]: how many went over what span.
+    fn sent_over(&self, now: Instant, retry_after: Option<Duration>) -> (usize, Duration) {
+        let Some(first) = self.first else { return (0, Duration::ZERO) };
         let since = self.resumed.map_or(first, |r| r.max(first));
         let least = if self.rate(now).is_none() { MIN_SPAN } else { Duration::from_secs(1) };
         let least = retry_after.map_or(least, |r| r.max(least)).min(WINDOW);
         let span = now.saturating_duration_since(since).clamp(least, WINDOW);
         let from = now.checked_sub(span).unwrap_or(first);
-        let n = self.sent.iter().filter(|t| **t > from && **t <= now).count();
-        (n, n as f64 / span.as_secs_f64())
+        (self.sent.iter().filter(|t| **t > from && **t <= now).count(), span)
     }
 
     /// A ban (whose 429 said `Retry-After`, if it did): the rate drops to [`DECREASE`] of the lower of the
     /// rate sent at and the rate allowed, and that is returned; `None` when too few requests went for the ban
     /// to say anything about the rate ([`MIN_EVIDENCE`]), which leaves the rate as it was.
-    pub fn cut(&mut self, now: Instant, retry_after: Option<Duration>) -> Option<f64> {
-        let (n, sent) = self.sending(now, retry_after);
+    pub fn cut(&mut self, now: Instant, retry_after: Option<Duration>) -> Option<Cut> {
+        let (n, over) = self.sent_over(now, retry_after);
         if n < MIN_EVIDENCE {
             return None;
         }
+        let sent = n as f64 / over.as_secs_f64();
         let from = self.rate(now).map_or(sent, |r| r.min(sent));
         let new = self.capped((from * DECREASE).max(MIN_PER_S));
         self.base = Some((new, now));
         // Bookings made at the old rate are void: the next request waits one interval of the new rate.
         self.sent.retain(|t| *t <= now);
+        for p in &mut self.pending {
+            p.times.retain(|t| *t <= now);
+            p.went = p.went.min(p.times.len());
+        }
+        self.pending.retain(|p| !p.times.is_empty());
         self.next = Some(now + Duration::from_secs_f64(1.0 / new));
-        Some(new)
+        Some(Cut { per_s: new, sent: n, over })
     }
 
     /// Takes back the requests of the booking of `booked` whose first went at `at` ([`Aimd::reserve`]) past
     /// the first `sent` of them: they were never sent (an extraction booked more than it made), and the rate
     /// sent at counts what went. A booking's requests lie side by side in the record, in order; the pacing
-    /// keeps the time they took.
+    /// keeps the time they took. A pending booking ([`Aimd::reserve_pending`]) is settled: its first `sent`
+    /// count as sent, the rest never will.
     pub fn unbook(&mut self, at: Instant, booked: u32, sent: u32) {
+        if let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) {
+            let Pending { times, went } = self.pending.swap_remove(i);
+            let sent = (sent.min(booked) as usize).min(times.len());
+            if sent > went {
+                self.record(times[went..sent].to_vec());
+            }
+            for t in times.get(sent..went).unwrap_or_default() {
+                if let Some(j) = self.sent.iter().position(|s| s == t) {
+                    self.sent.remove(j);
+                }
+            }
+            return;
+        }
         let Some(i) = self.sent.iter().position(|t| *t == at) else { return };
         let (from, to) = (i + sent as usize, (i + booked as usize).min(self.sent.len()));
         if from < to {
@@ -190,20 +239,79 @@ impl Aimd {
     /// Books `n` requests (at least one): returns when the first may go (`now` or later); each goes one
     /// interval after the one before, and the next booking one interval after the last.
     pub fn reserve(&mut self, now: Instant, n: u32) -> Instant {
-        let first = self.next_at(now);
-        let mut at = first;
+        let times = self.slots(now, n);
+        let first = times[0];
+        self.record(times);
+        self.forget(now);
+        first
+    }
+
+    /// [`Aimd::reserve`], for requests that do not go at their turn but once something else is ready (an
+    /// extraction, once a yt-dlp worker is free for it and has set up): paced as booked, each counts as sent
+    /// once it goes ([`Aimd::went`]), or once it is known how many went ([`Aimd::unbook`], [`Aimd::settle`]).
+    /// Counted from their turn, those of clips still waiting for a worker when a ban came made the rate it
+    /// was cut from look higher than what the host saw, and the egress was banned again.
+    pub fn reserve_pending(&mut self, now: Instant, n: u32) -> Instant {
+        let times = self.slots(now, n);
+        let first = times[0];
+        self.pending.push(Pending { times, went: 0 });
+        self.forget(now);
+        first
+    }
+
+    /// One more request of the pending booking whose first was booked for `at` ([`Aimd::reserve_pending`])
+    /// goes: it counts as sent, at the time it was booked for. Past what was booked, nothing more counts
+    /// (as an extraction's answer counts no more than it booked, [`Aimd::unbook`]).
+    pub fn went(&mut self, at: Instant) {
+        let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) else { return };
+        let p = &mut self.pending[i];
+        let t = p.times[p.went];
+        p.went += 1;
+        if p.went == p.times.len() {
+            self.pending.swap_remove(i);
+        }
+        self.record(vec![t]);
+    }
+
+    /// The pending booking whose first was booked for `at` is over: what went of it ([`Aimd::went`]) is
+    /// all that went.
+    pub fn settle(&mut self, at: Instant) {
+        if let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) {
+            self.pending.swap_remove(i);
+        }
+    }
+
+    /// The times `n` requests (at least one) booked at `now` go at, the pace moved on past them.
+    fn slots(&mut self, now: Instant, n: u32) -> Vec<Instant> {
+        let mut at = self.next_at(now);
+        self.first.get_or_insert(at);
+        let mut times = Vec::with_capacity(n.max(1) as usize);
         for _ in 0..n.max(1) {
-            self.first.get_or_insert(at);
-            self.sent.push_back(at);
+            times.push(at);
             if let Some(r) = self.rate(at) {
                 at += Duration::from_secs_f64(1.0 / r);
                 self.next = Some(at);
             }
         }
-        while self.sent.front().is_some_and(|t| now.saturating_duration_since(*t) > WINDOW) {
+        times
+    }
+
+    /// Records requests as sent at `times` (in order), keeping the record in order.
+    fn record(&mut self, times: Vec<Instant>) {
+        for t in times {
+            let i = self.sent.partition_point(|s| *s <= t);
+            self.sent.insert(i, t);
+        }
+    }
+
+    /// Drops what lies wholly past the last [`WINDOW`] before `now`: sent requests, and pending bookings
+    /// that never went (their clip ended before it had a worker).
+    fn forget(&mut self, now: Instant) {
+        let old = |t: &Instant| now.saturating_duration_since(*t) > WINDOW;
+        while self.sent.front().is_some_and(old) {
             self.sent.pop_front();
         }
-        first
+        self.pending.retain(|p| !p.times.last().is_some_and(old));
     }
 }
 
@@ -434,12 +542,24 @@ impl Gate {
         });
     }
 
-    /// Only `sent` of the `booked` requests whose first went at `at` ([`Gate::wait`] returned it) were sent:
-    /// a clip that waited for a yt-dlp worker after its turn found its egress held by then (none), or its
-    /// worker sent no more once the egress was held. The others are not part of the rate sent at
-    /// ([`Aimd::unbook`]); what an extraction makes is unchanged.
-    pub fn unsent(&self, booked: u32, sent: u32, at: Instant) {
+    /// `sent` of the `booked` requests whose first went at `at` ([`Gate::wait`] returned it) were sent: all of
+    /// them (an extraction that did not count its requests), or fewer: none when a clip that waited for a
+    /// yt-dlp worker after its turn found its egress held by then, or when the relay's request was not asked
+    /// after all; those its worker sent before the egress was held. The others are not part of the rate sent
+    /// at ([`Aimd::unbook`]); what an extraction makes is unchanged.
+    pub fn sent(&self, booked: u32, sent: u32, at: Instant) {
         self.with(|s| s.aimd.unbook(at, booked, sent));
+    }
+
+    /// One more of the requests [`Gate::wait_pending`] let go at `at` goes now (its yt-dlp worker says so):
+    /// it counts as sent. [`Gate::extracted`], [`Gate::sent`] or [`Gate::settle`] say how many went in all.
+    pub fn went(&self, at: Instant) {
+        self.with(|s| s.aimd.went(at));
+    }
+
+    /// The requests [`Gate::wait_pending`] let go at `at` are all told: those [`Gate::went`] said went.
+    pub fn settle(&self, at: Instant) {
+        self.with(|s| s.aimd.settle(at));
     }
 
     /// The requests an extraction through this egress books ([`Gate::extracted`]).
@@ -519,7 +639,7 @@ impl Gate {
     /// The breaker opened (or stays open) until `until`: requests are held until its probe gets through.
     /// `learn`: this signal opened the breaker, a ban to learn from: the rate is cut, if enough was sent to
     /// learn from ([`Aimd::cut`]), and the new rate returned.
-    pub fn banned(&self, now: Instant, until: Instant, learn: bool) -> Option<f64> {
+    pub fn banned(&self, now: Instant, until: Instant, learn: bool) -> Option<Cut> {
         let (told, learned) = self.with(|s| {
             let told = s.holds.then(|| extend(s, until)).flatten();
             s.firm |= s.holds;
@@ -594,18 +714,34 @@ impl Gate {
         self.with(|s| s.aimd.next_at(now))
     }
 
-    /// Books `n` requests at `now` (the gate's lock held): they are no longer owed by this handle's clip.
-    fn book(&self, s: &mut GateState, now: Instant, n: u32) -> Instant {
+    /// Books `n` requests at `now` (the gate's lock held), [`Aimd::reserve_pending`] if `pending`: they are no
+    /// longer owed by this handle's clip.
+    fn book(&self, s: &mut GateState, now: Instant, n: u32, pending: bool) -> Instant {
         if let Some(d) = &self.demand {
             d.0.settle(s, n);
         }
-        s.aimd.reserve(now, n)
+        if pending {
+            s.aimd.reserve_pending(now, n)
+        } else {
+            s.aimd.reserve(now, n)
+        }
     }
 
     /// Waits until `n` requests may go through this egress (the first of them now, the time returned): while
     /// the egress is held (banned, or cooled off with its probe still out), and then for their turn. A wait
     /// that would end past `bound` (from the call) gives up at once, sending nothing.
     pub async fn wait(&self, bound: Duration, n: u32) -> Result<Instant, HeldTooLong> {
+        self.wait_as(bound, n, false).await
+    }
+
+    /// [`Gate::wait`] for requests that go only once something else is ready (an extraction, once a yt-dlp
+    /// worker is free for it): they count as sent once they are known to have gone ([`Gate::went`],
+    /// [`Gate::extracted`], [`Gate::sent`]).
+    pub async fn wait_pending(&self, bound: Duration, n: u32) -> Result<Instant, HeldTooLong> {
+        self.wait_as(bound, n, true).await
+    }
+
+    async fn wait_as(&self, bound: Duration, n: u32, pending: bool) -> Result<Instant, HeldTooLong> {
         let deadline = Instant::now() + bound;
         let mut counted = None;
         // Bounded: each turn books the requests, or sleeps until the expected reopening (or for a
@@ -625,18 +761,27 @@ impl Gate {
                 // requests that brought it (measured from here, it would see too few to learn anything).
                 Some(until) if !s.firm && now >= until => {
                     s.held_until = None;
-                    Ok(self.book(s, now, n))
+                    Ok(self.book(s, now, n, pending))
                 }
                 Some(_) if !self.probe && s.give_back => Err(None),
                 Some(until) if !self.probe => Err(Some(until)),
                 _ if s.aimd.next_at(now) > deadline => Err(Some(s.aimd.next_at(now))),
-                _ => Ok(self.book(s, now, n)),
+                _ => Ok(self.book(s, now, n, pending)),
             });
             match step {
                 Ok(at) => {
                     tokio::time::sleep_until(at.into()).await;
-                    // A ban that began while this request waited its turn holds it too.
-                    if self.probe || self.with(|s| s.held_until.is_none()) {
+                    // A ban that began while this request waited its turn holds it too: it did not go, and books
+                    // again once the hold ends.
+                    let held = !self.probe
+                        && self.with(|s| {
+                            let held = s.held_until.is_some();
+                            if held {
+                                s.aimd.unbook(at, n, 0);
+                            }
+                            held
+                        });
+                    if !held {
                         return Ok(at);
                     }
                 }

@@ -223,7 +223,7 @@ async fn the_probe_starts_beside_held_jobs_and_lifts_their_hold() {
         g.lanes[0].gate.wait(S, 1).await.unwrap();
     }
     let opened = g.finished(0, false, Finish::Throttled { requests: 1, retry_after: None }, Instant::now()).unwrap();
-    assert!(opened.learned.is_some_and(|r| r > 0.0), "{opened:?}");
+    assert!(opened.learned.is_some_and(|c| c.per_s > 0.0 && c.sent == 20), "{opened:?}");
     assert!(g.lanes[0].gate.wait(Duration::from_millis(10), 1).await.is_err(), "held while banned");
     let reopens = Instant::now() + opened.cooloff;
     assert_eq!(g.pick(reopens), Pick::Lane { index: 0, probe: true }, "the job still running must not keep it out");

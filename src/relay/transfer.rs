@@ -158,12 +158,16 @@ async fn paced_piece(
     if let Some(gate) = &entry.gate {
         let waited = gate.wait(HOLD_BOUND, 1).await;
         // Another request of the clip met a 429 meanwhile (its wait ended at once): the clip ends a throttle
-        // signal, whatever this one would be answered.
+        // signal, whatever this one would be answered. A turn not taken is not part of the rate sent at.
         if entry.was_throttled() {
+            if let Ok(at) = waited {
+                gate.sent(1, 0, at);
+            }
             return Err(Some(UpstreamError::throttled_before()));
         }
-        waited.map_err(|held| Some(UpstreamError::Held(held.0)))?;
+        let at = waited.map_err(|held| Some(UpstreamError::Held(held.0)))?;
         if !peer_open(out) {
+            gate.sent(1, 0, at);
             return Err(None);
         }
     }

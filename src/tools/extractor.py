@@ -12,6 +12,8 @@
 #   Before its answer, a run may send notes: {"throttled": true, "id": 2, "retry_after": 10} the moment one of
 #   its HTTP requests is answered 429 (`retry_after`: the header's seconds, or null). The run's later requests
 #   to that host are not sent: they fail with the same error, as the ban would answer them.
+#   With "tell_sending": true, a note {"sending": true, "id": 2} goes before each HTTP request the run sends
+#   (so that kinetics-dl counts it toward the rate its egress sends at when it goes, not before).
 #   With "hold": PATH (the egress's hold: a file of one number, the Unix milliseconds its ban lasts to, kept
 #   by kinetics-dl and by the egress's workers), a run sends no request while the hold lasts: each fails with
 #   the 429 the ban would answer, unsent, and the answer says `"held": MS` (the hold's end), so that
@@ -128,8 +130,8 @@ def main():
     # that host would go into the same ban, so it gets the same error without being sent.
     banned = {}
     # The request being served: its egress's hold (a path, or None), whether it is the probe that is to end
-    # the ban, and the hold's end when a request was not sent for it.
-    hold = {"path": None, "probe": False, "unsaid_ms": 0, "held": None}
+    # the ban, the hold's end when a request was not sent for it, and whether each request sent is told.
+    hold = {"path": None, "probe": False, "unsaid_ms": 0, "held": None, "tell": False}
     urlopen = yt_dlp.YoutubeDL.urlopen
 
     def unsent_429(url, end_ms):
@@ -152,6 +154,8 @@ def main():
                 hold["held"] = max(end, hold["held"] or 0)
                 raise unsent_429(url, end)
         sent[0] += 1
+        if serving[0] is not None and hold["tell"]:
+            reply({"sending": True, "id": serving[0]})
         try:
             return urlopen(self, req)
         except Exception as e:
@@ -227,7 +231,7 @@ def main():
             sent[0] = 0
             serving[0] = req.get("id")
             hold.update(path=req.get("hold"), probe=bool(req.get("probe")), unsaid_ms=int(req.get("unsaid_ms") or 0),
-                        held=None)
+                        held=None, tell=bool(req.get("tell_sending")))
             try:
                 code = run(req["argv"], req["url"], bool(req.get("once")))
             finally:

@@ -183,11 +183,24 @@ struct RawAnswer {
     error: Option<String>,
 }
 
-/// A note ahead of an answer: one of the request's HTTP requests was answered 429.
+/// A note ahead of an answer: one of the request's HTTP requests was answered 429, or (when asked for) is
+/// being sent.
 #[derive(Debug, Deserialize)]
-struct ThrottledNote {
+struct RawNote {
     id: u64,
+    #[serde(default)]
+    sending: bool,
     retry_after: Option<u64>,
+}
+
+/// What a worker tells of an extraction before its answer ([`Claim::on_note`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    /// One of its HTTP requests goes now (past the egress's hold).
+    Sending,
+    /// One of its HTTP requests was answered 429, with this `Retry-After`; yt-dlp has not failed the
+    /// extraction yet.
+    Throttled(Option<Duration>),
 }
 
 /// One worker process and its pipes.
@@ -231,11 +244,11 @@ impl Worker {
         })
     }
 
-    /// Sends one request and reads its answer line; the notes before it go to `on_throttled`.
+    /// Sends one request and reads its answer line; the notes before it go to `on_note`.
     async fn ask(
         &mut self,
         mut request: serde_json::Value,
-        on_throttled: Option<&(dyn Fn(Option<Duration>) + Send + Sync + '_)>,
+        on_note: Option<&(dyn Fn(Note) + Send + Sync + '_)>,
     ) -> std::io::Result<(u64, String)> {
         let id = self.next_id;
         self.next_id += 1;
@@ -251,17 +264,22 @@ impl Worker {
                 return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the worker closed its stdout"));
             }
             // The script writes a note's key first; an answer starts with its id.
-            if !answer.starts_with(r#"{"throttled""#) {
+            if !answer.starts_with(r#"{"throttled""#) && !answer.starts_with(r#"{"sending""#) {
                 return Ok((id, answer));
             }
-            match serde_json::from_str::<ThrottledNote>(&answer) {
+            let note = match serde_json::from_str::<RawNote>(&answer) {
+                Ok(note) if note.id == id && note.sending => Note::Sending,
                 Ok(note) if note.id == id => {
                     tracing::debug!(pid = ?self.proc.pid, retry_after = ?note.retry_after, "the extraction met a 429");
-                    if let Some(tell) = on_throttled {
-                        tell(note.retry_after.map(Duration::from_secs));
-                    }
+                    Note::Throttled(note.retry_after.map(Duration::from_secs))
                 }
-                _ => tracing::warn!(pid = ?self.proc.pid, "an odd note from a yt-dlp worker: {}", answer.trim_end()),
+                _ => {
+                    tracing::warn!(pid = ?self.proc.pid, "an odd note from a yt-dlp worker: {}", answer.trim_end());
+                    continue;
+                }
+            };
+            if let Some(tell) = on_note {
+                tell(note);
             }
         }
     }
@@ -329,7 +347,7 @@ pub struct Claim<'a> {
     pools: &'a Pools,
     key: String,
     worker: Option<Worker>,
-    on_throttled: Option<OnThrottled<'a>>,
+    on_note: Option<OnNote<'a>>,
     /// The egress's hold file, whether this request is the probe that is to end the ban, and how long a 429
     /// without a `Retry-After` holds ([`Claim::held_at`]).
     hold: Option<(PathBuf, bool, Duration)>,
@@ -346,14 +364,14 @@ pub struct Held {
     pub sent: u32,
 }
 
-/// Told the moment an extraction's HTTP request is answered 429 (with its `Retry-After` in seconds), before
-/// yt-dlp has failed the extraction: the worker says so in a note ahead of its answer.
-pub type OnThrottled<'a> = Box<dyn Fn(Option<Duration>) + Send + Sync + 'a>;
+/// Told the moment one of an extraction's HTTP requests goes, or is answered 429 (with its `Retry-After`),
+/// before yt-dlp has answered: the worker says so in a note ahead of its answer.
+pub type OnNote<'a> = Box<dyn Fn(Note) + Send + Sync + 'a>;
 
 impl<'a> Claim<'a> {
-    /// What to do when the claim's extraction meets a 429 ([`OnThrottled`]).
-    pub fn on_throttled(&mut self, f: impl Fn(Option<Duration>) + Send + Sync + 'a) {
-        self.on_throttled = Some(Box::new(f));
+    /// What to do when the claim's extraction sends a request or meets a 429 ([`OnNote`]).
+    pub fn on_note(&mut self, f: impl Fn(Note) + Send + Sync + 'a) {
+        self.on_note = Some(Box::new(f));
     }
 
     /// The egress's hold is the file at `path` (the Unix milliseconds its ban lasts to): the worker sends
@@ -537,10 +555,13 @@ impl Pools {
                 request["probe"] = (*probe).into();
                 request["unsaid_ms"] = (unsaid.as_millis() as u64).into();
             }
+            if claim.on_note.is_some() {
+                request["tell_sending"] = true.into();
+            }
             claim.held = None;
             let asked_at = Instant::now();
             let asked = tokio::select! {
-                r = within(limit, worker.ask(request, claim.on_throttled.as_deref())) => Some(r),
+                r = within(limit, worker.ask(request, claim.on_note.as_deref())) => Some(r),
                 _ = stop.wait_for(|s| *s) => None,
             };
             crate::cpu::add_child(worker.cpu_since_last());
@@ -677,7 +698,7 @@ impl Pools {
                         pools: self,
                         key: key.to_owned(),
                         worker: taken,
-                        on_throttled: None,
+                        on_note: None,
                         hold: None,
                         held: None,
                     });

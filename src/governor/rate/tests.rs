@@ -56,7 +56,7 @@ fn a_ban_halves_the_rate_actually_sent() {
             a.reserve(at, 1);
         }
         let learned_before = a.learned(t0);
-        let got = a.cut(t0 + Duration::from_secs(secs), None);
+        let got = a.cut(t0 + Duration::from_secs(secs), None).map(|c| c.per_s);
         match (got, want) {
             (Some(got), Some(want)) => {
                 assert!(close(got, want), "{n} in {secs} s, before {before:?}: got {got}, want {want}")
@@ -100,7 +100,7 @@ fn requests_are_spread_one_interval_apart() {
     for i in 1..=20 {
         d.reserve(t0 + S * i, 1);
     }
-    let new = d.cut(t0 + 20 * S, None).expect("20 requests are enough to learn from");
+    let new = d.cut(t0 + 20 * S, None).expect("20 requests are enough to learn from").per_s;
     assert!(close(new, 0.5), "{new}");
     assert_eq!(d.reserve(t0 + 20 * S, 1), t0 + 22 * S);
 }
@@ -186,7 +186,7 @@ fn the_rate_sent_at_is_measured_from_the_end_of_the_last_hold() {
         for i in 1..=after {
             a.reserve(back + S * i, 1);
         }
-        let got = a.cut(back + S * after, None);
+        let got = a.cut(back + S * after, None).map(|c| c.per_s);
         match got {
             Some(got) => assert!(close(got, want), "held {held} s, {after} after: {got}, want {want}"),
             None => assert_eq!(want, 0.0, "held {held} s, {after} after: too few to learn from"),
@@ -230,7 +230,7 @@ fn a_ban_s_retry_after_is_the_least_span_its_rate_is_measured_over() {
             a.next = None;
             a.reserve(at, 1);
         }
-        let got = a.cut(at, retry_after.map(|s| S * s)).expect("enough to learn from");
+        let got = a.cut(at, retry_after.map(|s| S * s)).expect("enough to learn from").per_s;
         let want = if held > 0 { want.min(10.0 * DECREASE) } else { want };
         assert!(close(got, want), "{n} every {gap} ms, held {held} s, Retry-After {retry_after:?}: {got}, want {want}");
     }
@@ -251,7 +251,7 @@ fn the_gate_learns_from_the_retry_after_its_429_said() {
         gate.throttled(now, retry_after.map(|s| S * s));
         // A later signal without one (a watch page's 429) leaves the hint as it was.
         gate.throttled(now, None);
-        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from");
+        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from").per_s;
         assert!(close(got, want), "Retry-After {retry_after:?}: {got}, want {want}");
     }
 }
@@ -280,7 +280,7 @@ async fn a_hold_no_breaker_confirmed_lapses_at_its_retry_after() {
     unpaced.wait(S, 1).await.expect("the relay's own hold lapsed at once");
     assert_eq!(unpaced.with(|s| s.aimd.resumed), None, "a lapse is not the end of a ban: measured from before it");
     let now = Instant::now();
-    let learned = unpaced.banned(now, now + S, true).expect("eleven requests are enough to learn from");
+    let learned = unpaced.banned(now, now + S, true).expect("eleven requests are enough to learn from").per_s;
     // Eleven within a few milliseconds, measured over MIN_SPAN: 2.2 a second, half of it after the ban.
     assert!(close(learned, 1.1), "{learned}");
 }
@@ -366,7 +366,7 @@ fn requests_booked_and_not_sent_are_not_part_of_the_rate_sent_at() {
         gate.with(|s| (0..10).for_each(|i| _ = s.aimd.reserve(t0 + MS * (100 + 10 * i), 1)));
         let now = t0 + MS * 300;
         gate.throttled(now, Some(20 * S));
-        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from");
+        let got = gate.banned(now, now + 20 * S, true).expect("enough to learn from").per_s;
         assert!(close(got, want), "extraction count {count:?}: {got}, want {want}");
     }
 }
@@ -380,7 +380,7 @@ fn a_booking_that_never_went_is_given_back() {
     let booked = gate.extract_requests();
     let at = gate.with(|s| s.aimd.reserve(t0, booked));
     let other = gate.with(|s| s.aimd.reserve(t0 + MS, 1));
-    gate.unsent(booked, 0, at);
+    gate.sent(booked, 0, at);
     assert_eq!(gate.with(|s| s.aimd.sent.iter().copied().collect::<Vec<_>>()), vec![other]);
     assert_eq!(gate.extract_requests(), booked, "what an extraction makes is unchanged");
 }
@@ -432,4 +432,113 @@ fn the_hold_is_told_when_it_moves() {
     let gate = Gate::new(Aimd::new(None), true);
     gate.held_by_workers(Instant::now() + 50 * MS);
     assert!(gate.is_held());
+}
+
+/// An extraction's requests count as sent once it has a yt-dlp worker ([`Aimd::reserve_pending`]), not from
+/// its turn: in the budget benchmark, three clips had their turn at once and two waited for the egress's one
+/// worker when the ban came; counted from their turn, their bookings made the rate the ban was cut from look
+/// a third higher than what the host saw, and two of three egresses were banned again.
+#[test]
+fn an_extraction_s_requests_count_as_sent_once_it_has_a_worker() {
+    let t0 = Instant::now();
+    let mut a = Aimd::new(None);
+    let at: Vec<Instant> = (0..3u32).map(|clip| a.reserve_pending(t0 + MS * clip, 1)).collect();
+    // The worker takes the first clip's extraction; its media follow.
+    a.went(at[0]);
+    (0..4u32).for_each(|i| _ = a.reserve(t0 + MS * (100 + 10 * i), 1));
+    let sent = |a: &Aimd| a.sending(t0 + MS * 300, Some(20 * S)).0;
+    assert_eq!(sent(&a), 5, "the two waiting for the worker are not sent yet");
+    // The second goes, in order among what was sent; the third's clip finds its egress held and never sends.
+    a.went(at[1]);
+    a.unbook(at[2], 1, 0);
+    assert_eq!(sent(&a), 6);
+    assert!(a.pending.is_empty());
+    assert!(a.sent.iter().zip(a.sent.iter().skip(1)).all(|(x, y)| x <= y), "in order: {:?}", a.sent);
+    assert_eq!(a.sent.iter().position(|t| *t == at[1]), Some(1));
+    // A ban while one waits: the rate is cut from what went (6 in the ban's 20 s), and the waiting one
+    // counts only once it goes. One partly sent counts what went.
+    let waiting = a.reserve_pending(t0 + MS * 310, 2);
+    let cut = a.cut(t0 + MS * 320, Some(20 * S)).expect("enough to learn from");
+    assert_eq!((cut.sent, cut.over), (6, 20 * S));
+    assert!(close(cut.per_s, 6.0 / 20.0 * DECREASE), "{cut:?}");
+    a.unbook(waiting, 2, 1);
+    assert_eq!(a.sending(t0 + MS * 320, Some(20 * S)).0, 7);
+    // A booking never settled (its clip ended before a worker was free) is forgotten with its window.
+    a.reserve_pending(t0 + MS * 330, 1);
+    a.reserve(t0 + 2 * WINDOW, 1);
+    assert!(a.pending.is_empty(), "{:?}", a.pending);
+}
+
+/// A request whose turn came while its egress was held did not go: it is not counted as sent, and books
+/// again once the hold ends.
+#[tokio::test]
+async fn a_request_whose_turn_came_in_a_hold_is_not_counted_as_sent() {
+    // Paced at two a second: the second request's turn is half a second after the first.
+    let gate = Gate::new(Aimd::new(Some(2.0)), true);
+    let first = gate.wait(S, 1).await.expect("the first goes at once");
+    let second = {
+        let gate = gate.clone();
+        tokio::spawn(async move { gate.wait(S, 1).await })
+    };
+    // Bounded: the second books within a few seconds even on a loaded machine.
+    for _ in 0..300 {
+        if gate.with(|s| s.aimd.sent.len()) == 2 {
+            break;
+        }
+        tokio::time::sleep(10 * MS).await;
+    }
+    assert_eq!(gate.with(|s| s.aimd.sent.len()), 2, "the second booked its turn");
+    let now = Instant::now();
+    gate.banned(now, now + 10 * S, false);
+    assert!(second.await.unwrap().is_err(), "held past its bound");
+    assert_eq!(gate.with(|s| s.aimd.sent.iter().copied().collect::<Vec<_>>()), vec![first]);
+}
+
+/// [`Gate::wait_pending`]'s booking: nothing counts as sent until its yt-dlp worker says a request goes
+/// ([`Gate::went`], one each), and its end says how many went in all.
+#[tokio::test]
+async fn a_pending_booking_counts_what_is_known_to_have_gone() {
+    let gate = Gate::new(Aimd::new(None), true);
+    let counts = |gate: &Gate| gate.with(|s| (s.aimd.sent.len(), s.aimd.pending.len()));
+    // (requests the worker said went, how the extraction ended, requests counted).
+    #[derive(Debug, Clone, Copy)]
+    enum End {
+        /// Its answer counted this many.
+        Made(u32),
+        /// It failed: what the worker said went.
+        Failed,
+        /// The command line: what it booked.
+        Untold,
+    }
+    let table = [
+        (1, End::Made(1), 1),
+        (1, End::Made(2), 2),
+        (2, End::Made(1), 1),
+        (1, End::Failed, 1),
+        (0, End::Failed, 0),
+        (0, End::Untold, 2),
+        // A worker that says more went than were booked: no more than were booked count.
+        (3, End::Made(3), 2),
+    ];
+    for (told, end, want) in table {
+        gate.with(|s| s.aimd.sent.clear());
+        let at = gate.wait_pending(S, 2).await.expect("unpaced and not held");
+        assert_eq!(counts(&gate), (0, 1), "waiting for a worker");
+        for i in 0..told {
+            gate.went(at);
+            assert_eq!(counts(&gate).0, (i as usize + 1).min(2), "told {told}, {end:?}");
+        }
+        match end {
+            End::Made(n) => gate.extracted(n, 2, at),
+            End::Failed => gate.settle(at),
+            End::Untold => gate.sent(2, 2, at),
+        }
+        assert_eq!(counts(&gate), (want, 0), "told {told}, {end:?}");
+    }
+    // Held after its worker sent one: the one counts, the other never goes.
+    gate.with(|s| s.aimd.sent.clear());
+    let at = gate.wait_pending(S, 2).await.unwrap();
+    gate.went(at);
+    gate.sent(2, 1, at);
+    assert_eq!(counts(&gate), (1, 0));
 }

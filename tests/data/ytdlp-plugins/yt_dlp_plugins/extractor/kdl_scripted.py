@@ -12,6 +12,9 @@
 # - `"hang_once"`: the first extraction of the id sleeps (a hung extractor); `"crash_once"`: the first
 #   extraction ends the process at once (a crashed one).
 # - `{"slow": S}`: every extraction of the id takes S seconds more (a slow extractor), then goes on as below.
+# - `{"page_first": S}`: every extraction of the id asks for its watch page, takes S seconds more, then goes on
+#   as below (which asks for it again): two requests S seconds apart, as YouTube's extraction asks for its
+#   watch page and then its player.
 # - `{"ban_first": S, "again": K}`: the run's first extraction of any id with this action asks for its watch page
 #   until the test source bans the address (an answer 429 with Retry-After), writes its id to `banned`, asks K
 #   times more (as yt-dlp's YouTube extractor goes on to its player requests after a 429 on the watch page),
@@ -84,6 +87,10 @@ class KdlScriptedIE(InfoExtractor):
             action = None
         if isinstance(action, dict) and 'slow' in action:
             time.sleep(action['slow'])
+            action = None
+        if isinstance(action, dict) and 'page_first' in action:
+            self._request_webpage(f'{base}/watch?v={video_id}', video_id, note=False).close()
+            time.sleep(action['page_first'])
             action = None
         if isinstance(action, dict) and earlier < action.get('after', 0):
             action = None
