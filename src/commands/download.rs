@@ -6,8 +6,8 @@ use crate::progress::{Bar, Lines, Reporter, Silent};
 use std::io::{IsTerminal, Write};
 use tokio::sync::watch;
 
-/// Runs a download with a progress bar (unless quiet or not a terminal: then its lines alone, or nothing) and the Ctrl-C escalation; returns
-/// the exit code.
+/// Runs a download with a progress bar (not a terminal: its lines alone; quiet: nothing) and the Ctrl-C
+/// escalation; returns the exit code.
 pub async fn run(cfg: Config) -> anyhow::Result<i32> {
     let quiet = cfg.quiet;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -174,7 +174,7 @@ impl Engine {
         let mut lifted = false;
         let (info, fetched) = loop {
             let booked = exit.gate.extract_requests();
-            // Its requests count as sent once the extraction has a yt-dlp worker (`Gate::went`).
+            // Its requests count as sent as they go (`Gate::went`), not while it waits for a yt-dlp worker.
             let Ok(at) = task.gate(exit).wait_pending(HOLD_BOUND, booked).await else {
                 return Outcome::Held { bytes_fetched: bytes, download_s: t0.elapsed().as_secs_f64() };
             };

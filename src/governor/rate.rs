@@ -90,7 +90,7 @@ pub struct Cut {
 struct Pending {
     /// When its requests were booked to go, in order; the first is the booking's key.
     times: Vec<Instant>,
-    /// How many of them are counted as sent so far (the first of `times`).
+    /// How many of them are counted as sent so far (the first `went` of `times`); fewer than all.
     went: usize,
 }
 
@@ -191,11 +191,11 @@ impl Aimd {
         self.base = Some((new, now));
         // Bookings made at the old rate are void: the next request waits one interval of the new rate.
         self.sent.retain(|t| *t <= now);
+        // So are the unsent slots of pending bookings: a request that goes in one anyway is not counted.
         for p in &mut self.pending {
             p.times.retain(|t| *t <= now);
-            p.went = p.went.min(p.times.len());
         }
-        self.pending.retain(|p| !p.times.is_empty());
+        self.pending.retain(|p| p.went < p.times.len());
         self.next = Some(now + Duration::from_secs_f64(1.0 / new));
         Some(Cut { per_s: new, sent: n, over })
     }
@@ -265,7 +265,7 @@ impl Aimd {
     pub fn went(&mut self, at: Instant) {
         let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) else { return };
         let p = &mut self.pending[i];
-        let t = p.times[p.went];
+        let Some(&t) = p.times.get(p.went) else { return };
         p.went += 1;
         if p.went == p.times.len() {
             self.pending.swap_remove(i);

@@ -542,3 +542,22 @@ async fn a_pending_booking_counts_what_is_known_to_have_gone() {
     gate.sent(2, 1, at);
     assert_eq!(counts(&gate), (1, 0));
 }
+
+/// A ban voids the slots a pending booking had not used yet (its next request was booked for after the ban):
+/// a request that goes in one anyway is not counted, and nothing is left half pending.
+#[test]
+fn a_ban_voids_the_unused_slots_of_a_pending_booking() {
+    let t0 = Instant::now();
+    // Paced at one a second: an extraction's two slots at 0 s and 1 s; the first goes, the ban comes at 0.5 s.
+    let mut a = Aimd::new(Some(1.0));
+    (0..4u32).for_each(|_| _ = a.reserve(t0, 1));
+    let at = a.reserve_pending(t0 + 4 * S, 2);
+    a.went(at);
+    assert_eq!((a.sent.len(), a.pending.len()), (5, 1));
+    a.cut(at + 500 * MS, None).expect("enough to learn from");
+    assert!(a.pending.is_empty(), "{:?}", a.pending);
+    // The second request goes in the void slot, and the answer counts both.
+    a.went(at);
+    a.unbook(at, 2, 2);
+    assert_eq!(a.sent.len(), 5);
+}
