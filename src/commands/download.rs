@@ -14,7 +14,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<i32> {
     tokio::spawn(watch_signals(stop_tx));
     let mut reporter: Box<dyn Reporter> = match (quiet, std::io::stderr().is_terminal()) {
         (true, _) => Box::new(Silent),
-        (false, false) => Box::new(Lines),
+        (false, false) => Box::new(Lines::new(std::time::Instant::now())),
         (false, true) => Box::new(Bar::new()),
     };
     let interrupted = stop_rx.clone();
