@@ -455,13 +455,11 @@ fn the_rate_learned_at_a_ban_counts_only_requests_that_went() {
     // What the host saw until the breaker opened (after that, only the probe goes).
     let opened = throttle_events(&s.out).into_iter().find(|e| e.cooloff_s.is_some()).expect("a breaker opened");
     let stats = source.stats();
-    let mut seen: Vec<_> = stats
-        .log
-        .iter()
-        .filter(|e| (e.path == "/watch" || e.path.starts_with("/v/")) && e.time_ms as i64 <= opened.at_ms)
-        .map(|e| (e.time_ms, e.status, e.id.as_deref().unwrap_or_default(), &e.path, e.range.as_deref()))
+    let seen: Vec<_> = video_log(&stats)
+        .into_iter()
+        .filter(|e| e.time_ms as i64 <= opened.at_ms)
+        .map(|e| (e.time_ms, e.status, e.id.unwrap_or_default(), e.path, e.range))
         .collect();
-    seen.sort();
     assert!(
         counted >= 4 && counted <= seen.len(),
         "{note:?}: the host saw {} by {}: {seen:#?}",

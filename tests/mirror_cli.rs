@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{Output, Running};
+use common::{video_log, Output, Running};
 use kinetics_testsrc::{Config, TestServer};
 use mirror_fixtures::{write_tar, Entry, REAL_BASE};
 
@@ -222,13 +222,7 @@ impl Setup {
     fn video_ids_requested(&self) -> BTreeSet<String> {
         let stats = self.server.wait_idle(Duration::from_secs(30)).expect("the test source goes idle");
         // Every request for a video (page, manifest, media) names its id; one naming none shows as its path.
-        let video = |p: &str| p.starts_with("/v/") || p == "/watch";
-        let mut ids: BTreeSet<String> = stats
-            .log
-            .iter()
-            .filter(|e| video(&e.path))
-            .map(|e| e.id.clone().unwrap_or_else(|| e.path.clone()))
-            .collect();
+        let mut ids: BTreeSet<String> = video_log(&stats).into_iter().map(|e| e.id.unwrap_or(e.path)).collect();
         ids.extend(stats.ids.into_keys());
         ids
     }

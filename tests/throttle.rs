@@ -136,14 +136,6 @@ fn assert_throttles_left_attempts_alone(out: &Path, category: &str) {
     assert!(other.is_empty(), "attempts that were neither done, held nor `{category}` throttles: {other:#?}");
 }
 
-/// `/v/` requests, by arrival.
-fn video_log(stats: &Stats) -> Vec<LogEntry> {
-    let mut log: Vec<LogEntry> =
-        stats.log.iter().filter(|e| e.path.starts_with("/v/") || e.path == "/watch").cloned().collect();
-    log.sort_by_key(|e| e.time_ms);
-    log
-}
-
 /// The id a video request (page, manifest or media) is for.
 fn id_of(e: &LogEntry) -> &str {
     e.id.as_deref().unwrap_or_default()

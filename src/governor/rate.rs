@@ -206,12 +206,10 @@ impl Aimd {
     /// keeps the time they took. A pending booking ([`Aimd::reserve_pending`]) is settled: its first `sent`
     /// count as sent, the rest never will.
     pub fn unbook(&mut self, at: Instant, booked: u32, sent: u32) {
-        if let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) {
+        if let Some(i) = self.pending_at(at) {
             let Pending { times, went } = self.pending.swap_remove(i);
             let sent = (sent.min(booked) as usize).min(times.len());
-            if sent > went {
-                self.record(times[went..sent].to_vec());
-            }
+            self.record(times.get(went..sent).unwrap_or_default().iter().copied());
             for t in times.get(sent..went).unwrap_or_default() {
                 if let Some(j) = self.sent.iter().position(|s| s == t) {
                     self.sent.remove(j);
@@ -239,11 +237,7 @@ impl Aimd {
     /// Books `n` requests (at least one): returns when the first may go (`now` or later); each goes one
     /// interval after the one before, and the next booking one interval after the last.
     pub fn reserve(&mut self, now: Instant, n: u32) -> Instant {
-        let times = self.slots(now, n);
-        let first = times[0];
-        self.record(times);
-        self.forget(now);
-        first
+        self.book(now, n, false)
     }
 
     /// [`Aimd::reserve`], for requests that do not go at their turn but once something else is ready (an
@@ -252,31 +246,45 @@ impl Aimd {
     /// Counted from their turn, those of clips still waiting for a worker when a ban came made the rate it
     /// was cut from look higher than what the host saw, and the egress was banned again.
     pub fn reserve_pending(&mut self, now: Instant, n: u32) -> Instant {
+        self.book(now, n, true)
+    }
+
+    /// [`Aimd::reserve_pending`] if `pending`, else [`Aimd::reserve`].
+    pub fn book(&mut self, now: Instant, n: u32, pending: bool) -> Instant {
         let times = self.slots(now, n);
         let first = times[0];
-        self.pending.push(Pending { times, went: 0 });
+        if pending {
+            self.pending.push(Pending { times, went: 0 });
+        } else {
+            self.record(times);
+        }
         self.forget(now);
         first
+    }
+
+    /// Where the pending booking whose first request was booked for `at` is in `pending`.
+    fn pending_at(&self, at: Instant) -> Option<usize> {
+        self.pending.iter().position(|p| p.times.first() == Some(&at))
     }
 
     /// One more request of the pending booking whose first was booked for `at` ([`Aimd::reserve_pending`])
     /// goes: it counts as sent, at the time it was booked for. Past what was booked, nothing more counts
     /// (as an extraction's answer counts no more than it booked, [`Aimd::unbook`]).
     pub fn went(&mut self, at: Instant) {
-        let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) else { return };
+        let Some(i) = self.pending_at(at) else { return };
         let p = &mut self.pending[i];
         let Some(&t) = p.times.get(p.went) else { return };
         p.went += 1;
         if p.went == p.times.len() {
             self.pending.swap_remove(i);
         }
-        self.record(vec![t]);
+        self.record([t]);
     }
 
     /// The pending booking whose first was booked for `at` is over: what went of it ([`Aimd::went`]) is
     /// all that went.
     pub fn settle(&mut self, at: Instant) {
-        if let Some(i) = self.pending.iter().position(|p| p.times.first() == Some(&at)) {
+        if let Some(i) = self.pending_at(at) {
             self.pending.swap_remove(i);
         }
     }
@@ -297,7 +305,7 @@ impl Aimd {
     }
 
     /// Records requests as sent at `times` (in order), keeping the record in order.
-    fn record(&mut self, times: Vec<Instant>) {
+    fn record(&mut self, times: impl IntoIterator<Item = Instant>) {
         for t in times {
             let i = self.sent.partition_point(|s| *s <= t);
             self.sent.insert(i, t);
@@ -720,11 +728,7 @@ impl Gate {
         if let Some(d) = &self.demand {
             d.0.settle(s, n);
         }
-        if pending {
-            s.aimd.reserve_pending(now, n)
-        } else {
-            s.aimd.reserve(now, n)
-        }
+        s.aimd.book(now, n, pending)
     }
 
     /// Waits until `n` requests may go through this egress (the first of them now, the time returned): while

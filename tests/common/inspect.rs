@@ -103,6 +103,14 @@ pub struct AttemptRow {
     pub egress: String,
 }
 
+/// The test source's video requests (watch pages, manifests, media), by arrival.
+pub fn video_log(stats: &kinetics_testsrc::Stats) -> Vec<kinetics_testsrc::LogEntry> {
+    let mut log: Vec<_> =
+        stats.log.iter().filter(|e| e.path.starts_with("/v/") || e.path == "/watch").cloned().collect();
+    log.sort_by_key(|e| e.time_ms);
+    log
+}
+
 /// One throttle signal the journal recorded (`throttle_events`), in the order they came.
 #[derive(Debug, Clone)]
 pub struct ThrottleEvent {
