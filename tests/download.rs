@@ -1237,3 +1237,43 @@ fn sub_frame_windows_keep_the_frames_inside_them() {
         assert_clip(&out, row);
     }
 }
+
+/// A source damaged in the middle (the test source flips 512 bytes from half of each media file on) is not
+/// made into a clip: a decoder conceals damaged packets, and a clip cut from them holds pictures the video
+/// does not, which its own check cannot see (an encoder's packets are sound whatever it was given). The exact
+/// cut fails as `corrupt` (three attempts, as any) on its decoder's complaint, and so does the default smart cut, whose head is
+/// encoded and whose copied packets are decoded by its check; a clip of the same video away from the damage
+/// is made and exact.
+#[test]
+fn a_source_damaged_in_the_window_fails_as_corrupt_and_one_away_from_it_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = ["garbledexa1", "garbledsma1", "garbledaway"];
+    let server = server(ids.iter().fold(config(), |c, id| c.with_behaviour(id, Behaviour::Garble { fraction: 0.5 })));
+    // Half of each file is about half of the video (30 s): the first two windows hold the damage.
+    let exact = Row::new("x", ids[0], 25.0, 35.0);
+    let smart = Row::new("x", ids[1], 25.0, 35.0);
+    let away = Row::new("x", ids[2], 5.0, 15.0);
+    for (trim, rows) in [("exact", vec![exact.clone(), away.clone()]), ("smart", vec![smart.clone()])] {
+        let out = tmp.path().join(trim);
+        let csv = tmp.path().join(format!("{trim}.csv"));
+        write_csv(&csv, &rows);
+        let mut args = download_args(&server, &out, &[&csv]);
+        args.extend(os(["--trim", trim]));
+        let o = run(&args);
+        o.expect_code(3);
+        let failed = read_csv(&out.join("failed.csv"));
+        assert_eq!(failed.rows.len(), 1, "{trim}: {:?}", failed.rows);
+        let row = &failed.rows[0];
+        assert_eq!((row["category"].as_str(), row["attempts"].as_str()), ("corrupt", "3"), "{trim}: {row:?}");
+        if trim == "exact" {
+            assert_eq!(row["youtube_id"], ids[0]);
+            let message = &row["message"];
+            assert!(message.starts_with("the source is damaged: decoding it, ffmpeg said \"["), "{message}");
+            assert!(!message.contains(" @ 0x"), "{message}");
+            assert!(!out.join(exact.rel_path()).exists());
+            assert_clip(&out, &away);
+        } else {
+            assert!(!out.join(smart.rel_path()).exists());
+        }
+    }
+}

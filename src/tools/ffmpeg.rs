@@ -205,7 +205,10 @@ impl Ffmpeg {
             if !o.status.success() {
                 return Err(Failure::from_stderr(&o.stderr, o.status.code()));
             }
-            return Ok(None);
+            return match damaged_source(&o.stderr) {
+                Some(failure) => Err(failure),
+                None => Ok(None),
+            };
         }
         cmd.args(DECODE_ONE_THREAD);
         cmd.arg("-ss").arg(secs(start)).arg("-i").arg(input).arg("-t").arg(secs(duration));
@@ -223,6 +226,9 @@ impl Ffmpeg {
         let o = run(&mut cmd, stop).await?;
         if !o.status.success() {
             return Err(Failure::from_stderr(&o.stderr, o.status.code()));
+        }
+        if let Some(failure) = damaged_source(&o.stderr) {
+            return Err(failure);
         }
         if encode.copy {
             return Ok(None);
@@ -332,6 +338,30 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
             _ => words.join(" "),
         })
     }
+}
+
+/// A cut that exited 0 but complained, at `-loglevel error` (where ffmpeg prints nothing else): its decoder
+/// met damaged packets in the source and concealed them, so the clip holds pictures or sound the source
+/// does not. The clip's own check cannot see that (an encoder's packets are sound whatever it was given),
+/// so the cut fails as `corrupt`, as a decode check of copied packets fails on the same complaints.
+pub(super) fn damaged_source(stderr: &str) -> Option<Failure> {
+    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let message = format!("the source is damaged: decoding it, ffmpeg said \"{}\"", without_address(first));
+    Some(Failure::new(Category::Corrupt, message, stderr))
+}
+
+/// A log line without the addresses of its contexts (`[h264 @ 0x55d4c3a0b2c0] ...` → `[h264] ...`), which
+/// change from run to run.
+fn without_address(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(" @ 0x") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 5..];
+        rest = after.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A whole read of a clip at `-loglevel repeat+level+info` ([`read_clip_log`]): the input's description, or
@@ -911,6 +941,32 @@ something unexpected
         );
         let no_config = Packets { config: written.config.clone(), packets: vec![] };
         assert_eq!(written.difference(&no_config).unwrap(), "stream 0: 3 packets written, 0 read back");
+    }
+
+    #[test]
+    fn a_cut_that_complains_met_a_damaged_source() {
+        // ffmpeg 5.1 at `-loglevel error`: nothing at all from a sound source; from a damaged one, its decoders'
+        // complaints, which name their contexts by address.
+        assert!(damaged_source("").is_none());
+        assert!(damaged_source("\n  \n").is_none());
+        let cases = [
+            (
+                "[h264 @ 0x55d4c3a0b2c0] error while decoding MB 23 11, bytestream -7\n\
+                 [h264 @ 0x55d4c3a0b2c0] concealing 312 DC, 312 AC, 312 MV errors in P frame\n",
+                "[h264] error while decoding MB 23 11, bytestream -7",
+            ),
+            (
+                "[aac @ 0x5581c0e1e2c0] Prediction is not allowed in AAC-LC.\n\
+                 Error while decoding stream #0:1: Invalid data found when processing input\n",
+                "[aac] Prediction is not allowed in AAC-LC.",
+            ),
+            ("[mp4 @ 0x1] [h264 @ 0xabc] no frame!\n", "[mp4] [h264] no frame!"),
+        ];
+        for (stderr, said) in cases {
+            let failure = damaged_source(stderr).expect(stderr);
+            assert_eq!(failure.category, Category::Corrupt);
+            assert_eq!(failure.message, format!("the source is damaged: decoding it, ffmpeg said \"{said}\""));
+        }
     }
 
     #[test]

@@ -34,7 +34,14 @@ pub enum Behaviour {
     /// that end before the point are served whole. With a count, only the id's first `count` bodies
     /// reaching the point stall, later ones are whole.
     Stall { fraction: f64, count: Option<u32> },
+    /// A damaged file: every media body is served in full, but the [`GARBLE_LEN`] bytes of the file from
+    /// `fraction` of its length on are replaced (each XORed with 0xA5), as bytes damaged at rest would be.
+    /// Headers and lengths are unchanged, so only a decoder notices.
+    Garble { fraction: f64 },
 }
+
+/// How many bytes [`Behaviour::Garble`] damages.
+pub const GARBLE_LEN: u64 = 512;
 
 impl Behaviour {
     /// Rejects values the server cannot act on.
@@ -53,6 +60,9 @@ impl Behaviour {
             Behaviour::Stall { fraction, .. } if !(0.0..1.0).contains(&fraction) => {
                 Err(format!("stall fraction {fraction} is not in [0, 1)"))
             }
+            Behaviour::Garble { fraction } if !(0.0..1.0).contains(&fraction) => {
+                Err(format!("garble fraction {fraction} is not in [0, 1)"))
+            }
             _ => Ok(()),
         }
     }
@@ -70,6 +80,7 @@ impl fmt::Display for Behaviour {
             Behaviour::NoRange => f.write_str("no_range"),
             Behaviour::Stall { fraction, count: None } => write!(f, "stall:{fraction}"),
             Behaviour::Stall { fraction, count: Some(n) } => write!(f, "stall:{fraction}:{n}"),
+            Behaviour::Garble { fraction } => write!(f, "garble:{fraction}"),
         }
     }
 }
@@ -100,10 +111,11 @@ impl FromStr for Behaviour {
                 fraction: num(0)?.parse().map_err(|_| bad("fraction"))?,
                 count: args.get(1).map(|c| c.parse()).transpose().map_err(|_| bad("count"))?,
             },
+            ("garble", 1) => Behaviour::Garble { fraction: num(0)?.parse().map_err(|_| bad("fraction"))? },
             _ => {
                 return Err(format!(
                     "unknown behaviour {s:?}; expected ok, html, no_range, status:N, fail_then_ok:N[:COUNT], \
-                     truncate:FRACTION, slow:BYTES_PER_SEC or stall:FRACTION[:COUNT]"
+                     truncate:FRACTION, slow:BYTES_PER_SEC, stall:FRACTION[:COUNT] or garble:FRACTION"
                 ))
             }
         };
@@ -137,6 +149,7 @@ enum Tagged {
     Slow { bytes_per_sec: u64 },
     NoRange,
     Stall { fraction: f64, count: Option<u32> },
+    Garble { fraction: f64 },
 }
 
 impl TryFrom<BehaviourInput> for Behaviour {
@@ -153,6 +166,7 @@ impl TryFrom<BehaviourInput> for Behaviour {
             BehaviourInput::Tagged(Tagged::Slow { bytes_per_sec }) => Behaviour::Slow { bytes_per_sec },
             BehaviourInput::Tagged(Tagged::NoRange) => Behaviour::NoRange,
             BehaviourInput::Tagged(Tagged::Stall { fraction, count }) => Behaviour::Stall { fraction, count },
+            BehaviourInput::Tagged(Tagged::Garble { fraction }) => Behaviour::Garble { fraction },
         };
         behaviour.validate()?;
         Ok(behaviour)
@@ -248,6 +262,7 @@ mod tests {
             ("slow:65536", Behaviour::Slow { bytes_per_sec: 65536 }),
             ("stall:0.25", Behaviour::Stall { fraction: 0.25, count: None }),
             ("stall:0.5:2", Behaviour::Stall { fraction: 0.5, count: Some(2) }),
+            ("garble:0.5", Behaviour::Garble { fraction: 0.5 }),
         ];
         for (text, want) in cases {
             assert_eq!(text.parse::<Behaviour>().unwrap(), want, "{text}");
@@ -272,6 +287,8 @@ mod tests {
             "ok:1",
             "stall:1",
             "stall:0.5:x",
+            "garble:1",
+            "garble",
         ] {
             assert!(text.parse::<Behaviour>().is_err(), "{text:?} should be rejected");
         }
@@ -285,6 +302,7 @@ mod tests {
             (r#"{"fail_then_ok": {"status": 503, "count": 3}}"#, Behaviour::FailThenOk { status: 503, count: 3 }),
             (r#"{"truncate": {"fraction": 0.5}}"#, Behaviour::Truncate { fraction: 0.5 }),
             (r#"{"slow": {"bytes_per_sec": 100}}"#, Behaviour::Slow { bytes_per_sec: 100 }),
+            (r#"{"garble": {"fraction": 0.25}}"#, Behaviour::Garble { fraction: 0.25 }),
         ];
         for (json, want) in cases {
             assert_eq!(serde_json::from_str::<Behaviour>(json).unwrap(), want, "{json}");

@@ -36,7 +36,8 @@
 //!   apart: [`clip_tags`]), `dash_fragment_secs` (~5 s DASH fragments with unaligned audio);
 //! - per id ([`ScenarioEntry`]): `signed` (media URLs bound to the client IP that fetched the page, with an
 //!   expiry, 403 otherwise), `redirect` (a 302 before each media body), and the behaviours, among them
-//!   `stall:FRACTION[:COUNT]` (a body that stops without closing);
+//!   `stall:FRACTION[:COUNT]` (a body that stops without closing) and `garble:FRACTION` (512 bytes of each
+//!   media file damaged from that place on, lengths and headers intact);
 //! - server-wide: the open-range throttle, on by default (it touches only files with more than 10 MB left).
 //!
 //! Counting rules worth knowing when writing tests:

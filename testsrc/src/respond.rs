@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::behaviour::Behaviour;
+use crate::behaviour::{Behaviour, GARBLE_LEN};
 use crate::http::{Request, ResponseHead};
 use crate::range::{self, ByteRange, RangeOutcome};
 use crate::server::Shared;
@@ -44,6 +44,8 @@ enum Body {
         /// Bytes actually sent; less than the promised length when truncating on purpose.
         send: u64,
         rate: Option<u64>,
+        /// Where in the file [`Behaviour::Garble`]'s damaged bytes start.
+        garble: Option<u64>,
     },
 }
 
@@ -121,7 +123,7 @@ pub(crate) fn file_reply(req: &Request, path: &Path, total: u64, content_type: &
     }
     let body = match outcome {
         RangeOutcome::Unsatisfiable => Body::Bytes(Vec::new()),
-        _ => Body::File { path: path.to_owned(), start: outcome.start(), send: len, rate: None },
+        _ => Body::File { path: path.to_owned(), start: outcome.start(), send: len, rate: None, garble: None },
     };
     let reply = Reply { head, body, len, keep_alive: true, id: None, throttled: false, internal: false, stall: false };
     (reply, open_ended)
@@ -141,7 +143,7 @@ pub(crate) fn media(
     let throttled = throttle.enabled && open_ended && reply.len > throttle.threshold;
     let promised = reply.len;
     let mut stall = false;
-    if let Body::File { send, rate, start, .. } = &mut reply.body {
+    if let Body::File { send, rate, start, garble, .. } = &mut reply.body {
         if throttled {
             *rate = Some(throttle.rate);
         }
@@ -158,6 +160,7 @@ pub(crate) fn media(
                     stall = true;
                 }
             }
+            Behaviour::Garble { fraction } => *garble = Some((len as f64 * fraction).floor() as u64),
             _ => {}
         }
     }
@@ -255,12 +258,12 @@ async fn write(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes the body chunk by chunk under the connection's pacing and the global bucket.
 async fn write_body(stream: &mut TcpStream, reply: &Reply, shared: &Shared, written: &mut u64) -> io::Result<()> {
-    let (mut source, mut remaining, rate) = match &reply.body {
-        Body::Bytes(bytes) => (Source::Bytes(bytes.as_slice()), bytes.len() as u64, None),
-        Body::File { path, start, send, rate } => {
+    let (mut source, mut remaining, rate, mut at, garble) = match &reply.body {
+        Body::Bytes(bytes) => (Source::Bytes(bytes.as_slice()), bytes.len() as u64, None, 0, None),
+        Body::File { path, start, send, rate, garble } => {
             let mut file = tokio::fs::File::open(path).await?;
             file.seek(io::SeekFrom::Start(*start)).await?;
-            (Source::File(file), *send, *rate)
+            (Source::File(file), *send, *rate, *start, *garble)
         }
     };
     let bucket = shared.bucket.as_ref().filter(|_| !reply.internal);
@@ -271,6 +274,10 @@ async fn write_body(stream: &mut TcpStream, reply: &Reply, shared: &Shared, writ
     while remaining > 0 {
         let n = remaining.min(chunk.len() as u64) as usize;
         source.read(&mut chunk[..n]).await?;
+        if let Some(from) = garble {
+            damage(&mut chunk[..n], at, from);
+        }
+        at += n as u64;
         if let Some(pacer) = &mut pacer {
             tokio::time::sleep_until(pacer.next_write_at(Instant::now()).into()).await;
         }
@@ -290,6 +297,17 @@ async fn write_body(stream: &mut TcpStream, reply: &Reply, shared: &Shared, writ
     Ok(())
 }
 
+/// Damages the bytes of `chunk` (the file's bytes from `at` on) that fall in `[from, from + GARBLE_LEN)`.
+fn damage(chunk: &mut [u8], at: u64, from: u64) {
+    let end = at + chunk.len() as u64;
+    let (lo, hi) = (from.max(at), (from + GARBLE_LEN).min(end));
+    if lo < hi {
+        for b in &mut chunk[(lo - at) as usize..(hi - at) as usize] {
+            *b ^= 0xA5;
+        }
+    }
+}
+
 enum Source<'a> {
     Bytes(&'a [u8]),
     File(tokio::fs::File),
@@ -305,6 +323,29 @@ impl Source<'_> {
                 Ok(())
             }
             Source::File(file) => file.read_exact(buf).await.map(drop),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbled_bytes_are_the_same_whatever_the_chunks() {
+        let file: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+        let from = 1000;
+        let mut whole = file.clone();
+        damage(&mut whole, 0, from);
+        let changed: Vec<usize> = (0..file.len()).filter(|&i| whole[i] != file[i]).collect();
+        assert_eq!(changed.first(), Some(&1000));
+        assert_eq!(changed.len() as u64, GARBLE_LEN);
+        for size in [1, 7, 100, 511, 512, 513, 4096] {
+            let mut pieces = file.clone();
+            for (i, chunk) in pieces.chunks_mut(size).enumerate() {
+                damage(chunk, (i * size) as u64, from);
+            }
+            assert_eq!(pieces, whole, "chunks of {size}");
         }
     }
 }
