@@ -377,6 +377,8 @@ fn exact(t: f64) -> String {
     format!("{:.6}", t.max(0.0))
 }
 
+/// Runs one of the smart cut's ffmpeg commands (at `-loglevel error`): one that complains decoded damaged
+/// source packets for an encoded part, or met them in a copy, and fails the clip as the exact cut does.
 async fn check(cmd: &mut tokio::process::Command, stop: &mut StopSignal) -> Result<(), Failure> {
     let o = super::ffmpeg::run(cmd, stop).await?;
     if !o.status.success() {
