@@ -313,3 +313,30 @@ fn sha256_hex(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// An audio track damaged in the clip's window (the test source flips 512 bytes from half of each media file
+/// on) is not made into a clip: the AAC decoder's complaint (`Reserved bit set.`) fails the cut as `corrupt`,
+/// since the encoded FLAC or M4A would hold the decoder's concealment and decode cleanly itself.
+#[test]
+fn a_damaged_audio_track_fails_as_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = "audiogarble";
+    let server = server(config().with_behaviour(id, kinetics_testsrc::Behaviour::Garble { fraction: 0.5 }));
+    // Half of the audio file is about half of the 60 s video.
+    let row = Row::new("tone", id, 25.0, 35.0);
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, std::slice::from_ref(&row));
+    for format in ["flac", "m4a"] {
+        let out = tmp.path().join(format);
+        let mut args = download_args(&server, &out, &[&csv]);
+        args.extend(os(["--audio-only", "--audio-format", format]));
+        run(&args).expect_code(3);
+        let failed = read_csv(&out.join("failed.csv"));
+        assert_eq!(failed.rows.len(), 1, "{format}: {:?}", failed.rows);
+        let line = &failed.rows[0];
+        assert_eq!((line["category"].as_str(), line["attempts"].as_str()), ("corrupt", "3"), "{format}: {line:?}");
+        let message = &line["message"];
+        assert!(message.starts_with("the source is damaged: decoding it, ffmpeg said \"[aac] "), "{message}");
+        assert!(files_with(&out, format).is_empty(), "{format}");
+    }
+}
