@@ -234,3 +234,46 @@ fn sources_that_cannot_be_smart_cut_are_cut_exactly_and_the_journal_says_why() {
         assert_eq!(probe(&out.join(row.rel_path())).height, 90);
     }
 }
+
+/// An open GOP (x264's `open-gop`: keyframes after the first are I pictures that are not IDR, and the
+/// B-frames shown before each are decoded after it): the smart cut falls back to the exact cut, which decodes
+/// from the keyframe before the clip. The frames shown before that keyframe lack a reference, and ffmpeg says
+/// so (`mmco: unref short failure`), but they are not in the clip: the clip is made, exact, and no damage is
+/// reported (`tools::ffmpeg::damaged_source` leaves those lines alone).
+#[test]
+fn an_open_gop_source_is_cut_exactly_though_its_decoder_complains_before_the_clip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let open = Profile { duration_secs: VIDEO_SECS, bframes: 2, open_gop: true, ..Config::for_tests().profile };
+    let config = config()
+        .with_profile("open", open)
+        .with_entry("opengopaaaa", ScenarioEntry::default().with_profile("open"))
+        .with_entry("opengopbbbb", ScenarioEntry::default().with_profile("open"))
+        .with_entry("opengopcccc", ScenarioEntry::default().with_profile("open"))
+        .with_entry("opengopdddd", ScenarioEntry::default().with_profile("open"));
+    let server = server(config);
+    // Keyframes every 2 s: clips from the middle of a GOP, and from among the frames shown just before a
+    // keyframe (15.9 s, 13.95 s), which must reach the clip whole, from the GOP before.
+    let rows = vec![
+        Row::new("open", "opengopaaaa", 12.3, 22.3),
+        Row::new("open", "opengopbbbb", 41.0, 51.0),
+        Row::new("open", "opengopcccc", 15.9, 25.9),
+        Row::new("open", "opengopdddd", 13.95, 23.95),
+    ];
+    let csv = tmp.path().join("rows.csv");
+    write_csv(&csv, &rows);
+    for trim in ["smart", "exact"] {
+        let out = tmp.path().join(trim);
+        let mut args = with_template(download_args(&server, &out, &[&csv]), &server.watch_url_template());
+        args.extend(os(["--trim", trim]));
+        run(&args).expect_code(0);
+        let recorded = trims(&out);
+        for row in &rows {
+            let made = &recorded[&row.rel_path()];
+            assert!(made.starts_with("exact"), "{trim}: {made}");
+            if trim == "smart" {
+                assert!(made.contains("open GOP"), "{made}");
+            }
+            assert_clip(&out, row);
+        }
+    }
+}

@@ -344,11 +344,30 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
 /// met damaged packets in the source and concealed them, so the clip holds pictures or sound the source
 /// does not. The clip's own check cannot see that (an encoder's packets are sound whatever it was given),
 /// so the cut fails as `corrupt`, as a decode check of copied packets fails on the same complaints.
+///
+/// A decode that starts at a keyframe which is not an IDR picture (an open GOP) cannot reference what the
+/// frames shown before that keyframe but decoded after it need, and says so ([`OPEN_GOP_START`]); those frames
+/// come before the clip's start (the window begins at the keyframe at or before it), so those lines alone are
+/// no damage.
 pub(super) fn damaged_source(stderr: &str) -> Option<Failure> {
-    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let first = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !OPEN_GOP_START.iter().any(|benign| l.contains(benign)))?;
     let message = format!("the source is damaged: decoding it, ffmpeg said \"{}\"", without_address(first));
     Some(Failure::new(Category::Corrupt, message, stderr))
 }
+
+/// What H.264's decoder says of the pictures it cannot reference when it starts at a keyframe that is not an
+/// IDR picture (x264's `open-gop`: ffmpeg 5.1 prints the first for every such start, the others for other
+/// reference structures).
+const OPEN_GOP_START: [&str; 5] = [
+    "mmco: unref short failure",
+    "mmco: unref long failure",
+    "reference picture missing during reorder",
+    "Missing reference picture",
+    "co located POCs unavailable",
+];
 
 /// A log line without the addresses of its contexts (`[h264 @ 0x55d4c3a0b2c0] ...` → `[h264] ...`), which
 /// change from run to run.
@@ -962,6 +981,14 @@ something unexpected
             ),
             ("[mp4 @ 0x1] [h264 @ 0xabc] no frame!\n", "[mp4] [h264] no frame!"),
         ];
+        // A cut of an open GOP's window (ffmpeg 5.1, x264 `open-gop=1`): the frames before its first
+        // keyframe, decoded after it, lack a reference; they are not in the clip.
+        assert!(damaged_source("[h264 @ 0x5640066a6e40] mmco: unref short failure\n").is_none());
+        let both = "[h264 @ 0x1] mmco: unref short failure\n[h264 @ 0x1] error while decoding MB 3 4, bytestream -2\n";
+        assert_eq!(
+            damaged_source(both).unwrap().message,
+            "the source is damaged: decoding it, ffmpeg said \"[h264] error while decoding MB 3 4, bytestream -2\""
+        );
         for (stderr, said) in cases {
             let failure = damaged_source(stderr).expect(stderr);
             assert_eq!(failure.category, Category::Corrupt);

@@ -49,6 +49,9 @@ pub struct Profile {
     /// a height nearer the format choice's target than the H.264's, the default choice takes the VP9.
     /// 0 (the default): H.264 and AAC only.
     pub webm_height: u32,
+    /// Open GOPs (x264's `open-gop`, with `bframes`): keyframes after the first are I pictures that are not
+    /// IDR, and the B-frames shown before each, decoded after it, reference the GOP before. Off by default.
+    pub open_gop: bool,
 }
 
 impl Default for Profile {
@@ -66,6 +69,7 @@ impl Default for Profile {
             tag: 0,
             dash_fragment_secs: 0.0,
             webm_height: 0,
+            open_gop: false,
         }
     }
 }
@@ -115,6 +119,7 @@ impl Profile {
         ensure!(self.bframes <= 16, "profile {name}: bframes must be 0..=16");
         ensure!(self.tag < (1 << 20), "profile {name}: tag must fit 20 bits");
         ensure!(self.webm_height == 0 || self.webm_height >= 24, "profile {name}: webm_height must be 0 or >= 24");
+        ensure!(!self.open_gop || self.bframes > 0, "profile {name}: open_gop needs bframes");
         ensure!(
             self.dash_fragment_secs >= 0.0 && self.dash_fragment_secs.is_finite(),
             "profile {name}: dash_fragment_secs must be 0 or positive"

@@ -33,7 +33,8 @@
 //! YouTube's rough edges are switched on per video, so tests pick the world they need:
 //! - per profile ([`Profile`]): `bframes` (composition offsets, an edit list), `irregular_keyframes`
 //!   (forced at irregular times up to 9.6 s apart, scene cuts on), `tag` (a second strip telling videos
-//!   apart: [`clip_tags`]), `dash_fragment_secs` (~5 s DASH fragments with unaligned audio);
+//!   apart: [`clip_tags`]), `dash_fragment_secs` (~5 s DASH fragments with unaligned audio), `open_gop`
+//!   (x264's open GOPs);
 //! - per id ([`ScenarioEntry`]): `signed` (media URLs bound to the client IP that fetched the page, with an
 //!   expiry, 403 otherwise), `redirect` (a 302 before each media body), and the behaviours, among them
 //!   `stall:FRACTION[:COUNT]` (a body that stops without closing) and `garble:FRACTION` (512 bytes of each

@@ -44,6 +44,9 @@ pub fn cache_file_name(p: &Profile) -> String {
     if p.tag > 0 {
         extra += &format!("-tag{}", p.tag);
     }
+    if p.open_gop {
+        extra += "-opengop";
+    }
     format!(
         "testsrc-v{FORMAT_VERSION}-{}x{}-{}fps-{}s-gop{}s-{}k-{}{extra}.mp4",
         p.width,
@@ -132,6 +135,9 @@ pub fn ffmpeg_args(p: &Profile, out: &Path) -> Vec<String> {
         flags += " -map [a] -c:a aac -b:a 64k";
     }
     flags += &format!(" -c:v libx264 -preset veryfast -pix_fmt yuv420p -bf {}", p.bframes);
+    if p.open_gop {
+        flags += " -x264-params open-gop=1";
+    }
     let mut forced = None;
     if p.irregular_keyframes {
         // Forced keyframes at irregular times, x264's scene-cut detection left on, at most 10 s apart.
