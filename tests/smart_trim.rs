@@ -239,7 +239,7 @@ fn sources_that_cannot_be_smart_cut_are_cut_exactly_and_the_journal_says_why() {
 /// B-frames shown before each are decoded after it): the smart cut falls back to the exact cut, which decodes
 /// from the keyframe before the clip. The frames shown before that keyframe lack a reference, and ffmpeg says
 /// so (`mmco: unref short failure`), but they are not in the clip: the clip is made, exact, and no damage is
-/// reported (`tools::ffmpeg::damaged_source` leaves those lines alone).
+/// reported (`tools::ffmpeg::undamaged_source` leaves those lines alone).
 #[test]
 fn an_open_gop_source_is_cut_exactly_though_its_decoder_complains_before_the_clip() {
     let tmp = tempfile::tempdir().unwrap();

@@ -205,10 +205,8 @@ impl Ffmpeg {
             if !o.status.success() {
                 return Err(Failure::from_stderr(&o.stderr, o.status.code()));
             }
-            return match damaged_source(&o.stderr) {
-                Some(failure) => Err(failure),
-                None => Ok(None),
-            };
+            undamaged_source(&o.stderr)?;
+            return Ok(None);
         }
         cmd.args(DECODE_ONE_THREAD);
         cmd.arg("-ss").arg(secs(start)).arg("-i").arg(input).arg("-t").arg(secs(duration));
@@ -227,9 +225,7 @@ impl Ffmpeg {
         if !o.status.success() {
             return Err(Failure::from_stderr(&o.stderr, o.status.code()));
         }
-        if let Some(failure) = damaged_source(&o.stderr) {
-            return Err(failure);
-        }
+        undamaged_source(&o.stderr)?;
         if encode.copy {
             return Ok(None);
         }
@@ -340,7 +336,7 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
     }
 }
 
-/// A cut that exited 0 but complained, at `-loglevel error` (where ffmpeg prints nothing else): its decoder
+/// Fails a cut that exited 0 but complained, at `-loglevel error` (where ffmpeg prints nothing else): its decoder
 /// met damaged packets in the source and concealed them, so the clip holds pictures or sound the source
 /// does not. The clip's own check cannot see that (an encoder's packets are sound whatever it was given),
 /// so the cut fails as `corrupt`, as a decode check of copied packets fails on the same complaints.
@@ -349,13 +345,18 @@ async fn version_line(program: &Path, stop: &mut StopSignal) -> Result<String, F
 /// frames shown before that keyframe but decoded after it need, and says so ([`OPEN_GOP_START`]); those frames
 /// come before the clip's start (the window begins at the keyframe at or before it), so those lines alone are
 /// no damage.
-pub(super) fn damaged_source(stderr: &str) -> Option<Failure> {
-    let first = stderr
+pub(super) fn undamaged_source(stderr: &str) -> Result<(), Failure> {
+    let complaint = stderr
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty() && !OPEN_GOP_START.iter().any(|benign| l.contains(benign)))?;
-    let message = format!("the source is damaged: decoding it, ffmpeg said \"{}\"", without_address(first));
-    Some(Failure::new(Category::Corrupt, message, stderr))
+        .find(|l| !l.is_empty() && !OPEN_GOP_START.iter().any(|benign| l.contains(benign)));
+    match complaint {
+        None => Ok(()),
+        Some(first) => {
+            let message = format!("the source is damaged: decoding it, ffmpeg said \"{}\"", without_address(first));
+            Err(Failure::new(Category::Corrupt, message, stderr))
+        }
+    }
 }
 
 /// What H.264's decoder says of the pictures it cannot reference when it starts at a keyframe that is not an
@@ -966,8 +967,8 @@ something unexpected
     fn a_cut_that_complains_met_a_damaged_source() {
         // ffmpeg 5.1 at `-loglevel error`: nothing at all from a sound source; from a damaged one, its decoders'
         // complaints, which name their contexts by address.
-        assert!(damaged_source("").is_none());
-        assert!(damaged_source("\n  \n").is_none());
+        assert!(undamaged_source("").is_ok());
+        assert!(undamaged_source("\n  \n").is_ok());
         let cases = [
             (
                 "[h264 @ 0x55d4c3a0b2c0] error while decoding MB 23 11, bytestream -7\n\
@@ -983,14 +984,14 @@ something unexpected
         ];
         // A cut of an open GOP's window (ffmpeg 5.1, x264 `open-gop=1`): the frames before its first
         // keyframe, decoded after it, lack a reference; they are not in the clip.
-        assert!(damaged_source("[h264 @ 0x5640066a6e40] mmco: unref short failure\n").is_none());
+        assert!(undamaged_source("[h264 @ 0x5640066a6e40] mmco: unref short failure\n").is_ok());
         let both = "[h264 @ 0x1] mmco: unref short failure\n[h264 @ 0x1] error while decoding MB 3 4, bytestream -2\n";
         assert_eq!(
-            damaged_source(both).unwrap().message,
+            undamaged_source(both).unwrap_err().message,
             "the source is damaged: decoding it, ffmpeg said \"[h264] error while decoding MB 3 4, bytestream -2\""
         );
         for (stderr, said) in cases {
-            let failure = damaged_source(stderr).expect(stderr);
+            let failure = undamaged_source(stderr).expect_err(stderr);
             assert_eq!(failure.category, Category::Corrupt);
             assert_eq!(failure.message, format!("the source is damaged: decoding it, ffmpeg said \"{said}\""));
         }

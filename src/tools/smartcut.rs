@@ -384,7 +384,7 @@ async fn check(cmd: &mut tokio::process::Command, stop: &mut StopSignal) -> Resu
     if !o.status.success() {
         return Err(Failure::from_stderr(&o.stderr, o.status.code()));
     }
-    super::ffmpeg::damaged_source(&o.stderr).map_or(Ok(()), Err)
+    super::ffmpeg::undamaged_source(&o.stderr)
 }
 
 #[cfg(test)]
